@@ -1,0 +1,23 @@
+// Atomic file output: every file recur writes (checkpoints, metrics, pictures, fetched data) goes
+// to a temporary name in the same folder, is flushed to disk, then renamed over the target, so
+// a crash or a full disk never leaves a half-written file in place of a good one.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace recur {
+
+// Writes `size` bytes to `path` atomically. Throws recur::Error naming the path on any failure
+// (unwritable folder, disk full); the temporary file is removed and `path` is left untouched.
+void write_file_atomic(const std::string& path, const void* data, std::size_t size);
+inline void write_file_atomic(const std::string& path, std::string_view text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+// Reads a whole file. Throws recur::Error naming the path when it is missing, a folder, or
+// unreadable.
+std::string read_file(const std::string& path);
+
+}  // namespace recur

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies and MNIST if missing, builds with warnings as
+# errors, and runs every test through ctest. Idempotent.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+bash scripts/install-deps.sh
+RECUR_BUILD_DIR=${RECUR_BUILD_DIR:-$root/build} bash scripts/build.sh -DRECUR_WERROR=ON
+build_dir=${RECUR_BUILD_DIR:-$root/build}
+"$build_dir/recur" data fetch mnist --data "$root/data/mnist"
+cd "$build_dir"
+ctest --output-on-failure -j "$(nproc)" --timeout 900

@@ -1,0 +1,17 @@
+// One function per subcommand: each adds its subcommand and options to the app and sets `run`
+// to what executes it once the command line is parsed. main.cpp turns errors into exit codes.
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace recur::cli {
+
+using Runner = std::function<int()>;
+
+void add_data_command(CLI::App& app, Runner& run);
+
+}  // namespace recur::cli

@@ -1,0 +1,82 @@
+#include "recur/fs.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "recur/error.hpp"
+
+namespace recur {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const void* data, std::size_t size) {
+  namespace fs = std::filesystem;
+  fs::path target(path);
+  fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(path, "folder " + dir.string() + " does not exist");
+  if (fs::is_directory(target, ec)) throw Error(path, "is a folder, not a file");
+
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  int fd = mkstemp(tmp.data());
+  if (fd < 0) throw Error(path, "cannot create a file in " + dir.string() + ": " + errno_text(errno));
+  auto fail = [&](const std::string& what) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error(path, what + ": " + errno_text(err));
+  };
+  const char* p = static_cast<const char*>(data);
+  std::size_t left = size;
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write failed");
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::fchmod(fd, 0644) != 0) fail("cannot set permissions");
+  if (::fsync(fd) != 0) fail("flush to disk failed");
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path, "close failed: " + errno_text(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path, "rename failed: " + errno_text(err));
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+std::string read_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(path, "no such file");
+  if (fs::is_directory(path, ec)) throw Error(path, "is a folder, not a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path, "cannot open: " + errno_text(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw Error(path, "read failed");
+  return ss.str();
+}
+
+}  // namespace recur
