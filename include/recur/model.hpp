@@ -1,0 +1,153 @@
+// A sequence classifier: optional input projection (Dense), a recurrent stack (RNN, LSTM or GRU;
+// stacked, bidirectional), a pooling of its outputs, a Dense head and softmax cross-entropy.
+//
+// Data layout: inputs are time-major, x[(t * B + b) * input_size + i], t < steps, b < B.
+// Logits are [B, num_classes]. Initial and final states are [layers * directions, B, hidden]
+// in PyTorch's order (layer-major, forward direction before reverse).
+//
+// Parameters live in one arena (params()); a gradient arena of the same layout is passed to
+// backward(), which ADDS into it. Tensor names are those of this PyTorch module's state_dict:
+//   proj = nn.Linear(input_size, projection)          (when projection > 0)
+//   rnn  = nn.LSTM / nn.GRU / nn.RNN(..., batch_first=False)
+//   head = nn.Linear(hidden * directions, num_classes)
+// The untied variant keeps one input and one recurrent matrix per timestep, stored with a
+// leading step dimension (rnn.weight_ih_l0 is [steps, G*hidden, in]); it has no PyTorch twin.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "recur/cell.hpp"
+#include "recur/params.hpp"
+#include "recur/rng.hpp"
+
+namespace recur {
+
+enum class Pooling { last, mean, max };
+Pooling parse_pooling(const std::string& name);  // Error("--pooling", ...)
+std::string to_string(Pooling p);
+
+// Weight initialisations (seeded, deterministic):
+//   pytorch           U(-1/sqrt(H), 1/sqrt(H)) for recurrent tensors, U(-1/sqrt(fan_in), ..) for Dense
+//   glorot            U(-a, a), a = sqrt(6 / (fan_in + fan_out)), per gate block
+//   orthogonal        an orthogonal H x H matrix per gate block (recurrent matrices only)
+//   normal            N(0, sigma^2)
+//   truncated_normal  N(0, sigma^2) redrawn outside 2 sigma
+enum class InitKind { pytorch, glorot, orthogonal, normal, truncated_normal };
+InitKind parse_init(const std::string& name);
+std::string to_string(InitKind k);
+// Biases: pytorch (the default of that PyTorch module), constant (bias_value), or normal (sigma).
+enum class BiasKind { pytorch, constant, normal };
+BiasKind parse_bias_init(const std::string& name);
+std::string to_string(BiasKind k);
+
+struct WeightInit {
+  InitKind kind = InitKind::pytorch;
+  double sigma = 0.01;
+  BiasKind bias = BiasKind::pytorch;
+  double bias_value = 0.0;
+};
+
+struct InitConfig {
+  WeightInit input;       // rnn.weight_ih_*, rnn.bias_ih_*
+  WeightInit recurrent;   // rnn.weight_hh_*, rnn.bias_hh_*
+  WeightInit projection;  // proj.*
+  WeightInit head;        // head.*
+  double forget_bias = 0.0;  // LSTM: added to the forget block of bias_ih after init
+};
+
+struct ModelConfig {
+  CellKind cell = CellKind::lstm;
+  int input_size = 28;
+  int steps = 28;          // sequence length (fixed by the data view)
+  int hidden = 128;
+  int layers = 1;
+  bool bidirectional = false;
+  int projection = 0;      // width of the input Dense layer; 0 = none
+  Pooling pooling = Pooling::last;
+  int num_classes = 10;
+  double dropout = 0.0;    // between stacked recurrent layers, training only
+  bool untied = false;     // separate weights for every timestep
+  bool bias = true;        // recurrent biases (b_ih, b_hh)
+  InitConfig init;
+
+  int directions() const { return bidirectional ? 2 : 1; }
+  // Throws recur::Error naming the offending option (as its command-line flag) when invalid.
+  void validate() const;
+};
+
+std::string to_json(const ModelConfig& c);
+ModelConfig model_config_from_json(const std::string& json, const std::string& source);
+
+template <typename T>
+struct NetworkBuffers;
+
+// Activations saved by forward() for backward(); sized on first use and reused, so a training
+// loop allocates nothing after its first step. One per thread.
+template <typename T>
+class NetworkWorkspace {
+ public:
+  NetworkWorkspace();
+  ~NetworkWorkspace();
+  NetworkWorkspace(NetworkWorkspace&&) noexcept;
+  NetworkWorkspace& operator=(NetworkWorkspace&&) noexcept;
+  NetworkBuffers<T>& buffers() { return *buffers_; }
+  const NetworkBuffers<T>& buffers() const { return *buffers_; }
+
+ private:
+  std::unique_ptr<NetworkBuffers<T>> buffers_;
+};
+
+template <typename T>
+class Network {
+ public:
+  explicit Network(const ModelConfig& config);
+  ~Network();
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const ParamLayout& layout() const { return layout_; }
+  std::vector<T>& params() { return params_; }
+  const std::vector<T>& params() const { return params_; }
+  std::size_t num_params() const { return layout_.total(); }
+
+  // Fills every parameter from `seed` according to config().init.
+  void init(std::uint64_t seed);
+
+  // Forward pass over a batch of B sequences. Returns the logits [B, C] (valid until the
+  // workspace is used again). h0/c0 may be null (zeros). With train=true, dropout is applied
+  // (drawing from rng) and everything backward() needs is kept in ws.
+  const T* forward(const T* x, int B, NetworkWorkspace<T>& ws, bool train, Rng* rng = nullptr,
+                   const T* h0 = nullptr, const T* c0 = nullptr) const;
+
+  // Backward pass of the last forward(train=true) on ws. dlogits [B, C]. Adds parameter
+  // gradients into grads (layout()); writes dx [steps, B, input_size], dh0 and dc0 when non-null.
+  void backward(const T* x, int B, NetworkWorkspace<T>& ws, const T* dlogits, T* grads,
+                T* dx = nullptr, T* dh0 = nullptr, T* dc0 = nullptr) const;
+
+  // Final states of the last forward on ws: [layers * directions, B, hidden]; cn is LSTM only.
+  const T* final_h(const NetworkWorkspace<T>& ws) const;
+  const T* final_c(const NetworkWorkspace<T>& ws) const;
+  // The recurrent stack's output sequence of the last forward: [steps, B, hidden * directions].
+  const T* outputs(const NetworkWorkspace<T>& ws) const;
+
+ private:
+  struct Impl;  // the recurrent stack and the Dense layers' offsets
+  ModelConfig config_;
+  ParamLayout layout_;
+  std::vector<T> params_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Mean softmax cross-entropy of logits [B, C] against labels, computed with log-sum-exp.
+// Returns sum over the batch of per-sample losses times `scale` (pass 1/N for a mean over N).
+// When dlogits is non-null it receives d(loss)/d(logits) with the same scale. `correct`, when
+// non-null, receives the number of argmax hits.
+template <typename T>
+double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B, int C, T scale,
+                             T* dlogits, int* correct);
+
+}  // namespace recur

@@ -1,0 +1,146 @@
+#include "kernels/cell.hpp"
+
+#include "kernels/activations.hpp"
+#include "recur/cell.hpp"
+
+namespace recur::kernels {
+
+template <typename T>
+void rnn_pointwise_forward(bool relu, int B, int H, const T* pre, T* h, int ldh) {
+  for (int b = 0; b < B; ++b) {
+    const T* p = pre + b * H;
+    T* hb = h + b * ldh;
+    if (relu) {
+      for (int j = 0; j < H; ++j) hb[j] = p[j] > T(0) ? p[j] : T(0);
+    } else {
+      for (int j = 0; j < H; ++j) hb[j] = tanh_act(p[j]);
+    }
+  }
+}
+
+template <typename T>
+void rnn_pointwise_backward(bool relu, int B, int H, const T* h, int ldh, const T* dh, T* dpre) {
+  for (int b = 0; b < B; ++b) {
+    const T* hb = h + b * ldh;
+    const T* d = dh + b * H;
+    T* o = dpre + b * H;
+    if (relu) {
+      for (int j = 0; j < H; ++j) o[j] = hb[j] > T(0) ? d[j] : T(0);
+    } else {
+      for (int j = 0; j < H; ++j) o[j] = d[j] * (T(1) - hb[j] * hb[j]);
+    }
+  }
+}
+
+template <typename T>
+void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h, int ldh) {
+  using namespace lstm_gate;
+  for (int b = 0; b < B; ++b) {
+    T* g = gates + b * kCount * H;
+    T* gi = g + kInput * H;
+    T* gf = g + kForget * H;
+    T* gg = g + kCell * H;
+    T* go = g + kOutput * H;
+    const T* cp = c_prev + b * H;
+    T* cb = c + b * H;
+    T* hb = h + b * ldh;
+    for (int j = 0; j < H; ++j) {
+      const T i = sigmoid(gi[j]), f = sigmoid(gf[j]), u = tanh_act(gg[j]), o = sigmoid(go[j]);
+      gi[j] = i;
+      gf[j] = f;
+      gg[j] = u;
+      go[j] = o;
+      const T cn = f * cp[j] + i * u;
+      cb[j] = cn;
+      hb[j] = o * tanh_act(cn);
+    }
+  }
+}
+
+template <typename T>
+void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, const T* c, const T* dh,
+                             T* dc, T* dgates) {
+  using namespace lstm_gate;
+  for (int b = 0; b < B; ++b) {
+    const T* g = gates + b * kCount * H;
+    T* dg = dgates + b * kCount * H;
+    const T* cp = c_prev + b * H;
+    const T* cb = c + b * H;
+    const T* dhb = dh + b * H;
+    T* dcb = dc + b * H;
+    for (int j = 0; j < H; ++j) {
+      const T i = g[kInput * H + j], f = g[kForget * H + j], u = g[kCell * H + j],
+              o = g[kOutput * H + j];
+      const T tc = tanh_act(cb[j]);
+      const T dcj = dcb[j] + dhb[j] * o * (T(1) - tc * tc);
+      dg[kInput * H + j] = dcj * u * i * (T(1) - i);
+      dg[kForget * H + j] = dcj * cp[j] * f * (T(1) - f);
+      dg[kCell * H + j] = dcj * i * (T(1) - u * u);
+      dg[kOutput * H + j] = dhb[j] * tc * o * (T(1) - o);
+      dcb[j] = dcj * f;
+    }
+  }
+}
+
+template <typename T>
+void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_prev, int ld_prev,
+                           T* h, int ldh) {
+  using namespace gru_gate;
+  for (int b = 0; b < B; ++b) {
+    T* g = gates + b * kCount * H;
+    const T* hd = hidden + b * kCount * H;
+    const T* hp = h_prev + b * ld_prev;
+    T* hb = h + b * ldh;
+    for (int j = 0; j < H; ++j) {
+      const T r = sigmoid(g[kReset * H + j] + hd[kReset * H + j]);
+      const T z = sigmoid(g[kUpdate * H + j] + hd[kUpdate * H + j]);
+      const T n = tanh_act(g[kNew * H + j] + r * hd[kNew * H + j]);
+      g[kReset * H + j] = r;
+      g[kUpdate * H + j] = z;
+      g[kNew * H + j] = n;
+      hb[j] = (T(1) - z) * n + z * hp[j];
+    }
+  }
+}
+
+template <typename T>
+void gru_pointwise_backward(int B, int H, const T* gates, const T* hidden, const T* h_prev,
+                            int ld_prev, const T* dh, T* dgate_in, T* dgate_hid, T* dh_prev) {
+  using namespace gru_gate;
+  for (int b = 0; b < B; ++b) {
+    const T* g = gates + b * kCount * H;
+    const T* hd = hidden + b * kCount * H;
+    const T* hp = h_prev + b * ld_prev;
+    const T* d = dh + b * H;
+    T* gi = dgate_in + b * kCount * H;
+    T* gh = dgate_hid + b * kCount * H;
+    T* dp = dh_prev + b * H;
+    for (int j = 0; j < H; ++j) {
+      const T r = g[kReset * H + j], z = g[kUpdate * H + j], n = g[kNew * H + j];
+      const T dn_pre = d[j] * (T(1) - z) * (T(1) - n * n);
+      const T dz_pre = d[j] * (hp[j] - n) * z * (T(1) - z);
+      const T dr_pre = dn_pre * hd[kNew * H + j] * r * (T(1) - r);
+      gi[kReset * H + j] = dr_pre;
+      gi[kUpdate * H + j] = dz_pre;
+      gi[kNew * H + j] = dn_pre;
+      gh[kReset * H + j] = dr_pre;
+      gh[kUpdate * H + j] = dz_pre;
+      gh[kNew * H + j] = dn_pre * r;
+      dp[j] = d[j] * z;
+    }
+  }
+}
+
+#define RECUR_INSTANTIATE_CELL(T)                                                              \
+  template void rnn_pointwise_forward<T>(bool, int, int, const T*, T*, int);                   \
+  template void rnn_pointwise_backward<T>(bool, int, int, const T*, int, const T*, T*);        \
+  template void lstm_pointwise_forward<T>(int, int, T*, const T*, T*, T*, int);                \
+  template void lstm_pointwise_backward<T>(int, int, const T*, const T*, const T*, const T*, T*, \
+                                           T*);                                                \
+  template void gru_pointwise_forward<T>(int, int, T*, const T*, const T*, int, T*, int);      \
+  template void gru_pointwise_backward<T>(int, int, const T*, const T*, const T*, int, const T*, \
+                                          T*, T*, T*);
+RECUR_INSTANTIATE_CELL(float)
+RECUR_INSTANTIATE_CELL(double)
+
+}  // namespace recur::kernels

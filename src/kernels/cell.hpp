@@ -1,0 +1,42 @@
+// Fused per-step elementwise work of each cell (the part after the step's GEMM), forward and
+// backward, on raw pointers. B = batch, H = hidden size; "ld" arguments are row strides.
+// Activation gradients are assigned (=); nothing here touches parameter gradients.
+#pragma once
+
+namespace recur::kernels {
+
+// RNN: pre [B,H] = W_ih x + b_ih + W_hh h_prev + b_hh. Writes h [B,H] (row stride ldh).
+template <typename T>
+void rnn_pointwise_forward(bool relu, int B, int H, const T* pre, T* h, int ldh);
+
+// RNN backward: h [B,H] (ldh) the step's output, dh [B,H] the total gradient on it.
+// Writes dpre [B,H], the gradient on the pre-activation.
+template <typename T>
+void rnn_pointwise_backward(bool relu, int B, int H, const T* h, int ldh, const T* dh, T* dpre);
+
+// LSTM: gates [B,4H] holds the summed pre-activations (i,f,g,o) on entry and the activations on
+// return. c_prev [B,H] -> c [B,H]; h [B,H] (ldh) = o * tanh(c).
+template <typename T>
+void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h, int ldh);
+
+// LSTM backward: gates [B,4H] activations, c_prev and c [B,H], dh [B,H] total gradient on h.
+// dc [B,H]: on entry the gradient reaching c from the next step, on return the gradient on c_prev.
+// Writes dgates [B,4H], the gradient on the pre-activations.
+template <typename T>
+void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, const T* c, const T* dh,
+                             T* dc, T* dgates);
+
+// GRU: gates [B,3H] holds the input side W_i x + b_i (r,z,n) on entry, the activations r,z,n on
+// return. hidden [B,3H] = W_h h_prev + b_h. h_prev [B,H] (ld_prev) -> h [B,H] (ldh).
+template <typename T>
+void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_prev, int ld_prev,
+                           T* h, int ldh);
+
+// GRU backward: gates [B,3H] activations, hidden [B,3H], h_prev (ld_prev), dh [B,H] total gradient.
+// Writes dgate_in [B,3H] (gradient on the input-side pre-activations), dgate_hid [B,3H] (on
+// W_h h_prev + b_h) and dh_prev [B,H] = the part of dh_prev that bypasses W_h (dh * z).
+template <typename T>
+void gru_pointwise_backward(int B, int H, const T* gates, const T* hidden, const T* h_prev,
+                            int ld_prev, const T* dh, T* dgate_in, T* dgate_hid, T* dh_prev);
+
+}  // namespace recur::kernels

@@ -1,0 +1,145 @@
+#include <nlohmann/json.hpp>
+
+#include "recur/error.hpp"
+#include "recur/model.hpp"
+
+namespace recur {
+
+namespace {
+
+template <typename E, std::size_t N>
+E parse_enum(const std::string& name, const std::string& flag,
+             const std::pair<const char*, E> (&table)[N]) {
+  std::string choices;
+  for (const auto& [text, value] : table) {
+    if (name == text) return value;
+    choices += (choices.empty() ? "" : ", ") + std::string(text);
+  }
+  throw Error(flag, "unknown value '" + name + "' (choose from " + choices + ")");
+}
+
+template <typename E, std::size_t N>
+std::string enum_name(E v, const std::pair<const char*, E> (&table)[N]) {
+  for (const auto& [text, value] : table)
+    if (value == v) return text;
+  return "?";
+}
+
+const std::pair<const char*, CellKind> kCells[] = {{"lstm", CellKind::lstm},
+                                                   {"gru", CellKind::gru},
+                                                   {"rnn", CellKind::rnn_tanh},
+                                                   {"rnn_tanh", CellKind::rnn_tanh},
+                                                   {"rnn_relu", CellKind::rnn_relu}};
+const std::pair<const char*, Pooling> kPoolings[] = {
+    {"last", Pooling::last}, {"mean", Pooling::mean}, {"max", Pooling::max}};
+const std::pair<const char*, InitKind> kInits[] = {{"pytorch", InitKind::pytorch},
+                                                   {"glorot", InitKind::glorot},
+                                                   {"orthogonal", InitKind::orthogonal},
+                                                   {"normal", InitKind::normal},
+                                                   {"truncated_normal", InitKind::truncated_normal}};
+const std::pair<const char*, BiasKind> kBiases[] = {
+    {"pytorch", BiasKind::pytorch}, {"constant", BiasKind::constant}, {"normal", BiasKind::normal}};
+
+nlohmann::json init_json(const WeightInit& w) {
+  return {{"kind", to_string(w.kind)},
+          {"sigma", w.sigma},
+          {"bias", to_string(w.bias)},
+          {"bias_value", w.bias_value}};
+}
+
+WeightInit init_from(const nlohmann::json& j) {
+  WeightInit w;
+  w.kind = parse_init(j.at("kind").get<std::string>());
+  w.sigma = j.at("sigma").get<double>();
+  w.bias = parse_bias_init(j.at("bias").get<std::string>());
+  w.bias_value = j.at("bias_value").get<double>();
+  return w;
+}
+
+}  // namespace
+
+CellKind parse_cell(const std::string& name) { return parse_enum(name, "--cell", kCells); }
+std::string to_string(CellKind c) {
+  return c == CellKind::rnn_tanh ? "rnn_tanh" : enum_name(c, kCells);
+}
+Pooling parse_pooling(const std::string& name) { return parse_enum(name, "--pooling", kPoolings); }
+std::string to_string(Pooling p) { return enum_name(p, kPoolings); }
+InitKind parse_init(const std::string& name) { return parse_enum(name, "--init", kInits); }
+std::string to_string(InitKind k) { return enum_name(k, kInits); }
+BiasKind parse_bias_init(const std::string& name) { return parse_enum(name, "--bias-init", kBiases); }
+std::string to_string(BiasKind k) { return enum_name(k, kBiases); }
+
+void ModelConfig::validate() const {
+  auto positive = [](int v, const char* flag) {
+    RECUR_CHECK(v > 0, flag, "must be a positive integer, got " + std::to_string(v));
+  };
+  positive(input_size, "--input-size");
+  positive(steps, "--steps-per-sequence");
+  positive(hidden, "--hidden");
+  positive(layers, "--layers");
+  positive(num_classes, "--classes");
+  RECUR_CHECK(num_classes >= 2, "--classes", "needs at least 2 classes");
+  RECUR_CHECK(projection >= 0, "--projection", "must be 0 (none) or positive");
+  RECUR_CHECK(dropout >= 0.0 && dropout < 1.0, "--dropout", "must be in [0, 1)");
+  RECUR_CHECK(hidden <= 65536 && input_size <= (1 << 24) && layers <= 64 && steps <= (1 << 20),
+              "--hidden", "model size out of range");
+  RECUR_CHECK(init.input.kind != InitKind::orthogonal, "--init-input",
+              "orthogonal applies to recurrent matrices only");
+  for (const WeightInit* w : {&init.input, &init.recurrent, &init.projection, &init.head})
+    RECUR_CHECK(w->sigma > 0, "--init-sigma", "must be positive");
+}
+
+std::string to_json(const ModelConfig& c) {
+  nlohmann::json j = {{"cell", to_string(c.cell)},
+                      {"input_size", c.input_size},
+                      {"steps", c.steps},
+                      {"hidden", c.hidden},
+                      {"layers", c.layers},
+                      {"bidirectional", c.bidirectional},
+                      {"projection", c.projection},
+                      {"pooling", to_string(c.pooling)},
+                      {"num_classes", c.num_classes},
+                      {"dropout", c.dropout},
+                      {"untied", c.untied},
+                      {"bias", c.bias},
+                      {"init",
+                       {{"input", init_json(c.init.input)},
+                        {"recurrent", init_json(c.init.recurrent)},
+                        {"projection", init_json(c.init.projection)},
+                        {"head", init_json(c.init.head)},
+                        {"forget_bias", c.init.forget_bias}}}};
+  return j.dump();
+}
+
+ModelConfig model_config_from_json(const std::string& text, const std::string& source) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    ModelConfig c;
+    c.cell = parse_cell(j.at("cell").get<std::string>());
+    c.input_size = j.at("input_size").get<int>();
+    c.steps = j.at("steps").get<int>();
+    c.hidden = j.at("hidden").get<int>();
+    c.layers = j.at("layers").get<int>();
+    c.bidirectional = j.at("bidirectional").get<bool>();
+    c.projection = j.at("projection").get<int>();
+    c.pooling = parse_pooling(j.at("pooling").get<std::string>());
+    c.num_classes = j.at("num_classes").get<int>();
+    c.dropout = j.at("dropout").get<double>();
+    c.untied = j.at("untied").get<bool>();
+    c.bias = j.at("bias").get<bool>();
+    const auto& in = j.at("init");
+    c.init.input = init_from(in.at("input"));
+    c.init.recurrent = init_from(in.at("recurrent"));
+    c.init.projection = init_from(in.at("projection"));
+    c.init.head = init_from(in.at("head"));
+    c.init.forget_bias = in.at("forget_bias").get<double>();
+    c.validate();
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source, std::string("model config in the metadata is invalid: ") + e.what());
+  } catch (const Error& e) {
+    throw Error(source, "model config in the metadata is invalid: " + std::string(e.what()));
+  }
+}
+
+}  // namespace recur

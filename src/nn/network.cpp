@@ -1,0 +1,272 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/gemm.hpp"
+#include "nn/recurrent.hpp"
+#include "recur/error.hpp"
+#include "recur/model.hpp"
+
+namespace recur {
+
+using kernels::gemm;
+
+template <typename T>
+struct NetworkBuffers {
+  nn::StackWorkspace<T> stack;
+  std::vector<T> projected;   // [S, B, P] input projection output
+  std::vector<T> pooled;      // [B, D*H]
+  std::vector<int> argmax;    // [B, D*H] max pooling: the step each maximum came from
+  std::vector<T> logits;      // [B, C]
+  std::vector<T> dpooled;     // [B, D*H]
+  int batch = 0;
+};
+
+template <typename T>
+NetworkWorkspace<T>::NetworkWorkspace() : buffers_(std::make_unique<NetworkBuffers<T>>()) {}
+template <typename T>
+NetworkWorkspace<T>::~NetworkWorkspace() = default;
+template <typename T>
+NetworkWorkspace<T>::NetworkWorkspace(NetworkWorkspace&&) noexcept = default;
+template <typename T>
+NetworkWorkspace<T>& NetworkWorkspace<T>::operator=(NetworkWorkspace&&) noexcept = default;
+
+namespace {
+
+nn::StackSpec stack_spec(const ModelConfig& c) {
+  nn::StackSpec s;
+  s.cell = c.cell;
+  s.input_size = c.projection > 0 ? c.projection : c.input_size;
+  s.hidden = c.hidden;
+  s.layers = c.layers;
+  s.directions = c.directions();
+  s.steps = c.steps;
+  s.untied = c.untied;
+  s.bias = c.bias;
+  s.dropout = c.dropout;
+  return s;
+}
+
+// Offsets of the Dense layers, looked up once.
+struct DenseOffsets {
+  std::size_t weight = 0, bias = 0;
+};
+
+DenseOffsets dense(const ParamLayout& layout, const std::string& name) {
+  const ParamInfo* w = layout.find(name + ".weight");
+  const ParamInfo* b = layout.find(name + ".bias");
+  RECUR_ASSERT(w && b);
+  return {w->offset, b->offset};
+}
+
+}  // namespace
+
+template <typename T>
+struct Network<T>::Impl {
+  nn::RecurrentStack<T> stack;
+  DenseOffsets proj, head;
+  Impl(const ModelConfig& c, ParamLayout& layout) : stack(make_stack(c, layout)) {
+    if (c.projection > 0) proj = dense(layout, "proj");
+    layout.add("head.weight", {c.num_classes, c.hidden * c.directions()});
+    layout.add("head.bias", {c.num_classes});
+    head = dense(layout, "head");
+  }
+  static nn::RecurrentStack<T> make_stack(const ModelConfig& c, ParamLayout& layout) {
+    if (c.projection > 0) {
+      layout.add("proj.weight", {c.projection, c.input_size});
+      layout.add("proj.bias", {c.projection});
+    }
+    return nn::RecurrentStack<T>(stack_spec(c), layout, "rnn.");
+  }
+};
+
+template <typename T>
+Network<T>::Network(const ModelConfig& config) : config_(config) {
+  config_.validate();
+  impl_ = std::make_unique<Impl>(config_, layout_);
+  params_.assign(layout_.total(), T(0));
+}
+
+template <typename T>
+Network<T>::~Network() = default;
+
+template <typename T>
+const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, bool train, Rng* rng,
+                             const T* h0, const T* c0) const {
+  const ModelConfig& c = config_;
+  NetworkBuffers<T>& ws = workspace.buffers();
+  const int S = c.steps, H = c.hidden, D = c.directions(), DH = D * H, C = c.num_classes;
+  const std::size_t SB = static_cast<std::size_t>(S) * B;
+  const nn::RecurrentStack<T>& stack = impl_->stack;
+  const T* p = params_.data();
+  ws.batch = B;
+
+  const T* stack_in = x;
+  if (c.projection > 0) {
+    const DenseOffsets& proj = impl_->proj;
+    if (ws.projected.size() < SB * c.projection) ws.projected.resize(SB * c.projection);
+    T* out = ws.projected.data();
+    gemm<T>(false, true, static_cast<int>(SB), c.projection, c.input_size, T(1), x, c.input_size,
+            p + proj.weight, c.input_size, T(0), out, c.projection);
+    const T* bias = p + proj.bias;
+    for (std::size_t r = 0; r < SB; ++r)
+      for (int j = 0; j < c.projection; ++j) out[r * c.projection + j] += bias[j];
+    stack_in = out;
+  }
+  stack.forward(p, stack_in, S, B, h0, c0, train, rng, ws.stack);
+  const T* Y = ws.stack.layers.back().out.data();
+
+  if (ws.pooled.size() < static_cast<std::size_t>(B) * DH) ws.pooled.resize(static_cast<std::size_t>(B) * DH);
+  T* pooled = ws.pooled.data();
+  switch (c.pooling) {
+    case Pooling::last:
+      for (int b = 0; b < B; ++b) {
+        std::memcpy(pooled + b * DH, Y + (static_cast<std::size_t>(S - 1) * B + b) * DH, sizeof(T) * H);
+        if (D == 2) std::memcpy(pooled + b * DH + H, Y + static_cast<std::size_t>(b) * DH + H, sizeof(T) * H);
+      }
+      break;
+    case Pooling::mean: {
+      std::fill(pooled, pooled + static_cast<std::size_t>(B) * DH, T(0));
+      for (int t = 0; t < S; ++t)
+        for (int k = 0; k < B * DH; ++k) pooled[k] += Y[static_cast<std::size_t>(t) * B * DH + k];
+      const T inv = T(1) / T(S);
+      for (int k = 0; k < B * DH; ++k) pooled[k] *= inv;
+      break;
+    }
+    case Pooling::max: {
+      ws.argmax.assign(static_cast<std::size_t>(B) * DH, 0);
+      std::memcpy(pooled, Y, sizeof(T) * B * DH);
+      for (int t = 1; t < S; ++t)
+        for (int k = 0; k < B * DH; ++k) {
+          const T v = Y[static_cast<std::size_t>(t) * B * DH + k];
+          if (v > pooled[k]) {
+            pooled[k] = v;
+            ws.argmax[k] = t;
+          }
+        }
+      break;
+    }
+  }
+
+  const DenseOffsets& head = impl_->head;
+  if (ws.logits.size() < static_cast<std::size_t>(B) * C) ws.logits.resize(static_cast<std::size_t>(B) * C);
+  T* logits = ws.logits.data();
+  gemm<T>(false, true, B, C, DH, T(1), pooled, DH, p + head.weight, DH, T(0), logits, C);
+  for (int b = 0; b < B; ++b)
+    for (int k = 0; k < C; ++k) logits[b * C + k] += p[head.bias + k];
+  return logits;
+}
+
+template <typename T>
+void Network<T>::backward(const T* x, int B, NetworkWorkspace<T>& workspace, const T* dlogits, T* grads,
+                          T* dx, T* dh0, T* dc0) const {
+  const ModelConfig& c = config_;
+  NetworkBuffers<T>& ws = workspace.buffers();
+  RECUR_ASSERT(B == ws.batch);
+  const int S = c.steps, H = c.hidden, D = c.directions(), DH = D * H, C = c.num_classes;
+  const std::size_t SB = static_cast<std::size_t>(S) * B;
+  const nn::RecurrentStack<T>& stack = impl_->stack;
+  const T* p = params_.data();
+
+  // Head.
+  const DenseOffsets& head = impl_->head;
+  gemm<T>(true, false, C, DH, B, T(1), dlogits, C, ws.pooled.data(), DH, T(1), grads + head.weight, DH);
+  for (int b = 0; b < B; ++b)
+    for (int k = 0; k < C; ++k) grads[head.bias + k] += dlogits[b * C + k];
+  if (ws.dpooled.size() < static_cast<std::size_t>(B) * DH) ws.dpooled.resize(static_cast<std::size_t>(B) * DH);
+  T* dpooled = ws.dpooled.data();
+  gemm<T>(false, false, B, DH, C, T(1), dlogits, C, p + head.weight, DH, T(0), dpooled, DH);
+
+  // Pooling: scatter into the gradient on the output sequence.
+  T* dY = ws.stack.layers.back().dout.data();
+  std::fill(dY, dY + SB * DH, T(0));
+  switch (c.pooling) {
+    case Pooling::last:
+      for (int b = 0; b < B; ++b) {
+        std::memcpy(dY + (static_cast<std::size_t>(S - 1) * B + b) * DH, dpooled + b * DH, sizeof(T) * H);
+        if (D == 2) std::memcpy(dY + static_cast<std::size_t>(b) * DH + H, dpooled + b * DH + H, sizeof(T) * H);
+      }
+      break;
+    case Pooling::mean: {
+      const T inv = T(1) / T(S);
+      for (int t = 0; t < S; ++t)
+        for (int k = 0; k < B * DH; ++k) dY[static_cast<std::size_t>(t) * B * DH + k] = dpooled[k] * inv;
+      break;
+    }
+    case Pooling::max:
+      for (int k = 0; k < B * DH; ++k) dY[static_cast<std::size_t>(ws.argmax[k]) * B * DH + k] = dpooled[k];
+      break;
+  }
+
+  const bool want_dinput = dx != nullptr || c.projection > 0;
+  stack.backward(p, nullptr, nullptr, ws.stack, grads, want_dinput, dh0, dc0);
+
+  if (c.projection > 0) {
+    const DenseOffsets& proj = impl_->proj;
+    const T* dP = ws.stack.dinput.data();
+    gemm<T>(true, false, c.projection, c.input_size, static_cast<int>(SB), T(1), dP, c.projection, x,
+            c.input_size, T(1), grads + proj.weight, c.input_size);
+    for (std::size_t r = 0; r < SB; ++r)
+      for (int j = 0; j < c.projection; ++j) grads[proj.bias + j] += dP[r * c.projection + j];
+    if (dx)
+      gemm<T>(false, false, static_cast<int>(SB), c.input_size, c.projection, T(1), dP, c.projection,
+              p + proj.weight, c.input_size, T(0), dx, c.input_size);
+  } else if (dx) {
+    std::memcpy(dx, ws.stack.dinput.data(), sizeof(T) * SB * c.input_size);
+  }
+}
+
+template <typename T>
+const T* Network<T>::final_h(const NetworkWorkspace<T>& ws) const {
+  return ws.buffers().stack.hn.data();
+}
+template <typename T>
+const T* Network<T>::final_c(const NetworkWorkspace<T>& ws) const {
+  return ws.buffers().stack.cn.data();
+}
+template <typename T>
+const T* Network<T>::outputs(const NetworkWorkspace<T>& ws) const {
+  return ws.buffers().stack.layers.back().out.data();
+}
+
+template <typename T>
+double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B, int C, T scale,
+                             T* dlogits, int* correct) {
+  double total = 0;
+  int hits = 0;
+  for (int b = 0; b < B; ++b) {
+    const T* z = logits + static_cast<std::size_t>(b) * C;
+    int best = 0;
+    T zmax = z[0];
+    for (int k = 1; k < C; ++k)
+      if (z[k] > zmax) {
+        zmax = z[k];
+        best = k;
+      }
+    if (best == labels[b]) ++hits;
+    double sum = 0;
+    for (int k = 0; k < C; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
+    const double log_sum = std::log(sum) + static_cast<double>(zmax);
+    total += log_sum - static_cast<double>(z[labels[b]]);
+    if (dlogits) {
+      T* d = dlogits + static_cast<std::size_t>(b) * C;
+      for (int k = 0; k < C; ++k) {
+        const double prob = std::exp(static_cast<double>(z[k]) - log_sum);
+        d[k] = static_cast<T>(prob * static_cast<double>(scale));
+      }
+      d[labels[b]] -= scale;
+    }
+  }
+  if (correct) *correct = hits;
+  return total * static_cast<double>(scale);
+}
+
+template class Network<float>;
+template class Network<double>;
+template class NetworkWorkspace<float>;
+template class NetworkWorkspace<double>;
+template double softmax_cross_entropy<float>(const float*, const std::int32_t*, int, int, float, float*, int*);
+template double softmax_cross_entropy<double>(const double*, const std::int32_t*, int, int, double, double*, int*);
+
+}  // namespace recur

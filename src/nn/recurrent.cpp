@@ -1,0 +1,338 @@
+#include "nn/recurrent.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cell.hpp"
+#include "kernels/gemm.hpp"
+#include "recur/error.hpp"
+
+namespace recur::nn {
+
+using kernels::gemm;
+
+namespace {
+
+template <typename T>
+void grow(std::vector<T>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// rows [n, cols] += bias [cols] for each row.
+template <typename T>
+void add_bias_rows(T* rows, std::size_t n, int cols, const T* bias) {
+  for (std::size_t r = 0; r < n; ++r) {
+    T* row = rows + r * cols;
+    for (int j = 0; j < cols; ++j) row[j] += bias[j];
+  }
+}
+
+// out [cols] += column sums of rows [n, cols].
+template <typename T>
+void add_column_sums(const T* rows, std::size_t n, int cols, T* out) {
+  for (std::size_t r = 0; r < n; ++r) {
+    const T* row = rows + r * cols;
+    for (int j = 0; j < cols; ++j) out[j] += row[j];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+RecurrentStack<T>::RecurrentStack(const StackSpec& spec, ParamLayout& layout,
+                                  const std::string& prefix)
+    : spec_(spec) {
+  const int G = gate_count(spec.cell), H = spec.hidden, D = spec.directions;
+  for (int l = 0; l < spec.layers; ++l) {
+    for (int d = 0; d < D; ++d) {
+      const std::string suffix = "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
+      DirectionParams p;
+      p.input_size = l == 0 ? spec.input_size : H * D;
+      std::vector<int64_t> ih{G * H, p.input_size}, hh{G * H, H};
+      if (spec.untied) {
+        ih.insert(ih.begin(), spec.steps);
+        hh.insert(hh.begin(), spec.steps);
+      }
+      p.w_ih = layout.add(prefix + "weight_ih" + suffix, ih);
+      p.w_hh = layout.add(prefix + "weight_hh" + suffix, hh);
+      if (spec.bias) {
+        p.b_ih = layout.add(prefix + "bias_ih" + suffix, {G * H});
+        p.b_hh = layout.add(prefix + "bias_hh" + suffix, {G * H});
+      }
+      params_.push_back(p);
+    }
+  }
+}
+
+template <typename T>
+void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
+  const int G = gate_count(spec_.cell), H = spec_.hidden, D = spec_.directions;
+  const std::size_t SB = static_cast<std::size_t>(S) * B;
+  ws.steps = S;
+  ws.batch = B;
+  ws.layers.resize(spec_.layers);
+  for (int l = 0; l < spec_.layers; ++l) {
+    auto& L = ws.layers[l];
+    const int I = params_[l * D].input_size;
+    if (l > 0 && spec_.dropout > 0) {
+      grow(L.input_dropped, SB * I);
+      grow(L.mask, SB * I);
+    }
+    grow(L.out, SB * D * H);
+    grow(L.dout, SB * D * H);
+    for (int d = 0; d < D; ++d) {
+      auto& dir = L.dir[d];
+      grow(dir.gates, SB * G * H);
+      grow(dir.dgates, SB * G * H);
+      if (spec_.cell == CellKind::lstm) grow(dir.cell, SB * H);
+      if (spec_.cell == CellKind::gru) {
+        grow(dir.hidden, SB * G * H);
+        grow(dir.dgates_hid, SB * G * H);
+      }
+    }
+  }
+  const std::size_t states = static_cast<std::size_t>(spec_.layers) * D * B * H;
+  grow(ws.hn, states);
+  if (spec_.cell == CellKind::lstm) grow(ws.cn, states);
+  grow(ws.zeros, static_cast<std::size_t>(B) * H);
+  std::fill(ws.zeros.begin(), ws.zeros.end(), T(0));
+  grow(ws.dh, static_cast<std::size_t>(B) * H);
+  grow(ws.dc, static_cast<std::size_t>(B) * H);
+  grow(ws.dh_total, static_cast<std::size_t>(B) * H);
+  grow(ws.dinput, SB * spec_.input_size);
+}
+
+template <typename T>
+void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0,
+                                bool train, Rng* rng, StackWorkspace<T>& ws) const {
+  RECUR_ASSERT(S > 0 && B > 0);
+  RECUR_ASSERT(!spec_.untied || S == spec_.steps);
+  reserve(ws, S, B);
+  ws.input = x;
+  ws.h0 = h0;
+  ws.c0 = c0;
+  const std::size_t SB = static_cast<std::size_t>(S) * B;
+  const T* in = x;
+  for (int l = 0; l < spec_.layers; ++l) {
+    auto& L = ws.layers[l];
+    L.dropped = false;
+    if (l > 0 && train && spec_.dropout > 0) {
+      RECUR_ASSERT(rng != nullptr);
+      const int I = params_[l * spec_.directions].input_size;
+      const T keep = T(1) - T(spec_.dropout);
+      const T scale = T(1) / keep;
+      for (std::size_t k = 0; k < SB * I; ++k) {
+        L.mask[k] = rng->uniform() < static_cast<double>(keep) ? scale : T(0);
+        L.input_dropped[k] = in[k] * L.mask[k];
+      }
+      L.dropped = true;
+      in = L.input_dropped.data();
+    }
+    for (int d = 0; d < spec_.directions; ++d) forward_direction(params, l, d, in, ws);
+    in = L.out.data();
+  }
+}
+
+template <typename T>
+void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
+                                          StackWorkspace<T>& ws) const {
+  const CellKind cell = spec_.cell;
+  const int G = gate_count(cell), H = spec_.hidden, D = spec_.directions, GH = G * H, DH = D * H;
+  const int S = ws.steps, B = ws.batch;
+  const DirectionParams& p = params_[layer * D + dir];
+  const int I = p.input_size;
+  auto& L = ws.layers[layer];
+  auto& W = L.dir[dir];
+  const T* w_ih = params + p.w_ih;
+  const T* w_hh = params + p.w_hh;
+  const std::size_t ih_stride = static_cast<std::size_t>(GH) * I;
+  const std::size_t hh_stride = static_cast<std::size_t>(GH) * H;
+  const std::size_t BG = static_cast<std::size_t>(B) * GH;
+  T* gates = W.gates.data();
+
+  // Input side of every timestep at once.
+  if (!spec_.untied) {
+    gemm<T>(false, true, S * B, GH, I, T(1), in, I, w_ih, I, T(0), gates, GH);
+  } else {
+    for (int t = 0; t < S; ++t)
+      gemm<T>(false, true, B, GH, I, T(1), in + static_cast<std::size_t>(t) * B * I, I,
+              w_ih + t * ih_stride, I, T(0), gates + t * BG, GH);
+  }
+  if (spec_.bias) {
+    add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_ih);
+    if (cell != CellKind::gru) add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_hh);
+  }
+
+  const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * B * H;
+  const T* h_prev = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
+  int ld_prev = H;
+  const T* c_prev = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
+  for (int s = 0; s < S; ++s) {
+    const int t = dir == 0 ? s : S - 1 - s;
+    const T* w_hh_t = spec_.untied ? w_hh + t * hh_stride : w_hh;
+    T* g = gates + t * BG;
+    T* h = L.out.data() + static_cast<std::size_t>(t) * B * DH + dir * H;
+    switch (cell) {
+      case CellKind::lstm: {
+        T* c = W.cell.data() + static_cast<std::size_t>(t) * B * H;
+        gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh_t, H, T(1), g, GH);
+        kernels::lstm_pointwise_forward<T>(B, H, g, c_prev, c, h, DH);
+        c_prev = c;
+        break;
+      }
+      case CellKind::gru: {
+        T* hid = W.hidden.data() + t * BG;
+        gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh_t, H, T(0), hid, GH);
+        if (spec_.bias) add_bias_rows(hid, B, GH, params + p.b_hh);
+        kernels::gru_pointwise_forward<T>(B, H, g, hid, h_prev, ld_prev, h, DH);
+        break;
+      }
+      default:
+        gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh_t, H, T(1), g, GH);
+        kernels::rnn_pointwise_forward<T>(cell == CellKind::rnn_relu, B, H, g, h, DH);
+        break;
+    }
+    h_prev = h;
+    ld_prev = DH;
+  }
+  for (int b = 0; b < B; ++b) {
+    std::memcpy(ws.hn.data() + state_off + static_cast<std::size_t>(b) * H, h_prev + b * ld_prev,
+                sizeof(T) * H);
+  }
+  if (cell == CellKind::lstm)
+    std::memcpy(ws.cn.data() + state_off, c_prev, sizeof(T) * B * H);
+}
+
+template <typename T>
+void RecurrentStack<T>::backward(const T* params, const T* dhn, const T* dcn, StackWorkspace<T>& ws,
+                                 T* grads, bool want_dinput, T* dh0, T* dc0) const {
+  const int D = spec_.directions;
+  const std::size_t SB = static_cast<std::size_t>(ws.steps) * ws.batch;
+  for (int l = spec_.layers - 1; l >= 0; --l) {
+    auto& L = ws.layers[l];
+    const T* in = l == 0 ? ws.input : (L.dropped ? L.input_dropped.data() : ws.layers[l - 1].out.data());
+    // Gradient on this layer's input: the previous layer's dout, or the stack's dinput.
+    T* din = nullptr;
+    if (l > 0) din = ws.layers[l - 1].dout.data();
+    else if (want_dinput) din = ws.dinput.data();
+    for (int d = 0; d < D; ++d)
+      backward_direction(params, l, d, in, dhn, dcn, ws, grads, din, d > 0, dh0, dc0);
+    if (l > 0 && L.dropped) {
+      const int I = params_[l * D].input_size;
+      for (std::size_t k = 0; k < SB * I; ++k) din[k] *= L.mask[k];
+    }
+  }
+}
+
+template <typename T>
+void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, const T* in,
+                                           const T* dhn, const T* dcn, StackWorkspace<T>& ws,
+                                           T* grads, T* din, bool din_accumulate, T* dh0,
+                                           T* dc0) const {
+  const CellKind cell = spec_.cell;
+  const int G = gate_count(cell), H = spec_.hidden, D = spec_.directions, GH = G * H, DH = D * H;
+  const int S = ws.steps, B = ws.batch;
+  const DirectionParams& p = params_[layer * D + dir];
+  const int I = p.input_size;
+  auto& L = ws.layers[layer];
+  auto& W = L.dir[dir];
+  const T* w_ih = params + p.w_ih;
+  const T* w_hh = params + p.w_hh;
+  const std::size_t ih_stride = static_cast<std::size_t>(GH) * I;
+  const std::size_t hh_stride = static_cast<std::size_t>(GH) * H;
+  const std::size_t BG = static_cast<std::size_t>(B) * GH;
+  const std::size_t BH = static_cast<std::size_t>(B) * H;
+  const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * BH;
+  const T* h0 = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
+  const T* c0 = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
+  const T* out = L.out.data();
+  const T* dout = L.dout.data();
+  T* dgates = W.dgates.data();
+  T* dgates_hid = cell == CellKind::gru ? W.dgates_hid.data() : dgates;
+  T* dh = ws.dh.data();
+  T* dc = ws.dc.data();
+  T* dh_total = ws.dh_total.data();
+  if (dhn) std::memcpy(dh, dhn + state_off, sizeof(T) * BH);
+  else std::fill(dh, dh + BH, T(0));
+  if (cell == CellKind::lstm) {
+    if (dcn) std::memcpy(dc, dcn + state_off, sizeof(T) * BH);
+    else std::fill(dc, dc + BH, T(0));
+  }
+
+  for (int s = S - 1; s >= 0; --s) {
+    const int t = dir == 0 ? s : S - 1 - s;
+    const int t_prev = dir == 0 ? t - 1 : t + 1;  // the step processed before t (if s > 0)
+    const T* h_prev = s > 0 ? out + static_cast<std::size_t>(t_prev) * B * DH + dir * H : h0;
+    const int ld_prev = s > 0 ? DH : H;
+    const T* w_hh_t = spec_.untied ? w_hh + t * hh_stride : w_hh;
+    const T* dout_t = dout + static_cast<std::size_t>(t) * B * DH + dir * H;
+    for (int b = 0; b < B; ++b)
+      for (int j = 0; j < H; ++j) dh_total[b * H + j] = dh[b * H + j] + dout_t[b * DH + j];
+    T* dg = dgates + t * BG;
+    switch (cell) {
+      case CellKind::lstm: {
+        const T* c = W.cell.data() + t * BH;
+        const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
+        kernels::lstm_pointwise_backward<T>(B, H, W.gates.data() + t * BG, c_prev, c, dh_total, dc, dg);
+        gemm<T>(false, false, B, H, GH, T(1), dg, GH, w_hh_t, H, T(0), dh, H);
+        break;
+      }
+      case CellKind::gru: {
+        T* dgh = dgates_hid + t * BG;
+        kernels::gru_pointwise_backward<T>(B, H, W.gates.data() + t * BG, W.hidden.data() + t * BG,
+                                           h_prev, ld_prev, dh_total, dg, dgh, dh);
+        gemm<T>(false, false, B, H, GH, T(1), dgh, GH, w_hh_t, H, T(1), dh, H);
+        break;
+      }
+      default: {
+        const T* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
+        kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, B, H, h, DH, dh_total, dg);
+        gemm<T>(false, false, B, H, GH, T(1), dg, GH, w_hh_t, H, T(0), dh, H);
+        break;
+      }
+    }
+  }
+  if (dh0) std::memcpy(dh0 + state_off, dh, sizeof(T) * BH);
+  if (dc0 && cell == CellKind::lstm) std::memcpy(dc0 + state_off, dc, sizeof(T) * BH);
+
+  // Parameter gradients over all timesteps at once.
+  T* gw_ih = grads + p.w_ih;
+  T* gw_hh = grads + p.w_hh;
+  const std::size_t SB = static_cast<std::size_t>(S) * B;
+  if (!spec_.untied) {
+    gemm<T>(true, false, GH, I, S * B, T(1), dgates, GH, in, I, T(1), gw_ih, I);
+    // h_prev of each step: the neighbouring step's output, or h0 for the first processed step.
+    const int first = dir == 0 ? 0 : S - 1;
+    if (S > 1) {
+      const T* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
+      const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
+      gemm<T>(true, false, GH, H, (S - 1) * B, T(1), dg_rows, GH, h_rows, DH, T(1), gw_hh, H);
+    }
+    if (ws.h0) gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
+    if (din)
+      gemm<T>(false, false, S * B, I, GH, T(1), dgates, GH, w_ih, I, din_accumulate ? T(1) : T(0), din, I);
+  } else {
+    for (int t = 0; t < S; ++t) {
+      const int s = dir == 0 ? t : S - 1 - t;
+      const int t_prev = dir == 0 ? t - 1 : t + 1;
+      const T* h_prev = s > 0 ? out + static_cast<std::size_t>(t_prev) * B * DH + dir * H : h0;
+      const int ld_prev = s > 0 ? DH : H;
+      const T* in_t = in + static_cast<std::size_t>(t) * B * I;
+      gemm<T>(true, false, GH, I, B, T(1), dgates + t * BG, GH, in_t, I, T(1), gw_ih + t * ih_stride, I);
+      gemm<T>(true, false, GH, H, B, T(1), dgates_hid + t * BG, GH, h_prev, ld_prev, T(1),
+              gw_hh + t * hh_stride, H);
+      if (din)
+        gemm<T>(false, false, B, I, GH, T(1), dgates + t * BG, GH, w_ih + t * ih_stride, I,
+                din_accumulate ? T(1) : T(0), din + static_cast<std::size_t>(t) * B * I, I);
+    }
+  }
+  if (spec_.bias) {
+    add_column_sums(dgates, SB, GH, grads + p.b_ih);
+    add_column_sums(dgates_hid, SB, GH, grads + p.b_hh);
+  }
+}
+
+template class RecurrentStack<float>;
+template class RecurrentStack<double>;
+
+}  // namespace recur::nn

@@ -1,0 +1,98 @@
+// The recurrent stack: `layers` layers of one cell type, each uni- or bidirectional, with
+// dropout between layers. Per layer and direction the input projection of all timesteps is one
+// GEMM ([S*B, I] x [I, G*H]); the time loop then does only h_{t-1} x W_hh^T and the fused
+// elementwise pass, which keeps what backward needs. Backward loops over time for the state
+// gradient only; dW_ih, dW_hh and the biases are single GEMMs / reductions over all timesteps.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "recur/cell.hpp"
+#include "recur/params.hpp"
+#include "recur/rng.hpp"
+
+namespace recur::nn {
+
+struct StackSpec {
+  CellKind cell = CellKind::lstm;
+  int input_size = 0;
+  int hidden = 0;
+  int layers = 1;
+  int directions = 1;
+  int steps = 0;         // used by the untied variant
+  bool untied = false;   // one W_ih and W_hh per timestep
+  bool bias = true;
+  double dropout = 0.0;  // on the input of layers 1.., training only
+};
+
+// Offsets of one (layer, direction)'s tensors in the parameter arena.
+struct DirectionParams {
+  std::size_t w_ih = 0, w_hh = 0, b_ih = 0, b_hh = 0;
+  int input_size = 0;
+};
+
+template <typename T>
+struct StackWorkspace {
+  struct Direction {
+    std::vector<T> gates;      // [S, B, G*H] pre-activations, then activations
+    std::vector<T> cell;       // [S, B, H] LSTM cell states
+    std::vector<T> hidden;     // [S, B, G*H] GRU: W_hh h_prev + b_hh
+    std::vector<T> dgates;     // [S, B, G*H] gradient on the input-side pre-activations
+    std::vector<T> dgates_hid; // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
+  };
+  struct Layer {
+    std::vector<T> input_dropped;  // [S, B, I] this layer's input after dropout (layers > 0)
+    std::vector<T> mask;           // [S, B, I] dropout scale per element
+    bool dropped = false;
+    std::vector<T> out;            // [S, B, D*H]
+    std::vector<T> dout;           // [S, B, D*H] gradient on out
+    Direction dir[2];
+  };
+  int steps = 0, batch = 0;
+  std::vector<Layer> layers;
+  std::vector<T> hn, cn;       // [L*D, B, H]
+  std::vector<T> zeros;        // [B, H]
+  std::vector<T> dh, dc, dh_total;  // [B, H] running state gradients
+  std::vector<T> dinput;       // [S, B, I0] gradient on the stack's input
+  const T* input = nullptr;    // the forward's input, h0, c0 (kept for backward)
+  const T* h0 = nullptr;
+  const T* c0 = nullptr;
+};
+
+template <typename T>
+class RecurrentStack {
+ public:
+  // Registers the stack's tensors under `prefix` (e.g. "rnn.") in PyTorch's naming.
+  RecurrentStack(const StackSpec& spec, ParamLayout& layout, const std::string& prefix);
+
+  const StackSpec& spec() const { return spec_; }
+  int output_size() const { return spec_.hidden * spec_.directions; }
+  const DirectionParams& direction_params(int layer, int dir) const {
+    return params_[layer * spec_.directions + dir];
+  }
+
+  // x [S, B, input_size]; h0, c0 [L*D, B, H] or null. Output in ws.layers.back().out, final
+  // states in ws.hn / ws.cn.
+  void forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0, bool train,
+               Rng* rng, StackWorkspace<T>& ws) const;
+
+  // Needs ws.layers.back().dout filled with the gradient on the output sequence. dhn, dcn
+  // [L*D, B, H] may be null. Adds into grads; writes ws.dinput when want_dinput, and dh0 / dc0
+  // when non-null.
+  void backward(const T* params, const T* dhn, const T* dcn, StackWorkspace<T>& ws, T* grads,
+                bool want_dinput, T* dh0, T* dc0) const;
+
+ private:
+  void reserve(StackWorkspace<T>& ws, int S, int B) const;
+  void forward_direction(const T* params, int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
+  void backward_direction(const T* params, int layer, int dir, const T* in, const T* dhn,
+                          const T* dcn, StackWorkspace<T>& ws, T* grads, T* din, bool din_accumulate,
+                          T* dh0, T* dc0) const;
+
+  StackSpec spec_;
+  std::vector<DirectionParams> params_;  // [layer * D + dir]
+};
+
+}  // namespace recur::nn
