@@ -1,5 +1,4 @@
 # Every third-party library recur uses comes from Debian's packages (scripts/install-deps.sh).
-find_package(OpenMP REQUIRED)
 find_package(fmt REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(tomlplusplus REQUIRED)

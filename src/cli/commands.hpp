@@ -13,5 +13,6 @@ namespace recur::cli {
 using Runner = std::function<int()>;
 
 void add_data_command(CLI::App& app, Runner& run);
+void add_train_command(CLI::App& app, Runner& run);
 
 }  // namespace recur::cli

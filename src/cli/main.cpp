@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "recur 0.1.0");
   recur::cli::Runner run;
   recur::cli::add_data_command(app, run);
+  recur::cli::add_train_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

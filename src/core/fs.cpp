@@ -27,7 +27,9 @@ void write_file_atomic(const std::string& path, const void* data, std::size_t si
   if (!fs::is_directory(dir, ec)) throw Error(path, "folder " + dir.string() + " does not exist");
   if (fs::is_directory(target, ec)) throw Error(path, "is a folder, not a file");
 
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  std::string tmp_name(".");
+  tmp_name.append(target.filename().string()).append(".tmp-XXXXXX");
+  std::string tmp = (dir / tmp_name).string();
   int fd = mkstemp(tmp.data());
   if (fd < 0) throw Error(path, "cannot create a file in " + dir.string() + ": " + errno_text(errno));
   auto fail = [&](const std::string& what) {

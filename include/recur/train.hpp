@@ -1,0 +1,101 @@
+// Training and evaluation on image data sets read as sequences.
+//
+// A batch is split into one contiguous chunk per thread; each thread runs forward and backward
+// of its chunk over the whole sequence with its own workspace and gradient buffer, and the
+// gradients are summed once per step in a fixed order. BLAS runs single-threaded inside, so the
+// two never oversubscribe the cores. Same seed, same thread count, same data: bit-identical
+// weights.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "recur/data.hpp"
+#include "recur/model.hpp"
+#include "recur/optim.hpp"
+
+namespace recur {
+
+class ThreadPool;
+
+// Threads to use: `requested` if positive, else every core this process may run on.
+int resolve_threads(int requested);
+
+// Runs forward/backward of a batch split across threads. Allocates only on the first batch of a
+// given size.
+class BatchRunner {
+ public:
+  BatchRunner(Network<float>& net, int threads);
+  ~BatchRunner();
+
+  struct Stats {
+    double loss_sum = 0;  // summed per-sample cross-entropy
+    int correct = 0;
+    int count = 0;
+  };
+  // Fills `grads` (size net.num_params()) with the gradient of the batch's mean loss.
+  Stats train_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
+                    int batch, float* grads, std::uint64_t dropout_seed);
+  // Forward only. predictions[b] (argmax) and, when non-null, probs[b * C + k] (softmax).
+  Stats infer_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
+                    int batch, std::int32_t* predictions, float* probs);
+  // Forward only on ready-made inputs x [steps, batch, features]; writes probs [batch, C].
+  void infer_inputs(const float* x, int batch, float* probs);
+  int threads() const { return threads_; }
+
+ private:
+  struct Chunk;
+  Network<float>& net_;
+  int threads_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+};
+
+struct EvalResult {
+  std::int64_t count = 0, correct = 0;
+  double loss = 0;                        // mean cross-entropy
+  std::vector<std::int32_t> predictions;  // per evaluated index
+  std::vector<float> probabilities;       // [count, C]
+  double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
+};
+EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView& view,
+                    const std::vector<std::int64_t>& indices, int batch);
+
+struct TrainOptions {
+  std::string data_dir = "data/mnist";
+  ViewKind view = ViewKind::rows;
+  std::uint64_t view_seed = 0;  // permuted view's permutation
+  ModelConfig model;            // input_size and steps are set from the view
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  double clip_norm = 0;   // 0 = off
+  double clip_value = 0;  // 0 = off
+  int batch = 128;
+  int epochs = 10;
+  std::int64_t steps = 0;  // stop after this many steps; 0 = run all epochs
+  std::int64_t validation = 5000;
+  std::int64_t train_limit = 0;  // use only the first N training images after the split; 0 = all
+  std::uint64_t seed = 1;
+  int threads = 0;
+  std::int64_t display_step = 100;
+  int eval_batch = 1000;
+  std::string out_dir = "runs/latest";
+  std::string config_text;  // the resolved config, written to the run directory
+};
+
+struct TrainSummary {
+  double val_accuracy = 0, val_loss = 0, best_val_accuracy = 0;
+  double wall_seconds = 0, samples_per_second = 0;
+  std::int64_t steps = 0, samples = 0;
+};
+
+// Trains, logging to `out` (a progress bar when `interactive`), and writes the run directory:
+// config.toml, metrics.jsonl, last.safetensors (+ last.optim.safetensors), best.safetensors,
+// curves.png, summary.json (written last: a run directory without it is unfinished).
+TrainSummary train(const TrainOptions& options, std::ostream& out, bool interactive);
+
+}  // namespace recur

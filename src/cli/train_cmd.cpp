@@ -1,0 +1,131 @@
+// recur train: every model, optimizer and data option as a flag; --config FILE.toml supplies
+// defaults with the same names (flags override it); the resolved config goes to the run folder.
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "recur/error.hpp"
+#include "recur/train.hpp"
+
+namespace recur::cli {
+
+namespace {
+
+struct TrainFlags {
+  std::string view = "rows", cell = "lstm", pooling = "last";
+  std::string init_input = "pytorch", init_recurrent = "pytorch", init_head = "pytorch", init_projection = "pytorch";
+  double init_sigma = 0.01, head_sigma = 0.01;
+  std::string bias_init = "pytorch", head_bias_init = "pytorch", projection_bias_init = "pytorch";
+  double bias_value = 0, head_bias_value = 0, projection_bias_value = 0;
+  std::string optimizer = "adam", schedule = "constant";
+  bool no_bias = false;
+  TrainOptions o;
+};
+
+void check_toml(const std::string& path) {
+  try {
+    (void)toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << "line " << e.source().begin.line << ": " << e.description();
+    throw Error(path, "not valid TOML: " + where.str());
+  }
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, Runner& run) {
+  auto flags = std::make_shared<TrainFlags>();
+  TrainOptions& o = flags->o;
+  CLI::App* cmd = app.add_subcommand("train", "Train a recurrent classifier on images read as sequences");
+  cmd->set_config("--config", "", "TOML file of options (same names as the flags); flags override it");
+  cmd->allow_config_extras(CLI::config_extras_mode::error);
+
+  cmd->add_option("--data", o.data_dir, "Folder with the IDX files (MNIST naming)")->capture_default_str();
+  cmd->add_option("--view", flags->view, "How an image becomes a sequence: rows, cols, pixels, permuted")->capture_default_str();
+  cmd->add_option("--view-seed", o.view_seed, "Seed of the permuted view's permutation")->capture_default_str();
+  cmd->add_option("--cell", flags->cell, "rnn (tanh), rnn_relu, lstm, gru")->capture_default_str();
+  cmd->add_option("--hidden", o.model.hidden, "Hidden units per layer and direction")->capture_default_str();
+  cmd->add_option("--layers", o.model.layers, "Stacked recurrent layers")->capture_default_str();
+  cmd->add_flag("--bidirectional", o.model.bidirectional, "Run each layer in both directions");
+  cmd->add_option("--projection", o.model.projection, "Width of a Dense input projection; 0 = none")->capture_default_str();
+  cmd->add_option("--pooling", flags->pooling, "Outputs to the head: last, mean, max")->capture_default_str();
+  cmd->add_option("--dropout", o.model.dropout, "Dropout between stacked layers")->capture_default_str();
+  cmd->add_flag("--untied", o.model.untied, "Separate input and recurrent weights for every timestep");
+  cmd->add_flag("--no-bias", flags->no_bias, "No recurrent biases");
+  cmd->add_option("--init", flags->init_input, "Input weights: pytorch, glorot, normal, truncated_normal")->capture_default_str();
+  cmd->add_option("--init-recurrent", flags->init_recurrent, "Recurrent weights: pytorch, glorot, orthogonal, normal, truncated_normal")->capture_default_str();
+  cmd->add_option("--init-sigma", flags->init_sigma, "Sigma of normal inits of recurrent tensors")->capture_default_str();
+  cmd->add_option("--bias-init", flags->bias_init, "Recurrent biases: pytorch, constant, normal")->capture_default_str();
+  cmd->add_option("--bias-value", flags->bias_value, "Value of constant recurrent biases")->capture_default_str();
+  cmd->add_option("--forget-bias", o.model.init.forget_bias, "Added to the LSTM forget gate's bias")->capture_default_str();
+  cmd->add_option("--head-init", flags->init_head, "Head weights: pytorch, glorot, normal, truncated_normal")->capture_default_str();
+  cmd->add_option("--head-sigma", flags->head_sigma, "Sigma of the head's normal init")->capture_default_str();
+  cmd->add_option("--head-bias-init", flags->head_bias_init, "Head bias: pytorch, constant, normal")->capture_default_str();
+  cmd->add_option("--head-bias-value", flags->head_bias_value, "Value of a constant head bias")->capture_default_str();
+  cmd->add_option("--projection-init", flags->init_projection, "Projection weights init")->capture_default_str();
+  cmd->add_option("--projection-bias-init", flags->projection_bias_init, "Projection bias: pytorch, constant, normal")->capture_default_str();
+  cmd->add_option("--projection-bias-value", flags->projection_bias_value, "Value of a constant projection bias")->capture_default_str();
+  cmd->add_option("--optimizer", flags->optimizer, "sgd, adam, adamw, rmsprop")->capture_default_str();
+  cmd->add_option("--lr", o.optimizer.lr, "Learning rate")->capture_default_str();
+  cmd->add_option("--momentum", o.optimizer.momentum, "Momentum (sgd, rmsprop)")->capture_default_str();
+  cmd->add_flag("--nesterov", o.optimizer.nesterov, "Nesterov momentum (sgd)");
+  cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Weight decay")->capture_default_str();
+  cmd->add_option("--beta1", o.optimizer.beta1, "Adam beta1")->capture_default_str();
+  cmd->add_option("--beta2", o.optimizer.beta2, "Adam beta2")->capture_default_str();
+  cmd->add_option("--eps", o.optimizer.eps, "Optimizer epsilon")->capture_default_str();
+  cmd->add_option("--alpha", o.optimizer.alpha, "RMSProp smoothing constant")->capture_default_str();
+  cmd->add_option("--schedule", flags->schedule, "Learning-rate schedule: constant, step, cosine")->capture_default_str();
+  cmd->add_option("--warmup", o.schedule.warmup_steps, "Linear warmup steps")->capture_default_str();
+  cmd->add_option("--step-size", o.schedule.step_size, "Step schedule: decay every N steps")->capture_default_str();
+  cmd->add_option("--gamma", o.schedule.gamma, "Step schedule: decay factor")->capture_default_str();
+  cmd->add_option("--min-lr", o.schedule.min_lr, "Cosine schedule: final learning rate")->capture_default_str();
+  cmd->add_option("--clip-norm", o.clip_norm, "Clip gradients to this global norm; 0 = off")->capture_default_str();
+  cmd->add_option("--clip-value", o.clip_value, "Clip each gradient to [-v, v]; 0 = off")->capture_default_str();
+  cmd->add_option("--batch", o.batch, "Batch size")->capture_default_str();
+  cmd->add_option("--epochs", o.epochs, "Epochs")->capture_default_str();
+  cmd->add_option("--steps", o.steps, "Stop after this many steps; 0 = all epochs")->capture_default_str();
+  cmd->add_option("--val", o.validation, "Validation images: the first N of the training file")->capture_default_str();
+  cmd->add_option("--train-limit", o.train_limit, "Train on the first N remaining images only; 0 = all")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of init, shuffling and dropout")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--display-step", o.display_step, "Log the training loss and accuracy every N steps")->capture_default_str();
+  cmd->add_option("--eval-batch", o.eval_batch, "Batch size of validation")->capture_default_str();
+  cmd->add_option("--out", o.out_dir, "Run folder (must be new or empty)")->capture_default_str();
+
+  run = [flags, cmd]() {
+    TrainFlags& f = *flags;
+    TrainOptions opts = f.o;
+    if (auto* config = cmd->get_option("--config"); config->count() > 0)
+      check_toml(config->as<std::string>());
+    opts.view = parse_view(f.view);
+    opts.model.cell = parse_cell(f.cell);
+    opts.model.pooling = parse_pooling(f.pooling);
+    opts.model.bias = !f.no_bias;
+    auto& in = opts.model.init;
+    in.input.kind = parse_init(f.init_input);
+    in.recurrent.kind = parse_init(f.init_recurrent);
+    in.input.sigma = in.recurrent.sigma = f.init_sigma;
+    in.input.bias = in.recurrent.bias = parse_bias_init(f.bias_init);
+    in.input.bias_value = in.recurrent.bias_value = f.bias_value;
+    in.head.kind = parse_init(f.init_head);
+    in.head.sigma = f.head_sigma;
+    in.head.bias = parse_bias_init(f.head_bias_init);
+    in.head.bias_value = f.head_bias_value;
+    in.projection.kind = parse_init(f.init_projection);
+    in.projection.sigma = f.init_sigma;
+    in.projection.bias = parse_bias_init(f.projection_bias_init);
+    in.projection.bias_value = f.projection_bias_value;
+    opts.optimizer.kind = parse_optimizer(f.optimizer);
+    opts.schedule.kind = parse_schedule(f.schedule);
+    opts.config_text = cmd->config_to_str(true, false);
+    train(opts, std::cout, isatty(STDOUT_FILENO) != 0);
+    return 0;
+  };
+}
+
+}  // namespace recur::cli

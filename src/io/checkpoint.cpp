@@ -1,0 +1,92 @@
+#include "recur/checkpoint.hpp"
+
+#include <cstring>
+
+#include "recur/error.hpp"
+#include "recur/safetensors.hpp"
+
+namespace recur {
+
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
+  return s + "]";
+}
+
+}  // namespace
+
+void save_model(const std::string& path, const Network<float>& net, const Metadata& extra) {
+  std::vector<TensorRef> refs;
+  for (const ParamInfo& p : net.layout().entries())
+    refs.push_back({p.name, DType::F32, p.shape, net.params().data() + p.offset});
+  Metadata meta = extra;
+  meta["recur.format"] = "recur-model-1";
+  meta["recur.model"] = to_json(net.config());
+  write_safetensors(path, refs, meta);
+}
+
+LoadedModel load_model(const std::string& path) {
+  SafetensorsFile file = read_safetensors(path);
+  auto it = file.metadata.find("recur.model");
+  if (it == file.metadata.end())
+    throw Error(path, "not a recur model: the metadata has no 'recur.model' entry");
+  LoadedModel out;
+  out.net = std::make_unique<Network<float>>(model_config_from_json(it->second, path));
+  Network<float>& net = *out.net;
+  for (const ParamInfo& p : net.layout().entries()) {
+    auto t = file.tensors.find(p.name);
+    if (t == file.tensors.end()) throw Error(path, "tensor '" + p.name + "' is missing");
+    if (t->second.shape != p.shape)
+      throw Error(path, "tensor '" + p.name + "' has shape " + shape_text(t->second.shape) +
+                            " but the model config needs " + shape_text(p.shape));
+    if (t->second.dtype != DType::F32 && t->second.dtype != DType::F64)
+      throw Error(path, "tensor '" + p.name + "' has dtype " + dtype_name(t->second.dtype) +
+                            ", expected F32");
+    const std::vector<float> v = t->second.as_f32();
+    std::memcpy(net.params().data() + p.offset, v.data(), v.size() * sizeof(float));
+  }
+  for (const auto& [name, tensor] : file.tensors)
+    if (!net.layout().find(name))
+      throw Error(path, "unexpected tensor '" + name + "' for this model config");
+  out.metadata = std::move(file.metadata);
+  return out;
+}
+
+void save_optimizer(const std::string& path, Optimizer& opt, const Metadata& extra) {
+  std::vector<TensorRef> refs;
+  for (auto& [name, buffer] : opt.state_buffers())
+    refs.push_back({name, DType::F32, {static_cast<int64_t>(buffer->size())}, buffer->data()});
+  Metadata meta = extra;
+  meta["recur.optimizer"] = optimizer_name(opt.config().kind);
+  meta["recur.optimizer_steps"] = std::to_string(opt.steps());
+  write_safetensors(path, refs, meta);
+}
+
+Metadata load_optimizer(const std::string& path, Optimizer& opt) {
+  SafetensorsFile file = read_safetensors(path);
+  auto kind = file.metadata.find("recur.optimizer");
+  auto steps = file.metadata.find("recur.optimizer_steps");
+  if (kind == file.metadata.end() || steps == file.metadata.end())
+    throw Error(path, "not a recur optimizer state: metadata incomplete");
+  if (kind->second != optimizer_name(opt.config().kind))
+    throw Error(path, "optimizer state is for '" + kind->second + "', this run uses '" +
+                          optimizer_name(opt.config().kind) + "'");
+  for (auto& [name, buffer] : opt.state_buffers()) {
+    const StoredTensor& t = file.at(name);
+    if (t.dtype != DType::F32 || t.numel() != static_cast<int64_t>(buffer->size()))
+      throw Error(path, "optimizer buffer '" + name + "' does not match the model's size");
+    std::memcpy(buffer->data(), t.bytes.data(), t.bytes.size());
+  }
+  int64_t count = 0;
+  try {
+    count = std::stoll(steps->second);
+  } catch (const std::exception&) {
+    throw Error(path, "optimizer step count is not a number");
+  }
+  opt.set_step_count(count);
+  return file.metadata;
+}
+
+}  // namespace recur

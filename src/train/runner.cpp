@@ -1,0 +1,164 @@
+#include <sched.h>
+
+#include <thread>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/thread_pool.hpp"
+#include "kernels/gemm.hpp"
+#include "recur/error.hpp"
+#include "recur/train.hpp"
+
+namespace recur {
+
+int resolve_threads(int requested) {
+  if (requested > 0) return requested;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+struct BatchRunner::Chunk {
+  NetworkWorkspace<float> ws;
+  std::vector<float> x, grads, dlogits;
+  std::vector<std::int32_t> labels;
+  Stats stats;
+};
+
+BatchRunner::BatchRunner(Network<float>& net, int threads)
+    : net_(net), threads_(resolve_threads(threads)), pool_(std::make_unique<ThreadPool>(threads_)) {
+  kernels::blas_single_threaded();
+  for (int k = 0; k < threads_; ++k) chunks_.push_back(std::make_unique<Chunk>());
+}
+
+BatchRunner::~BatchRunner() = default;
+
+namespace {
+
+// Chunk k of a batch split into n near-equal contiguous parts: [begin, end).
+std::pair<int, int> chunk_range(int batch, int n, int k) {
+  const int base = batch / n, extra = batch % n;
+  const int begin = k * base + std::min(k, extra);
+  return {begin, begin + base + (k < extra ? 1 : 0)};
+}
+
+}  // namespace
+
+BatchRunner::Stats BatchRunner::train_batch(const ImageSet& set, const SequenceView& view,
+                                            const std::int64_t* indices, int batch, float* grads,
+                                            std::uint64_t dropout_seed) {
+  const int n = std::min(threads_, batch);
+  const ModelConfig& cfg = net_.config();
+  const std::size_t P = net_.num_params();
+  const int C = cfg.num_classes;
+  pool_->run(n, [&](int k) {
+    Chunk& ch = *chunks_[k];
+    const auto [begin, end] = chunk_range(batch, n, k);
+    const int B = end - begin;
+    ch.x.resize(static_cast<std::size_t>(view.steps()) * B * view.features());
+    ch.labels.resize(B);
+    ch.dlogits.resize(static_cast<std::size_t>(B) * C);
+    ch.grads.assign(P, 0.0f);
+    view.fill(set, indices + begin, B, ch.x.data());
+    view.fill_labels(set, indices + begin, B, ch.labels.data());
+    std::uint64_t s = dropout_seed + static_cast<std::uint64_t>(k);
+    Rng rng(splitmix64(s));
+    const float* logits = net_.forward(ch.x.data(), B, ch.ws, true, &rng);
+    int correct = 0;
+    const double loss = softmax_cross_entropy<float>(logits, ch.labels.data(), B, C, 1.0f / batch,
+                                                     ch.dlogits.data(), &correct);
+    net_.backward(ch.x.data(), B, ch.ws, ch.dlogits.data(), ch.grads.data());
+    ch.stats = {loss * batch, correct, B};
+  });
+  // Sum the chunks' gradients in a fixed order.
+  pool_->parallel_for(static_cast<std::int64_t>(P), [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      float g = chunks_[0]->grads[i];
+      for (int k = 1; k < n; ++k) g += chunks_[k]->grads[i];
+      grads[i] = g;
+    }
+  });
+  Stats total;
+  for (int k = 0; k < n; ++k) {
+    total.loss_sum += chunks_[k]->stats.loss_sum;
+    total.correct += chunks_[k]->stats.correct;
+    total.count += chunks_[k]->stats.count;
+  }
+  return total;
+}
+
+BatchRunner::Stats BatchRunner::infer_batch(const ImageSet& set, const SequenceView& view,
+                                            const std::int64_t* indices, int batch,
+                                            std::int32_t* predictions, float* probs) {
+  const int n = std::min(threads_, batch);
+  const int C = net_.config().num_classes;
+  pool_->run(n, [&](int k) {
+    Chunk& ch = *chunks_[k];
+    const auto [begin, end] = chunk_range(batch, n, k);
+    const int B = end - begin;
+    ch.x.resize(static_cast<std::size_t>(view.steps()) * B * view.features());
+    ch.labels.resize(B);
+    view.fill(set, indices + begin, B, ch.x.data());
+    view.fill_labels(set, indices + begin, B, ch.labels.data());
+    const float* logits = net_.forward(ch.x.data(), B, ch.ws, false);
+    int correct = 0;
+    const double loss = softmax_cross_entropy<float>(logits, ch.labels.data(), B, C, 1.0f, nullptr, &correct);
+    ch.stats = {loss, correct, B};
+    for (int b = 0; b < B; ++b) {
+      const float* z = logits + static_cast<std::size_t>(b) * C;
+      predictions[begin + b] = static_cast<std::int32_t>(std::max_element(z, z + C) - z);
+      if (probs) {
+        const float zmax = z[predictions[begin + b]];
+        double sum = 0;
+        for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c] - zmax));
+        for (int c = 0; c < C; ++c)
+          probs[static_cast<std::size_t>(begin + b) * C + c] =
+              static_cast<float>(std::exp(static_cast<double>(z[c] - zmax)) / sum);
+      }
+    }
+  });
+  Stats total;
+  for (int k = 0; k < n; ++k) {
+    total.loss_sum += chunks_[k]->stats.loss_sum;
+    total.correct += chunks_[k]->stats.correct;
+    total.count += chunks_[k]->stats.count;
+  }
+  return total;
+}
+
+void BatchRunner::infer_inputs(const float* x, int batch, float* probs) {
+  const int C = net_.config().num_classes;
+  Chunk& ch = *chunks_[0];
+  const float* logits = net_.forward(x, batch, ch.ws, false);
+  for (int b = 0; b < batch; ++b) {
+    const float* z = logits + static_cast<std::size_t>(b) * C;
+    const float zmax = *std::max_element(z, z + C);
+    double sum = 0;
+    for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c] - zmax));
+    for (int c = 0; c < C; ++c)
+      probs[static_cast<std::size_t>(b) * C + c] = static_cast<float>(std::exp(static_cast<double>(z[c] - zmax)) / sum);
+  }
+}
+
+EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView& view,
+                    const std::vector<std::int64_t>& indices, int batch) {
+  EvalResult r;
+  const std::int64_t N = static_cast<std::int64_t>(indices.size());
+  const int C = set.num_classes;
+  r.count = N;
+  r.predictions.resize(N);
+  r.probabilities.resize(static_cast<std::size_t>(N) * C);
+  double loss = 0;
+  for (std::int64_t start = 0; start < N; start += batch) {
+    const int B = static_cast<int>(std::min<std::int64_t>(batch, N - start));
+    const auto s = runner.infer_batch(set, view, indices.data() + start, B, r.predictions.data() + start,
+                                      r.probabilities.data() + static_cast<std::size_t>(start) * C);
+    loss += s.loss_sum;
+    r.correct += s.correct;
+  }
+  r.loss = N ? loss / N : 0.0;
+  return r;
+}
+
+}  // namespace recur
