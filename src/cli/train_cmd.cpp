@@ -26,13 +26,41 @@ struct TrainFlags {
   TrainOptions o;
 };
 
-void check_toml(const std::string& path) {
+// Applies a TOML file's keys to the options not given on the command line. Keys are the flags'
+// names without the dashes ("hidden", "forget-bias").
+void apply_config(CLI::App& cmd, const std::string& path) {
+  toml::table table;
   try {
-    (void)toml::parse_file(path);
+    table = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     std::ostringstream where;
     where << "line " << e.source().begin.line << ": " << e.description();
     throw Error(path, "not valid TOML: " + where.str());
+  }
+  for (const auto& [key, node] : table) {
+    const std::string name(key.str());
+    if (name == "config") continue;  // a resolved config names the file it came from
+    CLI::Option* opt = cmd.get_option_no_throw("--" + name);
+    if (!opt) throw Error(path, "unknown option '" + name + "' (see recur train --help)");
+    if (opt->count() > 0) continue;  // the command line wins
+    std::string value;
+    if (auto v = node.value<std::string>(); v && node.is_string()) value = *v;
+    else if (node.is_boolean()) value = *node.value<bool>() ? "true" : "false";
+    else if (node.is_integer()) value = std::to_string(*node.value<int64_t>());
+    else if (node.is_floating_point()) {
+      std::ostringstream ss;
+      ss.precision(17);
+      ss << *node.value<double>();
+      value = ss.str();
+    } else {
+      throw Error(path, "option '" + name + "' must be a string, number or boolean");
+    }
+    try {
+      opt->add_result(value);
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      throw Error(path, "option '" + name + "': " + e.what());
+    }
   }
 }
 
@@ -42,8 +70,8 @@ void add_train_command(CLI::App& app, Runner& run) {
   auto flags = std::make_shared<TrainFlags>();
   TrainOptions& o = flags->o;
   CLI::App* cmd = app.add_subcommand("train", "Train a recurrent classifier on images read as sequences");
-  cmd->set_config("--config", "", "TOML file of options (same names as the flags); flags override it");
-  cmd->allow_config_extras(CLI::config_extras_mode::error);
+  auto config_path = std::make_shared<std::string>();
+  cmd->add_option("--config", *config_path, "TOML file of options (same names as the flags); flags override it");
 
   cmd->add_option("--data", o.data_dir, "Folder with the IDX files (MNIST naming)")->capture_default_str();
   cmd->add_option("--view", flags->view, "How an image becomes a sequence: rows, cols, pixels, permuted")->capture_default_str();
@@ -97,11 +125,10 @@ void add_train_command(CLI::App& app, Runner& run) {
   cmd->add_option("--eval-batch", o.eval_batch, "Batch size of validation")->capture_default_str();
   cmd->add_option("--out", o.out_dir, "Run folder (must be new or empty)")->capture_default_str();
 
-  run = [flags, cmd]() {
+  run = [flags, cmd, config_path]() {
+    if (!config_path->empty()) apply_config(*cmd, *config_path);
     TrainFlags& f = *flags;
     TrainOptions opts = f.o;
-    if (auto* config = cmd->get_option("--config"); config->count() > 0)
-      check_toml(config->as<std::string>());
     opts.view = parse_view(f.view);
     opts.model.cell = parse_cell(f.cell);
     opts.model.pooling = parse_pooling(f.pooling);
