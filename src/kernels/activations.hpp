@@ -10,13 +10,18 @@
 #include <cstdint>
 #include <cstring>
 
+// Float kernels are compiled for AVX-512, AVX2 and the baseline, picked at run time.
+#define RECUR_CPU_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+
 namespace recur::kernels {
 
 // e^x for float: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n by building
 // the exponent bits. Inputs are clamped to [-87, 88], so the result is finite and positive.
-inline float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = std::nearbyint(x * 1.44269504088896341f);
+[[gnu::always_inline]] inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  // Round to nearest by the 1.5 * 2^23 trick: no call to nearbyint, so loops vectorize.
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   // ln2 split in two so that n * ln2_hi is exact.
   const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   float p = 1.0f / 720.0f;
@@ -32,9 +37,9 @@ inline float fast_exp(float x) {
   return p * scale;
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+[[gnu::always_inline]] inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 // tanh(x) = 2 sigmoid(2x) - 1: absolute error ~1e-7, which is what the cells need.
-inline float tanh_act(float x) { return 2.0f / (1.0f + fast_exp(-2.0f * x)) - 1.0f; }
+[[gnu::always_inline]] inline float tanh_act(float x) { return 2.0f / (1.0f + fast_exp(-2.0f * x)) - 1.0f; }
 
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline double tanh_act(double x) { return std::tanh(x); }

@@ -6,7 +6,7 @@
 namespace recur::kernels {
 
 template <typename T>
-void rnn_pointwise_forward(bool relu, int B, int H, const T* pre, T* h, int ldh) {
+[[gnu::always_inline]] inline void rnn_pointwise_forward_impl(bool relu, int B, int H, const T* pre, T* h, int ldh) {
   for (int b = 0; b < B; ++b) {
     const T* p = pre + b * H;
     T* hb = h + b * ldh;
@@ -19,7 +19,7 @@ void rnn_pointwise_forward(bool relu, int B, int H, const T* pre, T* h, int ldh)
 }
 
 template <typename T>
-void rnn_pointwise_backward(bool relu, int B, int H, const T* h, int ldh, const T* dh, T* dpre) {
+[[gnu::always_inline]] inline void rnn_pointwise_backward_impl(bool relu, int B, int H, const T* h, int ldh, const T* dh, T* dpre) {
   for (int b = 0; b < B; ++b) {
     const T* hb = h + b * ldh;
     const T* d = dh + b * H;
@@ -33,7 +33,7 @@ void rnn_pointwise_backward(bool relu, int B, int H, const T* h, int ldh, const 
 }
 
 template <typename T>
-void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h, int ldh) {
+[[gnu::always_inline]] inline void lstm_pointwise_forward_impl(int B, int H, T* gates, const T* c_prev, T* c, T* h, int ldh) {
   using namespace lstm_gate;
   for (int b = 0; b < B; ++b) {
     T* g = gates + b * kCount * H;
@@ -44,6 +44,7 @@ void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h,
     const T* cp = c_prev + b * H;
     T* cb = c + b * H;
     T* hb = h + b * ldh;
+#pragma omp simd
     for (int j = 0; j < H; ++j) {
       const T i = sigmoid(gi[j]), f = sigmoid(gf[j]), u = tanh_act(gg[j]), o = sigmoid(go[j]);
       gi[j] = i;
@@ -58,7 +59,7 @@ void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h,
 }
 
 template <typename T>
-void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, const T* c, const T* dh,
+[[gnu::always_inline]] inline void lstm_pointwise_backward_impl(int B, int H, const T* gates, const T* c_prev, const T* c, const T* dh,
                              T* dc, T* dgates) {
   using namespace lstm_gate;
   for (int b = 0; b < B; ++b) {
@@ -68,6 +69,7 @@ void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, cons
     const T* cb = c + b * H;
     const T* dhb = dh + b * H;
     T* dcb = dc + b * H;
+#pragma omp simd
     for (int j = 0; j < H; ++j) {
       const T i = g[kInput * H + j], f = g[kForget * H + j], u = g[kCell * H + j],
               o = g[kOutput * H + j];
@@ -83,7 +85,7 @@ void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, cons
 }
 
 template <typename T>
-void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_prev, int ld_prev,
+[[gnu::always_inline]] inline void gru_pointwise_forward_impl(int B, int H, T* gates, const T* hidden, const T* h_prev, int ld_prev,
                            T* h, int ldh) {
   using namespace gru_gate;
   for (int b = 0; b < B; ++b) {
@@ -91,6 +93,7 @@ void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_p
     const T* hd = hidden + b * kCount * H;
     const T* hp = h_prev + b * ld_prev;
     T* hb = h + b * ldh;
+#pragma omp simd
     for (int j = 0; j < H; ++j) {
       const T r = sigmoid(g[kReset * H + j] + hd[kReset * H + j]);
       const T z = sigmoid(g[kUpdate * H + j] + hd[kUpdate * H + j]);
@@ -104,7 +107,7 @@ void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_p
 }
 
 template <typename T>
-void gru_pointwise_backward(int B, int H, const T* gates, const T* hidden, const T* h_prev,
+[[gnu::always_inline]] inline void gru_pointwise_backward_impl(int B, int H, const T* gates, const T* hidden, const T* h_prev,
                             int ld_prev, const T* dh, T* dgate_in, T* dgate_hid, T* dh_prev) {
   using namespace gru_gate;
   for (int b = 0; b < B; ++b) {
@@ -115,6 +118,7 @@ void gru_pointwise_backward(int B, int H, const T* gates, const T* hidden, const
     T* gi = dgate_in + b * kCount * H;
     T* gh = dgate_hid + b * kCount * H;
     T* dp = dh_prev + b * H;
+#pragma omp simd
     for (int j = 0; j < H; ++j) {
       const T r = g[kReset * H + j], z = g[kUpdate * H + j], n = g[kNew * H + j];
       const T dn_pre = d[j] * (T(1) - z) * (T(1) - n * n);
@@ -131,16 +135,40 @@ void gru_pointwise_backward(int B, int H, const T* gates, const T* hidden, const
   }
 }
 
-#define RECUR_INSTANTIATE_CELL(T)                                                              \
-  template void rnn_pointwise_forward<T>(bool, int, int, const T*, T*, int);                   \
-  template void rnn_pointwise_backward<T>(bool, int, int, const T*, int, const T*, T*);        \
-  template void lstm_pointwise_forward<T>(int, int, T*, const T*, T*, T*, int);                \
-  template void lstm_pointwise_backward<T>(int, int, const T*, const T*, const T*, const T*, T*, \
-                                           T*);                                                \
-  template void gru_pointwise_forward<T>(int, int, T*, const T*, const T*, int, T*, int);      \
-  template void gru_pointwise_backward<T>(int, int, const T*, const T*, const T*, int, const T*, \
-                                          T*, T*, T*);
-RECUR_INSTANTIATE_CELL(float)
-RECUR_INSTANTIATE_CELL(double)
+// The entry points: float is compiled per instruction set (RECUR_CPU_DISPATCH), double once.
+#define RECUR_CELL_ENTRY(ATTR, T)                                                                  \
+  template <>                                                                                      \
+  ATTR void rnn_pointwise_forward<T>(bool relu, int B, int H, const T* pre, T* h, int ldh) {       \
+    rnn_pointwise_forward_impl<T>(relu, B, H, pre, h, ldh);                                        \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void rnn_pointwise_backward<T>(bool relu, int B, int H, const T* h, int ldh, const T* dh,   \
+                                      T* dpre) {                                                   \
+    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dpre);                                  \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void lstm_pointwise_forward<T>(int B, int H, T* gates, const T* c_prev, T* c, T* h,         \
+                                      int ldh) {                                                   \
+    lstm_pointwise_forward_impl<T>(B, H, gates, c_prev, c, h, ldh);                                \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void lstm_pointwise_backward<T>(int B, int H, const T* gates, const T* c_prev, const T* c,  \
+                                       const T* dh, T* dc, T* dgates) {                            \
+    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dc, dgates);                       \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void gru_pointwise_forward<T>(int B, int H, T* gates, const T* hidden, const T* h_prev,     \
+                                     int ld_prev, T* h, int ldh) {                                 \
+    gru_pointwise_forward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, h, ldh);                   \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void gru_pointwise_backward<T>(int B, int H, const T* gates, const T* hidden,               \
+                                      const T* h_prev, int ld_prev, const T* dh, T* dgate_in,      \
+                                      T* dgate_hid, T* dh_prev) {                                  \
+    gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid,  \
+                                   dh_prev);                                                       \
+  }
+RECUR_CELL_ENTRY(RECUR_CPU_DISPATCH, float)
+RECUR_CELL_ENTRY(, double)
 
 }  // namespace recur::kernels
