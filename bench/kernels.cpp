@@ -1,0 +1,181 @@
+// Microbenchmarks of the kernels a training step spends its time in: the GEMM shapes of a
+// one-layer LSTM-128 on MNIST rows (S = 28 steps, I = 28 features, G*H = 512) and the fused
+// pointwise cell kernels at B = 64, H = 128. GEMMs report FLOP/s ("items" are FLOPs); cell
+// kernels report hidden units processed per second ("items" are B*H elements).
+//
+//   build-bench/bench/recur_bench --benchmark_min_time=0.2
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cell.hpp"
+#include "kernels/gemm.hpp"
+
+namespace {
+
+using recur::kernels::gemm;
+
+constexpr int kSteps = 28, kInput = 28, kHidden = 128, kLstmGates = 4 * kHidden;
+
+std::vector<float> filled(std::size_t n, float scale) {
+  std::vector<float> v(n);
+  std::uint32_t s = 12345;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = scale * (static_cast<float>(s >> 8) / 16777216.0f - 0.5f);
+  }
+  return v;
+}
+
+// C[M,N] = op(A) op(B) with the given transposes; A, B stored as the network stores them.
+void run_gemm(benchmark::State& state, bool trans_a, bool trans_b, int M, int N, int K,
+              float beta) {
+  recur::kernels::blas_single_threaded();
+  const std::vector<float> a = filled(static_cast<std::size_t>(M) * K, 1.0f);
+  const std::vector<float> b = filled(static_cast<std::size_t>(K) * N, 1.0f);
+  std::vector<float> c = filled(static_cast<std::size_t>(M) * N, 1.0f);
+  const int lda = trans_a ? M : K, ldb = trans_b ? K : N;
+  for (auto _ : state) {
+    gemm<float>(trans_a, trans_b, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, beta, c.data(), N);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * M * N * K;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * flops));
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kIsIterationInvariant);
+}
+
+// Recurrent step: gates[B,4H] += h_{t-1}[B,H] x W_hh^T (W_hh stored [4H,H]).
+void BM_gemm_step_b64(benchmark::State& s) {
+  run_gemm(s, false, true, 64, kLstmGates, kHidden, 1.0f);
+}
+void BM_gemm_step_b128(benchmark::State& s) {
+  run_gemm(s, false, true, 128, kLstmGates, kHidden, 1.0f);
+}
+// Input projection of all steps at once: gates[S*B,4H] = x[S*B,I] x W_ih^T (W_ih [4H,I]).
+void BM_gemm_input_projection(benchmark::State& s) {
+  run_gemm(s, false, true, kSteps * 128, kLstmGates, kInput, 0.0f);
+}
+// Backward per step: dh_{t-1}[B,H] = dgates[B,4H] x W_hh[4H,H].
+void BM_gemm_backward_dh_b64(benchmark::State& s) {
+  run_gemm(s, false, false, 64, kHidden, kLstmGates, 0.0f);
+}
+// Weight gradients over all steps: dW_hh[4H,H] += dgates^T [4H,S*B] x h[S*B,H], and the same
+// for dW_ih[4H,I] with the inputs.
+void BM_gemm_weight_grad_hh(benchmark::State& s) {
+  run_gemm(s, true, false, kLstmGates, kHidden, kSteps * 128, 1.0f);
+}
+void BM_gemm_weight_grad_ih(benchmark::State& s) {
+  run_gemm(s, true, false, kLstmGates, kInput, kSteps * 128, 1.0f);
+}
+
+BENCHMARK(BM_gemm_step_b64);
+BENCHMARK(BM_gemm_step_b128);
+BENCHMARK(BM_gemm_input_projection);
+BENCHMARK(BM_gemm_backward_dh_b64);
+BENCHMARK(BM_gemm_weight_grad_hh);
+BENCHMARK(BM_gemm_weight_grad_ih);
+
+constexpr int kB = 64, kH = 128;
+
+void set_elements(benchmark::State& state) {
+  state.SetItemsProcessed(state.iterations() * kB * kH);
+}
+
+// The forward kernels turn pre-activations into activations in place; running them again on
+// their own output keeps the values in range, and the vectorized activations do not branch on
+// the value, so the timing is that of fresh pre-activations.
+void BM_lstm_forward(benchmark::State& state) {
+  std::vector<float> gates = filled(static_cast<std::size_t>(kB) * 4 * kH, 4.0f);
+  const std::vector<float> c_prev = filled(static_cast<std::size_t>(kB) * kH, 2.0f);
+  std::vector<float> c(static_cast<std::size_t>(kB) * kH), h(c.size());
+  for (auto _ : state) {
+    recur::kernels::lstm_pointwise_forward<float>(kB, kH, gates.data(), c_prev.data(), c.data(),
+                                                  h.data(), kH);
+    benchmark::DoNotOptimize(h.data());
+    benchmark::ClobberMemory();
+  }
+  set_elements(state);
+}
+
+void BM_lstm_backward(benchmark::State& state) {
+  const std::vector<float> gates = filled(static_cast<std::size_t>(kB) * 4 * kH, 1.0f);
+  const std::vector<float> c_prev = filled(static_cast<std::size_t>(kB) * kH, 2.0f);
+  const std::vector<float> c = filled(c_prev.size(), 2.0f), dh = filled(c_prev.size(), 0.1f);
+  std::vector<float> dc = filled(c_prev.size(), 0.1f), dgates(gates.size());
+  for (auto _ : state) {
+    recur::kernels::lstm_pointwise_backward<float>(kB, kH, gates.data(), c_prev.data(), c.data(),
+                                                   dh.data(), dc.data(), dgates.data());
+    benchmark::DoNotOptimize(dgates.data());
+    benchmark::ClobberMemory();
+  }
+  set_elements(state);
+}
+
+void BM_gru_forward(benchmark::State& state) {
+  std::vector<float> gates = filled(static_cast<std::size_t>(kB) * 3 * kH, 4.0f);
+  const std::vector<float> hidden = filled(gates.size(), 4.0f);
+  const std::vector<float> h_prev = filled(static_cast<std::size_t>(kB) * kH, 1.0f);
+  std::vector<float> h(h_prev.size());
+  for (auto _ : state) {
+    recur::kernels::gru_pointwise_forward<float>(kB, kH, gates.data(), hidden.data(), h_prev.data(),
+                                                 kH, h.data(), kH);
+    benchmark::DoNotOptimize(h.data());
+    benchmark::ClobberMemory();
+  }
+  set_elements(state);
+}
+
+void BM_gru_backward(benchmark::State& state) {
+  const std::vector<float> gates = filled(static_cast<std::size_t>(kB) * 3 * kH, 1.0f);
+  const std::vector<float> hidden = filled(gates.size(), 4.0f);
+  const std::vector<float> h_prev = filled(static_cast<std::size_t>(kB) * kH, 1.0f);
+  const std::vector<float> dh = filled(h_prev.size(), 0.1f);
+  std::vector<float> dgate_in(gates.size()), dgate_hid(gates.size()), dh_prev(h_prev.size());
+  for (auto _ : state) {
+    recur::kernels::gru_pointwise_backward<float>(kB, kH, gates.data(), hidden.data(),
+                                                  h_prev.data(), kH, dh.data(), dgate_in.data(),
+                                                  dgate_hid.data(), dh_prev.data());
+    benchmark::DoNotOptimize(dh_prev.data());
+    benchmark::ClobberMemory();
+  }
+  set_elements(state);
+}
+
+void BM_rnn_forward(benchmark::State& state) {
+  const std::vector<float> pre = filled(static_cast<std::size_t>(kB) * kH, 4.0f);
+  std::vector<float> h(pre.size());
+  for (auto _ : state) {
+    recur::kernels::rnn_pointwise_forward<float>(false, kB, kH, pre.data(), h.data(), kH);
+    benchmark::DoNotOptimize(h.data());
+    benchmark::ClobberMemory();
+  }
+  set_elements(state);
+}
+
+void BM_rnn_backward(benchmark::State& state) {
+  const std::vector<float> h = filled(static_cast<std::size_t>(kB) * kH, 1.5f);
+  const std::vector<float> dh = filled(h.size(), 0.1f);
+  std::vector<float> dpre(h.size());
+  for (auto _ : state) {
+    recur::kernels::rnn_pointwise_backward<float>(false, kB, kH, h.data(), kH, dh.data(),
+                                                  dpre.data());
+    benchmark::DoNotOptimize(dpre.data());
+    benchmark::ClobberMemory();
+  }
+  set_elements(state);
+}
+
+BENCHMARK(BM_lstm_forward);
+BENCHMARK(BM_lstm_backward);
+BENCHMARK(BM_gru_forward);
+BENCHMARK(BM_gru_backward);
+BENCHMARK(BM_rnn_forward);
+BENCHMARK(BM_rnn_backward);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,152 @@
+// Optimizers, gradient clipping and learning-rate schedules over flat parameter arenas.
+//
+// Parameters and gradients are each one contiguous float array of n values; an optimizer keeps
+// its state in flat arrays of the same length. Each update reproduces PyTorch 1.13's
+// torch.optim (foreach=False) on float32 tensors operation by operation: scalars such as
+// 1 - beta1 or lr / (1 - beta1^t) are computed in double and rounded to float once, and every
+// per-element operation is done in float in PyTorch's order. Settings are floats; the double
+// each stands for is its shortest decimal (0.999f is 0.999), the value PyTorch would hold for
+// the same setting, so 1 - beta2 comes out as in PyTorch rather than 1e-5 off.
+//
+// Per element, with g the gradient, p the parameter, lr the rate of this step and t the step
+// number counting from 1 (t is incremented before the update):
+//
+// sgd      g += weight_decay * p                                  (if weight_decay != 0)
+//          if momentum != 0:
+//            buf = t == 1 ? g : momentum * buf + (1 - dampening) * g
+//            g = nesterov ? g + momentum * buf : buf
+//          p -= lr * g
+// adam     g += weight_decay * p                                  (if weight_decay != 0)
+//          m = beta1 * m + (1 - beta1) * g
+//          v = beta2 * v + (1 - beta2) * g * g
+//          p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+// adamw    p *= 1 - lr * weight_decay                             (decoupled, first)
+//          then adam's update without the weight_decay term on g
+// rmsprop  g += weight_decay * p                                  (if weight_decay != 0)
+//          s = alpha * s + (1 - alpha) * g * g
+//          if centered: a = alpha * a + (1 - alpha) * g;  d = sqrt(s - a * a) + eps
+//          else:        d = sqrt(s) + eps
+//          if momentum > 0: buf = momentum * buf + g / d;  p -= lr * buf
+//          else:            p -= lr * g / d
+//
+// State buffer names (as in PyTorch's optimizer state): sgd "momentum_buffer" (momentum != 0);
+// adam/adamw "exp_avg" (m), "exp_avg_sq" (v); rmsprop "square_avg" (s), "momentum_buffer"
+// (momentum > 0), "grad_avg" (a, centered). All start at zero.
+//
+// One deliberate difference: centered RMSProp clamps s - a * a at 0 before the square root, where
+// rounding could make it slightly negative and PyTorch would produce NaN.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace recur {
+
+enum class OptimizerKind { sgd, adam, adamw, rmsprop };
+
+// "sgd", "adam", "adamw", "rmsprop"; otherwise
+// Error("--optimizer", "unknown optimizer 'x' (sgd, adam, adamw, rmsprop)").
+OptimizerKind parse_optimizer(const std::string& name);
+const char* optimizer_name(OptimizerKind kind);
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::adam;
+  float lr = 1e-3f;  // the base rate; a schedule derives each step's rate from it
+  float momentum = 0;
+  float dampening = 0;
+  bool nesterov = false;
+  float weight_decay = 0;
+  float beta1 = 0.9f, beta2 = 0.999f;
+  float eps = 1e-8f;
+  float alpha = 0.99f;  // rmsprop smoothing constant
+  bool centered = false;
+};
+
+// Throws recur::Error naming the flag (--lr, --momentum, --weight-decay, --beta1, --beta2,
+// --eps, --alpha, --nesterov) for a negative or NaN value, a beta outside [0, 1), or nesterov
+// without momentum or with dampening.
+void check_optimizer_config(const OptimizerConfig& cfg);
+
+class Optimizer {
+ public:
+  // Validates cfg (check_optimizer_config) and allocates the state for n parameters.
+  Optimizer(const OptimizerConfig& cfg, std::size_t n);
+
+  // One update of params[0, n) from grads[0, n) at rate lr (the schedule's rate for this step).
+  // Allocates nothing. Throws recur::Error("--lr", ...) for a negative or NaN lr.
+  void step(float* params, const float* grads, float lr);
+
+  // Updates done so far (PyTorch's state "step").
+  int64_t steps() const { return steps_; }
+  std::size_t size() const { return n_; }
+  const OptimizerConfig& config() const { return cfg_; }
+
+  // The state to save in or restore from a checkpoint: the named buffers this configuration
+  // uses, each of size() floats, plus steps(). The pointers stay valid while this object lives
+  // and is not moved. After restoring the buffers, call set_step_count with the saved count.
+  std::vector<std::pair<std::string, std::vector<float>*>> state_buffers();
+  // Throws recur::Error("optimizer state", ...) for a negative count.
+  void set_step_count(int64_t t);
+
+ private:
+  void step_sgd(float* params, const float* grads, float lr);
+  void step_adam(float* params, const float* grads, float lr);
+  void step_rmsprop(float* params, const float* grads, float lr);
+
+  OptimizerConfig cfg_;
+  std::size_t n_;
+  int64_t steps_ = 0;
+  std::vector<float> momentum_buffer_;
+  std::vector<float> exp_avg_;
+  std::vector<float> exp_avg_sq_;
+  std::vector<float> square_avg_;
+  std::vector<float> grad_avg_;
+};
+
+// torch.nn.utils.clip_grad_norm_ with the 2-norm: computes the norm of all n gradients together
+// (accumulated in double) and, when max_norm / (norm + 1e-6) < 1, multiplies every gradient by
+// that factor. Returns the norm before clipping. A non-finite norm (an inf or NaN gradient) is
+// returned with the gradients left untouched, so the caller can report it or skip the step.
+// Throws Error("--clip-grad-norm", ...) unless max_norm > 0.
+float clip_grad_norm(float* grads, std::size_t n, float max_norm);
+
+// torch.nn.utils.clip_grad_value_: clamps every gradient to [-limit, limit] (NaN stays NaN).
+// Throws Error("--clip-grad-value", ...) unless limit > 0.
+void clip_grad_value(float* grads, std::size_t n, float limit);
+
+enum class ScheduleKind { constant, step, cosine };
+
+// "constant", "step", "cosine"; otherwise
+// Error("--schedule", "unknown schedule 'x' (constant, step, cosine)").
+ScheduleKind parse_schedule(const std::string& name);
+const char* schedule_name(ScheduleKind kind);
+
+struct ScheduleConfig {
+  ScheduleKind kind = ScheduleKind::constant;
+  int64_t warmup_steps = 0;
+  int64_t step_size = 1000;  // step: decay every step_size steps
+  float gamma = 0.1f;        // step: decay factor
+  int64_t total_steps = 0;   // cosine: training length in steps, warmup included
+  float min_lr = 0;          // cosine: the rate it ends at
+};
+
+// Throws recur::Error naming the flag (--warmup-steps, --step-size, --gamma, --total-steps,
+// --min-lr) for a negative warmup, step_size <= 0 or gamma <= 0 (step), total_steps <= 0 or a
+// negative min_lr (cosine).
+void check_schedule_config(const ScheduleConfig& s);
+
+// The rate for optimizer step `step` (0 for the first update), computed in double. With
+// W = warmup_steps and s = step - W:
+//   step < W:  base_lr * (step + 1) / W            (linear warmup: base_lr / W ... base_lr)
+//   constant:  base_lr
+//   step:      base_lr * gamma^floor(s / step_size)                    (torch StepLR)
+//   cosine:    with D = total_steps - W: for s < D,
+//              min_lr + (base_lr - min_lr) * (1 + cos(pi * s / D)) / 2  (torch CosineAnnealingLR)
+//              and min_lr from s >= D on.
+// Validates s with check_schedule_config.
+float learning_rate_at(const ScheduleConfig& s, float base_lr, int64_t step);
+
+}  // namespace recur

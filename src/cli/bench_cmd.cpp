@@ -1,0 +1,336 @@
+// recur bench: end-to-end speed on real MNIST batches, measured on exactly the work the training
+// loop does (BatchRunner::train_batch + Optimizer::step), plus inference throughput, batch-1
+// latency, a large sgemm for reference, and the process's peak RSS. bench/peers/torch_rnn.py
+// prints the same JSON keys for PyTorch; bench/compare.py puts the two side by side.
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "kernels/gemm.hpp"
+#include "recur/data.hpp"
+#include "recur/error.hpp"
+#include "recur/model.hpp"
+#include "recur/optim.hpp"
+#include "recur/train.hpp"
+
+namespace recur::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchOptions {
+  std::string cell = "lstm", view = "rows", data_dir = "data/mnist", mode = "train";
+  int hidden = 128, batch = 128, threads = 2, steps = 30, warmup = 3;
+  int infer_batch = 1000, latency_runs = 500, sgemm_size = 2048;
+  bool json = false;
+};
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The q-quantile (0 <= q <= 1) of the values, by the nearest rank below; median for q = 0.5
+// takes the mean of the two middle values of an even count.
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  if (q == 0.5 && v.size() % 2 == 0) return 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+  return v[k];
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Floating-point operations of one training step (forward + backward) of a one-layer,
+// one-direction network, counting the GEMMs only (the pointwise cell work is not counted):
+//   forward   2*S*B*(I+H)*G*H       input projection of all steps + h_{t-1} x W_hh^T per step
+//   backward  2*S*B*(I+2H)*G*H      dW_ih, dW_hh, and dh_{t-1} = dgates x W_hh per step
+//   head      3 * 2*B*H*C           logits, dW_head, dpooled
+// The steps with a zero initial state are counted although recur skips some of their products.
+double train_step_flops(const ModelConfig& c, int batch) {
+  const double S = c.steps, B = batch, I = c.input_size, H = c.hidden,
+               GH = static_cast<double>(gate_count(c.cell)) * c.hidden, C = c.num_classes;
+  return 2 * S * B * (I + H) * GH + 2 * S * B * (I + 2 * H) * GH + 3 * 2 * B * H * C;
+}
+
+double infer_flops_per_sample(const ModelConfig& c) {
+  const double S = c.steps, I = c.input_size, H = c.hidden,
+               GH = static_cast<double>(gate_count(c.cell)) * c.hidden, C = c.num_classes;
+  return 2 * S * (I + H) * GH + 2 * H * C;
+}
+
+ModelConfig model_for(const BenchOptions& o, const SequenceView& view, const ImageSet& set) {
+  ModelConfig mc;
+  mc.cell = parse_cell(o.cell);
+  mc.hidden = o.hidden;
+  mc.input_size = view.features();
+  mc.steps = view.steps();
+  mc.num_classes = set.num_classes;
+  mc.validate();
+  return mc;
+}
+
+nlohmann::json common_fields(const BenchOptions& o, const Network<float>& net) {
+  return {{"impl", "recur"},    {"mode", o.mode},
+          {"cell", o.cell},     {"hidden", o.hidden},
+          {"batch", o.batch},   {"threads", o.threads},
+          {"view", o.view},     {"steps", o.steps},
+          {"warmup", o.warmup}, {"params", net.num_params()}};
+}
+
+// Training: median and total samples/s over `steps` timed steps after `warmup` untimed ones.
+nlohmann::json bench_train(const BenchOptions& o) {
+  const ImageSet set = load_mnist(o.data_dir, true);
+  const SequenceView view = SequenceView::make(parse_view(o.view), set.rows, set.cols);
+  const ModelConfig mc = model_for(o, view, set);
+  Network<float> net(mc);
+  net.init(1);
+  BatchRunner runner(net, o.threads);
+  Optimizer optimizer(OptimizerConfig{}, net.num_params());  // Adam, lr 1e-3
+  const Split split = split_train_validation(set.count, 5000);
+  Batcher batcher(split.train, o.batch, 1);
+  std::vector<float> grads(net.num_params());
+  std::vector<std::int64_t> batch;
+  std::vector<double> times;
+  double loss_first = 0, loss_last = 0;
+  std::int64_t epoch = 0;
+  batcher.start_epoch(epoch);
+  for (int step = 0; step < o.warmup + o.steps; ++step) {
+    // A short last batch would skew the timing: start the next epoch instead.
+    if (!batcher.next(batch) || static_cast<int>(batch.size()) < o.batch) {
+      batcher.start_epoch(++epoch);
+      batcher.next(batch);
+    }
+    const auto t0 = Clock::now();
+    const auto stats = runner.train_batch(set, view, batch.data(), o.batch, grads.data(),
+                                          static_cast<std::uint64_t>(step));
+    optimizer.step(net.params().data(), grads.data(), OptimizerConfig{}.lr);
+    const double dt = seconds_since(t0);
+    if (step == 0) loss_first = stats.loss_sum / o.batch;
+    loss_last = stats.loss_sum / o.batch;
+    if (step >= o.warmup) times.push_back(dt);
+  }
+  double total = 0;
+  for (double t : times) total += t;
+  const double median = quantile(times, 0.5);
+  const double flops = train_step_flops(mc, o.batch);
+  nlohmann::json j = common_fields(o, net);
+  j["train_samples_per_s"] = o.batch / median;
+  j["train_samples_per_s_total"] = o.batch * static_cast<double>(times.size()) / total;
+  j["step_ms_median"] = 1e3 * median;
+  j["step_ms_min"] = 1e3 * quantile(times, 0.0);
+  j["gflop_per_step"] = flops * 1e-9;
+  j["effective_gflops"] = flops * 1e-9 / median;
+  j["loss_first"] = loss_first;
+  j["loss_last"] = loss_last;
+  return j;
+}
+
+// Inference: batches of infer_batch consecutive test images, cycling through the test set.
+nlohmann::json bench_infer(const BenchOptions& o) {
+  const ImageSet set = load_mnist(o.data_dir, false);
+  const SequenceView view = SequenceView::make(parse_view(o.view), set.rows, set.cols);
+  const ModelConfig mc = model_for(o, view, set);
+  Network<float> net(mc);
+  net.init(1);
+  BatchRunner runner(net, o.threads);
+  const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set.count));
+  std::vector<std::int64_t> indices(B);
+  std::vector<std::int32_t> predictions(B);
+  std::vector<double> times;
+  std::int64_t start = 0;
+  for (int call = 0; call < o.warmup + o.steps; ++call) {
+    if (start + B > set.count) start = 0;
+    for (int b = 0; b < B; ++b) indices[b] = start + b;
+    start += B;
+    const auto t0 = Clock::now();
+    runner.infer_batch(set, view, indices.data(), B, predictions.data(), nullptr);
+    const double dt = seconds_since(t0);
+    if (call >= o.warmup) times.push_back(dt);
+  }
+  double total = 0;
+  for (double t : times) total += t;
+  const double median = quantile(times, 0.5);
+  nlohmann::json j = common_fields(o, net);
+  j["infer_batch"] = B;
+  j["infer_samples_per_s"] = B / median;
+  j["infer_samples_per_s_total"] = B * static_cast<double>(times.size()) / total;
+  j["infer_ms_median"] = 1e3 * median;
+  j["infer_effective_gflops"] = infer_flops_per_sample(mc) * B * 1e-9 / median;
+  return j;
+}
+
+// Batch-1 latency of one forward (with the uint8 -> float conversion and the argmax). One sample
+// cannot be split, so this runs on the calling thread whatever --threads says.
+nlohmann::json bench_latency(const BenchOptions& o) {
+  const ImageSet set = load_mnist(o.data_dir, false);
+  const SequenceView view = SequenceView::make(parse_view(o.view), set.rows, set.cols);
+  const ModelConfig mc = model_for(o, view, set);
+  Network<float> net(mc);
+  net.init(1);
+  BatchRunner runner(net, 1);
+  const int runs = std::max(200, o.latency_runs);
+  std::vector<double> times;
+  std::int32_t prediction = 0;
+  for (int run = 0; run < std::max(10, o.warmup) + runs; ++run) {
+    const std::int64_t index = run % set.count;
+    const auto t0 = Clock::now();
+    runner.infer_batch(set, view, &index, 1, &prediction, nullptr);
+    const double dt = seconds_since(t0);
+    if (run >= std::max(10, o.warmup)) times.push_back(dt);
+  }
+  nlohmann::json j = common_fields(o, net);
+  j["latency_runs"] = runs;
+  j["latency_us_median"] = 1e6 * quantile(times, 0.5);
+  j["latency_us_p90"] = 1e6 * quantile(times, 0.9);
+  j["latency_us_min"] = 1e6 * quantile(times, 0.0);
+  return j;
+}
+
+// GFLOP/s of C[N,N] = A[N,N] x B[N,N] with the rows of C split over `threads` std::threads, each
+// calling single-threaded BLAS through kernels::gemm. Median of 5 runs after one warm-up.
+double sgemm_gflops(int n, int threads) {
+  const std::size_t nn = static_cast<std::size_t>(n) * n;
+  std::vector<float> a(nn), b(nn), c(nn);
+  for (std::size_t i = 0; i < nn; ++i) {
+    a[i] = static_cast<float>(i % 13) * 0.01f - 0.06f;
+    b[i] = static_cast<float>(i % 7) * 0.02f - 0.06f;
+  }
+  auto rows = [&](int k) {
+    const int begin = static_cast<int>(static_cast<std::int64_t>(n) * k / threads);
+    const int end = static_cast<int>(static_cast<std::int64_t>(n) * (k + 1) / threads);
+    kernels::gemm<float>(false, false, end - begin, n, n, 1.0f,
+                         a.data() + static_cast<std::size_t>(begin) * n, n, b.data(), n, 0.0f,
+                         c.data() + static_cast<std::size_t>(begin) * n, n);
+  };
+  std::vector<double> times;
+  for (int rep = 0; rep < 6; ++rep) {
+    const auto t0 = Clock::now();
+    std::vector<std::thread> workers;
+    for (int k = 1; k < threads; ++k) workers.emplace_back(rows, k);
+    rows(0);
+    for (auto& w : workers) w.join();
+    const double dt = seconds_since(t0);
+    if (rep > 0) times.push_back(dt);
+  }
+  return 2.0 * n * n * static_cast<double>(n) * 1e-9 / quantile(times, 0.5);
+}
+
+nlohmann::json bench_sgemm(const BenchOptions& o) {
+  RECUR_CHECK(o.sgemm_size > 0, "--sgemm-size", "must be a positive integer");
+  kernels::blas_single_threaded();
+  const int threads = resolve_threads(o.threads);
+  nlohmann::json j = {{"impl", "recur"},
+                      {"mode", o.mode},
+                      {"threads", o.threads},
+                      {"sgemm_size", o.sgemm_size},
+                      {"sgemm_threads", threads}};
+  j["sgemm_gflops_1t"] = sgemm_gflops(o.sgemm_size, 1);
+  j["sgemm_gflops_mt"] = sgemm_gflops(o.sgemm_size, threads);
+  return j;
+}
+
+void print_text(const nlohmann::json& j) {
+  const std::string mode = j["mode"];
+  if (mode != "sgemm")
+    fmt::print("recur bench {}: {} hidden {}, {} view, {} threads, {} parameters\n", mode,
+               j["cell"].get<std::string>(), j["hidden"].get<int>(), j["view"].get<std::string>(),
+               j["threads"].get<int>(), j["params"].get<std::size_t>());
+  if (mode == "train") {
+    fmt::print(
+        "training   batch {}: {:.0f} samples/s (median step {:.2f} ms), {:.0f} samples/s over all "
+        "{} steps\n",
+        j["batch"].get<int>(), j["train_samples_per_s"].get<double>(),
+        j["step_ms_median"].get<double>(), j["train_samples_per_s_total"].get<double>(),
+        j["steps"].get<int>());
+    fmt::print(
+        "work       {:.3f} GFLOP per step: {:.1f} effective GFLOP/s; loss {:.4f} -> {:.4f}\n",
+        j["gflop_per_step"].get<double>(), j["effective_gflops"].get<double>(),
+        j["loss_first"].get<double>(), j["loss_last"].get<double>());
+  } else if (mode == "infer") {
+    fmt::print(
+        "inference  batch {}: {:.0f} samples/s (median call {:.2f} ms), {:.1f} effective GFLOP/s\n",
+        j["infer_batch"].get<int>(), j["infer_samples_per_s"].get<double>(),
+        j["infer_ms_median"].get<double>(), j["infer_effective_gflops"].get<double>());
+  } else if (mode == "latency") {
+    fmt::print("latency    batch 1: median {:.1f} us, p90 {:.1f} us, min {:.1f} us over {} runs\n",
+               j["latency_us_median"].get<double>(), j["latency_us_p90"].get<double>(),
+               j["latency_us_min"].get<double>(), j["latency_runs"].get<int>());
+  } else {
+    fmt::print(
+        "sgemm      {0}x{0}x{0}: {1:.1f} GFLOP/s on 1 thread, {2:.1f} GFLOP/s on {3} threads\n",
+        j["sgemm_size"].get<int>(), j["sgemm_gflops_1t"].get<double>(),
+        j["sgemm_gflops_mt"].get<double>(), j["sgemm_threads"].get<int>());
+  }
+  fmt::print("peak RSS   {:.1f} MB\n", j["peak_rss_mb"].get<double>());
+}
+
+int run_bench(const BenchOptions& o) {
+  RECUR_CHECK(o.steps > 0, "--steps", "must be a positive integer");
+  RECUR_CHECK(o.warmup >= 0, "--warmup", "must not be negative");
+  RECUR_CHECK(o.batch > 0, "--batch", "must be a positive integer");
+  RECUR_CHECK(o.infer_batch > 0, "--infer-batch", "must be a positive integer");
+  RECUR_CHECK(o.threads >= 0, "--threads", "must not be negative (0 = all cores)");
+  nlohmann::json j;
+  if (o.mode == "train")
+    j = bench_train(o);
+  else if (o.mode == "infer")
+    j = bench_infer(o);
+  else if (o.mode == "latency")
+    j = bench_latency(o);
+  else if (o.mode == "sgemm")
+    j = bench_sgemm(o);
+  else
+    throw Error("--mode", "unknown mode '" + o.mode + "' (train, infer, latency, sgemm)");
+  j["peak_rss_mb"] = peak_rss_mb();
+  if (o.json)
+    std::cout << j.dump() << "\n";
+  else
+    print_text(j);
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure training and inference speed on real MNIST batches (see bench/README.md)");
+  cmd->add_option("--mode", o->mode, "train, infer, latency or sgemm")->capture_default_str();
+  cmd->add_option("--cell", o->cell, "rnn (tanh), rnn_relu, lstm, gru")->capture_default_str();
+  cmd->add_option("--hidden", o->hidden, "Hidden units")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Training batch size")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--steps", o->steps, "Timed training steps or inference calls")
+      ->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Untimed steps or calls before them")
+      ->capture_default_str();
+  cmd->add_option("--view", o->view, "rows, cols, pixels, permuted")->capture_default_str();
+  cmd->add_option("--data", o->data_dir, "Folder with the MNIST IDX files")->capture_default_str();
+  cmd->add_option("--infer-batch", o->infer_batch, "Batch size of --mode infer")
+      ->capture_default_str();
+  cmd->add_option("--latency-runs", o->latency_runs, "Timed runs of --mode latency (at least 200)")
+      ->capture_default_str();
+  cmd->add_option("--sgemm-size", o->sgemm_size, "N of the N x N x N product of --mode sgemm")
+      ->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  run = [o]() { return run_bench(*o); };
+}
+
+}  // namespace recur::cli

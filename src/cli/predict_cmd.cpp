@@ -1,0 +1,247 @@
+// recur predict MODEL INPUT... [--index N ...] [--json] [--invert auto|yes|no] [--top K]
+// Classifies digit pictures (PNG or PGM of any size) or images of an IDX file (with --index).
+#include <fmt/core.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "cli/model_io.hpp"
+#include "recur/error.hpp"
+#include "recur/image.hpp"
+#include "recur/train.hpp"
+
+namespace recur::cli {
+
+namespace {
+
+struct PredictOptions {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::int64_t> indices;
+  bool json = false;
+  std::string invert = "auto";
+  int top = 3;
+};
+
+enum class Invert { automatic, yes, no };
+
+Invert parse_invert(const std::string& text) {
+  if (text == "auto") return Invert::automatic;
+  if (text == "yes") return Invert::yes;
+  if (text == "no") return Invert::no;
+  throw Error("--invert", "unknown value '" + text + "' (choose from auto, yes, no)");
+}
+
+// One picture to classify, already at the model's image size.
+struct Sample {
+  std::string input;                  // the file
+  std::optional<std::int64_t> index;  // position in an IDX file
+  std::optional<int> label;           // from the IDX labels file
+  std::vector<std::uint8_t> pixels;
+  bool inverted = false;
+  int source_rows = 0, source_cols = 0;
+};
+
+// A dark digit on light paper: most pixels of the outermost frame are bright.
+bool looks_inverted(const GrayImage& img) {
+  long long bright = 0, total = 0;
+  auto visit = [&](int x, int y) {
+    bright += img.at(x, y) >= 128 ? 1 : 0;
+    ++total;
+  };
+  for (int x = 0; x < img.width; ++x) {
+    visit(x, 0);
+    if (img.height > 1) visit(x, img.height - 1);
+  }
+  for (int y = 1; y + 1 < img.height; ++y) {
+    visit(0, y);
+    if (img.width > 1) visit(img.width - 1, y);
+  }
+  return 2 * bright > total;
+}
+
+std::string file_name(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+// Resizes to rows x cols and inverts as asked, with a note on stderr for each change.
+Sample prepare(GrayImage img, const std::string& name, int rows, int cols, Invert invert,
+               bool quiet_resize) {
+  Sample s;
+  s.source_rows = img.height;
+  s.source_cols = img.width;
+  s.inverted = invert == Invert::yes || (invert == Invert::automatic && looks_inverted(img));
+  if (img.width != cols || img.height != rows) {
+    if (!quiet_resize)
+      fmt::print(stderr, "note: {} is {}x{}, resized to {}x{}\n", name, img.width, img.height, cols,
+                 rows);
+    img = resize_area(img, cols, rows);
+  }
+  if (s.inverted) {
+    for (std::uint8_t& p : img.pixels) p = static_cast<std::uint8_t>(255 - p);
+    if (invert == Invert::automatic)
+      fmt::print(stderr,
+                 "note: {} looks like a dark digit on a light background; inverted it "
+                 "(--invert no keeps it)\n",
+                 name);
+  }
+  s.pixels = std::move(img.pixels);
+  return s;
+}
+
+// The labels file that goes with an IDX images file: "images" -> "labels", "idx3" -> "idx1"
+// in its name ("t10k-images-idx3-ubyte" -> "t10k-labels-idx1-ubyte"); "" when none exists.
+std::string labels_beside(const std::string& images_path) {
+  namespace fs = std::filesystem;
+  std::string name = fs::path(images_path).filename().string();
+  const auto replace = [&](const std::string& from, const std::string& to) {
+    const auto at = name.find(from);
+    if (at == std::string::npos) return false;
+    name.replace(at, from.size(), to);
+    return true;
+  };
+  if (!replace("images", "labels") || !replace("idx3", "idx1")) return "";
+  const fs::path candidate = fs::path(images_path).parent_path() / name;
+  std::error_code ec;
+  return fs::is_regular_file(candidate, ec) ? candidate.string() : "";
+}
+
+void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& indices, int rows,
+                     int cols, Invert invert, std::vector<Sample>& samples) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error(path, "no such file");
+  const std::string labels = labels_beside(path);
+  if (labels.empty())
+    throw Error(path,
+                "no labels file beside it (e.g. t10k-labels-idx1-ubyte for "
+                "t10k-images-idx3-ubyte); an IDX images file alone cannot be read yet");
+  const ImageSet set = load_idx(path, labels);
+  if (set.rows != rows || set.cols != cols)
+    fmt::print(stderr, "note: {} holds {}x{} images, resized to {}x{}\n", path, set.cols, set.rows,
+               cols, rows);
+  for (std::int64_t index : indices) {
+    if (index < 0 || index >= set.count)
+      throw Error("--index", fmt::format("{} is out of range: {} holds {} images (0..{})", index,
+                                         path, set.count, set.count - 1));
+    GrayImage img;
+    img.width = set.cols;
+    img.height = set.rows;
+    img.pixels.assign(set.image(index),
+                      set.image(index) + static_cast<std::size_t>(set.rows) * set.cols);
+    Sample s = prepare(std::move(img), fmt::format("{}[{}]", file_name(path), index), rows, cols,
+                       invert, true);
+    s.input = path;
+    s.index = index;
+    s.label = set.labels[static_cast<std::size_t>(index)];
+    samples.push_back(std::move(s));
+  }
+}
+
+int run_predict(const PredictOptions& o) {
+  require_positive("--top", o.top);
+  const Invert invert = parse_invert(o.invert);
+  ModelWithView m = load_model_with_view(o.model);
+  const SequenceView view = make_view(m);
+  const int num_classes = m.net().config().num_classes;
+  check_model_fits(m, view, num_classes, "images resized to the model's size");
+
+  std::vector<Sample> samples;
+  for (const std::string& input : o.inputs) {
+    if (!o.indices.empty()) {
+      add_idx_samples(input, o.indices, m.rows, m.cols, invert, samples);
+    } else {
+      Sample s = prepare(load_gray_image(input), input, m.rows, m.cols, invert, false);
+      s.input = input;
+      samples.push_back(std::move(s));
+    }
+  }
+
+  // All samples as one image set read through the model's view, in batches.
+  ImageSet set;
+  set.source = "predict inputs";
+  set.rows = m.rows;
+  set.cols = m.cols;
+  set.num_classes = num_classes;
+  set.count = static_cast<std::int64_t>(samples.size());
+  for (const Sample& s : samples)
+    set.pixels.insert(set.pixels.end(), s.pixels.begin(), s.pixels.end());
+  set.labels.assign(samples.size(), 0);
+  BatchRunner runner(m.net(), 1);
+  std::vector<float> probs(samples.size() * static_cast<std::size_t>(num_classes));
+  constexpr int kBatch = 256;
+  std::vector<std::int64_t> batch;
+  std::vector<float> x;
+  for (std::int64_t start = 0; start < set.count; start += kBatch) {
+    const int n = static_cast<int>(std::min<std::int64_t>(kBatch, set.count - start));
+    batch.resize(static_cast<std::size_t>(n));
+    for (int b = 0; b < n; ++b) batch[static_cast<std::size_t>(b)] = start + b;
+    x.resize(static_cast<std::size_t>(view.steps()) * n * view.features());
+    view.fill(set, batch.data(), n, x.data());
+    runner.infer_inputs(x.data(), n, probs.data() + static_cast<std::size_t>(start) * num_classes);
+  }
+
+  nlohmann::json all = nlohmann::json::array();
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const Sample& s = samples[i];
+    const auto best =
+        top_k(probs.data() + i * static_cast<std::size_t>(num_classes), num_classes, o.top);
+    if (o.json) {
+      nlohmann::json top = nlohmann::json::array();
+      for (const ClassProbability& c : best)
+        top.push_back({{"class", c.label}, {"probability", c.probability}});
+      nlohmann::json j = {{"input", s.input},
+                          {"prediction", best.front().label},
+                          {"probability", best.front().probability},
+                          {"top", top},
+                          {"inverted", s.inverted},
+                          {"size", {s.source_cols, s.source_rows}}};
+      if (s.index) j["index"] = *s.index;
+      if (s.label) j["label"] = *s.label;
+      all.push_back(std::move(j));
+      continue;
+    }
+    std::string name = s.index ? fmt::format("{}[{}]", s.input, *s.index) : s.input;
+    std::string line = fmt::format("{}: {}", name, best.front().label);
+    if (s.label) line += fmt::format(" (label {})", *s.label);
+    std::string ranks;
+    for (const ClassProbability& c : best)
+      ranks +=
+          fmt::format("{}{} {:.2f}%", ranks.empty() ? "" : ", ", c.label, 100.0 * c.probability);
+    fmt::print("{}  top {}: {}\n", line, best.size(), ranks);
+  }
+  if (o.json) std::cout << all.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<PredictOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "predict", "Classify digit pictures (PNG, PGM) or images of an IDX file with a model");
+  cmd->add_option("model", o->model, "Checkpoint (.safetensors) written by recur train")
+      ->required();
+  cmd->add_option("inputs", o->inputs, "PNG or PGM files; IDX images files with --index")
+      ->required();
+  cmd->add_option("--index", o->indices, "Classify image N of each IDX input (repeatable: 0,5,9)")
+      ->delimiter(',')
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_flag("--json", o->json, "Print a JSON array instead of text");
+  cmd->add_option("--invert", o->invert,
+                  "auto: invert dark digits on light paper; yes, no: always, never")
+      ->capture_default_str();
+  cmd->add_option("--top", o->top, "How many of the likeliest classes to show")
+      ->capture_default_str();
+  cmd->callback([o, &run] { run = [o] { return run_predict(*o); }; });
+}
+
+}  // namespace recur::cli

@@ -1,0 +1,502 @@
+// Optimizers against torch.optim fixtures, checkpoint resume, clipping, schedules and the
+// errors for bad settings.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "recur/error.hpp"
+#include "recur/optim.hpp"
+#include "recur/safetensors.hpp"
+
+namespace recur {
+namespace {
+
+// PyTorch's CPU kernels fuse some multiply-adds (its vectorized add-with-alpha is an FMA) and not
+// others (the scalar tail), so one result can differ from recur's by a rounding per operation:
+// a few float ulps (1.2e-7 each) after five steps. 1e-6 leaves room for that and nothing more;
+// the fixtures keep every parameter above 0.1 in magnitude so the relative test is meaningful.
+constexpr double kGoldenRelTol = 1e-6;
+
+std::string golden_path(const std::string& name) {
+  return std::string(RECUR_TEST_DIR) + "/golden/optim/" + name + ".safetensors";
+}
+
+float meta_float(const SafetensorsFile& f, const std::string& key, float fallback) {
+  const auto it = f.metadata.find(key);
+  // The fixture prints float32 values exactly, so stod then float is lossless.
+  return it == f.metadata.end() ? fallback : static_cast<float>(std::stod(it->second));
+}
+
+OptimizerConfig config_from(const SafetensorsFile& f) {
+  OptimizerConfig cfg;
+  cfg.kind = parse_optimizer(f.metadata.at("kind"));
+  cfg.lr = meta_float(f, "lr", cfg.lr);
+  cfg.momentum = meta_float(f, "momentum", cfg.momentum);
+  cfg.dampening = meta_float(f, "dampening", cfg.dampening);
+  cfg.weight_decay = meta_float(f, "weight_decay", cfg.weight_decay);
+  cfg.beta1 = meta_float(f, "beta1", cfg.beta1);
+  cfg.beta2 = meta_float(f, "beta2", cfg.beta2);
+  cfg.eps = meta_float(f, "eps", cfg.eps);
+  cfg.alpha = meta_float(f, "alpha", cfg.alpha);
+  cfg.nesterov = f.metadata.count("nesterov") && f.metadata.at("nesterov") == "true";
+  cfg.centered = f.metadata.count("centered") && f.metadata.at("centered") == "true";
+  return cfg;
+}
+
+// Largest |got - want| / |want| over the arrays.
+double max_rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    const double diff = std::abs(static_cast<double>(got[i]) - want[i]);
+    worst = std::max(worst, diff / std::abs(static_cast<double>(want[i])));
+  }
+  return worst;
+}
+
+class OptimGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OptimGolden, MatchesTorchStepByStep) {
+  const SafetensorsFile f = read_safetensors(golden_path(GetParam()));
+  const OptimizerConfig cfg = config_from(f);
+  const int steps = std::stoi(f.metadata.at("steps"));
+  const std::vector<float> lrs = f.at("lr").as_f32();
+  ASSERT_EQ(static_cast<int>(lrs.size()), steps);
+
+  std::vector<float> params = f.at("params.0").as_f32();
+  Optimizer opt(cfg, params.size());
+  double worst = 0;
+  for (int k = 1; k <= steps; ++k) {
+    const std::vector<float> grad = f.at("grad." + std::to_string(k)).as_f32();
+    opt.step(params.data(), grad.data(), lrs[k - 1]);
+    const double err = max_rel_error(params, f.at("params." + std::to_string(k)).as_f32());
+    EXPECT_LE(err, kGoldenRelTol) << "after step " << k;
+    worst = std::max(worst, err);
+  }
+  RecordProperty("max_relative_error", fmt::format("{:.3g}", worst));
+  EXPECT_EQ(opt.steps(), steps);
+
+  // The final state matches torch's, buffer by buffer, and names the same buffers. State values
+  // can sit near zero (a running mean of gradients of both signs), so they are compared
+  // relative to the buffer's largest magnitude.
+  std::vector<std::string> ours;
+  for (auto& [name, buffer] : opt.state_buffers()) {
+    ours.push_back(name);
+    const std::vector<float> want = f.at("state." + name).as_f32();
+    ASSERT_EQ(buffer->size(), want.size()) << name;
+    double scale = 0;
+    for (float v : want) scale = std::max(scale, std::abs(static_cast<double>(v)));
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR((*buffer)[i], want[i], kGoldenRelTol * scale) << name << "[" << i << "]";
+    }
+  }
+  std::vector<std::string> theirs;
+  for (const auto& [name, tensor] : f.tensors) {
+    if (name.rfind("state.", 0) == 0) theirs.push_back(name.substr(6));
+  }
+  std::sort(ours.begin(), ours.end());
+  EXPECT_EQ(ours, theirs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Optim, OptimGolden,
+                         ::testing::Values("sgd", "sgd_momentum", "sgd_nesterov_wd",
+                                           "sgd_dampening_wd", "adam", "adam_wd", "adamw",
+                                           "rmsprop", "rmsprop_centered_momentum",
+                                           "rmsprop_wd_momentum"),
+                         [](const auto& param_info) { return param_info.param; });
+
+std::vector<float> random_values(std::size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> out(n);
+  for (float& v : out) v = dist(rng);
+  return out;
+}
+
+std::vector<OptimizerConfig> every_variant() {
+  std::vector<OptimizerConfig> out;
+  OptimizerConfig c;
+  c.kind = OptimizerKind::sgd;
+  c.lr = 0.01f;
+  out.push_back(c);
+  c.momentum = 0.9f;
+  c.nesterov = true;
+  c.weight_decay = 0.01f;
+  out.push_back(c);
+  c = OptimizerConfig{};
+  out.push_back(c);
+  c.kind = OptimizerKind::adamw;
+  c.weight_decay = 0.01f;
+  out.push_back(c);
+  c = OptimizerConfig{};
+  c.kind = OptimizerKind::rmsprop;
+  c.centered = true;
+  c.momentum = 0.9f;
+  c.weight_decay = 0.001f;
+  out.push_back(c);
+  return out;
+}
+
+TEST(OptimizerState, ResumeFromSavedStateMatchesAnUninterruptedRun) {
+  const std::size_t n = 50;
+  const std::vector<float> start = random_values(n, 1, -1, 1);
+  std::vector<std::vector<float>> grads;
+  for (uint32_t k = 0; k < 6; ++k) grads.push_back(random_values(n, 100 + k, -1, 1));
+
+  for (const OptimizerConfig& cfg : every_variant()) {
+    SCOPED_TRACE(optimizer_name(cfg.kind));
+    std::vector<float> straight = start;
+    Optimizer a(cfg, n);
+    for (const auto& g : grads) a.step(straight.data(), g.data(), cfg.lr);
+
+    // Three steps, a checkpoint through safetensors, a fresh optimizer, three more steps.
+    std::vector<float> resumed = start;
+    Optimizer b(cfg, n);
+    for (int k = 0; k < 3; ++k) b.step(resumed.data(), grads[k].data(), cfg.lr);
+    std::vector<TensorRef> refs;
+    for (auto& [name, buffer] : b.state_buffers()) {
+      refs.push_back({name, DType::F32, {static_cast<int64_t>(n)}, buffer->data()});
+    }
+    const std::vector<uint8_t> bytes =
+        encode_safetensors(refs, {{"step", std::to_string(b.steps())}});
+    const SafetensorsFile saved = parse_safetensors("checkpoint", bytes.data(), bytes.size());
+
+    Optimizer c(cfg, n);
+    for (auto& [name, buffer] : c.state_buffers()) *buffer = saved.at(name).as_f32();
+    c.set_step_count(std::stoll(saved.metadata.at("step")));
+    for (int k = 3; k < 6; ++k) c.step(resumed.data(), grads[k].data(), cfg.lr);
+    EXPECT_EQ(resumed, straight);
+    EXPECT_EQ(c.steps(), 6);
+  }
+}
+
+TEST(OptimizerState, BufferNamesPerConfiguration) {
+  auto names = [](const OptimizerConfig& cfg) {
+    Optimizer opt(cfg, 3);
+    std::vector<std::string> out;
+    for (auto& [name, buffer] : opt.state_buffers()) {
+      EXPECT_EQ(buffer->size(), 3u);
+      out.push_back(name);
+    }
+    return out;
+  };
+  OptimizerConfig c;
+  c.kind = OptimizerKind::sgd;
+  EXPECT_TRUE(names(c).empty());
+  c.momentum = 0.5f;
+  EXPECT_EQ(names(c), std::vector<std::string>{"momentum_buffer"});
+  c = OptimizerConfig{};
+  EXPECT_EQ(names(c), (std::vector<std::string>{"exp_avg", "exp_avg_sq"}));
+  c.kind = OptimizerKind::rmsprop;
+  EXPECT_EQ(names(c), std::vector<std::string>{"square_avg"});
+  c.momentum = 0.9f;
+  c.centered = true;
+  EXPECT_EQ(names(c), (std::vector<std::string>{"square_avg", "momentum_buffer", "grad_avg"}));
+}
+
+TEST(Optimizer, LargeArenaMatchesChunkedUpdates) {
+  // Above the threading threshold the update runs in parallel; it must equal running the same
+  // configuration chunk by chunk on one thread.
+  const std::size_t n = 100'003;
+  const std::size_t chunk = 1000;
+  const std::vector<float> start = random_values(n, 3, -1, 1);
+  const std::vector<float> g1 = random_values(n, 4, -1, 1);
+  const std::vector<float> g2 = random_values(n, 5, -1, 1);
+  for (const OptimizerConfig& cfg : every_variant()) {
+    SCOPED_TRACE(optimizer_name(cfg.kind));
+    std::vector<float> whole = start;
+    Optimizer big(cfg, n);
+    big.step(whole.data(), g1.data(), cfg.lr);
+    big.step(whole.data(), g2.data(), cfg.lr);
+
+    std::vector<float> pieces = start;
+    for (std::size_t begin = 0; begin < n; begin += chunk) {
+      const std::size_t len = std::min(chunk, n - begin);
+      Optimizer small(cfg, len);
+      small.step(pieces.data() + begin, g1.data() + begin, cfg.lr);
+      small.step(pieces.data() + begin, g2.data() + begin, cfg.lr);
+    }
+    for (std::size_t i = 0; i < n; i += 997) ASSERT_FLOAT_EQ(whole[i], pieces[i]) << i;
+  }
+}
+
+TEST(Optimizer, AdamFirstStepMovesEachParameterByLr) {
+  // With zero state, m / sqrt(v) after bias correction is sign(g): the classic first step.
+  OptimizerConfig cfg;
+  cfg.eps = 0;
+  Optimizer opt(cfg, 3);
+  std::vector<float> p{1, 1, 1};
+  const std::vector<float> g{0.5f, -2.0f, 1e-3f};
+  opt.step(p.data(), g.data(), 0.01f);
+  EXPECT_FLOAT_EQ(p[0], 0.99f);
+  EXPECT_FLOAT_EQ(p[1], 1.01f);
+  EXPECT_FLOAT_EQ(p[2], 0.99f);
+}
+
+TEST(Optimizer, ParseNames) {
+  EXPECT_EQ(parse_optimizer("sgd"), OptimizerKind::sgd);
+  EXPECT_EQ(parse_optimizer("adam"), OptimizerKind::adam);
+  EXPECT_EQ(parse_optimizer("adamw"), OptimizerKind::adamw);
+  EXPECT_EQ(parse_optimizer("rmsprop"), OptimizerKind::rmsprop);
+  for (auto kind :
+       {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::rmsprop}) {
+    EXPECT_EQ(parse_optimizer(optimizer_name(kind)), kind);
+  }
+  try {
+    parse_optimizer("Adam");
+    FAIL() << "expected recur::Error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "--optimizer: unknown optimizer 'Adam' (sgd, adam, adamw, rmsprop)");
+  }
+}
+
+// The flag named by the error `make` throws, or "" when it throws none.
+template <typename F>
+std::string error_subject(F make) {
+  try {
+    make();
+  } catch (const Error& e) {
+    return e.subject();
+  }
+  return "";
+}
+
+TEST(Optimizer, RejectsBadSettings) {
+  auto with = [](auto edit) {
+    OptimizerConfig c;
+    edit(c);
+    return error_subject([&] { Optimizer opt(c, 4); });
+  };
+  EXPECT_EQ(with([](OptimizerConfig&) {}), "");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.lr = -1; }), "--lr");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.lr = std::numeric_limits<float>::quiet_NaN(); }),
+            "--lr");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.momentum = -0.1f; }), "--momentum");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.weight_decay = -1; }), "--weight-decay");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.beta1 = 1; }), "--beta1");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.beta2 = -0.5f; }), "--beta2");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.eps = -1e-8f; }), "--eps");
+  EXPECT_EQ(with([](OptimizerConfig& c) { c.alpha = -1; }), "--alpha");
+  EXPECT_EQ(with([](OptimizerConfig& c) {
+              c.kind = OptimizerKind::sgd;
+              c.nesterov = true;
+            }),
+            "--nesterov");
+  EXPECT_EQ(with([](OptimizerConfig& c) {
+              c.kind = OptimizerKind::sgd;
+              c.nesterov = true;
+              c.momentum = 0.9f;
+              c.dampening = 0.1f;
+            }),
+            "--nesterov");
+  try {
+    OptimizerConfig c;
+    c.beta1 = 1.5f;
+    check_optimizer_config(c);
+    FAIL() << "expected recur::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.reason(), "must be in [0, 1), got 1.5");
+  }
+}
+
+TEST(Optimizer, StepRejectsANegativeRate) {
+  Optimizer opt(OptimizerConfig{}, 1);
+  float p = 1, g = 1;
+  EXPECT_EQ(error_subject([&] { opt.step(&p, &g, -0.1f); }), "--lr");
+  EXPECT_EQ(opt.steps(), 0);
+  EXPECT_EQ(error_subject([&] { opt.set_step_count(-1); }), "optimizer state");
+}
+
+TEST(ClipGradNorm, MatchesTorch) {
+  const SafetensorsFile f = read_safetensors(golden_path("clip"));
+  for (const std::string c : {"shrink", "keep"}) {
+    SCOPED_TRACE(c);
+    std::vector<float> grads = f.at(c + ".before").as_f32();
+    const float max_norm = meta_float(f, c + ".max_norm", 0);
+    const float norm = clip_grad_norm(grads.data(), grads.size(), max_norm);
+    const float want_norm = f.at(c + ".norm").as_f32()[0];
+    // torch sums squares in float, recur in double: the norms agree to a few ulps.
+    EXPECT_NEAR(norm, want_norm, kGoldenRelTol * want_norm);
+    const std::vector<float> want = f.at(c + ".after").as_f32();
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(grads[i], want[i], kGoldenRelTol * std::abs(want[i]) + 1e-30) << i;
+    }
+  }
+}
+
+TEST(ClipGradNorm, ClosedForm) {
+  std::vector<float> g{3, 4};
+  EXPECT_FLOAT_EQ(clip_grad_norm(g.data(), g.size(), 1.0f), 5.0f);
+  EXPECT_FLOAT_EQ(g[0], 3.0f / (5.0f + 1e-6f));
+  EXPECT_FLOAT_EQ(g[1], 4.0f / (5.0f + 1e-6f));
+  g = {3, 4};
+  EXPECT_FLOAT_EQ(clip_grad_norm(g.data(), g.size(), 10.0f), 5.0f);
+  EXPECT_EQ(g, (std::vector<float>{3, 4}));
+  std::vector<float> zeros(4, 0.0f);
+  EXPECT_EQ(clip_grad_norm(zeros.data(), zeros.size(), 1.0f), 0.0f);
+  EXPECT_EQ(zeros, std::vector<float>(4, 0.0f));
+  EXPECT_EQ(clip_grad_norm(nullptr, 0, 1.0f), 0.0f);
+}
+
+TEST(ClipGradNorm, LargeArena) {
+  std::vector<float> g(1'000'000, 0.5f);  // norm = 0.5 * 1000
+  EXPECT_FLOAT_EQ(clip_grad_norm(g.data(), g.size(), 50.0f), 500.0f);
+  EXPECT_FLOAT_EQ(g[0], 0.5f * 50.0f / (500.0f + 1e-6f));
+  EXPECT_FLOAT_EQ(g.back(), g[0]);
+}
+
+TEST(ClipGradNorm, NonFiniteNormLeavesGradientsAlone) {
+  std::vector<float> g{1, std::numeric_limits<float>::infinity(), 2};
+  EXPECT_TRUE(std::isinf(clip_grad_norm(g.data(), g.size(), 1.0f)));
+  EXPECT_EQ(g[0], 1.0f);
+  EXPECT_EQ(g[2], 2.0f);
+  g = {1, std::numeric_limits<float>::quiet_NaN()};
+  EXPECT_TRUE(std::isnan(clip_grad_norm(g.data(), g.size(), 1.0f)));
+  EXPECT_EQ(g[0], 1.0f);
+}
+
+TEST(ClipGradNorm, RejectsANonPositiveLimit) {
+  float g = 1;
+  EXPECT_EQ(error_subject([&] { clip_grad_norm(&g, 1, 0.0f); }), "--clip-grad-norm");
+  EXPECT_EQ(error_subject([&] { clip_grad_norm(&g, 1, -1.0f); }), "--clip-grad-norm");
+}
+
+TEST(ClipGradValue, ClampsEveryValue) {
+  std::vector<float> g{-3,
+                       -1,
+                       -0.5f,
+                       0,
+                       0.5f,
+                       1,
+                       3,
+                       std::numeric_limits<float>::infinity(),
+                       std::numeric_limits<float>::quiet_NaN()};
+  clip_grad_value(g.data(), g.size(), 1.0f);
+  const std::vector<float> want{-1, -1, -0.5f, 0, 0.5f, 1, 1, 1};
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(g[i], want[i]) << i;
+  EXPECT_TRUE(std::isnan(g.back()));
+  std::vector<float> big = random_values(100'000, 9, -4, 4);
+  clip_grad_value(big.data(), big.size(), 2.0f);
+  EXPECT_EQ(*std::max_element(big.begin(), big.end()), 2.0f);
+  EXPECT_EQ(*std::min_element(big.begin(), big.end()), -2.0f);
+}
+
+TEST(ClipGradValue, RejectsANonPositiveLimit) {
+  float g = 1;
+  EXPECT_EQ(error_subject([&] { clip_grad_value(&g, 1, 0.0f); }), "--clip-grad-value");
+}
+
+TEST(Schedule, ParseNames) {
+  EXPECT_EQ(parse_schedule("constant"), ScheduleKind::constant);
+  EXPECT_EQ(parse_schedule("step"), ScheduleKind::step);
+  EXPECT_EQ(parse_schedule("cosine"), ScheduleKind::cosine);
+  for (auto kind : {ScheduleKind::constant, ScheduleKind::step, ScheduleKind::cosine}) {
+    EXPECT_EQ(parse_schedule(schedule_name(kind)), kind);
+  }
+  try {
+    parse_schedule("linear");
+    FAIL() << "expected recur::Error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "--schedule: unknown schedule 'linear' (constant, step, cosine)");
+  }
+}
+
+TEST(Schedule, Constant) {
+  const ScheduleConfig s;
+  EXPECT_EQ(learning_rate_at(s, 0.1f, 0), 0.1f);
+  EXPECT_EQ(learning_rate_at(s, 0.1f, 123456), 0.1f);
+}
+
+TEST(Schedule, LinearWarmupThenConstant) {
+  ScheduleConfig s;
+  s.warmup_steps = 4;
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 0), 0.025f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 1), 0.05f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 2), 0.075f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 3), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 4), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 1000), 0.1f);
+}
+
+TEST(Schedule, StepDecay) {
+  ScheduleConfig s;
+  s.kind = ScheduleKind::step;
+  s.step_size = 10;
+  s.gamma = 0.5f;
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 0), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 9), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 10), 0.05f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 25), 0.025f);
+  s.warmup_steps = 5;  // the decay counts from the end of warmup
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 2), 0.06f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 14), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 15), 0.05f);
+}
+
+TEST(Schedule, Cosine) {
+  ScheduleConfig s;
+  s.kind = ScheduleKind::cosine;
+  s.total_steps = 100;
+  s.min_lr = 0.01f;
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 0), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 25),
+                  static_cast<float>(0.01 + 0.09 * (1 + std::cos(std::numbers::pi / 4)) / 2));
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 50), 0.055f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 99),
+                  static_cast<float>(0.01 + 0.09 * (1 + std::cos(std::numbers::pi * 0.99)) / 2));
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 100), 0.01f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0.1f, 500), 0.01f);
+}
+
+TEST(Schedule, CosineAfterWarmup) {
+  ScheduleConfig s;
+  s.kind = ScheduleKind::cosine;
+  s.warmup_steps = 10;
+  s.total_steps = 110;
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 1.0f, 0), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 1.0f, 9), 1.0f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 1.0f, 10), 1.0f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 1.0f, 60), 0.5f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 1.0f, 110), 0.0f);
+  s.total_steps = 5;  // all warmup: the rate falls to min_lr once warmup ends
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 1.0f, 9), 1.0f);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 1.0f, 10), 0.0f);
+}
+
+TEST(Schedule, RejectsBadSettings) {
+  auto with = [](auto edit) {
+    ScheduleConfig s;
+    edit(s);
+    return error_subject([&] { learning_rate_at(s, 0.1f, 0); });
+  };
+  EXPECT_EQ(with([](ScheduleConfig&) {}), "");
+  EXPECT_EQ(with([](ScheduleConfig& s) { s.warmup_steps = -1; }), "--warmup-steps");
+  EXPECT_EQ(with([](ScheduleConfig& s) {
+              s.kind = ScheduleKind::step;
+              s.step_size = 0;
+            }),
+            "--step-size");
+  EXPECT_EQ(with([](ScheduleConfig& s) {
+              s.kind = ScheduleKind::step;
+              s.gamma = 0;
+            }),
+            "--gamma");
+  EXPECT_EQ(with([](ScheduleConfig& s) { s.kind = ScheduleKind::cosine; }), "--total-steps");
+  EXPECT_EQ(with([](ScheduleConfig& s) {
+              s.kind = ScheduleKind::cosine;
+              s.total_steps = 10;
+              s.min_lr = -1;
+            }),
+            "--min-lr");
+}
+
+}  // namespace
+}  // namespace recur
