@@ -85,17 +85,31 @@ struct TrainOptions {
   int eval_batch = 1000;
   std::string out_dir = "runs/latest";
   std::string config_text;  // the resolved config, written to the run directory
+  std::int64_t checkpoint_every = 0;  // also write resume.safetensors every N steps; 0 = epoch ends only
+  bool resume = false;                // continue the run in out_dir from its resume.safetensors
+  bool skip_nonfinite = false;        // skip (and count) steps whose loss or gradient is not finite
+};
+
+// Set by SIGINT / SIGTERM (see install_stop_signals): training finishes the current step, writes
+// resume.safetensors and stops with StopRequested.
+void install_stop_signals();
+struct StopRequested {
+  int signal = 0;
+  std::string message;
 };
 
 struct TrainSummary {
   double val_accuracy = 0, val_loss = 0, best_val_accuracy = 0;
   double wall_seconds = 0, samples_per_second = 0;
-  std::int64_t steps = 0, samples = 0;
+  std::int64_t steps = 0, samples = 0, skipped_steps = 0;
 };
 
 // Trains, logging to `out` (a progress bar when `interactive`), and writes the run directory:
-// config.toml, metrics.jsonl, last.safetensors (+ last.optim.safetensors), best.safetensors,
-// curves.png, summary.json (written last: a run directory without it is unfinished).
+// config.toml, metrics.jsonl, last.safetensors, best.safetensors, resume.safetensors (weights,
+// optimizer state and position, written as one atomic file at every epoch end and every
+// checkpoint_every steps), curves.png, summary.json (written last: a run directory without it
+// is unfinished). A resumed run ends bit-identical to one never interrupted. Throws
+// StopRequested after a stop signal, recur::Error for bad input or a non-finite loss.
 TrainSummary train(const TrainOptions& options, std::ostream& out, bool interactive);
 
 }  // namespace recur

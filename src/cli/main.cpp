@@ -1,6 +1,7 @@
 // recur: train, evaluate and run recurrent networks from the command line.
 // Exit codes: 0 success, 2 bad usage or bad input (one line on stderr), 1 internal failure.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -8,6 +9,9 @@
 #include "recur/error.hpp"
 
 int main(int argc, char** argv) {
+  // A write past a file-size limit then fails with EFBIG (reported as an error) instead of
+  // killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"recur: recurrent neural networks (RNN, LSTM, GRU) on the CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "recur 0.1.0");

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -62,6 +63,18 @@ void apply_config(CLI::App& cmd, const std::string& path) {
       throw Error(path, "option '" + name + "': " + e.what());
     }
   }
+}
+
+// The options as a TOML file that --config reads back; run-control options are left out.
+std::string resolved_config(CLI::App& cmd) {
+  std::istringstream in(cmd.config_to_str(true, false));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    const std::string key = line.substr(0, line.find('='));
+    if (key == "config" || key == "resume") continue;
+    out += line + "\n";
+  }
+  return out;
 }
 
 }  // namespace
@@ -124,35 +137,58 @@ void add_train_command(CLI::App& app, Runner& run) {
   cmd->add_option("--display-step", o.display_step, "Log the training loss and accuracy every N steps")->capture_default_str();
   cmd->add_option("--eval-batch", o.eval_batch, "Batch size of validation")->capture_default_str();
   cmd->add_option("--out", o.out_dir, "Run folder (must be new or empty)")->capture_default_str();
+  cmd->add_option("--checkpoint-every", o.checkpoint_every, "Also write the resume checkpoint every N steps")->capture_default_str();
+  cmd->add_flag("--skip-nonfinite", o.skip_nonfinite, "Skip and count steps with a non-finite loss or gradient instead of stopping");
+  auto resume_dir = std::make_shared<std::string>();
+  cmd->add_option("--resume", *resume_dir, "Continue the interrupted run in this folder (its config.toml and resume.safetensors)");
 
-  run = [flags, cmd, config_path]() {
-    if (!config_path->empty()) apply_config(*cmd, *config_path);
-    TrainFlags& f = *flags;
-    TrainOptions opts = f.o;
-    opts.view = parse_view(f.view);
-    opts.model.cell = parse_cell(f.cell);
-    opts.model.pooling = parse_pooling(f.pooling);
-    opts.model.bias = !f.no_bias;
-    auto& in = opts.model.init;
-    in.input.kind = parse_init(f.init_input);
-    in.recurrent.kind = parse_init(f.init_recurrent);
-    in.input.sigma = in.recurrent.sigma = f.init_sigma;
-    in.input.bias = in.recurrent.bias = parse_bias_init(f.bias_init);
-    in.input.bias_value = in.recurrent.bias_value = f.bias_value;
-    in.head.kind = parse_init(f.init_head);
-    in.head.sigma = f.head_sigma;
-    in.head.bias = parse_bias_init(f.head_bias_init);
-    in.head.bias_value = f.head_bias_value;
-    in.projection.kind = parse_init(f.init_projection);
-    in.projection.sigma = f.init_sigma;
-    in.projection.bias = parse_bias_init(f.projection_bias_init);
-    in.projection.bias_value = f.projection_bias_value;
-    opts.optimizer.kind = parse_optimizer(f.optimizer);
-    opts.schedule.kind = parse_schedule(f.schedule);
-    opts.config_text = cmd->config_to_str(true, false);
-    train(opts, std::cout, isatty(STDOUT_FILENO) != 0);
-    return 0;
-  };
+  // Set when `train` itself is parsed, so that commands registered later cannot replace it.
+  cmd->callback([flags, cmd, config_path, resume_dir, &run] {
+    run = [flags, cmd, config_path, resume_dir]() {
+      if (!resume_dir->empty()) {
+        if (!config_path->empty())
+          throw Error("--resume", "takes the run's own config.toml; do not give --config too");
+        const std::string saved = *resume_dir + "/config.toml";
+        if (!std::filesystem::exists(saved))
+          throw Error("--resume", saved + " does not exist: not a recur run folder");
+        apply_config(*cmd, saved);
+        flags->o.out_dir = *resume_dir;
+        flags->o.resume = true;
+      }
+      if (!config_path->empty()) apply_config(*cmd, *config_path);
+      TrainFlags& f = *flags;
+      TrainOptions opts = f.o;
+      opts.view = parse_view(f.view);
+      opts.model.cell = parse_cell(f.cell);
+      opts.model.pooling = parse_pooling(f.pooling);
+      opts.model.bias = !f.no_bias;
+      auto& in = opts.model.init;
+      in.input.kind = parse_init(f.init_input);
+      in.recurrent.kind = parse_init(f.init_recurrent);
+      in.input.sigma = in.recurrent.sigma = f.init_sigma;
+      in.input.bias = in.recurrent.bias = parse_bias_init(f.bias_init);
+      in.input.bias_value = in.recurrent.bias_value = f.bias_value;
+      in.head.kind = parse_init(f.init_head);
+      in.head.sigma = f.head_sigma;
+      in.head.bias = parse_bias_init(f.head_bias_init);
+      in.head.bias_value = f.head_bias_value;
+      in.projection.kind = parse_init(f.init_projection);
+      in.projection.sigma = f.init_sigma;
+      in.projection.bias = parse_bias_init(f.projection_bias_init);
+      in.projection.bias_value = f.projection_bias_value;
+      opts.optimizer.kind = parse_optimizer(f.optimizer);
+      opts.schedule.kind = parse_schedule(f.schedule);
+      opts.config_text = resolved_config(*cmd);
+      install_stop_signals();
+      try {
+        train(opts, std::cout, isatty(STDOUT_FILENO) != 0);
+      } catch (const StopRequested& stop) {
+        std::cerr << "recur: " << stop.message << "\n";
+        return 128 + stop.signal;
+      }
+      return 0;
+    };
+  });
 }
 
 }  // namespace recur::cli

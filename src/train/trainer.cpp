@@ -1,14 +1,19 @@
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <sstream>
 
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/plot.hpp"
+#include "recur/safetensors.hpp"
 #include "recur/train.hpp"
 
 namespace recur {
@@ -16,6 +21,10 @@ namespace recur {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -26,25 +35,39 @@ class MetricsLog {
  public:
   explicit MetricsLog(std::string dir) : dir_(std::move(dir)) {}
 
-  void train_point(std::int64_t step, std::int64_t epoch, double loss, double acc, double sps, double lr) {
-    nlohmann::json j = {{"kind", "train"}, {"step", step},   {"epoch", epoch},     {"loss", loss},
-                        {"accuracy", acc},  {"lr", lr},       {"samples_per_s", sps}};
+  void add(const nlohmann::json& j) {
     lines_ += j.dump() + "\n";
-    curves_.train_step.push_back(static_cast<double>(step));
-    curves_.train_loss.push_back(loss);
-    curves_.train_acc.push_back(100.0 * acc);
+    const double step = j.at("step").get<double>();
+    if (j.at("kind") == "train") {
+      curves_.train_step.push_back(step);
+      curves_.train_loss.push_back(j.at("loss").get<double>());
+      curves_.train_acc.push_back(100.0 * j.at("accuracy").get<double>());
+    } else {
+      curves_.val_step.push_back(step);
+      curves_.val_loss.push_back(j.at("loss").get<double>());
+      curves_.val_acc.push_back(100.0 * j.at("accuracy").get<double>());
+    }
+  }
+  void log(const nlohmann::json& j) {
+    add(j);
     write_file_atomic(dir_ + "/metrics.jsonl", lines_);
   }
-
-  void validation_point(std::int64_t step, std::int64_t epoch, double loss, double acc) {
-    nlohmann::json j = {{"kind", "validation"}, {"step", step}, {"epoch", epoch}, {"loss", loss}, {"accuracy", acc}};
-    lines_ += j.dump() + "\n";
-    curves_.val_step.push_back(static_cast<double>(step));
-    curves_.val_loss.push_back(loss);
-    curves_.val_acc.push_back(100.0 * acc);
-    write_file_atomic(dir_ + "/metrics.jsonl", lines_);
+  // A resumed run keeps the points up to its checkpoint's step.
+  void restore(std::int64_t up_to_step) {
+    const std::string path = dir_ + "/metrics.jsonl";
+    if (!std::filesystem::exists(path)) return;
+    std::istringstream in(read_file(path));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      try {
+        const auto j = nlohmann::json::parse(line);
+        if (j.at("step").get<std::int64_t>() <= up_to_step) add(j);
+      } catch (const nlohmann::json::exception&) {
+        throw Error(path, "unreadable line in the metrics log");
+      }
+    }
   }
-
   void write_curves(const std::string& title) { write_training_curves(dir_ + "/curves.png", curves_, title); }
 
  private:
@@ -66,23 +89,107 @@ void prepare_run_dir(const std::string& dir) {
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec)) throw Error("--out", dir + " exists and is not a folder");
     if (!fs::is_empty(dir, ec))
-      throw Error("--out", dir + " exists and is not empty; choose another folder or remove it");
+      throw Error("--out", dir + " exists and is not empty; choose another folder, remove it, or --resume it");
   }
   fs::create_directories(dir, ec);
   if (ec) throw Error("--out", "cannot create " + dir + ": " + ec.message());
 }
 
+// Where a run stands: enough to continue it exactly.
+struct Position {
+  std::int64_t step = 0, epoch = 0, cursor = 0, samples = 0, skipped = 0;
+  double best = -1, train_seconds = 0, val_accuracy = 0, val_loss = 0;
+};
+
+void save_resume(const std::string& path, const Network<float>& net, Optimizer& opt, const Position& pos,
+                 const Metadata& meta) {
+  std::vector<TensorRef> refs;
+  for (const ParamInfo& p : net.layout().entries())
+    refs.push_back({p.name, DType::F32, p.shape, net.params().data() + p.offset});
+  for (auto& [name, buffer] : opt.state_buffers())
+    refs.push_back({"optimizer." + name, DType::F32, {static_cast<int64_t>(buffer->size())}, buffer->data()});
+  Metadata m = meta;
+  m["recur.model"] = to_json(net.config());
+  m["recur.optimizer"] = optimizer_name(opt.config().kind);
+  m["recur.position"] = nlohmann::json{{"step", pos.step},
+                                       {"epoch", pos.epoch},
+                                       {"cursor", pos.cursor},
+                                       {"samples", pos.samples},
+                                       {"skipped", pos.skipped},
+                                       {"best", pos.best},
+                                       {"train_seconds", pos.train_seconds},
+                                       {"val_accuracy", pos.val_accuracy},
+                                       {"val_loss", pos.val_loss},
+                                       {"optimizer_steps", opt.steps()}}
+                            .dump();
+  write_safetensors(path, refs, m);
+}
+
+Position load_resume(const std::string& path, Network<float>& net, Optimizer& opt) {
+  if (!std::filesystem::exists(path))
+    throw Error("--resume", path + " does not exist: the run has no checkpoint to resume from");
+  const SafetensorsFile file = read_safetensors(path);
+  auto model = file.metadata.find("recur.model");
+  auto position = file.metadata.find("recur.position");
+  if (model == file.metadata.end() || position == file.metadata.end())
+    throw Error(path, "not a recur resume checkpoint");
+  if (model->second != to_json(net.config()))
+    throw Error(path, "the checkpoint's model differs from the run's config.toml");
+  for (const ParamInfo& p : net.layout().entries()) {
+    const StoredTensor& t = file.at(p.name);
+    if (t.dtype != DType::F32 || t.shape != p.shape) throw Error(path, "tensor '" + p.name + "' does not match the model");
+    std::memcpy(net.params().data() + p.offset, t.bytes.data(), t.bytes.size());
+  }
+  for (auto& [name, buffer] : opt.state_buffers()) {
+    const StoredTensor& t = file.at("optimizer." + name);
+    if (t.dtype != DType::F32 || t.numel() != static_cast<int64_t>(buffer->size()))
+      throw Error(path, "optimizer buffer '" + name + "' does not match the model");
+    std::memcpy(buffer->data(), t.bytes.data(), t.bytes.size());
+  }
+  Position pos;
+  try {
+    const auto j = nlohmann::json::parse(position->second);
+    pos.step = j.at("step").get<std::int64_t>();
+    pos.epoch = j.at("epoch").get<std::int64_t>();
+    pos.cursor = j.at("cursor").get<std::int64_t>();
+    pos.samples = j.at("samples").get<std::int64_t>();
+    pos.skipped = j.at("skipped").get<std::int64_t>();
+    pos.best = j.at("best").get<double>();
+    pos.train_seconds = j.at("train_seconds").get<double>();
+    pos.val_accuracy = j.at("val_accuracy").get<double>();
+    pos.val_loss = j.at("val_loss").get<double>();
+    opt.set_step_count(j.at("optimizer_steps").get<std::int64_t>());
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path, "the run position in the metadata is unreadable");
+  }
+  return pos;
+}
+
+bool all_finite(const std::vector<float>& v) {
+  float acc = 0;
+  for (float x : v) acc += x * 0.0f;  // NaN or inf anywhere makes the sum NaN
+  return acc == 0.0f;
+}
+
 }  // namespace
 
+void install_stop_signals() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
 TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive) {
-  // Everything that can be wrong with the input is checked before the run directory exists.
+  // Everything that can be wrong with the input is checked before the run directory is touched.
   RECUR_CHECK(opt.batch > 0, "--batch", "must be a positive integer");
   RECUR_CHECK(opt.epochs > 0 || opt.steps > 0, "--epochs", "give a positive --epochs or --steps");
+  RECUR_CHECK(opt.epochs >= 0, "--epochs", "must not be negative");
   RECUR_CHECK(opt.steps >= 0, "--steps", "must not be negative");
   RECUR_CHECK(opt.display_step > 0, "--display-step", "must be a positive integer");
   RECUR_CHECK(opt.eval_batch > 0, "--eval-batch", "must be a positive integer");
+  RECUR_CHECK(opt.checkpoint_every >= 0, "--checkpoint-every", "must not be negative");
   RECUR_CHECK(opt.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(opt.clip_value >= 0, "--clip-value", "must not be negative");
+  RECUR_CHECK(opt.train_limit >= 0, "--train-limit", "must not be negative");
   const ImageSet train_set = load_mnist(opt.data_dir, true);
   const SequenceView view = SequenceView::make(opt.view, train_set.rows, train_set.cols, opt.view_seed);
   ModelConfig mc = opt.model;
@@ -100,17 +207,26 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   if (opt.steps > 0) total_steps = std::min(total_steps, opt.steps);
   ScheduleConfig schedule = opt.schedule;
   if (schedule.total_steps <= 0) schedule.total_steps = total_steps;
+  const std::string resume_path = opt.out_dir + "/resume.safetensors";
 
-  prepare_run_dir(opt.out_dir);
-  write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
+  Position pos;
   net.init(opt.seed);
-  BatchRunner runner(net, opt.threads);
   MetricsLog log(opt.out_dir);
-  Metadata meta = {{"recur.view", to_string(opt.view)},
-                   {"recur.view_seed", std::to_string(opt.view_seed)},
-                   {"recur.image_rows", std::to_string(train_set.rows)},
-                   {"recur.image_cols", std::to_string(train_set.cols)},
-                   {"recur.train_config", opt.config_text}};
+  if (opt.resume) {
+    pos = load_resume(resume_path, net, optimizer);
+    if (std::filesystem::exists(opt.out_dir + "/summary.json"))
+      throw Error("--resume", opt.out_dir + " is a finished run; nothing to resume");
+    log.restore(pos.step);
+  } else {
+    prepare_run_dir(opt.out_dir);
+    write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
+  }
+  BatchRunner runner(net, opt.threads);
+  const Metadata meta = {{"recur.view", to_string(opt.view)},
+                         {"recur.view_seed", std::to_string(opt.view_seed)},
+                         {"recur.image_rows", std::to_string(train_set.rows)},
+                         {"recur.image_cols", std::to_string(train_set.cols)},
+                         {"recur.train_config", opt.config_text}};
 
   out << fmt::format("recur train: {} {}x{} on {} view ({} steps x {} features), {} parameters\n",
                      to_string(mc.cell), mc.hidden, mc.layers, to_string(opt.view), mc.steps,
@@ -118,75 +234,81 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   out << fmt::format("data: {} training, {} validation images from {}; batch {}, {} steps, {} threads\n",
                      split.train.size(), split.validation.size(), opt.data_dir, opt.batch, total_steps,
                      runner.threads());
+  if (opt.resume) out << fmt::format("resuming {} at step {} (epoch {})\n", opt.out_dir, pos.step, pos.epoch + 1);
   out.flush();
 
   std::vector<float> grads(net.num_params());
   std::vector<std::int64_t> batch;
-  TrainSummary summary;
   const auto t0 = Clock::now();
-  double train_seconds = 0;
-  std::int64_t step = 0, samples = 0;
   double window_loss = 0, window_correct = 0, window_count = 0;
   auto window_start = Clock::now();
   std::int64_t window_samples = 0;
   auto last_bar = Clock::now();
-  double best = -1;
   const std::string title = fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
 
-  auto validate_and_save = [&](std::int64_t epoch) {
+  auto checkpoint = [&]() { save_resume(resume_path, net, optimizer, pos, meta); };
+  auto end_of_epoch = [&]() {
     if (!split.validation.empty()) {
       const EvalResult r = evaluate(runner, train_set, view, split.validation, opt.eval_batch);
-      summary.val_accuracy = r.accuracy();
-      summary.val_loss = r.loss;
-      log.validation_point(step, epoch, r.loss, r.accuracy());
+      pos.val_accuracy = r.accuracy();
+      pos.val_loss = r.loss;
+      log.log({{"kind", "validation"}, {"step", pos.step}, {"epoch", pos.epoch}, {"loss", r.loss}, {"accuracy", r.accuracy()}});
       if (interactive) out << "\r\033[K";
-      out << fmt::format("epoch {:>3}  step {:>6}  validation loss {:.4f}  accuracy {:.2f}%\n", epoch + 1,
-                         step, r.loss, 100.0 * r.accuracy());
+      out << fmt::format("epoch {:>3}  step {:>6}  validation loss {:.4f}  accuracy {:.2f}%\n", pos.epoch + 1,
+                         pos.step, r.loss, 100.0 * r.accuracy());
       out.flush();
     }
     Metadata m = meta;
-    m["recur.step"] = std::to_string(step);
-    m["recur.epoch"] = std::to_string(epoch + 1);
-    m["recur.val_accuracy"] = fmt::format("{:.6f}", summary.val_accuracy);
-    m["recur.val_loss"] = fmt::format("{:.6f}", summary.val_loss);
+    m["recur.step"] = std::to_string(pos.step);
+    m["recur.epoch"] = std::to_string(pos.epoch + 1);
+    m["recur.val_accuracy"] = fmt::format("{:.6f}", pos.val_accuracy);
+    m["recur.val_loss"] = fmt::format("{:.6f}", pos.val_loss);
     save_model(opt.out_dir + "/last.safetensors", net, m);
-    save_optimizer(opt.out_dir + "/last.optim.safetensors", optimizer, {{"recur.step", std::to_string(step)}});
-    if (split.validation.empty() || summary.val_accuracy > best) {
-      best = summary.val_accuracy;
+    if (split.validation.empty() || pos.val_accuracy > pos.best) {
+      pos.best = pos.val_accuracy;
       save_model(opt.out_dir + "/best.safetensors", net, m);
     }
     log.write_curves(title);
   };
 
-  for (std::int64_t epoch = 0; step < total_steps; ++epoch) {
-    batcher.start_epoch(epoch);
-    while (step < total_steps && batcher.next(batch)) {
+  while (pos.step < total_steps) {
+    batcher.seek(pos.epoch, pos.cursor);
+    while (pos.step < total_steps && batcher.next(batch)) {
       const auto ts = Clock::now();
       const int B = static_cast<int>(batch.size());
       const auto stats = runner.train_batch(train_set, view, batch.data(), B, grads.data(),
-                                            opt.seed * 1000003ull + static_cast<std::uint64_t>(step));
+                                            opt.seed * 1000003ull + static_cast<std::uint64_t>(pos.step));
       const double loss = stats.loss_sum / B;
-      if (!std::isfinite(loss))
-        throw Error("training", fmt::format("the loss became {} at step {}; the last good checkpoint is {}/last.safetensors",
-                                            loss, step + 1, opt.out_dir));
-      if (opt.clip_value > 0) clip_grad_value(grads.data(), grads.size(), static_cast<float>(opt.clip_value));
-      if (opt.clip_norm > 0) clip_grad_norm(grads.data(), grads.size(), static_cast<float>(opt.clip_norm));
-      const float lr = learning_rate_at(schedule, opt.optimizer.lr, step);
-      optimizer.step(net.params().data(), grads.data(), lr);
-      train_seconds += seconds_since(ts);
-      ++step;
-      samples += B;
+      const bool finite = std::isfinite(loss) && all_finite(grads);
+      if (!finite && !opt.skip_nonfinite)
+        throw Error("training", fmt::format("the {} became non-finite at step {} (loss {}); the last good "
+                                            "checkpoint is kept in {} (--skip-nonfinite skips such steps)",
+                                            std::isfinite(loss) ? "gradient" : "loss", pos.step + 1, loss,
+                                            opt.out_dir));
+      const float lr = learning_rate_at(schedule, opt.optimizer.lr, pos.step);
+      if (finite) {
+        if (opt.clip_value > 0) clip_grad_value(grads.data(), grads.size(), static_cast<float>(opt.clip_value));
+        if (opt.clip_norm > 0) clip_grad_norm(grads.data(), grads.size(), static_cast<float>(opt.clip_norm));
+        optimizer.step(net.params().data(), grads.data(), lr);
+        window_loss += stats.loss_sum;
+        window_correct += stats.correct;
+        window_count += B;
+      } else {
+        ++pos.skipped;
+      }
+      pos.train_seconds += seconds_since(ts);
+      ++pos.step;
+      pos.samples += B;
+      pos.cursor = batcher.cursor();
       window_samples += B;
-      window_loss += stats.loss_sum;
-      window_correct += stats.correct;
-      window_count += B;
-      if (step % opt.display_step == 0 || step == total_steps) {
+      if (pos.step % opt.display_step == 0 || pos.step == total_steps) {
         const double sps = window_samples / std::max(1e-9, seconds_since(window_start));
-        const double wl = window_loss / window_count, wa = window_correct / window_count;
-        log.train_point(step, epoch, wl, wa, sps, lr);
+        const double wl = window_loss / std::max(1.0, window_count), wa = window_correct / std::max(1.0, window_count);
+        log.log({{"kind", "train"}, {"step", pos.step}, {"epoch", pos.epoch}, {"loss", wl}, {"accuracy", wa},
+                 {"lr", lr}, {"samples_per_s", sps}});
         if (interactive) out << "\r\033[K";
         out << fmt::format("step {:>6}/{}  epoch {:>3}  loss {:.4f}  accuracy {:6.2f}%  {:>7.0f} samples/s  lr {:.3g}\n",
-                           step, total_steps, epoch + 1, wl, 100.0 * wa, sps, lr);
+                           pos.step, total_steps, pos.epoch + 1, wl, 100.0 * wa, sps, lr);
         out.flush();
         window_loss = window_correct = window_count = 0;
         window_samples = 0;
@@ -195,31 +317,56 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
         const double sps = window_samples / std::max(1e-9, seconds_since(window_start));
         out << "\r\033[K"
             << fmt::format("{} step {}/{}  loss {:.4f}  accuracy {:.1f}%  {:.0f} samples/s",
-                           progress_bar(static_cast<double>(step) / total_steps, 30), step, total_steps,
+                           progress_bar(static_cast<double>(pos.step) / total_steps, 30), pos.step, total_steps,
                            window_loss / std::max(1.0, window_count),
                            100.0 * window_correct / std::max(1.0, window_count), sps);
         out.flush();
         last_bar = Clock::now();
       }
+      const bool epoch_done = pos.cursor >= batcher.size() || pos.step == total_steps;
+      if (epoch_done) {
+        end_of_epoch();
+        if (pos.cursor >= batcher.size()) {
+          ++pos.epoch;
+          pos.cursor = 0;
+        }
+        checkpoint();
+      } else if (opt.checkpoint_every > 0 && pos.step % opt.checkpoint_every == 0) {
+        checkpoint();
+      }
+      if (const int sig = g_stop_signal.load(); sig != 0) {
+        if (!epoch_done) checkpoint();
+        if (interactive) out << "\r\033[K";
+        out.flush();
+        throw StopRequested{sig, fmt::format("stopped by {} at step {}; checkpoint written. Resume with: recur train --resume {}",
+                                             sig == SIGINT ? "SIGINT" : "SIGTERM", pos.step, opt.out_dir)};
+      }
     }
-    // An epoch ends at the end of the data or at the last step.
-    validate_and_save(epoch);
+    if (pos.cursor >= batcher.size()) {  // an epoch that ended exactly without a step left
+      ++pos.epoch;
+      pos.cursor = 0;
+    }
   }
 
-  summary.steps = step;
-  summary.samples = samples;
+  TrainSummary summary;
+  summary.val_accuracy = pos.val_accuracy;
+  summary.val_loss = pos.val_loss;
+  summary.best_val_accuracy = pos.best;
+  summary.steps = pos.step;
+  summary.samples = pos.samples;
+  summary.skipped_steps = pos.skipped;
   summary.wall_seconds = seconds_since(t0);
-  summary.samples_per_second = samples / std::max(1e-9, train_seconds);
-  summary.best_val_accuracy = best;
+  summary.samples_per_second = pos.samples / std::max(1e-9, pos.train_seconds);
   nlohmann::json s = {{"val_accuracy", summary.val_accuracy},   {"val_loss", summary.val_loss},
-                      {"best_val_accuracy", best},               {"steps", step},
-                      {"samples", samples},                      {"wall_seconds", summary.wall_seconds},
-                      {"train_samples_per_second", summary.samples_per_second},
+                      {"best_val_accuracy", pos.best},           {"steps", pos.step},
+                      {"samples", pos.samples},                  {"skipped_steps", pos.skipped},
+                      {"wall_seconds", summary.wall_seconds},    {"train_samples_per_second", summary.samples_per_second},
                       {"threads", runner.threads()}};
   write_file_atomic(opt.out_dir + "/summary.json", s.dump(2) + "\n");
-  out << fmt::format("done: validation accuracy {:.2f}% (best {:.2f}%), {} steps, wall time {:.1f} s, {:.0f} training samples/s\n",
-                     100.0 * summary.val_accuracy, 100.0 * std::max(0.0, best), step, summary.wall_seconds,
-                     summary.samples_per_second);
+  out << fmt::format("done: validation accuracy {:.2f}% (best {:.2f}%), {} steps, wall time {:.1f} s, {:.0f} training samples/s{}\n",
+                     100.0 * summary.val_accuracy, 100.0 * std::max(0.0, pos.best), pos.step, summary.wall_seconds,
+                     summary.samples_per_second,
+                     pos.skipped ? fmt::format(", {} non-finite steps skipped", pos.skipped) : std::string());
   return summary;
 }
 
