@@ -98,9 +98,12 @@ Sample prepare(GrayImage img, const std::string& name, int rows, int cols, Inver
 }
 
 // The labels file that goes with an IDX images file: "images" -> "labels", "idx3" -> "idx1"
-// in its name ("t10k-images-idx3-ubyte" -> "t10k-labels-idx1-ubyte"); "" when none exists.
+// in its name ("t10k-images-idx3-ubyte" -> "t10k-labels-idx1-ubyte"). Throws recur::Error naming
+// the images file when there is none.
 std::string labels_beside(const std::string& images_path) {
   namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(images_path, ec)) throw Error(images_path, "no such file");
   std::string name = fs::path(images_path).filename().string();
   const auto replace = [&](const std::string& from, const std::string& to) {
     const auto at = name.find(from);
@@ -108,21 +111,20 @@ std::string labels_beside(const std::string& images_path) {
     name.replace(at, from.size(), to);
     return true;
   };
-  if (!replace("images", "labels") || !replace("idx3", "idx1")) return "";
-  const fs::path candidate = fs::path(images_path).parent_path() / name;
-  std::error_code ec;
-  return fs::is_regular_file(candidate, ec) ? candidate.string() : "";
+  if (!replace("images", "labels") || !replace("idx3", "idx1"))
+    throw Error(images_path,
+                "--index needs an IDX images file named like t10k-images-idx3-ubyte, with its "
+                "labels file (t10k-labels-idx1-ubyte) beside it");
+  const fs::path labels = fs::path(images_path).parent_path() / name;
+  if (!fs::is_regular_file(labels, ec))
+    throw Error(images_path, "no labels file " + labels.string() +
+                                 " beside it; an IDX images file alone cannot be read yet");
+  return labels.string();
 }
 
 void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& indices, int rows,
                      int cols, Invert invert, std::vector<Sample>& samples) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw Error(path, "no such file");
   const std::string labels = labels_beside(path);
-  if (labels.empty())
-    throw Error(path,
-                "no labels file beside it (e.g. t10k-labels-idx1-ubyte for "
-                "t10k-images-idx3-ubyte); an IDX images file alone cannot be read yet");
   const ImageSet set = load_idx(path, labels);
   if (set.rows != rows || set.cols != cols)
     fmt::print(stderr, "note: {} holds {}x{} images, resized to {}x{}\n", path, set.cols, set.rows,
@@ -202,7 +204,8 @@ int run_predict(const PredictOptions& o) {
                           {"probability", best.front().probability},
                           {"top", top},
                           {"inverted", s.inverted},
-                          {"size", {s.source_cols, s.source_rows}}};
+                          {"width", s.source_cols},
+                          {"height", s.source_rows}};
       if (s.index) j["index"] = *s.index;
       if (s.label) j["label"] = *s.label;
       all.push_back(std::move(j));

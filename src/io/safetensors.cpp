@@ -9,7 +9,6 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "recur/error.hpp"
@@ -64,7 +63,12 @@ std::optional<uint64_t> byte_length(const std::vector<int64_t>& shape, std::size
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
 }
 
 // A JSON integer >= 0 that fits in int64, or nullopt (negative, fractional, huge, not a number).

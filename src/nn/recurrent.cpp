@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cell.hpp"
 #include "kernels/gemm.hpp"
@@ -12,6 +13,32 @@ namespace recur::nn {
 using kernels::gemm;
 
 namespace {
+
+// The step GEMM h_prev[B,H] x W_hh^T -> [B,G*H]: the packed kernel for float, BLAS otherwise.
+template <typename T>
+void step_forward_gemm(int B, int GH, int H, const T* h_prev, int ld_prev, const T* w_hh,
+                       const kernels::PackedMatrix* packed, bool accumulate, T* out) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed) {
+      kernels::gemm_packed(B, h_prev, ld_prev, *packed, accumulate, out, GH);
+      return;
+    }
+  }
+  gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh, H, accumulate ? T(1) : T(0), out, GH);
+}
+
+// The backward step GEMM dgates[B,G*H] x W_hh -> [B,H].
+template <typename T>
+void step_backward_gemm(int B, int GH, int H, const T* dgates, const T* w_hh,
+                        const kernels::PackedMatrix* packed, bool accumulate, T* dh) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed) {
+      kernels::gemm_packed(B, dgates, GH, *packed, accumulate, dh, H);
+      return;
+    }
+  }
+  gemm<T>(false, false, B, H, GH, T(1), dgates, GH, w_hh, H, accumulate ? T(1) : T(0), dh, H);
+}
 
 template <typename T>
 void grow(std::vector<T>& v, std::size_t n) {
@@ -163,6 +190,13 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     if (cell != CellKind::gru) add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_hh);
   }
 
+  const kernels::PackedMatrix* packed = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!spec_.untied) {
+      kernels::pack_weights(w_hh, GH, H, false, W.w_hh_packed);
+      packed = &W.w_hh_packed;
+    }
+  }
   const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * B * H;
   const T* h_prev = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
   int ld_prev = H;
@@ -175,20 +209,20 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     switch (cell) {
       case CellKind::lstm: {
         T* c = W.cell.data() + static_cast<std::size_t>(t) * B * H;
-        gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh_t, H, T(1), g, GH);
+        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, packed, true, g);
         kernels::lstm_pointwise_forward<T>(B, H, g, c_prev, c, h, DH);
         c_prev = c;
         break;
       }
       case CellKind::gru: {
         T* hid = W.hidden.data() + t * BG;
-        gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh_t, H, T(0), hid, GH);
+        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, packed, false, hid);
         if (spec_.bias) add_bias_rows(hid, B, GH, params + p.b_hh);
         kernels::gru_pointwise_forward<T>(B, H, g, hid, h_prev, ld_prev, h, DH);
         break;
       }
       default:
-        gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh_t, H, T(1), g, GH);
+        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, packed, true, g);
         kernels::rnn_pointwise_forward<T>(cell == CellKind::rnn_relu, B, H, g, h, DH);
         break;
     }
@@ -252,6 +286,13 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* dh = ws.dh.data();
   T* dc = ws.dc.data();
   T* dh_total = ws.dh_total.data();
+  const kernels::PackedMatrix* packed = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!spec_.untied) {
+      kernels::pack_weights(w_hh, H, GH, true, W.w_hh_packed_t);
+      packed = &W.w_hh_packed_t;
+    }
+  }
   if (dhn) std::memcpy(dh, dhn + state_off, sizeof(T) * BH);
   else std::fill(dh, dh + BH, T(0));
   if (cell == CellKind::lstm) {
@@ -274,20 +315,20 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
         const T* c = W.cell.data() + t * BH;
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
         kernels::lstm_pointwise_backward<T>(B, H, W.gates.data() + t * BG, c_prev, c, dh_total, dc, dg);
-        gemm<T>(false, false, B, H, GH, T(1), dg, GH, w_hh_t, H, T(0), dh, H);
+        step_backward_gemm<T>(B, GH, H, dg, w_hh_t, packed, false, dh);
         break;
       }
       case CellKind::gru: {
         T* dgh = dgates_hid + t * BG;
         kernels::gru_pointwise_backward<T>(B, H, W.gates.data() + t * BG, W.hidden.data() + t * BG,
                                            h_prev, ld_prev, dh_total, dg, dgh, dh);
-        gemm<T>(false, false, B, H, GH, T(1), dgh, GH, w_hh_t, H, T(1), dh, H);
+        step_backward_gemm<T>(B, GH, H, dgh, w_hh_t, packed, true, dh);
         break;
       }
       default: {
         const T* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
         kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, B, H, h, DH, dh_total, dg);
-        gemm<T>(false, false, B, H, GH, T(1), dg, GH, w_hh_t, H, T(0), dh, H);
+        step_backward_gemm<T>(B, GH, H, dg, w_hh_t, packed, false, dh);
         break;
       }
     }

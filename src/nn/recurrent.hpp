@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/packed_gemm.hpp"
 #include "recur/cell.hpp"
 #include "recur/params.hpp"
 #include "recur/rng.hpp"
@@ -41,6 +42,8 @@ struct StackWorkspace {
     std::vector<T> hidden;     // [S, B, G*H] GRU: W_hh h_prev + b_hh
     std::vector<T> dgates;     // [S, B, G*H] gradient on the input-side pre-activations
     std::vector<T> dgates_hid; // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
+    kernels::PackedMatrix w_hh_packed;    // float: W_hh packed for the forward step
+    kernels::PackedMatrix w_hh_packed_t;  // float: W_hh packed for the backward step
   };
   struct Layer {
     std::vector<T> input_dropped;  // [S, B, I] this layer's input after dropout (layers > 0)

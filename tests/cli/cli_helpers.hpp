@@ -14,6 +14,8 @@
 #include <sstream>
 #include <string>
 
+#include "recur/safetensors.hpp"
+
 namespace recur_cli_test {
 
 namespace fs = std::filesystem;
@@ -107,6 +109,13 @@ class ScratchDir {
  private:
   fs::path path_;
 };
+
+// A valid safetensors file that is not a recur model: one tensor, no model config.
+inline std::string write_foreign_safetensors(const fs::path& path) {
+  const float values[3] = {1, 2, 3};
+  recur::write_safetensors(path.string(), {{"weights", recur::DType::F32, {3}, values}}, {});
+  return path.string();
+}
 
 // The short training run every eval/predict/inspect test reads.
 inline const char* const kSharedTrainArgs =

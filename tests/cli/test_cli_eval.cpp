@@ -123,8 +123,8 @@ TEST(EvalCli, CorruptModelExitsWith2) {
   EXPECT_TRUE(fails_with(run_cli("eval " + quote(corrupt) + " --data " + quote(kMnistDir)),
                          "checksum mismatch"));
 
-  const std::string optimizer = (shared_run().dir / "last.optim.safetensors").string();
-  EXPECT_TRUE(fails_with(run_cli("eval " + quote(optimizer) + " --data " + quote(kMnistDir)),
+  const std::string foreign = write_foreign_safetensors(tmp.path() / "foreign.safetensors");
+  EXPECT_TRUE(fails_with(run_cli("eval " + quote(foreign) + " --data " + quote(kMnistDir)),
                          "not a recur model"));
 }
 

@@ -71,8 +71,8 @@ TEST(InspectCli, MissingOrWrongFileExitsWith2) {
   ScratchDir tmp;
   const std::string missing = tmp / "missing.safetensors";
   EXPECT_TRUE(fails_with(run_cli("inspect " + quote(missing)), missing + ": "));
-  const std::string optimizer = (shared_run().dir / "last.optim.safetensors").string();
-  EXPECT_TRUE(fails_with(run_cli("inspect " + quote(optimizer)), "not a recur model"));
+  const std::string foreign = write_foreign_safetensors(tmp.path() / "foreign.safetensors");
+  EXPECT_TRUE(fails_with(run_cli("inspect " + quote(foreign)), "not a recur model"));
 }
 
 }  // namespace

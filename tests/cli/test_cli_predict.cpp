@@ -122,7 +122,9 @@ TEST(PredictCli, InvertsDarkOnLightAndResizes) {
   EXPECT_FALSE(j[0].at("inverted").get<bool>());
   EXPECT_TRUE(j[1].at("inverted").get<bool>());
   EXPECT_FALSE(j[2].at("inverted").get<bool>());
-  EXPECT_EQ(j[2].at("size"), nlohmann::json::array({56, 56}));
+  EXPECT_EQ(j[2].at("width"), 56);
+  EXPECT_EQ(j[2].at("height"), 56);
+  EXPECT_EQ(j[0].at("width"), 28);
   EXPECT_EQ(probabilities(j[0]), probabilities(j[1]));  // inverting twice is exact
   EXPECT_EQ(probabilities(j[0]), probabilities(j[3]));  // PGM reads the same pixels
   const auto p0 = probabilities(j[0]), p2 = probabilities(j[2]);
@@ -149,6 +151,10 @@ TEST(PredictCli, UnreadableImageExitsWith2) {
   const std::string bytes = slurp(truncated);
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(truncated)), truncated + ": "));
+  const std::string alone = tmp / "t10k-images-idx3-ubyte";  // no labels file beside it
+  fs::copy_file(kTestImages, alone);
+  EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(alone) + " --index 1"),
+                         "no labels file"));
   const std::string missing = tmp / "missing.png";
   EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(missing)), missing + ": "));
 }

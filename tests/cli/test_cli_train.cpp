@@ -21,7 +21,7 @@ bool starts_with_png_signature(const fs::path& path) {
 TEST(TrainCli, RunFolderHoldsEveryFile) {
   const SharedRun& run = shared_run();
   for (const char* name : {"config.toml", "metrics.jsonl", "last.safetensors", "best.safetensors",
-                           "last.optim.safetensors", "curves.png", "summary.json"})
+                           "curves.png", "summary.json"})
     EXPECT_TRUE(fs::is_regular_file(run.dir / name)) << name;
   EXPECT_TRUE(starts_with_png_signature(run.dir / "curves.png"));
 

@@ -71,7 +71,9 @@ void run_fixture(const std::string& name, double tol) {
   EXPECT_LT(error(logits, as_f64(f.at("logits"))), tol) << "logits";
   EXPECT_LT(error(net.outputs(ws), as_f64(f.at("output"))), tol) << "output";
   EXPECT_LT(error(net.final_h(ws), as_f64(f.at("hn"))), tol) << "hn";
-  if (lstm) EXPECT_LT(error(net.final_c(ws), as_f64(f.at("cn"))), tol) << "cn";
+  if (lstm) {
+    EXPECT_LT(error(net.final_c(ws), as_f64(f.at("cn"))), tol) << "cn";
+  }
 
   std::vector<T> dlogits(static_cast<size_t>(B) * C);
   const double loss = softmax_cross_entropy<T>(logits, labels.data(), B, C, T(1) / T(B), dlogits.data(), nullptr);
@@ -84,7 +86,9 @@ void run_fixture(const std::string& name, double tol) {
     EXPECT_LT(error(grads.data() + p.offset, as_f64(f.at("grad." + p.name))), tol) << "grad." << p.name;
   EXPECT_LT(error(dx.data(), as_f64(f.at("grad.x"))), tol) << "grad.x";
   EXPECT_LT(error(dh0.data(), as_f64(f.at("grad.h0"))), tol) << "grad.h0";
-  if (lstm) EXPECT_LT(error(dc0.data(), as_f64(f.at("grad.c0"))), tol) << "grad.c0";
+  if (lstm) {
+    EXPECT_LT(error(dc0.data(), as_f64(f.at("grad.c0"))), tol) << "grad.c0";
+  }
 }
 
 class GoldenEngine : public ::testing::TestWithParam<std::string> {};
@@ -93,7 +97,7 @@ TEST_P(GoldenEngine, DoubleMatchesPyTorch) { run_fixture<double>(GetParam(), 1e-
 TEST_P(GoldenEngine, FloatMatchesPyTorch) { run_fixture<float>(GetParam(), 1e-5); }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenEngine, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& test) { return test.param; });
 
 TEST(GoldenEngineFixtures, AllPresent) { EXPECT_GE(fixture_names().size(), 15u); }
 

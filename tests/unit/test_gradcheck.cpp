@@ -134,7 +134,7 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Network, GradCheck, ::testing::ValuesIn(cases()),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& test) { return test.param.name; });
 
 TEST(GradCheckLoss, SoftmaxCrossEntropyIsStableAndExact) {
   // Huge logits must not overflow: log-sum-exp keeps the loss finite and exact.

@@ -105,8 +105,12 @@ TEST_P(FastVsReference, ForwardAndBackwardAgree) {
     EXPECT_LT(max_error(gb_ih, grads.data() + p.b_ih, gb_ih.size()), 2e-5) << "bias_ih dir " << dir;
     EXPECT_LT(max_error(gb_hh, grads.data() + p.b_hh, gb_hh.size()), 2e-5) << "bias_hh dir " << dir;
     EXPECT_LT(max_error(dh, dh0.data() + static_cast<size_t>(dir) * B * H, dh.size()), 2e-5) << "dh0 dir " << dir;
-    if (lstm) EXPECT_LT(max_error(dc, dc0.data() + static_cast<size_t>(dir) * B * H, dc.size()), 2e-5) << "dc0";
-    if (D == 1) EXPECT_LT(max_error(dx_ref, ws.dinput.data(), dx_ref.size()), 2e-5) << "dx";
+    if (lstm) {
+      EXPECT_LT(max_error(dc, dc0.data() + static_cast<size_t>(dir) * B * H, dc.size()), 2e-5) << "dc0";
+    }
+    if (D == 1) {
+      EXPECT_LT(max_error(dx_ref, ws.dinput.data(), dx_ref.size()), 2e-5) << "dx";
+    }
   }
 }
 
@@ -115,8 +119,8 @@ INSTANTIATE_TEST_SUITE_P(Cells, FastVsReference,
                                            CellCase{CellKind::lstm, false}, CellCase{CellKind::gru, false},
                                            CellCase{CellKind::lstm, true}, CellCase{CellKind::gru, true},
                                            CellCase{CellKind::rnn_tanh, true}),
-                         [](const auto& info) {
-                           return to_string(info.param.cell) + (info.param.bidirectional ? "_bidirectional" : "");
+                         [](const auto& test) {
+                           return to_string(test.param.cell) + (test.param.bidirectional ? "_bidirectional" : "");
                          });
 
 }  // namespace

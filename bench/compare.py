@@ -1,0 +1,286 @@
+#!/usr/bin/python3
+"""recur against PyTorch on MNIST read as sequences, each measurement in its own process.
+
+    /usr/bin/python3 bench/compare.py                      # lstm, gru, rnn; 5 rounds
+    /usr/bin/python3 bench/compare.py --rounds 3 --write   # and rewrite bench/RESULTS.md
+    /usr/bin/python3 bench/compare.py --config lstm:256:64:1
+
+A config is CELL:HIDDEN:BATCH:THREADS. For every config and round, `recur bench` and
+bench/peers/torch_rnn.py run alternately (recur first in even rounds, PyTorch first in odd ones)
+in modes train, infer and latency; `recur bench --mode sgemm` gives the BLAS rate to put recur's
+effective GFLOP/s against. The table shows the median over rounds of each process's own median.
+Peak RSS is per process (getrusage in the process; wait4 from here agrees). A `recur train` run
+of the MNIST LSTM (--steps 50, with its validation pass and checkpoints) is measured for the
+peak-RSS bar. Must run with /usr/bin/python3 (the Python that has torch).
+"""
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEER = os.path.join(HERE, "peers", "torch_rnn.py")
+RESULTS = os.path.join(HERE, "RESULTS.md")
+
+# Issue 5's bars: training samples/s ratio per cell, inference ratio, latency and RSS limits.
+TRAIN_BARS = {"lstm": 6.0, "gru": 6.0, "rnn": 4.0}
+INFER_BAR_LSTM = 8.0
+LATENCY_BAR_US = 150.0
+TRAIN_RSS_BAR_MB = 200.0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", action="append", default=None,
+                   help="CELL:HIDDEN:BATCH:THREADS, repeatable (default lstm, gru, rnn at 128:128:2)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds per measurement")
+    p.add_argument("--steps", type=int, default=30, help="timed steps (or inference calls)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--data", default=os.path.join(ROOT, "data", "mnist"))
+    p.add_argument("--recur", default=None, help="the recur binary (default: build-bench/recur "
+                   "or build/recur under the repository)")
+    p.add_argument("--modes", default="train,infer,latency")
+    p.add_argument("--no-train-rss", action="store_true", help="skip the `recur train` RSS run")
+    p.add_argument("--write", action="store_true", help="rewrite bench/RESULTS.md")
+    args = p.parse_args(argv)
+    args.config = args.config or ["lstm:128:128:2", "gru:128:128:2", "rnn:128:128:2"]
+    args.modes = [m for m in args.modes.split(",") if m]
+    for m in args.modes:
+        if m not in ("train", "infer", "latency"):
+            p.error(f"unknown mode {m!r} (train, infer, latency)")
+    if args.rounds < 1:
+        p.error("--rounds must be positive")
+    if args.recur is None:
+        for candidate in ("build-bench/recur", "build/recur"):
+            if os.access(os.path.join(ROOT, candidate), os.X_OK):
+                args.recur = os.path.join(ROOT, candidate)
+                break
+        else:
+            p.error("no recur binary found; build it or pass --recur")
+    return args
+
+
+def parse_config(text):
+    parts = text.split(":")
+    if len(parts) != 4:
+        sys.exit(f"compare.py: config {text!r} is not CELL:HIDDEN:BATCH:THREADS")
+    return {"cell": parts[0], "hidden": int(parts[1]), "batch": int(parts[2]),
+            "threads": int(parts[3])}
+
+
+def run_process(cmd):
+    """Runs cmd, returns (stdout, peak RSS in MB from wait4). Exits on failure."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        sys.exit(f"compare.py: {shlex.join(cmd)} failed ({proc.returncode}):\n{stderr}")
+    return stdout, usage.ru_maxrss / 1024.0
+
+
+def bench_command(impl, args, cfg, mode):
+    opts = ["--mode", mode, "--cell", cfg["cell"], "--hidden", str(cfg["hidden"]),
+            "--batch", str(cfg["batch"]), "--threads", str(cfg["threads"]),
+            "--steps", str(args.steps), "--warmup", str(args.warmup), "--data", args.data,
+            "--json"]
+    if impl == "recur":
+        return [args.recur, "bench"] + opts
+    return ["/usr/bin/python3", PEER] + opts
+
+
+def measure(cmd, loads):
+    loads.append(os.getloadavg()[0])
+    stdout, rss = run_process(cmd)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["wait4_rss_mb"] = rss
+    return result
+
+
+def median_of(results, key):
+    values = [r[key] for r in results if key in r]
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value, digits=0):
+    if value != value:  # NaN
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def machine():
+    model, cores = "unknown CPU", os.cpu_count()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return model, cores
+
+
+def versions(recur):
+    import torch  # only for its version string
+
+    out = subprocess.run([recur, "--version"], capture_output=True, text=True).stdout.strip()
+    return out or "recur", torch.__version__
+
+
+def main(argv):
+    args = parse_args(argv)
+    configs = [parse_config(c) for c in args.config]
+    loads = []
+    results = {}  # (config index, impl, mode) -> [result per round]
+    sgemm = {}  # threads -> [result per round]
+    started = datetime.datetime.now()
+    for r in range(args.rounds):
+        order = ["recur", "pytorch"] if r % 2 == 0 else ["pytorch", "recur"]
+        for k, cfg in enumerate(configs):
+            for mode in args.modes:
+                for impl in order:
+                    res = measure(bench_command(impl, args, cfg, mode), loads)
+                    results.setdefault((k, impl, mode), []).append(res)
+                    print(f"round {r + 1}/{args.rounds} {args.config[k]} {mode:7} {impl:7} "
+                          f"load {loads[-1]:.2f}", file=sys.stderr)
+        for threads in sorted({c["threads"] for c in configs}):
+            cmd = [args.recur, "bench", "--mode", "sgemm", "--threads", str(threads), "--json"]
+            sgemm.setdefault(threads, []).append(measure(cmd, loads))
+
+    train_rss = None
+    train_rss_cmd = None
+    if not args.no_train_rss:
+        tmp = tempfile.mkdtemp(prefix="recur-rss-")
+        try:
+            cmd = [args.recur, "train", "--cell", "lstm", "--hidden", "128", "--steps", "50",
+                   "--threads", str(configs[0]["threads"]), "--data", args.data,
+                   "--out", os.path.join(tmp, "run")]
+            loads.append(os.getloadavg()[0])
+            _, train_rss = run_process(cmd)
+            train_rss_cmd = "/usr/bin/time -f %M " + shlex.join(
+                [os.path.relpath(cmd[0], ROOT)] + cmd[1:-2] + ["--out", "runs/rss"])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    loads.append(os.getloadavg()[0])
+
+    # The comparison table.
+    head = "| config | metric | recur | PyTorch | recur/PyTorch | bar |"
+    lines = [head, "|---|---|---:|---:|---:|---|"]
+
+    def row(name, metric, rv, tv, digits=0, bar=""):
+        ratio = rv / tv if tv == tv and tv and rv == rv else float("nan")
+        lines.append(f"| {name} | {metric} | {fmt(rv, digits)} | {fmt(tv, digits)} | "
+                     f"{fmt(ratio, 2)} | {bar} |")
+
+    def check(ok):
+        return "met" if ok else "not met"
+
+    for k, cfg in enumerate(configs):
+        name = args.config[k]
+        cell = "rnn" if cfg["cell"] in ("rnn", "rnn_tanh") else cfg["cell"]
+        # The bars are set for hidden 128, batch 128; other configs are shown without them.
+        if (cfg["hidden"], cfg["batch"]) != (128, 128):
+            cell = "other"
+        get = lambda impl, mode, key: median_of(results.get((k, impl, mode), []), key)
+        if "train" in args.modes:
+            rv, tv = get("recur", "train", "train_samples_per_s"), get("pytorch", "train", "train_samples_per_s")
+            bar = TRAIN_BARS.get(cell)
+            row(name, "train samples/s (median step)", rv, tv, 0,
+                f">= {bar:g}x: {check(rv >= bar * tv)}" if bar else "")
+            row(name, "train samples/s (total)", get("recur", "train", "train_samples_per_s_total"),
+                get("pytorch", "train", "train_samples_per_s_total"))
+            row(name, "train peak RSS MB", get("recur", "train", "peak_rss_mb"),
+                get("pytorch", "train", "peak_rss_mb"), 1)
+        if "infer" in args.modes:
+            rv, tv = get("recur", "infer", "infer_samples_per_s"), get("pytorch", "infer", "infer_samples_per_s")
+            bar = f">= {INFER_BAR_LSTM:g}x: {check(rv >= INFER_BAR_LSTM * tv)}" if cell == "lstm" else ""
+            row(name, "infer samples/s, batch 1000", rv, tv, 0, bar)
+            row(name, "infer peak RSS MB", get("recur", "infer", "peak_rss_mb"),
+                get("pytorch", "infer", "peak_rss_mb"), 1)
+        if "latency" in args.modes:
+            rv, tv = get("recur", "latency", "latency_us_median"), get("pytorch", "latency", "latency_us_median")
+            bar = f"<= {LATENCY_BAR_US:g} us: {check(rv <= LATENCY_BAR_US)}" if cell == "lstm" else ""
+            row(name, "batch-1 latency us (median)", rv, tv, 1, bar)
+    table = "\n".join(lines)
+
+    # Effective GFLOP/s against the sgemm rate.
+    glines = ["| config | GFLOP/step | recur GFLOP/s | PyTorch GFLOP/s | sgemm 1 thread | "
+              "sgemm N threads | recur / sgemm N |", "|---|---:|---:|---:|---:|---:|---:|"]
+    if "train" in args.modes:
+        for k, cfg in enumerate(configs):
+            rg = median_of(results[(k, "recur", "train")], "effective_gflops")
+            tg = median_of(results[(k, "pytorch", "train")], "effective_gflops")
+            s1 = median_of(sgemm[cfg["threads"]], "sgemm_gflops_1t")
+            sn = median_of(sgemm[cfg["threads"]], "sgemm_gflops_mt")
+            glines.append(f"| {args.config[k]} | {fmt(median_of(results[(k, 'recur', 'train')], 'gflop_per_step'), 3)} "
+                          f"| {fmt(rg, 1)} | {fmt(tg, 1)} | {fmt(s1, 1)} | {fmt(sn, 1)} ({cfg['threads']}) "
+                          f"| {fmt(100 * rg / sn, 0)}% |")
+    gtable = "\n".join(glines)
+
+    rss_line = ""
+    if train_rss is not None:
+        rss_line = (f"Peak RSS of a real `recur train` of the MNIST LSTM (50 steps, then validation "
+                    f"and checkpoints): **{train_rss:.1f} MB** (bar <= {TRAIN_RSS_BAR_MB:g} MB: "
+                    f"{check(train_rss <= TRAIN_RSS_BAR_MB)}).\nCommand: `{train_rss_cmd}`")
+    load_line = (f"1-minute load average seen before each measurement: min {min(loads):.2f}, "
+                 f"median {statistics.median(loads):.2f}, max {max(loads):.2f}")
+    quiet = max(loads) <= 1.5
+    command = "/usr/bin/python3 bench/compare.py " + " ".join(shlex.quote(a) for a in argv)
+
+    print(table)
+    print()
+    print(gtable)
+    print()
+    if rss_line:
+        print(rss_line)
+    print(load_line + ("" if quiet else "  (WARNING: busy machine, numbers are not reliable)"))
+
+    if args.write:
+        model, cores = machine()
+        recur_version, torch_version = versions(args.recur)
+        text = f"""# recur against PyTorch: results
+
+Written by `bench/compare.py --write`; see bench/README.md for what each number means.
+
+- Machine: {model}, {cores} cores (`lscpu`); {load_line}{'' if quiet else ' - the machine was busy, treat the numbers as rough'}
+- Date: {started.strftime('%Y-%m-%d %H:%M')}
+- Versions: {recur_version}, PyTorch {torch_version} (Debian python3-torch, OpenBLAS)
+- Command: `{command.strip()}`
+- Each cell is the median over {args.rounds} rounds (recur and PyTorch alternating, one process per
+  measurement) of that process's median over {args.steps} timed steps after {args.warmup} warm-up steps.
+
+## Speed and memory
+
+{table}
+
+## Effective GFLOP/s of a training step against the machine's sgemm
+
+GEMM FLOPs of one step (forward 2·S·B·(I+H)·G·H, backward 2·S·B·(I+2H)·G·H, head 6·B·H·C)
+divided by the median step time; sgemm is 2048³ through OpenBLAS, single-threaded per thread,
+rows split over N threads.
+
+{gtable}
+
+## Peak RSS of training
+
+{rss_line or 'not measured (--no-train-rss)'}
+"""
+        tmp = RESULTS + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, RESULTS)
+        print(f"wrote {os.path.relpath(RESULTS, ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
