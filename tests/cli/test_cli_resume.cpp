@@ -1,0 +1,146 @@
+// Never lose a run: a training run killed (SIGKILL) at random points and resumed ends with
+// weights bit-identical to a run never interrupted; SIGINT writes a checkpoint and says how to
+// resume; a checkpoint write that fails (file-size limit) leaves the previous one intact.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "cli/cli_helpers.hpp"
+#include "recur/rng.hpp"
+
+namespace recur_cli_test {
+namespace {
+
+// Starts `recur args...` with stdout/stderr to `log`, optionally under a file-size limit.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log, rlim_t fsize = RLIM_INFINITY) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (fsize != RLIM_INFINITY) {
+      rlimit lim{fsize, fsize};
+      ::setrlimit(RLIMIT_FSIZE, &lim);
+    }
+    FILE* f = std::freopen(log.c_str(), "w", stdout);
+    if (f) ::dup2(::fileno(stdout), 2);
+    std::vector<char*> argv;
+    std::string cli = RECUR_CLI_PATH;
+    argv.push_back(cli.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(cli.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+std::vector<std::string> train_args(const std::string& out) {
+  return {"train",          "--data",        kMnistDir, "--hidden", "48",   "--train-limit", "6000",
+          "--val",          "200",           "--batch", "32",       "--epochs", "2",         "--checkpoint-every",
+          "7",              "--display-step", "50",     "--threads", "2",     "--seed",        "5",
+          "--eval-batch",   "200",           "--out",   out};
+}
+
+// The tensor bytes of a checkpoint (its data section), for bit-identity.
+std::string weights_of(const std::string& path) {
+  const recur::SafetensorsFile f = recur::read_safetensors(path);
+  std::string bytes;
+  for (const auto& [name, t] : f.tensors) bytes.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+  return bytes;
+}
+
+bool wait_for_file(const fs::path& path, double seconds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < seconds) {
+    if (fs::exists(path)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST(ResumeCli, KilledAtRandomPointsAndResumedIsBitIdentical) {
+  ScratchDir dir;
+  const std::string reference = dir / "reference";
+  ASSERT_EQ(wait_exit(spawn(train_args(reference), dir / "reference.log")), 0) << slurp(dir / "reference.log");
+  const std::string want = weights_of(reference + "/last.safetensors");
+
+  recur::Rng rng(2024);
+  int resumed = 0;
+  for (int trial = 0; trial < 3; ++trial) {
+    const std::string out = dir / ("killed-" + std::to_string(trial));
+    const pid_t pid = spawn(train_args(out), dir / "killed.log");
+    // Kill once a checkpoint exists, after a further random delay.
+    ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60)) << slurp(dir / "killed.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng.uniform(0, 800))));
+    ::kill(pid, SIGKILL);
+    wait_exit(pid);
+    // Resume until the run finishes, killing the first resume once more on odd trials.
+    int attempts = 0;
+    while (!fs::exists(fs::path(out) / "summary.json") && attempts++ < 5) {
+      const pid_t again = spawn({"train", "--resume", out}, dir / "resume.log");
+      if (trial % 2 == 1 && attempts == 1) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng.uniform(100, 600))));
+        ::kill(again, SIGKILL);
+        wait_exit(again);
+      } else {
+        ASSERT_EQ(wait_exit(again), 0) << slurp(dir / "resume.log");
+      }
+      ++resumed;
+    }
+    ASSERT_TRUE(fs::exists(fs::path(out) / "summary.json"));
+    EXPECT_EQ(weights_of(out + "/last.safetensors"), want) << "trial " << trial;
+  }
+  EXPECT_GE(resumed, 3);
+}
+
+TEST(ResumeCli, SigintCheckpointsAndSaysHowToResume) {
+  ScratchDir dir;
+  const std::string out = dir / "run";
+  const pid_t pid = spawn(train_args(out), dir / "run.log");
+  ASSERT_TRUE(wait_for_file(fs::path(out) / "metrics.jsonl", 60));
+  ::kill(pid, SIGINT);
+  const int code = wait_exit(pid);
+  const std::string log = slurp(dir / "run.log");
+  if (fs::exists(fs::path(out) / "summary.json")) GTEST_SKIP() << "the run finished before the signal";
+  EXPECT_EQ(code, 128 + SIGINT) << log;
+  EXPECT_TRUE(contains(log, "recur train --resume " + out)) << log;
+  EXPECT_TRUE(fs::exists(fs::path(out) / "resume.safetensors"));
+  EXPECT_EQ(wait_exit(spawn({"train", "--resume", out}, dir / "resume.log")), 0) << slurp(dir / "resume.log");
+}
+
+TEST(ResumeCli, FailedCheckpointWriteKeepsThePreviousOne) {
+  ScratchDir dir;
+  const std::string out = dir / "run";
+  const pid_t pid = spawn(train_args(out), dir / "run.log");
+  ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  const fs::path checkpoint = fs::path(out) / "resume.safetensors";
+  const std::string before = slurp(checkpoint);
+  ASSERT_GT(before.size(), 1000u);
+  // Files may grow to just under the checkpoint's size: the next checkpoint cannot be written.
+  const pid_t again = spawn({"train", "--resume", out}, dir / "resume.log", before.size() - 100);
+  const int code = wait_exit(again);
+  const std::string log = slurp(dir / "resume.log");
+  EXPECT_EQ(code, 2) << log;
+  EXPECT_TRUE(contains(log, "recur: error: ")) << log;
+  EXPECT_TRUE(contains(log, "resume.safetensors")) << log;
+  EXPECT_TRUE(contains(log, "File too large")) << log;
+  EXPECT_EQ(slurp(checkpoint), before);
+  for (const auto& e : fs::directory_iterator(out))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+}  // namespace
+}  // namespace recur_cli_test
