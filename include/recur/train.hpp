@@ -43,8 +43,9 @@ class BatchRunner {
   // Forward only. predictions[b] (argmax) and, when non-null, probs[b * C + k] (softmax).
   Stats infer_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
                     int batch, std::int32_t* predictions, float* probs);
-  // Forward only on ready-made inputs x [steps, batch, features]; writes probs [batch, C].
-  void infer_inputs(const float* x, int batch, float* probs);
+  // Forward only on ready-made inputs x [steps, batch, features]; writes probs [batch, C] and,
+  // when non-null, the raw logits [batch, C].
+  void infer_inputs(const float* x, int batch, float* probs, float* logits = nullptr);
   int threads() const { return threads_; }
 
  private:

@@ -178,6 +178,7 @@ int run_predict(const PredictOptions& o) {
   set.labels.assign(samples.size(), 0);
   BatchRunner runner(m.net(), 1);
   std::vector<float> probs(samples.size() * static_cast<std::size_t>(num_classes));
+  std::vector<float> logits(probs.size());
   constexpr int kBatch = 256;
   std::vector<std::int64_t> batch;
   std::vector<float> x;
@@ -187,7 +188,8 @@ int run_predict(const PredictOptions& o) {
     for (int b = 0; b < n; ++b) batch[static_cast<std::size_t>(b)] = start + b;
     x.resize(static_cast<std::size_t>(view.steps()) * n * view.features());
     view.fill(set, batch.data(), n, x.data());
-    runner.infer_inputs(x.data(), n, probs.data() + static_cast<std::size_t>(start) * num_classes);
+    runner.infer_inputs(x.data(), n, probs.data() + static_cast<std::size_t>(start) * num_classes,
+                        logits.data() + static_cast<std::size_t>(start) * num_classes);
   }
 
   nlohmann::json all = nlohmann::json::array();
@@ -206,6 +208,8 @@ int run_predict(const PredictOptions& o) {
                           {"inverted", s.inverted},
                           {"width", s.source_cols},
                           {"height", s.source_rows}};
+      j["logits"] = std::vector<float>(logits.begin() + static_cast<std::ptrdiff_t>(i) * num_classes,
+                                       logits.begin() + static_cast<std::ptrdiff_t>(i + 1) * num_classes);
       if (s.index) j["index"] = *s.index;
       if (s.label) j["label"] = *s.label;
       all.push_back(std::move(j));

@@ -127,10 +127,11 @@ BatchRunner::Stats BatchRunner::infer_batch(const ImageSet& set, const SequenceV
   return total;
 }
 
-void BatchRunner::infer_inputs(const float* x, int batch, float* probs) {
+void BatchRunner::infer_inputs(const float* x, int batch, float* probs, float* logits_out) {
   const int C = net_.config().num_classes;
   Chunk& ch = *chunks_[0];
   const float* logits = net_.forward(x, batch, ch.ws, false);
+  if (logits_out) std::memcpy(logits_out, logits, sizeof(float) * static_cast<std::size_t>(batch) * C);
   for (int b = 0; b < batch; ++b) {
     const float* z = logits + static_cast<std::size_t>(b) * C;
     const float zmax = *std::max_element(z, z + C);
