@@ -43,7 +43,47 @@ template <int MR>
   }
 }
 
+// Rows [0, M) of A (already offset to column k0) against rows [k0, k0 + K) of every panel.
+[[gnu::always_inline]] inline void gemm_packed_block(int M, const float* A, int lda,
+                                                     const PackedMatrix& W, int k0, int K,
+                                                     bool accumulate, float* C, int ldc) {
+  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
+  for (int p = 0; p < panels; ++p) {
+    const float* panel = W.panels.data() + (static_cast<std::size_t>(p) * W.K + k0) * kPanelWidth;
+    const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, W.N - n0);
+    int m = 0;
+    for (; m + 8 <= M; m += 8)
+      tile<8>(K, A + static_cast<std::size_t>(m) * lda, lda, panel, accumulate,
+              C + static_cast<std::size_t>(m) * ldc + n0, ldc, cols);
+    const float* a = A + static_cast<std::size_t>(m) * lda;
+    float* c = C + static_cast<std::size_t>(m) * ldc + n0;
+    switch (M - m) {
+      case 7: tile<7>(K, a, lda, panel, accumulate, c, ldc, cols); break;
+      case 6: tile<6>(K, a, lda, panel, accumulate, c, ldc, cols); break;
+      case 5: tile<5>(K, a, lda, panel, accumulate, c, ldc, cols); break;
+      case 4: tile<4>(K, a, lda, panel, accumulate, c, ldc, cols); break;
+      case 3: tile<3>(K, a, lda, panel, accumulate, c, ldc, cols); break;
+      case 2: tile<2>(K, a, lda, panel, accumulate, c, ldc, cols); break;
+      case 1: tile<1>(K, a, lda, panel, accumulate, c, ldc, cols); break;
+      default: break;
+    }
+  }
+}
+
+// Inner dimension per pass: a 256 x 32 slice of a panel (32 KB) stays in L1 while the row tiles
+// stream past it; the backward step's K = 4H = 512 would not fit.
+constexpr int kDepthBlock = 256;
+
 }  // namespace
+
+RECUR_CPU_DISPATCH
+void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,
+                 int ldc) {
+  for (int k0 = 0; k0 < W.K; k0 += kDepthBlock) {
+    const int K = std::min(kDepthBlock, W.K - k0);
+    gemm_packed_block(M, A + k0, lda, W, k0, K, accumulate || k0 > 0, C, ldc);
+  }
+}
 
 void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& out) {
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;
@@ -57,31 +97,6 @@ void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& 
       for (int j = 0; j < cols; ++j)
         dst[k * kPanelWidth + j] =
             w_is_k_by_n ? W[static_cast<std::size_t>(k) * N + n0 + j] : W[static_cast<std::size_t>(n0 + j) * K + k];
-  }
-}
-
-RECUR_CPU_DISPATCH
-void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,
-                 int ldc) {
-  const int K = W.K, panels = (W.N + kPanelWidth - 1) / kPanelWidth;
-  for (int p = 0; p < panels; ++p) {
-    const float* panel = W.panels.data() + static_cast<std::size_t>(p) * K * kPanelWidth;
-    const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, W.N - n0);
-    int m = 0;
-    for (; m + 8 <= M; m += 8)
-      tile<8>(K, A + static_cast<std::size_t>(m) * lda, lda, panel, accumulate, C + static_cast<std::size_t>(m) * ldc + n0, ldc, cols);
-    const float* a = A + static_cast<std::size_t>(m) * lda;
-    float* c = C + static_cast<std::size_t>(m) * ldc + n0;
-    switch (M - m) {
-      case 7: tile<7>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 6: tile<6>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 5: tile<5>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 4: tile<4>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 3: tile<3>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 2: tile<2>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 1: tile<1>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      default: break;
-    }
   }
 }
 
