@@ -36,6 +36,8 @@ BatchRunner::~BatchRunner() = default;
 
 namespace {
 
+constexpr int kInferBlock = 64;
+
 // Chunk k of a batch split into n near-equal contiguous parts: [begin, end).
 std::pair<int, int> chunk_range(int batch, int n, int k) {
   const int base = batch / n, extra = batch % n;
@@ -95,26 +97,33 @@ BatchRunner::Stats BatchRunner::infer_batch(const ImageSet& set, const SequenceV
   const int C = net_.config().num_classes;
   pool_->run(n, [&](int k) {
     Chunk& ch = *chunks_[k];
-    const auto [begin, end] = chunk_range(batch, n, k);
-    const int B = end - begin;
-    ch.x.resize(static_cast<std::size_t>(view.steps()) * B * view.features());
-    ch.labels.resize(B);
-    view.fill(set, indices + begin, B, ch.x.data());
-    view.fill_labels(set, indices + begin, B, ch.labels.data());
-    const float* logits = net_.forward(ch.x.data(), B, ch.ws, false);
-    int correct = 0;
-    const double loss = softmax_cross_entropy<float>(logits, ch.labels.data(), B, C, 1.0f, nullptr, &correct);
-    ch.stats = {loss, correct, B};
-    for (int b = 0; b < B; ++b) {
-      const float* z = logits + static_cast<std::size_t>(b) * C;
-      predictions[begin + b] = static_cast<std::int32_t>(std::max_element(z, z + C) - z);
-      if (probs) {
-        const float zmax = z[predictions[begin + b]];
-        double sum = 0;
-        for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c] - zmax));
-        for (int c = 0; c < C; ++c)
-          probs[static_cast<std::size_t>(begin + b) * C + c] =
-              static_cast<float>(std::exp(static_cast<double>(z[c] - zmax)) / sum);
+    const auto [chunk_begin, chunk_end] = chunk_range(batch, n, k);
+    ch.stats = {0, 0, 0};
+    // Blocks of at most kInferBlock sequences keep a block's gates and states in cache (a whole
+    // 500-sequence chunk at once ran at two thirds of the speed).
+    for (int begin = chunk_begin; begin < chunk_end; begin += kInferBlock) {
+      const int B = std::min(kInferBlock, chunk_end - begin);
+      ch.x.resize(static_cast<std::size_t>(view.steps()) * B * view.features());
+      ch.labels.resize(B);
+      view.fill(set, indices + begin, B, ch.x.data());
+      view.fill_labels(set, indices + begin, B, ch.labels.data());
+      const float* logits = net_.forward(ch.x.data(), B, ch.ws, false);
+      int correct = 0;
+      const double loss = softmax_cross_entropy<float>(logits, ch.labels.data(), B, C, 1.0f, nullptr, &correct);
+      ch.stats.loss_sum += loss;
+      ch.stats.correct += correct;
+      ch.stats.count += B;
+      for (int b = 0; b < B; ++b) {
+        const float* z = logits + static_cast<std::size_t>(b) * C;
+        predictions[begin + b] = static_cast<std::int32_t>(std::max_element(z, z + C) - z);
+        if (probs) {
+          const float zmax = z[predictions[begin + b]];
+          double sum = 0;
+          for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c] - zmax));
+          for (int c = 0; c < C; ++c)
+            probs[static_cast<std::size_t>(begin + b) * C + c] =
+                static_cast<float>(std::exp(static_cast<double>(z[c] - zmax)) / sum);
+        }
       }
     }
   });
