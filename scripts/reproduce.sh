@@ -13,6 +13,7 @@ names=("$@")
 if ((${#names[@]} == 0)); then
   for f in examples/*.toml; do names+=("$(basename "$f" .toml)"); done
 fi
+mkdir -p runs/reproduce
 table="| config | test accuracy | misclassified | best validation | training wall time | training samples/s |
 |---|---|---|---|---|---|"
 for name in "${names[@]}"; do
