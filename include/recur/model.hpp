@@ -74,6 +74,9 @@ struct ModelConfig {
   InitConfig init;
 
   int directions() const { return bidirectional ? 2 : 1; }
+  // Parameters the model holds (computed without building it; sizes are bounded by validate()).
+  std::uint64_t parameter_count() const;
+  static constexpr std::uint64_t kMaxParameters = 1ull << 28;  // 1 GiB of float32
   // Throws recur::Error naming the offending option (as its command-line flag) when invalid.
   void validate() const;
 };

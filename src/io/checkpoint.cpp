@@ -32,8 +32,16 @@ LoadedModel load_model(const std::string& path) {
   auto it = file.metadata.find("recur.model");
   if (it == file.metadata.end())
     throw Error(path, "not a recur model: the metadata has no 'recur.model' entry");
+  const ModelConfig config = model_config_from_json(it->second, path);
+  // Compare sizes before allocating the model: a small file must not make recur allocate a huge
+  // one. Small models go straight to the tensor-by-tensor checks, which say more.
+  std::uint64_t stored = 0;
+  for (const auto& [name, t] : file.tensors) stored += static_cast<std::uint64_t>(t.numel());
+  if (config.parameter_count() > stored && config.parameter_count() > (1u << 20))
+    throw Error(path, "the file holds " + std::to_string(stored) + " values but its model config needs " +
+                          std::to_string(config.parameter_count()));
   LoadedModel out;
-  out.net = std::make_unique<Network<float>>(model_config_from_json(it->second, path));
+  out.net = std::make_unique<Network<float>>(config);
   Network<float>& net = *out.net;
   for (const ParamInfo& p : net.layout().entries()) {
     auto t = file.tensors.find(p.name);

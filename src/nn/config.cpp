@@ -1,5 +1,8 @@
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/json_util.hpp"
 #include "recur/error.hpp"
 #include "recur/model.hpp"
 
@@ -47,12 +50,12 @@ nlohmann::json init_json(const WeightInit& w) {
           {"bias_value", w.bias_value}};
 }
 
-WeightInit init_from(const nlohmann::json& j) {
+WeightInit init_from(const nlohmann::json& j, const std::string& source) {
   WeightInit w;
   w.kind = parse_init(j.at("kind").get<std::string>());
-  w.sigma = j.at("sigma").get<double>();
+  w.sigma = json_number(j, "sigma", source);
   w.bias = parse_bias_init(j.at("bias").get<std::string>());
-  w.bias_value = j.at("bias_value").get<double>();
+  w.bias_value = json_number(j, "bias_value", source);
   return w;
 }
 
@@ -85,8 +88,28 @@ void ModelConfig::validate() const {
               "--hidden", "model size out of range");
   RECUR_CHECK(init.input.kind != InitKind::orthogonal, "--init-input",
               "orthogonal applies to recurrent matrices only");
-  for (const WeightInit* w : {&init.input, &init.recurrent, &init.projection, &init.head})
-    RECUR_CHECK(w->sigma > 0, "--init-sigma", "must be positive");
+  for (const WeightInit* w : {&init.input, &init.recurrent, &init.projection, &init.head}) {
+    RECUR_CHECK(std::isfinite(w->sigma) && w->sigma > 0, "--init-sigma", "must be a positive number");
+    RECUR_CHECK(std::isfinite(w->bias_value), "--bias-value", "must be a finite number");
+  }
+  RECUR_CHECK(std::isfinite(init.forget_bias), "--forget-bias", "must be a finite number");
+  RECUR_CHECK(std::isfinite(dropout), "--dropout", "must be in [0, 1)");
+  RECUR_CHECK(parameter_count() <= kMaxParameters, "--hidden",
+              "the model would have " + std::to_string(parameter_count()) + " parameters, more than " +
+                  std::to_string(kMaxParameters));
+}
+
+std::uint64_t ModelConfig::parameter_count() const {
+  // In double: with every size at its bound the product overflows 64 bits.
+  const double G = gate_count(cell), H = hidden, D = directions(), T = untied ? steps : 1;
+  double n = 0, in = input_size;
+  if (projection > 0) {
+    n += static_cast<double>(projection) * (in + 1);
+    in = projection;
+  }
+  for (int l = 0; l < layers; ++l) n += D * (T * G * H * ((l == 0 ? in : H * D) + H) + (bias ? 2 * G * H : 0));
+  n += static_cast<double>(num_classes) * (H * D + 1);
+  return n >= 1.8e19 ? std::numeric_limits<std::uint64_t>::max() : static_cast<std::uint64_t>(n);
 }
 
 std::string to_json(const ModelConfig& c) {
@@ -116,23 +139,23 @@ ModelConfig model_config_from_json(const std::string& text, const std::string& s
     const nlohmann::json j = nlohmann::json::parse(text);
     ModelConfig c;
     c.cell = parse_cell(j.at("cell").get<std::string>());
-    c.input_size = j.at("input_size").get<int>();
-    c.steps = j.at("steps").get<int>();
-    c.hidden = j.at("hidden").get<int>();
-    c.layers = j.at("layers").get<int>();
+    c.input_size = json_integer<int>(j, "input_size", source);
+    c.steps = json_integer<int>(j, "steps", source);
+    c.hidden = json_integer<int>(j, "hidden", source);
+    c.layers = json_integer<int>(j, "layers", source);
     c.bidirectional = j.at("bidirectional").get<bool>();
-    c.projection = j.at("projection").get<int>();
+    c.projection = json_integer<int>(j, "projection", source);
     c.pooling = parse_pooling(j.at("pooling").get<std::string>());
-    c.num_classes = j.at("num_classes").get<int>();
-    c.dropout = j.at("dropout").get<double>();
+    c.num_classes = json_integer<int>(j, "num_classes", source);
+    c.dropout = json_number(j, "dropout", source);
     c.untied = j.at("untied").get<bool>();
     c.bias = j.at("bias").get<bool>();
     const auto& in = j.at("init");
-    c.init.input = init_from(in.at("input"));
-    c.init.recurrent = init_from(in.at("recurrent"));
-    c.init.projection = init_from(in.at("projection"));
-    c.init.head = init_from(in.at("head"));
-    c.init.forget_bias = in.at("forget_bias").get<double>();
+    c.init.input = init_from(in.at("input"), source);
+    c.init.recurrent = init_from(in.at("recurrent"), source);
+    c.init.projection = init_from(in.at("projection"), source);
+    c.init.head = init_from(in.at("head"), source);
+    c.init.forget_bias = json_number(in, "forget_bias", source);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {

@@ -9,6 +9,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "core/json_util.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
@@ -37,15 +38,15 @@ class MetricsLog {
 
   void add(const nlohmann::json& j) {
     lines_ += j.dump() + "\n";
-    const double step = j.at("step").get<double>();
+    const double step = json_number(j, "step", path);
     if (j.at("kind") == "train") {
       curves_.train_step.push_back(step);
-      curves_.train_loss.push_back(j.at("loss").get<double>());
-      curves_.train_acc.push_back(100.0 * j.at("accuracy").get<double>());
+      curves_.train_loss.push_back(json_number(j, "loss", path));
+      curves_.train_acc.push_back(100.0 * json_number(j, "accuracy", path));
     } else {
       curves_.val_step.push_back(step);
-      curves_.val_loss.push_back(j.at("loss").get<double>());
-      curves_.val_acc.push_back(100.0 * j.at("accuracy").get<double>());
+      curves_.val_loss.push_back(json_number(j, "loss", path));
+      curves_.val_acc.push_back(100.0 * json_number(j, "accuracy", path));
     }
   }
   void log(const nlohmann::json& j) {
@@ -62,7 +63,7 @@ class MetricsLog {
       if (line.empty()) continue;
       try {
         const auto j = nlohmann::json::parse(line);
-        if (j.at("step").get<std::int64_t>() <= up_to_step) add(j);
+        if (json_integer<std::int64_t>(j, "step", path) <= up_to_step) add(j);
       } catch (const nlohmann::json::exception&) {
         throw Error(path, "unreadable line in the metrics log");
       }
@@ -149,16 +150,16 @@ Position load_resume(const std::string& path, Network<float>& net, Optimizer& op
   Position pos;
   try {
     const auto j = nlohmann::json::parse(position->second);
-    pos.step = j.at("step").get<std::int64_t>();
-    pos.epoch = j.at("epoch").get<std::int64_t>();
-    pos.cursor = j.at("cursor").get<std::int64_t>();
-    pos.samples = j.at("samples").get<std::int64_t>();
-    pos.skipped = j.at("skipped").get<std::int64_t>();
-    pos.best = j.at("best").get<double>();
-    pos.train_seconds = j.at("train_seconds").get<double>();
-    pos.val_accuracy = j.at("val_accuracy").get<double>();
-    pos.val_loss = j.at("val_loss").get<double>();
-    opt.set_step_count(j.at("optimizer_steps").get<std::int64_t>());
+    pos.step = json_integer<std::int64_t>(j, "step", path);
+    pos.epoch = json_integer<std::int64_t>(j, "epoch", path);
+    pos.cursor = json_integer<std::int64_t>(j, "cursor", path);
+    pos.samples = json_integer<std::int64_t>(j, "samples", path);
+    pos.skipped = json_integer<std::int64_t>(j, "skipped", path);
+    pos.best = json_number(j, "best", path);
+    pos.train_seconds = json_number(j, "train_seconds", path);
+    pos.val_accuracy = json_number(j, "val_accuracy", path);
+    pos.val_loss = json_number(j, "val_loss", path);
+    opt.set_step_count(json_integer<std::int64_t>(j, "optimizer_steps", path));
   } catch (const nlohmann::json::exception&) {
     throw Error(path, "the run position in the metadata is unreadable");
   }
