@@ -38,15 +38,15 @@ class MetricsLog {
 
   void add(const nlohmann::json& j) {
     lines_ += j.dump() + "\n";
-    const double step = json_number(j, "step", path);
+    const double step = json_number(j, "step", dir_ + "/metrics.jsonl");
     if (j.at("kind") == "train") {
       curves_.train_step.push_back(step);
-      curves_.train_loss.push_back(json_number(j, "loss", path));
-      curves_.train_acc.push_back(100.0 * json_number(j, "accuracy", path));
+      curves_.train_loss.push_back(json_number(j, "loss", dir_ + "/metrics.jsonl"));
+      curves_.train_acc.push_back(100.0 * json_number(j, "accuracy", dir_ + "/metrics.jsonl"));
     } else {
       curves_.val_step.push_back(step);
-      curves_.val_loss.push_back(json_number(j, "loss", path));
-      curves_.val_acc.push_back(100.0 * json_number(j, "accuracy", path));
+      curves_.val_loss.push_back(json_number(j, "loss", dir_ + "/metrics.jsonl"));
+      curves_.val_acc.push_back(100.0 * json_number(j, "accuracy", dir_ + "/metrics.jsonl"));
     }
   }
   void log(const nlohmann::json& j) {
