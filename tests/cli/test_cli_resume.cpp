@@ -46,7 +46,7 @@ int wait_exit(pid_t pid) {
 }
 
 std::vector<std::string> train_args(const std::string& out) {
-  return {"train",          "--data",        kMnistDir, "--hidden", "48",   "--train-limit", "6000",
+  return {"train",          "--data",        kMnistDir, "--hidden", "48",   "--train-limit", "12000",
           "--val",          "200",           "--batch", "32",       "--epochs", "2",         "--checkpoint-every",
           "7",              "--display-step", "50",     "--threads", "2",     "--seed",        "5",
           "--eval-batch",   "200",           "--out",   out};
@@ -82,7 +82,7 @@ TEST(ResumeCli, KilledAtRandomPointsAndResumedIsBitIdentical) {
     const pid_t pid = spawn(train_args(out), dir / "killed.log");
     // Kill once a checkpoint exists, after a further random delay.
     ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60)) << slurp(dir / "killed.log");
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng.uniform(0, 800))));
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng.uniform(0, 300))));
     ::kill(pid, SIGKILL);
     wait_exit(pid);
     // Resume until the run finishes, killing the first resume once more on odd trials.
