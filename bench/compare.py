@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -49,6 +50,11 @@ def parse_args(argv):
     p.add_argument("--modes", default="train,infer,latency")
     p.add_argument("--no-train-rss", action="store_true", help="skip the `recur train` RSS run")
     p.add_argument("--write", action="store_true", help="rewrite bench/RESULTS.md")
+    p.add_argument("--quiet-cores", type=float, default=0.25,
+                   help="before each measurement, wait until other processes use fewer cores")
+    p.add_argument("--quiet-wait", type=float, default=120,
+                   help="longest wait for that, in seconds (then measure anyway and warn)")
+    p.add_argument("--save", metavar="FILE", help="also write every process's JSON result here")
     args = p.parse_args(argv)
     args.config = args.config or ["lstm:128:128:2", "gru:128:128:2", "rnn:128:128:2"]
     args.modes = [m for m in args.modes.split(",") if m]
@@ -76,7 +82,7 @@ def parse_config(text):
 
 
 def run_process(cmd):
-    """Runs cmd, returns (stdout, peak RSS in MB from wait4). Exits on failure."""
+    """Runs cmd, returns (stdout, rusage from wait4). Exits on failure."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -86,7 +92,7 @@ def run_process(cmd):
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         sys.exit(f"compare.py: {shlex.join(cmd)} failed ({proc.returncode}):\n{stderr}")
-    return stdout, usage.ru_maxrss / 1024.0
+    return stdout, usage
 
 
 def bench_command(impl, args, cfg, mode):
@@ -99,11 +105,69 @@ def bench_command(impl, args, cfg, mode):
     return ["/usr/bin/python3", PEER] + opts
 
 
-def measure(cmd, loads):
-    loads.append(os.getloadavg()[0])
-    stdout, rss = run_process(cmd)
+def cpu_times():
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def busy_cores(window=1.0):
+    """How many cores other processes kept busy over the last `window` seconds."""
+    busy0, total0 = cpu_times()
+    time.sleep(window)
+    busy1, total1 = cpu_times()
+    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
+
+
+class Quiet:
+    """Before each measurement: waits (up to `wait` s) until other processes use less than
+    `limit` cores, and records how busy the machine was. The 1-minute load average would also
+    count this script's own previous measurement, so it is recorded but not used to decide."""
+
+    def __init__(self, limit, wait):
+        self.limit, self.wait = limit, wait
+        self.busy, self.during, self.loads = [], [], []
+
+    def settle(self):
+        deadline = time.monotonic() + self.wait
+        busy = busy_cores()
+        while busy > self.limit and time.monotonic() < deadline:
+            busy = busy_cores(2.0)
+        self.busy.append(busy)
+        self.loads.append(os.getloadavg()[0])
+        return busy
+
+    def run(self, cmd):
+        """settle(), then runs cmd and records the cores other processes used meanwhile: the
+        machine's busy CPU time less the child's own (from wait4), over the wall time."""
+        self.settle()
+        busy0, _ = cpu_times()
+        t0 = time.monotonic()
+        stdout, usage = run_process(cmd)
+        wall = time.monotonic() - t0
+        busy1, _ = cpu_times()
+        machine = (busy1 - busy0) / os.sysconf("SC_CLK_TCK")
+        self.during.append(max(0.0, (machine - usage.ru_utime - usage.ru_stime) / wall))
+        return stdout, usage
+
+    def summary(self):
+        return (f"cores used by other processes: in the second before each measurement median "
+                f"{statistics.median(self.busy):.2f}, max {max(self.busy):.2f}; during the "
+                f"measurements median {statistics.median(self.during):.2f}, max "
+                f"{max(self.during):.2f} (of {os.cpu_count()}); 1-minute load average, this "
+                f"script's own runs included, {min(self.loads):.2f} to {max(self.loads):.2f}")
+
+    def was_quiet(self):
+        return max(self.busy) <= self.limit and statistics.median(self.during) <= self.limit
+
+
+def measure(cmd, quiet):
+    stdout, usage = quiet.run(cmd)
     result = json.loads(stdout.strip().splitlines()[-1])
-    result["wait4_rss_mb"] = rss
+    result["wait4_rss_mb"] = usage.ru_maxrss / 1024.0
+    result["busy_cores_before"] = quiet.busy[-1]
+    result["other_cores_during"] = quiet.during[-1]
     return result
 
 
@@ -139,7 +203,7 @@ def versions(recur):
 def main(argv):
     args = parse_args(argv)
     configs = [parse_config(c) for c in args.config]
-    loads = []
+    quiet = Quiet(args.quiet_cores, args.quiet_wait)
     results = {}  # (config index, impl, mode) -> [result per round]
     sgemm = {}  # threads -> [result per round]
     started = datetime.datetime.now()
@@ -148,13 +212,14 @@ def main(argv):
         for k, cfg in enumerate(configs):
             for mode in args.modes:
                 for impl in order:
-                    res = measure(bench_command(impl, args, cfg, mode), loads)
+                    res = measure(bench_command(impl, args, cfg, mode), quiet)
                     results.setdefault((k, impl, mode), []).append(res)
                     print(f"round {r + 1}/{args.rounds} {args.config[k]} {mode:7} {impl:7} "
-                          f"load {loads[-1]:.2f}", file=sys.stderr)
+                          f"other cores before {quiet.busy[-1]:.2f} during {quiet.during[-1]:.2f}",
+                          file=sys.stderr)
         for threads in sorted({c["threads"] for c in configs}):
             cmd = [args.recur, "bench", "--mode", "sgemm", "--threads", str(threads), "--json"]
-            sgemm.setdefault(threads, []).append(measure(cmd, loads))
+            sgemm.setdefault(threads, []).append(measure(cmd, quiet))
 
     train_rss = None
     train_rss_cmd = None
@@ -164,13 +229,17 @@ def main(argv):
             cmd = [args.recur, "train", "--cell", "lstm", "--hidden", "128", "--steps", "50",
                    "--threads", str(configs[0]["threads"]), "--data", args.data,
                    "--out", os.path.join(tmp, "run")]
-            loads.append(os.getloadavg()[0])
-            _, train_rss = run_process(cmd)
-            train_rss_cmd = "/usr/bin/time -f %M " + shlex.join(
-                [os.path.relpath(cmd[0], ROOT)] + cmd[1:-2] + ["--out", "runs/rss"])
+            _, usage = quiet.run(cmd)
+            train_rss = usage.ru_maxrss / 1024.0
+            shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) else a for a in cmd[:-2]]
+            train_rss_cmd = "/usr/bin/time -f %M " + shlex.join(shown + ["--out", "runs/rss"])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    loads.append(os.getloadavg()[0])
+    if args.save:
+        raw = [r for rs in list(results.values()) + list(sgemm.values()) for r in rs]
+        raw.append({"mode": "train_rss", "command": train_rss_cmd, "peak_rss_mb": train_rss})
+        with open(args.save, "w") as f:
+            json.dump(raw, f, indent=1)
 
     # The comparison table.
     head = "| config | metric | recur | PyTorch | recur/PyTorch | bar |"
@@ -231,9 +300,8 @@ def main(argv):
         rss_line = (f"Peak RSS of a real `recur train` of the MNIST LSTM (50 steps, then validation "
                     f"and checkpoints): **{train_rss:.1f} MB** (bar <= {TRAIN_RSS_BAR_MB:g} MB: "
                     f"{check(train_rss <= TRAIN_RSS_BAR_MB)}).\nCommand: `{train_rss_cmd}`")
-    load_line = (f"1-minute load average seen before each measurement: min {min(loads):.2f}, "
-                 f"median {statistics.median(loads):.2f}, max {max(loads):.2f}")
-    quiet = max(loads) <= 1.5
+    load_line = quiet.summary()
+    was_quiet = quiet.was_quiet()
     command = "/usr/bin/python3 bench/compare.py " + " ".join(shlex.quote(a) for a in argv)
 
     print(table)
@@ -242,7 +310,7 @@ def main(argv):
     print()
     if rss_line:
         print(rss_line)
-    print(load_line + ("" if quiet else "  (WARNING: busy machine, numbers are not reliable)"))
+    print(load_line + ("" if was_quiet else "  (WARNING: busy machine, numbers are not reliable)"))
 
     if args.write:
         model, cores = machine()
@@ -251,7 +319,7 @@ def main(argv):
 
 Written by `bench/compare.py --write`; see bench/README.md for what each number means.
 
-- Machine: {model}, {cores} cores (`lscpu`); {load_line}{'' if quiet else ' - the machine was busy, treat the numbers as rough'}
+- Machine: {model}, {cores} cores (`lscpu`); {load_line}{'' if was_quiet else ' - the machine was busy, treat the numbers as rough'}
 - Date: {started.strftime('%Y-%m-%d %H:%M')}
 - Versions: {recur_version}, PyTorch {torch_version} (Debian python3-torch, OpenBLAS)
 - Command: `{command.strip()}`

@@ -7,6 +7,7 @@ Model: nn.LSTM / nn.GRU / nn.RNN (batch_first=False, one layer) on MNIST read as
 last step's output into an nn.Linear head, softmax cross-entropy, Adam at 1e-3. Batches are real
 MNIST images read from the IDX files with numpy; the uint8 -> float conversion of each batch is
 inside the timed region, as it is in recur (BatchRunner fills the batch inside train_batch).
+torch.set_num_threads(--threads) with OpenBLAS on --blas-threads (default 1, see main()).
 
 Modes: train (samples/s of optimizer steps: forward, backward, Adam), infer (samples/s of
 forward + argmax at --infer-batch under torch.inference_mode), latency (batch-1 forward,
@@ -35,6 +36,8 @@ def parse_args(argv):
     p.add_argument("--data", default="data/mnist")
     p.add_argument("--infer-batch", type=int, default=1000)
     p.add_argument("--latency-runs", type=int, default=500)
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="OpenBLAS threads under PyTorch (default 1: see below)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.batch < 1 or args.threads < 1:
@@ -71,10 +74,14 @@ def load_mnist(folder, train):
 
 def main(argv):
     args = parse_args(argv)
-    # The BLAS under this PyTorch (Debian's, OpenBLAS) reads its thread count from the
-    # environment at load time, not from torch.set_num_threads.
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    # Debian's PyTorch calls OpenBLAS, which takes its thread count from the environment at load
+    # time, not from torch.set_num_threads. OpenBLAS threads on top of PyTorch's spinning OpenMP
+    # team oversubscribe the cores: on 2 cores, LSTM training steps then take 35 ms most of the
+    # time and 100-500 ms every few steps (total samples/s a third of the median). One BLAS
+    # thread (--blas-threads 1, the default) was PyTorch's fastest setting for every cell and
+    # mode measured, so that is the peer; the environment overrides both.
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.blas_threads))
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -121,7 +128,8 @@ def main(argv):
     GH, H, I, S = gates * args.hidden, args.hidden, features, steps
     result = {"impl": "pytorch", "torch_version": torch.__version__, "mode": args.mode,
               "cell": args.cell, "hidden": args.hidden, "batch": args.batch,
-              "threads": args.threads, "view": args.view, "steps": args.steps,
+              "threads": args.threads, "blas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
+              "view": args.view, "steps": args.steps,
               "warmup": args.warmup, "params": params}
 
     if args.mode == "train":

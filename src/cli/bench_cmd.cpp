@@ -330,7 +330,7 @@ void add_bench_command(CLI::App& app, Runner& run) {
   cmd->add_option("--sgemm-size", o->sgemm_size, "N of the N x N x N product of --mode sgemm")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
-  run = [o]() { return run_bench(*o); };
+  cmd->callback([o, &run] { run = [o]() { return run_bench(*o); }; });
 }
 
 }  // namespace recur::cli

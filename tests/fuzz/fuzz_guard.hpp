@@ -37,14 +37,22 @@ inline std::string type_name(const std::type_info& type) {
   return name;
 }
 
+// RECUR_FUZZ_VERBOSE=1 prints each outcome: how to check what the seeds exercise.
+inline bool verbose() {
+  static const bool on = std::getenv("RECUR_FUZZ_VERBOSE") != nullptr;
+  return on;
+}
+
 // Runs body(). Returns true when it returned normally, false when it threw a recur::Error with
 // one of `subjects` (an empty list accepts any subject); anything else is a finding.
 template <typename Body>
 bool returns_or_throws_error(std::initializer_list<std::string_view> subjects, Body&& body) {
   try {
     body();
+    if (verbose()) std::fprintf(stderr, "accepted\n");
     return true;
   } catch (const recur::Error& e) {
+    if (verbose()) std::fprintf(stderr, "rejected: %s\n", e.what());
     if (subjects.size() == 0) return false;
     for (std::string_view s : subjects)
       if (e.subject() == s) return false;

@@ -90,9 +90,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   labels.assign(data + 6 + images_size, size - 6 - images_size);
 
   recur::ImageSet set;
-  const bool loaded = recur::fuzz::returns_or_throws_error(
-      {images.path(), labels.path()},
-      [&] { set = recur::load_idx(images.path(), labels.path(), num_classes); });
+  const bool loaded = recur::fuzz::returns_or_throws_error({images.path(), labels.path()}, [&] {
+    set = recur::load_idx(images.path(), labels.path(), num_classes);
+  });
   if (!loaded) return 0;
   check_set(set, num_classes);
   // The view is made from the set's own size: nothing in it may be refused.

@@ -16,7 +16,9 @@ const std::string kSource = "fuzz.safetensors";
 
 void use_tensors(const recur::SafetensorsFile& file) {
   using recur::fuzz::check;
-  for (const auto& [name, tensor] : file.tensors) {
+  for (const auto& entry : file.tensors) {
+    const std::string& name = entry.first;
+    const recur::StoredTensor& tensor = entry.second;
     check(!name.empty() && name != "__metadata__", "tensor names are real names");
     const std::int64_t n = tensor.numel();
     check(n >= 0, "numel is not negative");
