@@ -17,9 +17,12 @@ inline constexpr int kReset = 0, kUpdate = 1, kNew = 2, kCount = 3;
 
 inline int gate_count(CellKind c) {
   switch (c) {
-    case CellKind::lstm: return lstm_gate::kCount;
-    case CellKind::gru: return gru_gate::kCount;
-    default: return 1;
+    case CellKind::lstm:
+      return lstm_gate::kCount;
+    case CellKind::gru:
+      return gru_gate::kCount;
+    default:
+      return 1;
   }
 }
 

@@ -32,15 +32,15 @@ class InternalError : public std::logic_error {
 }  // namespace recur
 
 // RECUR_CHECK(cond, subject, reason): throw recur::Error when cond is false.
-#define RECUR_CHECK(cond, subject, reason) \
-  do {                                     \
+#define RECUR_CHECK(cond, subject, reason)                  \
+  do {                                                      \
     if (!(cond)) throw ::recur::Error((subject), (reason)); \
   } while (0)
 
 // RECUR_ASSERT(cond): an invariant of recur's own code.
-#define RECUR_ASSERT(cond)                                                               \
-  do {                                                                                   \
-    if (!(cond))                                                                         \
+#define RECUR_ASSERT(cond)                                                                  \
+  do {                                                                                      \
+    if (!(cond))                                                                            \
       throw ::recur::InternalError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + \
-                                   ": invariant failed: " #cond);                        \
+                                   ": invariant failed: " #cond);                           \
   } while (0)

@@ -30,11 +30,10 @@ Pooling parse_pooling(const std::string& name);  // Error("--pooling", ...)
 std::string to_string(Pooling p);
 
 // Weight initialisations (seeded, deterministic):
-//   pytorch           U(-1/sqrt(H), 1/sqrt(H)) for recurrent tensors, U(-1/sqrt(fan_in), ..) for Dense
-//   glorot            U(-a, a), a = sqrt(6 / (fan_in + fan_out)), per gate block
-//   orthogonal        an orthogonal H x H matrix per gate block (recurrent matrices only)
-//   normal            N(0, sigma^2)
-//   truncated_normal  N(0, sigma^2) redrawn outside 2 sigma
+//   pytorch           U(-1/sqrt(H), 1/sqrt(H)) for recurrent tensors, U(-1/sqrt(fan_in), ..) for
+//   Dense glorot            U(-a, a), a = sqrt(6 / (fan_in + fan_out)), per gate block orthogonal
+//   an orthogonal H x H matrix per gate block (recurrent matrices only) normal            N(0,
+//   sigma^2) truncated_normal  N(0, sigma^2) redrawn outside 2 sigma
 enum class InitKind { pytorch, glorot, orthogonal, normal, truncated_normal };
 InitKind parse_init(const std::string& name);
 std::string to_string(InitKind k);
@@ -51,26 +50,26 @@ struct WeightInit {
 };
 
 struct InitConfig {
-  WeightInit input;       // rnn.weight_ih_*, rnn.bias_ih_*
-  WeightInit recurrent;   // rnn.weight_hh_*, rnn.bias_hh_*
-  WeightInit projection;  // proj.*
-  WeightInit head;        // head.*
+  WeightInit input;          // rnn.weight_ih_*, rnn.bias_ih_*
+  WeightInit recurrent;      // rnn.weight_hh_*, rnn.bias_hh_*
+  WeightInit projection;     // proj.*
+  WeightInit head;           // head.*
   double forget_bias = 0.0;  // LSTM: added to the forget block of bias_ih after init
 };
 
 struct ModelConfig {
   CellKind cell = CellKind::lstm;
   int input_size = 28;
-  int steps = 28;          // sequence length (fixed by the data view)
+  int steps = 28;  // sequence length (fixed by the data view)
   int hidden = 128;
   int layers = 1;
   bool bidirectional = false;
-  int projection = 0;      // width of the input Dense layer; 0 = none
+  int projection = 0;  // width of the input Dense layer; 0 = none
   Pooling pooling = Pooling::last;
   int num_classes = 10;
-  double dropout = 0.0;    // between stacked recurrent layers, training only
-  bool untied = false;     // separate weights for every timestep
-  bool bias = true;        // recurrent biases (b_ih, b_hh)
+  double dropout = 0.0;  // between stacked recurrent layers, training only
+  bool untied = false;   // separate weights for every timestep
+  bool bias = true;      // recurrent biases (b_ih, b_hh)
   InitConfig init;
 
   int directions() const { return bidirectional ? 2 : 1; }

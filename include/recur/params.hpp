@@ -11,10 +11,10 @@
 namespace recur {
 
 struct ParamInfo {
-  std::string name;             // e.g. "rnn.weight_hh_l0_reverse"
-  std::vector<int64_t> shape;   // PyTorch's shape, row-major
-  std::size_t offset = 0;       // first element in the arena
-  std::size_t size = 0;         // element count
+  std::string name;            // e.g. "rnn.weight_hh_l0_reverse"
+  std::vector<int64_t> shape;  // PyTorch's shape, row-major
+  std::size_t offset = 0;      // first element in the arena
+  std::size_t size = 0;        // element count
 };
 
 class ParamLayout {

@@ -86,9 +86,10 @@ struct TrainOptions {
   int eval_batch = 1000;
   std::string out_dir = "runs/latest";
   std::string config_text;  // the resolved config, written to the run directory
-  std::int64_t checkpoint_every = 0;  // also write resume.safetensors every N steps; 0 = epoch ends only
-  bool resume = false;                // continue the run in out_dir from its resume.safetensors
-  bool skip_nonfinite = false;        // skip (and count) steps whose loss or gradient is not finite
+  std::int64_t checkpoint_every =
+      0;                        // also write resume.safetensors every N steps; 0 = epoch ends only
+  bool resume = false;          // continue the run in out_dir from its resume.safetensors
+  bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
 
 // Set by SIGINT / SIGTERM (see install_stop_signals): training finishes the current step, writes

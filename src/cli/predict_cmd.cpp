@@ -208,8 +208,9 @@ int run_predict(const PredictOptions& o) {
                           {"inverted", s.inverted},
                           {"width", s.source_cols},
                           {"height", s.source_rows}};
-      j["logits"] = std::vector<float>(logits.begin() + static_cast<std::ptrdiff_t>(i) * num_classes,
-                                       logits.begin() + static_cast<std::ptrdiff_t>(i + 1) * num_classes);
+      j["logits"] =
+          std::vector<float>(logits.begin() + static_cast<std::ptrdiff_t>(i) * num_classes,
+                             logits.begin() + static_cast<std::ptrdiff_t>(i + 1) * num_classes);
       if (s.index) j["index"] = *s.index;
       if (s.label) j["label"] = *s.label;
       all.push_back(std::move(j));

@@ -18,7 +18,8 @@ namespace {
 
 struct TrainFlags {
   std::string view = "rows", cell = "lstm", pooling = "last";
-  std::string init_input = "pytorch", init_recurrent = "pytorch", init_head = "pytorch", init_projection = "pytorch";
+  std::string init_input = "pytorch", init_recurrent = "pytorch", init_head = "pytorch",
+              init_projection = "pytorch";
   double init_sigma = 0.01, head_sigma = 0.01;
   std::string bias_init = "pytorch", head_bias_init = "pytorch", projection_bias_init = "pytorch";
   double bias_value = 0, head_bias_value = 0, projection_bias_value = 0;
@@ -45,9 +46,12 @@ void apply_config(CLI::App& cmd, const std::string& path) {
     if (!opt) throw Error(path, "unknown option '" + name + "' (see recur train --help)");
     if (opt->count() > 0) continue;  // the command line wins
     std::string value;
-    if (auto v = node.value<std::string>(); v && node.is_string()) value = *v;
-    else if (node.is_boolean()) value = *node.value<bool>() ? "true" : "false";
-    else if (node.is_integer()) value = std::to_string(*node.value<int64_t>());
+    if (auto v = node.value<std::string>(); v && node.is_string())
+      value = *v;
+    else if (node.is_boolean())
+      value = *node.value<bool>() ? "true" : "false";
+    else if (node.is_integer())
+      value = std::to_string(*node.value<int64_t>());
     else if (node.is_floating_point()) {
       std::ostringstream ss;
       ss.precision(17);
@@ -82,65 +86,116 @@ std::string resolved_config(CLI::App& cmd) {
 void add_train_command(CLI::App& app, Runner& run) {
   auto flags = std::make_shared<TrainFlags>();
   TrainOptions& o = flags->o;
-  CLI::App* cmd = app.add_subcommand("train", "Train a recurrent classifier on images read as sequences");
+  CLI::App* cmd =
+      app.add_subcommand("train", "Train a recurrent classifier on images read as sequences");
   auto config_path = std::make_shared<std::string>();
-  cmd->add_option("--config", *config_path, "TOML file of options (same names as the flags); flags override it");
+  cmd->add_option("--config", *config_path,
+                  "TOML file of options (same names as the flags); flags override it");
 
-  cmd->add_option("--data", o.data_dir, "Folder with the IDX files (MNIST naming)")->capture_default_str();
-  cmd->add_option("--view", flags->view, "How an image becomes a sequence: rows, cols, pixels, permuted")->capture_default_str();
-  cmd->add_option("--view-seed", o.view_seed, "Seed of the permuted view's permutation")->capture_default_str();
+  cmd->add_option("--data", o.data_dir, "Folder with the IDX files (MNIST naming)")
+      ->capture_default_str();
+  cmd->add_option("--view", flags->view,
+                  "How an image becomes a sequence: rows, cols, pixels, permuted")
+      ->capture_default_str();
+  cmd->add_option("--view-seed", o.view_seed, "Seed of the permuted view's permutation")
+      ->capture_default_str();
   cmd->add_option("--cell", flags->cell, "rnn (tanh), rnn_relu, lstm, gru")->capture_default_str();
-  cmd->add_option("--hidden", o.model.hidden, "Hidden units per layer and direction")->capture_default_str();
+  cmd->add_option("--hidden", o.model.hidden, "Hidden units per layer and direction")
+      ->capture_default_str();
   cmd->add_option("--layers", o.model.layers, "Stacked recurrent layers")->capture_default_str();
   cmd->add_flag("--bidirectional", o.model.bidirectional, "Run each layer in both directions");
-  cmd->add_option("--projection", o.model.projection, "Width of a Dense input projection; 0 = none")->capture_default_str();
-  cmd->add_option("--pooling", flags->pooling, "Outputs to the head: last, mean, max")->capture_default_str();
-  cmd->add_option("--dropout", o.model.dropout, "Dropout between stacked layers")->capture_default_str();
-  cmd->add_flag("--untied", o.model.untied, "Separate input and recurrent weights for every timestep");
+  cmd->add_option("--projection", o.model.projection, "Width of a Dense input projection; 0 = none")
+      ->capture_default_str();
+  cmd->add_option("--pooling", flags->pooling, "Outputs to the head: last, mean, max")
+      ->capture_default_str();
+  cmd->add_option("--dropout", o.model.dropout, "Dropout between stacked layers")
+      ->capture_default_str();
+  cmd->add_flag("--untied", o.model.untied,
+                "Separate input and recurrent weights for every timestep");
   cmd->add_flag("--no-bias", flags->no_bias, "No recurrent biases");
-  cmd->add_option("--init", flags->init_input, "Input weights: pytorch, glorot, normal, truncated_normal")->capture_default_str();
-  cmd->add_option("--init-recurrent", flags->init_recurrent, "Recurrent weights: pytorch, glorot, orthogonal, normal, truncated_normal")->capture_default_str();
-  cmd->add_option("--init-sigma", flags->init_sigma, "Sigma of normal inits of recurrent tensors")->capture_default_str();
-  cmd->add_option("--bias-init", flags->bias_init, "Recurrent biases: pytorch, constant, normal")->capture_default_str();
-  cmd->add_option("--bias-value", flags->bias_value, "Value of constant recurrent biases")->capture_default_str();
-  cmd->add_option("--forget-bias", o.model.init.forget_bias, "Added to the LSTM forget gate's bias")->capture_default_str();
-  cmd->add_option("--head-init", flags->init_head, "Head weights: pytorch, glorot, normal, truncated_normal")->capture_default_str();
-  cmd->add_option("--head-sigma", flags->head_sigma, "Sigma of the head's normal init")->capture_default_str();
-  cmd->add_option("--head-bias-init", flags->head_bias_init, "Head bias: pytorch, constant, normal")->capture_default_str();
-  cmd->add_option("--head-bias-value", flags->head_bias_value, "Value of a constant head bias")->capture_default_str();
-  cmd->add_option("--projection-init", flags->init_projection, "Projection weights init")->capture_default_str();
-  cmd->add_option("--projection-bias-init", flags->projection_bias_init, "Projection bias: pytorch, constant, normal")->capture_default_str();
-  cmd->add_option("--projection-bias-value", flags->projection_bias_value, "Value of a constant projection bias")->capture_default_str();
-  cmd->add_option("--optimizer", flags->optimizer, "sgd, adam, adamw, rmsprop")->capture_default_str();
+  cmd->add_option("--init", flags->init_input,
+                  "Input weights: pytorch, glorot, normal, truncated_normal")
+      ->capture_default_str();
+  cmd->add_option("--init-recurrent", flags->init_recurrent,
+                  "Recurrent weights: pytorch, glorot, orthogonal, normal, truncated_normal")
+      ->capture_default_str();
+  cmd->add_option("--init-sigma", flags->init_sigma, "Sigma of normal inits of recurrent tensors")
+      ->capture_default_str();
+  cmd->add_option("--bias-init", flags->bias_init, "Recurrent biases: pytorch, constant, normal")
+      ->capture_default_str();
+  cmd->add_option("--bias-value", flags->bias_value, "Value of constant recurrent biases")
+      ->capture_default_str();
+  cmd->add_option("--forget-bias", o.model.init.forget_bias, "Added to the LSTM forget gate's bias")
+      ->capture_default_str();
+  cmd->add_option("--head-init", flags->init_head,
+                  "Head weights: pytorch, glorot, normal, truncated_normal")
+      ->capture_default_str();
+  cmd->add_option("--head-sigma", flags->head_sigma, "Sigma of the head's normal init")
+      ->capture_default_str();
+  cmd->add_option("--head-bias-init", flags->head_bias_init, "Head bias: pytorch, constant, normal")
+      ->capture_default_str();
+  cmd->add_option("--head-bias-value", flags->head_bias_value, "Value of a constant head bias")
+      ->capture_default_str();
+  cmd->add_option("--projection-init", flags->init_projection, "Projection weights init")
+      ->capture_default_str();
+  cmd->add_option("--projection-bias-init", flags->projection_bias_init,
+                  "Projection bias: pytorch, constant, normal")
+      ->capture_default_str();
+  cmd->add_option("--projection-bias-value", flags->projection_bias_value,
+                  "Value of a constant projection bias")
+      ->capture_default_str();
+  cmd->add_option("--optimizer", flags->optimizer, "sgd, adam, adamw, rmsprop")
+      ->capture_default_str();
   cmd->add_option("--lr", o.optimizer.lr, "Learning rate")->capture_default_str();
-  cmd->add_option("--momentum", o.optimizer.momentum, "Momentum (sgd, rmsprop)")->capture_default_str();
+  cmd->add_option("--momentum", o.optimizer.momentum, "Momentum (sgd, rmsprop)")
+      ->capture_default_str();
   cmd->add_flag("--nesterov", o.optimizer.nesterov, "Nesterov momentum (sgd)");
-  cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Weight decay")->capture_default_str();
+  cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Weight decay")
+      ->capture_default_str();
   cmd->add_option("--beta1", o.optimizer.beta1, "Adam beta1")->capture_default_str();
   cmd->add_option("--beta2", o.optimizer.beta2, "Adam beta2")->capture_default_str();
   cmd->add_option("--eps", o.optimizer.eps, "Optimizer epsilon")->capture_default_str();
-  cmd->add_option("--alpha", o.optimizer.alpha, "RMSProp smoothing constant")->capture_default_str();
-  cmd->add_option("--schedule", flags->schedule, "Learning-rate schedule: constant, step, cosine")->capture_default_str();
-  cmd->add_option("--warmup", o.schedule.warmup_steps, "Linear warmup steps")->capture_default_str();
-  cmd->add_option("--step-size", o.schedule.step_size, "Step schedule: decay every N steps")->capture_default_str();
-  cmd->add_option("--gamma", o.schedule.gamma, "Step schedule: decay factor")->capture_default_str();
-  cmd->add_option("--min-lr", o.schedule.min_lr, "Cosine schedule: final learning rate")->capture_default_str();
-  cmd->add_option("--clip-norm", o.clip_norm, "Clip gradients to this global norm; 0 = off")->capture_default_str();
-  cmd->add_option("--clip-value", o.clip_value, "Clip each gradient to [-v, v]; 0 = off")->capture_default_str();
+  cmd->add_option("--alpha", o.optimizer.alpha, "RMSProp smoothing constant")
+      ->capture_default_str();
+  cmd->add_option("--schedule", flags->schedule, "Learning-rate schedule: constant, step, cosine")
+      ->capture_default_str();
+  cmd->add_option("--warmup", o.schedule.warmup_steps, "Linear warmup steps")
+      ->capture_default_str();
+  cmd->add_option("--step-size", o.schedule.step_size, "Step schedule: decay every N steps")
+      ->capture_default_str();
+  cmd->add_option("--gamma", o.schedule.gamma, "Step schedule: decay factor")
+      ->capture_default_str();
+  cmd->add_option("--min-lr", o.schedule.min_lr, "Cosine schedule: final learning rate")
+      ->capture_default_str();
+  cmd->add_option("--clip-norm", o.clip_norm, "Clip gradients to this global norm; 0 = off")
+      ->capture_default_str();
+  cmd->add_option("--clip-value", o.clip_value, "Clip each gradient to [-v, v]; 0 = off")
+      ->capture_default_str();
   cmd->add_option("--batch", o.batch, "Batch size")->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "Epochs")->capture_default_str();
-  cmd->add_option("--steps", o.steps, "Stop after this many steps; 0 = all epochs")->capture_default_str();
-  cmd->add_option("--val", o.validation, "Validation images: the first N of the training file")->capture_default_str();
-  cmd->add_option("--train-limit", o.train_limit, "Train on the first N remaining images only; 0 = all")->capture_default_str();
+  cmd->add_option("--steps", o.steps, "Stop after this many steps; 0 = all epochs")
+      ->capture_default_str();
+  cmd->add_option("--val", o.validation, "Validation images: the first N of the training file")
+      ->capture_default_str();
+  cmd->add_option("--train-limit", o.train_limit,
+                  "Train on the first N remaining images only; 0 = all")
+      ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of init, shuffling and dropout")->capture_default_str();
   cmd->add_option("--threads", o.threads, "Threads; 0 = all cores")->capture_default_str();
-  cmd->add_option("--display-step", o.display_step, "Log the training loss and accuracy every N steps")->capture_default_str();
+  cmd->add_option("--display-step", o.display_step,
+                  "Log the training loss and accuracy every N steps")
+      ->capture_default_str();
   cmd->add_option("--eval-batch", o.eval_batch, "Batch size of validation")->capture_default_str();
   cmd->add_option("--out", o.out_dir, "Run folder (must be new or empty)")->capture_default_str();
-  cmd->add_option("--checkpoint-every", o.checkpoint_every, "Also write the resume checkpoint every N steps")->capture_default_str();
-  cmd->add_flag("--skip-nonfinite", o.skip_nonfinite, "Skip and count steps with a non-finite loss or gradient instead of stopping");
+  cmd->add_option("--checkpoint-every", o.checkpoint_every,
+                  "Also write the resume checkpoint every N steps")
+      ->capture_default_str();
+  cmd->add_flag("--skip-nonfinite", o.skip_nonfinite,
+                "Skip and count steps with a non-finite loss or gradient instead of stopping");
   auto resume_dir = std::make_shared<std::string>();
-  cmd->add_option("--resume", *resume_dir, "Continue the interrupted run in this folder (its config.toml and resume.safetensors)");
+  cmd->add_option(
+      "--resume", *resume_dir,
+      "Continue the interrupted run in this folder (its config.toml and resume.safetensors)");
 
   // Set when `train` itself is parsed, so that commands registered later cannot replace it.
   cmd->callback([flags, cmd, config_path, resume_dir, &run] {

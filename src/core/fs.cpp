@@ -1,13 +1,13 @@
 #include "recur/fs.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "recur/error.hpp"
 
@@ -15,7 +15,9 @@ namespace recur {
 
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 }  // namespace
 
@@ -31,7 +33,8 @@ void write_file_atomic(const std::string& path, const void* data, std::size_t si
   tmp_name.append(target.filename().string()).append(".tmp-XXXXXX");
   std::string tmp = (dir / tmp_name).string();
   int fd = mkstemp(tmp.data());
-  if (fd < 0) throw Error(path, "cannot create a file in " + dir.string() + ": " + errno_text(errno));
+  if (fd < 0)
+    throw Error(path, "cannot create a file in " + dir.string() + ": " + errno_text(errno));
   auto fail = [&](const std::string& what) {
     int err = errno;
     ::close(fd);

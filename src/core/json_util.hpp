@@ -32,7 +32,8 @@ Int json_integer(const nlohmann::json& j, const char* key, const std::string& so
 
 inline double json_number(const nlohmann::json& j, const char* key, const std::string& source) {
   const nlohmann::json& v = j.at(key);
-  if (!v.is_number()) throw Error(source, std::string("'") + key + "' must be a number, got " + v.dump());
+  if (!v.is_number())
+    throw Error(source, std::string("'") + key + "' must be a number, got " + v.dump());
   const double d = v.get<double>();
   if (!std::isfinite(d)) throw Error(source, std::string("'") + key + "' must be finite");
   return d;

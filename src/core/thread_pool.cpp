@@ -5,7 +5,8 @@
 namespace recur {
 
 ThreadPool::ThreadPool(int threads) {
-  for (int k = 1; k < std::max(1, threads); ++k) workers_.emplace_back([this, k] { worker_loop(k); });
+  for (int k = 1; k < std::max(1, threads); ++k)
+    workers_.emplace_back([this, k] { worker_loop(k); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -69,7 +70,8 @@ void ThreadPool::run(int tasks, const std::function<void(int)>& fn) {
   if (error_) std::rethrow_exception(error_);
 }
 
-void ThreadPool::parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn) {
+void ThreadPool::parallel_for(std::int64_t n,
+                              const std::function<void(std::int64_t, std::int64_t)>& fn) {
   const int parts = static_cast<int>(std::min<std::int64_t>(size(), std::max<std::int64_t>(1, n)));
   run(parts, [&](int k) {
     const std::int64_t begin = n * k / parts, end = n * (k + 1) / parts;

@@ -38,7 +38,8 @@ LoadedModel load_model(const std::string& path) {
   std::uint64_t stored = 0;
   for (const auto& [name, t] : file.tensors) stored += static_cast<std::uint64_t>(t.numel());
   if (config.parameter_count() > stored && config.parameter_count() > (1u << 20))
-    throw Error(path, "the file holds " + std::to_string(stored) + " values but its model config needs " +
+    throw Error(path, "the file holds " + std::to_string(stored) +
+                          " values but its model config needs " +
                           std::to_string(config.parameter_count()));
   LoadedModel out;
   out.net = std::make_unique<Network<float>>(config);

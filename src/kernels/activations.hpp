@@ -37,11 +37,19 @@ namespace recur::kernels {
   return p * scale;
 }
 
-[[gnu::always_inline]] inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+[[gnu::always_inline]] inline float sigmoid(float x) {
+  return 1.0f / (1.0f + fast_exp(-x));
+}
 // tanh(x) = 2 sigmoid(2x) - 1: absolute error ~1e-7, which is what the cells need.
-[[gnu::always_inline]] inline float tanh_act(float x) { return 2.0f / (1.0f + fast_exp(-2.0f * x)) - 1.0f; }
+[[gnu::always_inline]] inline float tanh_act(float x) {
+  return 2.0f / (1.0f + fast_exp(-2.0f * x)) - 1.0f;
+}
 
-inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-inline double tanh_act(double x) { return std::tanh(x); }
+inline double sigmoid(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
+inline double tanh_act(double x) {
+  return std::tanh(x);
+}
 
 }  // namespace recur::kernels

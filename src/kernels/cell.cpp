@@ -6,7 +6,8 @@
 namespace recur::kernels {
 
 template <typename T>
-[[gnu::always_inline]] inline void rnn_pointwise_forward_impl(bool relu, int B, int H, const T* pre, T* h, int ldh) {
+[[gnu::always_inline]] inline void rnn_pointwise_forward_impl(bool relu, int B, int H, const T* pre,
+                                                              T* h, int ldh) {
   for (int b = 0; b < B; ++b) {
     const T* p = pre + b * H;
     T* hb = h + b * ldh;
@@ -19,7 +20,8 @@ template <typename T>
 }
 
 template <typename T>
-[[gnu::always_inline]] inline void rnn_pointwise_backward_impl(bool relu, int B, int H, const T* h, int ldh, const T* dh, T* dpre) {
+[[gnu::always_inline]] inline void rnn_pointwise_backward_impl(bool relu, int B, int H, const T* h,
+                                                               int ldh, const T* dh, T* dpre) {
   for (int b = 0; b < B; ++b) {
     const T* hb = h + b * ldh;
     const T* d = dh + b * H;
@@ -33,7 +35,9 @@ template <typename T>
 }
 
 template <typename T>
-[[gnu::always_inline]] inline void lstm_pointwise_forward_impl(int B, int H, T* gates, const T* c_prev, T* c, T* h, int ldh) {
+[[gnu::always_inline]] inline void lstm_pointwise_forward_impl(int B, int H, T* gates,
+                                                               const T* c_prev, T* c, T* h,
+                                                               int ldh) {
   using namespace lstm_gate;
   for (int b = 0; b < B; ++b) {
     T* g = gates + b * kCount * H;
@@ -59,8 +63,9 @@ template <typename T>
 }
 
 template <typename T>
-[[gnu::always_inline]] inline void lstm_pointwise_backward_impl(int B, int H, const T* gates, const T* c_prev, const T* c, const T* dh,
-                             T* dc, T* dgates) {
+[[gnu::always_inline]] inline void lstm_pointwise_backward_impl(int B, int H, const T* gates,
+                                                                const T* c_prev, const T* c,
+                                                                const T* dh, T* dc, T* dgates) {
   using namespace lstm_gate;
   for (int b = 0; b < B; ++b) {
     const T* g = gates + b * kCount * H;
@@ -85,8 +90,9 @@ template <typename T>
 }
 
 template <typename T>
-[[gnu::always_inline]] inline void gru_pointwise_forward_impl(int B, int H, T* gates, const T* hidden, const T* h_prev, int ld_prev,
-                           T* h, int ldh) {
+[[gnu::always_inline]] inline void gru_pointwise_forward_impl(int B, int H, T* gates,
+                                                              const T* hidden, const T* h_prev,
+                                                              int ld_prev, T* h, int ldh) {
   using namespace gru_gate;
   for (int b = 0; b < B; ++b) {
     T* g = gates + b * kCount * H;
@@ -107,8 +113,11 @@ template <typename T>
 }
 
 template <typename T>
-[[gnu::always_inline]] inline void gru_pointwise_backward_impl(int B, int H, const T* gates, const T* hidden, const T* h_prev,
-                            int ld_prev, const T* dh, T* dgate_in, T* dgate_hid, T* dh_prev) {
+[[gnu::always_inline]] inline void gru_pointwise_backward_impl(int B, int H, const T* gates,
+                                                               const T* hidden, const T* h_prev,
+                                                               int ld_prev, const T* dh,
+                                                               T* dgate_in, T* dgate_hid,
+                                                               T* dh_prev) {
   using namespace gru_gate;
   for (int b = 0; b < B; ++b) {
     const T* g = gates + b * kCount * H;
@@ -136,37 +145,37 @@ template <typename T>
 }
 
 // The entry points: float is compiled per instruction set (RECUR_CPU_DISPATCH), double once.
-#define RECUR_CELL_ENTRY(ATTR, T)                                                                  \
-  template <>                                                                                      \
-  ATTR void rnn_pointwise_forward<T>(bool relu, int B, int H, const T* pre, T* h, int ldh) {       \
-    rnn_pointwise_forward_impl<T>(relu, B, H, pre, h, ldh);                                        \
-  }                                                                                                \
-  template <>                                                                                      \
-  ATTR void rnn_pointwise_backward<T>(bool relu, int B, int H, const T* h, int ldh, const T* dh,   \
-                                      T* dpre) {                                                   \
-    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dpre);                                  \
-  }                                                                                                \
-  template <>                                                                                      \
-  ATTR void lstm_pointwise_forward<T>(int B, int H, T* gates, const T* c_prev, T* c, T* h,         \
-                                      int ldh) {                                                   \
-    lstm_pointwise_forward_impl<T>(B, H, gates, c_prev, c, h, ldh);                                \
-  }                                                                                                \
-  template <>                                                                                      \
-  ATTR void lstm_pointwise_backward<T>(int B, int H, const T* gates, const T* c_prev, const T* c,  \
-                                       const T* dh, T* dc, T* dgates) {                            \
-    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dc, dgates);                       \
-  }                                                                                                \
-  template <>                                                                                      \
-  ATTR void gru_pointwise_forward<T>(int B, int H, T* gates, const T* hidden, const T* h_prev,     \
-                                     int ld_prev, T* h, int ldh) {                                 \
-    gru_pointwise_forward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, h, ldh);                   \
-  }                                                                                                \
-  template <>                                                                                      \
-  ATTR void gru_pointwise_backward<T>(int B, int H, const T* gates, const T* hidden,               \
-                                      const T* h_prev, int ld_prev, const T* dh, T* dgate_in,      \
-                                      T* dgate_hid, T* dh_prev) {                                  \
-    gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid,  \
-                                   dh_prev);                                                       \
+#define RECUR_CELL_ENTRY(ATTR, T)                                                                 \
+  template <>                                                                                     \
+  ATTR void rnn_pointwise_forward<T>(bool relu, int B, int H, const T* pre, T* h, int ldh) {      \
+    rnn_pointwise_forward_impl<T>(relu, B, H, pre, h, ldh);                                       \
+  }                                                                                               \
+  template <>                                                                                     \
+  ATTR void rnn_pointwise_backward<T>(bool relu, int B, int H, const T* h, int ldh, const T* dh,  \
+                                      T* dpre) {                                                  \
+    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dpre);                                 \
+  }                                                                                               \
+  template <>                                                                                     \
+  ATTR void lstm_pointwise_forward<T>(int B, int H, T* gates, const T* c_prev, T* c, T* h,        \
+                                      int ldh) {                                                  \
+    lstm_pointwise_forward_impl<T>(B, H, gates, c_prev, c, h, ldh);                               \
+  }                                                                                               \
+  template <>                                                                                     \
+  ATTR void lstm_pointwise_backward<T>(int B, int H, const T* gates, const T* c_prev, const T* c, \
+                                       const T* dh, T* dc, T* dgates) {                           \
+    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dc, dgates);                      \
+  }                                                                                               \
+  template <>                                                                                     \
+  ATTR void gru_pointwise_forward<T>(int B, int H, T* gates, const T* hidden, const T* h_prev,    \
+                                     int ld_prev, T* h, int ldh) {                                \
+    gru_pointwise_forward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, h, ldh);                  \
+  }                                                                                               \
+  template <>                                                                                     \
+  ATTR void gru_pointwise_backward<T>(int B, int H, const T* gates, const T* hidden,              \
+                                      const T* h_prev, int ld_prev, const T* dh, T* dgate_in,     \
+                                      T* dgate_hid, T* dh_prev) {                                 \
+    gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid, \
+                                   dh_prev);                                                      \
   }
 RECUR_CELL_ENTRY(RECUR_CPU_DISPATCH, float)
 RECUR_CELL_ENTRY(, double)

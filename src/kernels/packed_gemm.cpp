@@ -12,7 +12,9 @@ namespace {
 // 16 floats; the compiler maps it onto one zmm, two ymm or four xmm registers.
 typedef float v16 __attribute__((vector_size(64)));
 
-[[gnu::always_inline]] inline void load16(v16& v, const float* p) { std::memcpy(&v, p, sizeof(v)); }
+[[gnu::always_inline]] inline void load16(v16& v, const float* p) {
+  std::memcpy(&v, p, sizeof(v));
+}
 
 // One tile: rows [0, MR) of A against one 32-column panel. cols <= 32 are stored.
 template <int MR>
@@ -58,14 +60,29 @@ template <int MR>
     const float* a = A + static_cast<std::size_t>(m) * lda;
     float* c = C + static_cast<std::size_t>(m) * ldc + n0;
     switch (M - m) {
-      case 7: tile<7>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 6: tile<6>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 5: tile<5>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 4: tile<4>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 3: tile<3>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 2: tile<2>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      case 1: tile<1>(K, a, lda, panel, accumulate, c, ldc, cols); break;
-      default: break;
+      case 7:
+        tile<7>(K, a, lda, panel, accumulate, c, ldc, cols);
+        break;
+      case 6:
+        tile<6>(K, a, lda, panel, accumulate, c, ldc, cols);
+        break;
+      case 5:
+        tile<5>(K, a, lda, panel, accumulate, c, ldc, cols);
+        break;
+      case 4:
+        tile<4>(K, a, lda, panel, accumulate, c, ldc, cols);
+        break;
+      case 3:
+        tile<3>(K, a, lda, panel, accumulate, c, ldc, cols);
+        break;
+      case 2:
+        tile<2>(K, a, lda, panel, accumulate, c, ldc, cols);
+        break;
+      case 1:
+        tile<1>(K, a, lda, panel, accumulate, c, ldc, cols);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -95,8 +112,8 @@ void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& 
     const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, N - n0);
     for (int k = 0; k < K; ++k)
       for (int j = 0; j < cols; ++j)
-        dst[k * kPanelWidth + j] =
-            w_is_k_by_n ? W[static_cast<std::size_t>(k) * N + n0 + j] : W[static_cast<std::size_t>(n0 + j) * K + k];
+        dst[k * kPanelWidth + j] = w_is_k_by_n ? W[static_cast<std::size_t>(k) * N + n0 + j]
+                                               : W[static_cast<std::size_t>(n0 + j) * K + k];
   }
 }
 

@@ -35,11 +35,12 @@ const std::pair<const char*, CellKind> kCells[] = {{"lstm", CellKind::lstm},
                                                    {"rnn_relu", CellKind::rnn_relu}};
 const std::pair<const char*, Pooling> kPoolings[] = {
     {"last", Pooling::last}, {"mean", Pooling::mean}, {"max", Pooling::max}};
-const std::pair<const char*, InitKind> kInits[] = {{"pytorch", InitKind::pytorch},
-                                                   {"glorot", InitKind::glorot},
-                                                   {"orthogonal", InitKind::orthogonal},
-                                                   {"normal", InitKind::normal},
-                                                   {"truncated_normal", InitKind::truncated_normal}};
+const std::pair<const char*, InitKind> kInits[] = {
+    {"pytorch", InitKind::pytorch},
+    {"glorot", InitKind::glorot},
+    {"orthogonal", InitKind::orthogonal},
+    {"normal", InitKind::normal},
+    {"truncated_normal", InitKind::truncated_normal}};
 const std::pair<const char*, BiasKind> kBiases[] = {
     {"pytorch", BiasKind::pytorch}, {"constant", BiasKind::constant}, {"normal", BiasKind::normal}};
 
@@ -61,16 +62,30 @@ WeightInit init_from(const nlohmann::json& j, const std::string& source) {
 
 }  // namespace
 
-CellKind parse_cell(const std::string& name) { return parse_enum(name, "--cell", kCells); }
+CellKind parse_cell(const std::string& name) {
+  return parse_enum(name, "--cell", kCells);
+}
 std::string to_string(CellKind c) {
   return c == CellKind::rnn_tanh ? "rnn_tanh" : enum_name(c, kCells);
 }
-Pooling parse_pooling(const std::string& name) { return parse_enum(name, "--pooling", kPoolings); }
-std::string to_string(Pooling p) { return enum_name(p, kPoolings); }
-InitKind parse_init(const std::string& name) { return parse_enum(name, "--init", kInits); }
-std::string to_string(InitKind k) { return enum_name(k, kInits); }
-BiasKind parse_bias_init(const std::string& name) { return parse_enum(name, "--bias-init", kBiases); }
-std::string to_string(BiasKind k) { return enum_name(k, kBiases); }
+Pooling parse_pooling(const std::string& name) {
+  return parse_enum(name, "--pooling", kPoolings);
+}
+std::string to_string(Pooling p) {
+  return enum_name(p, kPoolings);
+}
+InitKind parse_init(const std::string& name) {
+  return parse_enum(name, "--init", kInits);
+}
+std::string to_string(InitKind k) {
+  return enum_name(k, kInits);
+}
+BiasKind parse_bias_init(const std::string& name) {
+  return parse_enum(name, "--bias-init", kBiases);
+}
+std::string to_string(BiasKind k) {
+  return enum_name(k, kBiases);
+}
 
 void ModelConfig::validate() const {
   auto positive = [](int v, const char* flag) {
@@ -89,14 +104,15 @@ void ModelConfig::validate() const {
   RECUR_CHECK(init.input.kind != InitKind::orthogonal, "--init-input",
               "orthogonal applies to recurrent matrices only");
   for (const WeightInit* w : {&init.input, &init.recurrent, &init.projection, &init.head}) {
-    RECUR_CHECK(std::isfinite(w->sigma) && w->sigma > 0, "--init-sigma", "must be a positive number");
+    RECUR_CHECK(std::isfinite(w->sigma) && w->sigma > 0, "--init-sigma",
+                "must be a positive number");
     RECUR_CHECK(std::isfinite(w->bias_value), "--bias-value", "must be a finite number");
   }
   RECUR_CHECK(std::isfinite(init.forget_bias), "--forget-bias", "must be a finite number");
   RECUR_CHECK(std::isfinite(dropout), "--dropout", "must be in [0, 1)");
   RECUR_CHECK(parameter_count() <= kMaxParameters, "--hidden",
-              "the model would have " + std::to_string(parameter_count()) + " parameters, more than " +
-                  std::to_string(kMaxParameters));
+              "the model would have " + std::to_string(parameter_count()) +
+                  " parameters, more than " + std::to_string(kMaxParameters));
 }
 
 std::uint64_t ModelConfig::parameter_count() const {
@@ -107,7 +123,8 @@ std::uint64_t ModelConfig::parameter_count() const {
     n += static_cast<double>(projection) * (in + 1);
     in = projection;
   }
-  for (int l = 0; l < layers; ++l) n += D * (T * G * H * ((l == 0 ? in : H * D) + H) + (bias ? 2 * G * H : 0));
+  for (int l = 0; l < layers; ++l)
+    n += D * (T * G * H * ((l == 0 ? in : H * D) + H) + (bias ? 2 * G * H : 0));
   n += static_cast<double>(num_classes) * (H * D + 1);
   return n >= 1.8e19 ? std::numeric_limits<std::uint64_t>::max() : static_cast<std::uint64_t>(n);
 }

@@ -52,7 +52,8 @@ void fill_matrix(T* w, int rows, int cols, const WeightInit& spec, double pytorc
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
   switch (spec.kind) {
     case InitKind::pytorch:
-      for (std::size_t k = 0; k < n; ++k) w[k] = static_cast<T>(rng.uniform(-pytorch_bound, pytorch_bound));
+      for (std::size_t k = 0; k < n; ++k)
+        w[k] = static_cast<T>(rng.uniform(-pytorch_bound, pytorch_bound));
       break;
     case InitKind::glorot: {
       const double a = std::sqrt(6.0 / (rows + cols));
@@ -78,14 +79,22 @@ template <typename T>
 void fill_bias(T* b, std::size_t n, const WeightInit& spec, double pytorch_bound, Rng& rng) {
   for (std::size_t k = 0; k < n; ++k) {
     switch (spec.bias) {
-      case BiasKind::pytorch: b[k] = static_cast<T>(rng.uniform(-pytorch_bound, pytorch_bound)); break;
-      case BiasKind::constant: b[k] = static_cast<T>(spec.bias_value); break;
-      case BiasKind::normal: b[k] = static_cast<T>(rng.normal() * spec.sigma); break;
+      case BiasKind::pytorch:
+        b[k] = static_cast<T>(rng.uniform(-pytorch_bound, pytorch_bound));
+        break;
+      case BiasKind::constant:
+        b[k] = static_cast<T>(spec.bias_value);
+        break;
+      case BiasKind::normal:
+        b[k] = static_cast<T>(rng.normal() * spec.sigma);
+        break;
     }
   }
 }
 
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 }  // namespace
 
@@ -103,9 +112,12 @@ void Network<T>::init(std::uint64_t seed) {
       const ParamInfo* weight = layout_.find(name.substr(0, 5) + "weight");
       const int out = static_cast<int>(weight->shape[0]), in = static_cast<int>(weight->shape[1]);
       const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-      RECUR_CHECK(spec.kind != InitKind::orthogonal, "--init", "orthogonal applies to recurrent matrices only");
-      if (name.ends_with(".weight")) fill_matrix(w, out, in, spec, bound, rng);
-      else fill_bias(w, info.size, spec, bound, rng);
+      RECUR_CHECK(spec.kind != InitKind::orthogonal, "--init",
+                  "orthogonal applies to recurrent matrices only");
+      if (name.ends_with(".weight"))
+        fill_matrix(w, out, in, spec, bound, rng);
+      else
+        fill_bias(w, info.size, spec, bound, rng);
     } else if (starts_with(name, "rnn.weight_")) {
       const bool input_side = starts_with(name, "rnn.weight_ih");
       const WeightInit& spec = input_side ? c.init.input : c.init.recurrent;
@@ -118,7 +130,8 @@ void Network<T>::init(std::uint64_t seed) {
       const bool input_side = starts_with(name, "rnn.bias_ih");
       fill_bias(w, info.size, input_side ? c.init.input : c.init.recurrent, rnn_bound, rng);
       if (input_side && c.cell == CellKind::lstm)
-        for (int j = 0; j < H; ++j) w[lstm_gate::kForget * H + j] += static_cast<T>(c.init.forget_bias);
+        for (int j = 0; j < H; ++j)
+          w[lstm_gate::kForget * H + j] += static_cast<T>(c.init.forget_bias);
     } else {
       RECUR_ASSERT(false);
     }

@@ -15,11 +15,11 @@ using kernels::gemm;
 template <typename T>
 struct NetworkBuffers {
   nn::StackWorkspace<T> stack;
-  std::vector<T> projected;   // [S, B, P] input projection output
-  std::vector<T> pooled;      // [B, D*H]
-  std::vector<int> argmax;    // [B, D*H] max pooling: the step each maximum came from
-  std::vector<T> logits;      // [B, C]
-  std::vector<T> dpooled;     // [B, D*H]
+  std::vector<T> projected;  // [S, B, P] input projection output
+  std::vector<T> pooled;     // [B, D*H]
+  std::vector<int> argmax;   // [B, D*H] max pooling: the step each maximum came from
+  std::vector<T> logits;     // [B, C]
+  std::vector<T> dpooled;    // [B, D*H]
   int batch = 0;
 };
 
@@ -92,8 +92,8 @@ template <typename T>
 Network<T>::~Network() = default;
 
 template <typename T>
-const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, bool train, Rng* rng,
-                             const T* h0, const T* c0) const {
+const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, bool train,
+                             Rng* rng, const T* h0, const T* c0) const {
   const ModelConfig& c = config_;
   NetworkBuffers<T>& ws = workspace.buffers();
   const int S = c.steps, H = c.hidden, D = c.directions(), DH = D * H, C = c.num_classes;
@@ -117,13 +117,16 @@ const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, 
   stack.forward(p, stack_in, S, B, h0, c0, train, rng, ws.stack);
   const T* Y = ws.stack.layers.back().out.data();
 
-  if (ws.pooled.size() < static_cast<std::size_t>(B) * DH) ws.pooled.resize(static_cast<std::size_t>(B) * DH);
+  if (ws.pooled.size() < static_cast<std::size_t>(B) * DH)
+    ws.pooled.resize(static_cast<std::size_t>(B) * DH);
   T* pooled = ws.pooled.data();
   switch (c.pooling) {
     case Pooling::last:
       for (int b = 0; b < B; ++b) {
-        std::memcpy(pooled + b * DH, Y + (static_cast<std::size_t>(S - 1) * B + b) * DH, sizeof(T) * H);
-        if (D == 2) std::memcpy(pooled + b * DH + H, Y + static_cast<std::size_t>(b) * DH + H, sizeof(T) * H);
+        std::memcpy(pooled + b * DH, Y + (static_cast<std::size_t>(S - 1) * B + b) * DH,
+                    sizeof(T) * H);
+        if (D == 2)
+          std::memcpy(pooled + b * DH + H, Y + static_cast<std::size_t>(b) * DH + H, sizeof(T) * H);
       }
       break;
     case Pooling::mean: {
@@ -150,7 +153,8 @@ const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, 
   }
 
   const DenseOffsets& head = impl_->head;
-  if (ws.logits.size() < static_cast<std::size_t>(B) * C) ws.logits.resize(static_cast<std::size_t>(B) * C);
+  if (ws.logits.size() < static_cast<std::size_t>(B) * C)
+    ws.logits.resize(static_cast<std::size_t>(B) * C);
   T* logits = ws.logits.data();
   gemm<T>(false, true, B, C, DH, T(1), pooled, DH, p + head.weight, DH, T(0), logits, C);
   for (int b = 0; b < B; ++b)
@@ -159,8 +163,8 @@ const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, 
 }
 
 template <typename T>
-void Network<T>::backward(const T* x, int B, NetworkWorkspace<T>& workspace, const T* dlogits, T* grads,
-                          T* dx, T* dh0, T* dc0) const {
+void Network<T>::backward(const T* x, int B, NetworkWorkspace<T>& workspace, const T* dlogits,
+                          T* grads, T* dx, T* dh0, T* dc0) const {
   const ModelConfig& c = config_;
   NetworkBuffers<T>& ws = workspace.buffers();
   RECUR_ASSERT(B == ws.batch);
@@ -171,10 +175,12 @@ void Network<T>::backward(const T* x, int B, NetworkWorkspace<T>& workspace, con
 
   // Head.
   const DenseOffsets& head = impl_->head;
-  gemm<T>(true, false, C, DH, B, T(1), dlogits, C, ws.pooled.data(), DH, T(1), grads + head.weight, DH);
+  gemm<T>(true, false, C, DH, B, T(1), dlogits, C, ws.pooled.data(), DH, T(1), grads + head.weight,
+          DH);
   for (int b = 0; b < B; ++b)
     for (int k = 0; k < C; ++k) grads[head.bias + k] += dlogits[b * C + k];
-  if (ws.dpooled.size() < static_cast<std::size_t>(B) * DH) ws.dpooled.resize(static_cast<std::size_t>(B) * DH);
+  if (ws.dpooled.size() < static_cast<std::size_t>(B) * DH)
+    ws.dpooled.resize(static_cast<std::size_t>(B) * DH);
   T* dpooled = ws.dpooled.data();
   gemm<T>(false, false, B, DH, C, T(1), dlogits, C, p + head.weight, DH, T(0), dpooled, DH);
 
@@ -184,18 +190,23 @@ void Network<T>::backward(const T* x, int B, NetworkWorkspace<T>& workspace, con
   switch (c.pooling) {
     case Pooling::last:
       for (int b = 0; b < B; ++b) {
-        std::memcpy(dY + (static_cast<std::size_t>(S - 1) * B + b) * DH, dpooled + b * DH, sizeof(T) * H);
-        if (D == 2) std::memcpy(dY + static_cast<std::size_t>(b) * DH + H, dpooled + b * DH + H, sizeof(T) * H);
+        std::memcpy(dY + (static_cast<std::size_t>(S - 1) * B + b) * DH, dpooled + b * DH,
+                    sizeof(T) * H);
+        if (D == 2)
+          std::memcpy(dY + static_cast<std::size_t>(b) * DH + H, dpooled + b * DH + H,
+                      sizeof(T) * H);
       }
       break;
     case Pooling::mean: {
       const T inv = T(1) / T(S);
       for (int t = 0; t < S; ++t)
-        for (int k = 0; k < B * DH; ++k) dY[static_cast<std::size_t>(t) * B * DH + k] = dpooled[k] * inv;
+        for (int k = 0; k < B * DH; ++k)
+          dY[static_cast<std::size_t>(t) * B * DH + k] = dpooled[k] * inv;
       break;
     }
     case Pooling::max:
-      for (int k = 0; k < B * DH; ++k) dY[static_cast<std::size_t>(ws.argmax[k]) * B * DH + k] = dpooled[k];
+      for (int k = 0; k < B * DH; ++k)
+        dY[static_cast<std::size_t>(ws.argmax[k]) * B * DH + k] = dpooled[k];
       break;
   }
 
@@ -205,13 +216,13 @@ void Network<T>::backward(const T* x, int B, NetworkWorkspace<T>& workspace, con
   if (c.projection > 0) {
     const DenseOffsets& proj = impl_->proj;
     const T* dP = ws.stack.dinput.data();
-    gemm<T>(true, false, c.projection, c.input_size, static_cast<int>(SB), T(1), dP, c.projection, x,
-            c.input_size, T(1), grads + proj.weight, c.input_size);
+    gemm<T>(true, false, c.projection, c.input_size, static_cast<int>(SB), T(1), dP, c.projection,
+            x, c.input_size, T(1), grads + proj.weight, c.input_size);
     for (std::size_t r = 0; r < SB; ++r)
       for (int j = 0; j < c.projection; ++j) grads[proj.bias + j] += dP[r * c.projection + j];
     if (dx)
-      gemm<T>(false, false, static_cast<int>(SB), c.input_size, c.projection, T(1), dP, c.projection,
-              p + proj.weight, c.input_size, T(0), dx, c.input_size);
+      gemm<T>(false, false, static_cast<int>(SB), c.input_size, c.projection, T(1), dP,
+              c.projection, p + proj.weight, c.input_size, T(0), dx, c.input_size);
   } else if (dx) {
     std::memcpy(dx, ws.stack.dinput.data(), sizeof(T) * SB * c.input_size);
   }
@@ -266,7 +277,9 @@ template class Network<float>;
 template class Network<double>;
 template class NetworkWorkspace<float>;
 template class NetworkWorkspace<double>;
-template double softmax_cross_entropy<float>(const float*, const std::int32_t*, int, int, float, float*, int*);
-template double softmax_cross_entropy<double>(const double*, const std::int32_t*, int, int, double, double*, int*);
+template double softmax_cross_entropy<float>(const float*, const std::int32_t*, int, int, float,
+                                             float*, int*);
+template double softmax_cross_entropy<double>(const double*, const std::int32_t*, int, int, double,
+                                              double*, int*);
 
 }  // namespace recur

@@ -187,7 +187,8 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   }
   if (spec_.bias) {
     add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_ih);
-    if (cell != CellKind::gru) add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_hh);
+    if (cell != CellKind::gru)
+      add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_hh);
   }
 
   const kernels::PackedMatrix* packed = nullptr;
@@ -233,8 +234,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     std::memcpy(ws.hn.data() + state_off + static_cast<std::size_t>(b) * H, h_prev + b * ld_prev,
                 sizeof(T) * H);
   }
-  if (cell == CellKind::lstm)
-    std::memcpy(ws.cn.data() + state_off, c_prev, sizeof(T) * B * H);
+  if (cell == CellKind::lstm) std::memcpy(ws.cn.data() + state_off, c_prev, sizeof(T) * B * H);
 }
 
 template <typename T>
@@ -244,11 +244,14 @@ void RecurrentStack<T>::backward(const T* params, const T* dhn, const T* dcn, St
   const std::size_t SB = static_cast<std::size_t>(ws.steps) * ws.batch;
   for (int l = spec_.layers - 1; l >= 0; --l) {
     auto& L = ws.layers[l];
-    const T* in = l == 0 ? ws.input : (L.dropped ? L.input_dropped.data() : ws.layers[l - 1].out.data());
+    const T* in =
+        l == 0 ? ws.input : (L.dropped ? L.input_dropped.data() : ws.layers[l - 1].out.data());
     // Gradient on this layer's input: the previous layer's dout, or the stack's dinput.
     T* din = nullptr;
-    if (l > 0) din = ws.layers[l - 1].dout.data();
-    else if (want_dinput) din = ws.dinput.data();
+    if (l > 0)
+      din = ws.layers[l - 1].dout.data();
+    else if (want_dinput)
+      din = ws.dinput.data();
     for (int d = 0; d < D; ++d)
       backward_direction(params, l, d, in, dhn, dcn, ws, grads, din, d > 0, dh0, dc0);
     if (l > 0 && L.dropped) {
@@ -293,11 +296,15 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       packed = &W.w_hh_packed_t;
     }
   }
-  if (dhn) std::memcpy(dh, dhn + state_off, sizeof(T) * BH);
-  else std::fill(dh, dh + BH, T(0));
+  if (dhn)
+    std::memcpy(dh, dhn + state_off, sizeof(T) * BH);
+  else
+    std::fill(dh, dh + BH, T(0));
   if (cell == CellKind::lstm) {
-    if (dcn) std::memcpy(dc, dcn + state_off, sizeof(T) * BH);
-    else std::fill(dc, dc + BH, T(0));
+    if (dcn)
+      std::memcpy(dc, dcn + state_off, sizeof(T) * BH);
+    else
+      std::fill(dc, dc + BH, T(0));
   }
 
   for (int s = S - 1; s >= 0; --s) {
@@ -314,7 +321,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       case CellKind::lstm: {
         const T* c = W.cell.data() + t * BH;
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
-        kernels::lstm_pointwise_backward<T>(B, H, W.gates.data() + t * BG, c_prev, c, dh_total, dc, dg);
+        kernels::lstm_pointwise_backward<T>(B, H, W.gates.data() + t * BG, c_prev, c, dh_total, dc,
+                                            dg);
         step_backward_gemm<T>(B, GH, H, dg, w_hh_t, packed, false, dh);
         break;
       }
@@ -349,9 +357,11 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
       gemm<T>(true, false, GH, H, (S - 1) * B, T(1), dg_rows, GH, h_rows, DH, T(1), gw_hh, H);
     }
-    if (ws.h0) gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
+    if (ws.h0)
+      gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
     if (din)
-      gemm<T>(false, false, S * B, I, GH, T(1), dgates, GH, w_ih, I, din_accumulate ? T(1) : T(0), din, I);
+      gemm<T>(false, false, S * B, I, GH, T(1), dgates, GH, w_ih, I, din_accumulate ? T(1) : T(0),
+              din, I);
   } else {
     for (int t = 0; t < S; ++t) {
       const int s = dir == 0 ? t : S - 1 - t;
@@ -359,7 +369,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       const T* h_prev = s > 0 ? out + static_cast<std::size_t>(t_prev) * B * DH + dir * H : h0;
       const int ld_prev = s > 0 ? DH : H;
       const T* in_t = in + static_cast<std::size_t>(t) * B * I;
-      gemm<T>(true, false, GH, I, B, T(1), dgates + t * BG, GH, in_t, I, T(1), gw_ih + t * ih_stride, I);
+      gemm<T>(true, false, GH, I, B, T(1), dgates + t * BG, GH, in_t, I, T(1),
+              gw_ih + t * ih_stride, I);
       gemm<T>(true, false, GH, H, B, T(1), dgates_hid + t * BG, GH, h_prev, ld_prev, T(1),
               gw_hh + t * hh_stride, H);
       if (din)

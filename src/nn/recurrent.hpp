@@ -22,8 +22,8 @@ struct StackSpec {
   int hidden = 0;
   int layers = 1;
   int directions = 1;
-  int steps = 0;         // used by the untied variant
-  bool untied = false;   // one W_ih and W_hh per timestep
+  int steps = 0;        // used by the untied variant
+  bool untied = false;  // one W_ih and W_hh per timestep
   bool bias = true;
   double dropout = 0.0;  // on the input of layers 1.., training only
 };
@@ -37,11 +37,11 @@ struct DirectionParams {
 template <typename T>
 struct StackWorkspace {
   struct Direction {
-    std::vector<T> gates;      // [S, B, G*H] pre-activations, then activations
-    std::vector<T> cell;       // [S, B, H] LSTM cell states
-    std::vector<T> hidden;     // [S, B, G*H] GRU: W_hh h_prev + b_hh
-    std::vector<T> dgates;     // [S, B, G*H] gradient on the input-side pre-activations
-    std::vector<T> dgates_hid; // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
+    std::vector<T> gates;                 // [S, B, G*H] pre-activations, then activations
+    std::vector<T> cell;                  // [S, B, H] LSTM cell states
+    std::vector<T> hidden;                // [S, B, G*H] GRU: W_hh h_prev + b_hh
+    std::vector<T> dgates;                // [S, B, G*H] gradient on the input-side pre-activations
+    std::vector<T> dgates_hid;            // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
     kernels::PackedMatrix w_hh_packed;    // float: W_hh packed for the forward step
     kernels::PackedMatrix w_hh_packed_t;  // float: W_hh packed for the backward step
   };
@@ -49,17 +49,17 @@ struct StackWorkspace {
     std::vector<T> input_dropped;  // [S, B, I] this layer's input after dropout (layers > 0)
     std::vector<T> mask;           // [S, B, I] dropout scale per element
     bool dropped = false;
-    std::vector<T> out;            // [S, B, D*H]
-    std::vector<T> dout;           // [S, B, D*H] gradient on out
+    std::vector<T> out;   // [S, B, D*H]
+    std::vector<T> dout;  // [S, B, D*H] gradient on out
     Direction dir[2];
   };
   int steps = 0, batch = 0;
   std::vector<Layer> layers;
-  std::vector<T> hn, cn;       // [L*D, B, H]
-  std::vector<T> zeros;        // [B, H]
+  std::vector<T> hn, cn;            // [L*D, B, H]
+  std::vector<T> zeros;             // [B, H]
   std::vector<T> dh, dc, dh_total;  // [B, H] running state gradients
-  std::vector<T> dinput;       // [S, B, I0] gradient on the stack's input
-  const T* input = nullptr;    // the forward's input, h0, c0 (kept for backward)
+  std::vector<T> dinput;            // [S, B, I0] gradient on the stack's input
+  const T* input = nullptr;         // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;
   const T* c0 = nullptr;
 };
@@ -89,10 +89,11 @@ class RecurrentStack {
 
  private:
   void reserve(StackWorkspace<T>& ws, int S, int B) const;
-  void forward_direction(const T* params, int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
+  void forward_direction(const T* params, int layer, int dir, const T* in,
+                         StackWorkspace<T>& ws) const;
   void backward_direction(const T* params, int layer, int dir, const T* in, const T* dhn,
-                          const T* dcn, StackWorkspace<T>& ws, T* grads, T* din, bool din_accumulate,
-                          T* dh0, T* dc0) const;
+                          const T* dcn, StackWorkspace<T>& ws, T* grads, T* din,
+                          bool din_accumulate, T* dh0, T* dc0) const;
 
   StackSpec spec_;
   std::vector<DirectionParams> params_;  // [layer * D + dir]

@@ -38,6 +38,15 @@ namespace {
 
 constexpr int kInferBlock = 64;
 
+// p = softmax(z) over C classes, stable (the maximum subtracted), summed in double.
+void softmax_row(const float* z, int C, float* p) {
+  const float zmax = *std::max_element(z, z + C);
+  double sum = 0;
+  for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c] - zmax));
+  for (int c = 0; c < C; ++c)
+    p[c] = static_cast<float>(std::exp(static_cast<double>(z[c] - zmax)) / sum);
+}
+
 // Chunk k of a batch split into n near-equal contiguous parts: [begin, end).
 std::pair<int, int> chunk_range(int batch, int n, int k) {
   const int base = batch / n, extra = batch % n;
@@ -109,21 +118,15 @@ BatchRunner::Stats BatchRunner::infer_batch(const ImageSet& set, const SequenceV
       view.fill_labels(set, indices + begin, B, ch.labels.data());
       const float* logits = net_.forward(ch.x.data(), B, ch.ws, false);
       int correct = 0;
-      const double loss = softmax_cross_entropy<float>(logits, ch.labels.data(), B, C, 1.0f, nullptr, &correct);
+      const double loss =
+          softmax_cross_entropy<float>(logits, ch.labels.data(), B, C, 1.0f, nullptr, &correct);
       ch.stats.loss_sum += loss;
       ch.stats.correct += correct;
       ch.stats.count += B;
       for (int b = 0; b < B; ++b) {
         const float* z = logits + static_cast<std::size_t>(b) * C;
         predictions[begin + b] = static_cast<std::int32_t>(std::max_element(z, z + C) - z);
-        if (probs) {
-          const float zmax = z[predictions[begin + b]];
-          double sum = 0;
-          for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c] - zmax));
-          for (int c = 0; c < C; ++c)
-            probs[static_cast<std::size_t>(begin + b) * C + c] =
-                static_cast<float>(std::exp(static_cast<double>(z[c] - zmax)) / sum);
-        }
+        if (probs) softmax_row(z, C, probs + static_cast<std::size_t>(begin + b) * C);
       }
     }
   });
@@ -140,15 +143,11 @@ void BatchRunner::infer_inputs(const float* x, int batch, float* probs, float* l
   const int C = net_.config().num_classes;
   Chunk& ch = *chunks_[0];
   const float* logits = net_.forward(x, batch, ch.ws, false);
-  if (logits_out) std::memcpy(logits_out, logits, sizeof(float) * static_cast<std::size_t>(batch) * C);
-  for (int b = 0; b < batch; ++b) {
-    const float* z = logits + static_cast<std::size_t>(b) * C;
-    const float zmax = *std::max_element(z, z + C);
-    double sum = 0;
-    for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c] - zmax));
-    for (int c = 0; c < C; ++c)
-      probs[static_cast<std::size_t>(b) * C + c] = static_cast<float>(std::exp(static_cast<double>(z[c] - zmax)) / sum);
-  }
+  if (logits_out)
+    std::memcpy(logits_out, logits, sizeof(float) * static_cast<std::size_t>(batch) * C);
+  for (int b = 0; b < batch; ++b)
+    softmax_row(logits + static_cast<std::size_t>(b) * C, C,
+                probs + static_cast<std::size_t>(b) * C);
 }
 
 EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView& view,
@@ -162,8 +161,9 @@ EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView
   double loss = 0;
   for (std::int64_t start = 0; start < N; start += batch) {
     const int B = static_cast<int>(std::min<std::int64_t>(batch, N - start));
-    const auto s = runner.infer_batch(set, view, indices.data() + start, B, r.predictions.data() + start,
-                                      r.probabilities.data() + static_cast<std::size_t>(start) * C);
+    const auto s =
+        runner.infer_batch(set, view, indices.data() + start, B, r.predictions.data() + start,
+                           r.probabilities.data() + static_cast<std::size_t>(start) * C);
     loss += s.loss_sum;
     r.correct += s.correct;
   }

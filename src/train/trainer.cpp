@@ -1,10 +1,10 @@
+#include <fmt/format.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -25,7 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_stop_signal{0};
 
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal.store(sig);
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -69,7 +71,9 @@ class MetricsLog {
       }
     }
   }
-  void write_curves(const std::string& title) { write_training_curves(dir_ + "/curves.png", curves_, title); }
+  void write_curves(const std::string& title) {
+    write_training_curves(dir_ + "/curves.png", curves_, title);
+  }
 
  private:
   std::string dir_;
@@ -90,7 +94,9 @@ void prepare_run_dir(const std::string& dir) {
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec)) throw Error("--out", dir + " exists and is not a folder");
     if (!fs::is_empty(dir, ec))
-      throw Error("--out", dir + " exists and is not empty; choose another folder, remove it, or --resume it");
+      throw Error(
+          "--out",
+          dir + " exists and is not empty; choose another folder, remove it, or --resume it");
   }
   fs::create_directories(dir, ec);
   if (ec) throw Error("--out", "cannot create " + dir + ": " + ec.message());
@@ -102,27 +108,29 @@ struct Position {
   double best = -1, train_seconds = 0, val_accuracy = 0, val_loss = 0;
 };
 
-void save_resume(const std::string& path, const Network<float>& net, Optimizer& opt, const Position& pos,
-                 const Metadata& meta) {
+void save_resume(const std::string& path, const Network<float>& net, Optimizer& opt,
+                 const Position& pos, const Metadata& meta) {
   std::vector<TensorRef> refs;
   for (const ParamInfo& p : net.layout().entries())
     refs.push_back({p.name, DType::F32, p.shape, net.params().data() + p.offset});
   for (auto& [name, buffer] : opt.state_buffers())
-    refs.push_back({"optimizer." + name, DType::F32, {static_cast<int64_t>(buffer->size())}, buffer->data()});
+    refs.push_back(
+        {"optimizer." + name, DType::F32, {static_cast<int64_t>(buffer->size())}, buffer->data()});
   Metadata m = meta;
   m["recur.model"] = to_json(net.config());
   m["recur.optimizer"] = optimizer_name(opt.config().kind);
-  m["recur.position"] = nlohmann::json{{"step", pos.step},
-                                       {"epoch", pos.epoch},
-                                       {"cursor", pos.cursor},
-                                       {"samples", pos.samples},
-                                       {"skipped", pos.skipped},
-                                       {"best", pos.best},
-                                       {"train_seconds", pos.train_seconds},
-                                       {"val_accuracy", pos.val_accuracy},
-                                       {"val_loss", pos.val_loss},
-                                       {"optimizer_steps", opt.steps()}}
-                            .dump();
+  m["recur.position"] = nlohmann::json{
+      {"step", pos.step},
+      {"epoch", pos.epoch},
+      {"cursor", pos.cursor},
+      {"samples", pos.samples},
+      {"skipped", pos.skipped},
+      {"best", pos.best},
+      {"train_seconds", pos.train_seconds},
+      {"val_accuracy", pos.val_accuracy},
+      {"val_loss", pos.val_loss},
+      {"optimizer_steps",
+       opt.steps()}}.dump();
   write_safetensors(path, refs, m);
 }
 
@@ -138,7 +146,8 @@ Position load_resume(const std::string& path, Network<float>& net, Optimizer& op
     throw Error(path, "the checkpoint's model differs from the run's config.toml");
   for (const ParamInfo& p : net.layout().entries()) {
     const StoredTensor& t = file.at(p.name);
-    if (t.dtype != DType::F32 || t.shape != p.shape) throw Error(path, "tensor '" + p.name + "' does not match the model");
+    if (t.dtype != DType::F32 || t.shape != p.shape)
+      throw Error(path, "tensor '" + p.name + "' does not match the model");
     std::memcpy(net.params().data() + p.offset, t.bytes.data(), t.bytes.size());
   }
   for (auto& [name, buffer] : opt.state_buffers()) {
@@ -192,7 +201,8 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   RECUR_CHECK(opt.clip_value >= 0, "--clip-value", "must not be negative");
   RECUR_CHECK(opt.train_limit >= 0, "--train-limit", "must not be negative");
   const ImageSet train_set = load_mnist(opt.data_dir, true);
-  const SequenceView view = SequenceView::make(opt.view, train_set.rows, train_set.cols, opt.view_seed);
+  const SequenceView view =
+      SequenceView::make(opt.view, train_set.rows, train_set.cols, opt.view_seed);
   ModelConfig mc = opt.model;
   mc.input_size = view.features();
   mc.steps = view.steps();
@@ -232,10 +242,12 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   out << fmt::format("recur train: {} {}x{} on {} view ({} steps x {} features), {} parameters\n",
                      to_string(mc.cell), mc.hidden, mc.layers, to_string(opt.view), mc.steps,
                      mc.input_size, net.num_params());
-  out << fmt::format("data: {} training, {} validation images from {}; batch {}, {} steps, {} threads\n",
-                     split.train.size(), split.validation.size(), opt.data_dir, opt.batch, total_steps,
-                     runner.threads());
-  if (opt.resume) out << fmt::format("resuming {} at step {} (epoch {})\n", opt.out_dir, pos.step, pos.epoch + 1);
+  out << fmt::format(
+      "data: {} training, {} validation images from {}; batch {}, {} steps, {} threads\n",
+      split.train.size(), split.validation.size(), opt.data_dir, opt.batch, total_steps,
+      runner.threads());
+  if (opt.resume)
+    out << fmt::format("resuming {} at step {} (epoch {})\n", opt.out_dir, pos.step, pos.epoch + 1);
   out.flush();
 
   std::vector<float> grads(net.num_params());
@@ -245,7 +257,8 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   auto window_start = Clock::now();
   std::int64_t window_samples = 0;
   auto last_bar = Clock::now();
-  const std::string title = fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
+  const std::string title =
+      fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
 
   auto checkpoint = [&]() { save_resume(resume_path, net, optimizer, pos, meta); };
   auto end_of_epoch = [&]() {
@@ -253,10 +266,14 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       const EvalResult r = evaluate(runner, train_set, view, split.validation, opt.eval_batch);
       pos.val_accuracy = r.accuracy();
       pos.val_loss = r.loss;
-      log.log({{"kind", "validation"}, {"step", pos.step}, {"epoch", pos.epoch}, {"loss", r.loss}, {"accuracy", r.accuracy()}});
+      log.log({{"kind", "validation"},
+               {"step", pos.step},
+               {"epoch", pos.epoch},
+               {"loss", r.loss},
+               {"accuracy", r.accuracy()}});
       if (interactive) out << "\r\033[K";
-      out << fmt::format("epoch {:>3}  step {:>6}  validation loss {:.4f}  accuracy {:.2f}%\n", pos.epoch + 1,
-                         pos.step, r.loss, 100.0 * r.accuracy());
+      out << fmt::format("epoch {:>3}  step {:>6}  validation loss {:.4f}  accuracy {:.2f}%\n",
+                         pos.epoch + 1, pos.step, r.loss, 100.0 * r.accuracy());
       out.flush();
     }
     Metadata m = meta;
@@ -277,19 +294,23 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     while (pos.step < total_steps && batcher.next(batch)) {
       const auto ts = Clock::now();
       const int B = static_cast<int>(batch.size());
-      const auto stats = runner.train_batch(train_set, view, batch.data(), B, grads.data(),
-                                            opt.seed * 1000003ull + static_cast<std::uint64_t>(pos.step));
+      const auto stats =
+          runner.train_batch(train_set, view, batch.data(), B, grads.data(),
+                             opt.seed * 1000003ull + static_cast<std::uint64_t>(pos.step));
       const double loss = stats.loss_sum / B;
       const bool finite = std::isfinite(loss) && all_finite(grads);
       if (!finite && !opt.skip_nonfinite)
-        throw Error("training", fmt::format("the {} became non-finite at step {} (loss {}); the last good "
-                                            "checkpoint is kept in {} (--skip-nonfinite skips such steps)",
-                                            std::isfinite(loss) ? "gradient" : "loss", pos.step + 1, loss,
-                                            opt.out_dir));
+        throw Error("training",
+                    fmt::format("the {} became non-finite at step {} (loss {}); the last good "
+                                "checkpoint is kept in {} (--skip-nonfinite skips such steps)",
+                                std::isfinite(loss) ? "gradient" : "loss", pos.step + 1, loss,
+                                opt.out_dir));
       const float lr = learning_rate_at(schedule, opt.optimizer.lr, pos.step);
       if (finite) {
-        if (opt.clip_value > 0) clip_grad_value(grads.data(), grads.size(), static_cast<float>(opt.clip_value));
-        if (opt.clip_norm > 0) clip_grad_norm(grads.data(), grads.size(), static_cast<float>(opt.clip_norm));
+        if (opt.clip_value > 0)
+          clip_grad_value(grads.data(), grads.size(), static_cast<float>(opt.clip_value));
+        if (opt.clip_norm > 0)
+          clip_grad_norm(grads.data(), grads.size(), static_cast<float>(opt.clip_norm));
         optimizer.step(net.params().data(), grads.data(), lr);
         window_loss += stats.loss_sum;
         window_correct += stats.correct;
@@ -304,12 +325,20 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       window_samples += B;
       if (pos.step % opt.display_step == 0 || pos.step == total_steps) {
         const double sps = window_samples / std::max(1e-9, seconds_since(window_start));
-        const double wl = window_loss / std::max(1.0, window_count), wa = window_correct / std::max(1.0, window_count);
-        log.log({{"kind", "train"}, {"step", pos.step}, {"epoch", pos.epoch}, {"loss", wl}, {"accuracy", wa},
-                 {"lr", lr}, {"samples_per_s", sps}});
+        const double wl = window_loss / std::max(1.0, window_count),
+                     wa = window_correct / std::max(1.0, window_count);
+        log.log({{"kind", "train"},
+                 {"step", pos.step},
+                 {"epoch", pos.epoch},
+                 {"loss", wl},
+                 {"accuracy", wa},
+                 {"lr", lr},
+                 {"samples_per_s", sps}});
         if (interactive) out << "\r\033[K";
-        out << fmt::format("step {:>6}/{}  epoch {:>3}  loss {:.4f}  accuracy {:6.2f}%  {:>7.0f} samples/s  lr {:.3g}\n",
-                           pos.step, total_steps, pos.epoch + 1, wl, 100.0 * wa, sps, lr);
+        out << fmt::format(
+            "step {:>6}/{}  epoch {:>3}  loss {:.4f}  accuracy {:6.2f}%  {:>7.0f} samples/s  lr "
+            "{:.3g}\n",
+            pos.step, total_steps, pos.epoch + 1, wl, 100.0 * wa, sps, lr);
         out.flush();
         window_loss = window_correct = window_count = 0;
         window_samples = 0;
@@ -318,8 +347,8 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
         const double sps = window_samples / std::max(1e-9, seconds_since(window_start));
         out << "\r\033[K"
             << fmt::format("{} step {}/{}  loss {:.4f}  accuracy {:.1f}%  {:.0f} samples/s",
-                           progress_bar(static_cast<double>(pos.step) / total_steps, 30), pos.step, total_steps,
-                           window_loss / std::max(1.0, window_count),
+                           progress_bar(static_cast<double>(pos.step) / total_steps, 30), pos.step,
+                           total_steps, window_loss / std::max(1.0, window_count),
                            100.0 * window_correct / std::max(1.0, window_count), sps);
         out.flush();
         last_bar = Clock::now();
@@ -339,8 +368,10 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
         if (!epoch_done) checkpoint();
         if (interactive) out << "\r\033[K";
         out.flush();
-        throw StopRequested{sig, fmt::format("stopped by {} at step {}; checkpoint written. Resume with: recur train --resume {}",
-                                             sig == SIGINT ? "SIGINT" : "SIGTERM", pos.step, opt.out_dir)};
+        throw StopRequested{
+            sig, fmt::format("stopped by {} at step {}; checkpoint written. Resume with: recur "
+                             "train --resume {}",
+                             sig == SIGINT ? "SIGINT" : "SIGTERM", pos.step, opt.out_dir)};
       }
     }
     if (pos.cursor >= batcher.size()) {  // an epoch that ended exactly without a step left
@@ -358,16 +389,22 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   summary.skipped_steps = pos.skipped;
   summary.wall_seconds = seconds_since(t0);
   summary.samples_per_second = pos.samples / std::max(1e-9, pos.train_seconds);
-  nlohmann::json s = {{"val_accuracy", summary.val_accuracy},   {"val_loss", summary.val_loss},
-                      {"best_val_accuracy", pos.best},           {"steps", pos.step},
-                      {"samples", pos.samples},                  {"skipped_steps", pos.skipped},
-                      {"wall_seconds", summary.wall_seconds},    {"train_samples_per_second", summary.samples_per_second},
+  nlohmann::json s = {{"val_accuracy", summary.val_accuracy},
+                      {"val_loss", summary.val_loss},
+                      {"best_val_accuracy", pos.best},
+                      {"steps", pos.step},
+                      {"samples", pos.samples},
+                      {"skipped_steps", pos.skipped},
+                      {"wall_seconds", summary.wall_seconds},
+                      {"train_samples_per_second", summary.samples_per_second},
                       {"threads", runner.threads()}};
   write_file_atomic(opt.out_dir + "/summary.json", s.dump(2) + "\n");
-  out << fmt::format("done: validation accuracy {:.2f}% (best {:.2f}%), {} steps, wall time {:.1f} s, {:.0f} training samples/s{}\n",
-                     100.0 * summary.val_accuracy, 100.0 * std::max(0.0, pos.best), pos.step, summary.wall_seconds,
-                     summary.samples_per_second,
-                     pos.skipped ? fmt::format(", {} non-finite steps skipped", pos.skipped) : std::string());
+  out << fmt::format(
+      "done: validation accuracy {:.2f}% (best {:.2f}%), {} steps, wall time {:.1f} s, {:.0f} "
+      "training samples/s{}\n",
+      100.0 * summary.val_accuracy, 100.0 * std::max(0.0, pos.best), pos.step, summary.wall_seconds,
+      summary.samples_per_second,
+      pos.skipped ? fmt::format(", {} non-finite steps skipped", pos.skipped) : std::string());
   return summary;
 }
 

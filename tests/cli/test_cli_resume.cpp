@@ -17,7 +17,8 @@ namespace recur_cli_test {
 namespace {
 
 // Starts `recur args...` with stdout/stderr to `log`, optionally under a file-size limit.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log, rlim_t fsize = RLIM_INFINITY) {
+pid_t spawn(const std::vector<std::string>& args, const std::string& log,
+            rlim_t fsize = RLIM_INFINITY) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     if (fsize != RLIM_INFINITY) {
@@ -46,17 +47,27 @@ int wait_exit(pid_t pid) {
 }
 
 std::vector<std::string> train_args(const std::string& out) {
-  return {"train",          "--data",        kMnistDir, "--hidden", "48",   "--train-limit", "12000",
-          "--val",          "200",           "--batch", "32",       "--epochs", "2",         "--checkpoint-every",
-          "7",              "--display-step", "50",     "--threads", "2",     "--seed",        "5",
-          "--eval-batch",   "200",           "--out",   out};
+  return {"train",   "--data",
+          kMnistDir, "--hidden",
+          "48",      "--train-limit",
+          "12000",   "--val",
+          "200",     "--batch",
+          "32",      "--epochs",
+          "2",       "--checkpoint-every",
+          "7",       "--display-step",
+          "50",      "--threads",
+          "2",       "--seed",
+          "5",       "--eval-batch",
+          "200",     "--out",
+          out};
 }
 
 // The tensor bytes of a checkpoint (its data section), for bit-identity.
 std::string weights_of(const std::string& path) {
   const recur::SafetensorsFile f = recur::read_safetensors(path);
   std::string bytes;
-  for (const auto& [name, t] : f.tensors) bytes.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+  for (const auto& [name, t] : f.tensors)
+    bytes.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
   return bytes;
 }
 
@@ -72,7 +83,8 @@ bool wait_for_file(const fs::path& path, double seconds) {
 TEST(ResumeCli, KilledAtRandomPointsAndResumedIsBitIdentical) {
   ScratchDir dir;
   const std::string reference = dir / "reference";
-  ASSERT_EQ(wait_exit(spawn(train_args(reference), dir / "reference.log")), 0) << slurp(dir / "reference.log");
+  ASSERT_EQ(wait_exit(spawn(train_args(reference), dir / "reference.log")), 0)
+      << slurp(dir / "reference.log");
   const std::string want = weights_of(reference + "/last.safetensors");
 
   recur::Rng rng(2024);
@@ -81,7 +93,8 @@ TEST(ResumeCli, KilledAtRandomPointsAndResumedIsBitIdentical) {
     const std::string out = dir / ("killed-" + std::to_string(trial));
     const pid_t pid = spawn(train_args(out), dir / "killed.log");
     // Kill once a checkpoint exists, after a further random delay.
-    ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60)) << slurp(dir / "killed.log");
+    ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60))
+        << slurp(dir / "killed.log");
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng.uniform(0, 300))));
     ::kill(pid, SIGKILL);
     wait_exit(pid);
@@ -90,7 +103,8 @@ TEST(ResumeCli, KilledAtRandomPointsAndResumedIsBitIdentical) {
     while (!fs::exists(fs::path(out) / "summary.json") && attempts++ < 5) {
       const pid_t again = spawn({"train", "--resume", out}, dir / "resume.log");
       if (trial % 2 == 1 && attempts == 1) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng.uniform(100, 600))));
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(static_cast<int>(rng.uniform(100, 600))));
         ::kill(again, SIGKILL);
         wait_exit(again);
       } else {
@@ -112,11 +126,13 @@ TEST(ResumeCli, SigintCheckpointsAndSaysHowToResume) {
   ::kill(pid, SIGINT);
   const int code = wait_exit(pid);
   const std::string log = slurp(dir / "run.log");
-  if (fs::exists(fs::path(out) / "summary.json")) GTEST_SKIP() << "the run finished before the signal";
+  if (fs::exists(fs::path(out) / "summary.json"))
+    GTEST_SKIP() << "the run finished before the signal";
   EXPECT_EQ(code, 128 + SIGINT) << log;
   EXPECT_TRUE(contains(log, "recur train --resume " + out)) << log;
   EXPECT_TRUE(fs::exists(fs::path(out) / "resume.safetensors"));
-  EXPECT_EQ(wait_exit(spawn({"train", "--resume", out}, dir / "resume.log")), 0) << slurp(dir / "resume.log");
+  EXPECT_EQ(wait_exit(spawn({"train", "--resume", out}, dir / "resume.log")), 0)
+      << slurp(dir / "resume.log");
 }
 
 TEST(ResumeCli, FailedCheckpointWriteKeepsThePreviousOne) {

@@ -67,7 +67,8 @@ void run_fixture(const std::string& name, double tol) {
   const int B = static_cast<int>(labels.size()), C = cfg.num_classes;
 
   NetworkWorkspace<T> ws;
-  const T* logits = net.forward(x.data(), B, ws, true, nullptr, h0.data(), lstm ? c0.data() : nullptr);
+  const T* logits =
+      net.forward(x.data(), B, ws, true, nullptr, h0.data(), lstm ? c0.data() : nullptr);
   EXPECT_LT(error(logits, as_f64(f.at("logits"))), tol) << "logits";
   EXPECT_LT(error(net.outputs(ws), as_f64(f.at("output"))), tol) << "output";
   EXPECT_LT(error(net.final_h(ws), as_f64(f.at("hn"))), tol) << "hn";
@@ -76,14 +77,17 @@ void run_fixture(const std::string& name, double tol) {
   }
 
   std::vector<T> dlogits(static_cast<size_t>(B) * C);
-  const double loss = softmax_cross_entropy<T>(logits, labels.data(), B, C, T(1) / T(B), dlogits.data(), nullptr);
+  const double loss =
+      softmax_cross_entropy<T>(logits, labels.data(), B, C, T(1) / T(B), dlogits.data(), nullptr);
   const double ref_loss = as_f64(f.at("loss"))[0];
   EXPECT_LT(std::fabs(loss - ref_loss) / std::fabs(ref_loss), tol) << "loss";
 
   std::vector<T> grads(net.num_params(), T(0)), dx(x.size()), dh0(h0.size()), dc0(c0.size());
-  net.backward(x.data(), B, ws, dlogits.data(), grads.data(), dx.data(), dh0.data(), lstm ? dc0.data() : nullptr);
+  net.backward(x.data(), B, ws, dlogits.data(), grads.data(), dx.data(), dh0.data(),
+               lstm ? dc0.data() : nullptr);
   for (const ParamInfo& p : net.layout().entries())
-    EXPECT_LT(error(grads.data() + p.offset, as_f64(f.at("grad." + p.name))), tol) << "grad." << p.name;
+    EXPECT_LT(error(grads.data() + p.offset, as_f64(f.at("grad." + p.name))), tol)
+        << "grad." << p.name;
   EXPECT_LT(error(dx.data(), as_f64(f.at("grad.x"))), tol) << "grad.x";
   EXPECT_LT(error(dh0.data(), as_f64(f.at("grad.h0"))), tol) << "grad.h0";
   if (lstm) {
@@ -93,13 +97,19 @@ void run_fixture(const std::string& name, double tol) {
 
 class GoldenEngine : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(GoldenEngine, DoubleMatchesPyTorch) { run_fixture<double>(GetParam(), 1e-9); }
-TEST_P(GoldenEngine, FloatMatchesPyTorch) { run_fixture<float>(GetParam(), 1e-5); }
+TEST_P(GoldenEngine, DoubleMatchesPyTorch) {
+  run_fixture<double>(GetParam(), 1e-9);
+}
+TEST_P(GoldenEngine, FloatMatchesPyTorch) {
+  run_fixture<float>(GetParam(), 1e-5);
+}
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenEngine, ::testing::ValuesIn(fixture_names()),
                          [](const auto& test) { return test.param; });
 
-TEST(GoldenEngineFixtures, AllPresent) { EXPECT_GE(fixture_names().size(), 15u); }
+TEST(GoldenEngineFixtures, AllPresent) {
+  EXPECT_GE(fixture_names().size(), 15u);
+}
 
 }  // namespace
 }  // namespace recur

@@ -30,7 +30,8 @@ struct CheckpointTest : ::testing::Test {
 
   // Writes the tensors of a saved model, changed by `edit`, with its metadata.
   std::string variant(const std::string& name,
-                      const std::function<void(std::vector<TensorRef>&, std::map<std::string, std::string>&)>& edit) {
+                      const std::function<void(std::vector<TensorRef>&,
+                                               std::map<std::string, std::string>&)>& edit) {
     const SafetensorsFile good = read_safetensors((dir / "good.safetensors").string());
     std::vector<TensorRef> refs;
     for (const auto& [n, t] : good.tensors) refs.push_back({n, t.dtype, t.shape, t.bytes.data()});
@@ -72,13 +73,14 @@ TEST_F(CheckpointTest, RoundTripIsExact) {
 TEST_F(CheckpointTest, ShapeNotMatchingTheConfig) {
   save_good();
   static const float big[1000] = {};
-  expect_error(variant("shape.safetensors", [](auto& refs, auto&) {
-                 for (auto& r : refs)
-                   if (r.name == "rnn.weight_hh_l1") {
-                     r.shape = {18, 7};
-                     r.data = big;
-                   }
-               }),
+  expect_error(variant("shape.safetensors",
+                       [](auto& refs, auto&) {
+                         for (auto& r : refs)
+                           if (r.name == "rnn.weight_hh_l1") {
+                             r.shape = {18, 7};
+                             r.data = big;
+                           }
+                       }),
                "tensor 'rnn.weight_hh_l1' has shape [18, 7] but the model config needs [18, 6]");
 }
 
@@ -86,12 +88,15 @@ TEST_F(CheckpointTest, MissingAndUnexpectedTensors) {
   save_good();
   expect_error(variant("missing.safetensors",
                        [](auto& refs, auto&) {
-                         std::erase_if(refs, [](const TensorRef& r) { return r.name == "head.bias"; });
+                         std::erase_if(refs,
+                                       [](const TensorRef& r) { return r.name == "head.bias"; });
                        }),
                "tensor 'head.bias' is missing");
   static const float extra[2] = {1, 2};
   expect_error(variant("extra.safetensors",
-                       [](auto& refs, auto&) { refs.push_back({"rnn.weight_ih_l2", DType::F32, {2}, extra}); }),
+                       [](auto& refs, auto&) {
+                         refs.push_back({"rnn.weight_ih_l2", DType::F32, {2}, extra});
+                       }),
                "unexpected tensor 'rnn.weight_ih_l2'");
 }
 
@@ -107,9 +112,11 @@ TEST_F(CheckpointTest, WrongDtypeAndBadConfig) {
                            }
                        }),
                "has dtype I32, expected F32");
-  expect_error(variant("noconfig.safetensors", [](auto&, auto& meta) { meta.erase("recur.model"); }),
-               "not a recur model");
-  expect_error(variant("badconfig.safetensors", [](auto&, auto& meta) { meta["recur.model"] = "{\"cell\": 3}"; }),
+  expect_error(
+      variant("noconfig.safetensors", [](auto&, auto& meta) { meta.erase("recur.model"); }),
+      "not a recur model");
+  expect_error(variant("badconfig.safetensors",
+                       [](auto&, auto& meta) { meta["recur.model"] = "{\"cell\": 3}"; }),
                "model config in the metadata is invalid");
   expect_error(variant("negative.safetensors",
                        [](auto&, auto& meta) {

@@ -78,11 +78,15 @@ std::vector<Case> cases() {
   return out;
 }
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class GradCheck : public ::testing::TestWithParam<Case> {};
 
-bool close(double a, double b) { return std::fabs(a - b) <= 1e-6 * (std::fabs(a) + std::fabs(b)) + 1e-9; }
+bool close(double a, double b) {
+  return std::fabs(a - b) <= 1e-6 * (std::fabs(a) + std::fabs(b)) + 1e-9;
+}
 
 TEST_P(GradCheck, MatchesCentralDifferences) {
   const ModelConfig& cfg = GetParam().config;
@@ -101,10 +105,12 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
   auto* ws = &workspace;
 
   auto loss = [&]() {
-    const double* logits = net.forward(x.data(), B, *ws, true, nullptr, h0.data(), lstm ? c0.data() : nullptr);
+    const double* logits =
+        net.forward(x.data(), B, *ws, true, nullptr, h0.data(), lstm ? c0.data() : nullptr);
     return softmax_cross_entropy<double>(logits, labels.data(), B, C, 1.0 / B, nullptr, nullptr);
   };
-  const double* logits = net.forward(x.data(), B, *ws, true, nullptr, h0.data(), lstm ? c0.data() : nullptr);
+  const double* logits =
+      net.forward(x.data(), B, *ws, true, nullptr, h0.data(), lstm ? c0.data() : nullptr);
   std::vector<double> dlogits(static_cast<size_t>(B) * C);
   softmax_cross_entropy<double>(logits, labels.data(), B, C, 1.0 / B, dlogits.data(), nullptr);
   std::vector<double> grads(net.num_params(), 0.0), dx(x.size()), dh0(states), dc0(states);
@@ -112,8 +118,8 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
                lstm ? dc0.data() : nullptr);
 
   const double eps = 1e-5;
-  auto check = [&](std::vector<double>& values, const std::vector<double>& analytic, const std::string& what,
-                   size_t begin, size_t end) {
+  auto check = [&](std::vector<double>& values, const std::vector<double>& analytic,
+                   const std::string& what, size_t begin, size_t end) {
     for (size_t k = begin; k < end; ++k) {
       const double keep = values[k];
       values[k] = keep + eps;

@@ -28,17 +28,18 @@ void check(int M, int N, int K, bool k_by_n, bool accumulate, int lda, int ldc) 
   for (int m = 0; m < M; ++m)
     for (int n = 0; n < ldc; ++n) {
       const float got = C[m * ldc + n], want = R[m * ldc + n];
-      ASSERT_NEAR(got, want, 1e-4f * (1 + std::fabs(want))) << M << "x" << N << "x" << K << " at " << m << "," << n;
+      ASSERT_NEAR(got, want, 1e-4f * (1 + std::fabs(want)))
+          << M << "x" << N << "x" << K << " at " << m << "," << n;
     }
 }
 
 TEST(PackedGemm, MatchesReferenceBothLayouts) {
   for (bool k_by_n : {false, true})
     for (bool acc : {false, true}) {
-      check(64, 512, 128, k_by_n, acc, 128, 512);   // the LSTM step
-      check(13, 37, 19, k_by_n, acc, 19, 37);       // tails everywhere
+      check(64, 512, 128, k_by_n, acc, 128, 512);  // the LSTM step
+      check(13, 37, 19, k_by_n, acc, 19, 37);      // tails everywhere
       check(1, 5, 3, k_by_n, acc, 3, 5);
-      check(9, 64, 33, k_by_n, acc, 50, 70);        // strided rows; columns past N untouched
+      check(9, 64, 33, k_by_n, acc, 50, 70);  // strided rows; columns past N untouched
     }
 }
 

@@ -54,10 +54,12 @@ TEST_P(FastVsReference, ForwardAndBackwardAgree) {
   const bool lstm = cell == CellKind::lstm;
 
   nn::StackWorkspace<float> ws;
-  stack.forward(params.data(), x.data(), S, B, h0.data(), lstm ? c0.data() : nullptr, true, nullptr, ws);
+  stack.forward(params.data(), x.data(), S, B, h0.data(), lstm ? c0.data() : nullptr, true, nullptr,
+                ws);
   std::copy(dy.begin(), dy.end(), ws.layers[0].dout.begin());
   std::vector<float> grads(layout.total(), 0.0f), dh0(h0.size()), dc0(c0.size());
-  stack.backward(params.data(), nullptr, nullptr, ws, grads.data(), true, dh0.data(), lstm ? dc0.data() : nullptr);
+  stack.backward(params.data(), nullptr, nullptr, ws, grads.data(), true, dh0.data(),
+                 lstm ? dc0.data() : nullptr);
 
   auto d = [](const float* p, size_t n) { return std::vector<double>(p, p + n); };
   for (int dir = 0; dir < D; ++dir) {
@@ -76,37 +78,43 @@ TEST_P(FastVsReference, ForwardAndBackwardAgree) {
       const auto xt = d(x.data() + static_cast<size_t>(t) * B * I, static_cast<size_t>(B) * I);
       hs[s + 1].resize(static_cast<size_t>(B) * H);
       cs[s + 1].resize(static_cast<size_t>(B) * H);
-      kernels::reference::cell_step_forward<double>(cell, B, I, H, xt.data(), hs[s].data(), cs[s].data(),
-                                                    w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(),
-                                                    hs[s + 1].data(), cs[s + 1].data());
+      kernels::reference::cell_step_forward<double>(
+          cell, B, I, H, xt.data(), hs[s].data(), cs[s].data(), w_ih.data(), w_hh.data(),
+          b_ih.data(), b_hh.data(), hs[s + 1].data(), cs[s + 1].data());
       std::copy(hs[s + 1].begin(), hs[s + 1].end(), out.begin() + static_cast<size_t>(t) * B * H);
     }
-    EXPECT_LT(max_error(out, ws.layers[0].out.data() + dir * H, out.size(), D * H, H), 2e-5) << "output";
+    EXPECT_LT(max_error(out, ws.layers[0].out.data() + dir * H, out.size(), D * H, H), 2e-5)
+        << "output";
     // Reference backward through time.
     std::vector<double> gw_ih(w_ih.size(), 0), gw_hh(w_hh.size(), 0), gb_ih(b_ih.size(), 0),
         gb_hh(b_hh.size(), 0), dx_ref(x.size(), 0), dh(static_cast<size_t>(B) * H, 0),
-        dc(static_cast<size_t>(B) * H, 0), dxt(static_cast<size_t>(B) * I), dh_prev(dh.size()), dc_prev(dc.size());
+        dc(static_cast<size_t>(B) * H, 0), dxt(static_cast<size_t>(B) * I), dh_prev(dh.size()),
+        dc_prev(dc.size());
     for (int s = S - 1; s >= 0; --s) {
       const int t = dir == 0 ? s : S - 1 - s;
       const auto xt = d(x.data() + static_cast<size_t>(t) * B * I, static_cast<size_t>(B) * I);
       for (int b = 0; b < B; ++b)
-        for (int j = 0; j < H; ++j) dh[b * H + j] += dy[(static_cast<size_t>(t) * B + b) * D * H + dir * H + j];
-      kernels::reference::cell_step_backward<double>(cell, B, I, H, xt.data(), hs[s].data(), cs[s].data(),
-                                                     w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(),
-                                                     dh.data(), dc.data(), dxt.data(), dh_prev.data(),
-                                                     dc_prev.data(), gw_ih.data(), gw_hh.data(),
-                                                     gb_ih.data(), gb_hh.data());
+        for (int j = 0; j < H; ++j)
+          dh[b * H + j] += dy[(static_cast<size_t>(t) * B + b) * D * H + dir * H + j];
+      kernels::reference::cell_step_backward<double>(
+          cell, B, I, H, xt.data(), hs[s].data(), cs[s].data(), w_ih.data(), w_hh.data(),
+          b_ih.data(), b_hh.data(), dh.data(), dc.data(), dxt.data(), dh_prev.data(),
+          dc_prev.data(), gw_ih.data(), gw_hh.data(), gb_ih.data(), gb_hh.data());
       for (size_t k = 0; k < dxt.size(); ++k) dx_ref[static_cast<size_t>(t) * B * I + k] = dxt[k];
       dh = dh_prev;
       if (lstm) dc = dc_prev;
     }
-    EXPECT_LT(max_error(gw_ih, grads.data() + p.w_ih, gw_ih.size()), 2e-5) << "weight_ih dir " << dir;
-    EXPECT_LT(max_error(gw_hh, grads.data() + p.w_hh, gw_hh.size()), 2e-5) << "weight_hh dir " << dir;
+    EXPECT_LT(max_error(gw_ih, grads.data() + p.w_ih, gw_ih.size()), 2e-5)
+        << "weight_ih dir " << dir;
+    EXPECT_LT(max_error(gw_hh, grads.data() + p.w_hh, gw_hh.size()), 2e-5)
+        << "weight_hh dir " << dir;
     EXPECT_LT(max_error(gb_ih, grads.data() + p.b_ih, gb_ih.size()), 2e-5) << "bias_ih dir " << dir;
     EXPECT_LT(max_error(gb_hh, grads.data() + p.b_hh, gb_hh.size()), 2e-5) << "bias_hh dir " << dir;
-    EXPECT_LT(max_error(dh, dh0.data() + static_cast<size_t>(dir) * B * H, dh.size()), 2e-5) << "dh0 dir " << dir;
+    EXPECT_LT(max_error(dh, dh0.data() + static_cast<size_t>(dir) * B * H, dh.size()), 2e-5)
+        << "dh0 dir " << dir;
     if (lstm) {
-      EXPECT_LT(max_error(dc, dc0.data() + static_cast<size_t>(dir) * B * H, dc.size()), 2e-5) << "dc0";
+      EXPECT_LT(max_error(dc, dc0.data() + static_cast<size_t>(dir) * B * H, dc.size()), 2e-5)
+          << "dc0";
     }
     if (D == 1) {
       EXPECT_LT(max_error(dx_ref, ws.dinput.data(), dx_ref.size()), 2e-5) << "dx";
@@ -114,14 +122,15 @@ TEST_P(FastVsReference, ForwardAndBackwardAgree) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cells, FastVsReference,
-                         ::testing::Values(CellCase{CellKind::rnn_tanh, false}, CellCase{CellKind::rnn_relu, false},
-                                           CellCase{CellKind::lstm, false}, CellCase{CellKind::gru, false},
-                                           CellCase{CellKind::lstm, true}, CellCase{CellKind::gru, true},
-                                           CellCase{CellKind::rnn_tanh, true}),
-                         [](const auto& test) {
-                           return to_string(test.param.cell) + (test.param.bidirectional ? "_bidirectional" : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Cells, FastVsReference,
+    ::testing::Values(CellCase{CellKind::rnn_tanh, false}, CellCase{CellKind::rnn_relu, false},
+                      CellCase{CellKind::lstm, false}, CellCase{CellKind::gru, false},
+                      CellCase{CellKind::lstm, true}, CellCase{CellKind::gru, true},
+                      CellCase{CellKind::rnn_tanh, true}),
+    [](const auto& test) {
+      return to_string(test.param.cell) + (test.param.bidirectional ? "_bidirectional" : "");
+    });
 
 }  // namespace
 }  // namespace recur

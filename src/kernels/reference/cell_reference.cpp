@@ -29,8 +29,8 @@ T bias_at(const T* b, int r) {
 
 template <typename T>
 void cell_step_forward(CellKind cell, int B, int I, int H, const T* x, const T* h_prev,
-                       const T* c_prev, const T* w_ih, const T* w_hh, const T* b_ih,
-                       const T* b_hh, T* h, T* c) {
+                       const T* c_prev, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                       T* h, T* c) {
   for (int b = 0; b < B; ++b) {
     const T* xb = x + b * I;
     const T* hp = h_prev + b * H;
@@ -45,7 +45,9 @@ void cell_step_forward(CellKind cell, int B, int I, int H, const T* x, const T* 
         return dot(w_hh + r * H, hp, H) + bias_at(b_hh, r);
       };
       switch (cell) {
-        case CellKind::rnn_tanh: h[b * H + j] = std::tanh(in_side(0) + hid_side(0)); break;
+        case CellKind::rnn_tanh:
+          h[b * H + j] = std::tanh(in_side(0) + hid_side(0));
+          break;
         case CellKind::rnn_relu: {
           const T p = in_side(0) + hid_side(0);
           h[b * H + j] = p > 0 ? p : T(0);
@@ -77,9 +79,9 @@ void cell_step_forward(CellKind cell, int B, int I, int H, const T* x, const T* 
 
 template <typename T>
 void cell_step_backward(CellKind cell, int B, int I, int H, const T* x, const T* h_prev,
-                        const T* c_prev, const T* w_ih, const T* w_hh, const T* b_ih,
-                        const T* b_hh, const T* dh, const T* dc, T* dx, T* dh_prev, T* dc_prev,
-                        T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
+                        const T* c_prev, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                        const T* dh, const T* dc, T* dx, T* dh_prev, T* dc_prev, T* dw_ih, T* dw_hh,
+                        T* db_ih, T* db_hh) {
   const int G = gate_count(cell);
   std::vector<T> d_in(static_cast<size_t>(G) * H), d_hid(static_cast<size_t>(G) * H);
   for (int b = 0; b < B; ++b) {
@@ -160,12 +162,12 @@ void cell_step_backward(CellKind cell, int B, int I, int H, const T* x, const T*
   }
 }
 
-#define RECUR_INSTANTIATE_REFERENCE(T)                                                          \
-  template void cell_step_forward<T>(CellKind, int, int, int, const T*, const T*, const T*,     \
-                                     const T*, const T*, const T*, const T*, T*, T*);           \
-  template void cell_step_backward<T>(CellKind, int, int, int, const T*, const T*, const T*,    \
-                                      const T*, const T*, const T*, const T*, const T*,         \
-                                      const T*, T*, T*, T*, T*, T*, T*, T*);
+#define RECUR_INSTANTIATE_REFERENCE(T)                                                            \
+  template void cell_step_forward<T>(CellKind, int, int, int, const T*, const T*, const T*,       \
+                                     const T*, const T*, const T*, const T*, T*, T*);             \
+  template void cell_step_backward<T>(CellKind, int, int, int, const T*, const T*, const T*,      \
+                                      const T*, const T*, const T*, const T*, const T*, const T*, \
+                                      T*, T*, T*, T*, T*, T*, T*);
 RECUR_INSTANTIATE_REFERENCE(float)
 RECUR_INSTANTIATE_REFERENCE(double)
 
