@@ -12,6 +12,7 @@
 
 #include "kernels/cell.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/packed_gemm.hpp"
 
 namespace {
 
@@ -72,12 +73,62 @@ void BM_gemm_weight_grad_ih(benchmark::State& s) {
   run_gemm(s, true, false, kLstmGates, kInput, kSteps * 128, 1.0f);
 }
 
+// The same step products through recur's packed kernel (W packed once, outside the loop), and
+// the packing itself, which the network pays once per forward or backward.
+void run_packed(benchmark::State& state, int M, int N, int K, bool w_is_k_by_n) {
+  const std::vector<float> a = filled(static_cast<std::size_t>(M) * K, 1.0f);
+  const std::vector<float> w = filled(static_cast<std::size_t>(N) * K, 1.0f);
+  std::vector<float> c = filled(static_cast<std::size_t>(M) * N, 1.0f);
+  recur::kernels::PackedMatrix packed;
+  recur::kernels::pack_weights(w.data(), N, K, w_is_k_by_n, packed);
+  for (auto _ : state) {
+    recur::kernels::gemm_packed(M, a.data(), K, packed, true, c.data(), N);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * M * N * K;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * flops));
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kIsIterationInvariant);
+}
+
+void BM_packed_step_b1(benchmark::State& s) {
+  run_packed(s, 1, kLstmGates, kHidden, false);
+}
+void BM_packed_step_b64(benchmark::State& s) {
+  run_packed(s, 64, kLstmGates, kHidden, false);
+}
+void BM_packed_step_b128(benchmark::State& s) {
+  run_packed(s, 128, kLstmGates, kHidden, false);
+}
+// dh_{t-1}[B,H] = dgates[B,4H] x W_hh[4H,H]: W_hh read as [K,N].
+void BM_packed_backward_dh_b64(benchmark::State& s) {
+  run_packed(s, 64, kHidden, kLstmGates, true);
+}
+
+// Packing W_hh [4H,H]; items are matrix elements.
+void BM_pack_weights(benchmark::State& state) {
+  const std::vector<float> w = filled(static_cast<std::size_t>(kLstmGates) * kHidden, 1.0f);
+  recur::kernels::PackedMatrix packed;
+  for (auto _ : state) {
+    recur::kernels::pack_weights(w.data(), kLstmGates, kHidden, false, packed);
+    benchmark::DoNotOptimize(packed.panels.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kLstmGates * kHidden);
+}
+
 BENCHMARK(BM_gemm_step_b64);
 BENCHMARK(BM_gemm_step_b128);
 BENCHMARK(BM_gemm_input_projection);
 BENCHMARK(BM_gemm_backward_dh_b64);
 BENCHMARK(BM_gemm_weight_grad_hh);
 BENCHMARK(BM_gemm_weight_grad_ih);
+BENCHMARK(BM_packed_step_b1);
+BENCHMARK(BM_packed_step_b64);
+BENCHMARK(BM_packed_step_b128);
+BENCHMARK(BM_packed_backward_dh_b64);
+BENCHMARK(BM_pack_weights);
 
 constexpr int kB = 64, kH = 128;
 

@@ -170,9 +170,8 @@ def main(argv):
                 idx = np.arange(start, start + B)
                 start += B
                 t0 = time.perf_counter()
-                predictions = net(to_sequence(idx)).argmax(1)
+                net(to_sequence(idx)).argmax(1)
                 dt = time.perf_counter() - t0
-                del predictions
                 if call >= args.warmup:
                     times.append(dt)
         median = statistics.median(times)
@@ -188,9 +187,8 @@ def main(argv):
             for run in range(warm + runs):
                 idx = np.array([run % len(labels)])
                 t0 = time.perf_counter()
-                prediction = int(net(to_sequence(idx)).argmax(1)[0])
+                int(net(to_sequence(idx)).argmax(1)[0])
                 dt = time.perf_counter() - t0
-                del prediction
                 if run >= warm:
                     times.append(dt)
         times.sort()
