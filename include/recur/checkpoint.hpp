@@ -1,8 +1,8 @@
 // Model checkpoints: a safetensors file whose tensors carry the PyTorch state_dict names of the
 // model (see recur/model.hpp), so `torch.nn.LSTM` & co. load them unchanged, and whose metadata
 // holds the model config ("recur.model", JSON), the data view ("recur.view", "recur.view_seed")
-// and whatever else the caller adds (training config, metrics). Optimizer state goes to a second
-// file beside it, for resuming.
+// and whatever else the caller adds (training config, metrics). Optimizer state for resuming
+// lives in the run's resume.safetensors (src/train/trainer.cpp).
 #pragma once
 
 #include <map>
@@ -10,7 +10,6 @@
 #include <string>
 
 #include "recur/model.hpp"
-#include "recur/optim.hpp"
 
 namespace recur {
 
@@ -26,10 +25,5 @@ struct LoadedModel {
 // Reads and validates a checkpoint: every tensor of the config present with the right dtype
 // (F32, or F64 converted) and shape, and nothing else. Errors name the file.
 LoadedModel load_model(const std::string& path);
-
-// Optimizer state (its buffers and step count) in its own safetensors file.
-void save_optimizer(const std::string& path, Optimizer& opt, const Metadata& extra);
-// Restores state saved by save_optimizer into `opt` (same kind and size). Returns the metadata.
-Metadata load_optimizer(const std::string& path, Optimizer& opt);
 
 }  // namespace recur

@@ -63,39 +63,4 @@ LoadedModel load_model(const std::string& path) {
   return out;
 }
 
-void save_optimizer(const std::string& path, Optimizer& opt, const Metadata& extra) {
-  std::vector<TensorRef> refs;
-  for (auto& [name, buffer] : opt.state_buffers())
-    refs.push_back({name, DType::F32, {static_cast<int64_t>(buffer->size())}, buffer->data()});
-  Metadata meta = extra;
-  meta["recur.optimizer"] = optimizer_name(opt.config().kind);
-  meta["recur.optimizer_steps"] = std::to_string(opt.steps());
-  write_safetensors(path, refs, meta);
-}
-
-Metadata load_optimizer(const std::string& path, Optimizer& opt) {
-  SafetensorsFile file = read_safetensors(path);
-  auto kind = file.metadata.find("recur.optimizer");
-  auto steps = file.metadata.find("recur.optimizer_steps");
-  if (kind == file.metadata.end() || steps == file.metadata.end())
-    throw Error(path, "not a recur optimizer state: metadata incomplete");
-  if (kind->second != optimizer_name(opt.config().kind))
-    throw Error(path, "optimizer state is for '" + kind->second + "', this run uses '" +
-                          optimizer_name(opt.config().kind) + "'");
-  for (auto& [name, buffer] : opt.state_buffers()) {
-    const StoredTensor& t = file.at(name);
-    if (t.dtype != DType::F32 || t.numel() != static_cast<int64_t>(buffer->size()))
-      throw Error(path, "optimizer buffer '" + name + "' does not match the model's size");
-    std::memcpy(buffer->data(), t.bytes.data(), t.bytes.size());
-  }
-  int64_t count = 0;
-  try {
-    count = std::stoll(steps->second);
-  } catch (const std::exception&) {
-    throw Error(path, "optimizer step count is not a number");
-  }
-  opt.set_step_count(count);
-  return file.metadata;
-}
-
 }  // namespace recur
