@@ -391,6 +391,7 @@ SafetensorsFile parse_safetensors(const std::string& source, const uint8_t* data
     if (key == kMetadataKey) {
       file.metadata = parse_metadata(source, value);
     } else {
+      if (key.empty()) throw Error(source, "a tensor has an empty name");
       entries.push_back(parse_entry(source, key, value, section_size));
     }
   }
