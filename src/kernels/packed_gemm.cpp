@@ -16,21 +16,44 @@ typedef float v16 __attribute__((vector_size(64)));
   std::memcpy(&v, p, sizeof(v));
 }
 
-// One tile: rows [0, MR) of A against one 32-column panel. cols <= 32 are stored.
+// A run of consecutive inner-dimension columns read from one source matrix: row m of the run is
+// a + m * lda, k columns long. A row of the product's left side is one or two runs side by side.
+struct Run {
+  const float* a;
+  int lda;
+  int k;
+};
+
+// One tile: rows [m, m + MR) of the runs against one 32-column panel (already offset to the
+// runs' first inner index). Accumulators start at the panel's bias (or zero); cols <= 32 stored.
 template <int MR>
-[[gnu::always_inline]] inline void tile(int K, const float* A, int lda, const float* panel,
-                                        bool accumulate, float* C, int ldc, int cols) {
+[[gnu::always_inline]] inline void tile(const Run* runs, int nruns, std::size_t m,
+                                        const float* panel, const float* bias, bool accumulate,
+                                        float* C, int ldc, int cols) {
+  v16 init0{}, init1{};
+  if (bias) {
+    load16(init0, bias);
+    load16(init1, bias + 16);
+  }
   v16 acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = v16{};
-  for (int k = 0; k < K; ++k) {
-    v16 b0, b1;
-    load16(b0, panel + k * kPanelWidth);
-    load16(b1, panel + k * kPanelWidth + 16);
-    for (int r = 0; r < MR; ++r) {
-      const float a = A[r * lda + k];
-      acc[r][0] += a * b0;
-      acc[r][1] += a * b1;
+  for (int r = 0; r < MR; ++r) {
+    acc[r][0] = init0;
+    acc[r][1] = init1;
+  }
+  for (int q = 0; q < nruns; ++q) {
+    const int lda = runs[q].lda, K = runs[q].k;
+    const float* A = runs[q].a + m * lda;
+    for (int k = 0; k < K; ++k) {
+      v16 b0, b1;
+      load16(b0, panel + k * kPanelWidth);
+      load16(b1, panel + k * kPanelWidth + 16);
+      for (int r = 0; r < MR; ++r) {
+        const float a = A[r * lda + k];
+        acc[r][0] += a * b0;
+        acc[r][1] += a * b1;
+      }
     }
+    panel += static_cast<std::size_t>(K) * kPanelWidth;
   }
   for (int r = 0; r < MR; ++r) {
     float out[kPanelWidth];
@@ -45,41 +68,42 @@ template <int MR>
   }
 }
 
-// Rows [0, M) of A (already offset to column k0) against rows [k0, k0 + K) of every panel.
-[[gnu::always_inline]] inline void gemm_packed_block(int M, const float* A, int lda,
-                                                     const PackedMatrix& W, int k0, int K,
+// Rows [0, M) of the runs against rows [k0, k0 + sum of run lengths) of every panel.
+[[gnu::always_inline]] inline void gemm_packed_block(int M, const Run* runs, int nruns,
+                                                     const PackedMatrix& W, int k0, bool add_bias,
                                                      bool accumulate, float* C, int ldc) {
   const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
+  const bool has_bias = add_bias && !W.bias.empty();
   for (int p = 0; p < panels; ++p) {
     const float* panel = W.panels.data() + (static_cast<std::size_t>(p) * W.K + k0) * kPanelWidth;
+    const float* bias =
+        has_bias ? W.bias.data() + static_cast<std::size_t>(p) * kPanelWidth : nullptr;
     const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, W.N - n0);
-    int m = 0;
-    for (; m + 8 <= M; m += 8)
-      tile<8>(K, A + static_cast<std::size_t>(m) * lda, lda, panel, accumulate,
-              C + static_cast<std::size_t>(m) * ldc + n0, ldc, cols);
-    const float* a = A + static_cast<std::size_t>(m) * lda;
-    float* c = C + static_cast<std::size_t>(m) * ldc + n0;
-    switch (M - m) {
+    std::size_t m = 0;
+    for (; m + 8 <= static_cast<std::size_t>(M); m += 8)
+      tile<8>(runs, nruns, m, panel, bias, accumulate, C + m * ldc + n0, ldc, cols);
+    float* c = C + m * ldc + n0;
+    switch (M - static_cast<int>(m)) {
       case 7:
-        tile<7>(K, a, lda, panel, accumulate, c, ldc, cols);
+        tile<7>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
         break;
       case 6:
-        tile<6>(K, a, lda, panel, accumulate, c, ldc, cols);
+        tile<6>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
         break;
       case 5:
-        tile<5>(K, a, lda, panel, accumulate, c, ldc, cols);
+        tile<5>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
         break;
       case 4:
-        tile<4>(K, a, lda, panel, accumulate, c, ldc, cols);
+        tile<4>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
         break;
       case 3:
-        tile<3>(K, a, lda, panel, accumulate, c, ldc, cols);
+        tile<3>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
         break;
       case 2:
-        tile<2>(K, a, lda, panel, accumulate, c, ldc, cols);
+        tile<2>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
         break;
       case 1:
-        tile<1>(K, a, lda, panel, accumulate, c, ldc, cols);
+        tile<1>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
         break;
       default:
         break;
@@ -91,21 +115,43 @@ template <int MR>
 // stream past it; the backward step's K = 4H = 512 would not fit.
 constexpr int kDepthBlock = 256;
 
+// C = [A1 | A2] * W (+ bias), A1 k1 columns wide, A2 W.K - k1, in depth blocks of kDepthBlock.
+[[gnu::always_inline]] inline void gemm_packed_runs(int M, const float* A1, int lda1, int k1,
+                                                    const float* A2, int lda2,
+                                                    const PackedMatrix& W, bool accumulate,
+                                                    float* C, int ldc) {
+  for (int k0 = 0; k0 < W.K; k0 += kDepthBlock) {
+    const int k_end = std::min(W.K, k0 + kDepthBlock);
+    Run runs[2];
+    int n = 0;
+    if (k0 < k1) runs[n++] = {A1 + k0, lda1, std::min(k_end, k1) - k0};
+    if (k_end > k1) {
+      const int from = std::max(k0, k1);
+      runs[n++] = {A2 + (from - k1), lda2, k_end - from};
+    }
+    gemm_packed_block(M, runs, n, W, k0, k0 == 0, accumulate || k0 > 0, C, ldc);
+  }
+}
+
 }  // namespace
 
 RECUR_CPU_DISPATCH
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,
                  int ldc) {
-  for (int k0 = 0; k0 < W.K; k0 += kDepthBlock) {
-    const int K = std::min(kDepthBlock, W.K - k0);
-    gemm_packed_block(M, A + k0, lda, W, k0, K, accumulate || k0 > 0, C, ldc);
-  }
+  gemm_packed_runs(M, A, lda, W.K, nullptr, 0, W, accumulate, C, ldc);
+}
+
+RECUR_CPU_DISPATCH
+void gemm_packed_pair(int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
+                      const PackedMatrix& W, float* C, int ldc) {
+  gemm_packed_runs(M, A1, lda1, k1, A2, lda2, W, false, C, ldc);
 }
 
 void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& out) {
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;
   out.N = N;
   out.K = K;
+  out.bias.clear();
   out.panels.assign(static_cast<std::size_t>(panels) * K * kPanelWidth, 0.0f);
   for (int p = 0; p < panels; ++p) {
     float* dst = out.panels.data() + static_cast<std::size_t>(p) * K * kPanelWidth;
@@ -114,6 +160,29 @@ void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& 
       for (int j = 0; j < cols; ++j)
         dst[k * kPanelWidth + j] = w_is_k_by_n ? W[static_cast<std::size_t>(k) * N + n0 + j]
                                                : W[static_cast<std::size_t>(n0 + j) * K + k];
+  }
+}
+
+void pack_weights_pair(int N, const float* W1, int K1, const float* W2, int K2, const float* bias1,
+                       const float* bias2, PackedMatrix& out) {
+  const int panels = (N + kPanelWidth - 1) / kPanelWidth, K = K1 + K2;
+  out.N = N;
+  out.K = K;
+  out.panels.assign(static_cast<std::size_t>(panels) * K * kPanelWidth, 0.0f);
+  for (int p = 0; p < panels; ++p) {
+    float* dst = out.panels.data() + static_cast<std::size_t>(p) * K * kPanelWidth;
+    const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, N - n0);
+    for (int j = 0; j < cols; ++j) {
+      const float* w1 = W1 + static_cast<std::size_t>(n0 + j) * K1;
+      const float* w2 = W2 ? W2 + static_cast<std::size_t>(n0 + j) * K2 : nullptr;
+      for (int k = 0; k < K1; ++k) dst[k * kPanelWidth + j] = w1[k];
+      for (int k = 0; k < K2; ++k) dst[(K1 + k) * kPanelWidth + j] = w2[k];
+    }
+  }
+  out.bias.clear();
+  if (bias1 || bias2) {
+    out.bias.assign(static_cast<std::size_t>(panels) * kPanelWidth, 0.0f);
+    for (int n = 0; n < N; ++n) out.bias[n] = (bias1 ? bias1[n] : 0.0f) + (bias2 ? bias2[n] : 0.0f);
   }
 }
 

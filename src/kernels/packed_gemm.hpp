@@ -14,18 +14,32 @@ namespace recur::kernels {
 inline constexpr int kPanelWidth = 32;
 
 // W packed for C = A * op(W): N output columns, K inner dimension, panels [ceil(N/32)][K][32]
-// (the last panel zero-padded).
+// (the last panel zero-padded), and optionally a bias [ceil(N/32) * 32] added to every row.
 struct PackedMatrix {
   int N = 0, K = 0;
   std::vector<float> panels;
+  std::vector<float> bias;  // empty: no bias
 };
 
 // Packs W for C[M,N] = A[M,K] * W^T when W is [N,K] row-major (ldw = K), or for
 // C[M,N] = A[M,K] * W when `w_is_k_by_n` and W is [K,N] row-major (ldw = N).
 void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& out);
 
-// C[M,N] (row stride ldc) = A[M,K] (row stride lda) * packed W, or += when accumulate.
+// Packs [W1 | W2] for C[M,N] = [A1 | A2] * [W1 | W2]^T + bias, with W1 [N,K1] and W2 [N,K2]
+// row-major (PyTorch's weight_ih / weight_hh layout); W2 may be null with K2 = 0. The bias is
+// bias1 + bias2 (either may be null; both null: none). This folds a cell's input projection and
+// both biases into the recurrent step's GEMM.
+void pack_weights_pair(int N, const float* W1, int K1, const float* W2, int K2, const float* bias1,
+                       const float* bias2, PackedMatrix& out);
+
+// C[M,N] (row stride ldc) = A[M,K] (row stride lda) * packed W (+ its bias), or += when
+// accumulate.
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,
                  int ldc);
+
+// C[M,N] = [A1 | A2] * packed W + its bias: row m of the left side is A1's row (k1 columns,
+// stride lda1) followed by A2's row (W.K - k1 columns, stride lda2).
+void gemm_packed_pair(int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
+                      const PackedMatrix& W, float* C, int ldc);
 
 }  // namespace recur::kernels

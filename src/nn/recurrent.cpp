@@ -17,16 +17,10 @@ namespace {
 // Below this many rows a step's GEMM goes to BLAS instead of packing W_hh first.
 constexpr int kMinPackedRows = 8;
 
-// The step GEMM h_prev[B,H] x W_hh^T -> [B,G*H]: the packed kernel for float, BLAS otherwise.
+// The step GEMM h_prev[B,H] x W_hh^T -> [B,G*H] through BLAS (the unfused path).
 template <typename T>
 void step_forward_gemm(int B, int GH, int H, const T* h_prev, int ld_prev, const T* w_hh,
-                       const kernels::PackedMatrix* packed, bool accumulate, T* out) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (packed) {
-      kernels::gemm_packed(B, h_prev, ld_prev, *packed, accumulate, out, GH);
-      return;
-    }
-  }
+                       bool accumulate, T* out) {
   gemm<T>(false, true, B, GH, H, T(1), h_prev, ld_prev, w_hh, H, accumulate ? T(1) : T(0), out, GH);
 }
 
@@ -180,29 +174,41 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   const std::size_t BG = static_cast<std::size_t>(B) * GH;
   T* gates = W.gates.data();
 
-  // Input side of every timestep at once.
-  if (!spec_.untied) {
-    gemm<T>(false, true, S * B, GH, I, T(1), in, I, w_ih, I, T(0), gates, GH);
-  } else {
-    for (int t = 0; t < S; ++t)
-      gemm<T>(false, true, B, GH, I, T(1), in + static_cast<std::size_t>(t) * B * I, I,
-              w_ih + t * ih_stride, I, T(0), gates + t * BG, GH);
-  }
-  if (spec_.bias) {
-    add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_ih);
-    if (cell != CellKind::gru)
-      add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, params + p.b_hh);
-  }
+  const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
+  const T* b_hh = spec_.bias ? params + p.b_hh : nullptr;
 
-  const kernels::PackedMatrix* packed = nullptr;
+  // Float with tied weights and a batch of rows: pack the weights once for the whole sequence
+  // and let each step's GEMM do the input side too, the biases starting its accumulators
+  // (LSTM / RNN: [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the
+  // two products apart because of r * (W_hn h + b_hn)). For one sequence, packing costs more
+  // than it saves (185 us of latency against 131 us without), so BLAS does the steps.
+  bool fused = false;
   if constexpr (std::is_same_v<T, float>) {
-    // Packing costs a copy of W_hh; it pays back over the time loop only for a batch of rows
-    // (for one sequence, packing took 185 us of latency against 131 us without).
     if (!spec_.untied && B >= kMinPackedRows) {
-      kernels::pack_weights(w_hh, GH, H, false, W.w_hh_packed);
-      packed = &W.w_hh_packed;
+      fused = true;
+      if (cell == CellKind::gru) {
+        kernels::pack_weights_pair(GH, w_ih, I, nullptr, 0, b_ih, nullptr, W.w_in_packed);
+        kernels::pack_weights_pair(GH, w_hh, H, nullptr, 0, b_hh, nullptr, W.w_hh_packed);
+      } else {
+        kernels::pack_weights_pair(GH, w_ih, I, w_hh, H, b_ih, b_hh, W.w_in_packed);
+      }
     }
   }
+  if (!fused) {
+    // Input side of every timestep at once.
+    if (!spec_.untied) {
+      gemm<T>(false, true, S * B, GH, I, T(1), in, I, w_ih, I, T(0), gates, GH);
+    } else {
+      for (int t = 0; t < S; ++t)
+        gemm<T>(false, true, B, GH, I, T(1), in + static_cast<std::size_t>(t) * B * I, I,
+                w_ih + t * ih_stride, I, T(0), gates + t * BG, GH);
+    }
+    if (b_ih) {
+      add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, b_ih);
+      if (cell != CellKind::gru) add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, b_hh);
+    }
+  }
+
   const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * B * H;
   const T* h_prev = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
   int ld_prev = H;
@@ -210,27 +216,34 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   for (int s = 0; s < S; ++s) {
     const int t = dir == 0 ? s : S - 1 - s;
     const T* w_hh_t = spec_.untied ? w_hh + t * hh_stride : w_hh;
+    const T* x_t = in + static_cast<std::size_t>(t) * B * I;
     T* g = gates + t * BG;
     T* h = L.out.data() + static_cast<std::size_t>(t) * B * DH + dir * H;
-    switch (cell) {
-      case CellKind::lstm: {
+    if (cell == CellKind::gru) {
+      T* hid = W.hidden.data() + t * BG;
+      if constexpr (std::is_same_v<T, float>) {
+        if (fused) {
+          kernels::gemm_packed(B, x_t, I, W.w_in_packed, false, g, GH);
+          kernels::gemm_packed(B, h_prev, ld_prev, W.w_hh_packed, false, hid, GH);
+        }
+      }
+      if (!fused) {
+        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, false, hid);
+        if (b_hh) add_bias_rows(hid, B, GH, b_hh);
+      }
+      kernels::gru_pointwise_forward<T>(B, H, g, hid, h_prev, ld_prev, h, DH);
+    } else {
+      if constexpr (std::is_same_v<T, float>) {
+        if (fused) kernels::gemm_packed_pair(B, x_t, I, I, h_prev, ld_prev, W.w_in_packed, g, GH);
+      }
+      if (!fused) step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, true, g);
+      if (cell == CellKind::lstm) {
         T* c = W.cell.data() + static_cast<std::size_t>(t) * B * H;
-        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, packed, true, g);
         kernels::lstm_pointwise_forward<T>(B, H, g, c_prev, c, h, DH);
         c_prev = c;
-        break;
-      }
-      case CellKind::gru: {
-        T* hid = W.hidden.data() + t * BG;
-        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, packed, false, hid);
-        if (spec_.bias) add_bias_rows(hid, B, GH, params + p.b_hh);
-        kernels::gru_pointwise_forward<T>(B, H, g, hid, h_prev, ld_prev, h, DH);
-        break;
-      }
-      default:
-        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, packed, true, g);
+      } else {
         kernels::rnn_pointwise_forward<T>(cell == CellKind::rnn_relu, B, H, g, h, DH);
-        break;
+      }
     }
     h_prev = h;
     ld_prev = DH;

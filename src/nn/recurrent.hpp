@@ -1,8 +1,11 @@
 // The recurrent stack: `layers` layers of one cell type, each uni- or bidirectional, with
-// dropout between layers. Per layer and direction the input projection of all timesteps is one
-// GEMM ([S*B, I] x [I, G*H]); the time loop then does only h_{t-1} x W_hh^T and the fused
-// elementwise pass, which keeps what backward needs. Backward loops over time for the state
-// gradient only; dW_ih, dW_hh and the biases are single GEMMs / reductions over all timesteps.
+// dropout between layers. For float batches the weights are packed once per sequence and each
+// step's GEMM does the input side, the recurrent side and the biases at once (kernels/
+// packed_gemm.hpp); otherwise (double, one sequence, untied weights) the input projection of all
+// timesteps is one BLAS GEMM ([S*B, I] x [I, G*H]) and the time loop does h_{t-1} x W_hh^T. Each
+// step ends with the fused elementwise pass, which keeps what backward needs. Backward loops over
+// time for the state gradient only; dW_ih, dW_hh and the biases are single GEMMs / reductions over
+// all timesteps.
 #pragma once
 
 #include <cstddef>
@@ -42,7 +45,8 @@ struct StackWorkspace {
     std::vector<T> hidden;                // [S, B, G*H] GRU: W_hh h_prev + b_hh
     std::vector<T> dgates;                // [S, B, G*H] gradient on the input-side pre-activations
     std::vector<T> dgates_hid;            // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
-    kernels::PackedMatrix w_hh_packed;    // float: W_hh packed for the forward step
+    kernels::PackedMatrix w_in_packed;    // float: [W_ih | W_hh] and biases (GRU: W_ih, b_ih)
+    kernels::PackedMatrix w_hh_packed;    // float GRU: W_hh and b_hh for the forward step
     kernels::PackedMatrix w_hh_packed_t;  // float: W_hh packed for the backward step
   };
   struct Layer {

@@ -43,5 +43,65 @@ TEST(PackedGemm, MatchesReferenceBothLayouts) {
     }
 }
 
+// [A1 | A2] x [W1 | W2]^T + b1 + b2 against the reference on the concatenated matrices, with the
+// depth-block boundary (256) inside A1, inside A2 and at the seam.
+void check_pair(int M, int N, int K1, int K2, bool bias1, bool bias2, int lda1, int lda2, int ldc) {
+  Rng rng(M * 7919 + N * 31 + K1 * 7 + K2);
+  const int K = K1 + K2;
+  std::vector<float> A1(static_cast<size_t>(M) * lda1), A2(static_cast<size_t>(M) * lda2),
+      W1(static_cast<size_t>(N) * K1), W2(static_cast<size_t>(N) * K2), b1(N), b2(N),
+      C(static_cast<size_t>(M) * ldc);
+  for (auto* v : {&A1, &A2, &W1, &W2, &b1, &b2, &C})
+    for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+  // The concatenations, for the reference.
+  std::vector<float> A(static_cast<size_t>(M) * K), W(static_cast<size_t>(N) * K);
+  for (int m = 0; m < M; ++m)
+    for (int k = 0; k < K; ++k) A[m * K + k] = k < K1 ? A1[m * lda1 + k] : A2[m * lda2 + k - K1];
+  for (int n = 0; n < N; ++n)
+    for (int k = 0; k < K; ++k) W[n * K + k] = k < K1 ? W1[n * K1 + k] : W2[n * K2 + k - K1];
+  std::vector<float> R = C;
+  gemm_reference<float>(false, true, M, N, K, 1.0f, A.data(), K, W.data(), K, 0.0f, R.data(), ldc);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) R[m * ldc + n] += (bias1 ? b1[n] : 0.0f) + (bias2 ? b2[n] : 0.0f);
+  PackedMatrix P;
+  pack_weights_pair(N, W1.data(), K1, K2 ? W2.data() : nullptr, K2, bias1 ? b1.data() : nullptr,
+                    bias2 ? b2.data() : nullptr, P);
+  EXPECT_EQ(P.bias.empty(), !bias1 && !bias2);
+  gemm_packed_pair(M, A1.data(), lda1, K1, A2.data(), lda2, P, C.data(), ldc);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < ldc; ++n) {
+      const float got = C[m * ldc + n], want = R[m * ldc + n];
+      ASSERT_NEAR(got, want, 1e-4f * (1 + std::fabs(want)))
+          << M << "x" << N << "x" << K1 << "+" << K2 << " at " << m << "," << n;
+    }
+}
+
+TEST(PackedGemm, PairMatchesReferenceWithBiases) {
+  check_pair(64, 512, 28, 128, true, true, 28, 128, 512);   // the LSTM step on MNIST rows
+  check_pair(64, 384, 28, 128, true, false, 28, 256, 384);  // GRU-like, strided h
+  check_pair(13, 37, 5, 11, false, true, 5, 11, 40);        // tails; columns past N untouched
+  check_pair(9, 64, 300, 40, true, true, 300, 40, 64);      // depth block ends inside A1
+  check_pair(9, 64, 100, 300, false, false, 100, 310, 64);  // ... inside A2
+  check_pair(3, 33, 256, 256, true, true, 256, 256, 33);    // ... at the seam
+  check_pair(7, 40, 19, 0, true, false, 19, 1, 40);         // one source only
+}
+
+TEST(PackedGemm, BiasOfAPairPackIsAddedByGemmPacked) {
+  const int M = 10, N = 40, K = 12;
+  Rng rng(5);
+  std::vector<float> A(M * K), W(N * K), b(N), C(M * N, 0.0f), R(M * N, 0.0f);
+  for (auto* v : {&A, &W, &b})
+    for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+  PackedMatrix P;
+  pack_weights_pair(N, W.data(), K, nullptr, 0, b.data(), nullptr, P);
+  gemm_packed(M, A.data(), K, P, false, C.data(), N);
+  gemm_reference<float>(false, true, M, N, K, 1.0f, A.data(), K, W.data(), K, 0.0f, R.data(), N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) ASSERT_NEAR(C[m * N + n], R[m * N + n] + b[n], 1e-5f);
+  // Repacking without a bias drops it.
+  pack_weights(W.data(), N, K, false, P);
+  EXPECT_TRUE(P.bias.empty());
+}
+
 }  // namespace
 }  // namespace recur::kernels
