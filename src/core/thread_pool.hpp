@@ -1,8 +1,13 @@
 // A fixed pool of worker threads for recur's data parallelism (the batch split across cores).
 // Idle workers sleep on a condition variable: unlike a spinning OpenMP team they leave the
 // cores to whoever needs them between parallel sections (measured: OpenMP's default active wait
-// halved training speed on 2 cores). BLAS stays single-threaded inside each task.
+// halved training speed on 2 cores). BLAS stays single-threaded inside each task. With exactly
+// one thread per CPU the process may use, the threads are pinned, one per CPU (the constructing
+// thread gets its affinity back when the pool is destroyed).
 #pragma once
+
+#include <pthread.h>
+#include <sched.h>
 
 #include <condition_variable>
 #include <cstdint>
@@ -41,6 +46,9 @@ class ThreadPool {
   std::uint64_t generation_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;
+  pthread_t caller_{};  // the constructing thread, pinned while the pool lives
+  cpu_set_t caller_affinity_{};
+  bool caller_pinned_ = false;
 };
 
 }  // namespace recur

@@ -1,0 +1,105 @@
+// The thread pool behind the batch split: every task runs once, exceptions reach the caller,
+// parallel_for covers its range exactly, and pinning (one thread per allowed CPU) puts each
+// thread on its own CPU and gives the constructing thread its affinity back.
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "core/thread_pool.hpp"
+
+namespace recur {
+namespace {
+
+int allowed_cpu_count() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
+TEST(ThreadPool, RunsEveryTaskOnceAndTask0OnTheCaller) {
+  ThreadPool pool(3);
+  ASSERT_EQ(pool.size(), 3);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<int> hits(3, 0);
+    pthread_t task0{};
+    pool.run(3, [&](int k) {
+      hits[k] += 1;
+      if (k == 0) task0 = pthread_self();
+    });
+    EXPECT_EQ(hits, (std::vector<int>{1, 1, 1}));
+    EXPECT_TRUE(pthread_equal(task0, pthread_self()));
+  }
+  std::atomic<int> count{0};
+  pool.run(2, [&](int) { ++count; });  // fewer tasks than threads
+  EXPECT_EQ(count.load(), 2);
+}
+
+TEST(ThreadPool, RethrowsATaskException) {
+  ThreadPool pool(2);
+  EXPECT_THROW(pool.run(2,
+                        [](int k) {
+                          if (k == 1) throw std::runtime_error("task 1");
+                        }),
+               std::runtime_error);
+  // The pool still works afterwards.
+  std::atomic<int> count{0};
+  pool.run(2, [&](int) { ++count; });
+  EXPECT_EQ(count.load(), 2);
+}
+
+TEST(ThreadPool, ParallelForCoversTheRangeExactly) {
+  ThreadPool pool(2);
+  for (std::int64_t n : {0, 1, 2, 7, 1000}) {
+    std::vector<int> seen(static_cast<std::size_t>(n), 0);
+    pool.parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) seen[i] += 1;
+    });
+    for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << n << " " << i;
+  }
+}
+
+TEST(ThreadPool, OneThreadPerCpuPinsAndRestoresTheCaller) {
+  const int cpus = allowed_cpu_count();
+  if (cpus < 2) GTEST_SKIP() << "needs at least 2 CPUs";
+  cpu_set_t before;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(before), &before), 0);
+  {
+    ThreadPool pool(cpus);
+    std::mutex m;
+    std::set<int> pinned_to;
+    pool.run(cpus, [&](int) {
+      cpu_set_t mine;
+      ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine), 0);
+      ASSERT_EQ(CPU_COUNT(&mine), 1);
+      for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &mine)) {
+          std::lock_guard<std::mutex> lock(m);
+          pinned_to.insert(c);
+        }
+    });
+    EXPECT_EQ(static_cast<int>(pinned_to.size()), cpus) << "each thread on its own CPU";
+  }
+  cpu_set_t after;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(after), &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));
+}
+
+TEST(ThreadPool, FewerThreadsThanCpusPinsNothing) {
+  const int cpus = allowed_cpu_count();
+  if (cpus < 3) GTEST_SKIP() << "needs at least 3 CPUs";
+  ThreadPool pool(2);
+  pool.run(2, [&](int) {
+    cpu_set_t mine;
+    ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine), 0);
+    EXPECT_EQ(CPU_COUNT(&mine), cpus);
+  });
+}
+
+}  // namespace
+}  // namespace recur
