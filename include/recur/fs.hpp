@@ -16,6 +16,11 @@ inline void write_file_atomic(const std::string& path, std::string_view text) {
   write_file_atomic(path, text.data(), text.size());
 }
 
+// Removes what write_file_atomic leaves in `dir` when the process is killed mid-write: regular
+// files named ".NAME.tmp-XXXXXX" (six characters from mkstemp). Nothing else is touched; errors
+// are ignored (a leftover is harmless). Returns how many were removed.
+int remove_stale_temporaries(const std::string& dir);
+
 // Reads a whole file. Throws recur::Error naming the path when it is missing, a folder, or
 // unreadable.
 std::string read_file(const std::string& path);

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -69,6 +71,23 @@ void write_file_atomic(const std::string& path, const void* data, std::size_t si
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+int remove_stale_temporaries(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  int removed = 0;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const std::size_t at = name.rfind(".tmp-");
+    const bool ours = name.size() > 1 && name[0] == '.' && at != std::string::npos && at > 1 &&
+                      name.size() - at == 11 &&
+                      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(at) + 5, name.end(),
+                                  [](unsigned char c) { return std::isalnum(c) != 0; });
+    std::error_code ec2;
+    if (ours && it->is_regular_file(ec2) && fs::remove(it->path(), ec2)) ++removed;
+  }
+  return removed;
 }
 
 std::string read_file(const std::string& path) {

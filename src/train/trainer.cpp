@@ -228,6 +228,8 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     if (std::filesystem::exists(opt.out_dir + "/summary.json"))
       throw Error("--resume", opt.out_dir + " is a finished run; nothing to resume");
     log.restore(pos.step);
+    // A run killed inside a checkpoint write leaves that write's temporary file behind.
+    remove_stale_temporaries(opt.out_dir);
   } else {
     prepare_run_dir(opt.out_dir);
     write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);

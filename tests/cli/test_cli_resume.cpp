@@ -165,7 +165,8 @@ TEST(ResumeCli, FailedCheckpointWriteKeepsThePreviousOne) {
   EXPECT_TRUE(contains(log, "resume.safetensors")) << log;
   EXPECT_TRUE(contains(log, "File too large")) << log;
   EXPECT_EQ(slurp(checkpoint), before);
-  EXPECT_EQ(temporaries(), stale);
+  // The resumed run swept the killed run's leftovers, and its own failed write left nothing.
+  EXPECT_TRUE(temporaries().empty()) << stale.size() << " stale before";
 }
 
 }  // namespace
