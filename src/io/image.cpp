@@ -194,6 +194,7 @@ struct PngDecodeJob {
   std::size_t pos = 0;
   std::uint32_t width = 0, height = 0;
   bool too_large = false;
+  bool too_short = false;                        // the file cannot hold the declared image
   std::vector<std::uint8_t>* gray = nullptr;     // output, width * height
   std::vector<std::uint8_t>* decoded = nullptr;  // scratch: one row, or the whole interlaced image
   std::vector<std::uint8_t*>* rows = nullptr;    // scratch: row pointers for interlaced images
@@ -244,6 +245,19 @@ bool run_png_decode(PngDecodeJob* job) {
   }
   int color_type = png_get_color_type(png, info);
   int bit_depth = png_get_bit_depth(png, info);
+  {
+    // Deflate packs at most 1032 bytes into one, so the file must hold at least 1/1032 of the
+    // filtered rows it declares; a 100-byte header claiming 16384x16384 would otherwise make
+    // the buffers below take over a gigabyte before the pixel data is found missing.
+    const std::uint64_t row_bits =
+        static_cast<std::uint64_t>(job->width) * png_get_channels(png, info) * bit_depth;
+    const std::uint64_t raw = static_cast<std::uint64_t>(job->height) * (1 + (row_bits + 7) / 8);
+    if (static_cast<std::uint64_t>(job->size) < raw / 1032) {
+      job->too_short = true;
+      png_destroy_read_struct(&png, &info, nullptr);
+      return false;
+    }
+  }
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
@@ -386,6 +400,16 @@ class NetpbmReader {
     }
     GrayImage img{static_cast<int>(w), static_cast<int>(h), {}};
     std::size_t count = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
+    // Before allocating: the rest of the file must be able to hold the samples (binary: their
+    // bytes; plain: a digit and a separator each).
+    const std::size_t rest = s_.size() - std::min(s_.size(), pos_);
+    const std::size_t least =
+        plain ? 2 * count * channels - 1 : 1 + count * channels * (maxval < 256 ? 1 : 2);
+    if (rest < least) {
+      throw Error(name_, "file is truncated: " + std::to_string(rest) +
+                             " bytes after the header cannot hold " + std::to_string(w) + "x" +
+                             std::to_string(h) + " pixels");
+    }
     img.pixels.resize(count);
     auto scale = [maxval](long long v) {
       return static_cast<std::uint8_t>((v * 255 + maxval / 2) / maxval);
@@ -549,6 +573,11 @@ GrayImage decode_gray_image(std::string_view bytes, const std::string& name) {
     job.decoded = &decoded;
     job.rows = &rows;
     if (!run_png_decode(&job)) {
+      if (job.too_short) {
+        throw Error(name, "PNG file of " + std::to_string(bytes.size()) +
+                              " bytes is too short for its declared " + std::to_string(job.width) +
+                              "x" + std::to_string(job.height) + " image (truncated or corrupt)");
+      }
       if (job.too_large) {
         throw Error(name, "image size " + std::to_string(job.width) + "x" +
                               std::to_string(job.height) + " exceeds the limit of " +

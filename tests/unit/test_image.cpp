@@ -283,6 +283,19 @@ TEST(ImageErrors, EachBadInputNamesTheFile) {
   uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(huge.data() + 12), 17);
   for (int i = 0; i < 4; ++i) huge[29 + i] = static_cast<char>((crc >> (24 - 8 * i)) & 0xff);
   expect_load_error(dir.write("huge.png", huge), "exceeds the limit");
+  // IHDR claiming 16384 x 16384 (within the limit) on a file of a few hundred bytes: refused
+  // before any buffer is sized for it.
+  std::string claims = png;
+  claims[16] = claims[20] = 0;
+  claims[17] = claims[21] = 0;
+  claims[18] = claims[22] = 0x40;
+  claims[19] = claims[23] = 0;
+  crc = crc32(0L, reinterpret_cast<const Bytef*>(claims.data() + 12), 17);
+  for (int i = 0; i < 4; ++i) claims[29 + i] = static_cast<char>((crc >> (24 - 8 * i)) & 0xff);
+  expect_load_error(dir.write("claims.png", claims), "too short for its declared 16384x16384");
+  expect_load_error(dir.write("claims.pgm", "P5\n16384 16384\n255\n" + std::string(100, 'x')),
+                    "cannot hold 16384x16384");
+  expect_load_error(dir.write("claims_plain.pgm", "P2 16384 16384 255 1 2 3"), "truncated");
 
   expect_load_error(dir.write("short.pgm", "P5\n4 4\n255\n" + std::string(10, 'x')), "truncated");
   expect_load_error(dir.write("header.pgm", "P5\n4"), "truncated");
@@ -293,6 +306,18 @@ TEST(ImageErrors, EachBadInputNamesTheFile) {
   expect_load_error(dir.write("maxval.pgm", "P5 1 1 70000\n\x00\x00"), "maxval");
   expect_load_error(dir.write("above.pgm", "P2 1 1 10 11"), "exceeds maxval");
   expect_load_error(dir.write("letters.pgm", "P2 a b"), "expected a number");
+}
+
+// The size check must not refuse real images that compress as well as deflate allows.
+TEST(ImageErrors, UniformImagesAtTheDeflateLimitStillLoad) {
+  TempDir dir;
+  GrayImage flat{3000, 2000, std::vector<std::uint8_t>(3000 * 2000, 0)};
+  const std::string png = to_string(recur::encode_png(flat));
+  EXPECT_LT(png.size() * 500, flat.pixels.size()) << "compresses by more than 500:1";
+  const GrayImage back = recur::load_gray_image(dir.write("flat.png", png));
+  EXPECT_EQ(back.width, 3000);
+  EXPECT_EQ(back.height, 2000);
+  EXPECT_EQ(back.pixels, flat.pixels);
 }
 
 // Random byte flips and cuts of valid files: every outcome is an image or a recur::Error.
