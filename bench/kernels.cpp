@@ -106,6 +106,29 @@ void BM_packed_backward_dh_b64(benchmark::State& s) {
   run_packed(s, 64, kHidden, kLstmGates, true);
 }
 
+// The weight gradients through recur's own C += A^T X (per thread the batch is 64 rows; these
+// use the same S*128 rows as the BLAS versions above so the two compare directly).
+void run_tn(benchmark::State& state, int M, int N, int K) {
+  const std::vector<float> a = filled(static_cast<std::size_t>(K) * M, 1.0f);
+  const std::vector<float> x = filled(static_cast<std::size_t>(K) * N, 1.0f);
+  std::vector<float> c = filled(static_cast<std::size_t>(M) * N, 1.0f), scratch;
+  for (auto _ : state) {
+    recur::kernels::gemm_tn_accumulate(M, N, K, a.data(), M, x.data(), N, c.data(), N, scratch);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * M * N * K;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * flops));
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kIsIterationInvariant);
+}
+void BM_tn_weight_grad_hh(benchmark::State& s) {
+  run_tn(s, kLstmGates, kHidden, kSteps * 128);
+}
+void BM_tn_weight_grad_ih(benchmark::State& s) {
+  run_tn(s, kLstmGates, kInput, kSteps * 128);
+}
+
 // Packing W_hh [4H,H]; items are matrix elements.
 void BM_pack_weights(benchmark::State& state) {
   const std::vector<float> w = filled(static_cast<std::size_t>(kLstmGates) * kHidden, 1.0f);
@@ -129,6 +152,8 @@ BENCHMARK(BM_packed_step_b64);
 BENCHMARK(BM_packed_step_b128);
 BENCHMARK(BM_packed_backward_dh_b64);
 BENCHMARK(BM_pack_weights);
+BENCHMARK(BM_tn_weight_grad_hh);
+BENCHMARK(BM_tn_weight_grad_ih);
 
 constexpr int kB = 64, kH = 128;
 

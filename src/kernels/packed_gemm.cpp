@@ -150,7 +150,111 @@ constexpr int kDepthBlock = 256;
   }
 }
 
+// One tile of C += A^T X: rows [0, MR) of C (columns of A, A already offset to them) against one
+// packed 32-column panel of X over K inner steps. A is k-major: its MR values for step k are
+// contiguous at A + k * lda.
+template <int MR>
+[[gnu::always_inline]] inline void tile_tn(int K, const float* A, int lda, const float* panel,
+                                           float* C, int ldc, int cols) {
+  v16 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = v16{};
+  for (int k = 0; k < K; ++k) {
+    v16 b0, b1;
+    load16(b0, panel + k * kPanelWidth);
+    load16(b1, panel + k * kPanelWidth + 16);
+    const float* a = A + static_cast<std::size_t>(k) * lda;
+    // A's rows are lda apart (2 KB for an LSTM-128), too far for the hardware prefetcher.
+    __builtin_prefetch(a + 16 * static_cast<std::size_t>(lda));
+    for (int r = 0; r < MR; ++r) {
+      acc[r][0] += a[r] * b0;
+      acc[r][1] += a[r] * b1;
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + static_cast<std::size_t>(r) * ldc;
+    if (cols == kPanelWidth) {
+      v16 c0, c1;
+      load16(c0, c);
+      load16(c1, c + 16);
+      c0 += acc[r][0];
+      c1 += acc[r][1];
+      std::memcpy(c, &c0, sizeof(v16));
+      std::memcpy(c + 16, &c1, sizeof(v16));
+    } else {
+      float out[kPanelWidth];
+      std::memcpy(out, &acc[r][0], sizeof(v16));
+      std::memcpy(out + 16, &acc[r][1], sizeof(v16));
+      for (int j = 0; j < cols; ++j) c[j] += out[j];
+    }
+  }
+}
+
+// Rows of A^T per pass of gemm_tn_accumulate: a 128 x 32 panel of X (16 KB) stays in L1 while
+// the 8-column slices of A stream past it (128, 256: same speed; 32, 64 or 512: slower).
+constexpr int kTnDepth = 128;
+
 }  // namespace
+
+RECUR_CPU_DISPATCH
+void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
+                        float* C, int ldc, std::vector<float>& scratch) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  const int panels = (N + kPanelWidth - 1) / kPanelWidth;
+  const std::size_t panel_size = static_cast<std::size_t>(kTnDepth) * kPanelWidth;
+  if (scratch.size() < panels * panel_size) scratch.resize(panels * panel_size);
+  for (int k0 = 0; k0 < K; k0 += kTnDepth) {
+    const int kb = std::min(kTnDepth, K - k0);
+    // X's rows [k0, k0 + kb) into zero-padded 32-column panels.
+    for (int p = 0; p < panels; ++p) {
+      float* dst = scratch.data() + p * panel_size;
+      const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, N - n0);
+      for (int k = 0; k < kb; ++k) {
+        const float* src = X + static_cast<std::size_t>(k0 + k) * ldx + n0;
+        float* row = dst + k * kPanelWidth;
+        if (cols == kPanelWidth) {
+          std::memcpy(row, src, sizeof(float) * kPanelWidth);
+        } else {
+          for (int j = 0; j < kPanelWidth; ++j) row[j] = j < cols ? src[j] : 0.0f;
+        }
+      }
+    }
+    const float* a_block = A + static_cast<std::size_t>(k0) * lda;
+    for (int p = 0; p < panels; ++p) {
+      const float* panel = scratch.data() + p * panel_size;
+      const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, N - n0);
+      for (int m = 0; m < M; m += 8) {
+        const float* a = a_block + m;
+        float* c = C + static_cast<std::size_t>(m) * ldc + n0;
+        switch (std::min(8, M - m)) {
+          case 8:
+            tile_tn<8>(kb, a, lda, panel, c, ldc, cols);
+            break;
+          case 7:
+            tile_tn<7>(kb, a, lda, panel, c, ldc, cols);
+            break;
+          case 6:
+            tile_tn<6>(kb, a, lda, panel, c, ldc, cols);
+            break;
+          case 5:
+            tile_tn<5>(kb, a, lda, panel, c, ldc, cols);
+            break;
+          case 4:
+            tile_tn<4>(kb, a, lda, panel, c, ldc, cols);
+            break;
+          case 3:
+            tile_tn<3>(kb, a, lda, panel, c, ldc, cols);
+            break;
+          case 2:
+            tile_tn<2>(kb, a, lda, panel, c, ldc, cols);
+            break;
+          default:
+            tile_tn<1>(kb, a, lda, panel, c, ldc, cols);
+            break;
+        }
+      }
+    }
+  }
+}
 
 RECUR_CPU_DISPATCH
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,

@@ -1,10 +1,14 @@
-// The recurrent step's GEMM with the weight matrix packed once per batch.
+// recur's own GEMMs for the recurrent layers: the step product with the weights packed once per
+// batch, and the weight gradient over all timesteps.
 //
-// Every timestep multiplies a small activation block by the same W_hh; a BLAS call repacks W_hh
-// each time (on MNIST rows, 56 repacks of a 256 KB matrix per layer and batch). Here W is packed
-// once into column panels of 32 and a register-blocked kernel (8 rows x 32 columns of
-// accumulators) streams through them. Float only; compiled for AVX-512, AVX2 and the baseline
-// and picked at run time. Tested against gemm_reference (tests/unit/test_packed_gemm.cpp).
+// Every timestep multiplies a small activation block by the same weights; a BLAS call repacks
+// them each time (on MNIST rows, 56 repacks of a 256 KB matrix per layer and batch). Here W is
+// packed once into column panels of 32 and a register-blocked kernel (8 rows x 32 columns of
+// accumulators) streams through them; the packing can put [W_ih | W_hh] and the biases together
+// so that one product per step does the input side too. The weight gradient uses the same tile
+// with the roles turned (gemm_tn_accumulate). Float only; compiled for AVX-512, AVX2 and the
+// baseline and picked at run time. Tested against gemm_reference
+// (tests/unit/test_packed_gemm.cpp), timed in bench/kernels.cpp.
 #pragma once
 
 #include <vector>
@@ -41,5 +45,13 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool acc
 // stride lda1) followed by A2's row (W.K - k1 columns, stride lda2).
 void gemm_packed_pair(int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
                       const PackedMatrix& W, float* C, int ldc);
+
+// C[M,N] += A^T X with A [K,M] (row stride lda) and X [K,N] (row stride ldx) row-major: the
+// weight gradient of a layer, sum over all timesteps and rows of dgates^T x inputs. X is packed
+// 256 rows at a time into `scratch` (grown as needed, kept by the caller to avoid allocating);
+// A is read in place, 8 of its columns a tile. Replaces BLAS here because BLAS packs all of A
+// (the 3.6 MB of an LSTM's dgates) first and handles a 28-column X poorly.
+void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
+                        float* C, int ldc, std::vector<float>& scratch);
 
 }  // namespace recur::kernels

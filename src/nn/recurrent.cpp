@@ -367,13 +367,22 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* gw_hh = grads + p.w_hh;
   const std::size_t SB = static_cast<std::size_t>(S) * B;
   if (!spec_.untied) {
-    gemm<T>(true, false, GH, I, S * B, T(1), dgates, GH, in, I, T(1), gw_ih, I);
+    // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
+    // double.
+    auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C) {
+      if constexpr (std::is_same_v<T, float>) {
+        kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch);
+      } else {
+        gemm<T>(true, false, GH, N, K, T(1), A, GH, X, ldx, T(1), C, N);
+      }
+    };
+    weight_grad(I, S * B, dgates, in, I, gw_ih);
     // h_prev of each step: the neighbouring step's output, or h0 for the first processed step.
     const int first = dir == 0 ? 0 : S - 1;
     if (S > 1) {
       const T* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
       const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
-      gemm<T>(true, false, GH, H, (S - 1) * B, T(1), dg_rows, GH, h_rows, DH, T(1), gw_hh, H);
+      weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh);
     }
     if (ws.h0)
       gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);

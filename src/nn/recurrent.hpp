@@ -63,6 +63,7 @@ struct StackWorkspace {
   std::vector<T> zeros;             // [B, H]
   std::vector<T> dh, dc, dh_total;  // [B, H] running state gradients
   std::vector<T> dinput;            // [S, B, I0] gradient on the stack's input
+  std::vector<float> tn_scratch;    // float: packing space of the weight-gradient kernel
   const T* input = nullptr;         // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;
   const T* c0 = nullptr;

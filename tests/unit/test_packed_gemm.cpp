@@ -103,5 +103,36 @@ TEST(PackedGemm, BiasOfAPairPackIsAddedByGemmPacked) {
   EXPECT_TRUE(P.bias.empty());
 }
 
+// C += A^T X (the weight-gradient kernel) against the reference, with row and column tails,
+// strided X and C, and K across several depth blocks.
+void check_tn(int M, int N, int K, int lda, int ldx, int ldc) {
+  Rng rng(M * 131 + N * 17 + K);
+  std::vector<float> A(static_cast<size_t>(K) * lda), X(static_cast<size_t>(K) * ldx),
+      C(static_cast<size_t>(M) * ldc), scratch;
+  for (auto* v : {&A, &X, &C})
+    for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+  std::vector<float> R = C;
+  gemm_reference<float>(true, false, M, N, K, 1.0f, A.data(), lda, X.data(), ldx, 1.0f, R.data(),
+                        ldc);
+  gemm_tn_accumulate(M, N, K, A.data(), lda, X.data(), ldx, C.data(), ldc, scratch);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < ldc; ++n) {
+      const float got = C[m * ldc + n], want = R[m * ldc + n];
+      ASSERT_NEAR(got, want, 1e-4f * (1 + std::fabs(want)))
+          << M << "x" << N << "x" << K << " at " << m << "," << n;
+    }
+}
+
+TEST(PackedGemm, WeightGradientKernelMatchesReference) {
+  check_tn(512, 128, 27 * 64, 512, 128, 128);  // dW_hh of an LSTM-128 chunk
+  check_tn(512, 28, 28 * 64, 512, 28, 28);     // dW_ih on MNIST rows
+  check_tn(384, 128, 300, 384, 256, 128);      // GRU, h rows of a bidirectional output
+  check_tn(13, 37, 129, 20, 40, 45);           // tails everywhere; columns past N untouched
+  check_tn(1, 1, 1, 1, 1, 1);
+  std::vector<float> scratch, C(4, 1.0f);
+  gemm_tn_accumulate(2, 2, 0, nullptr, 2, nullptr, 2, C.data(), 2, scratch);  // K = 0: no-op
+  EXPECT_EQ(C, std::vector<float>(4, 1.0f));
+}
+
 }  // namespace
 }  // namespace recur::kernels
