@@ -32,6 +32,10 @@ struct ImageSet {
 ImageSet load_idx(const std::string& images_path, const std::string& labels_path,
                   int num_classes = 10);
 
+// Reads an IDX3 ubyte images file alone, validated as load_idx validates it; `labels` stays
+// empty (for classifying images whose labels are not at hand).
+ImageSet load_idx_images(const std::string& images_path);
+
 // The MNIST file names in `dir` (train-images-idx3-ubyte, ...; also the 'train-images.idx3-ubyte'
 // spelling and a '.gz' suffix on either). Throws recur::Error naming the folder and the file
 // that is missing.

@@ -98,12 +98,10 @@ Sample prepare(GrayImage img, const std::string& name, int rows, int cols, Inver
 }
 
 // The labels file that goes with an IDX images file: "images" -> "labels", "idx3" -> "idx1"
-// in its name ("t10k-images-idx3-ubyte" -> "t10k-labels-idx1-ubyte"). Throws recur::Error naming
-// the images file when there is none.
+// in its name ("t10k-images-idx3-ubyte" -> "t10k-labels-idx1-ubyte"); empty when the name does
+// not follow that pattern or there is no such file (the images are then read alone).
 std::string labels_beside(const std::string& images_path) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(images_path, ec)) throw Error(images_path, "no such file");
   std::string name = fs::path(images_path).filename().string();
   const auto replace = [&](const std::string& from, const std::string& to) {
     const auto at = name.find(from);
@@ -111,21 +109,16 @@ std::string labels_beside(const std::string& images_path) {
     name.replace(at, from.size(), to);
     return true;
   };
-  if (!replace("images", "labels") || !replace("idx3", "idx1"))
-    throw Error(images_path,
-                "--index needs an IDX images file named like t10k-images-idx3-ubyte, with its "
-                "labels file (t10k-labels-idx1-ubyte) beside it");
+  if (!replace("images", "labels") || !replace("idx3", "idx1")) return {};
+  std::error_code ec;
   const fs::path labels = fs::path(images_path).parent_path() / name;
-  if (!fs::is_regular_file(labels, ec))
-    throw Error(images_path, "no labels file " + labels.string() +
-                                 " beside it; an IDX images file alone cannot be read yet");
-  return labels.string();
+  return fs::is_regular_file(labels, ec) ? labels.string() : std::string();
 }
 
 void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& indices, int rows,
                      int cols, Invert invert, std::vector<Sample>& samples) {
   const std::string labels = labels_beside(path);
-  const ImageSet set = load_idx(path, labels);
+  const ImageSet set = labels.empty() ? load_idx_images(path) : load_idx(path, labels);
   if (set.rows != rows || set.cols != cols)
     fmt::print(stderr, "note: {} holds {}x{} images, resized to {}x{}\n", path, set.cols, set.rows,
                cols, rows);
@@ -142,7 +135,7 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
                        invert, true);
     s.input = path;
     s.index = index;
-    s.label = set.labels[static_cast<std::size_t>(index)];
+    if (!set.labels.empty()) s.label = set.labels[static_cast<std::size_t>(index)];
     samples.push_back(std::move(s));
   }
 }

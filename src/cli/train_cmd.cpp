@@ -3,6 +3,8 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
@@ -53,10 +55,8 @@ void apply_config(CLI::App& cmd, const std::string& path) {
     else if (node.is_integer())
       value = std::to_string(*node.value<int64_t>());
     else if (node.is_floating_point()) {
-      std::ostringstream ss;
-      ss.precision(17);
-      ss << *node.value<double>();
-      value = ss.str();
+      // The shortest text that reads back as the same double ("0.9", not 0.90000000000000002).
+      value = fmt::format("{}", *node.value<double>());
     } else {
       throw Error(path, "option '" + name + "' must be a string, number or boolean");
     }

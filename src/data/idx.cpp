@@ -289,30 +289,34 @@ IdxArray read_idx(const std::string& path, int want_ndim) {
 
 }  // namespace
 
-ImageSet load_idx(const std::string& images_path, const std::string& labels_path, int num_classes) {
-  if (num_classes < 1 || num_classes > 256) {
-    throw Error("num_classes",
-                "must be in [1, 256] for unsigned byte labels, got " + std::to_string(num_classes));
-  }
+ImageSet load_idx_images(const std::string& images_path) {
   IdxArray images = read_idx(images_path, 3);
-  IdxArray labels = read_idx(labels_path, 1);
   if (static_cast<std::uint64_t>(images.dims[1]) * images.dims[2] >
       static_cast<std::uint64_t>(INT_MAX)) {
     throw Error(images_path, "image size " + std::to_string(images.dims[1]) + "x" +
                                  std::to_string(images.dims[2]) + " is too large");
-  }
-  if (images.dims[0] != labels.dims[0]) {
-    throw Error(labels_path, "count mismatch: " + std::to_string(labels.dims[0]) + " labels but " +
-                                 images_path + " holds " + std::to_string(images.dims[0]) +
-                                 " images");
   }
   ImageSet set;
   set.source = images_path;
   set.count = images.dims[0];
   set.rows = static_cast<int>(images.dims[1]);
   set.cols = static_cast<int>(images.dims[2]);
-  set.num_classes = num_classes;
   set.pixels = std::move(images.data);
+  return set;
+}
+
+ImageSet load_idx(const std::string& images_path, const std::string& labels_path, int num_classes) {
+  if (num_classes < 1 || num_classes > 256) {
+    throw Error("num_classes",
+                "must be in [1, 256] for unsigned byte labels, got " + std::to_string(num_classes));
+  }
+  ImageSet set = load_idx_images(images_path);
+  IdxArray labels = read_idx(labels_path, 1);
+  if (static_cast<std::uint64_t>(set.count) != labels.dims[0]) {
+    throw Error(labels_path, "count mismatch: " + std::to_string(labels.dims[0]) + " labels but " +
+                                 images_path + " holds " + std::to_string(set.count) + " images");
+  }
+  set.num_classes = num_classes;
   set.labels.resize(labels.data.size());
   for (std::size_t i = 0; i < labels.data.size(); ++i) {
     const int label = labels.data[i];

@@ -78,6 +78,30 @@ TEST(PredictCli, PicturesGiveTheSameAnswerAsTheIdxFile) {
   }
 }
 
+// An IDX images file without its labels file beside it (or under another name) is read alone:
+// the same predictions, no labels.
+TEST(PredictCli, IdxImagesWithoutLabelsFile) {
+  ScratchDir tmp;
+  const std::string model = quote(shared_run().model());
+  const CliResult with_labels =
+      run_cli("predict " + model + " " + quote(kTestImages) + " --index 0,1 --json");
+  ASSERT_EQ(with_labels.code, 0) << with_labels.err;
+  for (const std::string name : {"t10k-images-idx3-ubyte", "digits.idx"}) {
+    const std::string alone = tmp / name;
+    fs::copy_file(kTestImages, alone);
+    const CliResult r = run_cli("predict " + model + " " + quote(alone) + " --index 0,1 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto a = nlohmann::json::parse(with_labels.out), b = nlohmann::json::parse(r.out);
+    ASSERT_EQ(b.size(), 2u);
+    for (std::size_t i = 0; i < 2; ++i) {
+      EXPECT_TRUE(a[i].contains("label"));
+      EXPECT_FALSE(b[i].contains("label")) << name;
+      EXPECT_EQ(a[i].at("prediction"), b[i].at("prediction"));
+      EXPECT_EQ(probabilities(a[i]), probabilities(b[i]));
+    }
+  }
+}
+
 TEST(PredictCli, TextOutputShowsTheTopClasses) {
   ScratchDir tmp;
   const std::string path = tmp / "seven.png";
@@ -151,10 +175,10 @@ TEST(PredictCli, UnreadableImageExitsWith2) {
   const std::string bytes = slurp(truncated);
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(truncated)), truncated + ": "));
-  const std::string alone = tmp / "t10k-images-idx3-ubyte";  // no labels file beside it
-  fs::copy_file(kTestImages, alone);
-  EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(alone) + " --index 1"),
-                         "no labels file"));
+  const std::string not_idx = tmp / "t10k-images-idx3-ubyte";
+  std::ofstream(not_idx) << "not an IDX file\n";
+  EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(not_idx) + " --index 1"),
+                         not_idx + ": "));
   const std::string missing = tmp / "missing.png";
   EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(missing)), missing + ": "));
 }

@@ -87,6 +87,9 @@ TEST(TrainCli, ResolvedConfigGivesTheSameRun) {
   for (const auto& [key, value] : first) {
     if (key == "out" || key == "config") continue;
     EXPECT_TRUE(same_setting(value, second[key])) << key << ": " << value << " vs " << second[key];
+    // Numbers read from TOML are written back in their shortest form, not with 17 digits.
+    EXPECT_EQ(second[key].find("0000000"), std::string::npos) << key << ": " << second[key];
+    EXPECT_EQ(second[key].find("9999999"), std::string::npos) << key << ": " << second[key];
   }
   const auto a = nlohmann::json::parse(slurp(run.dir / "summary.json"));
   const auto b = nlohmann::json::parse(slurp(fs::path(out) / "summary.json"));
