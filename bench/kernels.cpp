@@ -111,7 +111,8 @@ void BM_packed_backward_dh_b64(benchmark::State& s) {
 void run_tn(benchmark::State& state, int M, int N, int K) {
   const std::vector<float> a = filled(static_cast<std::size_t>(K) * M, 1.0f);
   const std::vector<float> x = filled(static_cast<std::size_t>(K) * N, 1.0f);
-  std::vector<float> c = filled(static_cast<std::size_t>(M) * N, 1.0f), scratch;
+  std::vector<float> c = filled(static_cast<std::size_t>(M) * N, 1.0f);
+  recur::AlignedVector<float> scratch;
   for (auto _ : state) {
     recur::kernels::gemm_tn_accumulate(M, N, K, a.data(), M, x.data(), N, c.data(), N, scratch);
     benchmark::DoNotOptimize(c.data());

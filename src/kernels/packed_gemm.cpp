@@ -197,7 +197,7 @@ constexpr int kTnDepth = 128;
 
 RECUR_CPU_DISPATCH
 void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
-                        float* C, int ldc, std::vector<float>& scratch) {
+                        float* C, int ldc, AlignedVector<float>& scratch) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;
   const std::size_t panel_size = static_cast<std::size_t>(kTnDepth) * kPanelWidth;

@@ -13,6 +13,8 @@
 
 #include <vector>
 
+#include "core/aligned.hpp"
+
 namespace recur::kernels {
 
 inline constexpr int kPanelWidth = 32;
@@ -21,8 +23,8 @@ inline constexpr int kPanelWidth = 32;
 // (the last panel zero-padded), and optionally a bias [ceil(N/32) * 32] added to every row.
 struct PackedMatrix {
   int N = 0, K = 0;
-  std::vector<float> panels;
-  std::vector<float> bias;  // empty: no bias
+  AlignedVector<float> panels;
+  AlignedVector<float> bias;  // empty: no bias
 };
 
 // Packs W for C[M,N] = A[M,K] * W^T when W is [N,K] row-major (ldw = K), or for
@@ -52,6 +54,6 @@ void gemm_packed_pair(int M, const float* A1, int lda1, int k1, const float* A2,
 // A is read in place, 8 of its columns a tile. Replaces BLAS here because BLAS packs all of A
 // (the 3.6 MB of an LSTM's dgates) first and handles a 28-column X poorly.
 void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
-                        float* C, int ldc, std::vector<float>& scratch);
+                        float* C, int ldc, AlignedVector<float>& scratch);
 
 }  // namespace recur::kernels

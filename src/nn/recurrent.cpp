@@ -37,8 +37,8 @@ void step_backward_gemm(int B, int GH, int H, const T* dgates, const T* w_hh,
   gemm<T>(false, false, B, H, GH, T(1), dgates, GH, w_hh, H, accumulate ? T(1) : T(0), dh, H);
 }
 
-template <typename T>
-void grow(std::vector<T>& v, std::size_t n) {
+template <typename V>
+void grow(V& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
 }
 

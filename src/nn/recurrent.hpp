@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned.hpp"
 #include "kernels/packed_gemm.hpp"
 #include "recur/cell.hpp"
 #include "recur/params.hpp"
@@ -40,31 +41,31 @@ struct DirectionParams {
 template <typename T>
 struct StackWorkspace {
   struct Direction {
-    std::vector<T> gates;                 // [S, B, G*H] pre-activations, then activations
-    std::vector<T> cell;                  // [S, B, H] LSTM cell states
-    std::vector<T> hidden;                // [S, B, G*H] GRU: W_hh h_prev + b_hh
-    std::vector<T> dgates;                // [S, B, G*H] gradient on the input-side pre-activations
-    std::vector<T> dgates_hid;            // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
+    AlignedVector<T> gates;               // [S, B, G*H] pre-activations, then activations
+    AlignedVector<T> cell;                // [S, B, H] LSTM cell states
+    AlignedVector<T> hidden;              // [S, B, G*H] GRU: W_hh h_prev + b_hh
+    AlignedVector<T> dgates;              // [S, B, G*H] gradient on the input-side pre-activations
+    AlignedVector<T> dgates_hid;          // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
     kernels::PackedMatrix w_in_packed;    // float: [W_ih | W_hh] and biases (GRU: W_ih, b_ih)
     kernels::PackedMatrix w_hh_packed;    // float GRU: W_hh and b_hh for the forward step
     kernels::PackedMatrix w_hh_packed_t;  // float: W_hh packed for the backward step
   };
   struct Layer {
-    std::vector<T> input_dropped;  // [S, B, I] this layer's input after dropout (layers > 0)
-    std::vector<T> mask;           // [S, B, I] dropout scale per element
+    AlignedVector<T> input_dropped;  // [S, B, I] this layer's input after dropout (layers > 0)
+    AlignedVector<T> mask;           // [S, B, I] dropout scale per element
     bool dropped = false;
-    std::vector<T> out;   // [S, B, D*H]
-    std::vector<T> dout;  // [S, B, D*H] gradient on out
+    AlignedVector<T> out;   // [S, B, D*H]
+    AlignedVector<T> dout;  // [S, B, D*H] gradient on out
     Direction dir[2];
   };
   int steps = 0, batch = 0;
   std::vector<Layer> layers;
-  std::vector<T> hn, cn;            // [L*D, B, H]
-  std::vector<T> zeros;             // [B, H]
-  std::vector<T> dh, dc, dh_total;  // [B, H] running state gradients
-  std::vector<T> dinput;            // [S, B, I0] gradient on the stack's input
-  std::vector<float> tn_scratch;    // float: packing space of the weight-gradient kernel
-  const T* input = nullptr;         // the forward's input, h0, c0 (kept for backward)
+  AlignedVector<T> hn, cn;            // [L*D, B, H]
+  AlignedVector<T> zeros;             // [B, H]
+  AlignedVector<T> dh, dc, dh_total;  // [B, H] running state gradients
+  AlignedVector<T> dinput;            // [S, B, I0] gradient on the stack's input
+  AlignedVector<float> tn_scratch;    // float: packing space of the weight-gradient kernel
+  const T* input = nullptr;           // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;
   const T* c0 = nullptr;
 };

@@ -108,7 +108,8 @@ TEST(PackedGemm, BiasOfAPairPackIsAddedByGemmPacked) {
 void check_tn(int M, int N, int K, int lda, int ldx, int ldc) {
   Rng rng(M * 131 + N * 17 + K);
   std::vector<float> A(static_cast<size_t>(K) * lda), X(static_cast<size_t>(K) * ldx),
-      C(static_cast<size_t>(M) * ldc), scratch;
+      C(static_cast<size_t>(M) * ldc);
+  AlignedVector<float> scratch;
   for (auto* v : {&A, &X, &C})
     for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
   std::vector<float> R = C;
@@ -129,7 +130,8 @@ TEST(PackedGemm, WeightGradientKernelMatchesReference) {
   check_tn(384, 128, 300, 384, 256, 128);      // GRU, h rows of a bidirectional output
   check_tn(13, 37, 129, 20, 40, 45);           // tails everywhere; columns past N untouched
   check_tn(1, 1, 1, 1, 1, 1);
-  std::vector<float> scratch, C(4, 1.0f);
+  AlignedVector<float> scratch;
+  std::vector<float> C(4, 1.0f);
   gemm_tn_accumulate(2, 2, 0, nullptr, 2, nullptr, 2, C.data(), 2, scratch);  // K = 0: no-op
   EXPECT_EQ(C, std::vector<float>(4, 1.0f));
 }
