@@ -30,6 +30,13 @@ std::vector<float> filled(std::size_t n, float scale) {
   return v;
 }
 
+// Items processed and a GFLOP/s counter for `flops` per iteration.
+void report_flops(benchmark::State& state, double flops) {
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * flops));
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kIsIterationInvariant);
+}
+
 // C[M,N] = op(A) op(B) with the given transposes; A, B stored as the network stores them.
 void run_gemm(benchmark::State& state, bool trans_a, bool trans_b, int M, int N, int K,
               float beta) {
@@ -43,10 +50,7 @@ void run_gemm(benchmark::State& state, bool trans_a, bool trans_b, int M, int N,
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
-  const double flops = 2.0 * M * N * K;
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * flops));
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      flops * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kIsIterationInvariant);
+  report_flops(state, 2.0 * M * N * K);
 }
 
 // Recurrent step: gates[B,4H] += h_{t-1}[B,H] x W_hh^T (W_hh stored [4H,H]).
@@ -86,10 +90,7 @@ void run_packed(benchmark::State& state, int M, int N, int K, bool w_is_k_by_n) 
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
-  const double flops = 2.0 * M * N * K;
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * flops));
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      flops * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kIsIterationInvariant);
+  report_flops(state, 2.0 * M * N * K);
 }
 
 void BM_packed_step_b1(benchmark::State& s) {
@@ -118,10 +119,7 @@ void run_tn(benchmark::State& state, int M, int N, int K) {
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
-  const double flops = 2.0 * M * N * K;
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * flops));
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      flops * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kIsIterationInvariant);
+  report_flops(state, 2.0 * M * N * K);
 }
 void BM_tn_weight_grad_hh(benchmark::State& s) {
   run_tn(s, kLstmGates, kHidden, kSteps * 128);
