@@ -6,10 +6,13 @@
 
 #include "kernels/cell.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/rows.hpp"
 #include "recur/error.hpp"
 
 namespace recur::nn {
 
+using kernels::add_bias_rows;
+using kernels::add_column_sums;
 using kernels::gemm;
 
 namespace {
@@ -40,24 +43,6 @@ void step_backward_gemm(int B, int GH, int H, const T* dgates, const T* w_hh,
 template <typename V>
 void grow(V& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
-}
-
-// rows [n, cols] += bias [cols] for each row.
-template <typename T>
-void add_bias_rows(T* rows, std::size_t n, int cols, const T* bias) {
-  for (std::size_t r = 0; r < n; ++r) {
-    T* row = rows + r * cols;
-    for (int j = 0; j < cols; ++j) row[j] += bias[j];
-  }
-}
-
-// out [cols] += column sums of rows [n, cols].
-template <typename T>
-void add_column_sums(const T* rows, std::size_t n, int cols, T* out) {
-  for (std::size_t r = 0; r < n; ++r) {
-    const T* row = rows + r * cols;
-    for (int j = 0; j < cols; ++j) out[j] += row[j];
-  }
 }
 
 }  // namespace
@@ -124,6 +109,7 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
   grow(ws.dc, static_cast<std::size_t>(B) * H);
   grow(ws.dh_total, static_cast<std::size_t>(B) * H);
   grow(ws.dinput, SB * spec_.input_size);
+  grow(ws.bias_sums, static_cast<std::size_t>(G) * H);
 }
 
 template <typename T>
@@ -204,8 +190,8 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                 w_ih + t * ih_stride, I, T(0), gates + t * BG, GH);
     }
     if (b_ih) {
-      add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, b_ih);
-      if (cell != CellKind::gru) add_bias_rows(gates, static_cast<std::size_t>(S) * B, GH, b_hh);
+      add_bias_rows<T>(gates, static_cast<std::size_t>(S) * B, GH, b_ih);
+      if (cell != CellKind::gru) add_bias_rows<T>(gates, static_cast<std::size_t>(S) * B, GH, b_hh);
     }
   }
 
@@ -229,7 +215,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
       }
       if (!fused) {
         step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, false, hid);
-        if (b_hh) add_bias_rows(hid, B, GH, b_hh);
+        if (b_hh) add_bias_rows<T>(hid, B, GH, b_hh);
       }
       kernels::gru_pointwise_forward<T>(B, H, g, hid, h_prev, ld_prev, h, DH);
     } else {
@@ -332,8 +318,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     const int ld_prev = s > 0 ? DH : H;
     const T* w_hh_t = spec_.untied ? w_hh + t * hh_stride : w_hh;
     const T* dout_t = dout + static_cast<std::size_t>(t) * B * DH + dir * H;
-    for (int b = 0; b < B; ++b)
-      for (int j = 0; j < H; ++j) dh_total[b * H + j] = dh[b * H + j] + dout_t[b * DH + j];
+    kernels::add_rows<T>(B, H, dh, dout_t, DH, dh_total);
     T* dg = dgates + t * BG;
     switch (cell) {
       case CellKind::lstm: {
@@ -406,8 +391,19 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     }
   }
   if (spec_.bias) {
-    add_column_sums(dgates, SB, GH, grads + p.b_ih);
-    add_column_sums(dgates_hid, SB, GH, grads + p.b_hh);
+    if (cell == CellKind::gru) {
+      add_column_sums<T>(dgates, SB, GH, grads + p.b_ih);
+      add_column_sums<T>(dgates_hid, SB, GH, grads + p.b_hh);
+    } else {
+      // b_ih and b_hh enter the same sum, so their gradients are equal: one pass over dgates.
+      T* sums = ws.bias_sums.data();
+      std::fill(sums, sums + GH, T(0));
+      add_column_sums<T>(dgates, SB, GH, sums);
+      for (int j = 0; j < GH; ++j) {
+        grads[p.b_ih + j] += sums[j];
+        grads[p.b_hh + j] += sums[j];
+      }
+    }
   }
 }
 

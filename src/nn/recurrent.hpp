@@ -64,6 +64,7 @@ struct StackWorkspace {
   AlignedVector<T> zeros;             // [B, H]
   AlignedVector<T> dh, dc, dh_total;  // [B, H] running state gradients
   AlignedVector<T> dinput;            // [S, B, I0] gradient on the stack's input
+  AlignedVector<T> bias_sums;         // [G*H] column sums of dgates
   AlignedVector<float> tn_scratch;    // float: packing space of the weight-gradient kernel
   const T* input = nullptr;           // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;

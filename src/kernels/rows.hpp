@@ -1,0 +1,21 @@
+// Row-wise helpers of the recurrent stack's loops, vectorized (float compiled per instruction
+// set like the cell kernels): bias rows, summed rows, column sums for bias gradients.
+#pragma once
+
+#include <cstddef>
+
+namespace recur::kernels {
+
+// rows [n, cols] += bias [cols] on every row.
+template <typename T>
+void add_bias_rows(T* rows, std::size_t n, int cols, const T* bias);
+
+// out [B, H] = a [B, H] + b [B, H] with b's rows ldb apart.
+template <typename T>
+void add_rows(int B, int H, const T* a, const T* b, int ldb, T* out);
+
+// out [cols] += the column sums of rows [n, cols].
+template <typename T>
+void add_column_sums(const T* rows, std::size_t n, int cols, T* out);
+
+}  // namespace recur::kernels
