@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: installs dependencies and MNIST if missing, builds recur, trains the LSTM recipe
 # on MNIST read row by row, evaluates it on the 10,000 test images and writes the pictures to
-# runs/mnist-lstm/. A finished run with the same config is evaluated again, not retrained
-# (pass --retrain to train anew).
+# runs/mnist-lstm/. A finished run is evaluated again, not retrained (pass --retrain to train
+# anew); an interrupted one is resumed. A new run trains in runs/mnist-lstm.new and replaces the
+# old folder only once it has finished, so a failed or interrupted retrain keeps the last run.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -11,8 +12,21 @@ bash scripts/build.sh
 recur=$root/build/recur
 run_dir=$root/runs/mnist-lstm
 "$recur" data fetch mnist --data "$root/data/mnist"
-if [[ "${1:-}" == --retrain || ! -f "$run_dir/best.safetensors" ]]; then
-  "$recur" train --config examples/mnist-lstm.toml --data "$root/data/mnist" --out "$run_dir"
+fresh=$run_dir.new
+finished() { [[ -f "$1/summary.json" && -f "$1/best.safetensors" ]]; }
+if [[ "${1:-}" != --retrain ]] && finished "$run_dir"; then
+  :  # evaluate the finished run again
+elif [[ "${1:-}" != --retrain ]] && ! finished "$run_dir" && [[ -f "$run_dir/resume.safetensors" ]]; then
+  "$recur" train --resume "$run_dir"
+else
+  if [[ -f "$fresh/resume.safetensors" ]] && ! finished "$fresh"; then
+    "$recur" train --resume "$fresh"
+  elif ! finished "$fresh"; then
+    rm -rf "$fresh"
+    "$recur" train --config examples/mnist-lstm.toml --data "$root/data/mnist" --out "$fresh"
+  fi
+  rm -rf "$run_dir"
+  mv "$fresh" "$run_dir"
 fi
 "$recur" eval "$run_dir/best.safetensors" --data "$root/data/mnist" --out "$run_dir"
 echo "pictures: $run_dir/curves.png $run_dir/confusion.png $run_dir/misclassified.png $run_dir/correct.png"
