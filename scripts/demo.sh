@@ -13,10 +13,12 @@ recur=$root/build/recur
 run_dir=$root/runs/mnist-lstm
 "$recur" data fetch mnist --data "$root/data/mnist"
 fresh=$run_dir.new
+retrain=false
+[[ "${1:-}" == --retrain ]] && retrain=true
 finished() { [[ -f "$1/summary.json" && -f "$1/best.safetensors" ]]; }
-if [[ "${1:-}" != --retrain ]] && finished "$run_dir"; then
+if ! $retrain && finished "$run_dir"; then
   :  # evaluate the finished run again
-elif [[ "${1:-}" != --retrain ]] && ! finished "$run_dir" && [[ -f "$run_dir/resume.safetensors" ]]; then
+elif ! $retrain && [[ -f "$run_dir/resume.safetensors" ]]; then
   "$recur" train --resume "$run_dir"
 else
   if [[ -f "$fresh/resume.safetensors" ]] && ! finished "$fresh"; then

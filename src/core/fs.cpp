@@ -17,6 +17,10 @@ namespace recur {
 
 namespace {
 
+// write_file_atomic's temporary files are ".NAME" + kTempMark + six characters from mkstemp.
+constexpr char kTempMark[] = ".tmp-";
+constexpr std::size_t kTempMarkLength = sizeof(kTempMark) - 1;
+
 std::string errno_text(int err) {
   return std::strerror(err);
 }
@@ -32,7 +36,7 @@ void write_file_atomic(const std::string& path, const void* data, std::size_t si
   if (fs::is_directory(target, ec)) throw Error(path, "is a folder, not a file");
 
   std::string tmp_name(".");
-  tmp_name.append(target.filename().string()).append(".tmp-XXXXXX");
+  tmp_name.append(target.filename().string()).append(kTempMark).append("XXXXXX");
   std::string tmp = (dir / tmp_name).string();
   int fd = mkstemp(tmp.data());
   if (fd < 0)
@@ -79,11 +83,11 @@ int remove_stale_temporaries(const std::string& dir) {
   int removed = 0;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    const std::size_t at = name.rfind(".tmp-");
-    const bool ours = name.size() > 1 && name[0] == '.' && at != std::string::npos && at > 1 &&
-                      name.size() - at == 11 &&
-                      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(at) + 5, name.end(),
-                                  [](unsigned char c) { return std::isalnum(c) != 0; });
+    const std::size_t at = name.rfind(kTempMark);
+    const bool ours = name[0] == '.' && at != std::string::npos && at > 1 &&
+                      name.size() - at == kTempMarkLength + 6 &&
+                      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(at + kTempMarkLength),
+                                  name.end(), [](unsigned char c) { return std::isalnum(c) != 0; });
     std::error_code ec2;
     if (ours && it->is_regular_file(ec2) && fs::remove(it->path(), ec2)) ++removed;
   }

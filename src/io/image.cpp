@@ -404,7 +404,7 @@ class NetpbmReader {
     // bytes; plain: a digit and a separator each).
     const std::size_t rest = s_.size() - std::min(s_.size(), pos_);
     const std::size_t least =
-        plain ? 2 * count * channels - 1 : 1 + count * channels * (maxval < 256 ? 1 : 2);
+        plain ? 2 * count * channels - 1 : 1 + count * channels * (maxval < 256 ? 1u : 2u);
     if (rest < least) {
       throw Error(name_, "file is truncated: " + std::to_string(rest) +
                              " bytes after the header cannot hold " + std::to_string(w) + "x" +
@@ -429,16 +429,10 @@ class NetpbmReader {
       }
       return img;
     }
-    // Binary: exactly one whitespace byte separates maxval from the samples.
-    if (pos_ >= s_.size()) throw Error(name_, "file is truncated: no pixel data");
+    // Binary: exactly one whitespace byte separates maxval from the samples (the size check
+    // above counted it and every sample byte).
     ++pos_;
-    std::size_t sample_bytes = maxval < 256 ? 1 : 2;
-    std::size_t needed = count * channels * sample_bytes;
-    std::size_t have = s_.size() - pos_;
-    if (have < needed) {
-      throw Error(name_, "file is truncated: pixel data has " + std::to_string(have) + " of " +
-                             std::to_string(needed) + " bytes");
-    }
+    const std::size_t sample_bytes = maxval < 256 ? 1 : 2;
     const auto* p = reinterpret_cast<const unsigned char*>(s_.data() + pos_);
     for (std::size_t i = 0; i < count; ++i) {
       for (int c = 0; c < channels; ++c) {

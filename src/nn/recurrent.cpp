@@ -17,7 +17,7 @@ using kernels::gemm;
 
 namespace {
 
-// Below this many rows a step's GEMM goes to BLAS instead of packing W_hh first.
+// Below this many rows the steps' GEMMs go to BLAS instead of recur's packed kernel.
 constexpr int kMinPackedRows = 8;
 
 // The step GEMM h_prev[B,H] x W_hh^T -> [B,G*H] through BLAS (the unfused path).
