@@ -25,7 +25,7 @@ struct TrainFlags {
   double init_sigma = 0.01, head_sigma = 0.01;
   std::string bias_init = "pytorch", head_bias_init = "pytorch", projection_bias_init = "pytorch";
   double bias_value = 0, head_bias_value = 0, projection_bias_value = 0;
-  std::string optimizer = "adam", schedule = "constant";
+  std::string optimizer = "adam", schedule = "cosine";  // as TrainOptions' defaults
   bool no_bias = false;
   TrainOptions o;
 };

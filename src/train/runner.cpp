@@ -12,11 +12,27 @@
 
 namespace recur {
 
-int resolve_threads(int requested) {
-  if (requested > 0) return requested;
+int allowed_cpus() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int max_threads() {
+  return kThreadsPerCpu * allowed_cpus();
+}
+
+int resolve_threads(int requested) {
+  RECUR_CHECK(requested >= 0, "--threads",
+              "must be 0 (every CPU) or a positive count, got " + std::to_string(requested));
+  // Refused before any thread starts: more threads than this only share the same cores, and an
+  // unbounded count would let a typo start 100,000 threads.
+  const int limit = max_threads();
+  RECUR_CHECK(requested <= limit, "--threads",
+              "at most " + std::to_string(limit) + " (" + std::to_string(kThreadsPerCpu) +
+                  " per CPU this process may use, " + std::to_string(allowed_cpus()) +
+                  " here), got " + std::to_string(requested));
+  return requested > 0 ? requested : allowed_cpus();
 }
 
 struct BatchRunner::Chunk {
