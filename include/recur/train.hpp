@@ -24,10 +24,13 @@ class ThreadPool;
 
 // CPUs this process may run on (its affinity mask).
 int allowed_cpus();
-// The most threads a command may start: kThreadsPerCpu x allowed_cpus(). A thread count is
-// refused above it, so the whole process (main thread included) stays within that bound.
+// The largest thread count a pool may have: kThreadsPerCpu x allowed_cpus(), less the threads
+// the process runs besides the calling one (BLAS's helpers, another pool), so that the whole
+// process stays within kThreadsPerCpu threads per CPU. At least 1.
 constexpr int kThreadsPerCpu = 4;
 int max_threads();
+// Threads the process runs now (/proc/self/status; 1 where that cannot be read).
+int process_threads();
 // Threads to use: `requested` if positive, else every core this process may run on. Throws
 // recur::Error naming --threads for a negative count or one above max_threads().
 int resolve_threads(int requested);
@@ -117,6 +120,10 @@ struct TrainOptions {
   bool resume = false;          // continue the run in out_dir from its resume.safetensors
   bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
+
+// A resolved config (key=value lines) without the options that name the trainer's own folders
+// (data, out): what a checkpoint's metadata keeps, so a shared file reveals no local layout.
+std::string without_local_paths(const std::string& config);
 
 // Set by SIGINT / SIGTERM (see install_stop_signals): training finishes the current step, writes
 // resume.safetensors and stops with StopRequested.

@@ -74,14 +74,14 @@ Pooling parse_pooling(const std::string& name) {
 std::string to_string(Pooling p) {
   return enum_name(p, kPoolings);
 }
-InitKind parse_init(const std::string& name) {
-  return parse_enum(name, "--init", kInits);
+InitKind parse_init(const std::string& name, const std::string& flag) {
+  return parse_enum(name, flag, kInits);
 }
 std::string to_string(InitKind k) {
   return enum_name(k, kInits);
 }
-BiasKind parse_bias_init(const std::string& name) {
-  return parse_enum(name, "--bias-init", kBiases);
+BiasKind parse_bias_init(const std::string& name, const std::string& flag) {
+  return parse_enum(name, flag, kBiases);
 }
 std::string to_string(BiasKind k) {
   return enum_name(k, kBiases);
@@ -92,7 +92,8 @@ void ModelConfig::validate() const {
   // the data set and its view, so those name --view and --data.
   auto in_range = [](long long v, long long lo, long long hi, const char* flag) {
     RECUR_CHECK(v >= lo && v <= hi, flag,
-                "must be " + (lo == 0 ? std::string("0 (none) or more") : "at least " + std::to_string(lo)) +
+                "must be " +
+                    (lo == 0 ? std::string("0 (none) or more") : "at least " + std::to_string(lo)) +
                     " and at most " + std::to_string(hi) + ", got " + std::to_string(v));
   };
   in_range(input_size, 1, 1 << 24, "--view");
@@ -108,11 +109,11 @@ void ModelConfig::validate() const {
     const char *kind, *sigma, *bias_value;
     bool recurrent_matrix;
   };
-  const Named inits[] = {{init.input, "--init", "--init-sigma", "--bias-value", false},
-                         {init.recurrent, "--init-recurrent", "--init-sigma", "--bias-value", true},
-                         {init.projection, "--projection-init", "--init-sigma",
-                          "--projection-bias-value", false},
-                         {init.head, "--head-init", "--head-sigma", "--head-bias-value", false}};
+  const Named inits[] = {
+      {init.input, "--init", "--init-sigma", "--bias-value", false},
+      {init.recurrent, "--init-recurrent", "--init-sigma", "--bias-value", true},
+      {init.projection, "--projection-init", "--init-sigma", "--projection-bias-value", false},
+      {init.head, "--head-init", "--head-sigma", "--head-bias-value", false}};
   for (const Named& n : inits) {
     RECUR_CHECK(n.recurrent_matrix || n.w.kind != InitKind::orthogonal, n.kind,
                 "orthogonal applies to recurrent matrices only (--init-recurrent)");

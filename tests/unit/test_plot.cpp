@@ -360,10 +360,11 @@ TEST(PlotSamples, WriteToPicsDir) {
     const char* name;
     int width, height;  // 0: only checked to be positive
   };
-  for (const Expected& e : {Expected{"curves.png", 0, 0}, Expected{"confusion.png", 0, 0},
-                            Expected{"gallery.png", 0, 0}, Expected{"lines.png", 0, 0},
-                            Expected{"lines_empty.png", 0, 0}, Expected{"lines_large.png", 1280, 800},
-                            Expected{"confusion40.png", 0, 0}, Expected{"font.png", 640, 120}}) {
+  for (const Expected& e :
+       {Expected{"curves.png", 0, 0}, Expected{"confusion.png", 0, 0},
+        Expected{"gallery.png", 0, 0}, Expected{"lines.png", 0, 0},
+        Expected{"lines_empty.png", 0, 0}, Expected{"lines_large.png", 1280, 800},
+        Expected{"confusion40.png", 0, 0}, Expected{"font.png", 640, 120}}) {
     const recur::GrayImage g = recur::load_gray_image(d + "/" + e.name);
     if (e.width > 0) {
       EXPECT_EQ(g.width, e.width) << e.name;
