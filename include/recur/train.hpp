@@ -78,7 +78,8 @@ EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView
 
 // The defaults are the best recipe the project knows for MNIST rows, whichever the cell
 // (examples/mnist-lstm.toml; the README's results table): Adam at 4e-3 with a cosine decay to
-// 5e-5, gradients clipped to norm 5, LSTM forget-gate bias 1, batch 128, 10 epochs.
+// 5e-5, gradients clipped to norm 5, LSTM forget-gate bias 1, orthogonal recurrent weights,
+// batch 128, 10 epochs.
 // The largest --eval-batch (validation and `recur eval` batches): its buffers are sized from it.
 constexpr int kMaxEvalBatch = 1 << 16;
 
@@ -89,6 +90,9 @@ struct TrainOptions {
   ModelConfig model = [] {      // input_size and steps are set from the view
     ModelConfig m;
     m.init.forget_bias = 1.0;
+    // Best for LSTM and GRU; `recur train` takes PyTorch's init for the plain RNNs
+    // (--init-recurrent auto), which measured better there.
+    m.init.recurrent.kind = InitKind::orthogonal;
     return m;
   }();
   OptimizerConfig optimizer = [] {

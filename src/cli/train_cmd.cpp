@@ -20,7 +20,9 @@ namespace {
 
 struct TrainFlags {
   std::string view = "rows", cell = "lstm", pooling = "last";
-  std::string init_input = "pytorch", init_recurrent = "pytorch", init_head = "pytorch",
+  // "auto": orthogonal for LSTM and GRU, PyTorch's uniform for the plain RNNs (measured best:
+  // README, "What recur train does by default").
+  std::string init_input = "pytorch", init_recurrent = "auto", init_head = "pytorch",
               init_projection = "pytorch";
   double init_sigma = 0.01, head_sigma = 0.01;
   std::string bias_init = "pytorch", head_bias_init = "pytorch", projection_bias_init = "pytorch";
@@ -125,7 +127,8 @@ void add_train_command(CLI::App& app, Runner& run) {
                   "Input weights: pytorch, glorot, normal, truncated_normal")
       ->capture_default_str();
   cmd->add_option("--init-recurrent", flags->init_recurrent,
-                  "Recurrent weights: pytorch, glorot, orthogonal, normal, truncated_normal")
+                  "Recurrent weights: pytorch, glorot, orthogonal, normal, truncated_normal; auto "
+                  "= orthogonal for lstm and gru, pytorch for rnn and rnn_relu")
       ->capture_default_str();
   cmd->add_option("--init-sigma", flags->init_sigma, "Sigma of normal inits of recurrent tensors")
       ->capture_default_str();
@@ -235,7 +238,11 @@ void add_train_command(CLI::App& app, Runner& run) {
       opts.model.bias = !f.no_bias;
       auto& in = opts.model.init;
       in.input.kind = parse_init(f.init_input);
-      in.recurrent.kind = parse_init(f.init_recurrent, "--init-recurrent");
+      const bool plain_rnn =
+          opts.model.cell == CellKind::rnn_tanh || opts.model.cell == CellKind::rnn_relu;
+      in.recurrent.kind = f.init_recurrent == "auto"
+                              ? (plain_rnn ? InitKind::pytorch : InitKind::orthogonal)
+                              : parse_init(f.init_recurrent, "--init-recurrent");
       in.input.sigma = in.recurrent.sigma = f.init_sigma;
       in.input.bias = in.recurrent.bias = parse_bias_init(f.bias_init);
       in.input.bias_value = in.recurrent.bias_value = f.bias_value;

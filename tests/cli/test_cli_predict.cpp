@@ -47,9 +47,16 @@ TEST(PredictCli, PicturesGiveTheSameAnswerAsTheIdxFile) {
   const CliResult direct = run_cli("predict " + model + " " + quote(kTestImages) +
                                    " --index 0,1,2 --index 3 --index 4 --json --top 10");
   ASSERT_EQ(direct.code, 0) << direct.err;
-  const CliResult files = run_cli("predict " + model + pictures + " --json --top 10");
+  // --raw: MNIST's own digits as pictures, taken as they are, are exactly the IDX images.
+  const CliResult files = run_cli("predict " + model + pictures + " --json --top 10 --raw");
   ASSERT_EQ(files.code, 0) << files.err;
   EXPECT_EQ(files.err, "");  // 28x28 white on black: nothing to note
+  // Without it they are framed again (a note each), and the framing keeps them what they are.
+  const CliResult framed = run_cli("predict " + model + pictures + " --json");
+  ASSERT_EQ(framed.code, 0) << framed.err;
+  EXPECT_TRUE(contains(framed.err, "digit0.png: ink ")) << framed.err;
+  EXPECT_TRUE(contains(framed.err, "framed as MNIST's digits")) << framed.err;
+  for (const auto& j : nlohmann::json::parse(framed.out)) EXPECT_TRUE(j.at("framed").get<bool>());
 
   const auto a = nlohmann::json::parse(direct.out), b = nlohmann::json::parse(files.out);
   ASSERT_EQ(a.size(), 5u);
@@ -135,7 +142,7 @@ TEST(PredictCli, InvertsDarkOnLightAndResizes) {
   }
   const std::string model = quote(shared_run().model());
   const CliResult r = run_cli("predict " + model + " " + quote(plain) + " " + quote(paper) + " " +
-                              quote(big) + " " + quote(pgm) + " --json --top 10");
+                              quote(big) + " " + quote(pgm) + " --json --top 10 --raw");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "note: " + big + " is 56x56, resized to 28x28")) << r.err;
   EXPECT_TRUE(contains(r.err, "note: " + paper + " looks like a dark digit on a light background"))
@@ -155,11 +162,12 @@ TEST(PredictCli, InvertsDarkOnLightAndResizes) {
   for (std::size_t c = 0; c < 10; ++c) EXPECT_NEAR(p0[c], p2[c], 0.05);
 
   // Forcing the choice: "no" keeps the paper as it is, "yes" inverts the plain digit.
-  const CliResult forced =
-      run_cli("predict " + model + " " + quote(paper) + " " + quote(plain) + " --invert no --json");
+  const CliResult forced = run_cli("predict " + model + " " + quote(paper) + " " + quote(plain) +
+                                   " --invert no --json --raw");
   ASSERT_EQ(forced.code, 0) << forced.err;
   EXPECT_FALSE(nlohmann::json::parse(forced.out)[0].at("inverted").get<bool>());
-  const CliResult yes = run_cli("predict " + model + " " + quote(plain) + " --invert yes --json");
+  const CliResult yes =
+      run_cli("predict " + model + " " + quote(plain) + " --invert yes --json --raw");
   ASSERT_EQ(yes.code, 0) << yes.err;
   EXPECT_TRUE(nlohmann::json::parse(yes.out)[0].at("inverted").get<bool>());
 }
