@@ -35,6 +35,9 @@ struct DigitFrameReport {
 
 enum class Polarity { automatic, invert, keep };
 
+// Most pixels of the picture's outermost frame are light (>= 128): dark ink on paper.
+bool looks_like_ink_on_paper(const GrayImage& img);
+
 GrayImage frame_digit(const GrayImage& img, int rows, int cols, Polarity polarity,
                       const std::string& name, DigitFrameReport* report = nullptr);
 

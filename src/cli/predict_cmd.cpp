@@ -58,24 +58,6 @@ struct Sample {
   int source_rows = 0, source_cols = 0;
 };
 
-// A dark digit on light paper: most pixels of the outermost frame are bright.
-bool looks_inverted(const GrayImage& img) {
-  long long bright = 0, total = 0;
-  auto visit = [&](int x, int y) {
-    bright += img.at(x, y) >= 128 ? 1 : 0;
-    ++total;
-  };
-  for (int x = 0; x < img.width; ++x) {
-    visit(x, 0);
-    if (img.height > 1) visit(x, img.height - 1);
-  }
-  for (int y = 1; y + 1 < img.height; ++y) {
-    visit(0, y);
-    if (img.width > 1) visit(img.width - 1, y);
-  }
-  return 2 * bright > total;
-}
-
 std::string file_name(const std::string& path) {
   return std::filesystem::path(path).filename().string();
 }
@@ -86,7 +68,8 @@ Sample prepare(GrayImage img, const std::string& name, int rows, int cols, Inver
   Sample s;
   s.source_rows = img.height;
   s.source_cols = img.width;
-  s.inverted = invert == Invert::yes || (invert == Invert::automatic && looks_inverted(img));
+  s.inverted =
+      invert == Invert::yes || (invert == Invert::automatic && looks_like_ink_on_paper(img));
   if (img.width != cols || img.height != rows) {
     if (!quiet_resize)
       fmt::print(stderr, "note: {} is {}x{}, resized to {}x{}\n", name, img.width, img.height, cols,

@@ -24,24 +24,6 @@ constexpr double kPaperFraction = 0.2;
 // A blob is a speck (erased) when its ink is below this fraction of the largest blob's.
 constexpr double kSpeckFraction = 0.05;
 
-// Most pixels of the outermost frame are light: dark ink on paper.
-bool border_is_light(const GrayImage& img) {
-  long long light = 0, total = 0;
-  auto visit = [&](int x, int y) {
-    light += img.at(x, y) >= 128 ? 1 : 0;
-    ++total;
-  };
-  for (int x = 0; x < img.width; ++x) {
-    visit(x, 0);
-    if (img.height > 1) visit(x, img.height - 1);
-  }
-  for (int y = 1; y + 1 < img.height; ++y) {
-    visit(0, y);
-    if (img.width > 1) visit(img.width - 1, y);
-  }
-  return 2 * light > total;
-}
-
 int median_level(const std::vector<std::uint8_t>& v) {
   std::array<std::size_t, 256> hist{};
   for (std::uint8_t p : v) ++hist[p];
@@ -114,6 +96,23 @@ Blobs find_blobs(const GrayImage& img) {
 
 }  // namespace
 
+bool looks_like_ink_on_paper(const GrayImage& img) {
+  long long light = 0, total = 0;
+  auto visit = [&](int x, int y) {
+    light += img.at(x, y) >= 128 ? 1 : 0;
+    ++total;
+  };
+  for (int x = 0; x < img.width; ++x) {
+    visit(x, 0);
+    if (img.height > 1) visit(x, img.height - 1);
+  }
+  for (int y = 1; y + 1 < img.height; ++y) {
+    visit(0, y);
+    if (img.width > 1) visit(img.width - 1, y);
+  }
+  return 2 * light > total;
+}
+
 GrayImage frame_digit(const GrayImage& input, int rows, int cols, Polarity polarity,
                       const std::string& name, DigitFrameReport* report) {
   RECUR_CHECK(input.width > 0 && input.height > 0 &&
@@ -130,8 +129,8 @@ GrayImage frame_digit(const GrayImage& input, int rows, int cols, Polarity polar
   }
 
   // 1. White ink on black.
-  r.inverted =
-      polarity == Polarity::invert || (polarity == Polarity::automatic && border_is_light(img));
+  r.inverted = polarity == Polarity::invert ||
+               (polarity == Polarity::automatic && looks_like_ink_on_paper(img));
   if (r.inverted)
     for (std::uint8_t& p : img.pixels) p = static_cast<std::uint8_t>(255 - p);
 
