@@ -8,7 +8,7 @@ packages=(
   libopenblas-dev zlib1g-dev libpng-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm
-  python3 python3-numpy python3-torch
+  python3 python3-numpy python3-torch python3-dev pybind11-dev python3-pytest
 )
 if [[ "${RECUR_FUZZ_DEPS:-0}" == 1 ]]; then
   packages+=(clang libclang-rt-14-dev)

@@ -8,7 +8,10 @@
 # tests); reports carry file and line either way. RECUR_ASAN_BUILD_TYPE picks another.
 #
 # Left out: the benchmarks (not tests), and package.find_package_consumer, which links an
-# uninstrumented program against the installed, instrumented library (it runs in scripts/test.sh).
+# uninstrumented program against the installed, instrumented library (it runs in scripts/test.sh),
+# and the Python module (RECUR_PYTHON stays off): an ASan-instrumented extension loaded into the
+# uninstrumented python3 needs libasan preloaded (LD_PRELOAD) and reports the interpreter's own
+# allocations as leaks; its tests run in scripts/test.sh.
 # -Wno-maybe-uninitialized: with the sanitizers g++ 12 warns falsely inside libstdc++ (<regex>).
 # Environment: RECUR_ASAN_BUILD_DIR (default build-asan), RECUR_ASAN_BUILD_TYPE (default Debug),
 # RECUR_ASAN_JOBS (build and test jobs, default 2).
@@ -19,7 +22,7 @@ bash scripts/install-deps.sh
 build_dir=${RECUR_ASAN_BUILD_DIR:-$root/build-asan}
 jobs=${RECUR_ASAN_JOBS:-2}
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${RECUR_ASAN_BUILD_TYPE:-Debug}" \
-  -DRECUR_SANITIZE=ON -DRECUR_BENCH=OFF -DCMAKE_CXX_FLAGS=-Wno-maybe-uninitialized >/dev/null
+  -DRECUR_SANITIZE=ON -DRECUR_BENCH=OFF -DRECUR_PYTHON=OFF -DCMAKE_CXX_FLAGS=-Wno-maybe-uninitialized >/dev/null
 cmake --build "$build_dir" -j "$jobs"
 
 # Leaks count; the first UBSan report stops the process with a stack trace (the build also makes

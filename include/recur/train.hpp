@@ -66,8 +66,25 @@ struct EvalResult {
 EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView& view,
                     const std::vector<std::int64_t>& indices, int batch);
 
+// What train() reports to TrainOptions::on_event: every step (the step's own batch loss and
+// accuracy), every log point (the means since the last one, as logged to metrics.jsonl) and
+// every validation.
+struct TrainEvent {
+  enum class Kind { step, train_log, validation };
+  Kind kind = Kind::step;
+  std::int64_t step = 0, total_steps = 0, epoch = 0;
+  double loss = 0, accuracy = 0, lr = 0, samples_per_second = 0;
+};
+
 struct TrainOptions {
   std::string data_dir = "data/mnist";
+  // Images to train on instead of the IDX files in data_dir; the first `validation` of them are
+  // the validation split, as with the files. Checked like a file's contents.
+  std::shared_ptr<const ImageSet> images;
+  // Called from the training thread at every event; returning false makes the current step the
+  // last (validation, checkpoints and summary then follow as at a run's planned end). An
+  // exception thrown here leaves train() as it is (the run folder keeps its last checkpoint).
+  std::function<bool(const TrainEvent&)> on_event;
   ViewKind view = ViewKind::rows;
   std::uint64_t view_seed = 0;  // permuted view's permutation
   ModelConfig model;            // input_size and steps are set from the view
