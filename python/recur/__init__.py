@@ -33,6 +33,11 @@ __all__ = ["Model", "History", "load", "train", "datasets", "__version__"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def _require_array(a: Any, name: str) -> None:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+
+
 class Model:
     """A trained sequence classifier: a recur checkpoint (safetensors) and its data view.
 
@@ -71,6 +76,7 @@ class Model:
         (both compute blocks of 256; in a block of another size a sample's last bits may
         differ).
         """
+        _require_array(x, "x")
         return self._core.predict(x, logits)
 
     def predict_text(self, texts):
@@ -84,6 +90,8 @@ class Model:
 
         Returns ``{"accuracy", "loss", "correct", "count"}``.
         """
+        _require_array(x, "x")
+        _require_array(y, "y")
         return self._core.evaluate(x, y)
 
     def save(self, path: PathLike) -> None:
@@ -135,7 +143,9 @@ def train(x: Optional[np.ndarray] = None, y: Optional[np.ndarray] = None, *,
           val: Union[None, int, Tuple[np.ndarray, np.ndarray]] = None,
           callback: Optional[Callback] = None, verbose: bool = True,
           **options: Any) -> Tuple[Model, History]:
-    """Trains a classifier, as ``recur train`` does, and returns ``(model, history)``.
+    """Trains a classifier, as ``recur train`` does, and returns ``(model, history)``: the
+    weights after the last step (the run folder's last.safetensors; with ``out=``, the folder's
+    best.safetensors holds the best validation's) and what was logged.
 
     x, y: uint8 images ``[N, rows, cols]`` (C-contiguous) and integer labels ``[N]`` (classes
     0..max(y)). Without them the IDX files of ``data=`` (default ``data/mnist``) are read, as by
@@ -186,12 +196,10 @@ def train(x: Optional[np.ndarray] = None, y: Optional[np.ndarray] = None, *,
             raise TypeError("val must be an int or a tuple (x_val, y_val), not a bool")
         options["val"] = int(val)
     if x is not None:
-        for name, a in (("x", x), ("y", y)):
-            if not isinstance(a, np.ndarray):
-                raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+        _require_array(x, "x")
+        _require_array(y, "y")
         for name, arr in zip(("val[0]", "val[1]"), parts[0] if parts else ()):
-            if not isinstance(arr, np.ndarray):
-                raise TypeError(f"{name} must be a NumPy array, got {type(arr).__name__}")
+            _require_array(arr, name)
         parts.append((x, y))
 
     temporary = None

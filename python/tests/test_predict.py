@@ -161,6 +161,10 @@ def test_bad_arrays_raise_clear_errors(gru, mnist):
         gru.evaluate(x, np.array([1, 2, 10, 3]))
     with pytest.raises(ValueError, match=r"y\[0\] = -1"):
         gru.evaluate(x, np.array([-1, 2, 1, 3], dtype=np.int8))
+    with pytest.raises(TypeError, match="x must be a NumPy array, got list"):
+        gru.predict(x.tolist())
+    with pytest.raises(TypeError, match="y must be a NumPy array, got list"):
+        gru.evaluate(x, [1, 2, 3, 4])
     # Empty input is no error.
     labels, probs = gru.predict(x[:0])
     assert labels.shape == (0,) and probs.shape == (0, 10)
