@@ -16,12 +16,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <ostream>
 #include <streambuf>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.hpp"
@@ -104,9 +106,14 @@ std::vector<std::int32_t> read_labels(const py::array& y, std::int64_t count,
 }
 
 // Writes what train() prints to Python's sys.stdout, a line at a time, taking the GIL for it.
+// An exception from the write (KeyboardInterrupt, a closed stream) is kept for rethrow(): a
+// stream's flush would swallow it.
 class PythonStdout : public std::streambuf {
  public:
   ~PythonStdout() override = default;
+  void rethrow() {
+    if (failed_) std::rethrow_exception(std::exchange(failed_, nullptr));
+  }
 
  protected:
   int overflow(int c) override {
@@ -120,10 +127,14 @@ class PythonStdout : public std::streambuf {
   int sync() override {
     if (pending_.empty()) return 0;
     py::gil_scoped_acquire gil;
-    py::object out = py::module_::import("sys").attr("stdout");
-    if (!out.is_none()) {
-      out.attr("write")(pending_);
-      out.attr("flush")();
+    try {
+      py::object out = py::module_::import("sys").attr("stdout");
+      if (!out.is_none()) {
+        out.attr("write")(pending_);
+        out.attr("flush")();
+      }
+    } catch (const py::error_already_set&) {
+      if (!failed_) failed_ = std::current_exception();
     }
     pending_.clear();
     return 0;
@@ -131,6 +142,7 @@ class PythonStdout : public std::streambuf {
 
  private:
   std::string pending_;
+  std::exception_ptr failed_;
 };
 
 // A discarding stream for verbose=False.
@@ -441,7 +453,12 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
     opts.images = std::move(set);
   }
 
-  // The history, and the callback at every logged step; Ctrl-C is checked at every step.
+  // The history, and the callback at every logged step. Ctrl-C is checked at every step when
+  // training runs on the main thread (Python runs signal handlers there only).
+  const py::module_ threading = py::module_::import("threading");
+  const py::object main_ident = threading.attr("main_thread")().attr("ident");
+  const bool main_thread = main_ident.equal(threading.attr("get_ident")());
+  PythonStdout py_out;
   std::vector<std::int64_t> step, epoch, val_step, val_epoch;
   std::vector<double> loss, accuracy, lr, sps, val_loss, val_accuracy;
   opts.on_event = [&](const TrainEvent& e) -> bool {
@@ -453,6 +470,8 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
       return true;
     }
     if (e.kind == TrainEvent::Kind::step) {
+      py_out.rethrow();
+      if (!main_thread) return true;
       py::gil_scoped_acquire gil;
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
       return true;
@@ -477,7 +496,6 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
     return !(py::isinstance<py::bool_>(verdict) && !verdict.cast<bool>());
   };
 
-  PythonStdout py_out;
   NullBuffer null_out;
   std::ostream out(verbose ? static_cast<std::streambuf*>(&py_out) : &null_out);
   try {
@@ -487,6 +505,7 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
     raise(PyExc_ValueError, e.what());
   }
   out.flush();
+  py_out.rethrow();
 
   auto model = std::make_shared<Model>(opts.out_dir + "/last.safetensors");
   py::dict history;

@@ -252,3 +252,18 @@ def test_bad_training_arrays_raise_clear_errors(mnist):
                     verbose=False)
     with pytest.raises(ValueError, match="give both x and y"):
         recur.train(x, None, **kw)
+
+
+def test_an_error_writing_progress_propagates(mnist, monkeypatch):
+    (x, y), _ = mnist
+
+    class Broken:
+        def write(self, text):
+            raise OSError("stdout is gone")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr("sys.stdout", Broken())
+    with pytest.raises(OSError, match="stdout is gone"):
+        recur.train(x[:400], y[:400], val=100, hidden=8, steps=3, batch=50)
