@@ -373,7 +373,8 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
   cli::add_train_command(app, run, &opts);
   CLI::App* cmd = app.get_subcommand("train");
   std::vector<std::string> args = {"recur", "train"};
-  for (const auto& [key, value] : options) {
+  for (const auto& [key, item] : options) {
+    const auto value = py::reinterpret_borrow<py::object>(item);
     const std::string name = py::str(key).cast<std::string>();
     const std::string flag = flag_of(name);
     const CLI::Option* opt = cmd->get_option_no_throw(flag);
@@ -389,10 +390,12 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
     std::string text;
     if (is_switch)
       text = value.cast<bool>() ? "true" : "false";
-    else if (py::isinstance<py::int_>(value) || py::isinstance<py::str>(value))
-      text = py::str(value).cast<std::string>();
-    else if (py::isinstance<py::float_>(value))
-      text = fmt::format("{}", value.cast<double>());  // shortest text that reads back the same
+    else if (py::isinstance<py::str>(value))
+      text = value.cast<std::string>();
+    else if (PyIndex_Check(value.ptr()))  // int, numpy integers
+      text = py::str(py::int_(value)).cast<std::string>();
+    else if (PyFloat_Check(value.ptr()) || PyNumber_Check(value.ptr()))  // float, numpy floats
+      text = fmt::format("{}", py::float_(value).cast<double>());        // shortest exact text
     else
       raise(PyExc_TypeError, "option '" + name + "' takes a number or text, not " +
                                  py::repr(value).cast<std::string>());

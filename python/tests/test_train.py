@@ -102,7 +102,9 @@ def test_config_file_and_run_folder(cli_run, mnist, tmp_path, data_dir):
 
 
 def test_training_from_the_data_folder(cli_run, data_dir, tmp_path):
-    model, _ = recur.train(data=data_dir, verbose=False, **OPTIONS)
+    # NumPy scalars are numbers like any other.
+    options = {**OPTIONS, "hidden": np.int64(24), "lr": np.float64(0.003)}
+    model, _ = recur.train(data=data_dir, verbose=False, **options)
     assert saved_weights(model, tmp_path, "m.safetensors") == weights(
         cli_run / "last.safetensors")
 
