@@ -9,8 +9,11 @@
 #
 # Left out: the benchmarks (not tests), package.find_package_consumer, which links an
 # uninstrumented program against the installed, instrumented library (it runs in scripts/test.sh),
-# and the tests labelled "long" (the README tour and the framed-digit test train whole models,
-# most of an hour at -O0 with the sanitizers; scripts/test.sh runs them).
+# the tests labelled "long" (the README tour and the framed-digit test train whole models,
+# most of an hour at -O0 with the sanitizers; scripts/test.sh runs them), and the Python module
+# (RECUR_PYTHON stays off): an ASan-instrumented extension loaded into the uninstrumented python3
+# needs libasan preloaded (LD_PRELOAD) and reports the interpreter's own allocations as leaks;
+# its tests run in scripts/test.sh.
 # -Wno-maybe-uninitialized: with the sanitizers g++ 12 warns falsely inside libstdc++ (<regex>).
 # Environment: RECUR_ASAN_BUILD_DIR (default build-asan), RECUR_ASAN_BUILD_TYPE (default Debug),
 # RECUR_ASAN_JOBS (build and test jobs, default 2).
@@ -21,7 +24,7 @@ bash scripts/install-deps.sh --test
 build_dir=${RECUR_ASAN_BUILD_DIR:-$root/build-asan}
 jobs=${RECUR_ASAN_JOBS:-2}
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${RECUR_ASAN_BUILD_TYPE:-Debug}" \
-  -DRECUR_SANITIZE=ON -DRECUR_BENCH=OFF -DCMAKE_CXX_FLAGS=-Wno-maybe-uninitialized >/dev/null
+  -DRECUR_SANITIZE=ON -DRECUR_BENCH=OFF -DRECUR_PYTHON=OFF -DCMAKE_CXX_FLAGS=-Wno-maybe-uninitialized >/dev/null
 cmake --build "$build_dir" -j "$jobs"
 
 # Leaks count; the first UBSan report stops the process with a stack trace (the build also makes

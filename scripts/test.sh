@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash scripts/install-deps.sh --test
-RECUR_BUILD_DIR=${RECUR_BUILD_DIR:-$root/build} bash scripts/build.sh -DRECUR_WERROR=ON -DRECUR_TESTS=ON -DRECUR_BENCH=ON
+RECUR_BUILD_DIR=${RECUR_BUILD_DIR:-$root/build} bash scripts/build.sh -DRECUR_WERROR=ON -DRECUR_TESTS=ON -DRECUR_BENCH=ON -DRECUR_PYTHON=ON
 build_dir=${RECUR_BUILD_DIR:-$root/build}
 "$build_dir/recur" data fetch mnist --data "$root/data/mnist"
 cd "$build_dir"

@@ -24,6 +24,11 @@ struct ImageSet {
   }
 };
 
+// Throws recur::Error(set.source, reason) unless the set holds at least one image, both sides are
+// in [1, kMaxImageSide], there are count * rows * cols pixels and one label per image, each in
+// [0, num_classes), and num_classes >= 2. For sets built in memory rather than read from files.
+void check_image_set(const ImageSet& set);
+
 // Reads an IDX3 ubyte images file and an IDX1 ubyte labels file, each raw or gzip (detected by the
 // gzip magic bytes, not the name). Everything is validated against the bytes actually present
 // (magic, element type 0x08, dimension count, zero or oversized dimensions, truncated header or

@@ -76,6 +76,16 @@ struct EvalResult {
 EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView& view,
                     const std::vector<std::int64_t>& indices, int batch);
 
+// What train() reports to TrainOptions::on_event: every step (the step's own batch loss and
+// accuracy), every log point (the means since the last one, as logged to metrics.jsonl) and
+// every validation.
+struct TrainEvent {
+  enum class Kind { step, train_log, validation };
+  Kind kind = Kind::step;
+  std::int64_t step = 0, total_steps = 0, epoch = 0;
+  double loss = 0, accuracy = 0, lr = 0, samples_per_second = 0;
+};
+
 // The defaults are the best recipe the project knows for MNIST rows, whichever the cell
 // (examples/mnist-lstm.toml; the README's results table): Adam at 4e-3 with a cosine decay to
 // 5e-5, gradients clipped to norm 5, LSTM forget-gate bias 1, orthogonal recurrent weights,
@@ -85,6 +95,13 @@ constexpr int kMaxEvalBatch = 1 << 16;
 
 struct TrainOptions {
   std::string data_dir = "data/mnist";
+  // Images to train on instead of the IDX files in data_dir; the first `validation` of them are
+  // the validation split, as with the files. Checked like a file's contents.
+  std::shared_ptr<const ImageSet> images;
+  // Called from the training thread at every event; returning false makes the current step the
+  // last (validation, checkpoints and summary then follow as at a run's planned end). An
+  // exception thrown here leaves train() as it is (the run folder keeps its last checkpoint).
+  std::function<bool(const TrainEvent&)> on_event;
   ViewKind view = ViewKind::rows;
   std::uint64_t view_seed = 0;  // permuted view's permutation
   ModelConfig model = [] {      // input_size and steps are set from the view

@@ -92,7 +92,7 @@ std::string resolved_config(CLI::App& cmd) {
 
 }  // namespace
 
-void add_train_command(CLI::App& app, Runner& run) {
+void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
   auto flags = std::make_shared<TrainFlags>();
   TrainOptions& o = flags->o;
   CLI::App* cmd =
@@ -211,8 +211,8 @@ void add_train_command(CLI::App& app, Runner& run) {
       "Continue the interrupted run in this folder (its config.toml and resume.safetensors)");
 
   // Set when `train` itself is parsed, so that commands registered later cannot replace it.
-  cmd->callback([flags, cmd, config_path, resume_dir, &run] {
-    run = [flags, cmd, config_path, resume_dir]() {
+  cmd->callback([flags, cmd, config_path, resume_dir, parsed_only, &run] {
+    run = [flags, cmd, config_path, resume_dir, parsed_only]() {
       if (!resume_dir->empty()) {
         if (!config_path->empty())
           throw Error("--resume", "takes the run's own config.toml; do not give --config too");
@@ -257,6 +257,10 @@ void add_train_command(CLI::App& app, Runner& run) {
       opts.optimizer.kind = parse_optimizer(f.optimizer);
       opts.schedule.kind = parse_schedule(f.schedule);
       opts.config_text = resolved_config(*cmd);
+      if (parsed_only) {
+        *parsed_only = std::move(opts);
+        return 0;
+      }
       install_stop_signals();
       try {
         train(opts, std::cout, isatty(STDOUT_FILENO) != 0);

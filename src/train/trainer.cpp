@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -161,6 +162,16 @@ std::string describe_training_data(const std::string& dir) {
   return nlohmann::json{{"name", mnist ? "mnist" : "idx"}, {"files", files}}.dump();
 }
 
+// Images given in memory (the Python module): the SHA-256 of their pixels and labels.
+std::string describe_arrays(const ImageSet& set) {
+  return nlohmann::json{
+      {"name", "arrays"},
+      {"files",
+       {{"pixels", sha256_hex(set.pixels.data(), set.pixels.size())},
+        {"labels", sha256_hex(set.labels.data(), set.labels.size() * sizeof(std::int32_t))}}}}
+      .dump();
+}
+
 // Where a run stands: enough to continue it exactly.
 struct Position {
   std::int64_t step = 0, epoch = 0, cursor = 0, samples = 0, skipped = 0;
@@ -275,7 +286,12 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   RECUR_CHECK(opt.train_limit >= 0, "--train-limit", "must not be negative");
   check_optimizer_config(opt.optimizer);
   check_schedule_options(opt.schedule);
-  const ImageSet train_set = load_training_set(opt.data_dir);
+  std::optional<ImageSet> loaded;
+  if (opt.images)
+    check_image_set(*opt.images);
+  else
+    loaded = load_training_set(opt.data_dir);
+  const ImageSet& train_set = opt.images ? *opt.images : *loaded;
   const SequenceView view =
       SequenceView::make(opt.view, train_set.rows, train_set.cols, opt.view_seed);
   ModelConfig mc = opt.model;
@@ -323,15 +339,16 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
                          {"recur.image_rows", std::to_string(train_set.rows)},
                          {"recur.image_cols", std::to_string(train_set.cols)},
                          {"recur.train_config", without_local_paths(opt.config_text)},
-                         {"recur.train_data", describe_training_data(opt.data_dir)}};
+                         {"recur.train_data", opt.images ? describe_arrays(*opt.images)
+                                                         : describe_training_data(opt.data_dir)}};
 
   out << fmt::format("recur train: {} {}x{} on {} view ({} steps x {} features), {} parameters\n",
                      to_string(mc.cell), mc.hidden, mc.layers, to_string(opt.view), mc.steps,
                      mc.input_size, net.num_params());
   out << fmt::format(
       "data: {} training, {} validation images from {}; batch {}, {} steps, {} threads\n",
-      split.train.size(), split.validation.size(), opt.data_dir, opt.batch, total_steps,
-      runner.threads());
+      split.train.size(), split.validation.size(), opt.images ? train_set.source : opt.data_dir,
+      opt.batch, total_steps, runner.threads());
   if (opt.resume)
     out << fmt::format("resuming {} at step {} (epoch {})\n", opt.out_dir, pos.step, pos.epoch + 1);
   out.flush();
@@ -347,6 +364,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
 
   auto checkpoint = [&]() { save_resume(resume_path, net, optimizer, pos, meta); };
+  auto report = [&](const TrainEvent& e) { return !opt.on_event || opt.on_event(e); };
   auto end_of_epoch = [&]() {
     if (!split.validation.empty()) {
       const EvalResult r = evaluate(runner, train_set, view, split.validation, opt.eval_batch);
@@ -357,6 +375,9 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
                {"epoch", pos.epoch},
                {"loss", r.loss},
                {"accuracy", r.accuracy()}});
+      if (!report({TrainEvent::Kind::validation, pos.step, total_steps, pos.epoch, r.loss,
+                   r.accuracy()}))
+        total_steps = pos.step;
       if (interactive) out << "\r\033[K";
       out << fmt::format("epoch {:>3}  step {:>6}  validation loss {:.4f}  accuracy {:.2f}%\n",
                          pos.epoch + 1, pos.step, r.loss, 100.0 * r.accuracy());
@@ -409,6 +430,9 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       pos.samples += B;
       pos.cursor = batcher.cursor();
       window_samples += B;
+      if (!report({TrainEvent::Kind::step, pos.step, total_steps, pos.epoch, loss,
+                   static_cast<double>(stats.correct) / B, lr}))
+        total_steps = pos.step;
       if (pos.step % opt.display_step == 0 || pos.step == total_steps) {
         const double sps = window_samples / std::max(1e-9, seconds_since(window_start));
         const double wl = window_loss / std::max(1.0, window_count),
@@ -420,6 +444,9 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
                  {"accuracy", wa},
                  {"lr", lr},
                  {"samples_per_s", sps}});
+        if (!report(
+                {TrainEvent::Kind::train_log, pos.step, total_steps, pos.epoch, wl, wa, lr, sps}))
+          total_steps = pos.step;
         if (interactive) out << "\r\033[K";
         out << fmt::format(
             "step {:>6}/{}  epoch {:>3}  loss {:.4f}  accuracy {:6.2f}%  {:>7.0f} samples/s  lr "

@@ -1,0 +1,39 @@
+# Type stubs of recur's compiled core (python/src/module.cpp). The public API, with docstrings,
+# is recur/__init__.py.
+from typing import Any, Callable, Literal, Mapping, Optional, Tuple, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class Model:
+    def __init__(self, path: str) -> None: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+    @property
+    def metadata(self) -> dict[str, str]: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def num_classes(self) -> int: ...
+    @overload
+    def predict(
+        self, x: Union[npt.NDArray[np.uint8], npt.NDArray[np.float32]], logits: Literal[False] = ...
+    ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    @overload
+    def predict(
+        self, x: Union[npt.NDArray[np.uint8], npt.NDArray[np.float32]], logits: Literal[True]
+    ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+    def evaluate(
+        self, x: Union[npt.NDArray[np.uint8], npt.NDArray[np.float32]], y: npt.NDArray[np.integer]
+    ) -> dict[str, Union[int, float]]: ...
+    def save(self, path: str) -> None: ...
+
+def load_mnist(path: str, train: bool) -> Tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]: ...
+def train(
+    options: dict[str, Any],
+    parts: list[Tuple[np.ndarray, np.ndarray]],
+    callback: Optional[Callable[[Mapping[str, Any]], Optional[bool]]],
+    verbose: bool,
+) -> Tuple[Model, dict[str, Any]]: ...

@@ -1,0 +1,561 @@
+// recur._recur: the Python binding of recur (pybind11). The public API is python/recur/__init__.py,
+// which adds docstrings, keyword handling and the history object on top of what is here.
+//
+// Arrays come in as NumPy arrays that must already have the right dtype, shape and C layout
+// (nothing is converted silently); they are read in place. Compute runs with the GIL released.
+// recur::Error becomes ValueError (bad input) or OSError (a file that cannot be read or written),
+// with the command line's message.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <fmt/core.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <streambuf>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "cli/model_io.hpp"
+#include "recur/checkpoint.hpp"
+#include "recur/error.hpp"
+#include "recur/train.hpp"
+
+namespace py = pybind11;
+
+namespace recur::python {
+
+namespace {
+
+// Raises `type` (a Python exception class) with `message`.
+[[noreturn]] void raise(PyObject* type, const std::string& message) {
+  PyErr_SetString(type, message.c_str());
+  throw py::error_already_set();
+}
+
+// A recur::Error from reading or writing `path`: OSError subclasses when the file system is the
+// cause (missing, a folder, no permission), ValueError when the contents are bad.
+[[noreturn]] void raise_file_error(const Error& e, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) raise(PyExc_FileNotFoundError, e.what());
+  if (fs::is_directory(path, ec)) raise(PyExc_IsADirectoryError, e.what());
+  const std::string& r = e.reason();
+  if (r.find("cannot open") != std::string::npos || r.find("cannot create") != std::string::npos ||
+      r.find("failed") != std::string::npos || r.find("does not exist") != std::string::npos)
+    raise(PyExc_OSError, e.what());
+  raise(PyExc_ValueError, e.what());
+}
+
+std::string shape_text(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t k = 0; k < a.ndim(); ++k)
+    s += (k ? ", " : "") + std::to_string(a.shape(k)) + (a.ndim() == 1 ? "," : "");
+  return s + ")";
+}
+
+std::string dtype_text(const py::array& a) {
+  return py::str(a.dtype()).cast<std::string>();
+}
+
+void require_c_contiguous(const py::array& a, const std::string& name) {
+  if (!(a.flags() & py::array::c_style))
+    raise(PyExc_ValueError, name +
+                                " is not C-contiguous (a strided view such as x[:, ::2] or "
+                                "x.T); pass np.ascontiguousarray(" +
+                                name + ")");
+}
+
+// Labels as int32: any integer dtype, one per sample, each in [0, num_classes).
+std::vector<std::int32_t> read_labels(const py::array& y, std::int64_t count,
+                                      const std::string& name, int num_classes) {
+  const char kind = y.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    raise(PyExc_TypeError, name + " must hold integer class labels, got dtype " + dtype_text(y));
+  if (y.ndim() != 1)
+    raise(PyExc_ValueError,
+          name + " must be one label per sample, shape (N,), got shape " + shape_text(y));
+  if (y.shape(0) != count)
+    raise(PyExc_ValueError,
+          fmt::format("{} holds {} labels but there are {} samples", name, y.shape(0), count));
+  // Any integer dtype and layout, read through NumPy's own conversion to int64.
+  py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> wide(y);
+  std::vector<std::int32_t> out(static_cast<std::size_t>(count));
+  const std::int64_t* v = wide.data();
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (v[i] < 0 || (num_classes > 0 && v[i] >= num_classes) || v[i] > INT32_MAX)
+      raise(PyExc_ValueError,
+            num_classes > 0 ? fmt::format("{}[{}] = {} is not a class of the model (0..{})", name,
+                                          i, v[i], num_classes - 1)
+                            : fmt::format("{}[{}] = {} is negative or too large for a class label",
+                                          name, i, v[i]));
+    out[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(v[i]);
+  }
+  return out;
+}
+
+// Writes what train() prints to Python's sys.stdout, a line at a time, taking the GIL for it.
+// An exception from the write (KeyboardInterrupt, a closed stream) is kept for rethrow(): a
+// stream's flush would swallow it.
+class PythonStdout : public std::streambuf {
+ public:
+  ~PythonStdout() override = default;
+  void rethrow() {
+    if (failed_) std::rethrow_exception(std::exchange(failed_, nullptr));
+  }
+
+ protected:
+  int overflow(int c) override {
+    if (c != EOF) pending_ += static_cast<char>(c);
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    pending_.append(s, static_cast<std::size_t>(n));
+    return n;
+  }
+  int sync() override {
+    if (pending_.empty()) return 0;
+    py::gil_scoped_acquire gil;
+    try {
+      py::object out = py::module_::import("sys").attr("stdout");
+      if (!out.is_none()) {
+        out.attr("write")(pending_);
+        out.attr("flush")();
+      }
+    } catch (const py::error_already_set&) {
+      if (!failed_) failed_ = std::current_exception();
+    }
+    pending_.clear();
+    return 0;
+  }
+
+ private:
+  std::string pending_;
+  std::exception_ptr failed_;
+};
+
+// A discarding stream for verbose=False.
+class NullBuffer : public std::streambuf {
+ protected:
+  int overflow(int c) override { return c; }
+  std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+};
+
+}  // namespace
+
+// A loaded model with its data view and one inference runner (single-threaded, batches of 256:
+// what `recur predict` does, so the two agree bit for bit).
+class Model {
+ public:
+  explicit Model(const std::string& path) {
+    try {
+      m_ = cli::load_model_with_view(path);
+    } catch (const Error& e) {
+      raise_file_error(e, path);
+    }
+    view_ = cli::make_view(m_);
+    runner_ = std::make_unique<BatchRunner>(m_.net(), 1);
+  }
+
+  const ModelConfig& config() const { return m_.net().config(); }
+  int num_classes() const { return config().num_classes; }
+
+  py::dict config_dict() const {
+    py::dict d = py::module_::import("json").attr("loads")(to_json(config()));
+    d["view"] = to_string(m_.view_kind);
+    d["view_seed"] = m_.view_seed;
+    d["image_rows"] = m_.rows;
+    d["image_cols"] = m_.cols;
+    return d;
+  }
+
+  py::dict metadata() const {
+    py::dict d;
+    for (const auto& [k, v] : m_.model.metadata) d[py::str(k)] = v;
+    return d;
+  }
+
+  std::string path() const { return m_.path; }
+
+  std::string repr() const { return "<recur.Model " + cli::describe_model(m_) + ">"; }
+
+  void save(const std::string& path) const {
+    try {
+      py::gil_scoped_release nogil;
+      save_model(path, m_.net(), m_.model.metadata);
+    } catch (const Error& e) {
+      raise(PyExc_OSError, e.what());
+    }
+  }
+
+  // Labels [N] (int64), probabilities [N, C] (float32) and, with `logits`, the logits [N, C].
+  py::tuple predict(const py::array& x, bool logits) {
+    const Input in = check_input(x);
+    const int C = num_classes();
+    py::array_t<std::int64_t> labels(in.count);
+    py::array_t<float> probs({in.count, static_cast<std::int64_t>(C)});
+    py::array_t<float> raw({in.count, static_cast<std::int64_t>(C)});
+    {
+      float* p = probs.mutable_data();
+      float* z = raw.mutable_data();
+      std::int64_t* l = labels.mutable_data();
+      py::gil_scoped_release nogil;
+      std::lock_guard<std::mutex> lock(mutex_);
+      run(in, p, z);
+      for (std::int64_t i = 0; i < in.count; ++i) {
+        const float* row = p + i * C;
+        l[i] = std::max_element(row, row + C) - row;
+      }
+    }
+    if (logits) return py::make_tuple(labels, probs, raw);
+    return py::make_tuple(labels, probs);
+  }
+
+  py::dict evaluate(const py::array& x, const py::array& y) {
+    const Input in = check_input(x);
+    const std::vector<std::int32_t> labels = read_labels(y, in.count, "y", num_classes());
+    const int C = num_classes();
+    std::vector<float> probs(static_cast<std::size_t>(in.count) * C), logits(probs.size());
+    double loss_sum = 0;
+    int correct = 0;
+    {
+      py::gil_scoped_release nogil;
+      std::lock_guard<std::mutex> lock(mutex_);
+      run(in, probs.data(), logits.data());
+      for (std::int64_t start = 0; start < in.count; start += kBatch) {
+        const int n = static_cast<int>(std::min<std::int64_t>(kBatch, in.count - start));
+        int hits = 0;
+        loss_sum += softmax_cross_entropy<float>(logits.data() + start * C, labels.data() + start,
+                                                 n, C, 1.0f, nullptr, &hits);
+        correct += hits;
+      }
+    }
+    py::dict d;
+    d["count"] = in.count;
+    d["correct"] = correct;
+    d["accuracy"] = in.count ? static_cast<double>(correct) / in.count : 0.0;
+    d["loss"] = in.count ? loss_sum / in.count : 0.0;
+    return d;
+  }
+
+ private:
+  static constexpr int kBatch = 256;
+
+  struct Input {
+    bool images = false;  // uint8 [N, rows, cols]; else float32 [N, steps, features]
+    std::int64_t count = 0;
+    const void* data = nullptr;
+  };
+
+  Input check_input(const py::array& x) const {
+    const ModelConfig& c = config();
+    const bool images = x.dtype().is(py::dtype::of<std::uint8_t>());
+    if (!images && !x.dtype().is(py::dtype::of<float>()))
+      raise(PyExc_TypeError,
+            fmt::format("x must be uint8 images [N, {}, {}] or float32 sequences [N, {}, {}], "
+                        "got dtype {}",
+                        m_.rows, m_.cols, c.steps, c.input_size, dtype_text(x)));
+    if (x.ndim() != 3)
+      raise(PyExc_ValueError,
+            fmt::format("x must have 3 dimensions, [N, {}, {}], got shape {}{}",
+                        images ? m_.rows : c.steps, images ? m_.cols : c.input_size, shape_text(x),
+                        x.ndim() == 2 ? " (one sample? use x[None])" : ""));
+    const std::int64_t a = x.shape(1), b = x.shape(2);
+    if (images && (a != m_.rows || b != m_.cols))
+      raise(PyExc_ValueError,
+            fmt::format("the model reads {}x{} images ({} view) but x holds {}x{} images", m_.rows,
+                        m_.cols, to_string(m_.view_kind), a, b));
+    if (!images && (a != c.steps || b != c.input_size))
+      raise(PyExc_ValueError, fmt::format("the model reads sequences of {} steps x {} features "
+                                          "but x is [N, {}, {}]",
+                                          c.steps, c.input_size, a, b));
+    require_c_contiguous(x, "x");
+    Input in{images, x.shape(0), x.data()};
+    if (!images) {
+      const float* v = static_cast<const float*>(in.data);
+      const std::int64_t n = in.count * a * b;
+      for (std::int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(v[i]))
+          raise(PyExc_ValueError, fmt::format("x[{}, {}, {}] is {}: inputs must be finite",
+                                              i / (a * b), (i / b) % a, i % b, v[i]));
+    }
+    return in;
+  }
+
+  // probs and logits [N, C]. Called without the GIL, under mutex_.
+  void run(const Input& in, float* probs, float* logits) {
+    const int C = num_classes();
+    const int T = view_.steps(), F = view_.features();
+    for (std::int64_t start = 0; start < in.count; start += kBatch) {
+      const int n = static_cast<int>(std::min<std::int64_t>(kBatch, in.count - start));
+      x_.resize(static_cast<std::size_t>(T) * n * F);
+      if (in.images) {
+        // The block as an image set read through the model's view, as `recur predict` does.
+        const std::size_t pixels = static_cast<std::size_t>(m_.rows) * m_.cols;
+        block_.rows = m_.rows;
+        block_.cols = m_.cols;
+        block_.count = n;
+        block_.source = "x";
+        const auto* src = static_cast<const std::uint8_t*>(in.data) + start * pixels;
+        block_.pixels.assign(src, src + n * pixels);
+        indices_.resize(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) indices_[static_cast<std::size_t>(i)] = i;
+        view_.fill(block_, indices_.data(), n, x_.data());
+      } else {
+        // [n, T, F] batch-major to [T, n, F] time-major.
+        const auto* src = static_cast<const float*>(in.data) + start * T * F;
+        for (int b = 0; b < n; ++b)
+          for (int t = 0; t < T; ++t)
+            std::memcpy(x_.data() + (static_cast<std::size_t>(t) * n + b) * F,
+                        src + (static_cast<std::size_t>(b) * T + t) * F, sizeof(float) * F);
+      }
+      runner_->infer_inputs(x_.data(), n, probs + start * C, logits + start * C);
+    }
+  }
+
+  cli::ModelWithView m_;
+  SequenceView view_;
+  std::unique_ptr<BatchRunner> runner_;
+  std::mutex mutex_;  // predict releases the GIL; one inference at a time per model
+  std::vector<float> x_;
+  ImageSet block_;
+  std::vector<std::int64_t> indices_;
+};
+
+namespace {
+
+// The arrays of the MNIST files in `dir`, owned by NumPy without a copy.
+py::tuple load_mnist_arrays(const std::string& dir, bool train) {
+  auto set = std::make_shared<ImageSet>();
+  try {
+    py::gil_scoped_release nogil;
+    *set = load_mnist(dir, train);
+  } catch (const Error& e) {
+    raise_file_error(e, e.subject());
+  }
+  // Each array keeps the set alive through a capsule holding a shared_ptr.
+  auto owner = [&set] {
+    return py::capsule(new std::shared_ptr<ImageSet>(set),
+                       [](void* p) { delete static_cast<std::shared_ptr<ImageSet>*>(p); });
+  };
+  py::array_t<std::uint8_t> x(
+      {set->count, static_cast<std::int64_t>(set->rows), static_cast<std::int64_t>(set->cols)},
+      set->pixels.data(), owner());
+  py::array_t<std::int32_t> y({set->count}, set->labels.data(), owner());
+  return py::make_tuple(x, y);
+}
+
+// The `recur train` flag for a Python keyword: hidden -> --hidden, view_seed -> --view-seed.
+std::string flag_of(std::string name) {
+  std::replace(name.begin(), name.end(), '_', '-');
+  return "--" + name;
+}
+
+// Trains as `recur train` does with the given options (Python keywords named like the flags)
+// on `parts` (a list of (uint8 images, labels) concatenated in order) or, when empty, on the
+// files of the `data` option. Returns the run folder's last model and the history.
+py::tuple train(const py::dict& options, const py::list& parts, const py::object& callback,
+                bool verbose) {
+  CLI::App app{"recur"};
+  cli::Runner run;
+  TrainOptions opts;
+  cli::add_train_command(app, run, &opts);
+  CLI::App* cmd = app.get_subcommand("train");
+  std::vector<std::string> args = {"recur", "train"};
+  for (const auto& [key, item] : options) {
+    const auto value = py::reinterpret_borrow<py::object>(item);
+    const std::string name = py::str(key).cast<std::string>();
+    const std::string flag = flag_of(name);
+    const CLI::Option* opt = cmd->get_option_no_throw(flag);
+    if (!opt || flag == "--help")
+      raise(PyExc_ValueError, "unknown option '" + name + "' (see recur train --help)");
+    const bool is_switch = opt->get_expected_max() == 0;
+    if (is_switch != py::isinstance<py::bool_>(value))
+      raise(PyExc_TypeError, is_switch
+                                 ? "option '" + name + "' is a switch: pass True or False, got " +
+                                       py::repr(value).cast<std::string>()
+                                 : "option '" + name + "' takes a number or text, not " +
+                                       py::repr(value).cast<std::string>());
+    std::string text;
+    if (is_switch)
+      text = value.cast<bool>() ? "true" : "false";
+    else if (py::isinstance<py::str>(value))
+      text = value.cast<std::string>();
+    else if (PyIndex_Check(value.ptr()))  // int, numpy integers
+      text = py::str(py::int_(value)).cast<std::string>();
+    else if (PyFloat_Check(value.ptr()) || PyNumber_Check(value.ptr()))  // float, numpy floats
+      text = fmt::format("{}", py::float_(value).cast<double>());        // shortest exact text
+    else
+      raise(PyExc_TypeError, "option '" + name + "' takes a number or text, not " +
+                                 py::repr(value).cast<std::string>());
+    args.push_back(flag + "=" + text);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+    run();
+  } catch (const CLI::ParseError& e) {
+    raise(PyExc_ValueError, e.what());
+  } catch (const Error& e) {
+    raise(PyExc_ValueError, e.what());
+  }
+
+  if (!parts.empty()) {
+    auto set = std::make_shared<ImageSet>();
+    set->source = "the training arrays";
+    std::vector<std::vector<std::int32_t>> labels;
+    int max_label = 0;
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+      const auto part = parts[k].cast<py::tuple>();
+      const std::string xn = k + 1 == parts.size() ? "x" : "val[0]";
+      const std::string yn = k + 1 == parts.size() ? "y" : "val[1]";
+      const auto x = part[0].cast<py::array>();
+      const auto y = part[1].cast<py::array>();
+      if (!x.dtype().is(py::dtype::of<std::uint8_t>()))
+        raise(PyExc_TypeError,
+              xn +
+                  " must be uint8 images [N, rows, cols] (training reads images through a view), "
+                  "got dtype " +
+                  dtype_text(x));
+      if (x.ndim() != 3)
+        raise(PyExc_ValueError,
+              xn + " must have 3 dimensions, [N, rows, cols], got shape " + shape_text(x));
+      require_c_contiguous(x, xn);
+      if (k == 0) {
+        set->rows = static_cast<int>(x.shape(1));
+        set->cols = static_cast<int>(x.shape(2));
+      } else if (x.shape(1) != set->rows || x.shape(2) != set->cols) {
+        raise(PyExc_ValueError, fmt::format("{} holds {}x{} images but val[0] holds {}x{}", xn,
+                                            x.shape(1), x.shape(2), set->rows, set->cols));
+      }
+      if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(0) < 1)
+        raise(PyExc_ValueError, xn + " holds no pixels: shape " + shape_text(x));
+      labels.push_back(read_labels(y, x.shape(0), yn, 0));
+      for (std::int32_t l : labels.back()) max_label = std::max(max_label, l);
+      const auto* p = static_cast<const std::uint8_t*>(x.data());
+      set->pixels.insert(set->pixels.end(), p, p + x.size());
+      set->count += x.shape(0);
+    }
+    for (const auto& l : labels) set->labels.insert(set->labels.end(), l.begin(), l.end());
+    set->num_classes = max_label + 1;
+    if (set->num_classes < 2)
+      raise(PyExc_ValueError, "y holds a single class (" + std::to_string(max_label) +
+                                  "); a classifier needs at least 2");
+    opts.images = std::move(set);
+  }
+
+  // The history, and the callback at every logged step. Ctrl-C is checked at every step when
+  // training runs on the main thread (Python runs signal handlers there only).
+  const py::module_ threading = py::module_::import("threading");
+  const py::object main_ident = threading.attr("main_thread")().attr("ident");
+  const bool main_thread = main_ident.equal(threading.attr("get_ident")());
+  PythonStdout py_out;
+  std::vector<std::int64_t> step, epoch, val_step, val_epoch;
+  std::vector<double> loss, accuracy, lr, sps, val_loss, val_accuracy;
+  opts.on_event = [&](const TrainEvent& e) -> bool {
+    if (e.kind == TrainEvent::Kind::validation) {
+      val_step.push_back(e.step);
+      val_epoch.push_back(e.epoch);
+      val_loss.push_back(e.loss);
+      val_accuracy.push_back(e.accuracy);
+      return true;
+    }
+    if (e.kind == TrainEvent::Kind::step) {
+      py_out.rethrow();
+      if (!main_thread) return true;
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      return true;
+    }
+    step.push_back(e.step);
+    epoch.push_back(e.epoch);
+    loss.push_back(e.loss);
+    accuracy.push_back(e.accuracy);
+    lr.push_back(e.lr);
+    sps.push_back(e.samples_per_second);
+    if (callback.is_none()) return true;
+    py::gil_scoped_acquire gil;
+    py::dict info;
+    info["step"] = e.step;
+    info["total_steps"] = e.total_steps;
+    info["epoch"] = e.epoch;
+    info["loss"] = e.loss;
+    info["accuracy"] = e.accuracy;
+    info["lr"] = e.lr;
+    info["samples_per_second"] = e.samples_per_second;
+    const py::object verdict = callback(info);
+    return !(py::isinstance<py::bool_>(verdict) && !verdict.cast<bool>());
+  };
+
+  NullBuffer null_out;
+  std::ostream out(verbose ? static_cast<std::streambuf*>(&py_out) : &null_out);
+  try {
+    py::gil_scoped_release nogil;
+    recur::train(opts, out, false);
+  } catch (const Error& e) {
+    raise(PyExc_ValueError, e.what());
+  }
+  out.flush();
+  py_out.rethrow();
+
+  auto model = std::make_shared<Model>(opts.out_dir + "/last.safetensors");
+  py::dict history;
+  history["step"] = py::array(py::cast(step));
+  history["epoch"] = py::array(py::cast(epoch));
+  history["loss"] = py::array(py::cast(loss));
+  history["accuracy"] = py::array(py::cast(accuracy));
+  history["lr"] = py::array(py::cast(lr));
+  history["samples_per_second"] = py::array(py::cast(sps));
+  history["val_step"] = py::array(py::cast(val_step));
+  history["val_epoch"] = py::array(py::cast(val_epoch));
+  history["val_loss"] = py::array(py::cast(val_loss));
+  history["val_accuracy"] = py::array(py::cast(val_accuracy));
+  history["out"] = opts.out_dir;
+  return py::make_tuple(model, history);
+}
+
+}  // namespace
+
+}  // namespace recur::python
+
+PYBIND11_MODULE(_recur, m) {
+  using recur::python::Model;
+  m.doc() = "recur's compiled core; use the recur package.";
+  m.attr("__version__") = RECUR_VERSION;
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const recur::Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const recur::InternalError& e) {
+      PyErr_SetString(PyExc_RuntimeError,
+                      (std::string("recur internal error: ") + e.what()).c_str());
+    }
+  });
+
+  py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+      .def(py::init<const std::string&>(), py::arg("path"))
+      .def_property_readonly("config", &Model::config_dict)
+      .def_property_readonly("metadata", &Model::metadata)
+      .def_property_readonly("path", &Model::path)
+      .def_property_readonly("num_classes", &Model::num_classes)
+      .def("predict", &Model::predict, py::arg("x"), py::arg("logits") = false)
+      .def("evaluate", &Model::evaluate, py::arg("x"), py::arg("y"))
+      .def("save", &Model::save, py::arg("path"))
+      .def("__repr__", &Model::repr);
+  m.def("load_mnist", &recur::python::load_mnist_arrays, py::arg("path"), py::arg("train"));
+  m.def("train", &recur::python::train, py::arg("options"), py::arg("parts"), py::arg("callback"),
+        py::arg("verbose"));
+}

@@ -1,0 +1,207 @@
+// train() on an in-memory ImageSet (TrainOptions::images, what the Python module uses) against
+// the same images read from IDX files, TrainOptions::on_event (reports and early stop), and
+// check_image_set's messages.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "recur/data.hpp"
+#include "recur/error.hpp"
+#include "recur/fs.hpp"
+#include "recur/train.hpp"
+
+namespace recur {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "recur-train-memory-XXXXXX").string();
+    RECUR_ASSERT(mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// 240 images of 6x5: class k (of 3) brightens row 2k; the rest is pseudo-random noise.
+ImageSet synthetic_set() {
+  ImageSet s;
+  s.source = "synthetic";
+  s.count = 240;
+  s.rows = 6;
+  s.cols = 5;
+  s.num_classes = 10;  // as load_mnist reads it
+  std::uint32_t state = 12345;
+  for (std::int64_t i = 0; i < s.count; ++i) {
+    const int label = static_cast<int>(i % 3);
+    s.labels.push_back(label);
+    for (int r = 0; r < s.rows; ++r)
+      for (int c = 0; c < s.cols; ++c) {
+        state = state * 1664525u + 1013904223u;
+        const int noise = static_cast<int>(state >> 26);
+        s.pixels.push_back(static_cast<std::uint8_t>(r == 2 * label ? 200 + noise : noise));
+      }
+  }
+  return s;
+}
+
+void write_idx(const ImageSet& s, const std::string& dir) {
+  auto be32 = [](std::string& out, std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
+  };
+  std::string images = {0, 0, 8, 3}, labels = {0, 0, 8, 1};
+  be32(images, static_cast<std::uint32_t>(s.count));
+  be32(images, static_cast<std::uint32_t>(s.rows));
+  be32(images, static_cast<std::uint32_t>(s.cols));
+  images.append(s.pixels.begin(), s.pixels.end());
+  be32(labels, static_cast<std::uint32_t>(s.count));
+  for (std::int32_t l : s.labels) labels += static_cast<char>(l);
+  fs::create_directories(dir);
+  std::ofstream(dir + "/train-images-idx3-ubyte", std::ios::binary) << images;
+  std::ofstream(dir + "/train-labels-idx1-ubyte", std::ios::binary) << labels;
+}
+
+TrainOptions small_run(const std::string& out) {
+  TrainOptions o;
+  o.model.cell = CellKind::gru;
+  o.model.hidden = 8;
+  o.batch = 16;
+  o.steps = 20;
+  o.epochs = 0;
+  o.validation = 40;
+  o.display_step = 5;
+  o.threads = 2;
+  o.out_dir = out;
+  return o;
+}
+
+TEST(TrainFromMemory, SameWeightsAsFromTheFiles) {
+  TempDir tmp;
+  const ImageSet set = synthetic_set();
+  write_idx(set, tmp.path("data"));
+  std::ostringstream log;
+  TrainOptions from_files = small_run(tmp.path("files"));
+  from_files.data_dir = tmp.path("data");
+  train(from_files, log, false);
+  TrainOptions from_memory = small_run(tmp.path("memory"));
+  from_memory.images = std::make_shared<const ImageSet>(set);
+  train(from_memory, log, false);
+  const std::string a = read_file(tmp.path("files/last.safetensors"));
+  EXPECT_EQ(a, read_file(tmp.path("memory/last.safetensors")));
+  EXPECT_NE(log.str().find("from synthetic;"), std::string::npos) << log.str();
+}
+
+TEST(TrainFromMemory, EventsReportEveryStepLogAndValidation) {
+  TempDir tmp;
+  TrainOptions o = small_run(tmp.path("run"));
+  o.images = std::make_shared<const ImageSet>(synthetic_set());
+  std::vector<std::int64_t> steps, logs, validations;
+  o.on_event = [&](const TrainEvent& e) {
+    EXPECT_EQ(e.total_steps, 20);
+    (e.kind == TrainEvent::Kind::step        ? steps
+     : e.kind == TrainEvent::Kind::train_log ? logs
+                                             : validations)
+        .push_back(e.step);
+    return true;
+  };
+  std::ostringstream log;
+  const TrainSummary s = train(o, log, false);
+  EXPECT_EQ(s.steps, 20);
+  ASSERT_EQ(steps.size(), 20u);
+  EXPECT_EQ(steps.front(), 1);
+  EXPECT_EQ(logs, (std::vector<std::int64_t>{5, 10, 15, 20}));
+  // 200 training images in batches of 16: epochs end at steps 13 and 20 (the last step).
+  EXPECT_EQ(validations, (std::vector<std::int64_t>{13, 20}));
+}
+
+TEST(TrainFromMemory, FalseFromOnEventEndsTheRunAtThatStep) {
+  TempDir tmp;
+  TrainOptions o = small_run(tmp.path("run"));
+  o.images = std::make_shared<const ImageSet>(synthetic_set());
+  std::vector<std::int64_t> logs, validations;
+  o.on_event = [&](const TrainEvent& e) {
+    if (e.kind == TrainEvent::Kind::train_log) logs.push_back(e.step);
+    if (e.kind == TrainEvent::Kind::validation) validations.push_back(e.step);
+    return !(e.kind == TrainEvent::Kind::step && e.step == 7);
+  };
+  std::ostringstream log;
+  const TrainSummary s = train(o, log, false);
+  EXPECT_EQ(s.steps, 7);
+  EXPECT_EQ(logs, (std::vector<std::int64_t>{5, 7}));  // the last step's window is logged
+  EXPECT_EQ(validations, (std::vector<std::int64_t>{7}));
+  EXPECT_TRUE(fs::exists(tmp.path("run/last.safetensors")));
+  EXPECT_TRUE(fs::exists(tmp.path("run/summary.json")));
+}
+
+TEST(TrainFromMemory, ExceptionFromOnEventLeavesTrain) {
+  TempDir tmp;
+  TrainOptions o = small_run(tmp.path("run"));
+  o.images = std::make_shared<const ImageSet>(synthetic_set());
+  o.on_event = [](const TrainEvent& e) -> bool {
+    if (e.step == 3) throw std::runtime_error("interrupted");
+    return true;
+  };
+  std::ostringstream log;
+  EXPECT_THROW(train(o, log, false), std::runtime_error);
+  EXPECT_FALSE(fs::exists(tmp.path("run/summary.json")));
+}
+
+void expect_error(const ImageSet& s, const std::string& message) {
+  try {
+    check_image_set(s);
+    ADD_FAILURE() << "no error for: " << message;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), message);
+  }
+}
+
+TEST(CheckImageSet, NamesWhatIsWrong) {
+  EXPECT_NO_THROW(check_image_set(synthetic_set()));
+  ImageSet s = synthetic_set();
+  s.labels[7] = 10;
+  expect_error(s, "synthetic: label 10 of image 7 is outside 0..9");
+  s = synthetic_set();
+  s.pixels.pop_back();
+  expect_error(s, "synthetic: 240 images of 6x5 need 7200 pixels but 7199 are given");
+  s = synthetic_set();
+  s.labels.pop_back();
+  expect_error(s, "synthetic: 240 images but 239 labels");
+  s = synthetic_set();
+  s.num_classes = 1;
+  expect_error(s, "synthetic: needs at least 2 classes, got 1");
+  s = synthetic_set();
+  s.cols = 0;
+  expect_error(s, "synthetic: images are 6x0; each side must be in 1..16384");
+  s = ImageSet{};
+  s.source = "empty";
+  expect_error(s, "empty: holds no images");
+  // train() checks an in-memory set before anything else happens.
+  TempDir tmp;
+  TrainOptions o = small_run(tmp.path("run"));
+  ImageSet bad = synthetic_set();
+  bad.labels[0] = -1;
+  o.images = std::make_shared<const ImageSet>(bad);
+  std::ostringstream log;
+  EXPECT_THROW(train(o, log, false), Error);
+  EXPECT_FALSE(fs::exists(tmp.path("run")));
+}
+
+}  // namespace
+}  // namespace recur
