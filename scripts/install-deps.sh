@@ -9,6 +9,7 @@ packages=(
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm
   python3 python3-numpy python3-torch
+  libopenmpi-dev openmpi-bin
 )
 if [[ "${RECUR_FUZZ_DEPS:-0}" == 1 ]]; then
   packages+=(clang libclang-rt-14-dev)
