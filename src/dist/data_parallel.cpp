@@ -1,9 +1,11 @@
 #include "dist/data_parallel.hpp"
 
 #include <algorithm>
+#include <string>
 #include <type_traits>
 
 #include "dist/comm.hpp"
+#include "recur/error.hpp"
 
 namespace recur::dist {
 
@@ -24,13 +26,23 @@ std::vector<Report> gather(const Report& mine) {
 
 }  // namespace
 
-DataParallel::DataParallel(BatchRunner& runner, std::size_t params)
+DataParallel::DataParallel(BatchRunner& runner, std::size_t params, std::uint64_t fingerprint)
     : runner_(runner), params_(params), rank_(rank()), ranks_(size()) {
-  std::vector<int> threads(ranks_);
-  const int mine = runner_.threads();
-  allgather(&mine, sizeof(int), threads.data());
+  struct Setup {
+    std::uint64_t fingerprint;
+    std::int64_t threads;
+  };
+  std::vector<Setup> all(ranks_);
+  const Setup mine{fingerprint, runner_.threads()};
+  allgather(&mine, sizeof(Setup), all.data());
+  for (int r = 1; r < ranks_; ++r)
+    if (all[r].fingerprint != all[0].fingerprint)
+      throw Error("mpirun", "rank " + std::to_string(r) +
+                                " has another model, data set or schedule than rank 0; every rank "
+                                "needs the same binary, options and data");
   first_thread_.assign(ranks_ + 1, 0);
-  for (int r = 0; r < ranks_; ++r) first_thread_[r + 1] = first_thread_[r] + threads[r];
+  for (int r = 0; r < ranks_; ++r)
+    first_thread_[r + 1] = first_thread_[r] + static_cast<int>(all[r].threads);
   total_threads_ = first_thread_[ranks_];
 }
 

@@ -20,7 +20,9 @@ namespace recur::dist {
 class DataParallel {
  public:
   // Collective: learns every rank's thread count. `params`: the gradient arena's length.
-  DataParallel(BatchRunner& runner, std::size_t params);
+  // `fingerprint` sums up what must be the same on every rank (model, data, schedule); a rank
+  // whose fingerprint differs from rank 0's is a recur::Error on every rank.
+  DataParallel(BatchRunner& runner, std::size_t params, std::uint64_t fingerprint);
 
   bool distributed() const { return ranks_ > 1; }
   int ranks() const { return ranks_; }

@@ -193,6 +193,28 @@ void share_resume(Network<float>& net, Optimizer& opt, Position& pos) {
   opt.set_step_count(optimizer_steps);
 }
 
+// What every rank of a data-parallel run must agree on: the model, the data it trains and
+// validates on, and the schedule of steps (FNV-1a).
+std::uint64_t run_fingerprint(const ModelConfig& model, const ImageSet& set, const Split& split,
+                              const TrainOptions& opt, std::int64_t total_steps) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* data, std::size_t bytes) {
+    for (std::size_t i = 0; i < bytes; ++i) {
+      h ^= static_cast<const unsigned char*>(data)[i];
+      h *= 1099511628211ull;
+    }
+  };
+  const std::string json = to_json(model);
+  mix(json.data(), json.size());
+  for (const auto* part : {&split.train, &split.validation})
+    for (std::int64_t i : *part) mix(&set.labels[i], sizeof(set.labels[i]));
+  for (std::int64_t v :
+       {static_cast<std::int64_t>(opt.batch), total_steps, static_cast<std::int64_t>(opt.seed)})
+    mix(&v, sizeof(v));
+  mix(&opt.optimizer.lr, sizeof(opt.optimizer.lr));
+  return h;
+}
+
 bool all_finite(const std::vector<float>& v) {
   float acc = 0;
   for (float x : v) acc += x * 0.0f;  // NaN or inf anywhere makes the sum NaN
@@ -238,6 +260,13 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   if (schedule.total_steps <= 0) schedule.total_steps = total_steps;
   const std::string resume_path = opt.out_dir + "/resume.safetensors";
 
+  BatchRunner runner(net, opt.threads);
+  // Under mpirun: every rank's threads, and a check that all ranks run the same thing, before
+  // rank 0 touches the run folder.
+  dist::DataParallel parallel(
+      runner, net.num_params(),
+      dist::size() > 1 ? run_fingerprint(mc, train_set, split, opt, total_steps) : 0);
+
   Position pos;
   net.init(opt.seed);
   // In a data-parallel run (mpirun) rank 0 alone touches the run folder.
@@ -257,8 +286,6 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     prepare_run_dir(opt.out_dir);
     write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
   }
-  BatchRunner runner(net, opt.threads);
-  dist::DataParallel parallel(runner, net.num_params());
   const Metadata meta = {{"recur.view", to_string(opt.view)},
                          {"recur.view_seed", std::to_string(opt.view_seed)},
                          {"recur.image_rows", std::to_string(train_set.rows)},

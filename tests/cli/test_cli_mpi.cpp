@@ -249,6 +249,25 @@ TEST(MpiCli, OnlyRankZeroWritesTheRunFolder) {
   EXPECT_FALSE(fs::exists(dir / "rank1"));
 }
 
+TEST(MpiCli, RanksThatRunDifferentThingsAreRefusedBeforeAnythingIsWritten) {
+  SKIP_WITHOUT_MPI();
+  ScratchDir dir;
+  std::vector<std::string> command = mpirun_prefix(1);
+  command = concat(command, recur_command(identity_args(dir / "rank0", 1)));
+  command = concat(command, {":", "-np", "1"});
+  command =
+      concat(command, recur_command(concat(identity_args(dir / "rank1", 1), {"--lr", "0.5"})));
+  const int code = run(command, dir / "run.log");
+  const std::string log = slurp(dir / "run.log");
+  EXPECT_EQ(code, 2) << log;
+  EXPECT_TRUE(contains(log,
+                       "recur: error: mpirun: rank 1 has another model, data set or schedule "
+                       "than rank 0"))
+      << log;
+  EXPECT_FALSE(fs::exists(dir / "rank0"));
+  EXPECT_FALSE(fs::exists(dir / "rank1"));
+}
+
 TEST(MpiCli, BadInputEndsTheJobWithOneMessage) {
   SKIP_WITHOUT_MPI();
   ScratchDir dir;
