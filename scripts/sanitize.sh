@@ -10,9 +10,10 @@
 # Left out: the benchmarks (not tests), and package.find_package_consumer, which links an
 # uninstrumented program against the installed, instrumented library (it runs in scripts/test.sh).
 # Built without MPI (-DRECUR_MPI=OFF), so the mpirun tests (tests/cli/test_cli_mpi.cpp) skip here:
-# Open MPI's libraries are not instrumented, and what they allocate for the job's lifetime
-# (hwloc topology, PMIx, transports) would be reported as leaks of every rank; recur's own code
-# on that path (src/dist) is exercised here through the single-process implementation.
+# under LeakSanitizer a bare MPI_Init/MPI_Allreduce/MPI_Finalize program leaks about 120 KB in
+# 3,350 allocations per rank (Open MPI 4.1.4), from components Open MPI loads and unloads with
+# dlopen, whose stacks end in "<unknown module>" so that no suppression can name them. The
+# chunk split that MPI runs rely on is tested here too (tests/train/test_train_chunks.cpp).
 # -Wno-maybe-uninitialized: with the sanitizers g++ 12 warns falsely inside libstdc++ (<regex>).
 # Environment: RECUR_ASAN_BUILD_DIR (default build-asan), RECUR_ASAN_BUILD_TYPE (default Debug),
 # RECUR_ASAN_JOBS (build and test jobs, default 2).
