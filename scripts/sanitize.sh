@@ -7,8 +7,10 @@
 # against 8 for RelWithDebInfo (whose -O2 costs more in compile time than it saves in the
 # tests); reports carry file and line either way. RECUR_ASAN_BUILD_TYPE picks another.
 #
-# Left out: the benchmarks (not tests), and package.find_package_consumer, which links an
-# uninstrumented program against the installed, instrumented library (it runs in scripts/test.sh).
+# Left out: the benchmarks (not tests), package.find_package_consumer, which links an
+# uninstrumented program against the installed, instrumented library (it runs in scripts/test.sh),
+# and the tests labelled "long" (the README tour and the framed-digit test train whole models,
+# most of an hour at -O0 with the sanitizers; scripts/test.sh runs them).
 # Built without MPI (-DRECUR_MPI=OFF), so the mpirun tests (tests/cli/test_cli_mpi.cpp) skip here:
 # under LeakSanitizer a bare MPI_Init/MPI_Allreduce/MPI_Finalize program leaks about 120 KB in
 # 3,350 allocations per rank (Open MPI 4.1.4), from components Open MPI loads and unloads with
@@ -20,7 +22,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --test
 build_dir=${RECUR_ASAN_BUILD_DIR:-$root/build-asan}
 jobs=${RECUR_ASAN_JOBS:-2}
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${RECUR_ASAN_BUILD_TYPE:-Debug}" \
@@ -34,4 +36,4 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 "$build_dir/recur" data fetch mnist --data "$root/data/mnist"
 cd "$build_dir"
-ctest --output-on-failure -j "$jobs" --timeout 1800 -E '^package[.]' "$@"
+ctest --output-on-failure -j "$jobs" --timeout 1800 -E '^package[.]' -LE long "$@"

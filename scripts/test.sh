@@ -4,12 +4,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bash scripts/install-deps.sh
-# Data-parallel training under mpirun (RECUR_MPI) is built and tested where OpenMPI is installed.
+bash scripts/install-deps.sh --test
+# Data-parallel training under mpirun (RECUR_MPI) is built and tested where OpenMPI is installed
+# (install-deps --test installs it).
 mpi=OFF
 if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then mpi=ON; fi
 RECUR_BUILD_DIR=${RECUR_BUILD_DIR:-$root/build} bash scripts/build.sh -DRECUR_WERROR=ON \
-  -DRECUR_MPI=$mpi
+  -DRECUR_TESTS=ON -DRECUR_BENCH=ON -DRECUR_MPI=$mpi
 build_dir=${RECUR_BUILD_DIR:-$root/build}
 "$build_dir/recur" data fetch mnist --data "$root/data/mnist"
 cd "$build_dir"

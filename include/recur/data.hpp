@@ -84,7 +84,7 @@ Split split_train_validation(std::int64_t count, std::int64_t validation_size);
 // resumes mid-epoch exactly with seek(epoch, cursor). Not shuffling keeps the given order.
 class Batcher {
  public:
-  // Throws Error("--batch-size", ...) when batch_size < 1. Starts at epoch 0, cursor 0.
+  // Throws Error("--batch", ...) when batch_size < 1. Starts at epoch 0, cursor 0.
   Batcher(std::vector<std::int64_t> indices, int batch_size, std::uint64_t seed,
           bool shuffle = true);
   void start_epoch(std::int64_t epoch);  // builds that epoch's order, cursor at 0

@@ -35,11 +35,13 @@ std::string to_string(Pooling p);
 //   an orthogonal H x H matrix per gate block (recurrent matrices only) normal            N(0,
 //   sigma^2) truncated_normal  N(0, sigma^2) redrawn outside 2 sigma
 enum class InitKind { pytorch, glorot, orthogonal, normal, truncated_normal };
-InitKind parse_init(const std::string& name);
+// Errors name `flag` (--init, --init-recurrent, --head-init, --projection-init).
+InitKind parse_init(const std::string& name, const std::string& flag = "--init");
 std::string to_string(InitKind k);
 // Biases: pytorch (the default of that PyTorch module), constant (bias_value), or normal (sigma).
 enum class BiasKind { pytorch, constant, normal };
-BiasKind parse_bias_init(const std::string& name);
+// Errors name `flag` (--bias-init, --head-bias-init, --projection-bias-init).
+BiasKind parse_bias_init(const std::string& name, const std::string& flag = "--bias-init");
 std::string to_string(BiasKind k);
 
 struct WeightInit {

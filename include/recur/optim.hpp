@@ -133,9 +133,9 @@ struct ScheduleConfig {
   float min_lr = 0;          // cosine: the rate it ends at
 };
 
-// Throws recur::Error naming the flag (--warmup-steps, --step-size, --gamma, --total-steps,
-// --min-lr) for a negative warmup, step_size <= 0 or gamma <= 0 (step), total_steps <= 0 or a
-// negative min_lr (cosine).
+// Throws recur::Error naming the flag (--warmup, --step-size, --gamma, --min-lr; --schedule
+// for total_steps, which comes from --epochs / --steps) for a negative warmup, step_size <= 0 or
+// gamma <= 0 (step), total_steps <= 0 or a negative min_lr (cosine).
 void check_schedule_config(const ScheduleConfig& s);
 
 // The rate for optimizer step `step` (0 for the first update), computed in double. With

@@ -22,7 +22,17 @@ namespace recur {
 
 class ThreadPool;
 
-// Threads to use: `requested` if positive, else every core this process may run on.
+// CPUs this process may run on (its affinity mask).
+int allowed_cpus();
+// The largest thread count a pool may have: kThreadsPerCpu x allowed_cpus(), less the threads
+// the process runs besides the calling one (BLAS's helpers, another pool), so that the whole
+// process stays within kThreadsPerCpu threads per CPU. At least 1.
+constexpr int kThreadsPerCpu = 4;
+int max_threads();
+// Threads the process runs now (/proc/self/status; 1 where that cannot be read).
+int process_threads();
+// Threads to use: `requested` if positive, else every core this process may run on. Throws
+// recur::Error naming --threads for a negative count or one above max_threads().
 int resolve_threads(int requested);
 
 // Runs forward/backward of a batch split across threads. Allocates only on the first batch of a
@@ -79,14 +89,33 @@ struct EvalResult {
 EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView& view,
                     const std::vector<std::int64_t>& indices, int batch);
 
+// The defaults are the best recipe the project knows for MNIST rows, whichever the cell
+// (examples/mnist-lstm.toml; the README's results table): Adam at 4e-3 with a cosine decay to
+// 5e-5, gradients clipped to norm 5, LSTM forget-gate bias 1, batch 128, 10 epochs.
+// The largest --eval-batch (validation and `recur eval` batches): its buffers are sized from it.
+constexpr int kMaxEvalBatch = 1 << 16;
+
 struct TrainOptions {
   std::string data_dir = "data/mnist";
   ViewKind view = ViewKind::rows;
   std::uint64_t view_seed = 0;  // permuted view's permutation
-  ModelConfig model;            // input_size and steps are set from the view
-  OptimizerConfig optimizer;
-  ScheduleConfig schedule;
-  double clip_norm = 0;   // 0 = off
+  ModelConfig model = [] {      // input_size and steps are set from the view
+    ModelConfig m;
+    m.init.forget_bias = 1.0;
+    return m;
+  }();
+  OptimizerConfig optimizer = [] {
+    OptimizerConfig o;
+    o.lr = 4e-3f;
+    return o;
+  }();
+  ScheduleConfig schedule = [] {
+    ScheduleConfig s;
+    s.kind = ScheduleKind::cosine;
+    s.min_lr = 5e-5f;
+    return s;
+  }();
+  double clip_norm = 5;   // 0 = off
   double clip_value = 0;  // 0 = off
   int batch = 128;
   int epochs = 10;
@@ -104,6 +133,10 @@ struct TrainOptions {
   bool resume = false;          // continue the run in out_dir from its resume.safetensors
   bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
+
+// A resolved config (key=value lines) without the options that name the trainer's own folders
+// (data, out): what a checkpoint's metadata keeps, so a shared file reveals no local layout.
+std::string without_local_paths(const std::string& config);
 
 // Set by SIGINT / SIGTERM (see install_stop_signals): training finishes the current step, writes
 // resume.safetensors and stops with StopRequested.

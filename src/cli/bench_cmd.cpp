@@ -233,7 +233,8 @@ double sgemm_gflops(int n, int threads) {
 }
 
 nlohmann::json bench_sgemm(const BenchOptions& o) {
-  RECUR_CHECK(o.sgemm_size > 0, "--sgemm-size", "must be a positive integer");
+  RECUR_CHECK(o.sgemm_size > 0 && o.sgemm_size <= 8192, "--sgemm-size",
+              fmt::format("must be between 1 and 8192, got {}", o.sgemm_size));
   kernels::blas_single_threaded();
   const int threads = resolve_threads(o.threads);
   nlohmann::json j = {{"impl", "recur"},
@@ -284,9 +285,11 @@ void print_text(const nlohmann::json& j) {
 int run_bench(const BenchOptions& o) {
   RECUR_CHECK(o.steps > 0, "--steps", "must be a positive integer");
   RECUR_CHECK(o.warmup >= 0, "--warmup", "must not be negative");
-  RECUR_CHECK(o.batch > 0, "--batch", "must be a positive integer");
-  RECUR_CHECK(o.infer_batch > 0, "--infer-batch", "must be a positive integer");
-  RECUR_CHECK(o.threads >= 0, "--threads", "must not be negative (0 = all cores)");
+  RECUR_CHECK(o.batch > 0 && o.batch <= kMaxEvalBatch, "--batch",
+              fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, o.batch));
+  RECUR_CHECK(o.infer_batch > 0 && o.infer_batch <= kMaxEvalBatch, "--infer-batch",
+              fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, o.infer_batch));
+  resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
   nlohmann::json j;
   if (o.mode == "train")
     j = bench_train(o);

@@ -124,10 +124,15 @@ void make_folder(const std::string& dir) {
     throw Error("--out", "cannot create folder " + dir + (ec ? ": " + ec.message() : ""));
 }
 
+// Digits in one gallery picture: enough for any screen, and the picture's size stays bounded.
+constexpr int kMaxGallery = 1000;
+
 int run_eval(const EvalOptions& o) {
-  require_positive("--batch", o.batch);
-  if (o.threads < 0) throw Error("--threads", "must be 0 (all cores) or positive");
-  if (o.gallery < 0) throw Error("--gallery", "must be 0 (no pictures) or positive");
+  RECUR_CHECK(o.batch >= 1 && o.batch <= kMaxEvalBatch, "--batch",
+              fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, o.batch));
+  resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
+  RECUR_CHECK(o.gallery >= 0 && o.gallery <= kMaxGallery, "--gallery",
+              fmt::format("must be 0 (no pictures) up to {}, got {}", kMaxGallery, o.gallery));
   ModelWithView m = load_model_with_view(o.model);
   const ImageSet set = load_mnist(o.data, false);
   const SequenceView view = make_view(m, set.rows, set.cols);

@@ -15,6 +15,7 @@
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
 #include "recur/error.hpp"
+#include "recur/train.hpp"
 
 namespace recur::cli {
 
@@ -48,7 +49,9 @@ int run_inspect(const InspectOptions& o) {
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(o.model, ec);
   const auto& entries = m.net().layout().entries();
-  const std::string train_config = m.meta("recur.train_config");
+  // Checkpoints written before recur dropped local folders from the metadata still hold them.
+  const std::string train_config = without_local_paths(m.meta("recur.train_config"));
+  const std::string train_data = m.meta("recur.train_data");
   const char* metric_keys[] = {"recur.step", "recur.epoch", "recur.val_accuracy", "recur.val_loss"};
 
   if (o.json) {
@@ -59,30 +62,32 @@ int run_inspect(const InspectOptions& o) {
     for (const char* key : metric_keys)
       if (const std::string v = m.meta(key); !v.empty())
         metrics[std::string(key).substr(6)] = meta_value(v);
-    const nlohmann::json report = {{"model", o.model},
-                                   {"file_bytes", ec ? 0 : file_bytes},
-                                   {"architecture",
-                                    {{"cell", to_string(c.cell)},
-                                     {"hidden", c.hidden},
-                                     {"layers", c.layers},
-                                     {"directions", c.directions()},
-                                     {"projection", c.projection},
-                                     {"pooling", to_string(c.pooling)},
-                                     {"dropout", c.dropout},
-                                     {"untied", c.untied},
-                                     {"bias", c.bias},
-                                     {"view", to_string(m.view_kind)},
-                                     {"view_seed", m.view_seed},
-                                     {"image_rows", m.rows},
-                                     {"image_cols", m.cols},
-                                     {"steps", c.steps},
-                                     {"features", c.input_size},
-                                     {"classes", c.num_classes}}},
-                                   {"tensors", tensors},
-                                   {"parameters", m.net().num_params()},
-                                   {"train_config", train_config},
-                                   {"metrics", metrics},
-                                   {"model_config", nlohmann::json::parse(m.meta("recur.model"))}};
+    const nlohmann::json report = {
+        {"model", o.model},
+        {"file_bytes", ec ? 0 : file_bytes},
+        {"architecture",
+         {{"cell", to_string(c.cell)},
+          {"hidden", c.hidden},
+          {"layers", c.layers},
+          {"directions", c.directions()},
+          {"projection", c.projection},
+          {"pooling", to_string(c.pooling)},
+          {"dropout", c.dropout},
+          {"untied", c.untied},
+          {"bias", c.bias},
+          {"view", to_string(m.view_kind)},
+          {"view_seed", m.view_seed},
+          {"image_rows", m.rows},
+          {"image_cols", m.cols},
+          {"steps", c.steps},
+          {"features", c.input_size},
+          {"classes", c.num_classes}}},
+        {"tensors", tensors},
+        {"parameters", m.net().num_params()},
+        {"train_config", train_config},
+        {"train_data", train_data.empty() ? nlohmann::json() : nlohmann::json::parse(train_data)},
+        {"metrics", metrics},
+        {"model_config", nlohmann::json::parse(m.meta("recur.model"))}};
     std::cout << report.dump(2) << "\n";
     return 0;
   }
@@ -132,6 +137,12 @@ int run_inspect(const InspectOptions& o) {
   if (const std::string v = m.meta("recur.val_loss"); !v.empty()) add("validation loss " + v);
   fmt::print("\nmetrics: {}\n", metrics.empty() ? "none stored" : metrics);
 
+  if (!train_data.empty()) {
+    const nlohmann::json d = nlohmann::json::parse(train_data);
+    fmt::print("training data: {}\n", d.value("name", "?"));
+    for (const auto& [file, sha] : d.at("files").items())
+      fmt::print("  {}  sha256 {}\n", file, sha.get<std::string>());
+  }
   if (train_config.empty()) {
     fmt::print("training config: none stored\n");
   } else {

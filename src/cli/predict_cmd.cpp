@@ -1,5 +1,9 @@
-// recur predict MODEL INPUT... [--index N ...] [--json] [--invert auto|yes|no] [--top K]
+// recur predict MODEL INPUT... [--index N ...] [--json] [--invert auto|yes|no] [--top K] [--raw]
 // Classifies digit pictures (PNG or PGM of any size) or images of an IDX file (with --index).
+// A picture is first brought to MNIST's framing (recur/digit_frame.hpp): a digit photographed or
+// drawn on paper, at any size and place, reaches the model as MNIST's own digits did. --raw
+// only resizes (and inverts as --invert says). IDX images are MNIST-framed already and are
+// taken as they are.
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +18,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
+#include "recur/digit_frame.hpp"
 #include "recur/error.hpp"
 #include "recur/image.hpp"
 #include "recur/train.hpp"
@@ -29,6 +34,7 @@ struct PredictOptions {
   bool json = false;
   std::string invert = "auto";
   int top = 3;
+  bool raw = false;
 };
 
 enum class Invert { automatic, yes, no };
@@ -47,6 +53,8 @@ struct Sample {
   std::optional<int> label;           // from the IDX labels file
   std::vector<std::uint8_t> pixels;
   bool inverted = false;
+  bool framed = false;
+  int blobs = 0;  // framed pictures: blobs of ink kept
   int source_rows = 0, source_cols = 0;
 };
 
@@ -115,6 +123,36 @@ std::string labels_beside(const std::string& images_path) {
   return fs::is_regular_file(labels, ec) ? labels.string() : std::string();
 }
 
+// A picture brought to MNIST's framing, with a note on stderr of what was done.
+Sample frame(const GrayImage& img, const std::string& name, int rows, int cols, Invert invert) {
+  DigitFrameReport r;
+  const Polarity polarity = invert == Invert::yes  ? Polarity::invert
+                            : invert == Invert::no ? Polarity::keep
+                                                   : Polarity::automatic;
+  GrayImage framed = frame_digit(img, rows, cols, polarity, name, &r);
+  Sample s;
+  s.source_rows = img.height;
+  s.source_cols = img.width;
+  s.inverted = r.inverted;
+  s.framed = true;
+  s.blobs = r.blobs;
+  fmt::print(stderr,
+             "note: {}: {}ink {}x{} at ({}, {}) framed as MNIST's digits (levels {}..{} "
+             "stretched to 0..255{}); --raw skips this\n",
+             name, r.inverted ? "dark ink on light paper, inverted; " : "", r.ink_width,
+             r.ink_height, r.ink_left, r.ink_top, r.background, r.ink,
+             r.specks > 0
+                 ? fmt::format(", {} speck{} of noise erased", r.specks, r.specks == 1 ? "" : "s")
+                 : "");
+  if (r.blobs > 1)
+    fmt::print(stderr,
+               "note: {} holds {} separate blobs of ink; they are read together as one digit "
+               "(crop the picture to one digit if it holds several)\n",
+               name, r.blobs);
+  s.pixels = std::move(framed.pixels);
+  return s;
+}
+
 void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& indices, int rows,
                      int cols, Invert invert, std::vector<Sample>& samples) {
   const std::string labels = labels_beside(path);
@@ -153,7 +191,8 @@ int run_predict(const PredictOptions& o) {
     if (!o.indices.empty()) {
       add_idx_samples(input, o.indices, m.rows, m.cols, invert, samples);
     } else {
-      Sample s = prepare(load_gray_image(input), input, m.rows, m.cols, invert, false);
+      Sample s = o.raw ? prepare(load_gray_image(input), input, m.rows, m.cols, invert, false)
+                       : frame(load_gray_image(input), input, m.rows, m.cols, invert);
       s.input = input;
       samples.push_back(std::move(s));
     }
@@ -199,11 +238,13 @@ int run_predict(const PredictOptions& o) {
                           {"probability", best.front().probability},
                           {"top", top},
                           {"inverted", s.inverted},
+                          {"framed", s.framed},
                           {"width", s.source_cols},
                           {"height", s.source_rows}};
       j["logits"] =
           std::vector<float>(logits.begin() + static_cast<std::ptrdiff_t>(i) * num_classes,
                              logits.begin() + static_cast<std::ptrdiff_t>(i + 1) * num_classes);
+      if (s.framed) j["blobs"] = s.blobs;
       if (s.index) j["index"] = *s.index;
       if (s.label) j["label"] = *s.label;
       all.push_back(std::move(j));
@@ -242,6 +283,9 @@ void add_predict_command(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--top", o->top, "How many of the likeliest classes to show")
       ->capture_default_str();
+  cmd->add_flag("--raw", o->raw,
+                "Only resize pictures to the model's size; skip MNIST's framing (crop to the "
+                "ink, fit 20x20, centre by mass, stretch the contrast)");
   cmd->callback([o, &run] { run = [o] { return run_predict(*o); }; });
 }
 

@@ -26,10 +26,17 @@ struct TrainFlags {
   double init_sigma = 0.01, head_sigma = 0.01;
   std::string bias_init = "pytorch", head_bias_init = "pytorch", projection_bias_init = "pytorch";
   double bias_value = 0, head_bias_value = 0, projection_bias_value = 0;
-  std::string optimizer = "adam", schedule = "constant";
+  std::string optimizer = "adam", schedule = "cosine";  // as TrainOptions' defaults
   bool no_bias = false;
   TrainOptions o;
 };
+
+// Seeds are unsigned: "-1" would otherwise wrap to 2^64 - 1.
+const CLI::Validator kNotNegative(
+    [](std::string& text) {
+      return text.find('-') != std::string::npos ? "must be 0 or more, got " + text : std::string();
+    },
+    "");
 
 // Applies a TOML file's keys to the options not given on the command line. Keys are the flags'
 // names without the dashes ("hidden", "forget-bias").
@@ -99,6 +106,7 @@ void add_train_command(CLI::App& app, Runner& run) {
                   "How an image becomes a sequence: rows, cols, pixels, permuted")
       ->capture_default_str();
   cmd->add_option("--view-seed", o.view_seed, "Seed of the permuted view's permutation")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--cell", flags->cell, "rnn (tanh), rnn_relu, lstm, gru")->capture_default_str();
   cmd->add_option("--hidden", o.model.hidden, "Hidden units per layer and direction")
@@ -181,7 +189,9 @@ void add_train_command(CLI::App& app, Runner& run) {
   cmd->add_option("--train-limit", o.train_limit,
                   "Train on the first N remaining images only; 0 = all")
       ->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Seed of init, shuffling and dropout")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of init, shuffling and dropout")
+      ->check(kNotNegative)
+      ->capture_default_str();
   cmd->add_option("--threads", o.threads, "Threads; 0 = all cores")->capture_default_str();
   cmd->add_option("--display-step", o.display_step,
                   "Log the training loss and accuracy every N steps")
@@ -211,7 +221,13 @@ void add_train_command(CLI::App& app, Runner& run) {
         flags->o.out_dir = *resume_dir;
         flags->o.resume = true;
       }
-      if (!config_path->empty()) apply_config(*cmd, *config_path);
+      if (!config_path->empty()) {
+        try {
+          apply_config(*cmd, *config_path);
+        } catch (const Error& e) {
+          throw Error("--config", e.what());
+        }
+      }
       TrainFlags& f = *flags;
       TrainOptions opts = f.o;
       opts.view = parse_view(f.view);
@@ -220,17 +236,17 @@ void add_train_command(CLI::App& app, Runner& run) {
       opts.model.bias = !f.no_bias;
       auto& in = opts.model.init;
       in.input.kind = parse_init(f.init_input);
-      in.recurrent.kind = parse_init(f.init_recurrent);
+      in.recurrent.kind = parse_init(f.init_recurrent, "--init-recurrent");
       in.input.sigma = in.recurrent.sigma = f.init_sigma;
       in.input.bias = in.recurrent.bias = parse_bias_init(f.bias_init);
       in.input.bias_value = in.recurrent.bias_value = f.bias_value;
-      in.head.kind = parse_init(f.init_head);
+      in.head.kind = parse_init(f.init_head, "--head-init");
       in.head.sigma = f.head_sigma;
-      in.head.bias = parse_bias_init(f.head_bias_init);
+      in.head.bias = parse_bias_init(f.head_bias_init, "--head-bias-init");
       in.head.bias_value = f.head_bias_value;
-      in.projection.kind = parse_init(f.init_projection);
+      in.projection.kind = parse_init(f.init_projection, "--projection-init");
       in.projection.sigma = f.init_sigma;
-      in.projection.bias = parse_bias_init(f.projection_bias_init);
+      in.projection.bias = parse_bias_init(f.projection_bias_init, "--projection-bias-init");
       in.projection.bias_value = f.projection_bias_value;
       opts.optimizer.kind = parse_optimizer(f.optimizer);
       opts.schedule.kind = parse_schedule(f.schedule);

@@ -26,7 +26,7 @@ Batcher::Batcher(std::vector<std::int64_t> indices, int batch_size, std::uint64_
                  bool shuffle)
     : indices_(std::move(indices)), batch_size_(batch_size), seed_(seed), shuffle_(shuffle) {
   if (batch_size_ < 1) {
-    throw Error("--batch-size", "must be at least 1, got " + std::to_string(batch_size_));
+    throw Error("--batch", "must be at least 1, got " + std::to_string(batch_size_));
   }
   start_epoch(0);
 }

@@ -36,7 +36,8 @@ namespace fs = std::filesystem;
 class ScratchDir {
  public:
   explicit ScratchDir(const fs::path& parent) {
-    std::string pattern = (parent / ".recur-fetch-XXXXXX").string();
+    // Absolute, because programs run inside it (a relative path would resolve twice).
+    std::string pattern = (fs::absolute(parent) / ".recur-fetch-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw Error(parent.string(),
                   std::string("cannot create a temporary folder: ") + std::strerror(errno));
@@ -66,7 +67,8 @@ std::string find_program(const std::string& name) {
     if (end == std::string::npos) end = dirs.size();
     const std::string dir = end > start ? dirs.substr(start, end - start) : ".";
     const std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) return candidate;
+    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate))
+      return fs::absolute(candidate).string();  // run_program changes the working folder
     start = end + 1;
   }
   return {};

@@ -74,45 +74,57 @@ Pooling parse_pooling(const std::string& name) {
 std::string to_string(Pooling p) {
   return enum_name(p, kPoolings);
 }
-InitKind parse_init(const std::string& name) {
-  return parse_enum(name, "--init", kInits);
+InitKind parse_init(const std::string& name, const std::string& flag) {
+  return parse_enum(name, flag, kInits);
 }
 std::string to_string(InitKind k) {
   return enum_name(k, kInits);
 }
-BiasKind parse_bias_init(const std::string& name) {
-  return parse_enum(name, "--bias-init", kBiases);
+BiasKind parse_bias_init(const std::string& name, const std::string& flag) {
+  return parse_enum(name, flag, kBiases);
 }
 std::string to_string(BiasKind k) {
   return enum_name(k, kBiases);
 }
 
 void ModelConfig::validate() const {
-  auto positive = [](int v, const char* flag) {
-    RECUR_CHECK(v > 0, flag, "must be a positive integer, got " + std::to_string(v));
+  // Each check names the flag that sets the value. input_size, steps and num_classes come from
+  // the data set and its view, so those name --view and --data.
+  auto in_range = [](long long v, long long lo, long long hi, const char* flag) {
+    RECUR_CHECK(v >= lo && v <= hi, flag,
+                "must be " +
+                    (lo == 0 ? std::string("0 (none) or more") : "at least " + std::to_string(lo)) +
+                    " and at most " + std::to_string(hi) + ", got " + std::to_string(v));
   };
-  positive(input_size, "--input-size");
-  positive(steps, "--steps-per-sequence");
-  positive(hidden, "--hidden");
-  positive(layers, "--layers");
-  positive(num_classes, "--classes");
-  RECUR_CHECK(num_classes >= 2, "--classes", "needs at least 2 classes");
-  RECUR_CHECK(projection >= 0, "--projection", "must be 0 (none) or positive");
+  in_range(input_size, 1, 1 << 24, "--view");
+  in_range(steps, 1, 1 << 20, "--view");
+  RECUR_CHECK(num_classes >= 2 && num_classes <= (1 << 20), "--data",
+              "needs between 2 and 1048576 classes, got " + std::to_string(num_classes));
+  in_range(hidden, 1, 65536, "--hidden");
+  in_range(layers, 1, 64, "--layers");
+  in_range(projection, 0, 65536, "--projection");
   RECUR_CHECK(dropout >= 0.0 && dropout < 1.0, "--dropout", "must be in [0, 1)");
-  RECUR_CHECK(hidden <= 65536 && input_size <= (1 << 24) && layers <= 64 && steps <= (1 << 20),
-              "--hidden", "model size out of range");
-  RECUR_CHECK(init.input.kind != InitKind::orthogonal, "--init-input",
-              "orthogonal applies to recurrent matrices only");
-  for (const WeightInit* w : {&init.input, &init.recurrent, &init.projection, &init.head}) {
-    RECUR_CHECK(std::isfinite(w->sigma) && w->sigma > 0, "--init-sigma",
-                "must be a positive number");
-    RECUR_CHECK(std::isfinite(w->bias_value), "--bias-value", "must be a finite number");
+  struct Named {
+    const WeightInit& w;
+    const char *kind, *sigma, *bias_value;
+    bool recurrent_matrix;
+  };
+  const Named inits[] = {
+      {init.input, "--init", "--init-sigma", "--bias-value", false},
+      {init.recurrent, "--init-recurrent", "--init-sigma", "--bias-value", true},
+      {init.projection, "--projection-init", "--init-sigma", "--projection-bias-value", false},
+      {init.head, "--head-init", "--head-sigma", "--head-bias-value", false}};
+  for (const Named& n : inits) {
+    RECUR_CHECK(n.recurrent_matrix || n.w.kind != InitKind::orthogonal, n.kind,
+                "orthogonal applies to recurrent matrices only (--init-recurrent)");
+    RECUR_CHECK(std::isfinite(n.w.sigma) && n.w.sigma > 0, n.sigma, "must be a positive number");
+    RECUR_CHECK(std::isfinite(n.w.bias_value), n.bias_value, "must be a finite number");
   }
   RECUR_CHECK(std::isfinite(init.forget_bias), "--forget-bias", "must be a finite number");
-  RECUR_CHECK(std::isfinite(dropout), "--dropout", "must be in [0, 1)");
   RECUR_CHECK(parameter_count() <= kMaxParameters, "--hidden",
-              "the model would have " + std::to_string(parameter_count()) +
-                  " parameters, more than " + std::to_string(kMaxParameters));
+              "the model (--hidden, --layers, --projection) would have " +
+                  std::to_string(parameter_count()) + " parameters, more than " +
+                  std::to_string(kMaxParameters));
 }
 
 std::uint64_t ModelConfig::parameter_count() const {
@@ -173,7 +185,7 @@ ModelConfig model_config_from_json(const std::string& text, const std::string& s
     c.init.projection = init_from(in.at("projection"), source);
     c.init.head = init_from(in.at("head"), source);
     c.init.forget_bias = json_number(in, "forget_bias", source);
-    c.validate();
+    c.validate();  // an Error naming a flag, rewritten below to name the file
     return c;
   } catch (const nlohmann::json::exception& e) {
     throw Error(source, std::string("model config in the metadata is invalid: ") + e.what());

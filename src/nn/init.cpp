@@ -112,8 +112,9 @@ void Network<T>::init(std::uint64_t seed) {
       const ParamInfo* weight = layout_.find(name.substr(0, 5) + "weight");
       const int out = static_cast<int>(weight->shape[0]), in = static_cast<int>(weight->shape[1]);
       const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-      RECUR_CHECK(spec.kind != InitKind::orthogonal, "--init",
-                  "orthogonal applies to recurrent matrices only");
+      RECUR_CHECK(spec.kind != InitKind::orthogonal,
+                  starts_with(name, "proj.") ? "--projection-init" : "--head-init",
+                  "orthogonal applies to recurrent matrices only (--init-recurrent)");
       if (name.ends_with(".weight"))
         fill_matrix(w, out, in, spec, bound, rng);
       else

@@ -17,7 +17,7 @@ constexpr std::size_t kParallelMinimum = std::size_t{1} << 15;
 
 float clip_grad_norm(float* grads, std::size_t n, float max_norm) {
   if (!(max_norm > 0)) {
-    throw Error("--clip-grad-norm", fmt::format("must be a positive number, got {}", max_norm));
+    throw Error("--clip-norm", fmt::format("must be a positive number, got {}", max_norm));
   }
   // Squares summed in double: a float sum over millions of values loses digits PyTorch's
   // pairwise reduction keeps.
@@ -40,7 +40,7 @@ float clip_grad_norm(float* grads, std::size_t n, float max_norm) {
 
 void clip_grad_value(float* grads, std::size_t n, float limit) {
   if (!(limit > 0)) {
-    throw Error("--clip-grad-value", fmt::format("must be a positive number, got {}", limit));
+    throw Error("--clip-value", fmt::format("must be a positive number, got {}", limit));
   }
   const float low = -limit;
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMinimum)

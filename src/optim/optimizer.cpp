@@ -180,8 +180,10 @@ void check_optimizer_config(const OptimizerConfig& cfg) {
   check_non_negative("--alpha", cfg.alpha);
   check_beta("--beta1", cfg.beta1);
   check_beta("--beta2", cfg.beta2);
+  if (cfg.nesterov && cfg.kind != OptimizerKind::sgd)
+    throw Error("--nesterov", "applies to --optimizer sgd only");
   if (cfg.kind == OptimizerKind::sgd && cfg.nesterov && (cfg.momentum <= 0 || cfg.dampening != 0)) {
-    throw Error("--nesterov", "needs --momentum above 0 and --dampening 0");
+    throw Error("--nesterov", "needs --momentum above 0 (and no dampening)");
   }
 }
 

@@ -31,7 +31,7 @@ const char* schedule_name(ScheduleKind kind) {
 
 void check_schedule_config(const ScheduleConfig& s) {
   if (s.warmup_steps < 0) {
-    throw Error("--warmup-steps", fmt::format("must be 0 or more, got {}", s.warmup_steps));
+    throw Error("--warmup", fmt::format("must be 0 or more, got {}", s.warmup_steps));
   }
   if (s.kind == ScheduleKind::step) {
     if (s.step_size <= 0) {
@@ -44,9 +44,9 @@ void check_schedule_config(const ScheduleConfig& s) {
   }
   if (s.kind == ScheduleKind::cosine) {
     if (s.total_steps <= 0) {
-      throw Error("--total-steps",
-                  fmt::format("the cosine schedule needs the number of training steps (above 0), "
-                              "got {}",
+      throw Error("--schedule",
+                  fmt::format("cosine needs the number of training steps (--epochs or --steps) "
+                              "above 0, got {}",
                               s.total_steps));
     }
     if (!(s.min_lr >= 0)) {

@@ -3,7 +3,12 @@
 #include <thread>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "core/thread_pool.hpp"
 #include "kernels/gemm.hpp"
@@ -12,11 +17,42 @@
 
 namespace recur {
 
-int resolve_threads(int requested) {
-  if (requested > 0) return requested;
+int allowed_cpus() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int process_threads() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::max(1, std::atoi(line.c_str() + 8));
+  }
+  return 1;
+}
+
+int max_threads() {
+  // The calling thread is one of a pool's threads; the others (BLAS's own helpers, another
+  // pool) count against the budget.
+  return std::max(1, kThreadsPerCpu * allowed_cpus() - (process_threads() - 1));
+}
+
+int resolve_threads(int requested) {
+  RECUR_CHECK(requested >= 0, "--threads",
+              "must be 0 (every CPU) or a positive count, got " + std::to_string(requested));
+  // Refused before any thread starts: more threads than this only share the same cores, and an
+  // unbounded count would let a typo start 100,000 threads.
+  const int limit = max_threads(), cpus = allowed_cpus(), others = process_threads() - 1;
+  RECUR_CHECK(requested <= limit, "--threads",
+              fmt::format("at most {} here ({} per CPU for the {} CPU{} this process may use{}), "
+                          "got {}",
+                          limit, kThreadsPerCpu, cpus, cpus == 1 ? "" : "s",
+                          others > 0 ? fmt::format(", less {} thread{} it runs already", others,
+                                                   others == 1 ? "" : "s")
+                                     : "",
+                          requested));
+  return requested > 0 ? requested : cpus;
 }
 
 struct BatchRunner::Chunk {

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -18,6 +19,7 @@
 #include "recur/fs.hpp"
 #include "recur/plot.hpp"
 #include "recur/safetensors.hpp"
+#include "recur/sha256.hpp"
 #include "recur/train.hpp"
 
 namespace recur {
@@ -104,6 +106,63 @@ void prepare_run_dir(const std::string& dir) {
   }
   fs::create_directories(dir, ec);
   if (ec) throw Error("--out", "cannot create " + dir + ": " + ec.message());
+}
+
+// The schedule's own values, checked before the step count is known (check_schedule_config
+// checks them again with it). Each is checked whichever schedule is chosen, so a bad value is
+// refused even while it has no effect.
+void check_schedule_options(const ScheduleConfig& s) {
+  RECUR_CHECK(s.warmup_steps >= 0, "--warmup",
+              fmt::format("must be 0 or more, got {}", s.warmup_steps));
+  RECUR_CHECK(s.step_size > 0, "--step-size",
+              fmt::format("must be a positive number of steps, got {}", s.step_size));
+  RECUR_CHECK(s.gamma > 0 && std::isfinite(s.gamma), "--gamma",
+              fmt::format("must be a positive number, got {}", s.gamma));
+  RECUR_CHECK(s.min_lr >= 0 && std::isfinite(s.min_lr), "--min-lr",
+              fmt::format("must be a non-negative number, got {}", s.min_lr));
+}
+
+ImageSet load_training_set(const std::string& dir) {
+  try {
+    return load_mnist(dir, true);
+  } catch (const Error& e) {
+    throw Error("--data", e.what());
+  }
+}
+
+// Refuses a batch whose training buffers would not fit in this machine's memory (an upper
+// estimate: saved activations and their gradients for every step, the input batch, and the
+// parameters with their gradients, optimizer state and per-thread gradient copies).
+void check_memory(const ModelConfig& mc, int batch, int threads) {
+  const double G = mc.cell == CellKind::lstm ? 4 : mc.cell == CellKind::gru ? 3 : 1;
+  const double H = mc.hidden, D = mc.directions();
+  const double width = std::max(mc.input_size, mc.projection);
+  const double per_sample_step = mc.layers * D * (3 * G * H + 4 * H) + 2 * width;
+  const double bytes = 4.0 * (static_cast<double>(batch) * mc.steps * per_sample_step +
+                              static_cast<double>(mc.parameter_count()) * (4 + threads));
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
+  if (memory > 0 && bytes > 0.8 * memory)
+    throw Error("--batch",
+                fmt::format("training batches of {} with this model (--hidden {}, "
+                            "--layers {}, {} steps) would need about {:.1f} GB, more "
+                            "than this machine's {:.1f} GB; use a smaller --batch or "
+                            "model",
+                            batch, mc.hidden, mc.layers, mc.steps, bytes / 1e9, memory / 1e9));
+}
+
+// The training files' names and SHA-256, and "mnist" when they are MNIST's.
+std::string describe_training_data(const std::string& dir) {
+  nlohmann::json files = nlohmann::json::object();
+  bool mnist = true;
+  for (const char* kind : {"images", "labels"}) {
+    const std::filesystem::path path = find_mnist_file(dir, true, kind);
+    const std::string sha = sha256_file_hex(path.string());
+    files[path.filename().string()] = sha;
+    bool known = false;
+    for (const MnistFile& f : kMnistFiles) known = known || sha == f.sha256;
+    mnist = mnist && known;
+  }
+  return nlohmann::json{{"name", mnist ? "mnist" : "idx"}, {"files", files}}.dump();
 }
 
 // Where a run stands: enough to continue it exactly.
@@ -223,34 +282,55 @@ bool all_finite(const std::vector<float>& v) {
 
 }  // namespace
 
+std::string without_local_paths(const std::string& config) {
+  std::istringstream in(config);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    const std::string key = line.substr(0, line.find('='));
+    if (key == "data" || key == "out") continue;
+    kept += line + "\n";
+  }
+  return kept;
+}
+
 void install_stop_signals() {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
 }
 
 TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive) {
-  // Everything that can be wrong with the input is checked before the run directory is touched.
+  // Everything that can be wrong with the input is checked before the run directory is touched
+  // and before any thread starts or any buffer is sized from an option.
+  const int threads = resolve_threads(opt.threads);
   RECUR_CHECK(opt.batch > 0, "--batch", "must be a positive integer");
   RECUR_CHECK(opt.epochs > 0 || opt.steps > 0, "--epochs", "give a positive --epochs or --steps");
   RECUR_CHECK(opt.epochs >= 0, "--epochs", "must not be negative");
   RECUR_CHECK(opt.steps >= 0, "--steps", "must not be negative");
   RECUR_CHECK(opt.display_step > 0, "--display-step", "must be a positive integer");
-  RECUR_CHECK(opt.eval_batch > 0, "--eval-batch", "must be a positive integer");
+  RECUR_CHECK(opt.eval_batch > 0 && opt.eval_batch <= kMaxEvalBatch, "--eval-batch",
+              fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, opt.eval_batch));
   RECUR_CHECK(opt.checkpoint_every >= 0, "--checkpoint-every", "must not be negative");
   RECUR_CHECK(opt.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(opt.clip_value >= 0, "--clip-value", "must not be negative");
   RECUR_CHECK(opt.train_limit >= 0, "--train-limit", "must not be negative");
-  const ImageSet train_set = load_mnist(opt.data_dir, true);
+  check_optimizer_config(opt.optimizer);
+  check_schedule_options(opt.schedule);
+  const ImageSet train_set = load_training_set(opt.data_dir);
   const SequenceView view =
       SequenceView::make(opt.view, train_set.rows, train_set.cols, opt.view_seed);
   ModelConfig mc = opt.model;
   mc.input_size = view.features();
   mc.steps = view.steps();
   mc.num_classes = train_set.num_classes;
-  Network<float> net(mc);
+  mc.validate();
   Split split = split_train_validation(train_set.count, opt.validation);
   if (opt.train_limit > 0 && static_cast<std::int64_t>(split.train.size()) > opt.train_limit)
     split.train.resize(opt.train_limit);
+  RECUR_CHECK(opt.batch <= static_cast<std::int64_t>(split.train.size()), "--batch",
+              fmt::format("{} is more than the {} training images (at most {})", opt.batch,
+                          split.train.size(), split.train.size()));
+  check_memory(mc, opt.batch, threads);
+  Network<float> net(mc);
   Batcher batcher(split.train, opt.batch, opt.seed);
   Optimizer optimizer(opt.optimizer, net.num_params());
   const std::int64_t per_epoch = batcher.batches_per_epoch();
@@ -258,9 +338,10 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   if (opt.steps > 0) total_steps = std::min(total_steps, opt.steps);
   ScheduleConfig schedule = opt.schedule;
   if (schedule.total_steps <= 0) schedule.total_steps = total_steps;
+  check_schedule_config(schedule);
   const std::string resume_path = opt.out_dir + "/resume.safetensors";
 
-  BatchRunner runner(net, opt.threads);
+  BatchRunner runner(net, threads);
   // Under mpirun: every rank's threads, and a check that all ranks run the same thing, before
   // rank 0 touches the run folder.
   dist::DataParallel parallel(
@@ -286,11 +367,14 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     prepare_run_dir(opt.out_dir);
     write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
   }
+  // What a shared checkpoint says of its training: the options and the data's checksums, never
+  // the trainer's own folders (--data, --out).
   const Metadata meta = {{"recur.view", to_string(opt.view)},
                          {"recur.view_seed", std::to_string(opt.view_seed)},
                          {"recur.image_rows", std::to_string(train_set.rows)},
                          {"recur.image_cols", std::to_string(train_set.cols)},
-                         {"recur.train_config", opt.config_text}};
+                         {"recur.train_config", without_local_paths(opt.config_text)},
+                         {"recur.train_data", describe_training_data(opt.data_dir)}};
 
   out << fmt::format("recur train: {} {}x{} on {} view ({} steps x {} features), {} parameters\n",
                      to_string(mc.cell), mc.hidden, mc.layers, to_string(opt.view), mc.steps,

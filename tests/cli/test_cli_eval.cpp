@@ -179,7 +179,7 @@ TEST(EvalCli, ModelThatDoesNotFitTheDataExitsWith2) {
 TEST(EvalCli, BadFlagValuesExitWith2) {
   const std::string model = quote(shared_run().model());
   EXPECT_TRUE(fails_with(run_cli("eval " + model + " --batch 0"),
-                         "--batch: must be a positive integer, got 0"));
+                         "--batch: must be between 1 and 65536, got 0"));
   EXPECT_TRUE(fails_with(run_cli("eval " + model + " --gallery -1"), "--gallery"));
   EXPECT_TRUE(fails_with(run_cli("eval " + model + " --threads x"), "--threads"));
   EXPECT_TRUE(fails_with(run_cli("eval " + model + " --bogus"), "--bogus"));

@@ -67,6 +67,34 @@ TEST(InspectCli, JsonHoldsTheSameFacts) {
   EXPECT_TRUE(contains(j.at("train_config").get<std::string>(), "hidden=32"));
 }
 
+// A shared checkpoint reveals none of the trainer's folders (the run was trained with absolute
+// --data and --out), and says which data it was trained on by name and checksum.
+TEST(InspectCli, NoLocalPathsOnlyTheDataChecksums) {
+  const CliResult r = run_cli("inspect " + quote(shared_run().model()) + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const std::string config = j.at("train_config");
+  EXPECT_FALSE(contains(config, kMnistDir)) << config;
+  EXPECT_FALSE(contains(config, shared_run().dir.string())) << config;
+  EXPECT_FALSE(contains(config, "/")) << config;
+  EXPECT_TRUE(contains(config, "hidden=32")) << config;
+  EXPECT_EQ(j.at("train_data").at("name"), "mnist");
+  EXPECT_EQ(j.at("train_data").at("files").at("train-images-idx3-ubyte"),
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db");
+  // The text form: no line but the first (the file the user named) holds a path.
+  const CliResult text = run_cli("inspect " + quote(shared_run().model()));
+  ASSERT_EQ(text.code, 0) << text.err;
+  std::istringstream lines(text.out);
+  std::string line;
+  std::getline(lines, line);
+  while (std::getline(lines, line)) EXPECT_FALSE(contains(line, "/")) << line;
+  EXPECT_TRUE(contains(text.out, "training data: mnist")) << text.out;
+  // Nor does the file itself hold them anywhere.
+  const std::string bytes = slurp(shared_run().model());
+  EXPECT_FALSE(contains(bytes, kMnistDir));
+  EXPECT_FALSE(contains(bytes, shared_run().dir.string()));
+}
+
 TEST(InspectCli, MissingOrWrongFileExitsWith2) {
   ScratchDir tmp;
   const std::string missing = tmp / "missing.safetensors";

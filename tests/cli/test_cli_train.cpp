@@ -107,7 +107,7 @@ TEST(TrainCli, NegativeHiddenExitsWith2AndLeavesNoFolder) {
   const std::string out = tmp / "run";
   const CliResult r =
       run_cli("train --data " + quote(kMnistDir) + " --hidden -5 --out " + quote(out));
-  EXPECT_TRUE(fails_with(r, "--hidden: must be a positive integer, got -5"));
+  EXPECT_TRUE(fails_with(r, "--hidden: must be at least 1 and at most 65536, got -5"));
   EXPECT_FALSE(fs::exists(out));
 }
 

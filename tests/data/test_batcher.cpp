@@ -157,7 +157,7 @@ TEST(Batcher, RejectsBadArguments) {
     recur::Batcher b(range(0, 4), 0, 1);
     FAIL() << "expected recur::Error";
   } catch (const recur::Error& e) {
-    EXPECT_EQ(e.subject(), "--batch-size");
+    EXPECT_EQ(e.subject(), "--batch");
   }
   recur::Batcher b(range(0, 4), 2, 1);
   EXPECT_THROW(b.seek(0, 5), recur::Error);

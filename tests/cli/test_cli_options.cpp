@@ -1,0 +1,208 @@
+// Every `recur train` option given a bad value: exit 2, one error line naming that option, and no
+// run folder. The option list comes from `recur train --help`, so a new option without a case
+// here fails the test. Also: thread and batch limits answer at once, and no process recur starts
+// runs more than 4 threads per CPU.
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "cli/cli_helpers.hpp"
+#include "recur/error.hpp"
+#include "recur/train.hpp"
+
+namespace recur_cli_test {
+namespace {
+
+// Options that take no bad value: asking for help, or switches that have no value to get wrong
+// (given a value such as --untied=maybe they are refused by the parser, checked below too).
+const std::set<std::string> kNoValue = {"--help"};
+
+// Bad arguments for each option, and the text the error must hold (the option's own name).
+const std::map<std::string, std::string> kBad = {
+    {"--config", "--config /nonexistent/recur.toml"},
+    {"--data", "--data /nonexistent/mnist"},
+    {"--view", "--view diagonal"},
+    {"--view-seed", "--view-seed -1"},
+    {"--cell", "--cell transformer"},
+    {"--hidden", "--hidden 0"},
+    {"--layers", "--layers 65"},
+    {"--bidirectional", "--bidirectional=maybe"},
+    {"--projection", "--projection -1"},
+    {"--pooling", "--pooling median"},
+    {"--dropout", "--dropout 1.5"},
+    {"--untied", "--untied=maybe"},
+    {"--no-bias", "--no-bias=maybe"},
+    {"--init", "--init orthogonal"},
+    {"--init-recurrent", "--init-recurrent zeros"},
+    {"--init-sigma", "--init-sigma -1"},
+    {"--bias-init", "--bias-init ones"},
+    {"--bias-value", "--bias-value nan"},
+    {"--forget-bias", "--forget-bias inf"},
+    {"--head-init", "--head-init orthogonal"},
+    {"--head-sigma", "--head-sigma 0"},
+    {"--head-bias-init", "--head-bias-init ones"},
+    {"--head-bias-value", "--head-bias-value nan"},
+    {"--projection-init", "--projection-init zeros"},
+    {"--projection-bias-init", "--projection-bias-init ones"},
+    {"--projection-bias-value", "--projection-bias-value nan"},
+    {"--optimizer", "--optimizer lbfgs"},
+    {"--lr", "--lr -0.1"},
+    {"--momentum", "--momentum -1"},
+    {"--nesterov", "--optimizer sgd --nesterov"},
+    {"--weight-decay", "--weight-decay -1"},
+    {"--beta1", "--beta1 1.5"},
+    {"--beta2", "--beta2 1"},
+    {"--eps", "--eps -1e-8"},
+    {"--alpha", "--alpha -0.5"},
+    {"--schedule", "--schedule exponential"},
+    {"--warmup", "--warmup -1"},
+    {"--step-size", "--step-size 0"},
+    {"--gamma", "--gamma 0"},
+    {"--min-lr", "--min-lr -1"},
+    {"--clip-norm", "--clip-norm -1"},
+    {"--clip-value", "--clip-value -1"},
+    {"--batch", "--batch 100000"},
+    {"--epochs", "--epochs -1"},
+    {"--steps", "--steps -5"},
+    {"--val", "--val 60000"},
+    {"--train-limit", "--train-limit -1"},
+    {"--seed", "--seed abc"},
+    {"--threads", "--threads 100000"},
+    {"--display-step", "--display-step 0"},
+    {"--eval-batch", "--eval-batch 100000"},
+    {"--out", ""},  // filled in below: a path under a regular file
+    {"--checkpoint-every", "--checkpoint-every -1"},
+    {"--skip-nonfinite", "--skip-nonfinite=maybe"},
+    {"--resume", "--resume /nonexistent/run"},
+};
+
+std::vector<std::string> train_options() {
+  const CliResult r = run_cli("train --help");
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::set<std::string> names;
+  const std::regex option(R"(^\s+(?:-\w,\s*)?(--[a-z0-9-]+))");
+  std::istringstream in(r.out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, option)) names.insert(m[1]);
+  }
+  return {names.begin(), names.end()};
+}
+
+TEST(TrainOptions, EveryBadValueNamesItsOptionAndLeavesNoFolder) {
+  ScratchDir tmp;
+  const std::vector<std::string> options = train_options();
+  ASSERT_GT(options.size(), 50u) << "could not read the option list from --help";
+  const fs::path file = tmp / "a-file";
+  std::ofstream(file) << "not a folder\n";
+  int checked = 0;
+  for (const std::string& name : options) {
+    if (kNoValue.count(name)) continue;
+    const auto it = kBad.find(name);
+    ASSERT_NE(it, kBad.end()) << name << " has no bad-value case in this test: add one";
+    std::string bad = it->second;
+    const fs::path out = tmp / ("run" + name);
+    std::string args = "train --data " + quote(kMnistDir) + " --out " + quote(out.string());
+    if (name == "--out") {
+      args = "train --data " + quote(kMnistDir) + " --out " + quote((file / "run").string());
+    } else if (name == "--data") {
+      args = "train --out " + quote(out.string());
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const CliResult r = run_cli(args + " " + bad);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_TRUE(fails_with(r, name)) << bad;
+    EXPECT_FALSE(fs::exists(out)) << bad << " left " << out;
+    EXPECT_FALSE(fs::exists(file / "run")) << bad;
+    EXPECT_LT(seconds, 30.0) << bad;
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(options.size() - kNoValue.size()));
+}
+
+int cpus() {
+  cpu_set_t set;
+  return ::sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+TEST(TrainOptions, HugeThreadAndBatchCountsAreRefusedAtOnce) {
+  ScratchDir tmp;
+  for (const std::string bad : {"--threads 100000", "--batch 100000"}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const CliResult r = run_cli("train --steps 2 --data " + quote(kMnistDir) + " --out " +
+                                quote(tmp / "run") + " " + bad);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(seconds, 2.0) << bad;
+    EXPECT_FALSE(fs::exists(tmp / "run")) << bad;
+    if (bad == "--threads 100000") {
+      EXPECT_TRUE(fails_with(r, "--threads: at most "));
+      EXPECT_TRUE(contains(r.err, "4 per CPU for the " + std::to_string(cpus()) + " CPU")) << r.err;
+    } else {
+      EXPECT_TRUE(fails_with(r, "--batch: 100000 is more than the 55000 training images"));
+    }
+  }
+  // The other commands that start threads refuse the same way.
+  for (const std::string cmd :
+       {"eval /nonexistent.safetensors --threads 100000", "bench --mode train --threads 100000"}) {
+    EXPECT_TRUE(fails_with(run_cli(cmd), "--threads: at most ")) << cmd;
+  }
+}
+
+int threads_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+
+TEST(TrainOptions, ThreadsStayWithinFourPerCpu) {
+  // In this process: the largest pool allowed keeps the process within the bound.
+  const int bound = recur::kThreadsPerCpu * cpus();
+  EXPECT_EQ(recur::process_threads(), threads_of(::getpid()));
+  const int most = recur::max_threads();
+  EXPECT_GE(most, 1);
+  EXPECT_EQ(recur::resolve_threads(most), most);
+  EXPECT_THROW(recur::resolve_threads(most + 1), recur::Error);
+  EXPECT_THROW(recur::resolve_threads(-1), recur::Error);
+
+  // A training run at the largest count its process allows: sampled while it trains.
+  ScratchDir tmp;
+  const CliResult probe = run_cli("train --threads 100000 --data " + quote(kMnistDir));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(probe.err, m, std::regex("at most (\\d+) here"))) << probe.err;
+  const std::string allowed = m[1];
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string out = tmp / "run";
+    ::freopen("/dev/null", "w", stdout);
+    ::execl(RECUR_CLI_PATH, RECUR_CLI_PATH, "train", "--threads", allowed.c_str(), "--data",
+            kMnistDir.c_str(), "--out", out.c_str(), "--epochs", "1", "--train-limit", "4000",
+            "--val", "500", "--hidden", "32", "--batch", "64", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int most_seen = 0;
+  for (int k = 0; k < 400; ++k) {
+    most_seen = std::max(most_seen, threads_of(pid));
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_GE(most_seen, std::stoi(allowed)) << "the run was never seen with its pool";
+  EXPECT_LE(most_seen, bound);
+}
+
+}  // namespace
+}  // namespace recur_cli_test
