@@ -28,6 +28,7 @@ if $test_deps; then
   packages+=(
     git curl libgtest-dev libgmock-dev libbenchmark-dev
     python3 python3-numpy python3-torch python3-dev pybind11-dev python3-pytest
+    libopenmpi-dev openmpi-bin
   )
 fi
 if [[ "${RECUR_FUZZ_DEPS:-0}" == 1 ]]; then

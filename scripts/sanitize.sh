@@ -14,6 +14,11 @@
 # (RECUR_PYTHON stays off): an ASan-instrumented extension loaded into the uninstrumented python3
 # needs libasan preloaded (LD_PRELOAD) and reports the interpreter's own allocations as leaks;
 # its tests run in scripts/test.sh.
+# Built without MPI (-DRECUR_MPI=OFF), so the mpirun tests (tests/cli/test_cli_mpi.cpp) skip here:
+# under LeakSanitizer a bare MPI_Init/MPI_Allreduce/MPI_Finalize program leaks about 120 KB in
+# 3,350 allocations per rank (Open MPI 4.1.4), from components Open MPI loads and unloads with
+# dlopen, whose stacks end in "<unknown module>" so that no suppression can name them. The
+# chunk split that MPI runs rely on is tested here too (tests/train/test_train_chunks.cpp).
 # -Wno-maybe-uninitialized: with the sanitizers g++ 12 warns falsely inside libstdc++ (<regex>).
 # Environment: RECUR_ASAN_BUILD_DIR (default build-asan), RECUR_ASAN_BUILD_TYPE (default Debug),
 # RECUR_ASAN_JOBS (build and test jobs, default 2).
@@ -24,7 +29,7 @@ bash scripts/install-deps.sh --test
 build_dir=${RECUR_ASAN_BUILD_DIR:-$root/build-asan}
 jobs=${RECUR_ASAN_JOBS:-2}
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${RECUR_ASAN_BUILD_TYPE:-Debug}" \
-  -DRECUR_SANITIZE=ON -DRECUR_BENCH=OFF -DRECUR_PYTHON=OFF -DCMAKE_CXX_FLAGS=-Wno-maybe-uninitialized >/dev/null
+  -DRECUR_SANITIZE=ON -DRECUR_BENCH=OFF -DRECUR_PYTHON=OFF -DRECUR_MPI=OFF -DCMAKE_CXX_FLAGS=-Wno-maybe-uninitialized >/dev/null
 cmake --build "$build_dir" -j "$jobs"
 
 # Leaks count; the first UBSan report stops the process with a stack trace (the build also makes

@@ -50,9 +50,22 @@ class BatchRunner {
   // Fills `grads` (size net.num_params()) with the gradient of the batch's mean loss.
   Stats train_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
                     int batch, float* grads, std::uint64_t dropout_seed);
+  // Part of a batch shared by several processes (data-parallel training): chunks [first, first +
+  // count) of the batch split into `chunks` near-equal contiguous chunks, count <= threads().
+  // Fills `grads` with their gradients (of the whole batch's mean loss) summed in chunk order,
+  // or leaves it untouched when count is 0; chunk k's dropout seed is dropout_seed + k.
+  // train_batch is train_chunks(..., 0, n, n) with n = min(threads(), batch).
+  Stats train_chunks(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
+                     int batch, float* grads, std::uint64_t dropout_seed, int first, int count,
+                     int chunks);
   // Forward only. predictions[b] (argmax) and, when non-null, probs[b * C + k] (softmax).
   Stats infer_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
                     int batch, std::int32_t* predictions, float* probs);
+  // infer_batch on chunks [first, first + count) of `chunks`, as train_chunks: only the entries
+  // of predictions and probs of those chunks' samples are written.
+  Stats infer_chunks(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
+                     int batch, std::int32_t* predictions, float* probs, int first, int count,
+                     int chunks);
   // Forward only on ready-made inputs x [steps, batch, features]; writes probs [batch, C] and,
   // when non-null, the raw logits [batch, C].
   void infer_inputs(const float* x, int batch, float* probs, float* logits = nullptr);

@@ -1,14 +1,40 @@
 // recur: train, evaluate and run recurrent networks from the command line.
 // Exit codes: 0 success, 2 bad usage or bad input (one line on stderr), 1 internal failure.
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <thread>
 
 #include "cli/commands.hpp"
+#include "dist/comm.hpp"
 #include "recur/error.hpp"
 
+namespace {
+
+// Reports a failure. In a data-parallel job (mpirun) the other ranks may be waiting for this one
+// in a collective, so the whole job ends here; ranks other than 0 report a moment later, so that
+// an error every rank meets (a bad value) is reported once, by rank 0, whose abort ends them.
+int fail(int code, const char* kind, const char* what) {
+  if (recur::dist::size() == 1) {
+    std::fprintf(stderr, "recur: %s: %s\n", kind, what);
+    return code;
+  }
+  if (recur::dist::rank() == 0) {
+    std::fprintf(stderr, "recur: %s: %s\n", kind, what);
+  } else {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::fprintf(stderr, "recur: %s (rank %d): %s\n", kind, recur::dist::rank(), what);
+  }
+  std::fflush(stderr);
+  recur::dist::abort_job(code);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  recur::dist::Session dist_session(argc, argv);
   // A write past a file-size limit then fails with EFBIG (reported as an error) instead of
   // killing the process.
   std::signal(SIGXFSZ, SIG_IGN);
@@ -31,16 +57,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "recur: error: %s\n", e.what());
+    // Every rank of an MPI job parses the same command line: rank 0 reports for all.
+    if (recur::dist::rank() == 0) std::fprintf(stderr, "recur: error: %s\n", e.what());
     return 2;
   }
   try {
     return run ? run() : 0;
   } catch (const recur::Error& e) {
-    std::fprintf(stderr, "recur: error: %s\n", e.what());
-    return 2;
+    return fail(2, "error", e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "recur: internal error: %s\n", e.what());
-    return 1;
+    return fail(1, "internal error", e.what());
   }
 }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "dist/comm.hpp"
 #include "recur/error.hpp"
 #include "recur/train.hpp"
 
@@ -262,10 +263,13 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
         return 0;
       }
       install_stop_signals();
+      // In a data-parallel run (mpirun) rank 0 speaks for all.
+      const bool speaker = dist::rank() == 0;
+      std::ostream silent(nullptr);
       try {
-        train(opts, std::cout, isatty(STDOUT_FILENO) != 0);
+        train(opts, speaker ? std::cout : silent, dist::size() == 1 && isatty(STDOUT_FILENO) != 0);
       } catch (const StopRequested& stop) {
-        std::cerr << "recur: " << stop.message << "\n";
+        if (speaker) std::cerr << "recur: " << stop.message << "\n";
         return 128 + stop.signal;
       }
       return 0;

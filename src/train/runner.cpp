@@ -96,12 +96,23 @@ BatchRunner::Stats BatchRunner::train_batch(const ImageSet& set, const SequenceV
                                             const std::int64_t* indices, int batch, float* grads,
                                             std::uint64_t dropout_seed) {
   const int n = std::min(threads_, batch);
+  return train_chunks(set, view, indices, batch, grads, dropout_seed, 0, n, n);
+}
+
+BatchRunner::Stats BatchRunner::train_chunks(const ImageSet& set, const SequenceView& view,
+                                             const std::int64_t* indices, int batch, float* grads,
+                                             std::uint64_t dropout_seed, int first, int count,
+                                             int chunks) {
+  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
+               chunks <= batch);
+  const int n = count;
+  if (n == 0) return {};
   const ModelConfig& cfg = net_.config();
   const std::size_t P = net_.num_params();
   const int C = cfg.num_classes;
   pool_->run(n, [&](int k) {
     Chunk& ch = *chunks_[k];
-    const auto [begin, end] = chunk_range(batch, n, k);
+    const auto [begin, end] = chunk_range(batch, chunks, first + k);
     const int B = end - begin;
     ch.x.resize(static_cast<std::size_t>(view.steps()) * B * view.features());
     ch.labels.resize(B);
@@ -109,7 +120,7 @@ BatchRunner::Stats BatchRunner::train_batch(const ImageSet& set, const SequenceV
     ch.grads.assign(P, 0.0f);
     view.fill(set, indices + begin, B, ch.x.data());
     view.fill_labels(set, indices + begin, B, ch.labels.data());
-    std::uint64_t s = dropout_seed + static_cast<std::uint64_t>(k);
+    std::uint64_t s = dropout_seed + static_cast<std::uint64_t>(first + k);
     Rng rng(splitmix64(s));
     const float* logits = net_.forward(ch.x.data(), B, ch.ws, true, &rng);
     int correct = 0;
@@ -139,10 +150,20 @@ BatchRunner::Stats BatchRunner::infer_batch(const ImageSet& set, const SequenceV
                                             const std::int64_t* indices, int batch,
                                             std::int32_t* predictions, float* probs) {
   const int n = std::min(threads_, batch);
+  return infer_chunks(set, view, indices, batch, predictions, probs, 0, n, n);
+}
+
+BatchRunner::Stats BatchRunner::infer_chunks(const ImageSet& set, const SequenceView& view,
+                                             const std::int64_t* indices, int batch,
+                                             std::int32_t* predictions, float* probs, int first,
+                                             int count, int chunks) {
+  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
+               chunks <= batch);
+  const int n = count;
   const int C = net_.config().num_classes;
   pool_->run(n, [&](int k) {
     Chunk& ch = *chunks_[k];
-    const auto [chunk_begin, chunk_end] = chunk_range(batch, n, k);
+    const auto [chunk_begin, chunk_end] = chunk_range(batch, chunks, first + k);
     ch.stats = {0, 0, 0};
     // Blocks of at most kInferBlock sequences keep a block's gates and states in cache (a whole
     // 500-sequence chunk at once ran at two thirds of the speed).

@@ -10,8 +10,11 @@
 #include <optional>
 #include <ostream>
 #include <sstream>
+#include <type_traits>
 
 #include "core/json_util.hpp"
+#include "dist/comm.hpp"
+#include "dist/data_parallel.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
@@ -36,10 +39,10 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// metrics.jsonl and curves.png, rewritten atomically at every log point.
+// metrics.jsonl and curves.png, rewritten atomically at every log point (when `write`).
 class MetricsLog {
  public:
-  explicit MetricsLog(std::string dir) : dir_(std::move(dir)) {}
+  MetricsLog(std::string dir, bool write) : dir_(std::move(dir)), write_(write) {}
 
   void add(const nlohmann::json& j) {
     lines_ += j.dump() + "\n";
@@ -56,7 +59,7 @@ class MetricsLog {
   }
   void log(const nlohmann::json& j) {
     add(j);
-    write_file_atomic(dir_ + "/metrics.jsonl", lines_);
+    if (write_) write_file_atomic(dir_ + "/metrics.jsonl", lines_);
   }
   // A resumed run keeps the points up to its checkpoint's step.
   void restore(std::int64_t up_to_step) {
@@ -75,11 +78,12 @@ class MetricsLog {
     }
   }
   void write_curves(const std::string& title) {
-    write_training_curves(dir_ + "/curves.png", curves_, title);
+    if (write_) write_training_curves(dir_ + "/curves.png", curves_, title);
   }
 
  private:
   std::string dir_;
+  bool write_;
   std::string lines_;
   TrainingCurves curves_;
 };
@@ -245,6 +249,42 @@ Position load_resume(const std::string& path, Network<float>& net, Optimizer& op
   return pos;
 }
 
+// Rank 0 of a data-parallel run read the checkpoint; the other ranks take it from there (they
+// need no access to the run folder).
+void share_resume(Network<float>& net, Optimizer& opt, Position& pos) {
+  if (dist::size() == 1) return;
+  dist::broadcast(net.params().data(), sizeof(float) * net.num_params());
+  for (auto& [name, buffer] : opt.state_buffers())
+    dist::broadcast(buffer->data(), sizeof(float) * buffer->size());
+  static_assert(std::is_trivially_copyable_v<Position>);
+  dist::broadcast(&pos, sizeof(pos));
+  std::int64_t optimizer_steps = opt.steps();
+  dist::broadcast(&optimizer_steps, sizeof(optimizer_steps));
+  opt.set_step_count(optimizer_steps);
+}
+
+// What every rank of a data-parallel run must agree on: the model, the data it trains and
+// validates on, and the schedule of steps (FNV-1a).
+std::uint64_t run_fingerprint(const ModelConfig& model, const ImageSet& set, const Split& split,
+                              const TrainOptions& opt, std::int64_t total_steps) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* data, std::size_t bytes) {
+    for (std::size_t i = 0; i < bytes; ++i) {
+      h ^= static_cast<const unsigned char*>(data)[i];
+      h *= 1099511628211ull;
+    }
+  };
+  const std::string json = to_json(model);
+  mix(json.data(), json.size());
+  for (const auto* part : {&split.train, &split.validation})
+    for (std::int64_t i : *part) mix(&set.labels[i], sizeof(set.labels[i]));
+  for (std::int64_t v :
+       {static_cast<std::int64_t>(opt.batch), total_steps, static_cast<std::int64_t>(opt.seed)})
+    mix(&v, sizeof(v));
+  mix(&opt.optimizer.lr, sizeof(opt.optimizer.lr));
+  return h;
+}
+
 bool all_finite(const std::vector<float>& v) {
   float acc = 0;
   for (float x : v) acc += x * 0.0f;  // NaN or inf anywhere makes the sum NaN
@@ -317,21 +357,32 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   check_schedule_config(schedule);
   const std::string resume_path = opt.out_dir + "/resume.safetensors";
 
+  BatchRunner runner(net, threads);
+  // Under mpirun: every rank's threads, and a check that all ranks run the same thing, before
+  // rank 0 touches the run folder.
+  dist::DataParallel parallel(
+      runner, net.num_params(),
+      dist::size() > 1 ? run_fingerprint(mc, train_set, split, opt, total_steps) : 0);
+
   Position pos;
   net.init(opt.seed);
-  MetricsLog log(opt.out_dir);
+  // In a data-parallel run (mpirun) rank 0 alone touches the run folder.
+  const bool writer = dist::rank() == 0;
+  MetricsLog log(opt.out_dir, writer);
   if (opt.resume) {
-    pos = load_resume(resume_path, net, optimizer);
-    if (std::filesystem::exists(opt.out_dir + "/summary.json"))
-      throw Error("--resume", opt.out_dir + " is a finished run; nothing to resume");
-    log.restore(pos.step);
-    // A run killed inside a checkpoint write leaves that write's temporary file behind.
-    remove_stale_temporaries(opt.out_dir);
-  } else {
+    if (writer) {
+      pos = load_resume(resume_path, net, optimizer);
+      if (std::filesystem::exists(opt.out_dir + "/summary.json"))
+        throw Error("--resume", opt.out_dir + " is a finished run; nothing to resume");
+      log.restore(pos.step);
+      // A run killed inside a checkpoint write leaves that write's temporary file behind.
+      remove_stale_temporaries(opt.out_dir);
+    }
+    share_resume(net, optimizer, pos);
+  } else if (writer) {
     prepare_run_dir(opt.out_dir);
     write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
   }
-  BatchRunner runner(net, threads);
   // What a shared checkpoint says of its training: the options and the data's checksums, never
   // the trainer's own folders (--data, --out).
   const Metadata meta = {{"recur.view", to_string(opt.view)},
@@ -349,6 +400,9 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       "data: {} training, {} validation images from {}; batch {}, {} steps, {} threads\n",
       split.train.size(), split.validation.size(), opt.images ? train_set.source : opt.data_dir,
       opt.batch, total_steps, runner.threads());
+  if (parallel.distributed())
+    out << fmt::format("data-parallel: {} ranks, {} threads in all; rank 0 writes the run folder\n",
+                       parallel.ranks(), parallel.total_threads());
   if (opt.resume)
     out << fmt::format("resuming {} at step {} (epoch {})\n", opt.out_dir, pos.step, pos.epoch + 1);
   out.flush();
@@ -363,11 +417,13 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   const std::string title =
       fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
 
-  auto checkpoint = [&]() { save_resume(resume_path, net, optimizer, pos, meta); };
+  auto checkpoint = [&]() {
+    if (writer) save_resume(resume_path, net, optimizer, pos, meta);
+  };
   auto report = [&](const TrainEvent& e) { return !opt.on_event || opt.on_event(e); };
   auto end_of_epoch = [&]() {
     if (!split.validation.empty()) {
-      const EvalResult r = evaluate(runner, train_set, view, split.validation, opt.eval_batch);
+      const EvalResult r = parallel.evaluate(train_set, view, split.validation, opt.eval_batch);
       pos.val_accuracy = r.accuracy();
       pos.val_loss = r.loss;
       log.log({{"kind", "validation"},
@@ -388,10 +444,10 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     m["recur.epoch"] = std::to_string(pos.epoch + 1);
     m["recur.val_accuracy"] = fmt::format("{:.6f}", pos.val_accuracy);
     m["recur.val_loss"] = fmt::format("{:.6f}", pos.val_loss);
-    save_model(opt.out_dir + "/last.safetensors", net, m);
+    if (writer) save_model(opt.out_dir + "/last.safetensors", net, m);
     if (split.validation.empty() || pos.val_accuracy > pos.best) {
       pos.best = pos.val_accuracy;
-      save_model(opt.out_dir + "/best.safetensors", net, m);
+      if (writer) save_model(opt.out_dir + "/best.safetensors", net, m);
     }
     log.write_curves(title);
   };
@@ -401,9 +457,10 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     while (pos.step < total_steps && batcher.next(batch)) {
       const auto ts = Clock::now();
       const int B = static_cast<int>(batch.size());
-      const auto stats =
-          runner.train_batch(train_set, view, batch.data(), B, grads.data(),
-                             opt.seed * 1000003ull + static_cast<std::uint64_t>(pos.step));
+      const auto step = parallel.train_batch(
+          train_set, view, batch.data(), B, grads.data(),
+          opt.seed * 1000003ull + static_cast<std::uint64_t>(pos.step), g_stop_signal.load());
+      const BatchRunner::Stats& stats = step.stats;
       const double loss = stats.loss_sum / B;
       const bool finite = std::isfinite(loss) && all_finite(grads);
       if (!finite && !opt.skip_nonfinite)
@@ -477,7 +534,10 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       } else if (opt.checkpoint_every > 0 && pos.step % opt.checkpoint_every == 0) {
         checkpoint();
       }
-      if (const int sig = g_stop_signal.load(); sig != 0) {
+      // Every rank of a data-parallel run stops at the same step: the one whose exchange first
+      // carried a rank's signal.
+      if (const int sig = parallel.distributed() ? step.stop_signal : g_stop_signal.load();
+          sig != 0) {
         if (!epoch_done) checkpoint();
         if (interactive) out << "\r\033[K";
         out.flush();
@@ -511,7 +571,8 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
                       {"wall_seconds", summary.wall_seconds},
                       {"train_samples_per_second", summary.samples_per_second},
                       {"threads", runner.threads()}};
-  write_file_atomic(opt.out_dir + "/summary.json", s.dump(2) + "\n");
+  if (parallel.distributed()) s["ranks"] = parallel.ranks();
+  if (writer) write_file_atomic(opt.out_dir + "/summary.json", s.dump(2) + "\n");
   out << fmt::format(
       "done: validation accuracy {:.2f}% (best {:.2f}%), {} steps, wall time {:.1f} s, {:.0f} "
       "training samples/s{}\n",

@@ -1,0 +1,62 @@
+// Data-parallel training over the process group of comm.hpp. Every rank holds the whole model,
+// the same optimizer state and the same global batch; it computes a contiguous part of the batch
+// on its threads, and one ordered all-reduce of the gradient arena per step leaves every rank the
+// same gradient, so every rank takes the same optimizer step and the weights never diverge.
+//
+// The batch is split into as many chunks as the job has threads (the ranks' thread counts
+// summed), chunk k with dropout seed `seed + k` on rank r's thread k - (threads of the ranks
+// before r). Rank r sums its chunks in order, and the ranks' sums are added in rank order. With
+// one thread per rank this is the single-process sum of the chunks in order, so N ranks x 1
+// thread give the weights of 1 rank x N threads bit for bit; any layout is reproducible.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "recur/train.hpp"
+
+namespace recur::dist {
+
+class DataParallel {
+ public:
+  // Collective: learns every rank's thread count. `params`: the gradient arena's length.
+  // `fingerprint` sums up what must be the same on every rank (model, data, schedule); a rank
+  // whose fingerprint differs from rank 0's is a recur::Error on every rank.
+  DataParallel(BatchRunner& runner, std::size_t params, std::uint64_t fingerprint);
+
+  bool distributed() const { return ranks_ > 1; }
+  int ranks() const { return ranks_; }
+  int total_threads() const { return total_threads_; }
+
+  struct Step {
+    BatchRunner::Stats stats;  // of the whole batch, the same on every rank
+    int stop_signal = 0;       // the first non-zero `local_stop_signal` in rank order, else 0
+  };
+  // One training step on the global batch `indices[0, batch)`: `grads` ends as the gradient of
+  // the whole batch's mean loss on every rank. A single process runs runner.train_batch as is.
+  Step train_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
+                   int batch, float* grads, std::uint64_t dropout_seed, int local_stop_signal);
+
+  // Loss and accuracy over `indices`, in batches of `batch` split across the ranks as training
+  // batches are and reduced the same way. Distributed, the result has no predictions or
+  // probabilities; a single process runs recur::evaluate as is.
+  EvalResult evaluate(const ImageSet& set, const SequenceView& view,
+                      const std::vector<std::int64_t>& indices, int batch);
+
+ private:
+  // This rank's chunks of a batch: [first, first + count) of `chunks`; ranks [0, contributors)
+  // have at least one.
+  struct Share {
+    int chunks = 0, first = 0, count = 0, contributors = 0;
+  };
+  Share share_of(int batch) const;
+
+  BatchRunner& runner_;
+  std::size_t params_;
+  int rank_, ranks_;
+  std::vector<int> first_thread_;  // [ranks + 1]: global index of each rank's first thread
+  int total_threads_;
+  std::vector<std::int32_t> predictions_;
+};
+
+}  // namespace recur::dist
