@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Tutorial 002 from Python: a tanh RNN with 128 units reads each MNIST digit row by row.
 
-Same recipe as examples/tutorial-002-rnn.toml (Glorot weights, zero recurrent biases, head from
-a truncated N(0, 0.01), Adam 1e-3, batch 100, 10 epochs, the first 5,000 training images for
-validation, seed 1), then the accuracy on the 10,000 test images.
+The tutorial's model and data (RNN-128, batch 100, 10 epochs, the first 5,000 training images for
+validation, seed 1) trained with recur's own recipe (its defaults: Adam 4e-3 with a cosine decay,
+gradients clipped to norm 5); the notebook's Glorot weights and constant Adam 1e-3, as in
+examples/tutorial-002-rnn.toml, reach 96.95% here. Then the accuracy on the 10,000 test images.
 
     bash scripts/install-python.sh            # once: the recur module for /usr/bin/python3
     python3 examples/python/tutorial_002.py [--data data/mnist]
@@ -20,10 +21,8 @@ args = p.parse_args()
 (x_train, y_train), (x_test, y_test) = recur.datasets.mnist(args.data)
 model, history = recur.train(
     x_train[5000:], y_train[5000:], val=(x_train[:5000], y_train[:5000]),
-    view="rows", cell="rnn", hidden=128,
-    init="glorot", init_recurrent="glorot", bias_init="constant", bias_value=0.0,
-    head_init="truncated_normal", head_sigma=0.01, head_bias_init="constant", head_bias_value=0.0,
-    optimizer="adam", lr=0.001, batch=100, epochs=10, seed=1, display_step=550, verbose=False)
+    view="rows", cell="rnn", hidden=128, batch=100, epochs=10, seed=1, display_step=550,
+    verbose=False)
 
 for step, acc in zip(history.val_step, history.val_accuracy):
     print(f"step {step:5d}  validation accuracy {100 * acc:.2f}%")

@@ -17,8 +17,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Sections whose commands are not run here: the quick start installs packages and builds; the
+# Python section installs the module into the system interpreter's site-packages (outside any
+# scratch copy) and trains for minutes; its install and its example are tested by python.install
+# and the pytest suite (python/tests).
+SKIPPED = {"quick start", "python"}
+
+
 def readme_commands(text):
-    """(section, command) for each command line of the README's sh blocks but the quick start's."""
+    """(section, command) for each command line of the README's sh blocks but SKIPPED's."""
     commands, section, block = [], "", None
     for line in text.splitlines():
         if line.startswith("#") and block is None:
@@ -29,7 +36,7 @@ def readme_commands(text):
             else:
                 block = None
             continue
-        if block in ("sh", "bash", "console") and section.lower() != "quick start":
+        if block in ("sh", "bash", "console") and section.lower() not in SKIPPED:
             command = re.sub(r"\s+#\s.*$", "", line).strip()
             if command and not command.startswith("#"):
                 commands.append((section, command))
