@@ -1,0 +1,225 @@
+// Models built from layers: a chain of layers over one parameter arena, for any sequences (token
+// ids, feature vectors) and, through the same interface, images.
+//
+//   input (token ids [S, B] or features [S, B, F], time-major; images [B, C, H, W])
+//     -> layer 0 -> layer 1 -> ... -> logits [B, classes] -> softmax cross-entropy
+//
+// Variable length follows PyTorch's packed sequences: the samples of a batch are sorted by
+// length, longest first, and step t runs on the first batch_sizes[t] rows. Padded steps leave
+// states, outputs and gradients untouched (outputs and input gradients there are zero), the
+// reverse direction of a bidirectional layer starts at each sample's own last step, and pooling
+// covers real steps only; so a padded batch gives the results of its samples run one at a time.
+//
+// Every layer registers its tensors in the arena under PyTorch's state_dict names (prefix = the
+// layer's name), has a reference implementation in double precision through the same code
+// (gradient checks run the model in double), and a golden test against PyTorch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "recur/cell.hpp"
+#include "recur/model.hpp"
+#include "recur/params.hpp"
+#include "recur/rng.hpp"
+
+namespace recur {
+
+// ---- what flows between layers ----
+
+enum class ActKind { sequence, vector, image };
+struct ActShape {
+  ActKind kind = ActKind::sequence;
+  int features = 0;            // sequence: per step; vector: width; image: channels
+  int height = 0, width = 0;   // image only
+  bool ids = false;            // a sequence of token ids (int32), the input of an embedding
+  std::size_t per_row() const  // elements per sample per step (sequence) or per sample
+  {
+    return kind == ActKind::image ? static_cast<std::size_t>(features) * height * width
+                                  : static_cast<std::size_t>(features);
+  }
+};
+std::string to_string(const ActShape& s);
+
+// Lengths of a batch of sequences, sorted longest first.
+struct SeqInfo {
+  int steps = 0;  // the longest length (time-major buffers hold steps * batch rows)
+  int batch = 0;
+  std::vector<int> lengths;      // [batch], non-increasing, each in [1, steps]
+  std::vector<int> batch_sizes;  // [steps]: rows still running at step t
+  bool full = true;              // every sample runs all steps
+
+  static SeqInfo fixed(int steps, int batch);
+  // Throws recur::Error("lengths", ...) unless lengths are non-increasing and >= 1.
+  static SeqInfo from_lengths(const std::vector<int>& lengths);
+};
+
+// ---- layer descriptions ----
+
+// One layer as configs and checkpoints describe it. Unused fields keep their defaults.
+struct LayerSpec {
+  std::string type;  // embedding, linear, recurrent, pool, dropout, relu, tanh, conv2d, maxpool2d,
+                     // flatten
+  std::string name;  // tensor-name prefix; "" = the layer's index in the chain (nn.Sequential)
+  int size = 0;      // embedding dim, linear outputs (0 = the classes, for a head), recurrent
+                     // hidden size, conv2d output channels
+  int vocab = 0;     // embedding rows
+  CellKind cell = CellKind::lstm;   // recurrent
+  int layers = 1;                   // recurrent: stacked layers
+  bool bidirectional = false;       // recurrent
+  bool bias = true;                 // recurrent, linear, conv2d
+  double dropout = 0.0;             // dropout: drop probability; recurrent: between stacked layers
+  Pooling pooling = Pooling::last;  // pool
+  int kernel = 0, stride = 0, padding = 0;  // conv2d, maxpool2d (stride 0 = kernel)
+  // Initialisation (see WeightInit in model.hpp); forget_bias for LSTM input biases.
+  WeightInit init, init_recurrent;
+  double forget_bias = 0.0;
+};
+
+struct ModelSpec {
+  ActShape input;  // sequence of ids (embedding first), sequence of features, or image
+  int num_classes = 2;
+  std::vector<LayerSpec> layers;
+  // The prefix each layer's tensors get (its name, or its index), e.g. "rnn", "3".
+  std::string layer_name(std::size_t i) const;
+  // Throws recur::Error naming the layer (its index and type) and the field when invalid,
+  // e.g. a recurrent layer after pooling, or a last layer whose width is not num_classes.
+  void validate() const;
+};
+
+std::string to_json(const ModelSpec& spec);
+ModelSpec model_spec_from_json(const std::string& json, const std::string& source);
+// The chain equivalent to the fixed-shape ModelConfig: [linear "proj"], recurrent "rnn",
+// pool, linear "head". Tensor names, shapes and initialisation are those of Network<T>, so a
+// version-1 checkpoint's arena loads unchanged and gives the same logits. Untied weights have
+// no layer form (Error("--untied", ...)).
+ModelSpec model_spec_from_config(const ModelConfig& config);
+
+// ---- the layer interface ----
+
+template <typename T>
+struct LayerWorkspace {
+  virtual ~LayerWorkspace() = default;
+};
+
+// Everything a layer's forward or backward needs besides its input and output.
+template <typename T>
+struct LayerContext {
+  const T* params = nullptr;
+  int batch = 0;
+  const SeqInfo* seq = nullptr;       // sequences: the batch's lengths (never null for sequences)
+  const std::int32_t* ids = nullptr;  // token ids [steps, batch] when the model input is ids
+  bool train = false;
+  Rng* rng = nullptr;  // dropout draws (train only)
+};
+
+// Weights a layer packs once per optimizer step (shared by all threads, read-only while they
+// run) or once per model for inference.
+struct PreparedWeights {
+  virtual ~PreparedWeights() = default;
+};
+
+template <typename T>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  const LayerSpec& spec() const { return spec_; }
+  const ActShape& input_shape() const { return in_; }
+  const ActShape& output_shape() const { return out_; }
+
+  // Output elements of a batch: rows x per_row, rows = steps * batch for sequences.
+  std::size_t output_size(const LayerContext<T>& ctx) const;
+
+  // Fills this layer's tensors from `seed` (each tensor its own stream, by name).
+  virtual void init(T* params, std::uint64_t seed) const = 0;
+  // Packs weights for the fast kernels; nullptr when the layer has nothing to pack.
+  virtual std::unique_ptr<PreparedWeights> prepare(const T* params) const { return nullptr; }
+  virtual std::unique_ptr<LayerWorkspace<T>> make_workspace() const { return nullptr; }
+
+  // in: the previous layer's output (null for an embedding, which reads ctx.ids). Writes out.
+  virtual void forward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in,
+                       T* out, LayerWorkspace<T>* ws) const = 0;
+  // dout: gradient on out. ADDS parameter gradients into grads; writes din (assigned) when
+  // non-null. Uses what forward kept in ws.
+  virtual void backward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in,
+                        const T* out, const T* dout, T* din, T* grads,
+                        LayerWorkspace<T>* ws) const = 0;
+
+ protected:
+  LayerSpec spec_;
+  ActShape in_, out_;
+};
+
+// Builds one layer: checks `spec` against the input shape (Error naming `where` and the field),
+// registers its tensors under `name` + "." in layout, and computes its output shape.
+template <typename T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, const ActShape& in,
+                                     const std::string& name, ParamLayout& layout,
+                                     const std::string& where);
+
+// ---- the model ----
+
+template <typename T>
+struct ModelWorkspace;
+
+// What a batch gives the model: features (x) or token ids, time-major [steps, batch(, F)] for
+// sequences, [batch, C, H, W] for images; lengths for sequences.
+template <typename T>
+struct ModelInput {
+  const T* x = nullptr;
+  const std::int32_t* ids = nullptr;
+  int batch = 0;
+  const SeqInfo* seq = nullptr;
+};
+
+template <typename T>
+class Model {
+ public:
+  explicit Model(const ModelSpec& spec);  // validates; throws recur::Error
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelSpec& spec() const { return spec_; }
+  const ParamLayout& layout() const { return layout_; }
+  std::vector<T>& params() { return params_; }
+  const std::vector<T>& params() const { return params_; }
+  std::size_t num_params() const { return layout_.total(); }
+  std::size_t num_layers() const { return layers_.size(); }
+  const Layer<T>& layer(std::size_t i) const { return *layers_[i]; }
+
+  void init(std::uint64_t seed);
+  // Packs every layer's weights from params(); forward/backward use them until the next call.
+  // Without it (or after params change without it), each call packs for itself.
+  void prepare();
+  void drop_prepared();
+
+  // Logits [batch, classes], valid until ws is used again.
+  const T* forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train,
+                   Rng* rng = nullptr) const;
+  // Backward of the last forward(train=true) on ws; adds parameter gradients into grads.
+  void backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits, T* grads) const;
+  // The input of layer i as the last forward on ws saw it (layer 0: the model input's x).
+  const T* activation(const ModelWorkspace<T>& ws, std::size_t i) const;
+
+ private:
+  ModelSpec spec_;
+  ParamLayout layout_;
+  std::vector<T> params_;
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::vector<std::unique_ptr<PreparedWeights>> prepared_;
+};
+
+template <typename T>
+struct ModelWorkspace {
+  std::vector<std::vector<T>> outs, douts;  // per layer
+  std::vector<std::unique_ptr<LayerWorkspace<T>>> layer_ws;
+  std::vector<std::unique_ptr<PreparedWeights>> own_prepared;  // when the model has none
+  SeqInfo fixed_seq;
+  const std::int32_t* ids = nullptr;
+  int batch = 0;
+};
+
+}  // namespace recur
