@@ -88,6 +88,8 @@ struct ModelSpec {
   // Throws recur::Error naming the layer (its index and type) and the field when invalid,
   // e.g. a recurrent layer after pooling, or a last layer whose width is not num_classes.
   void validate() const;
+  // Parameters the model holds (builds the layer list without allocating the arena).
+  std::uint64_t parameter_count() const;
 };
 
 std::string to_json(const ModelSpec& spec);

@@ -137,6 +137,12 @@ void ModelSpec::validate() const {
   build_chain<double>(*this, scratch);
 }
 
+std::uint64_t ModelSpec::parameter_count() const {
+  ParamLayout scratch;
+  build_chain<double>(*this, scratch);
+  return scratch.total();
+}
+
 std::string to_json(const ModelSpec& spec) {
   nlohmann::json layers = nlohmann::json::array();
   for (const LayerSpec& l : spec.layers) {
