@@ -15,6 +15,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
+#include "cli/sequence_data.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/plot.hpp"
@@ -133,6 +134,9 @@ int run_eval(const EvalOptions& o) {
   resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
   RECUR_CHECK(o.gallery >= 0 && o.gallery <= kMaxGallery, "--gallery",
               fmt::format("must be 0 (no pictures) up to {}, got {}", kMaxGallery, o.gallery));
+  if (is_layered_file(o.model))
+    return run_sequence_eval(o.model, o.data == "data/mnist" ? "" : o.data, o.out, o.json,
+                             o.threads, o.batch);
   ModelWithView m = load_model_with_view(o.model);
   const ImageSet set = load_mnist(o.data, false);
   const SequenceView view = make_view(m, set.rows, set.cols);
@@ -213,10 +217,14 @@ int run_eval(const EvalOptions& o) {
 
 void add_eval_command(CLI::App& app, Runner& run) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* cmd = app.add_subcommand("eval", "Score a trained model on the MNIST test set");
+  CLI::App* cmd =
+      app.add_subcommand("eval", "Score a trained model on a test set (MNIST, IMDb, text, arrays)");
   cmd->add_option("model", o->model, "Checkpoint (.safetensors) written by recur train")
       ->required();
-  cmd->add_option("--data", o->data, "Folder with the MNIST files")->capture_default_str();
+  cmd->add_option("--data", o->data,
+                  "Folder with the MNIST files; for text and array models: imdb, a text folder or "
+                  "file, a folder of .npy arrays (default: the model's own data set)")
+      ->capture_default_str();
   cmd->add_option("--out", o->out, "Folder for eval.json and the pictures (default: the model's)");
   cmd->add_flag("--json", o->json, "Print the report as JSON instead of text");
   cmd->add_option("--threads", o->threads, "Threads; 0 = all cores")->capture_default_str();

@@ -14,6 +14,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
+#include "cli/sequence_data.hpp"
 #include "recur/error.hpp"
 #include "recur/train.hpp"
 
@@ -44,6 +45,7 @@ nlohmann::json meta_value(const std::string& text) {
 }
 
 int run_inspect(const InspectOptions& o) {
+  if (is_layered_file(o.model)) return run_layered_inspect(o.model, o.json);
   const ModelWithView m = load_model_with_view(o.model);
   const ModelConfig& c = m.net().config();
   std::error_code ec;

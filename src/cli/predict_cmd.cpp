@@ -18,6 +18,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
+#include "cli/sequence_data.hpp"
 #include "recur/digit_frame.hpp"
 #include "recur/error.hpp"
 #include "recur/image.hpp"
@@ -35,6 +36,7 @@ struct PredictOptions {
   std::string invert = "auto";
   int top = 3;
   bool raw = false;
+  std::vector<std::string> texts;  // text models
 };
 
 enum class Invert { automatic, yes, no };
@@ -163,6 +165,13 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
 
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
+  if (!o.texts.empty() || (o.inputs.empty() && is_layered_file(o.model))) {
+    if (!is_layered_file(o.model) || !is_text_model(load_layered_model(o.model).metadata))
+      throw Error("--text", o.model + " is not a text model; give it pictures to classify");
+    RECUR_CHECK(o.inputs.empty(), "--text", "give either --text or picture files, not both");
+    return run_text_predict(o.model, o.texts, o.json);
+  }
+  RECUR_CHECK(!o.inputs.empty(), "inputs", "give the PNG or PGM files to classify");
   const Invert invert = parse_invert(o.invert);
   ModelWithView m = load_model_with_view(o.model);
   const SequenceView view = make_view(m);
@@ -251,11 +260,14 @@ int run_predict(const PredictOptions& o) {
 void add_predict_command(CLI::App& app, Runner& run) {
   auto o = std::make_shared<PredictOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "predict", "Classify digit pictures (PNG, PGM) or images of an IDX file with a model");
+      "predict",
+      "Classify digit pictures (PNG, PGM), images of an IDX file, or texts with a model");
   cmd->add_option("model", o->model, "Checkpoint (.safetensors) written by recur train")
       ->required();
-  cmd->add_option("inputs", o->inputs, "PNG or PGM files; IDX images files with --index")
-      ->required();
+  cmd->add_option("inputs", o->inputs, "PNG or PGM files; IDX images files with --index");
+  cmd->add_option("--text", o->texts,
+                  "Text models: a text to classify (repeatable); without it, one text per line "
+                  "from stdin");
   cmd->add_option("--index", o->indices, "Classify image N of each IDX input (repeatable: 0,5,9)")
       ->delimiter(',')
       ->expected(1)

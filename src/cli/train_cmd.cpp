@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/sequence_data.hpp"
 #include "dist/comm.hpp"
 #include "recur/error.hpp"
 #include "recur/train.hpp"
@@ -31,6 +32,7 @@ struct TrainFlags {
   std::string optimizer = "adam", schedule = "cosine";  // as TrainOptions' defaults
   bool no_bias = false;
   TrainOptions o;
+  SequenceFlags seq;  // text and .npy data only
 };
 
 // Seeds are unsigned: "-1" would otherwise wrap to 2^64 - 1.
@@ -102,7 +104,23 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
   cmd->add_option("--config", *config_path,
                   "TOML file of options (same names as the flags); flags override it");
 
-  cmd->add_option("--data", o.data_dir, "Folder with the IDX files (MNIST naming)")
+  cmd->add_option("--data", o.data_dir,
+                  "Folder with the IDX files (MNIST naming); imdb (data/imdb), a text folder or "
+                  "label<TAB>text file, or a folder of .npy arrays (docs/TEXT.md)")
+      ->capture_default_str();
+  SequenceFlags& sf = flags->seq;
+  cmd->add_option("--embed", sf.embed, "Text: embedding width")->capture_default_str();
+  cmd->add_option("--vocab", sf.vocab, "Text: vocabulary size, <pad> and <unk> included")
+      ->capture_default_str();
+  cmd->add_option("--min-count", sf.min_count, "Text: a word's least count to enter the vocabulary")
+      ->capture_default_str();
+  cmd->add_option("--max-len", sf.max_len, "Text: tokens kept per text")->capture_default_str();
+  cmd->add_option("--truncate", sf.truncate, "Text: keep the head or the tail of a longer text")
+      ->capture_default_str();
+  cmd->add_option("--test-data", sf.test_data,
+                  "Text: a label<TAB>text file to test on instead of the data's own test side");
+  cmd->add_option("--head-dropout", sf.head_dropout,
+                  "Text and arrays: dropout before the head, training only")
       ->capture_default_str();
   cmd->add_option("--view", flags->view,
                   "How an image becomes a sequence: rows, cols, pixels, permuted")
@@ -232,6 +250,15 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
         }
       }
       TrainFlags& f = *flags;
+      const bool sequences = is_sequence_data(f.o.data_dir);
+      if (sequences) {
+        RECUR_CHECK(resume_dir->empty(), "--resume",
+                    "text and array runs cannot be resumed yet; start a new run");
+        apply_text_defaults(f.o, [&](const std::string& name) {
+          const CLI::Option* opt = cmd->get_option_no_throw(name);
+          return opt && opt->count() > 0;
+        });
+      }
       TrainOptions opts = f.o;
       opts.view = parse_view(f.view);
       opts.model.cell = parse_cell(f.cell);
@@ -261,6 +288,11 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       if (parsed_only) {
         *parsed_only = std::move(opts);
         return 0;
+      }
+      if (sequences) {
+        RECUR_CHECK(dist::size() == 1, "--data",
+                    "text and array data train in one process (mpirun is for image data)");
+        return run_sequence_training(opts, f.seq, std::cout, isatty(STDOUT_FILENO) != 0);
       }
       install_stop_signals();
       // In a data-parallel run (mpirun) rank 0 speaks for all.

@@ -1,0 +1,316 @@
+// eval, predict and inspect for models built from layers (text and .npy models).
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "cli/model_io.hpp"
+#include "cli/sequence_data.hpp"
+#include "recur/error.hpp"
+#include "recur/fs.hpp"
+#include "recur/plot.hpp"
+#include "recur/safetensors.hpp"
+
+namespace recur::cli {
+
+bool is_layered_file(const std::string& path) {
+  try {
+    return is_layered_checkpoint(read_safetensors(path).metadata);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+namespace {
+
+std::string meta(const Metadata& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? std::string() : it->second;
+}
+
+// A text shortened for a terminal line: line breaks and "<br />" become spaces, at most `limit`
+// bytes, never cutting a UTF-8 character.
+std::string excerpt(const std::string& text, std::size_t limit) {
+  std::string s;
+  for (std::size_t i = 0; i < text.size() && s.size() < limit; ++i) {
+    if (text.compare(i, 6, "<br />") == 0) {
+      s += ' ';
+      i += 5;
+      continue;
+    }
+    const char ch = text[i];
+    s += (ch == '\n' || ch == '\r' || ch == '\t') ? ' ' : ch;
+  }
+  if (s.size() < text.size()) {
+    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0xC0) == 0x80) s.pop_back();
+    if (!s.empty() && (static_cast<unsigned char>(s.back()) & 0x80)) s.pop_back();
+    s += "...";
+  }
+  return s;
+}
+
+// The data a layered model is evaluated on by default: the one it was trained on when that is
+// a named data set.
+std::string default_data(const Metadata& m) {
+  try {
+    const auto j = nlohmann::json::parse(meta(m, "recur.train_data"));
+    if (j.value("name", "") == "imdb") return "imdb";
+  } catch (const nlohmann::json::exception&) {
+  }
+  return "";
+}
+
+}  // namespace
+
+int run_sequence_eval(const std::string& model_path, std::string data, const std::string& out_dir,
+                      bool json, int threads, int batch) {
+  LoadedLayeredModel loaded = load_layered_model(model_path);
+  Model<float>& model = *loaded.model;
+  if (data.empty()) data = default_data(loaded.metadata);
+  if (data.empty())
+    throw Error("--data",
+                "name the data to evaluate on (the model was trained on arrays or a "
+                "text file; give its folder or file)");
+  const std::string path = resolve_data_path(data);
+  std::shared_ptr<const SequenceSource> test;
+  TextSet texts;
+  std::vector<std::string> class_names;
+  if (is_text_model(loaded.metadata)) {
+    const TextCodec codec = text_codec(loaded.metadata, model_path);
+    if (data == "imdb" && !std::filesystem::exists(path + "/reviews.json"))
+      throw Error("--data", "data/imdb/reviews.json is missing; run `recur data fetch imdb` first");
+    texts = load_text_splits(path).test;
+    test = std::make_shared<TokenSequences>(texts, codec.vocab, codec.max_len, codec.truncate);
+    class_names = codec.class_names;
+  } else {
+    auto split = std::make_shared<SequenceSplit>(load_npy_folder(path));
+    const SequenceSet& te = split->test;
+    RECUR_CHECK(te.features == model.spec().input.features, path,
+                fmt::format("x_test has {} features per step but the model reads {}", te.features,
+                            model.spec().input.features));
+    test =
+        std::make_shared<ArraySequences>(std::shared_ptr<const SequenceSet>(split, &split->test));
+  }
+  const int k = model.spec().num_classes;
+  RECUR_CHECK(
+      test->num_classes() <= k, path,
+      fmt::format("labels go up to {} but the model has {} classes", test->num_classes() - 1, k));
+  while (static_cast<int>(class_names.size()) < k)
+    class_names.push_back(std::to_string(class_names.size()));
+  const std::string out = out_dir.empty() ? parent_folder(model_path) : out_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec || !std::filesystem::is_directory(out))
+    throw Error("--out", "cannot create folder " + out);
+
+  model.prepare();
+  SequenceRunner runner(model, resolve_threads(threads));
+  const EvalResult r = evaluate_sequences(runner, *test, batch);
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(k) * k, 0);
+  for (std::int64_t i = 0; i < r.count; ++i)
+    ++counts[static_cast<std::size_t>(test->label(i)) * k +
+             static_cast<std::size_t>(r.predictions[static_cast<std::size_t>(i)])];
+  write_confusion_png(
+      out + "/confusion.png", counts, k, {},
+      fmt::format("confusion on {} test samples, accuracy {:.2f}%", r.count, 100.0 * r.accuracy()));
+
+  // The most confident mistakes: wrong predictions ordered by the probability given to them.
+  std::vector<std::int64_t> wrong;
+  for (std::int64_t i = 0; i < r.count; ++i)
+    if (r.predictions[static_cast<std::size_t>(i)] != test->label(i)) wrong.push_back(i);
+  auto confidence = [&](std::int64_t i) {
+    return r.probabilities[static_cast<std::size_t>(i) * k +
+                           static_cast<std::size_t>(r.predictions[static_cast<std::size_t>(i)])];
+  };
+  std::stable_sort(wrong.begin(), wrong.end(),
+                   [&](std::int64_t a, std::int64_t b) { return confidence(a) > confidence(b); });
+  nlohmann::json mistakes = nlohmann::json::array();
+  for (std::size_t n = 0; n < std::min<std::size_t>(10, wrong.size()); ++n) {
+    const std::int64_t i = wrong[n];
+    nlohmann::json j = {
+        {"index", i},
+        {"label", class_names[static_cast<std::size_t>(test->label(i))]},
+        {"prediction",
+         class_names[static_cast<std::size_t>(r.predictions[static_cast<std::size_t>(i)])]},
+        {"probability", confidence(i)}};
+    if (!texts.texts.empty()) j["text"] = excerpt(texts.texts[static_cast<std::size_t>(i)], 300);
+    mistakes.push_back(std::move(j));
+  }
+  nlohmann::json confusion = nlohmann::json::array();
+  for (int i = 0; i < k; ++i) {
+    const auto row = counts.begin() + static_cast<std::ptrdiff_t>(i) * k;
+    confusion.push_back(std::vector<std::int64_t>(row, row + k));
+  }
+  const nlohmann::json report = {{"model", model_path},
+                                 {"data", data},
+                                 {"count", r.count},
+                                 {"correct", r.correct},
+                                 {"accuracy", r.accuracy()},
+                                 {"loss", r.loss},
+                                 {"classes", class_names},
+                                 {"confusion", confusion},
+                                 {"confident_mistakes", mistakes}};
+  write_file_atomic(out + "/eval.json", report.dump(2) + "\n");
+  if (json) {
+    std::cout << report.dump(2) << "\n";
+    return 0;
+  }
+  fmt::print("model: {} ({} parameters)\n", model_path, model.num_params());
+  fmt::print("test accuracy {:.2f}% (loss {:.4f}) on {} samples of {}, {} wrong\n\n",
+             100.0 * r.accuracy(), r.loss, r.count, data, r.count - r.correct);
+  fmt::print("confusion (rows: true class, columns: predicted)\n");
+  for (int i = 0; i < k; ++i) {
+    std::string line = fmt::format("{:>12}", class_names[static_cast<std::size_t>(i)]);
+    for (int j = 0; j < k; ++j)
+      line += fmt::format("{:>8}", counts[static_cast<std::size_t>(i) * k + j]);
+    fmt::print("{}\n", line);
+  }
+  if (!mistakes.empty()) {
+    fmt::print("\nmost confident mistakes:\n");
+    for (const auto& m : mistakes) {
+      fmt::print("  #{} {} read as {} ({:.1f}%)", m["index"].get<std::int64_t>(),
+                 m["label"].get<std::string>(), m["prediction"].get<std::string>(),
+                 100.0 * m["probability"].get<double>());
+      if (m.contains("text")) fmt::print(": {}", m["text"].get<std::string>());
+      fmt::print("\n");
+    }
+  }
+  fmt::print("\nwrote confusion.png, eval.json in {}\n", out);
+  return 0;
+}
+
+int run_text_predict(const std::string& model_path, std::vector<std::string> texts, bool json) {
+  LoadedLayeredModel loaded = load_layered_model(model_path);
+  Model<float>& model = *loaded.model;
+  const TextCodec codec = text_codec(loaded.metadata, model_path);
+  if (texts.empty()) {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) texts.push_back(line);
+    }
+    if (texts.empty())
+      throw Error("stdin", "no text to classify: give --text \"...\" or one text per line");
+  }
+  TextSet set;
+  set.source = "predict inputs";
+  set.num_classes = model.spec().num_classes;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    std::size_t bad = 0;
+    if (!valid_utf8(texts[i], &bad))
+      throw Error(fmt::format("text {}", i + 1), fmt::format("invalid UTF-8 at byte {}", bad));
+    if (texts[i].size() > kMaxTextBytes)
+      throw Error(fmt::format("text {}", i + 1),
+                  fmt::format("longer than {} bytes", kMaxTextBytes));
+  }
+  set.texts = texts;
+  set.labels.assign(texts.size(), 0);
+  TokenSequences src(set, codec.vocab, codec.max_len, codec.truncate);
+  model.prepare();
+  SequenceRunner runner(model, 1);
+  const int k = model.spec().num_classes;
+  std::vector<std::int64_t> idx(texts.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::vector<std::int32_t> pred(texts.size());
+  std::vector<float> probs(texts.size() * k);
+  // One text at a time: a text's result never depends on what else was given.
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    runner.infer_batch(src, {static_cast<std::int64_t>(i)}, pred.data() + i,
+                       probs.data() + i * static_cast<std::size_t>(k));
+  nlohmann::json all = nlohmann::json::array();
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const std::string& name = pred[i] < static_cast<int>(codec.class_names.size())
+                                  ? codec.class_names[static_cast<std::size_t>(pred[i])]
+                                  : std::to_string(pred[i]);
+    const float p = probs[i * k + static_cast<std::size_t>(pred[i])];
+    if (json) {
+      all.push_back(
+          {{"text", excerpt(texts[i], 200)},
+           {"prediction", name},
+           {"class", pred[i]},
+           {"probability", p},
+           {"tokens", src.length(static_cast<std::int64_t>(i))},
+           {"probabilities",
+            std::vector<float>(probs.begin() + static_cast<std::ptrdiff_t>(i * k),
+                               probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * k))}});
+    } else {
+      fmt::print("{} {:.1f}%  {}\n", name, 100.0 * p, excerpt(texts[i], 70));
+    }
+  }
+  if (json) std::cout << all.dump(2) << "\n";
+  return 0;
+}
+
+int run_layered_inspect(const std::string& model_path, bool json) {
+  LoadedLayeredModel loaded = load_layered_model(model_path);
+  const Model<float>& model = *loaded.model;
+  const Metadata& m = loaded.metadata;
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(model_path, ec);
+  nlohmann::json layers = nlohmann::json::parse(to_json(model.spec()))["layers"];
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const ParamInfo& p : model.layout().entries())
+    tensors.push_back({{"name", p.name}, {"shape", p.shape}, {"parameters", p.size}});
+  nlohmann::json report = {{"model", model_path},
+                           {"format", meta(m, "recur.format")},
+                           {"file_bytes", ec ? 0 : bytes},
+                           {"parameters", model.num_params()},
+                           {"classes", model.spec().num_classes},
+                           {"layers", layers},
+                           {"tensors", tensors},
+                           {"train_config", without_local_paths(meta(m, "recur.train_config"))}};
+  if (const std::string d = meta(m, "recur.train_data"); !d.empty()) {
+    try {
+      report["train_data"] = nlohmann::json::parse(d);
+    } catch (const nlohmann::json::exception&) {
+      report["train_data"] = d;
+    }
+  }
+  std::vector<std::string> shown;
+  if (is_text_model(m)) {
+    const TextCodec codec = text_codec(m, model_path);
+    for (int i = 0; i < std::min(codec.vocab.size(), 30); ++i)
+      shown.push_back(codec.vocab.token(i));
+    report["text"] = {{"vocabulary", codec.vocab.size()},
+                      {"max_len", codec.max_len},
+                      {"truncate", to_string(codec.truncate)},
+                      {"class_names", codec.class_names},
+                      {"first_tokens", shown}};
+  }
+  if (json) {
+    std::cout << report.dump(2) << "\n";
+    return 0;
+  }
+  fmt::print("model: {} ({}, {} bytes)\n", model_path, meta(m, "recur.format"), ec ? 0 : bytes);
+  fmt::print("{} parameters, {} classes; layers:\n", model.num_params(), model.spec().num_classes);
+  for (std::size_t i = 0; i < model.num_layers(); ++i) {
+    const Layer<float>& l = model.layer(i);
+    fmt::print("  {:<12} {:<10} -> {}\n", model.spec().layer_name(i), l.spec().type,
+               to_string(l.output_shape()));
+  }
+  fmt::print("tensors:\n");
+  for (const ParamInfo& p : model.layout().entries()) {
+    std::string shape;
+    for (std::size_t k = 0; k < p.shape.size(); ++k)
+      shape += (k ? " x " : "") + std::to_string(p.shape[k]);
+    fmt::print("  {:<28} {:<16} {:>10}\n", p.name, shape, p.size);
+  }
+  if (report.contains("text")) {
+    const auto& t = report["text"];
+    std::string first;
+    for (const auto& s : shown) first += (first.empty() ? "" : " ") + s;
+    fmt::print("text: vocabulary of {} tokens, at most {} tokens per text (keep {}), classes {}\n",
+               t["vocabulary"].get<int>(), t["max_len"].get<int>(),
+               t["truncate"].get<std::string>(), t["class_names"].dump());
+    fmt::print("  most frequent: {}\n", first);
+  }
+  if (report.contains("train_data")) fmt::print("trained on: {}\n", report["train_data"].dump());
+  return 0;
+}
+
+}  // namespace recur::cli

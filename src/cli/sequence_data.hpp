@@ -1,0 +1,65 @@
+// The command line's side of sequence data (text, .npy arrays): which --data values name them,
+// the text options, and training models built from layers on them.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "recur/checkpoint.hpp"
+#include "recur/seq_train.hpp"
+#include "recur/text.hpp"
+#include "recur/train.hpp"
+
+namespace recur::cli {
+
+// Options that only text and array data use (recur train's --embed, --vocab, ...).
+struct SequenceFlags {
+  int embed = 128;
+  int vocab = 20000;
+  int min_count = 2;
+  int max_len = 400;
+  std::string truncate = "head";
+  std::string test_data;
+  double head_dropout = 0;
+};
+
+// "imdb" is data/imdb; anything else is a path.
+std::string resolve_data_path(const std::string& data);
+// True when --data names text (imdb, a reviews.json / aclImdb folder, a label<TAB>text file) or
+// a folder of .npy arrays, rather than IDX images.
+bool is_sequence_data(const std::string& data);
+
+// The recipe's values for the options a text run did not set: `given(flag)` says whether the
+// command line or the config file set it.
+void apply_text_defaults(TrainOptions& o, const std::function<bool(const std::string&)>& given);
+
+// Trains on the sequence data named by o.data_dir; prints the test accuracy.
+int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
+                          bool interactive);
+
+// How a text model turns text into ids: read back from a checkpoint's metadata.
+struct TextCodec {
+  Vocabulary vocab;
+  int max_len = 400;
+  Truncate truncate = Truncate::head;
+  std::vector<std::string> class_names;
+};
+// Throws Error(path, ...) when the checkpoint has no (valid) vocabulary: not a text model.
+TextCodec text_codec(const Metadata& metadata, const std::string& path);
+bool is_text_model(const Metadata& metadata);
+
+// True when the checkpoint at `path` is a model built from layers (format 2); false for a
+// fixed-shape checkpoint and for a file that cannot be read (its own command then says why).
+bool is_layered_file(const std::string& path);
+// recur eval / predict / inspect for models built from layers. `data` "" = the data the model
+// was trained on, when that is a named data set (imdb).
+int run_sequence_eval(const std::string& model_path, std::string data, const std::string& out_dir,
+                      bool json, int threads, int batch);
+// Texts from --text, or one per line from stdin when none is given.
+int run_text_predict(const std::string& model_path, std::vector<std::string> texts, bool json);
+int run_layered_inspect(const std::string& model_path, bool json);
+
+}  // namespace recur::cli
