@@ -22,17 +22,31 @@ bool is_sequence_data(const std::string& data) {
   return is_npy_folder(path) || is_text_data(path);
 }
 
-void apply_text_defaults(TrainOptions& o, const std::function<bool(const std::string&)>& given) {
+std::vector<std::pair<std::string, std::string>> sequence_defaults() {
   // The IMDb recipe (examples/imdb-bilstm.toml; README results): a bidirectional LSTM read out
   // by max pooling over the real steps.
-  if (!given("--pooling")) o.model.pooling = Pooling::max;
-  if (!given("--bidirectional")) o.model.bidirectional = true;
-  if (!given("--epochs")) o.epochs = 4;
-  if (!given("--batch")) o.batch = 64;
-  if (!given("--lr")) o.optimizer.lr = 2e-3f;
-  if (!given("--val")) o.validation = 0;
-  if (!given("--display-step")) o.display_step = 50;
-  if (!given("--eval-batch")) o.eval_batch = 256;
+  return {{"--pooling", "max"},     {"--bidirectional", "true"}, {"--epochs", "4"},
+          {"--batch", "64"},        {"--lr", "0.002"},           {"--val", "0"},
+          {"--display-step", "50"}, {"--eval-batch", "256"}};
+}
+
+void check_sequence_flags(const SequenceFlags& f) {
+  RECUR_CHECK(f.embed >= 1 && f.embed <= 4096, "--embed",
+              "must be in [1, 4096], got " + std::to_string(f.embed));
+  RECUR_CHECK(f.vocab >= 3 && f.vocab <= (1 << 24), "--vocab",
+              "must be in [3, 16777216], got " + std::to_string(f.vocab));
+  RECUR_CHECK(f.min_count >= 1, "--min-count",
+              "must be at least 1, got " + std::to_string(f.min_count));
+  RECUR_CHECK(f.max_len >= 1 && f.max_len <= 100000, "--max-len",
+              "must be in [1, 100000], got " + std::to_string(f.max_len));
+  parse_truncate(f.truncate);
+  RECUR_CHECK(f.head_dropout >= 0 && f.head_dropout < 1, "--head-dropout",
+              fmt::format("must be in [0, 1), got {}", f.head_dropout));
+  if (!f.test_data.empty()) {
+    std::error_code ec;
+    RECUR_CHECK(std::filesystem::is_regular_file(f.test_data, ec), "--test-data",
+                f.test_data + " is not a file");
+  }
 }
 
 namespace {
@@ -41,8 +55,6 @@ ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape
                          int vocab_size, int classes) {
   const ModelConfig& m = o.model;
   RECUR_CHECK(!m.untied, "--untied", "untied weights need fixed-length images");
-  RECUR_CHECK(f.head_dropout >= 0 && f.head_dropout < 1, "--head-dropout",
-              fmt::format("must be in [0, 1), got {}", f.head_dropout));
   ModelSpec spec;
   spec.input = input;
   spec.num_classes = classes;
@@ -52,8 +64,6 @@ ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape
     e.name = "embed";
     e.vocab = vocab_size;
     e.size = f.embed;
-    RECUR_CHECK(f.embed >= 1 && f.embed <= 4096, "--embed",
-                "must be in [1, 4096], got " + std::to_string(f.embed));
     spec.layers.push_back(e);
   } else if (m.projection > 0) {
     LayerSpec p;
@@ -153,6 +163,7 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
   so.config_text = o.config_text;
   so.on_event = o.on_event;
   RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
+  check_sequence_flags(f);
   // Everything is checked before the run folder is made.
   RECUR_CHECK(!std::filesystem::exists(so.out_dir) || std::filesystem::is_empty(so.out_dir),
               "--out", so.out_dir + " exists and is not empty; choose another folder or remove it");
@@ -178,11 +189,6 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
                  {"features", tr->features}};
     so.title = "recur " + std::filesystem::path(path).filename().string();
   } else {
-    RECUR_CHECK(f.vocab >= 3 && f.vocab <= (1 << 24), "--vocab",
-                "must be in [3, 16777216], got " + std::to_string(f.vocab));
-    RECUR_CHECK(f.min_count >= 1, "--min-count", "must be at least 1");
-    RECUR_CHECK(f.max_len >= 1 && f.max_len <= 100000, "--max-len",
-                "must be in [1, 100000], got " + std::to_string(f.max_len));
     const Truncate keep = parse_truncate(f.truncate);
     if (o.data_dir == "imdb" && !std::filesystem::exists(path + "/reviews.json"))
       throw Error("--data", "data/imdb/reviews.json is missing; run `recur data fetch imdb` first");

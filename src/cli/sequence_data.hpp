@@ -32,9 +32,12 @@ std::string resolve_data_path(const std::string& data);
 // a folder of .npy arrays, rather than IDX images.
 bool is_sequence_data(const std::string& data);
 
-// The recipe's values for the options a text run did not set: `given(flag)` says whether the
-// command line or the config file set it.
-void apply_text_defaults(TrainOptions& o, const std::function<bool(const std::string&)>& given);
+// The recipe's values (flag, value) for the options a text or array run does not set itself;
+// `recur train` applies them as if given, so config.toml records them.
+std::vector<std::pair<std::string, std::string>> sequence_defaults();
+// Throws Error naming the flag for a value out of range, whatever the data (so a bad value
+// never waits for the data to be read, and never passes silently).
+void check_sequence_flags(const SequenceFlags& f);
 
 // Trains on the sequence data named by o.data_dir; prints the test accuracy.
 int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,

@@ -254,11 +254,14 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       if (sequences) {
         RECUR_CHECK(resume_dir->empty(), "--resume",
                     "text and array runs cannot be resumed yet; start a new run");
-        apply_text_defaults(f.o, [&](const std::string& name) {
-          const CLI::Option* opt = cmd->get_option_no_throw(name);
-          return opt && opt->count() > 0;
-        });
+        for (const auto& [name, value] : sequence_defaults()) {
+          CLI::Option* opt = cmd->get_option(name);
+          if (opt->count() > 0) continue;
+          opt->add_result(value);
+          opt->run_callback();
+        }
       }
+      check_sequence_flags(f.seq);
       TrainOptions opts = f.o;
       opts.view = parse_view(f.view);
       opts.model.cell = parse_cell(f.cell);

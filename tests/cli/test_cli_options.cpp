@@ -29,6 +29,13 @@ const std::set<std::string> kNoValue = {"--help"};
 const std::map<std::string, std::string> kBad = {
     {"--config", "--config /nonexistent/recur.toml"},
     {"--data", "--data /nonexistent/mnist"},
+    {"--embed", "--embed 0"},
+    {"--vocab", "--vocab 2"},
+    {"--min-count", "--min-count 0"},
+    {"--max-len", "--max-len 0"},
+    {"--truncate", "--truncate middle"},
+    {"--test-data", "--test-data /nonexistent/test.tsv"},
+    {"--head-dropout", "--head-dropout 1"},
     {"--view", "--view diagonal"},
     {"--view-seed", "--view-seed -1"},
     {"--cell", "--cell transformer"},

@@ -1,0 +1,187 @@
+// recur train / eval / predict / inspect on text (label<TAB>text files, the layout of an IMDb
+// run) and on folders of .npy arrays, through the command line: a small separable corpus is
+// learnt, the checkpoint carries the vocabulary so predict tokenizes as training did, and bad
+// text input is refused with exit code 2, the file and the reason, and no run folder.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/cli_helpers.hpp"
+#include "recur/rng.hpp"
+#include "recur/safetensors.hpp"
+#include "recur/text.hpp"
+
+namespace recur {
+namespace {
+
+// Reviews made of filler words with one sentiment word or phrase somewhere in them; the label
+// says which. Learnable only by reading the whole text, in any position.
+void write_corpus(const fs::path& path, int n, std::uint64_t seed) {
+  const std::vector<std::string> filler = {"the", "film", "plot", "actor", "scene", "story",
+                                           "was", "and",  "a",    "it",    "of",    "camera"};
+  const std::vector<std::string> good = {"wonderful", "great", "superb", "moving"};
+  const std::vector<std::string> bad = {"awful", "boring", "terrible", "dull"};
+  Rng rng(seed);
+  std::ofstream out(path);
+  for (int i = 0; i < n; ++i) {
+    const int label = static_cast<int>(rng.below(2));
+    const int len = 3 + static_cast<int>(rng.below(25));
+    const int at = static_cast<int>(rng.below(static_cast<std::uint64_t>(len)));
+    std::string text;
+    for (int k = 0; k < len; ++k) {
+      const std::string& w =
+          k == at ? (label ? good : bad)[rng.below(4)] : filler[rng.below(filler.size())];
+      text += (k ? " " : "") +
+              (k == 0 ? std::string(1, static_cast<char>(std::toupper(w[0]))) + w.substr(1) : w);
+    }
+    out << label << '\t' << text << ".<br /><br />\n";
+  }
+}
+
+TEST(TextCli, TrainEvalPredictInspectOnALabelledTextFile) {
+  ScratchDir tmp;
+  write_corpus(tmp / "train.tsv", 600, 1);
+  write_corpus(tmp / "test.tsv", 200, 2);
+  const fs::path run = tmp / "run";
+  const CliResult r = run_cli("train --data " + quote(tmp / "train.tsv") + " --test-data " +
+                              quote(tmp / "test.tsv") + " --out " + quote(run) +
+                              " --epochs 6 --hidden 16 --embed 16 --batch 16 --lr 0.01 "
+                              "--threads 2 --seed 3");
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  EXPECT_TRUE(contains(r.out, "text: 600 training / 200 test texts")) << r.out;
+  for (const char* f :
+       {"config.toml", "metrics.jsonl", "curves.png", "last.safetensors", "summary.json"})
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+  EXPECT_GE(summary["test_accuracy"].get<double>(), 0.95) << summary.dump();
+  // The run's config records the text recipe's defaults it used.
+  const std::string config = slurp(run / "config.toml");
+  EXPECT_TRUE(contains(config, "pooling=\"max\"")) << config;
+  EXPECT_TRUE(contains(config, "bidirectional=true")) << config;
+
+  // eval on the same test file reproduces the training run's test accuracy.
+  const CliResult e = run_cli("eval " + quote(run / "last.safetensors") + " --data " +
+                              quote(tmp / "train.tsv") + " --json --out " + quote(tmp / "ev"));
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto ev = nlohmann::json::parse(e.out);
+  EXPECT_EQ(ev["count"].get<int>(), 120);  // train.tsv alone: its 20% stratified test side
+  EXPECT_TRUE(fs::exists(tmp / "ev" / "confusion.png"));
+
+  // predict tokenizes as training did: case, punctuation and <br /> do not matter.
+  const CliResult p = run_cli("predict " + quote(run / "last.safetensors") +
+                              " --json --text 'The camera was SUPERB!' --text "
+                              "'a boring, boring story<br />'");
+  ASSERT_EQ(p.code, 0) << p.err;
+  const auto pj = nlohmann::json::parse(p.out);
+  ASSERT_EQ(pj.size(), 2u);
+  EXPECT_EQ(pj[0]["class"].get<int>(), 1) << p.out;
+  EXPECT_EQ(pj[1]["class"].get<int>(), 0) << p.out;
+  EXPECT_EQ(pj[0]["tokens"].get<int>(), 5);  // the camera was superb !
+
+  const CliResult i = run_cli("inspect " + quote(run / "last.safetensors") + " --json");
+  ASSERT_EQ(i.code, 0) << i.err;
+  const auto ij = nlohmann::json::parse(i.out);
+  EXPECT_EQ(ij["format"], "recur-model-2");
+  EXPECT_EQ(ij["text"]["first_tokens"][0], "<pad>");
+  EXPECT_EQ(ij["text"]["first_tokens"][1], "<unk>");
+  EXPECT_EQ(ij["layers"][0]["type"], "embedding");
+
+  // The checkpoint's tensors are PyTorch's names for embedding + LSTM + head.
+  const SafetensorsFile f = read_safetensors((run / "last.safetensors").string());
+  EXPECT_TRUE(f.tensors.count("embed.weight"));
+  EXPECT_TRUE(f.tensors.count("rnn.weight_hh_l0_reverse"));
+  EXPECT_TRUE(f.tensors.count("head.bias"));
+
+  // Not a text model / not a picture.
+  EXPECT_TRUE(
+      fails_with(run_cli("predict " + quote(run / "last.safetensors")), "no text to classify"));
+}
+
+TEST(TextCli, BadTextInputIsRefusedWithTheFileAndNoRunFolder) {
+  ScratchDir tmp;
+  struct Case {
+    std::string name, content, message;
+  };
+  const std::vector<Case> cases = {
+      {"empty.tsv", "", "empty.tsv"},
+      {"label.tsv", "0\tfine\n7x\tbad label\n", "label.tsv"},
+      {"utf8.tsv", "0\tgood\n1\tbad \xC3\x28 byte\n", "UTF-8"},
+      {"notab.tsv", "0\tgood\n1 no tab here\n", "notab.tsv"},
+  };
+  for (const Case& c : cases) {
+    std::ofstream(tmp / c.name, std::ios::binary) << c.content;
+    const fs::path run = tmp / ("run-" + c.name);
+    const CliResult r =
+        run_cli("train --data " + quote(tmp / c.name) + " --out " + quote(run) + " --epochs 1");
+    EXPECT_TRUE(fails_with(r, c.message)) << c.name;
+    EXPECT_FALSE(fs::exists(run)) << c.name;
+  }
+  // A reviews.json entry without its label.
+  fs::create_directories(tmp / "imdbish");
+  std::ofstream(tmp / "imdbish" / "reviews.json") << R"([{"t": "fine film", "s": 1}, {"t": "x"}])";
+  const CliResult r = run_cli("train --data " + quote(tmp / "imdbish") + " --out " +
+                              quote(tmp / "run-json") + " --epochs 1");
+  EXPECT_TRUE(fails_with(r, "reviews.json")) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "run-json"));
+}
+
+// A folder of .npy arrays: sequences of 2 features whose label is the sign of the sum of the
+// first feature over the real steps (lengths vary); the model sees padding never.
+TEST(TextCli, TrainsAndEvaluatesOnNpyArrays) {
+  ScratchDir tmp;
+  Rng rng(5);
+  for (const char* side : {"train", "test"}) {
+    const int n = std::string(side) == "train" ? 400 : 100, T = 12, F = 2;
+    NpyArray x, y, len;
+    x.kind = 'f';
+    x.item_size = 4;
+    x.shape = {n, T, F};
+    y.kind = 'i';
+    y.item_size = 4;
+    y.shape = {n};
+    len = y;
+    std::vector<float> xs(static_cast<size_t>(n) * T * F, 0.f);
+    std::vector<std::int32_t> ys(n), ls(n);
+    for (int i = 0; i < n; ++i) {
+      ls[i] = 2 + static_cast<int>(rng.below(T - 1));
+      double sum = 0;
+      for (int t = 0; t < ls[i]; ++t) {
+        const double v = rng.normal();
+        xs[(static_cast<size_t>(i) * T + t) * F] = static_cast<float>(v);
+        xs[(static_cast<size_t>(i) * T + t) * F + 1] = static_cast<float>(rng.normal());
+        sum += v;
+      }
+      // Padded steps hold values that would flip many labels if they were read.
+      for (int t = ls[i]; t < T; ++t) xs[(static_cast<size_t>(i) * T + t) * F] = 5.f;
+      ys[i] = sum > 0;
+    }
+    auto bytes = [](const void* p, size_t n) {
+      const auto* b = static_cast<const unsigned char*>(p);
+      return std::vector<unsigned char>(b, b + n);
+    };
+    x.data = bytes(xs.data(), xs.size() * 4);
+    y.data = bytes(ys.data(), ys.size() * 4);
+    len.data = bytes(ls.data(), ls.size() * 4);
+    write_npy((tmp / ("x_" + std::string(side) + ".npy")).string(), x);
+    write_npy((tmp / ("y_" + std::string(side) + ".npy")).string(), y);
+    write_npy((tmp / ("lengths_" + std::string(side) + ".npy")).string(), len);
+  }
+  const fs::path run = tmp / "run";
+  const CliResult r = run_cli("train --data " + quote(tmp) + " --out " + quote(run) +
+                              " --epochs 12 --hidden 12 --batch 16 --lr 0.01 --pooling mean "
+                              "--bidirectional=false --threads 2");
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+  EXPECT_GE(summary["test_accuracy"].get<double>(), 0.9) << r.out;
+  const CliResult e = run_cli("eval " + quote(run / "last.safetensors") + " --data " + quote(tmp) +
+                              " --json --out " + quote(tmp / "ev"));
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["accuracy"].get<double>(),
+              summary["test_accuracy"].get<double>(), 1e-9);
+}
+
+}  // namespace
+}  // namespace recur
