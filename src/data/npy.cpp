@@ -226,7 +226,10 @@ std::vector<std::int32_t> integer_vector(const NpyArray& a, std::int64_t n, std:
 
 std::int64_t NpyArray::count() const {
   std::int64_t n = 1;
-  for (std::int64_t d : shape) n *= d;
+  for (std::int64_t d : shape) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      throw Error(source, "shape " + shape_text(shape) + " is not a valid size");
+  }
   return n;
 }
 
@@ -254,16 +257,16 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
   out.source = source;
   HeaderParser(header, source).parse(out);
   const std::size_t data_size = size - prefix - header_len;
+  // Every product of dimensions (each zero read as one) must fit in a signed 64-bit count of
+  // bytes, so that no product a reader forms overflows, even for an empty array.
+  std::int64_t bound = out.item_size;
   std::uint64_t count = 1;
-  bool overflow = false;
   for (std::int64_t d : out.shape) {
-    const auto ud = static_cast<std::uint64_t>(d);
-    if (ud != 0 && count > std::numeric_limits<std::uint64_t>::max() / ud) overflow = true;
-    count *= ud;
+    if (__builtin_mul_overflow(bound, std::max<std::int64_t>(d, 1), &bound))
+      throw Error(source, "shape " + shape_text(out.shape) + " is too large (size overflow)");
+    count *= static_cast<std::uint64_t>(d);
   }
   const auto item = static_cast<std::uint64_t>(out.item_size);
-  if (overflow || (count != 0 && count > std::numeric_limits<std::uint64_t>::max() / item))
-    throw Error(source, "shape " + shape_text(out.shape) + " is too large (size overflow)");
   const std::uint64_t need = count * item;
   if (need > data_size)
     throw Error(source, "truncated data: shape " + shape_text(out.shape) + " of " +
@@ -287,12 +290,15 @@ void write_npy(const std::string& path, const NpyArray& array) {
                          (array.kind == 'i' && (array.item_size == 4 || array.item_size == 8));
   if (!supported)
     throw Error(path, "write_npy writes float32, int32 or int64 arrays, not " + dtype_name(array));
-  for (std::int64_t d : array.shape)
+  std::int64_t data_bytes = array.item_size;
+  for (std::int64_t d : array.shape) {
     if (d < 0) throw Error(path, "negative dimension in shape " + shape_text(array.shape));
-  if (static_cast<std::uint64_t>(array.count()) * static_cast<std::uint64_t>(array.item_size) !=
-      array.data.size())
+    if (__builtin_mul_overflow(data_bytes, d, &data_bytes))
+      throw Error(path, "shape " + shape_text(array.shape) + " is too large (size overflow)");
+  }
+  if (static_cast<std::uint64_t>(data_bytes) != array.data.size())
     throw Error(path, "shape " + shape_text(array.shape) + " of " + dtype_name(array) + " needs " +
-                          std::to_string(array.count() * array.item_size) + " bytes, data holds " +
+                          std::to_string(data_bytes) + " bytes, data holds " +
                           std::to_string(array.data.size()));
   std::string header = "{'descr': '<" + std::string(1, array.kind) +
                        std::to_string(array.item_size) +

@@ -188,6 +188,19 @@ TEST(Npy, TruncatedTrailingAndOverflowingData) {
       parse_reason(npy_bytes(
           "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }", "")),
       "a dimension in 'shape' is too large");
+  // Found by fuzz_npy: an empty array whose other dimensions multiply past 64 bits (count()
+  // overflowed on the way to the zero). Refused like any size overflow.
+  EXPECT_EQ(parse_reason(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                   "(375976162, 40294000000, 0, 40294000000000), }",
+                                   "")),
+            "shape (375976162, 40294000000, 0, 40294000000000) is too large (size overflow)");
+  const auto empty =
+      parse(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1000000000), }", ""));
+  EXPECT_EQ(empty.count(), 0);
+  recur::NpyArray made;
+  made.source = "made";
+  made.shape = {1LL << 40, 1LL << 40, 0};
+  EXPECT_THROW((void)made.count(), recur::Error);
   // A huge but representable shape: refused before anything is allocated.
   EXPECT_EQ(parse_reason(npy_bytes(
                 "{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000000,), }", "x")),
