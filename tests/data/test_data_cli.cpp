@@ -3,9 +3,13 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
+
+#include "recur/text.hpp"
 
 namespace {
 
@@ -98,6 +102,46 @@ TEST(DataCli, InfoOnATsvFileCountsClasses) {
   const Result bad = run_cli("data info '" + dir + "/bad.tsv'");
   EXPECT_EQ(bad.code, 2) << bad.output;
   EXPECT_TRUE(contains(bad.output, "bad.tsv: line 2: empty text")) << bad.output;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DataCli, InfoOnANpyFolder) {
+  const std::string dir = ::testing::TempDir() + "recur-data-cli-npy";
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, std::vector<std::int64_t> shape, char kind,
+                   std::vector<float> values) {
+    recur::NpyArray a;
+    a.kind = kind;
+    a.item_size = 4;
+    a.shape = std::move(shape);
+    a.data.resize(values.size() * 4);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (kind == 'f') {
+        std::memcpy(a.data.data() + 4 * i, &values[i], 4);
+      } else {
+        const auto v = static_cast<std::int32_t>(values[i]);
+        std::memcpy(a.data.data() + 4 * i, &v, 4);
+      }
+    }
+    recur::write_npy(dir + "/" + name, a);
+  };
+  write("x_train.npy", {3, 4, 2}, 'f', std::vector<float>(24, 0.25f));
+  write("y_train.npy", {3}, 'i', {0, 1, 1});
+  write("lengths_train.npy", {3}, 'i', {4, 2, 3});
+  write("x_test.npy", {2, 4, 2}, 'f', std::vector<float>(16, 0.5f));
+  write("y_test.npy", {2}, 'i', {1, 1});
+  const Result r = run_cli("data info '" + dir + "'");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output,
+                       "train: 3 sequences of up to 4 steps x 2 features, 2 classes, "
+                       "3.0 steps on average\n  class counts: 0:1 1:2\n"))
+      << r.output;
+  EXPECT_TRUE(contains(r.output, "test: 2 sequences of up to 4 steps x 2 features")) << r.output;
+  write("y_test.npy", {2}, 'i', {1, 1000});
+  const Result bad = run_cli("data info '" + dir + "'");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "y_test.npy: labels[1] = 1000 is out of range [0, 999]"))
+      << bad.output;
   std::filesystem::remove_all(dir);
 }
 

@@ -500,7 +500,10 @@ TEST(ImdbData, TokenizeAndVocabularyAreFast) {
               static_cast<long long>(tokens));
   EXPECT_EQ(v.size(), 20000);
   EXPECT_EQ(v.token(2), "the");
-  EXPECT_LT(S(built - start).count(), 20.0);  // a few seconds; generous for sanitizer builds
+#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__)
+  // A few seconds in an optimized build (about 1.4 s on the project's 2-core machine).
+  EXPECT_LT(S(built - start).count(), 10.0);
+#endif
 }
 
 }  // namespace

@@ -292,16 +292,79 @@ def make_model_json():
     write("model_json", "bad_not_json", "{\"cell\": \"lstm\",")
 
 
+# --- text: [target byte: 0 reviews.json, 1 label<TAB>text, 2 raw text][the file or text] ----------
+
+def make_text():
+    def reviews(entries):
+        return json.dumps([{"t": t, "s": s} for t, s in entries], ensure_ascii=False)
+
+    write("text", "valid_reviews", b"\x00" + reviews([
+        ("A fine film.<br /><br />Don't miss it!", 1),
+        ("Awful... 2/10 (really)", 0),
+        ("Am\u00e9lie's caf\u00e9 \U0001F3AC", 1)]).encode())
+    write("text", "valid_reviews_escapes_extra_field",
+          b'\x00[{"t": "tab\\tquote\\" \\u00e9 \\ud83c\\udfac", "s": 0, "id": [1, {"x": null}]}]')
+    write("text", "bad_reviews_label", b'\x00[{"t": "ok", "s": 2}]')
+    write("text", "bad_reviews_missing_text", b'\x00[{"s": 1}]')
+    write("text", "bad_reviews_empty_text", b'\x00[{"t": "", "s": 1}]')
+    write("text", "bad_reviews_invalid_utf8", b'\x00[{"t": "caf\xe9", "s": 1}]')
+    write("text", "bad_reviews_not_array", b'\x00{"t": "a", "s": 0}')
+    write("text", "bad_reviews_truncated", b'\x00[{"t": "a", "s": 0}, {"t": "b')
+    write("text", "valid_tsv", b"\x010\tbad movie\r\n\n1\tgood <BR/>movie\n2\tso-so\n")
+    write("text", "bad_tsv_label", b"\x011000\ttext\n")
+    write("text", "bad_tsv_no_tab", b"\x011 text\n")
+    write("text", "bad_tsv_utf8", b"\x010\t\xed\xa0\x80\n")
+    write("text", "raw_ascii", b"\x02It's a <br />GREAT movie, isn't it? 10/10!!")
+    write("text", "raw_multibyte", "\x02na\u00efve \u20ac5 \U0001F3AC Am\u00e9lie's".encode())
+    write("text", "raw_overlong", b"\x02ab\xc0\xafcd")
+    write("text", "raw_surrogate", b"\x02\xed\xb0\x80")
+    write("text", "raw_truncated", b"\x02caf\xc3")
+    write("text", "raw_above_max", b"\x02\xf4\x90\x80\x80")
+
+
+# --- npy: the .npy file ----------------------------------------------------------------------------
+
+def npy(descr, shape, data, fortran=False, version=1):
+    shape_text = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (
+        descr, "True" if fortran else "False", shape_text)
+    prefix = 10 if version == 1 else 12
+    header += " " * ((64 - (prefix + len(header) + 1) % 64) % 64) + "\n"
+    size = struct.pack("<H", len(header)) if version == 1 else struct.pack("<I", len(header))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + header.encode() + data
+
+
+def make_npy():
+    write("npy", "valid_f4_sequences", npy("<f4", [2, 3, 2], struct.pack("<12f", *range(12))))
+    write("npy", "valid_u1_2d", npy("|u1", [2, 4], bytes(range(0, 240, 30))))
+    write("npy", "valid_i8_labels", npy("<i8", [3], struct.pack("<3q", 0, 1, 1)))
+    write("npy", "valid_i4_v2", npy("<i4", [2, 2], struct.pack("<4i", 1, -2, 3, 4), version=2))
+    write("npy", "valid_b1_v3", npy("|b1", [3], b"\x01\x00\x01", version=3))
+    write("npy", "valid_scalar_f8", npy("<f8", [], struct.pack("<d", 2.5)))
+    write("npy", "valid_empty", npy("<f4", [0, 5], b""))
+    write("npy", "bad_nan", npy("<f4", [1, 2], struct.pack("<2f", 1.0, float("nan"))))
+    write("npy", "bad_big_endian", npy(">f4", [1], b"\x00" * 4))
+    write("npy", "bad_fortran", npy("<f4", [1], b"\x00" * 4, fortran=True))
+    write("npy", "bad_dtype", npy("<c8", [1], b"\x00" * 8))
+    write("npy", "bad_truncated", npy("<f4", [2, 3], b"\x00" * 20))
+    write("npy", "bad_trailing", npy("<f4", [1], b"\x00" * 6))
+    write("npy", "bad_overflow", npy("<f8", [4294967296, 4294967296], b""))
+    write("npy", "bad_magic", b"\x93NUMPZ\x01\x00\x04\x00{}  ")
+    write("npy", "bad_header", b"\x93NUMPY\x01\x00\x10\x00{'descr': <f4}\n")
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
-    for harness in ("idx", "safetensors", "toml_config", "image", "model_json"):
+    for harness in ("idx", "safetensors", "toml_config", "image", "model_json", "text", "npy"):
         os.makedirs(os.path.join(CORPUS, harness))
     make_idx()
     make_safetensors()
     make_toml()
     make_images()
     make_model_json()
+    make_text()
+    make_npy()
 
 
 if __name__ == "__main__":
