@@ -42,6 +42,8 @@ void check_sequence_flags(const SequenceFlags& f) {
   parse_truncate(f.truncate);
   RECUR_CHECK(f.head_dropout >= 0 && f.head_dropout < 1, "--head-dropout",
               fmt::format("must be in [0, 1), got {}", f.head_dropout));
+  RECUR_CHECK(f.embed_dropout >= 0 && f.embed_dropout < 1, "--embed-dropout",
+              fmt::format("must be in [0, 1), got {}", f.embed_dropout));
   if (!f.test_data.empty()) {
     std::error_code ec;
     RECUR_CHECK(std::filesystem::is_regular_file(f.test_data, ec), "--test-data",
@@ -65,6 +67,13 @@ ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape
     e.vocab = vocab_size;
     e.size = f.embed;
     spec.layers.push_back(e);
+    if (f.embed_dropout > 0) {
+      LayerSpec d;
+      d.type = "dropout";
+      d.name = "embed_dropout";
+      d.dropout = f.embed_dropout;
+      spec.layers.push_back(d);
+    }
   } else if (m.projection > 0) {
     LayerSpec p;
     p.type = "linear";

@@ -24,6 +24,7 @@ struct SequenceFlags {
   std::string truncate = "head";
   std::string test_data;
   double head_dropout = 0;
+  double embed_dropout = 0;
 };
 
 // "imdb" is data/imdb; anything else is a path.

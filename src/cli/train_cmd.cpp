@@ -119,6 +119,9 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       ->capture_default_str();
   cmd->add_option("--test-data", sf.test_data,
                   "Text: a label<TAB>text file to test on instead of the data's own test side");
+  cmd->add_option("--embed-dropout", sf.embed_dropout,
+                  "Text: dropout on the embedded tokens, training only")
+      ->capture_default_str();
   cmd->add_option("--head-dropout", sf.head_dropout,
                   "Text and arrays: dropout before the head, training only")
       ->capture_default_str();

@@ -36,6 +36,7 @@ const std::map<std::string, std::string> kBad = {
     {"--truncate", "--truncate middle"},
     {"--test-data", "--test-data /nonexistent/test.tsv"},
     {"--head-dropout", "--head-dropout 1"},
+    {"--embed-dropout", "--embed-dropout -0.5"},
     {"--view", "--view diagonal"},
     {"--view-seed", "--view-seed -1"},
     {"--cell", "--cell transformer"},

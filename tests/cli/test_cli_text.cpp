@@ -14,8 +14,14 @@
 #include "recur/safetensors.hpp"
 #include "recur/text.hpp"
 
-namespace recur {
+namespace recur_cli_test {
 namespace {
+
+using recur::NpyArray;
+using recur::read_safetensors;
+using recur::Rng;
+using recur::SafetensorsFile;
+using recur::write_npy;
 
 // Reviews made of filler words with one sentiment word or phrase somewhere in them; the label
 // says which. Learnable only by reading the whole text, in any position.
@@ -45,7 +51,7 @@ TEST(TextCli, TrainEvalPredictInspectOnALabelledTextFile) {
   ScratchDir tmp;
   write_corpus(tmp / "train.tsv", 600, 1);
   write_corpus(tmp / "test.tsv", 200, 2);
-  const fs::path run = tmp / "run";
+  const fs::path run = tmp.path() / "run";
   const CliResult r = run_cli("train --data " + quote(tmp / "train.tsv") + " --test-data " +
                               quote(tmp / "test.tsv") + " --out " + quote(run) +
                               " --epochs 6 --hidden 16 --embed 16 --batch 16 --lr 0.01 "
@@ -68,7 +74,7 @@ TEST(TextCli, TrainEvalPredictInspectOnALabelledTextFile) {
   ASSERT_EQ(e.code, 0) << e.err;
   const auto ev = nlohmann::json::parse(e.out);
   EXPECT_EQ(ev["count"].get<int>(), 120);  // train.tsv alone: its 20% stratified test side
-  EXPECT_TRUE(fs::exists(tmp / "ev" / "confusion.png"));
+  EXPECT_TRUE(fs::exists(tmp.path() / "ev" / "confusion.png"));
 
   // predict tokenizes as training did: case, punctuation and <br /> do not matter.
   const CliResult p = run_cli("predict " + quote(run / "last.safetensors") +
@@ -113,19 +119,19 @@ TEST(TextCli, BadTextInputIsRefusedWithTheFileAndNoRunFolder) {
   };
   for (const Case& c : cases) {
     std::ofstream(tmp / c.name, std::ios::binary) << c.content;
-    const fs::path run = tmp / ("run-" + c.name);
+    const fs::path run = tmp.path() / ("run-" + c.name);
     const CliResult r =
         run_cli("train --data " + quote(tmp / c.name) + " --out " + quote(run) + " --epochs 1");
     EXPECT_TRUE(fails_with(r, c.message)) << c.name;
     EXPECT_FALSE(fs::exists(run)) << c.name;
   }
   // A reviews.json entry without its label.
-  fs::create_directories(tmp / "imdbish");
-  std::ofstream(tmp / "imdbish" / "reviews.json") << R"([{"t": "fine film", "s": 1}, {"t": "x"}])";
+  fs::create_directories(tmp.path() / "imdbish");
+  std::ofstream(tmp.path() / "imdbish" / "reviews.json") << R"([{"t": "fine film", "s": 1}, {"t": "x"}])";
   const CliResult r = run_cli("train --data " + quote(tmp / "imdbish") + " --out " +
                               quote(tmp / "run-json") + " --epochs 1");
   EXPECT_TRUE(fails_with(r, "reviews.json")) << r.err;
-  EXPECT_FALSE(fs::exists(tmp / "run-json"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "run-json"));
 }
 
 // A folder of .npy arrays: sequences of 2 features whose label is the sign of the sum of the
@@ -158,25 +164,25 @@ TEST(TextCli, TrainsAndEvaluatesOnNpyArrays) {
       for (int t = ls[i]; t < T; ++t) xs[(static_cast<size_t>(i) * T + t) * F] = 5.f;
       ys[i] = sum > 0;
     }
-    auto bytes = [](const void* p, size_t n) {
+    auto bytes = [](const void* p, size_t size) {
       const auto* b = static_cast<const unsigned char*>(p);
-      return std::vector<unsigned char>(b, b + n);
+      return std::vector<unsigned char>(b, b + size);
     };
     x.data = bytes(xs.data(), xs.size() * 4);
     y.data = bytes(ys.data(), ys.size() * 4);
     len.data = bytes(ls.data(), ls.size() * 4);
-    write_npy((tmp / ("x_" + std::string(side) + ".npy")).string(), x);
-    write_npy((tmp / ("y_" + std::string(side) + ".npy")).string(), y);
-    write_npy((tmp / ("lengths_" + std::string(side) + ".npy")).string(), len);
+    write_npy((tmp / ("x_" + std::string(side) + ".npy")), x);
+    write_npy((tmp / ("y_" + std::string(side) + ".npy")), y);
+    write_npy((tmp / ("lengths_" + std::string(side) + ".npy")), len);
   }
-  const fs::path run = tmp / "run";
-  const CliResult r = run_cli("train --data " + quote(tmp) + " --out " + quote(run) +
-                              " --epochs 12 --hidden 12 --batch 16 --lr 0.01 --pooling mean "
+  const fs::path run = tmp.path() / "run";
+  const CliResult r = run_cli("train --data " + quote(tmp.path()) + " --out " + quote(run) +
+                              " --epochs 25 --hidden 16 --batch 16 --lr 0.01 --pooling last "
                               "--bidirectional=false --threads 2");
   ASSERT_EQ(r.code, 0) << r.err << r.out;
   const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
   EXPECT_GE(summary["test_accuracy"].get<double>(), 0.9) << r.out;
-  const CliResult e = run_cli("eval " + quote(run / "last.safetensors") + " --data " + quote(tmp) +
+  const CliResult e = run_cli("eval " + quote(run / "last.safetensors") + " --data " + quote(tmp.path()) +
                               " --json --out " + quote(tmp / "ev"));
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NEAR(nlohmann::json::parse(e.out)["accuracy"].get<double>(),
@@ -184,4 +190,4 @@ TEST(TextCli, TrainsAndEvaluatesOnNpyArrays) {
 }
 
 }  // namespace
-}  // namespace recur
+}  // namespace recur_cli_test
