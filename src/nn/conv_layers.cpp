@@ -1,0 +1,351 @@
+#include "nn/conv_layers.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/conv.hpp"
+#include "recur/error.hpp"
+
+namespace recur {
+
+namespace {
+
+using kernels::Conv2dDims;
+
+// A per-tensor stream, as for every other tensor (src/nn/init.cpp): the same tensor gets the
+// same numbers whatever else the model holds.
+Rng tensor_rng(std::uint64_t seed, const std::string& name) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the name
+  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+  std::uint64_t s = seed ^ h;
+  return Rng(splitmix64(s));
+}
+
+std::string shape_text(const ActShape& s) {
+  return std::to_string(s.features) + "x" + std::to_string(s.height) + "x" +
+         std::to_string(s.width);
+}
+
+void require_image(const LayerSpec& spec, const ActShape& in, const std::string& where) {
+  RECUR_CHECK(in.kind == ActKind::image, where,
+              spec.type + " needs an image input [channels, height, width], got a " +
+                  (in.kind == ActKind::sequence ? "sequence" : "vector"));
+}
+
+// The window sizes shared by conv2d and maxpool2d; checks them against the input.
+Conv2dDims window_dims(const LayerSpec& spec, const ActShape& in, int default_stride,
+                       const std::string& where) {
+  const std::string& t = spec.type;
+  RECUR_CHECK(spec.kernel >= 1, where,
+              t + " kernel must be at least 1, got " + std::to_string(spec.kernel));
+  RECUR_CHECK(
+      spec.stride >= 0, where,
+      t + " stride must be at least 1 (0: the default), got " + std::to_string(spec.stride));
+  RECUR_CHECK(spec.padding >= 0, where,
+              t + " padding must not be negative, got " + std::to_string(spec.padding));
+  Conv2dDims d;
+  d.in_channels = in.features;
+  d.height = in.height;
+  d.width = in.width;
+  d.kernel = spec.kernel;
+  d.stride = spec.stride == 0 ? default_stride : spec.stride;
+  d.padding = spec.padding;
+  RECUR_CHECK(
+      spec.kernel <= in.height + 2 * spec.padding && spec.kernel <= in.width + 2 * spec.padding,
+      where,
+      t + " kernel " + std::to_string(spec.kernel) + " is larger than the padded input " +
+          std::to_string(in.height + 2 * spec.padding) + "x" +
+          std::to_string(in.width + 2 * spec.padding) + " (input " + shape_text(in) + ")");
+  return d;
+}
+
+// Rows of a batch's activation: steps * batch for sequences, batch otherwise.
+template <typename T>
+std::size_t rows_of(const LayerContext<T>& ctx, const ActShape& s) {
+  if (s.kind != ActKind::sequence) return static_cast<std::size_t>(ctx.batch);
+  RECUR_ASSERT(ctx.seq != nullptr);
+  return static_cast<std::size_t>(ctx.seq->steps) * ctx.batch;
+}
+
+// ---- conv2d ----
+
+template <typename T>
+struct ConvWorkspace : LayerWorkspace<T> {
+  std::vector<T> col, dcol;
+};
+
+template <typename T>
+class Conv2dLayer final : public Layer<T> {
+ public:
+  Conv2dLayer(const LayerSpec& spec, const ActShape& in, const std::string& name,
+              ParamLayout& layout, const std::string& where)
+      : name_(name) {
+    require_image(spec, in, where);
+    RECUR_CHECK(
+        spec.size >= 1, where,
+        "conv2d size (output channels) must be at least 1, got " + std::to_string(spec.size));
+    RECUR_CHECK(spec.init.kind != InitKind::orthogonal, where,
+                "conv2d init: orthogonal applies to recurrent matrices only");
+    dims_ = window_dims(spec, in, 1, where);
+    dims_.out_channels = spec.size;
+    this->spec_ = spec;
+    this->in_ = in;
+    this->out_ = ActShape{ActKind::image, spec.size, dims_.out_height(), dims_.out_width(), false};
+    const int k = spec.kernel;
+    weight_ = layout.add(name + ".weight", {spec.size, in.features, k, k});
+    if (spec.bias) bias_ = layout.add(name + ".bias", {spec.size});
+  }
+
+  void init(T* params, std::uint64_t seed) const override {
+    const WeightInit& init = this->spec_.init;
+    const double fan_in = static_cast<double>(dims_.in_channels) * dims_.kernel * dims_.kernel;
+    const double fan_out = static_cast<double>(dims_.out_channels) * dims_.kernel * dims_.kernel;
+    // torch.nn.Conv2d.reset_parameters: kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in),
+    // and the bias takes the same bound.
+    const double bound = 1.0 / std::sqrt(fan_in);
+    Rng rng = tensor_rng(seed, name_ + ".weight");
+    T* w = params + weight_;
+    const std::size_t n = static_cast<std::size_t>(fan_out) * dims_.in_channels;
+    for (std::size_t i = 0; i < n; ++i) {
+      double v = 0;
+      switch (init.kind) {
+        case InitKind::pytorch:
+          v = rng.uniform(-bound, bound);
+          break;
+        case InitKind::glorot: {
+          const double a = std::sqrt(6.0 / (fan_in + fan_out));
+          v = rng.uniform(-a, a);
+          break;
+        }
+        case InitKind::normal:
+          v = rng.normal() * init.sigma;
+          break;
+        case InitKind::truncated_normal:
+          do v = rng.normal();
+          while (std::fabs(v) > 2.0);
+          v *= init.sigma;
+          break;
+        case InitKind::orthogonal:
+          RECUR_ASSERT(false);  // refused when the layer was built
+      }
+      w[i] = static_cast<T>(v);
+    }
+    if (!this->spec_.bias) return;
+    Rng brng = tensor_rng(seed, name_ + ".bias");
+    T* b = params + bias_;
+    for (int o = 0; o < dims_.out_channels; ++o) {
+      switch (init.bias) {
+        case BiasKind::pytorch:
+          b[o] = static_cast<T>(brng.uniform(-bound, bound));
+          break;
+        case BiasKind::constant:
+          b[o] = static_cast<T>(init.bias_value);
+          break;
+        case BiasKind::normal:
+          b[o] = static_cast<T>(brng.normal() * init.sigma);
+          break;
+      }
+    }
+  }
+
+  std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
+    auto ws = std::make_unique<ConvWorkspace<T>>();
+    ws->col.resize(dims_.col_size());
+    ws->dcol.resize(dims_.col_size());
+    return ws;
+  }
+
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+               LayerWorkspace<T>* ws) const override {
+    ConvWorkspace<T> local;
+    ConvWorkspace<T>& w = workspace(ws, local);
+    kernels::conv2d_forward(dims(ctx), in, ctx.params + weight_, bias(ctx.params), out,
+                            w.col.data());
+  }
+
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, const T*,
+                const T* dout, T* din, T* grads, LayerWorkspace<T>* ws) const override {
+    ConvWorkspace<T> local;
+    ConvWorkspace<T>& w = workspace(ws, local);
+    kernels::conv2d_backward(dims(ctx), in, ctx.params + weight_, dout, din, grads + weight_,
+                             this->spec_.bias ? grads + bias_ : nullptr, w.col.data(),
+                             w.dcol.data());
+  }
+
+ private:
+  Conv2dDims dims(const LayerContext<T>& ctx) const {
+    Conv2dDims d = dims_;
+    d.batch = ctx.batch;
+    return d;
+  }
+  const T* bias(const T* params) const { return this->spec_.bias ? params + bias_ : nullptr; }
+  // The caller's workspace, or `local` sized here when there is none.
+  ConvWorkspace<T>& workspace(LayerWorkspace<T>* ws, ConvWorkspace<T>& local) const {
+    if (auto* cw = dynamic_cast<ConvWorkspace<T>*>(ws)) return *cw;
+    local.col.resize(dims_.col_size());
+    local.dcol.resize(dims_.col_size());
+    return local;
+  }
+
+  std::string name_;
+  Conv2dDims dims_;
+  std::size_t weight_ = 0, bias_ = 0;
+};
+
+// ---- maxpool2d ----
+
+template <typename T>
+class MaxPool2dLayer final : public Layer<T> {
+ public:
+  MaxPool2dLayer(const LayerSpec& spec, const ActShape& in, const std::string& where) {
+    require_image(spec, in, where);
+    dims_ = window_dims(spec, in, spec.kernel, where);
+    RECUR_CHECK(2 * spec.padding <= spec.kernel, where,
+                "maxpool2d padding must be at most half the kernel (" +
+                    std::to_string(spec.kernel) + "), got " + std::to_string(spec.padding));
+    dims_.out_channels = in.features;
+    this->spec_ = spec;
+    this->in_ = in;
+    this->out_ =
+        ActShape{ActKind::image, in.features, dims_.out_height(), dims_.out_width(), false};
+  }
+
+  void init(T*, std::uint64_t) const override {}
+
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+               LayerWorkspace<T>*) const override {
+    Conv2dDims d = dims_;
+    d.batch = ctx.batch;
+    kernels::maxpool2d_forward(d, in, out);
+  }
+
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, const T*,
+                const T* dout, T* din, T*, LayerWorkspace<T>*) const override {
+    if (!din) return;
+    Conv2dDims d = dims_;
+    d.batch = ctx.batch;
+    kernels::maxpool2d_backward(d, in, dout, din);
+  }
+
+ private:
+  Conv2dDims dims_;
+};
+
+// ---- flatten ----
+
+template <typename T>
+class FlattenLayer final : public Layer<T> {
+ public:
+  FlattenLayer(const LayerSpec& spec, const ActShape& in, const std::string& where) {
+    require_image(spec, in, where);
+    this->spec_ = spec;
+    this->in_ = in;
+    this->out_ = ActShape{ActKind::vector, static_cast<int>(in.per_row()), 0, 0, false};
+  }
+
+  void init(T*, std::uint64_t) const override {}
+
+  // NCHW images are already their flattened vectors in memory: both directions copy.
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+               LayerWorkspace<T>*) const override {
+    std::copy(in, in + static_cast<std::size_t>(ctx.batch) * this->in_.per_row(), out);
+  }
+
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T*,
+                const T* dout, T* din, T*, LayerWorkspace<T>*) const override {
+    if (din) std::copy(dout, dout + static_cast<std::size_t>(ctx.batch) * this->in_.per_row(), din);
+  }
+};
+
+// ---- relu, tanh ----
+
+template <typename T>
+class ActivationLayer final : public Layer<T> {
+ public:
+  ActivationLayer(const LayerSpec& spec, const ActShape& in, const std::string& where)
+      : relu_(spec.type == "relu") {
+    RECUR_CHECK(spec.type == "relu" || spec.type == "tanh", where,
+                "activation must be relu or tanh, got '" + spec.type + "'");
+    RECUR_CHECK(!in.ids, where,
+                spec.type + " needs features, got token ids (put an embedding first)");
+    this->spec_ = spec;
+    this->in_ = in;
+    this->out_ = in;
+  }
+
+  void init(T*, std::uint64_t) const override {}
+
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+               LayerWorkspace<T>*) const override {
+    const std::size_t n = rows_of(ctx, this->in_) * this->in_.per_row();
+    if (relu_) {
+#pragma omp simd
+      for (std::size_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+    }
+  }
+
+  // From the output alone: relu' = [out > 0], tanh' = 1 - out^2.
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T* out,
+                const T* dout, T* din, T*, LayerWorkspace<T>*) const override {
+    if (!din) return;
+    const std::size_t n = rows_of(ctx, this->in_) * this->in_.per_row();
+    if (relu_) {
+#pragma omp simd
+      for (std::size_t i = 0; i < n; ++i) din[i] = out[i] > T(0) ? dout[i] : T(0);
+    } else {
+#pragma omp simd
+      for (std::size_t i = 0; i < n; ++i) din[i] = dout[i] * (T(1) - out[i] * out[i]);
+    }
+  }
+
+ private:
+  bool relu_;
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_conv2d(const LayerSpec& spec, const ActShape& in,
+                                      const std::string& name, ParamLayout& layout,
+                                      const std::string& where) {
+  return std::make_unique<Conv2dLayer<T>>(spec, in, name, layout, where);
+}
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_maxpool2d(const LayerSpec& spec, const ActShape& in,
+                                         const std::string&, ParamLayout&,
+                                         const std::string& where) {
+  return std::make_unique<MaxPool2dLayer<T>>(spec, in, where);
+}
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_flatten(const LayerSpec& spec, const ActShape& in,
+                                       const std::string&, ParamLayout&, const std::string& where) {
+  return std::make_unique<FlattenLayer<T>>(spec, in, where);
+}
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_activation(const LayerSpec& spec, const ActShape& in,
+                                          const std::string&, ParamLayout&,
+                                          const std::string& where) {
+  return std::make_unique<ActivationLayer<T>>(spec, in, where);
+}
+
+#define RECUR_CONV_LAYERS_INSTANTIATE(T)                                                        \
+  template std::unique_ptr<Layer<T>> make_conv2d<T>(                                            \
+      const LayerSpec&, const ActShape&, const std::string&, ParamLayout&, const std::string&); \
+  template std::unique_ptr<Layer<T>> make_maxpool2d<T>(                                         \
+      const LayerSpec&, const ActShape&, const std::string&, ParamLayout&, const std::string&); \
+  template std::unique_ptr<Layer<T>> make_flatten<T>(                                           \
+      const LayerSpec&, const ActShape&, const std::string&, ParamLayout&, const std::string&); \
+  template std::unique_ptr<Layer<T>> make_activation<T>(                                        \
+      const LayerSpec&, const ActShape&, const std::string&, ParamLayout&, const std::string&);
+RECUR_CONV_LAYERS_INSTANTIATE(float)
+RECUR_CONV_LAYERS_INSTANTIATE(double)
+#undef RECUR_CONV_LAYERS_INSTANTIATE
+
+}  // namespace recur
