@@ -506,6 +506,7 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:30px 0 10px}h3{font-si
 .meta{color:#5b6472;margin:0}
 table{border-collapse:collapse;background:#fff;font-size:13.5px;width:100%}
 th,td{padding:6px 9px;border-bottom:1px solid #e2e5ea;text-align:right;vertical-align:top}
+td{white-space:nowrap}td.text{white-space:normal}
 th{background:#eef1f5;font-weight:600}th:first-child,td:first-child,td.text{text-align:left}
 td strong{color:#0a6b2d}
 .note{color:#5b6472;font-size:13px}
