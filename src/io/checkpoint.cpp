@@ -15,6 +15,33 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+// Copies every tensor of `layout` from the file into params, after checking names, shapes and
+// dtypes; no tensor of the file may be left over.
+void read_arena(const std::string& path, const SafetensorsFile& file, const ParamLayout& layout,
+                float* params) {
+  for (const ParamInfo& p : layout.entries()) {
+    auto t = file.tensors.find(p.name);
+    if (t == file.tensors.end()) throw Error(path, "tensor '" + p.name + "' is missing");
+    if (t->second.shape != p.shape)
+      throw Error(path, "tensor '" + p.name + "' has shape " + shape_text(t->second.shape) +
+                            " but the model config needs " + shape_text(p.shape));
+    if (t->second.dtype != DType::F32 && t->second.dtype != DType::F64)
+      throw Error(path, "tensor '" + p.name + "' has dtype " + dtype_name(t->second.dtype) +
+                            ", expected F32");
+    const std::vector<float> v = t->second.as_f32();
+    std::memcpy(params + p.offset, v.data(), v.size() * sizeof(float));
+  }
+  for (const auto& [name, tensor] : file.tensors)
+    if (!layout.find(name))
+      throw Error(path, "unexpected tensor '" + name + "' for this model config");
+}
+
+std::uint64_t stored_values(const SafetensorsFile& file) {
+  std::uint64_t stored = 0;
+  for (const auto& [name, t] : file.tensors) stored += static_cast<std::uint64_t>(t.numel());
+  return stored;
+}
+
 }  // namespace
 
 void save_model(const std::string& path, const Network<float>& net, const Metadata& extra) {
@@ -35,30 +62,54 @@ LoadedModel load_model(const std::string& path) {
   const ModelConfig config = model_config_from_json(it->second, path);
   // Compare sizes before allocating the model: a small file must not make recur allocate a huge
   // one. Small models go straight to the tensor-by-tensor checks, which say more.
-  std::uint64_t stored = 0;
-  for (const auto& [name, t] : file.tensors) stored += static_cast<std::uint64_t>(t.numel());
+  const std::uint64_t stored = stored_values(file);
   if (config.parameter_count() > stored && config.parameter_count() > (1u << 20))
     throw Error(path, "the file holds " + std::to_string(stored) +
                           " values but its model config needs " +
                           std::to_string(config.parameter_count()));
   LoadedModel out;
   out.net = std::make_unique<Network<float>>(config);
-  Network<float>& net = *out.net;
-  for (const ParamInfo& p : net.layout().entries()) {
-    auto t = file.tensors.find(p.name);
-    if (t == file.tensors.end()) throw Error(path, "tensor '" + p.name + "' is missing");
-    if (t->second.shape != p.shape)
-      throw Error(path, "tensor '" + p.name + "' has shape " + shape_text(t->second.shape) +
-                            " but the model config needs " + shape_text(p.shape));
-    if (t->second.dtype != DType::F32 && t->second.dtype != DType::F64)
-      throw Error(path, "tensor '" + p.name + "' has dtype " + dtype_name(t->second.dtype) +
-                            ", expected F32");
-    const std::vector<float> v = t->second.as_f32();
-    std::memcpy(net.params().data() + p.offset, v.data(), v.size() * sizeof(float));
+  read_arena(path, file, out.net->layout(), out.net->params().data());
+  out.metadata = std::move(file.metadata);
+  return out;
+}
+
+bool is_layered_checkpoint(const Metadata& metadata) {
+  return metadata.count("recur.spec") > 0;
+}
+
+void save_layered_model(const std::string& path, const Model<float>& model, const Metadata& extra) {
+  std::vector<TensorRef> refs;
+  for (const ParamInfo& p : model.layout().entries())
+    refs.push_back({p.name, DType::F32, p.shape, model.params().data() + p.offset});
+  Metadata meta = extra;
+  meta["recur.format"] = "recur-model-2";
+  meta["recur.spec"] = to_json(model.spec());
+  write_safetensors(path, refs, meta);
+}
+
+LoadedLayeredModel load_layered_model(const std::string& path) {
+  SafetensorsFile file = read_safetensors(path);
+  LoadedLayeredModel out;
+  ModelSpec spec;
+  if (auto it = file.metadata.find("recur.spec"); it != file.metadata.end()) {
+    spec = model_spec_from_json(it->second, path);
+  } else if (auto v1 = file.metadata.find("recur.model"); v1 != file.metadata.end()) {
+    const ModelConfig config = model_config_from_json(v1->second, path);
+    if (config.untied) throw Error(path, "a model with untied weights has no layer form");
+    spec = model_spec_from_config(config);
+    out.format = 1;
+  } else {
+    throw Error(path, "not a recur model: the metadata has neither 'recur.spec' nor 'recur.model'");
   }
-  for (const auto& [name, tensor] : file.tensors)
-    if (!net.layout().find(name))
-      throw Error(path, "unexpected tensor '" + name + "' for this model config");
+  // A small file must not make recur allocate a huge model.
+  const std::uint64_t needed = spec.parameter_count();
+  const std::uint64_t stored = stored_values(file);
+  if (needed > stored && needed > (1u << 20))
+    throw Error(path, "the file holds " + std::to_string(stored) +
+                          " values but its model description needs " + std::to_string(needed));
+  out.model = std::make_unique<Model<float>>(spec);
+  read_arena(path, file, out.model->layout(), out.model->params().data());
   out.metadata = std::move(file.metadata);
   return out;
 }

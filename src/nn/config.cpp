@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_util.hpp"
+#include "nn/config_json.hpp"
 #include "recur/error.hpp"
 #include "recur/model.hpp"
 
@@ -44,6 +45,8 @@ const std::pair<const char*, InitKind> kInits[] = {
 const std::pair<const char*, BiasKind> kBiases[] = {
     {"pytorch", BiasKind::pytorch}, {"constant", BiasKind::constant}, {"normal", BiasKind::normal}};
 
+}  // namespace
+
 nlohmann::json init_json(const WeightInit& w) {
   return {{"kind", to_string(w.kind)},
           {"sigma", w.sigma},
@@ -59,8 +62,6 @@ WeightInit init_from(const nlohmann::json& j, const std::string& source) {
   w.bias_value = json_number(j, "bias_value", source);
   return w;
 }
-
-}  // namespace
 
 CellKind parse_cell(const std::string& name) {
   return parse_enum(name, "--cell", kCells);

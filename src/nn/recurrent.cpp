@@ -113,11 +113,56 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
 }
 
 template <typename T>
+void RecurrentStack<T>::prepare(const T* params, StackPacked& out) const {
+  out.dirs.clear();
+  if constexpr (std::is_same_v<T, float>) {
+    if (spec_.untied) return;
+    const int GH = gate_count(spec_.cell) * spec_.hidden, H = spec_.hidden;
+    out.dirs.resize(params_.size());
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+      const DirectionParams& p = params_[k];
+      const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
+      const T* b_hh = spec_.bias ? params + p.b_hh : nullptr;
+      auto& d = out.dirs[k];
+      if (spec_.cell == CellKind::gru) {
+        kernels::pack_weights_pair(GH, params + p.w_ih, p.input_size, nullptr, 0, b_ih, nullptr,
+                                   d.w_in);
+        kernels::pack_weights_pair(GH, params + p.w_hh, H, nullptr, 0, b_hh, nullptr, d.w_hh);
+      } else {
+        kernels::pack_weights_pair(GH, params + p.w_ih, p.input_size, params + p.w_hh, H, b_ih,
+                                   b_hh, d.w_in);
+      }
+      kernels::pack_weights(params + p.w_hh, H, GH, true, d.w_hh_t);
+    }
+  }
+}
+
+template <typename T>
 void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0,
-                                bool train, Rng* rng, StackWorkspace<T>& ws) const {
+                                bool train, Rng* rng, StackWorkspace<T>& ws, const int* batch_sizes,
+                                const StackPacked* packed) const {
   RECUR_ASSERT(S > 0 && B > 0);
   RECUR_ASSERT(!spec_.untied || S == spec_.steps);
   reserve(ws, S, B);
+  ws.batch_sizes.assign(static_cast<std::size_t>(S), B);
+  ws.lengths.assign(static_cast<std::size_t>(B), S);
+  ws.variable = false;
+  if (batch_sizes) {
+    for (int t = 0; t < S; ++t) {
+      RECUR_ASSERT(batch_sizes[t] >= 1 && batch_sizes[t] <= B &&
+                   (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]));
+      ws.batch_sizes[t] = batch_sizes[t];
+      if (batch_sizes[t] < B) ws.variable = true;
+    }
+    RECUR_ASSERT(batch_sizes[0] == B);
+    for (int b = 0; b < B; ++b) {
+      int len = 0;
+      while (len < S && batch_sizes[len] > b) ++len;
+      ws.lengths[b] = len;
+    }
+  }
+  RECUR_ASSERT(!ws.variable || (h0 == nullptr && c0 == nullptr && !spec_.untied));
+  ws.packed = packed && !packed->dirs.empty() ? packed : nullptr;
   ws.input = x;
   ws.h0 = h0;
   ws.c0 = c0;
@@ -169,14 +214,23 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   // two products apart because of r * (W_hn h + b_hn)). For one sequence, packing costs more
   // than it saves (185 us of latency against 131 us without), so BLAS does the steps.
   bool fused = false;
+  const kernels::PackedMatrix* w_in_packed = nullptr;
+  const kernels::PackedMatrix* w_hh_packed = nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (!spec_.untied && B >= kMinPackedRows) {
       fused = true;
-      if (cell == CellKind::gru) {
+      if (ws.packed) {
+        w_in_packed = &ws.packed->dirs[layer * D + dir].w_in;
+        w_hh_packed = &ws.packed->dirs[layer * D + dir].w_hh;
+      } else if (cell == CellKind::gru) {
         kernels::pack_weights_pair(GH, w_ih, I, nullptr, 0, b_ih, nullptr, W.w_in_packed);
         kernels::pack_weights_pair(GH, w_hh, H, nullptr, 0, b_hh, nullptr, W.w_hh_packed);
       } else {
         kernels::pack_weights_pair(GH, w_ih, I, w_hh, H, b_ih, b_hh, W.w_in_packed);
+      }
+      if (!ws.packed) {
+        w_in_packed = &W.w_in_packed;
+        w_hh_packed = &W.w_hh_packed;
       }
     }
   }
@@ -201,44 +255,63 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   const T* c_prev = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
   for (int s = 0; s < S; ++s) {
     const int t = dir == 0 ? s : S - 1 - s;
+    const int Bt = ws.batch_sizes[t];  // rows running at this step
     const T* w_hh_t = spec_.untied ? w_hh + t * hh_stride : w_hh;
     const T* x_t = in + static_cast<std::size_t>(t) * B * I;
     T* g = gates + t * BG;
     T* h = L.out.data() + static_cast<std::size_t>(t) * B * DH + dir * H;
+    T* c = cell == CellKind::lstm ? W.cell.data() + static_cast<std::size_t>(t) * B * H : nullptr;
     if (cell == CellKind::gru) {
       T* hid = W.hidden.data() + t * BG;
       if constexpr (std::is_same_v<T, float>) {
         if (fused) {
-          kernels::gemm_packed(B, x_t, I, W.w_in_packed, false, g, GH);
-          kernels::gemm_packed(B, h_prev, ld_prev, W.w_hh_packed, false, hid, GH);
+          kernels::gemm_packed(Bt, x_t, I, *w_in_packed, false, g, GH);
+          kernels::gemm_packed(Bt, h_prev, ld_prev, *w_hh_packed, false, hid, GH);
         }
       }
       if (!fused) {
-        step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, false, hid);
-        if (b_hh) add_bias_rows<T>(hid, B, GH, b_hh);
+        step_forward_gemm<T>(Bt, GH, H, h_prev, ld_prev, w_hh_t, false, hid);
+        if (b_hh) add_bias_rows<T>(hid, Bt, GH, b_hh);
       }
-      kernels::gru_pointwise_forward<T>(B, H, g, hid, h_prev, ld_prev, h, DH);
+      kernels::gru_pointwise_forward<T>(Bt, H, g, hid, h_prev, ld_prev, h, DH);
     } else {
       if constexpr (std::is_same_v<T, float>) {
-        if (fused) kernels::gemm_packed_pair(B, x_t, I, I, h_prev, ld_prev, W.w_in_packed, g, GH);
+        if (fused) kernels::gemm_packed_pair(Bt, x_t, I, I, h_prev, ld_prev, *w_in_packed, g, GH);
       }
-      if (!fused) step_forward_gemm<T>(B, GH, H, h_prev, ld_prev, w_hh_t, true, g);
+      if (!fused) step_forward_gemm<T>(Bt, GH, H, h_prev, ld_prev, w_hh_t, true, g);
       if (cell == CellKind::lstm) {
-        T* c = W.cell.data() + static_cast<std::size_t>(t) * B * H;
-        kernels::lstm_pointwise_forward<T>(B, H, g, c_prev, c, h, DH);
-        c_prev = c;
+        kernels::lstm_pointwise_forward<T>(Bt, H, g, c_prev, c, h, DH);
       } else {
-        kernels::rnn_pointwise_forward<T>(cell == CellKind::rnn_relu, B, H, g, h, DH);
+        kernels::rnn_pointwise_forward<T>(cell == CellKind::rnn_relu, Bt, H, g, h, DH);
       }
     }
+    // Rows past their end: zero output and state, which is also where the reverse direction
+    // starts them when it reaches their last step.
+    for (int b = Bt; b < B; ++b) {
+      std::fill(h + static_cast<std::size_t>(b) * DH, h + static_cast<std::size_t>(b) * DH + H,
+                T(0));
+      if (c)
+        std::fill(c + static_cast<std::size_t>(b) * H, c + static_cast<std::size_t>(b + 1) * H,
+                  T(0));
+    }
+    if (c) c_prev = c;
     h_prev = h;
     ld_prev = DH;
   }
+  // Final states: each row's state after its own last step (the forward direction's last step
+  // is the row's length - 1; the reverse direction ends at step 0 for every row).
   for (int b = 0; b < B; ++b) {
-    std::memcpy(ws.hn.data() + state_off + static_cast<std::size_t>(b) * H, h_prev + b * ld_prev,
-                sizeof(T) * H);
+    const int last = dir == 0 ? ws.lengths[b] - 1 : 0;
+    const T* hb = ws.variable
+                      ? L.out.data() + (static_cast<std::size_t>(last) * B + b) * DH + dir * H
+                      : h_prev + b * ld_prev;
+    std::memcpy(ws.hn.data() + state_off + static_cast<std::size_t>(b) * H, hb, sizeof(T) * H);
+    if (cell == CellKind::lstm) {
+      const T* cb = ws.variable ? W.cell.data() + (static_cast<std::size_t>(last) * B + b) * H
+                                : c_prev + static_cast<std::size_t>(b) * H;
+      std::memcpy(ws.cn.data() + state_off + static_cast<std::size_t>(b) * H, cb, sizeof(T) * H);
+    }
   }
-  if (cell == CellKind::lstm) std::memcpy(ws.cn.data() + state_off, c_prev, sizeof(T) * B * H);
 }
 
 template <typename T>
@@ -296,8 +369,12 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   const kernels::PackedMatrix* packed = nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (!spec_.untied && B >= kMinPackedRows) {
-      kernels::pack_weights(w_hh, H, GH, true, W.w_hh_packed_t);
-      packed = &W.w_hh_packed_t;
+      if (ws.packed) {
+        packed = &ws.packed->dirs[layer * D + dir].w_hh_t;
+      } else {
+        kernels::pack_weights(w_hh, H, GH, true, W.w_hh_packed_t);
+        packed = &W.w_hh_packed_t;
+      }
     }
   }
   if (dhn)
@@ -318,28 +395,38 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     const int ld_prev = s > 0 ? DH : H;
     const T* w_hh_t = spec_.untied ? w_hh + t * hh_stride : w_hh;
     const T* dout_t = dout + static_cast<std::size_t>(t) * B * DH + dir * H;
-    kernels::add_rows<T>(B, H, dh, dout_t, DH, dh_total);
+    // Rows [Bt, B) are past their end at this step: their state gradients wait untouched in
+    // dh / dc for the step they end at, and their gate gradients are zero here, so the weight
+    // gradients over all steps below see nothing of them.
+    const int Bt = ws.batch_sizes[t];
+    kernels::add_rows<T>(Bt, H, dh, dout_t, DH, dh_total);
     T* dg = dgates + t * BG;
+    if (Bt < B) {
+      std::fill(dg + static_cast<std::size_t>(Bt) * GH, dg + BG, T(0));
+      if (cell == CellKind::gru)
+        std::fill(dgates_hid + t * BG + static_cast<std::size_t>(Bt) * GH,
+                  dgates_hid + (t + 1) * BG, T(0));
+    }
     switch (cell) {
       case CellKind::lstm: {
         const T* c = W.cell.data() + t * BH;
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
-        kernels::lstm_pointwise_backward<T>(B, H, W.gates.data() + t * BG, c_prev, c, dh_total, dc,
+        kernels::lstm_pointwise_backward<T>(Bt, H, W.gates.data() + t * BG, c_prev, c, dh_total, dc,
                                             dg);
-        step_backward_gemm<T>(B, GH, H, dg, w_hh_t, packed, false, dh);
+        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh);
         break;
       }
       case CellKind::gru: {
         T* dgh = dgates_hid + t * BG;
-        kernels::gru_pointwise_backward<T>(B, H, W.gates.data() + t * BG, W.hidden.data() + t * BG,
+        kernels::gru_pointwise_backward<T>(Bt, H, W.gates.data() + t * BG, W.hidden.data() + t * BG,
                                            h_prev, ld_prev, dh_total, dg, dgh, dh);
-        step_backward_gemm<T>(B, GH, H, dgh, w_hh_t, packed, true, dh);
+        step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh);
         break;
       }
       default: {
         const T* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
-        kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, B, H, h, DH, dh_total, dg);
-        step_backward_gemm<T>(B, GH, H, dg, w_hh_t, packed, false, dh);
+        kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, Bt, H, h, DH, dh_total, dg);
+        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh);
         break;
       }
     }

@@ -38,6 +38,15 @@ struct DirectionParams {
   int input_size = 0;
 };
 
+// Weights packed once (per optimizer step, shared by all threads; or once for inference) for the
+// float fast path: per (layer, direction) what forward_direction / backward_direction would pack.
+struct StackPacked {
+  struct Direction {
+    kernels::PackedMatrix w_in, w_hh, w_hh_t;
+  };
+  std::vector<Direction> dirs;  // [layer * D + dir]
+};
+
 template <typename T>
 struct StackWorkspace {
   struct Direction {
@@ -60,13 +69,17 @@ struct StackWorkspace {
   };
   int steps = 0, batch = 0;
   std::vector<Layer> layers;
-  AlignedVector<T> hn, cn;            // [L*D, B, H]
-  AlignedVector<T> zeros;             // [B, H]
-  AlignedVector<T> dh, dc, dh_total;  // [B, H] running state gradients
-  AlignedVector<T> dinput;            // [S, B, I0] gradient on the stack's input
-  AlignedVector<T> bias_sums;         // [G*H] column sums of dgates
-  AlignedVector<float> tn_scratch;    // float: packing space of the weight-gradient kernel
-  const T* input = nullptr;           // the forward's input, h0, c0 (kept for backward)
+  AlignedVector<T> hn, cn;              // [L*D, B, H]
+  AlignedVector<T> zeros;               // [B, H]
+  AlignedVector<T> dh, dc, dh_total;    // [B, H] running state gradients
+  AlignedVector<T> dinput;              // [S, B, I0] gradient on the stack's input
+  AlignedVector<T> bias_sums;           // [G*H] column sums of dgates
+  AlignedVector<float> tn_scratch;      // float: packing space of the weight-gradient kernel
+  std::vector<int> batch_sizes;         // [S] rows running at step t (packed sequences)
+  std::vector<int> lengths;             // [B] each row's length
+  bool variable = false;                // some row is shorter than S
+  const StackPacked* packed = nullptr;  // shared packed weights, or null
+  const T* input = nullptr;             // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;
   const T* c0 = nullptr;
 };
@@ -84,13 +97,22 @@ class RecurrentStack {
   }
 
   // x [S, B, input_size]; h0, c0 [L*D, B, H] or null. Output in ws.layers.back().out, final
-  // states in ws.hn / ws.cn.
+  // states in ws.hn / ws.cn (each row's state after its own last step).
+  // batch_sizes [S] (null: all B rows every step): rows sorted by length, longest first, and
+  // step t runs on rows [0, batch_sizes[t]) only, as PyTorch's packed sequences do; outputs of
+  // padded steps are zero, the reverse direction starts at each row's own last step. h0 and c0
+  // must be null when some row is shorter than S. `packed` (float, from prepare()) replaces the
+  // packing each call would do.
   void forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0, bool train,
-               Rng* rng, StackWorkspace<T>& ws) const;
+               Rng* rng, StackWorkspace<T>& ws, const int* batch_sizes = nullptr,
+               const StackPacked* packed = nullptr) const;
 
-  // Needs ws.layers.back().dout filled with the gradient on the output sequence. dhn, dcn
-  // [L*D, B, H] may be null. Adds into grads; writes ws.dinput when want_dinput, and dh0 / dc0
-  // when non-null.
+  // Packs every direction's weights for the float fast path (does nothing for double or untied).
+  void prepare(const T* params, StackPacked& out) const;
+
+  // Needs ws.layers.back().dout filled with the gradient on the output sequence (zero at padded
+  // steps). dhn, dcn [L*D, B, H] may be null. Adds into grads; writes ws.dinput when want_dinput,
+  // and dh0 / dc0 when non-null.
   void backward(const T* params, const T* dhn, const T* dcn, StackWorkspace<T>& ws, T* grads,
                 bool want_dinput, T* dh0, T* dc0) const;
 

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace {
@@ -66,7 +67,62 @@ TEST(DataCli, FetchIsANoOpOnVerifiedFiles) {
 TEST(DataCli, UnknownDataSetExitsWith2) {
   const Result r = run_cli("data fetch cifar10 --data /nonexistent");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "unknown data set 'cifar10' (known: mnist)")) << r.output;
+  EXPECT_TRUE(contains(r.output, "unknown data set 'cifar10' (known: mnist, imdb)")) << r.output;
+}
+
+TEST(DataCli, InfoOnAPathThatIsNothingExitsWith2) {
+  const Result r = run_cli("data info /nonexistent/reviews");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output,
+                       "recur: error: /nonexistent/reviews: neither a known data set "
+                       "(mnist, imdb) nor an existing file or folder"))
+      << r.output;
+}
+
+TEST(DataCli, InfoOnATsvFileCountsClasses) {
+  const std::string dir = ::testing::TempDir() + "recur-data-cli-tsv";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream out(dir + "/all.tsv");
+    for (int i = 0; i < 30; ++i) out << (i % 3) << "\ttext number " << i << "\n";
+  }
+  const Result r = run_cli("data info '" + dir + "/all.tsv'");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "train: 24 texts, 3 classes")) << r.output;
+  EXPECT_TRUE(contains(r.output, "  class counts: 0:8 1:8 2:8\ntest: 6 texts, 3 classes"))
+      << r.output;
+  {
+    std::ofstream out(dir + "/bad.tsv");
+    out << "0\tfine\n7\t\n";
+  }
+  const Result bad = run_cli("data info '" + dir + "/bad.tsv'");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "bad.tsv: line 2: empty text")) << bad.output;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DataCli, ImdbFetchAndInfo) {
+  const std::string imdb = RECUR_DATA_DIR "/imdb";
+  if (!std::filesystem::is_regular_file(imdb + "/reviews.json"))
+    GTEST_SKIP() << "IMDb is not in " << imdb << " (recur data fetch imdb --data " << imdb << ")";
+  const Result fetch = run_cli("data fetch imdb --data '" + imdb + "'");
+  EXPECT_EQ(fetch.code, 0) << fetch.output;
+  EXPECT_EQ(fetch.output, "imdb: reviews.json present in " + imdb + ", checksum verified\n");
+  const Result info = run_cli("data info imdb --data '" + imdb + "'");
+  EXPECT_EQ(info.code, 0) << info.output;
+  EXPECT_TRUE(contains(info.output, "train: 25000 texts, 2 classes")) << info.output;
+  EXPECT_TRUE(contains(info.output, "test: 25000 texts, 2 classes")) << info.output;
+  EXPECT_TRUE(contains(info.output, "  class counts: negative:12500 positive:12500\ntest:"))
+      << info.output;
+}
+
+TEST(DataCli, ImdbInfoWithoutDataExitsWith2) {
+  const Result r = run_cli("data info imdb --data /nonexistent/imdb");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output,
+                       "recur: error: /nonexistent/imdb: holds no IMDb reviews (fetch them "
+                       "with `recur data fetch imdb --data /nonexistent/imdb`)"))
+      << r.output;
 }
 
 TEST(DataCli, UnknownViewExitsWith2) {

@@ -1,0 +1,481 @@
+// The layers of sequence models: embedding, linear, recurrent stack, sequence pooling, dropout.
+// Each works on time-major sequences [steps, batch, features] with the batch's lengths (rows
+// sorted longest first), or on vectors [batch, features].
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/gemm.hpp"
+#include "nn/init_fill.hpp"
+#include "nn/recurrent.hpp"
+#include "recur/error.hpp"
+#include "recur/layers.hpp"
+
+namespace recur {
+
+using kernels::gemm;
+
+template <typename T>
+std::size_t Layer<T>::output_size(const LayerContext<T>& ctx) const {
+  const std::size_t rows = out_.kind == ActKind::sequence
+                               ? static_cast<std::size_t>(ctx.seq->steps) * ctx.batch
+                               : static_cast<std::size_t>(ctx.batch);
+  return rows * out_.per_row();
+}
+
+namespace {
+
+// Rows of a time-major sequence buffer that are past their sample's end: (t, b) with
+// b >= batch_sizes[t].
+template <typename T>
+void zero_padded_rows(T* x, const SeqInfo& seq, int batch, std::size_t width) {
+  if (seq.full) return;
+  for (int t = 0; t < seq.steps; ++t) {
+    const int bt = seq.batch_sizes[t];
+    if (bt < batch)
+      std::fill(x + (static_cast<std::size_t>(t) * batch + bt) * width,
+                x + static_cast<std::size_t>(t + 1) * batch * width, T(0));
+  }
+}
+
+template <typename T>
+std::size_t rows_of(const ActShape& s, const LayerContext<T>& ctx) {
+  return s.kind == ActKind::sequence ? static_cast<std::size_t>(ctx.seq->steps) * ctx.batch
+                                     : static_cast<std::size_t>(ctx.batch);
+}
+
+// ---- embedding: ids [S, B] -> [S, B, dim]; nn.Embedding(vocab, dim) ----
+template <typename T>
+class EmbeddingLayer final : public Layer<T> {
+ public:
+  EmbeddingLayer(const LayerSpec& spec, const ActShape& in, const std::string& name,
+                 ParamLayout& layout, const std::string& where) {
+    this->spec_ = spec;
+    this->in_ = in;
+    RECUR_CHECK(in.kind == ActKind::sequence && in.ids, where,
+                "an embedding reads token ids, so it must be the first layer of a text model");
+    RECUR_CHECK(spec.vocab >= 2 && spec.vocab <= (1 << 24), where,
+                "vocab must be in [2, 16777216], got " + std::to_string(spec.vocab));
+    RECUR_CHECK(
+        spec.size >= 1 && spec.size <= 65536, where,
+        "size (the embedding width) must be in [1, 65536], got " + std::to_string(spec.size));
+    name_ = name + ".weight";
+    weight_ = layout.add(name_, {spec.vocab, spec.size});
+    this->out_ = ActShape{ActKind::sequence, spec.size};
+  }
+  void init(T* params, std::uint64_t seed) const override {
+    Rng rng = nn::tensor_rng(seed, name_);
+    const WeightInit& w = this->spec_.init;
+    const std::size_t n = static_cast<std::size_t>(this->spec_.vocab) * this->spec_.size;
+    T* p = params + weight_;
+    if (w.kind == InitKind::pytorch) {  // nn.Embedding: N(0, 1)
+      for (std::size_t k = 0; k < n; ++k) p[k] = static_cast<T>(rng.normal());
+    } else {
+      nn::fill_matrix(p, this->spec_.vocab, this->spec_.size, w, 1.0, rng);
+    }
+  }
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, T* out,
+               LayerWorkspace<T>*) const override {
+    const SeqInfo& seq = *ctx.seq;
+    const int E = this->spec_.size, B = ctx.batch, V = this->spec_.vocab;
+    const T* w = ctx.params + weight_;
+    for (int t = 0; t < seq.steps; ++t) {
+      const int bt = seq.batch_sizes[t];
+      for (int b = 0; b < B; ++b) {
+        T* o = out + (static_cast<std::size_t>(t) * B + b) * E;
+        if (b >= bt) {
+          std::fill(o, o + E, T(0));
+          continue;
+        }
+        const std::int32_t id = ctx.ids[static_cast<std::size_t>(t) * B + b];
+        RECUR_CHECK(id >= 0 && id < V, "token ids",
+                    "id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
+        std::memcpy(o, w + static_cast<std::size_t>(id) * E, sizeof(T) * E);
+      }
+    }
+  }
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T*,
+                const T* dout, T*, T* grads, LayerWorkspace<T>*) const override {
+    const SeqInfo& seq = *ctx.seq;
+    const int E = this->spec_.size, B = ctx.batch;
+    T* g = grads + weight_;
+    for (int t = 0; t < seq.steps; ++t)
+      for (int b = 0; b < seq.batch_sizes[t]; ++b) {
+        const std::int32_t id = ctx.ids[static_cast<std::size_t>(t) * B + b];
+        const T* d = dout + (static_cast<std::size_t>(t) * B + b) * E;
+        T* gr = g + static_cast<std::size_t>(id) * E;
+        for (int e = 0; e < E; ++e) gr[e] += d[e];
+      }
+  }
+
+ private:
+  std::string name_;
+  std::size_t weight_ = 0;
+};
+
+// ---- linear: [rows, in] -> [rows, out] (per step for sequences); nn.Linear(in, out) ----
+template <typename T>
+class LinearLayer final : public Layer<T> {
+ public:
+  LinearLayer(const LayerSpec& spec, const ActShape& in, const std::string& name,
+              ParamLayout& layout, const std::string& where) {
+    this->spec_ = spec;
+    this->in_ = in;
+    RECUR_CHECK(in.kind != ActKind::image, where,
+                "a linear layer needs vectors or sequences; add a flatten layer before it");
+    RECUR_CHECK(!in.ids, where, "a linear layer cannot read token ids; start with an embedding");
+    RECUR_CHECK(spec.size >= 1 && spec.size <= 65536, where,
+                "size must be in [1, 65536], got " + std::to_string(spec.size));
+    name_ = name;
+    weight_ = layout.add(name + ".weight", {spec.size, in.features});
+    if (spec.bias) bias_ = layout.add(name + ".bias", {spec.size});
+    this->out_ = ActShape{in.kind, spec.size};
+  }
+  void init(T* params, std::uint64_t seed) const override {
+    const int out = this->spec_.size, in = this->in_.features;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    RECUR_CHECK(this->spec_.init.kind != InitKind::orthogonal, name_ + " init",
+                "orthogonal applies to recurrent matrices only");
+    Rng rw = nn::tensor_rng(seed, name_ + ".weight");
+    nn::fill_matrix(params + weight_, out, in, this->spec_.init, bound, rw);
+    if (this->spec_.bias) {
+      Rng rb = nn::tensor_rng(seed, name_ + ".bias");
+      nn::fill_bias(params + bias_, static_cast<std::size_t>(out), this->spec_.init, bound, rb);
+    }
+  }
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+               LayerWorkspace<T>*) const override {
+    const int O = this->spec_.size, I = this->in_.features;
+    const std::size_t rows = rows_of(this->in_, ctx);
+    gemm<T>(false, true, static_cast<int>(rows), O, I, T(1), in, I, ctx.params + weight_, I, T(0),
+            out, O);
+    if (this->spec_.bias) {
+      const T* b = ctx.params + bias_;
+      for (std::size_t r = 0; r < rows; ++r)
+        for (int j = 0; j < O; ++j) out[r * O + j] += b[j];
+    }
+    if (this->in_.kind == ActKind::sequence) zero_padded_rows(out, *ctx.seq, ctx.batch, O);
+  }
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, const T*,
+                const T* dout, T* din, T* grads, LayerWorkspace<T>*) const override {
+    const int O = this->spec_.size, I = this->in_.features;
+    const std::size_t rows = rows_of(this->in_, ctx);
+    gemm<T>(true, false, O, I, static_cast<int>(rows), T(1), dout, O, in, I, T(1), grads + weight_,
+            I);
+    if (this->spec_.bias) {
+      T* gb = grads + bias_;
+      for (std::size_t r = 0; r < rows; ++r)
+        for (int j = 0; j < O; ++j) gb[j] += dout[r * O + j];
+    }
+    if (din)
+      gemm<T>(false, false, static_cast<int>(rows), I, O, T(1), dout, O, ctx.params + weight_, I,
+              T(0), din, I);
+  }
+
+ private:
+  std::string name_;
+  std::size_t weight_ = 0, bias_ = 0;
+};
+
+// ---- recurrent stack: [S, B, in] -> [S, B, hidden * directions]; nn.LSTM / GRU / RNN ----
+struct StackPrepared final : PreparedWeights {
+  nn::StackPacked packed;
+};
+
+template <typename T>
+struct StackLayerWorkspace final : LayerWorkspace<T> {
+  nn::StackWorkspace<T> stack;
+};
+
+template <typename T>
+class RecurrentLayer final : public Layer<T> {
+ public:
+  RecurrentLayer(const LayerSpec& spec, const ActShape& in, const std::string& name,
+                 ParamLayout& layout, const std::string& where)
+      : stack_(make_stack(spec, in, name, layout, where)) {
+    this->spec_ = spec;
+    this->in_ = in;
+    name_ = name;
+    const int D = spec.bidirectional ? 2 : 1;
+    this->out_ = ActShape{ActKind::sequence, spec.size * D};
+    this->out_.directions = D;
+  }
+  void init(T* params, std::uint64_t seed) const override {
+    const LayerSpec& s = this->spec_;
+    const int H = s.size, G = gate_count(s.cell), D = s.bidirectional ? 2 : 1;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+    for (int l = 0; l < s.layers; ++l)
+      for (int d = 0; d < D; ++d) {
+        const std::string suffix = "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
+        const nn::DirectionParams& p = stack_.direction_params(l, d);
+        const std::string pre = name_ + ".";
+        Rng r1 = nn::tensor_rng(seed, pre + "weight_ih" + suffix);
+        for (int g = 0; g < G; ++g)
+          nn::fill_matrix(params + p.w_ih + static_cast<std::size_t>(g) * H * p.input_size, H,
+                          p.input_size, s.init, bound, r1);
+        Rng r2 = nn::tensor_rng(seed, pre + "weight_hh" + suffix);
+        for (int g = 0; g < G; ++g)
+          nn::fill_matrix(params + p.w_hh + static_cast<std::size_t>(g) * H * H, H, H,
+                          s.init_recurrent, bound, r2);
+        if (s.bias) {
+          Rng r3 = nn::tensor_rng(seed, pre + "bias_ih" + suffix);
+          nn::fill_bias(params + p.b_ih, static_cast<std::size_t>(G) * H, s.init, bound, r3);
+          if (s.cell == CellKind::lstm)
+            for (int j = 0; j < H; ++j)
+              params[p.b_ih + lstm_gate::kForget * H + j] += static_cast<T>(s.forget_bias);
+          Rng r4 = nn::tensor_rng(seed, pre + "bias_hh" + suffix);
+          nn::fill_bias(params + p.b_hh, static_cast<std::size_t>(G) * H, s.init_recurrent, bound,
+                        r4);
+        }
+      }
+  }
+  std::unique_ptr<PreparedWeights> prepare(const T* params) const override {
+    if constexpr (!std::is_same_v<T, float>) {
+      return nullptr;
+    } else {
+      auto p = std::make_unique<StackPrepared>();
+      stack_.prepare(params, p->packed);
+      return p;
+    }
+  }
+  std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
+    return std::make_unique<StackLayerWorkspace<T>>();
+  }
+  void forward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in, T* out,
+               LayerWorkspace<T>* ws) const override {
+    auto& w = static_cast<StackLayerWorkspace<T>*>(ws)->stack;
+    const SeqInfo& seq = *ctx.seq;
+    const nn::StackPacked* packed =
+        prepared ? &static_cast<const StackPrepared*>(prepared)->packed : nullptr;
+    stack_.forward(ctx.params, in, seq.steps, ctx.batch, nullptr, nullptr, ctx.train, ctx.rng, w,
+                   seq.full ? nullptr : seq.batch_sizes.data(), packed);
+    std::memcpy(out, w.layers.back().out.data(), sizeof(T) * this->output_size(ctx));
+  }
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T*,
+                const T* dout, T* din, T* grads, LayerWorkspace<T>* ws) const override {
+    auto& w = static_cast<StackLayerWorkspace<T>*>(ws)->stack;
+    const std::size_t n = this->output_size(ctx);
+    std::memcpy(w.layers.back().dout.data(), dout, sizeof(T) * n);
+    stack_.backward(ctx.params, nullptr, nullptr, w, grads, din != nullptr, nullptr, nullptr);
+    if (din)
+      std::memcpy(
+          din, w.dinput.data(),
+          sizeof(T) * static_cast<std::size_t>(ctx.seq->steps) * ctx.batch * this->in_.features);
+  }
+
+ private:
+  static nn::RecurrentStack<T> make_stack(const LayerSpec& spec, const ActShape& in,
+                                          const std::string& name, ParamLayout& layout,
+                                          const std::string& where) {
+    RECUR_CHECK(in.kind == ActKind::sequence && !in.ids, where,
+                "a recurrent layer reads a sequence of features (after an embedding for text; "
+                "before any pooling)");
+    RECUR_CHECK(spec.size >= 1 && spec.size <= 8192, where,
+                "size (the hidden size) must be in [1, 8192], got " + std::to_string(spec.size));
+    RECUR_CHECK(spec.layers >= 1 && spec.layers <= 16, where,
+                "layers must be in [1, 16], got " + std::to_string(spec.layers));
+    RECUR_CHECK(spec.dropout >= 0 && spec.dropout < 1, where, "dropout must be in [0, 1)");
+    nn::StackSpec s;
+    s.cell = spec.cell;
+    s.input_size = in.features;
+    s.hidden = spec.size;
+    s.layers = spec.layers;
+    s.directions = spec.bidirectional ? 2 : 1;
+    s.bias = spec.bias;
+    s.dropout = spec.dropout;
+    return nn::RecurrentStack<T>(s, layout, name + ".");
+  }
+  nn::RecurrentStack<T> stack_;
+  std::string name_;
+};
+
+// ---- pooling over real steps: [S, B, F] -> [B, F] ----
+template <typename T>
+struct PoolWorkspace final : LayerWorkspace<T> {
+  std::vector<int> argmax;  // max: the step each maximum came from
+};
+
+template <typename T>
+class PoolLayer final : public Layer<T> {
+ public:
+  PoolLayer(const LayerSpec& spec, const ActShape& in, const std::string&, ParamLayout&,
+            const std::string& where) {
+    this->spec_ = spec;
+    this->in_ = in;
+    RECUR_CHECK(in.kind == ActKind::sequence && !in.ids, where,
+                "pooling reads a sequence of features");
+    this->out_ = ActShape{ActKind::vector, in.features};
+  }
+  void init(T*, std::uint64_t) const override {}
+  std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
+    return std::make_unique<PoolWorkspace<T>>();
+  }
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+               LayerWorkspace<T>* ws) const override {
+    const SeqInfo& seq = *ctx.seq;
+    const int B = ctx.batch, F = this->in_.features;
+    const int D = this->in_.directions, H = F / D;
+    auto at = [&](int t, int b) { return in + (static_cast<std::size_t>(t) * B + b) * F; };
+    switch (this->spec_.pooling) {
+      case Pooling::last:
+        // The forward half's last step is the sample's own last; a reverse half ends at step 0.
+        for (int b = 0; b < B; ++b) {
+          std::memcpy(out + static_cast<std::size_t>(b) * F, at(seq.lengths[b] - 1, b),
+                      sizeof(T) * H);
+          if (D == 2)
+            std::memcpy(out + static_cast<std::size_t>(b) * F + H, at(0, b) + H, sizeof(T) * H);
+        }
+        break;
+      case Pooling::mean:
+        std::fill(out, out + static_cast<std::size_t>(B) * F, T(0));
+        for (int t = 0; t < seq.steps; ++t)
+          for (int b = 0; b < seq.batch_sizes[t]; ++b) {
+            const T* x = at(t, b);
+            T* o = out + static_cast<std::size_t>(b) * F;
+            for (int f = 0; f < F; ++f) o[f] += x[f];
+          }
+        for (int b = 0; b < B; ++b) {
+          const T inv = T(1) / T(seq.lengths[b]);
+          T* o = out + static_cast<std::size_t>(b) * F;
+          for (int f = 0; f < F; ++f) o[f] *= inv;
+        }
+        break;
+      case Pooling::max: {
+        auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
+        arg.assign(static_cast<std::size_t>(B) * F, 0);
+        std::memcpy(out, in, sizeof(T) * B * F);
+        for (int t = 1; t < seq.steps; ++t)
+          for (int b = 0; b < seq.batch_sizes[t]; ++b) {
+            const T* x = at(t, b);
+            T* o = out + static_cast<std::size_t>(b) * F;
+            int* a = arg.data() + static_cast<std::size_t>(b) * F;
+            for (int f = 0; f < F; ++f)
+              if (x[f] > o[f]) {
+                o[f] = x[f];
+                a[f] = t;
+              }
+          }
+        break;
+      }
+    }
+  }
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T*,
+                const T* dout, T* din, T*, LayerWorkspace<T>* ws) const override {
+    if (!din) return;
+    const SeqInfo& seq = *ctx.seq;
+    const int B = ctx.batch, F = this->in_.features;
+    const int D = this->in_.directions, H = F / D;
+    std::fill(din, din + static_cast<std::size_t>(seq.steps) * B * F, T(0));
+    auto at = [&](int t, int b) { return din + (static_cast<std::size_t>(t) * B + b) * F; };
+    switch (this->spec_.pooling) {
+      case Pooling::last:
+        for (int b = 0; b < B; ++b) {
+          std::memcpy(at(seq.lengths[b] - 1, b), dout + static_cast<std::size_t>(b) * F,
+                      sizeof(T) * H);
+          if (D == 2)
+            std::memcpy(at(0, b) + H, dout + static_cast<std::size_t>(b) * F + H, sizeof(T) * H);
+        }
+        break;
+      case Pooling::mean:
+        for (int t = 0; t < seq.steps; ++t)
+          for (int b = 0; b < seq.batch_sizes[t]; ++b) {
+            const T inv = T(1) / T(seq.lengths[b]);
+            const T* d = dout + static_cast<std::size_t>(b) * F;
+            T* x = at(t, b);
+            for (int f = 0; f < F; ++f) x[f] = d[f] * inv;
+          }
+        break;
+      case Pooling::max: {
+        const auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
+        for (int b = 0; b < B; ++b)
+          for (int f = 0; f < F; ++f) {
+            const std::size_t k = static_cast<std::size_t>(b) * F + f;
+            at(arg[k], b)[f] = dout[k];
+          }
+        break;
+      }
+    }
+  }
+};
+
+// ---- dropout (training only; inverted, so inference is the identity) ----
+template <typename T>
+struct DropoutWorkspace final : LayerWorkspace<T> {
+  std::vector<T> mask;
+  bool active = false;
+};
+
+template <typename T>
+class DropoutLayer final : public Layer<T> {
+ public:
+  DropoutLayer(const LayerSpec& spec, const ActShape& in, const std::string&, ParamLayout&,
+               const std::string& where) {
+    this->spec_ = spec;
+    this->in_ = in;
+    RECUR_CHECK(!in.ids, where, "dropout cannot act on token ids; put it after the embedding");
+    RECUR_CHECK(spec.dropout >= 0 && spec.dropout < 1, where,
+                "dropout (the drop probability) must be in [0, 1)");
+    this->out_ = in;
+  }
+  void init(T*, std::uint64_t) const override {}
+  std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
+    return std::make_unique<DropoutWorkspace<T>>();
+  }
+  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+               LayerWorkspace<T>* ws) const override {
+    auto& w = *static_cast<DropoutWorkspace<T>*>(ws);
+    const std::size_t n = this->output_size(ctx);
+    w.active = ctx.train && this->spec_.dropout > 0;
+    if (!w.active) {
+      std::memcpy(out, in, sizeof(T) * n);
+      return;
+    }
+    RECUR_ASSERT(ctx.rng != nullptr);
+    const double keep = 1.0 - this->spec_.dropout;
+    const T scale = static_cast<T>(1.0 / keep);
+    w.mask.resize(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      w.mask[k] = ctx.rng->uniform() < keep ? scale : T(0);
+      out[k] = in[k] * w.mask[k];
+    }
+  }
+  void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T*,
+                const T* dout, T* din, T*, LayerWorkspace<T>* ws) const override {
+    if (!din) return;
+    const auto& w = *static_cast<DropoutWorkspace<T>*>(ws);
+    const std::size_t n = this->output_size(ctx);
+    if (!w.active) {
+      std::memcpy(din, dout, sizeof(T) * n);
+      return;
+    }
+    for (std::size_t k = 0; k < n; ++k) din[k] = dout[k] * w.mask[k];
+  }
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, const ActShape& in,
+                                     const std::string& name, ParamLayout& layout,
+                                     const std::string& where) {
+  const std::string& t = spec.type;
+  if (t == "embedding") return std::make_unique<EmbeddingLayer<T>>(spec, in, name, layout, where);
+  if (t == "linear") return std::make_unique<LinearLayer<T>>(spec, in, name, layout, where);
+  if (t == "recurrent") return std::make_unique<RecurrentLayer<T>>(spec, in, name, layout, where);
+  if (t == "pool") return std::make_unique<PoolLayer<T>>(spec, in, name, layout, where);
+  if (t == "dropout") return std::make_unique<DropoutLayer<T>>(spec, in, name, layout, where);
+  throw Error(where,
+              "unknown layer type '" + t + "' (embedding, linear, recurrent, pool, dropout)");
+}
+
+template class Layer<float>;
+template class Layer<double>;
+template std::unique_ptr<Layer<float>> make_layer<float>(const LayerSpec&, const ActShape&,
+                                                         const std::string&, ParamLayout&,
+                                                         const std::string&);
+template std::unique_ptr<Layer<double>> make_layer<double>(const LayerSpec&, const ActShape&,
+                                                           const std::string&, ParamLayout&,
+                                                           const std::string&);
+
+}  // namespace recur

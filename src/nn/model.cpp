@@ -1,0 +1,356 @@
+// Model<T>: a chain of layers over one parameter arena; ModelSpec and its JSON form; SeqInfo.
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/json_util.hpp"
+#include "nn/config_json.hpp"
+#include "recur/error.hpp"
+#include "recur/layers.hpp"
+
+namespace recur {
+
+// ---- shapes and lengths ----
+
+std::string to_string(const ActShape& s) {
+  switch (s.kind) {
+    case ActKind::sequence:
+      return s.ids ? "sequence of token ids" : "sequence of " + std::to_string(s.features);
+    case ActKind::vector:
+      return "vector of " + std::to_string(s.features);
+    case ActKind::image:
+      return "image " + std::to_string(s.features) + "x" + std::to_string(s.height) + "x" +
+             std::to_string(s.width);
+  }
+  return "?";
+}
+
+SeqInfo SeqInfo::fixed(int steps, int batch) {
+  SeqInfo s;
+  s.steps = steps;
+  s.batch = batch;
+  s.lengths.assign(static_cast<std::size_t>(batch), steps);
+  s.batch_sizes.assign(static_cast<std::size_t>(steps), batch);
+  s.full = true;
+  return s;
+}
+
+SeqInfo SeqInfo::from_lengths(const std::vector<int>& lengths) {
+  RECUR_CHECK(!lengths.empty(), "lengths", "a batch needs at least one sample");
+  SeqInfo s;
+  s.batch = static_cast<int>(lengths.size());
+  s.steps = lengths[0];
+  s.lengths = lengths;
+  for (std::size_t b = 0; b < lengths.size(); ++b) {
+    RECUR_CHECK(lengths[b] >= 1, "lengths", "every sample needs at least one step");
+    RECUR_CHECK(b == 0 || lengths[b] <= lengths[b - 1], "lengths",
+                "a batch must be sorted by length, longest first");
+  }
+  s.batch_sizes.assign(static_cast<std::size_t>(s.steps), 0);
+  for (int len : lengths)
+    for (int t = 0; t < len; ++t) ++s.batch_sizes[t];
+  s.full = lengths.back() == s.steps;
+  return s;
+}
+
+// ---- the spec ----
+
+std::string ModelSpec::layer_name(std::size_t i) const {
+  return layers[i].name.empty() ? std::to_string(i) : layers[i].name;
+}
+
+namespace {
+
+std::string where_of(const ModelSpec& spec, std::size_t i) {
+  return "layer " + std::to_string(i) + " (" + spec.layers[i].type + ")";
+}
+
+// Builds the chain; shared by validate() (into a throwaway layout) and the Model constructor.
+template <typename T>
+std::vector<std::unique_ptr<Layer<T>>> build_chain(const ModelSpec& spec, ParamLayout& layout) {
+  RECUR_CHECK(!spec.layers.empty(), "layers", "a model needs at least one layer");
+  RECUR_CHECK(
+      spec.num_classes >= 2 && spec.num_classes <= 100000, "classes",
+      "the number of classes must be in [2, 100000], got " + std::to_string(spec.num_classes));
+  std::vector<std::unique_ptr<Layer<T>>> chain;
+  ActShape shape = spec.input;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    LayerSpec ls = spec.layers[i];
+    const bool last = i + 1 == spec.layers.size();
+    if (ls.type == "linear" && ls.size == 0 && last) ls.size = spec.num_classes;
+    const std::string name = spec.layer_name(i);
+    RECUR_CHECK(std::find(names.begin(), names.end(), name) == names.end(), where_of(spec, i),
+                "two layers are named '" + name + "'");
+    names.push_back(name);
+    chain.push_back(make_layer<T>(ls, shape, name, layout, where_of(spec, i)));
+    shape = chain.back()->output_shape();
+  }
+  RECUR_CHECK(shape.kind == ActKind::vector && shape.features == spec.num_classes,
+              where_of(spec, spec.layers.size() - 1),
+              "the last layer must give one score per class (" + std::to_string(spec.num_classes) +
+                  "), not a " + to_string(shape) + "; end with pooling and a linear head");
+  RECUR_CHECK(layout.total() <= ModelConfig::kMaxParameters, "layers",
+              "the model would hold " + std::to_string(layout.total()) +
+                  " parameters, over the limit of " + std::to_string(ModelConfig::kMaxParameters));
+  return chain;
+}
+
+const std::pair<const char*, CellKind> kCellNames[] = {{"lstm", CellKind::lstm},
+                                                       {"gru", CellKind::gru},
+                                                       {"rnn_tanh", CellKind::rnn_tanh},
+                                                       {"rnn_relu", CellKind::rnn_relu}};
+
+nlohmann::json shape_json(const ActShape& s) {
+  const char* kind = s.kind == ActKind::sequence ? "sequence"
+                     : s.kind == ActKind::vector ? "vector"
+                                                 : "image";
+  return {{"kind", kind},
+          {"features", s.features},
+          {"height", s.height},
+          {"width", s.width},
+          {"ids", s.ids}};
+}
+
+ActShape shape_from(const nlohmann::json& j, const std::string& source) {
+  ActShape s;
+  const std::string kind = j.at("kind").get<std::string>();
+  if (kind == "sequence")
+    s.kind = ActKind::sequence;
+  else if (kind == "vector")
+    s.kind = ActKind::vector;
+  else if (kind == "image")
+    s.kind = ActKind::image;
+  else
+    throw Error(source, "unknown input kind '" + kind + "'");
+  s.features = json_integer<int>(j, "features", source);
+  s.height = json_integer<int>(j, "height", source);
+  s.width = json_integer<int>(j, "width", source);
+  s.ids = j.at("ids").get<bool>();
+  return s;
+}
+
+}  // namespace
+
+void ModelSpec::validate() const {
+  ParamLayout scratch;
+  build_chain<double>(*this, scratch);
+}
+
+std::uint64_t ModelSpec::parameter_count() const {
+  ParamLayout scratch;
+  build_chain<double>(*this, scratch);
+  return scratch.total();
+}
+
+std::string to_json(const ModelSpec& spec) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const LayerSpec& l : spec.layers) {
+    nlohmann::json j = {{"type", l.type}, {"name", l.name}};
+    if (l.type == "embedding") {
+      j["vocab"] = l.vocab;
+      j["size"] = l.size;
+      j["init"] = init_json(l.init);
+    } else if (l.type == "linear" || l.type == "conv2d") {
+      j["size"] = l.size;
+      j["bias"] = l.bias;
+      j["init"] = init_json(l.init);
+      if (l.type == "conv2d") {
+        j["kernel"] = l.kernel;
+        j["stride"] = l.stride;
+        j["padding"] = l.padding;
+      }
+    } else if (l.type == "recurrent") {
+      j["cell"] = to_string(l.cell);
+      j["size"] = l.size;
+      j["layers"] = l.layers;
+      j["bidirectional"] = l.bidirectional;
+      j["bias"] = l.bias;
+      j["dropout"] = l.dropout;
+      j["init"] = init_json(l.init);
+      j["init_recurrent"] = init_json(l.init_recurrent);
+      j["forget_bias"] = l.forget_bias;
+    } else if (l.type == "pool") {
+      j["pooling"] = to_string(l.pooling);
+    } else if (l.type == "dropout") {
+      j["dropout"] = l.dropout;
+    } else if (l.type == "maxpool2d") {
+      j["kernel"] = l.kernel;
+      j["stride"] = l.stride;
+    }
+    layers.push_back(std::move(j));
+  }
+  const nlohmann::json j = {{"input", shape_json(spec.input)},
+                            {"num_classes", spec.num_classes},
+                            {"layers", std::move(layers)}};
+  return j.dump();
+}
+
+ModelSpec model_spec_from_json(const std::string& text, const std::string& source) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    ModelSpec spec;
+    spec.input = shape_from(j.at("input"), source);
+    spec.num_classes = json_integer<int>(j, "num_classes", source);
+    const auto& layers = j.at("layers");
+    if (!layers.is_array() || layers.size() > 1000)
+      throw Error(source, "'layers' must be an array of at most 1000 layers");
+    for (const auto& lj : layers) {
+      LayerSpec l;
+      l.type = lj.at("type").get<std::string>();
+      l.name = lj.at("name").get<std::string>();
+      if (lj.contains("size")) l.size = json_integer<int>(lj, "size", source);
+      if (lj.contains("vocab")) l.vocab = json_integer<int>(lj, "vocab", source);
+      if (lj.contains("bias")) l.bias = lj.at("bias").get<bool>();
+      if (lj.contains("init")) l.init = init_from(lj.at("init"), source);
+      if (lj.contains("init_recurrent"))
+        l.init_recurrent = init_from(lj.at("init_recurrent"), source);
+      if (lj.contains("forget_bias")) l.forget_bias = json_number(lj, "forget_bias", source);
+      if (lj.contains("cell")) l.cell = parse_cell(lj.at("cell").get<std::string>());
+      if (lj.contains("layers")) l.layers = json_integer<int>(lj, "layers", source);
+      if (lj.contains("bidirectional")) l.bidirectional = lj.at("bidirectional").get<bool>();
+      if (lj.contains("dropout")) l.dropout = json_number(lj, "dropout", source);
+      if (lj.contains("pooling")) l.pooling = parse_pooling(lj.at("pooling").get<std::string>());
+      if (lj.contains("kernel")) l.kernel = json_integer<int>(lj, "kernel", source);
+      if (lj.contains("stride")) l.stride = json_integer<int>(lj, "stride", source);
+      if (lj.contains("padding")) l.padding = json_integer<int>(lj, "padding", source);
+      spec.layers.push_back(std::move(l));
+    }
+    spec.validate();
+    return spec;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source, std::string("model description in the metadata is invalid: ") + e.what());
+  } catch (const Error& e) {
+    throw Error(source, "model description in the metadata is invalid: " + std::string(e.what()));
+  }
+}
+
+ModelSpec model_spec_from_config(const ModelConfig& c) {
+  RECUR_CHECK(!c.untied, "--untied", "untied weights have no layer form");
+  ModelSpec spec;
+  spec.input = ActShape{ActKind::sequence, c.input_size};
+  spec.num_classes = c.num_classes;
+  if (c.projection > 0) {
+    LayerSpec p;
+    p.type = "linear";
+    p.name = "proj";
+    p.size = c.projection;
+    p.init = c.init.projection;
+    spec.layers.push_back(p);
+  }
+  LayerSpec r;
+  r.type = "recurrent";
+  r.name = "rnn";
+  r.cell = c.cell;
+  r.size = c.hidden;
+  r.layers = c.layers;
+  r.bidirectional = c.bidirectional;
+  r.bias = c.bias;
+  r.dropout = c.dropout;
+  r.init = c.init.input;
+  r.init_recurrent = c.init.recurrent;
+  r.forget_bias = c.init.forget_bias;
+  spec.layers.push_back(r);
+  LayerSpec pool;
+  pool.type = "pool";
+  pool.name = "pool";
+  pool.pooling = c.pooling;
+  spec.layers.push_back(pool);
+  LayerSpec head;
+  head.type = "linear";
+  head.name = "head";
+  head.size = c.num_classes;
+  head.init = c.init.head;
+  spec.layers.push_back(head);
+  return spec;
+}
+
+// ---- the model ----
+
+template <typename T>
+Model<T>::Model(const ModelSpec& spec) : spec_(spec) {
+  layers_ = build_chain<T>(spec_, layout_);
+  params_.assign(layout_.total(), T(0));
+}
+
+template <typename T>
+Model<T>::~Model() = default;
+
+template <typename T>
+void Model<T>::init(std::uint64_t seed) {
+  for (const auto& layer : layers_) layer->init(params_.data(), seed);
+  drop_prepared();
+}
+
+template <typename T>
+void Model<T>::prepare() {
+  prepared_.resize(layers_.size());
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    prepared_[i] = layers_[i]->prepare(params_.data());
+}
+
+template <typename T>
+void Model<T>::drop_prepared() {
+  prepared_.clear();
+}
+
+template <typename T>
+const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train,
+                           Rng* rng) const {
+  const std::size_t n = layers_.size();
+  if (ws.layer_ws.size() != n) {
+    ws.layer_ws.clear();
+    for (const auto& layer : layers_) ws.layer_ws.push_back(layer->make_workspace());
+    ws.outs.assign(n, {});
+    ws.douts.assign(n, {});
+  }
+  ws.batch = in.batch;
+  ws.ids = in.ids;
+  const SeqInfo* seq = in.seq;
+  if (!seq && spec_.input.kind == ActKind::sequence) {
+    RECUR_ASSERT(false && "sequence input needs its lengths");
+  }
+  LayerContext<T> ctx{params_.data(), in.batch, seq, in.ids, train, rng};
+  const T* x = in.x;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Layer<T>& layer = *layers_[i];
+    const std::size_t size = layer.output_size(ctx);
+    if (ws.outs[i].size() < size) ws.outs[i].resize(size);
+    const PreparedWeights* prep = i < prepared_.size() ? prepared_[i].get() : nullptr;
+    layer.forward(ctx, prep, x, ws.outs[i].data(), ws.layer_ws[i].get());
+    x = ws.outs[i].data();
+  }
+  return x;
+}
+
+template <typename T>
+void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits,
+                        T* grads) const {
+  const std::size_t n = layers_.size();
+  RECUR_ASSERT(ws.layer_ws.size() == n && ws.batch == in.batch);
+  LayerContext<T> ctx{params_.data(), in.batch, in.seq, in.ids, true, nullptr};
+  const T* dout = dlogits;
+  for (std::size_t i = n; i-- > 0;) {
+    const Layer<T>& layer = *layers_[i];
+    const T* x = i == 0 ? in.x : ws.outs[i - 1].data();
+    T* din = nullptr;
+    if (i > 0) {
+      const std::size_t size = layers_[i - 1]->output_size(ctx);
+      if (ws.douts[i - 1].size() < size) ws.douts[i - 1].resize(size);
+      din = ws.douts[i - 1].data();
+    }
+    const PreparedWeights* prep = i < prepared_.size() ? prepared_[i].get() : nullptr;
+    layer.backward(ctx, prep, x, ws.outs[i].data(), dout, din, grads, ws.layer_ws[i].get());
+    dout = din;
+  }
+}
+
+template <typename T>
+const T* Model<T>::activation(const ModelWorkspace<T>& ws, std::size_t i) const {
+  return i == 0 ? nullptr : ws.outs[i - 1].data();
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace recur

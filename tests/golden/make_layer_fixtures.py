@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Writes the golden fixtures of models built from layers with PyTorch (Debian's python3-torch).
+
+Variable-length batches go through torch.nn.utils.rnn.pack_padded_sequence, so the reference is
+PyTorch's own packed-sequence path: an embedding, a recurrent stack (LSTM, GRU, RNN; uni- or
+bidirectional), pooling over each sample's real steps (last / mean / max), a linear head. Batches
+have 9 rows so that recur's packed fast path (used from 8 rows on) is compared directly. Each file
+holds the weights under PyTorch's state_dict names, the ids [steps, batch] (int32, 0 at padded
+steps), the lengths, the labels, and in float64 the padded output sequence, the logits, the mean
+cross-entropy loss and every parameter's gradient ("grad." prefix). recur's description of the
+model is stored as JSON in the metadata key "recur.spec".
+
+Run from the repository root:  /usr/bin/python3 tests/golden/make_layer_fixtures.py
+"""
+import json
+import os
+import sys
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import write_safetensors  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "layers")
+INIT = {"kind": "pytorch", "sigma": 0.01, "bias": "pytorch", "bias_value": 0.0}
+
+
+class TextNet(torch.nn.Module):
+    def __init__(self, vocab, dim, cell, hidden, layers, bidirectional, pooling, classes,
+                 features):
+        super().__init__()
+        if vocab:
+            self.embed = torch.nn.Embedding(vocab, dim)
+        rnn_in = dim if vocab else features
+        kinds = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+        if cell in kinds:
+            self.rnn = kinds[cell](rnn_in, hidden, layers, bidirectional=bidirectional)
+        else:
+            self.rnn = torch.nn.RNN(rnn_in, hidden, layers, nonlinearity=cell.split("_")[1],
+                                    bidirectional=bidirectional)
+        self.head = torch.nn.Linear(hidden * (2 if bidirectional else 1), classes)
+        self.hidden, self.pooling = hidden, pooling
+
+    def forward(self, inputs, lengths):
+        x = self.embed(inputs) if hasattr(self, "embed") else inputs
+        steps, batch = x.shape[0], x.shape[1]
+        packed = pack_padded_sequence(x, lengths)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, total_length=steps)
+        mask = torch.arange(steps)[:, None] < lengths[None, :]
+        H = self.hidden
+        if self.pooling == "last":
+            pooled = out[lengths - 1, torch.arange(batch)]
+            if out.shape[2] == 2 * H:
+                pooled = torch.cat([pooled[:, :H], out[0, :, H:]], dim=1)
+        elif self.pooling == "mean":
+            pooled = (out * mask[:, :, None]).sum(0) / lengths[:, None].to(out.dtype)
+        else:
+            pooled = out.masked_fill(~mask[:, :, None], float("-inf")).max(0).values
+        return out, self.head(pooled)
+
+
+def spec(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes, features):
+    if vocab:
+        inp = {"kind": "sequence", "features": 0, "height": 0, "width": 0, "ids": True}
+        chain = [{"type": "embedding", "name": "embed", "vocab": vocab, "size": dim,
+                  "init": INIT}]
+    else:
+        inp = {"kind": "sequence", "features": features, "height": 0, "width": 0, "ids": False}
+        chain = []
+    chain += [{"type": "recurrent", "name": "rnn", "cell": cell, "size": hidden,
+               "layers": layers, "bidirectional": bidirectional, "bias": True, "dropout": 0.0,
+               "init": INIT, "init_recurrent": INIT, "forget_bias": 0.0},
+              {"type": "pool", "name": "pool", "pooling": pooling},
+              {"type": "linear", "name": "head", "size": classes, "bias": True, "init": INIT}]
+    return {"input": inp, "num_classes": classes, "layers": chain}
+
+
+def make(name, cell, layers, bidirectional, pooling, lengths, vocab=23, seed=0):
+    torch.manual_seed(seed)
+    dim, hidden, classes, features = 6, 5, 3, 4
+    lengths = torch.tensor(lengths, dtype=torch.int64)
+    steps, batch = int(lengths[0]), len(lengths)
+    net = TextNet(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes,
+                  features).double()
+    mask = torch.arange(steps)[:, None] < lengths[None, :]
+    tensors = {}
+    if vocab:
+        ids = torch.randint(2, vocab, (steps, batch)) * mask
+        inputs = ids
+        tensors["ids"] = ids.to(torch.int32)
+    else:
+        inputs = torch.randn(steps, batch, features, dtype=torch.float64) * mask[:, :, None]
+        tensors["x"] = inputs
+    labels = torch.randint(0, classes, (batch,))
+    out, logits = net(inputs, lengths)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    loss.backward()
+    tensors.update({k: v.detach() for k, v in net.state_dict().items()})
+    tensors.update({"lengths": lengths.to(torch.int32), "labels": labels.to(torch.int32),
+                    "output": out.detach(), "logits": logits.detach(),
+                    "loss": loss.detach().reshape(1)})
+    for k, p in net.named_parameters():
+        tensors["grad." + k] = p.grad
+    meta = {"recur.spec": json.dumps(spec(vocab, dim, cell, hidden, layers, bidirectional,
+                                          pooling, classes, features)),
+            "generator": "tests/golden/make_layer_fixtures.py", "torch": torch.__version__}
+    write_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    ragged = [9, 8, 8, 6, 5, 3, 3, 2, 1]
+    make("embed_bilstm_max", "lstm", 1, True, "max", ragged, seed=1)
+    make("embed_bilstm2_max", "lstm", 2, True, "max", ragged, seed=2)
+    make("embed_lstm_last", "lstm", 1, False, "last", ragged, seed=3)
+    make("embed_bigru_mean", "gru", 1, True, "mean", ragged, seed=4)
+    make("embed_birnn_last", "rnn_tanh", 2, True, "last", ragged, seed=5)
+    make("embed_gru_max", "gru", 2, False, "max", ragged, seed=6)
+    # Full-length batches of 9 feature sequences: the packed path against PyTorch directly.
+    full = [7] * 9
+    make("features_lstm_b9_last", "lstm", 2, False, "last", full, vocab=0, seed=7)
+    make("features_bigru_b9_mean", "gru", 1, True, "mean", full, vocab=0, seed=8)
+    make("features_rnn_b9_max", "rnn_tanh", 1, True, "max", full, vocab=0, seed=9)
+    make("features_bilstm_ragged_mean", "lstm", 1, True, "mean", ragged, vocab=0, seed=10)
+    print("fixtures written to", OUT)
+
+
+if __name__ == "__main__":
+    main()
