@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/conv.hpp"
+#include "nn/init_fill.hpp"
 #include "recur/error.hpp"
 
 namespace recur {
@@ -13,15 +14,6 @@ namespace recur {
 namespace {
 
 using kernels::Conv2dDims;
-
-// A per-tensor stream, as for every other tensor (src/nn/init.cpp): the same tensor gets the
-// same numbers whatever else the model holds.
-Rng tensor_rng(std::uint64_t seed, const std::string& name) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the name
-  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
-  std::uint64_t s = seed ^ h;
-  return Rng(splitmix64(s));
-}
 
 std::string shape_text(const ActShape& s) {
   return std::to_string(s.features) + "x" + std::to_string(s.height) + "x" +
@@ -61,14 +53,6 @@ Conv2dDims window_dims(const LayerSpec& spec, const ActShape& in, int default_st
   return d;
 }
 
-// Rows of a batch's activation: steps * batch for sequences, batch otherwise.
-template <typename T>
-std::size_t rows_of(const LayerContext<T>& ctx, const ActShape& s) {
-  if (s.kind != ActKind::sequence) return static_cast<std::size_t>(ctx.batch);
-  RECUR_ASSERT(ctx.seq != nullptr);
-  return static_cast<std::size_t>(ctx.seq->steps) * ctx.batch;
-}
-
 // ---- conv2d ----
 
 template <typename T>
@@ -100,54 +84,23 @@ class Conv2dLayer final : public Layer<T> {
 
   void init(T* params, std::uint64_t seed) const override {
     const WeightInit& init = this->spec_.init;
-    const double fan_in = static_cast<double>(dims_.in_channels) * dims_.kernel * dims_.kernel;
-    const double fan_out = static_cast<double>(dims_.out_channels) * dims_.kernel * dims_.kernel;
+    const int O = dims_.out_channels, C = dims_.in_channels, KK = dims_.kernel * dims_.kernel;
     // torch.nn.Conv2d.reset_parameters: kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in),
     // and the bias takes the same bound.
-    const double bound = 1.0 / std::sqrt(fan_in);
-    Rng rng = tensor_rng(seed, name_ + ".weight");
+    const double bound = 1.0 / std::sqrt(static_cast<double>(C) * KK);
+    Rng rng = nn::tensor_rng(seed, name_ + ".weight");
     T* w = params + weight_;
-    const std::size_t n = static_cast<std::size_t>(fan_out) * dims_.in_channels;
-    for (std::size_t i = 0; i < n; ++i) {
-      double v = 0;
-      switch (init.kind) {
-        case InitKind::pytorch:
-          v = rng.uniform(-bound, bound);
-          break;
-        case InitKind::glorot: {
-          const double a = std::sqrt(6.0 / (fan_in + fan_out));
-          v = rng.uniform(-a, a);
-          break;
-        }
-        case InitKind::normal:
-          v = rng.normal() * init.sigma;
-          break;
-        case InitKind::truncated_normal:
-          do v = rng.normal();
-          while (std::fabs(v) > 2.0);
-          v *= init.sigma;
-          break;
-        case InitKind::orthogonal:
-          RECUR_ASSERT(false);  // refused when the layer was built
-      }
-      w[i] = static_cast<T>(v);
+    if (init.kind == InitKind::glorot) {
+      // Xavier's fans of a convolution count the kernel on both sides: C*k*k in, O*k*k out.
+      const double a = std::sqrt(6.0 / (static_cast<double>(C) * KK + static_cast<double>(O) * KK));
+      for (std::size_t i = 0; i < static_cast<std::size_t>(O) * C * KK; ++i)
+        w[i] = static_cast<T>(rng.uniform(-a, a));
+    } else {
+      nn::fill_matrix(w, O, C * KK, init, bound, rng);
     }
     if (!this->spec_.bias) return;
-    Rng brng = tensor_rng(seed, name_ + ".bias");
-    T* b = params + bias_;
-    for (int o = 0; o < dims_.out_channels; ++o) {
-      switch (init.bias) {
-        case BiasKind::pytorch:
-          b[o] = static_cast<T>(brng.uniform(-bound, bound));
-          break;
-        case BiasKind::constant:
-          b[o] = static_cast<T>(init.bias_value);
-          break;
-        case BiasKind::normal:
-          b[o] = static_cast<T>(brng.normal() * init.sigma);
-          break;
-      }
-    }
+    Rng brng = nn::tensor_rng(seed, name_ + ".bias");
+    nn::fill_bias(params + bias_, static_cast<std::size_t>(O), init, bound, brng);
   }
 
   std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
@@ -279,7 +232,7 @@ class ActivationLayer final : public Layer<T> {
 
   void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
                LayerWorkspace<T>*) const override {
-    const std::size_t n = rows_of(ctx, this->in_) * this->in_.per_row();
+    const std::size_t n = this->output_size(ctx);
     if (relu_) {
 #pragma omp simd
       for (std::size_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
@@ -292,7 +245,7 @@ class ActivationLayer final : public Layer<T> {
   void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T* out,
                 const T* dout, T* din, T*, LayerWorkspace<T>*) const override {
     if (!din) return;
-    const std::size_t n = rows_of(ctx, this->in_) * this->in_.per_row();
+    const std::size_t n = this->output_size(ctx);
     if (relu_) {
 #pragma omp simd
       for (std::size_t i = 0; i < n; ++i) din[i] = out[i] > T(0) ? dout[i] : T(0);

@@ -2,7 +2,7 @@
 """Writes the golden fixtures of the convolutional layers with PyTorch (Debian's python3-torch).
 
 Each fixture is a safetensors file (in tests/golden/conv/) holding a small torch.nn.Sequential of
-Conv2d, MaxPool2d, ReLU, Tanh and Flatten layers: its weights under their state_dict names
+Conv2d, MaxPool2d, ReLU, Tanh, Flatten and Linear layers: its weights under their state_dict names
 ("0.weight", ...), an input batch "x" [B, C, H, W], an upstream gradient "dy" on the output, and
 what PyTorch computes from them in float64: the output "y", and the gradients of sum(y * dy) with
 respect to every parameter and the input ("grad." prefix). The layer list is stored as JSON in
@@ -38,12 +38,17 @@ def build(layers, channels):
             modules.append(torch.nn.MaxPool2d(opt["kernel"], stride=stride or None,
                                               padding=padding))
             spec.update(kernel=opt["kernel"], stride=stride, padding=padding)
+        elif kind == "linear":
+            modules.append(torch.nn.Linear(channels, opt["size"]))
+            channels = opt["size"]
+            spec.update(size=opt["size"])
         elif kind == "relu":
             modules.append(torch.nn.ReLU())
         elif kind == "tanh":
             modules.append(torch.nn.Tanh())
         elif kind == "flatten":
             modules.append(torch.nn.Flatten())
+            channels = opt.get("features", 0)
         specs.append(spec)
     return torch.nn.Sequential(*modules), specs
 
@@ -75,6 +80,13 @@ def main():
           ("maxpool2d", {"kernel": 2}),
           ("conv2d", {"size": 16, "kernel": 5}), ("relu", {}), ("maxpool2d", {"kernel": 2}),
           ("flatten", {})], seed=1)
+    # A whole small CNN classifier: convolutions, pooling, flatten and linear layers to 10 scores.
+    make("classifier", [3, 1, 12, 12],
+         [("conv2d", {"size": 4, "kernel": 3, "padding": 1}), ("relu", {}),
+          ("maxpool2d", {"kernel": 2}),
+          ("conv2d", {"size": 6, "kernel": 3}), ("relu", {}), ("maxpool2d", {"kernel": 2}),
+          ("flatten", {"features": 24}), ("linear", {"size": 16}), ("tanh", {}),
+          ("linear", {"size": 10})], seed=4)
     # Strides, padding on both layer kinds, odd sizes, no bias, tanh.
     make("strided", [3, 2, 9, 7],
          [("conv2d", {"size": 4, "kernel": 3, "stride": 2, "padding": 1}), ("tanh", {}),

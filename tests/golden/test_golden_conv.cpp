@@ -1,9 +1,10 @@
 // Golden tests: recur's convolutional layers chained as torch.nn.Sequential against PyTorch, on
 // the fixtures of tests/golden/make_conv_fixtures.py (LeNet-5's feature extractor; strides,
-// padding, no bias, tanh; 1x1 and full-size kernels). The layers are built by their factories
-// under the Sequential's names ("0", "3", ...), load the fixture's state_dict, and must give its
-// output and the gradients of sum(y * dy) for every parameter and the input:
-// err(a, ref) = max|a - ref| / max|ref| per tensor, 1e-9 in double, 1e-5 in float.
+// padding, no bias, tanh; 1x1 and full-size kernels; a whole small CNN classifier). The layers
+// are built by make_layer under the Sequential's names ("0", "3", ...), load the fixture's
+// state_dict, and must give its output and the gradients of sum(y * dy) for every parameter and
+// the input: err(a, ref) = max|a - ref| / max|ref| per tensor, 1e-9 in double, 1e-5 in float.
+// The classifier also runs as a Model (recur/layers.hpp) built from its ModelSpec.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/conv_layers.hpp"
+#include "recur/layers.hpp"
 #include "recur/safetensors.hpp"
 
 namespace recur {
@@ -41,16 +42,6 @@ double rel_error(const std::vector<T>& a, const std::vector<double>& ref) {
 }
 
 template <typename T>
-std::unique_ptr<Layer<T>> build(const LayerSpec& spec, const ActShape& in, const std::string& name,
-                                ParamLayout& layout) {
-  const std::string where = "layer " + name;
-  if (spec.type == "conv2d") return make_conv2d<T>(spec, in, name, layout, where);
-  if (spec.type == "maxpool2d") return make_maxpool2d<T>(spec, in, name, layout, where);
-  if (spec.type == "flatten") return make_flatten<T>(spec, in, name, layout, where);
-  return make_activation<T>(spec, in, name, layout, where);
-}
-
-template <typename T>
 void run_fixture(const std::string& fixture, double tol) {
   const SafetensorsFile f = read_safetensors(kConvFixtures + "/" + fixture + ".safetensors");
   const auto input = nlohmann::json::parse(f.metadata.at("recur.input"));
@@ -67,7 +58,8 @@ void run_fixture(const std::string& fixture, double tol) {
     spec.stride = j.value("stride", 0);
     spec.padding = j.value("padding", 0);
     spec.bias = j.value("bias", true);
-    layers.push_back(build<T>(spec, shape, std::to_string(layers.size()), layout));
+    const std::string name = std::to_string(layers.size());
+    layers.push_back(make_layer<T>(spec, shape, name, layout, "layer " + name));
     shape = layers.back()->output_shape();
   }
   std::vector<T> params(layout.total());
@@ -108,6 +100,58 @@ void run_fixture(const std::string& fixture, double tol) {
   }
 }
 
+// The classifier fixture as a Model: logits, and the gradients of sum(logits * dy).
+template <typename T>
+void run_model(double tol) {
+  const SafetensorsFile f = read_safetensors(kConvFixtures + "/classifier.safetensors");
+  const auto input = nlohmann::json::parse(f.metadata.at("recur.input"));
+  ModelSpec spec;
+  spec.input = ActShape{ActKind::image, input[1].get<int>(), input[2].get<int>(),
+                        input[3].get<int>(), false};
+  spec.num_classes = 10;
+  for (const auto& j : nlohmann::json::parse(f.metadata.at("recur.layers"))) {
+    LayerSpec l;
+    l.type = j.at("type");
+    l.size = j.value("size", 0);
+    l.kernel = j.value("kernel", 0);
+    l.stride = j.value("stride", 0);
+    l.padding = j.value("padding", 0);
+    spec.layers.push_back(l);
+  }
+  Model<T> model(spec);
+  ASSERT_EQ(model.layout().entries().size(), 8u);  // two convolutions, two linear layers
+  for (const ParamInfo& p : model.layout().entries()) {
+    const auto v = f64(f.at(p.name));
+    ASSERT_EQ(v.size(), p.size) << p.name;
+    std::copy(v.begin(), v.end(), model.params().begin() + static_cast<std::ptrdiff_t>(p.offset));
+  }
+  const auto x64 = f64(f.at("x"));
+  const std::vector<T> x(x64.begin(), x64.end());
+  ModelInput<T> in;
+  in.x = x.data();
+  in.batch = input[0].get<int>();
+  ModelWorkspace<T> ws;
+  const T* logits = model.forward(in, ws, true);
+  const std::vector<T> out(logits, logits + static_cast<std::size_t>(in.batch) * 10);
+  EXPECT_LT(rel_error(out, f64(f.at("y"))), tol) << "logits";
+  const auto dy64 = f64(f.at("dy"));
+  const std::vector<T> dy(dy64.begin(), dy64.end());
+  std::vector<T> grads(model.num_params(), T(0));
+  model.backward(in, ws, dy.data(), grads.data());
+  for (const ParamInfo& p : model.layout().entries()) {
+    const std::vector<T> g(grads.begin() + static_cast<std::ptrdiff_t>(p.offset),
+                           grads.begin() + static_cast<std::ptrdiff_t>(p.offset + p.size));
+    EXPECT_LT(rel_error(g, f64(f.at("grad." + p.name))), tol) << "grad." << p.name;
+  }
+}
+
+TEST(GoldenConvModel, DoubleMatchesPyTorch) {
+  run_model<double>(1e-9);
+}
+TEST(GoldenConvModel, FloatMatchesPyTorch) {
+  run_model<float>(1e-5);
+}
+
 class GoldenConv : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenConv, DoubleMatchesPyTorch) {
@@ -117,14 +161,15 @@ TEST_P(GoldenConv, FloatMatchesPyTorch) {
   run_fixture<float>(GetParam(), 1e-5);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenConv, ::testing::Values("lenet", "strided", "pointwise"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenConv,
+                         ::testing::Values("lenet", "strided", "pointwise", "classifier"));
 
 TEST(GoldenConvFixtures, EveryFixtureIsTested) {
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(kConvFixtures))
     if (e.path().extension() == ".safetensors") names.push_back(e.path().stem().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"lenet", "pointwise", "strided"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"classifier", "lenet", "pointwise", "strided"}));
 }
 
 }  // namespace
