@@ -58,6 +58,19 @@ struct Report {
   std::vector<ReportModel> models;
 };
 
+// The off-diagonal cells of a k x k confusion matrix (row = true class, column = predicted),
+// largest first (equal counts: by true, then predicted class), zeros left out, at most `top`.
+// Throws recur::Error("confusion", ...) when the size is not k*k or a count is negative.
+std::vector<ConfusedPair> most_confused(const std::vector<std::int64_t>& confusion, int classes,
+                                        std::size_t top);
+
+// Indices of up to `count` misclassified samples, taken in turn from each true class (the first
+// mistake of class 0, of class 1, ..., then the second of each), so a gallery shows many kinds
+// of mistake; in index order within a class. labels and predictions pair up by index.
+std::vector<std::int64_t> pick_misclassified(const std::vector<std::int32_t>& labels,
+                                             const std::vector<std::int32_t>& predictions,
+                                             std::size_t count);
+
 // Checks what the writers rely on: at least one model, names non-empty and unique, accuracies
 // in [0, 1], no negative or non-finite measure, images whose pixels match their size (at most
 // 256x256), classes not negative. Throws recur::Error(subject, reason) naming the model.

@@ -144,8 +144,8 @@ std::string axis_sentence(const std::vector<ReportModel>& models, const Measure&
     return fmt::format("{}: {} and {} tie at {}{}.", axis, w.name, s.name, wv, unit_after);
   const double a = ms.get(w), b = ms.get(s);
   const std::string ratio = ms.higher_better ? ratio_text(a, b) : ratio_text(b, a);
-  std::string out = fmt::format("{}: {} {} {}{}, {} {} {} ({})", axis, w.name, wins, wv,
-                                unit_after, ratio, lead, s.name, sv);
+  std::string out = fmt::format("{}: {} {} {}{}, {} {} {} ({})", axis, w.name, wins, wv, unit_after,
+                                ratio, lead, s.name, sv);
   if (r.size() > 2) {
     const ReportModel& l = *r.back();
     out += fmt::format("; {} comes last with {}", l.name, ms.text(ms.get(l)));
@@ -523,6 +523,51 @@ figure img{display:block;width:56px;height:56px;image-rendering:pixelated;backgr
 )";
 
 }  // namespace
+
+// ---- measures ----
+
+std::vector<ConfusedPair> most_confused(const std::vector<std::int64_t>& confusion, int classes,
+                                        std::size_t top) {
+  RECUR_CHECK(classes >= 1 && confusion.size() == static_cast<std::size_t>(classes) * classes,
+              "confusion",
+              "expected " + std::to_string(classes) + "x" + std::to_string(classes) +
+                  " counts, got " + std::to_string(confusion.size()));
+  std::vector<ConfusedPair> pairs;
+  for (int t = 0; t < classes; ++t)
+    for (int p = 0; p < classes; ++p) {
+      const std::int64_t n = confusion[static_cast<std::size_t>(t) * classes + p];
+      RECUR_CHECK(n >= 0, "confusion", "a count is negative");
+      if (t != p && n > 0) pairs.push_back({t, p, n});
+    }
+  std::stable_sort(pairs.begin(), pairs.end(),
+                   [](const ConfusedPair& a, const ConfusedPair& b) { return a.count > b.count; });
+  if (pairs.size() > top) pairs.resize(top);
+  return pairs;
+}
+
+std::vector<std::int64_t> pick_misclassified(const std::vector<std::int32_t>& labels,
+                                             const std::vector<std::int32_t>& predictions,
+                                             std::size_t count) {
+  std::vector<std::vector<std::int64_t>> by_class;
+  const std::size_t n = std::min(labels.size(), predictions.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (labels[i] == predictions[i] || labels[i] < 0) continue;
+    const auto c = static_cast<std::size_t>(labels[i]);
+    if (by_class.size() <= c) by_class.resize(c + 1);
+    by_class[c].push_back(static_cast<std::int64_t>(i));
+  }
+  std::vector<std::int64_t> out;
+  for (std::size_t round = 0; out.size() < count; ++round) {
+    bool any = false;
+    for (const auto& list : by_class)
+      if (round < list.size() && out.size() < count) {
+        out.push_back(list[round]);
+        any = true;
+      }
+    if (!any) break;
+  }
+  return out;
+}
 
 // ---- validation ----
 

@@ -4,10 +4,14 @@
 // round trip through JSON, and the errors a wrong chain gets.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
 
@@ -124,6 +128,29 @@ TEST(ConvModel, DescriptionRoundTripsThroughJson) {
     EXPECT_EQ(back.layers[i].padding, spec.layers[i].padding) << i;
   }
   EXPECT_EQ(Model<float>(back).num_params(), 61706u);
+}
+
+TEST(ConvModel, CheckpointRoundTripGivesTheSameLogits) {
+  Model<float> model(lenet5());
+  model.init(7);
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("recur-lenet-" + std::to_string(::getpid()) + ".safetensors"))
+                               .string();
+  save_layered_model(path, model, {});
+  const LoadedLayeredModel loaded = load_layered_model(path);
+  std::filesystem::remove(path);
+  ASSERT_EQ(loaded.format, 2);
+  ASSERT_EQ(loaded.model->params(), model.params());
+  Rng rng(9);
+  std::vector<float> x(3 * 28 * 28);
+  for (float& v : x) v = static_cast<float>(rng.uniform());
+  ModelInput<float> in;
+  in.x = x.data();
+  in.batch = 3;
+  ModelWorkspace<float> a, b;
+  const float* la = model.forward(in, a, false);
+  const float* lb = loaded.model->forward(in, b, false);
+  EXPECT_EQ(std::vector<float>(la, la + 30), std::vector<float>(lb, lb + 30));
 }
 
 TEST(ConvModel, WrongChainsAreRefusedNamingTheLayer) {

@@ -303,5 +303,24 @@ TEST(ReportJson, RoundTripsAndRefusesBadInput) {
             "r.json: model 'a': each 'confused' entry must be [true, predicted, count] integers");
 }
 
+TEST(ReportMeasures, MostConfusedPairsAndMisclassifiedPicks) {
+  // 3 classes: 0->1 five times, 2->0 five times (tie: the smaller true class first), 1->2 once.
+  const std::vector<std::int64_t> confusion = {90, 5, 0, 0, 80, 1, 5, 0, 70};
+  const auto pairs = most_confused(confusion, 3, 2);
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].truth, 0);
+  EXPECT_EQ(pairs[0].predicted, 1);
+  EXPECT_EQ(pairs[0].count, 5);
+  EXPECT_EQ(pairs[1].truth, 2);
+  EXPECT_EQ(pairs[1].predicted, 0);
+  EXPECT_EQ(most_confused(confusion, 3, 10).size(), 3u);  // zeros left out
+  EXPECT_THROW(most_confused(confusion, 4, 3), Error);
+  // Mistakes at 1, 2, 4 (class 0), 5 (class 2): taken in turn from each class.
+  const std::vector<std::int32_t> labels = {0, 0, 0, 1, 0, 2, 2};
+  const std::vector<std::int32_t> predictions = {0, 1, 2, 1, 1, 0, 2};
+  EXPECT_EQ(pick_misclassified(labels, predictions, 3), (std::vector<std::int64_t>{1, 5, 2}));
+  EXPECT_EQ(pick_misclassified(labels, predictions, 10), (std::vector<std::int64_t>{1, 5, 2, 4}));
+}
+
 }  // namespace
 }  // namespace recur
