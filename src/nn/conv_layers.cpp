@@ -8,6 +8,7 @@
 #include "kernels/conv.hpp"
 #include "nn/init_fill.hpp"
 #include "recur/error.hpp"
+#include "recur/image.hpp"
 
 namespace recur {
 
@@ -20,10 +21,25 @@ std::string shape_text(const ActShape& s) {
          std::to_string(s.width);
 }
 
+// Bounds that keep every size and index product of the kernels far inside int and size_t, so a
+// description read from a file (a checkpoint's metadata) cannot make them overflow.
+constexpr int kMaxWindow = 1024;                            // kernel, stride, padding
+constexpr int kMaxChannels = 1 << 16;                       // image channels
+constexpr std::size_t kMaxPerImage = std::size_t{1} << 28;  // elements of one image's buffers
+
 void require_image(const LayerSpec& spec, const ActShape& in, const std::string& where) {
   RECUR_CHECK(in.kind == ActKind::image, where,
               spec.type + " needs an image input [channels, height, width], got a " +
                   (in.kind == ActKind::sequence ? "sequence" : "vector"));
+  RECUR_CHECK(in.features >= 1 && in.features <= kMaxChannels && in.height >= 1 &&
+                  in.height <= kMaxImageSide && in.width >= 1 && in.width <= kMaxImageSide,
+              where,
+              spec.type + " input " + shape_text(in) + " must have 1.." +
+                  std::to_string(kMaxChannels) + " channels and sides of 1.." +
+                  std::to_string(kMaxImageSide));
+  RECUR_CHECK(in.per_row() <= kMaxPerImage, where,
+              spec.type + " input " + shape_text(in) + " holds over " +
+                  std::to_string(kMaxPerImage) + " values per image");
 }
 
 // The window sizes shared by conv2d and maxpool2d; checks them against the input.
@@ -32,6 +48,11 @@ Conv2dDims window_dims(const LayerSpec& spec, const ActShape& in, int default_st
   const std::string& t = spec.type;
   RECUR_CHECK(spec.kernel >= 1, where,
               t + " kernel must be at least 1, got " + std::to_string(spec.kernel));
+  RECUR_CHECK(spec.kernel <= kMaxWindow && spec.stride <= kMaxWindow && spec.padding <= kMaxWindow,
+              where,
+              t + " kernel, stride and padding must be at most " + std::to_string(kMaxWindow) +
+                  ", got " + std::to_string(spec.kernel) + ", " + std::to_string(spec.stride) +
+                  ", " + std::to_string(spec.padding));
   RECUR_CHECK(
       spec.stride >= 0, where,
       t + " stride must be at least 1 (0: the default), got " + std::to_string(spec.stride));
@@ -72,8 +93,18 @@ class Conv2dLayer final : public Layer<T> {
         "conv2d size (output channels) must be at least 1, got " + std::to_string(spec.size));
     RECUR_CHECK(spec.init.kind != InitKind::orthogonal, where,
                 "conv2d init: orthogonal applies to recurrent matrices only");
+    RECUR_CHECK(spec.size <= kMaxChannels, where,
+                "conv2d size (output channels) must be at most " + std::to_string(kMaxChannels) +
+                    ", got " + std::to_string(spec.size));
     dims_ = window_dims(spec, in, 1, where);
     dims_.out_channels = spec.size;
+    const std::size_t out_per_image =
+        static_cast<std::size_t>(spec.size) * dims_.out_height() * dims_.out_width();
+    RECUR_CHECK(dims_.col_size() <= kMaxPerImage && out_per_image <= kMaxPerImage, where,
+                "conv2d on a " + shape_text(in) + " input with kernel " +
+                    std::to_string(spec.kernel) + " needs " +
+                    std::to_string(std::max(dims_.col_size(), out_per_image)) +
+                    " values per image, over the limit of " + std::to_string(kMaxPerImage));
     this->spec_ = spec;
     this->in_ = in;
     this->out_ = ActShape{ActKind::image, spec.size, dims_.out_height(), dims_.out_width(), false};

@@ -388,6 +388,13 @@ TEST(ConvLayers, BadSpecsNameTheFieldAndReason) {
   ortho.init.kind = InitKind::orthogonal;
   expect_error(ortho, image(1, 8, 8), "orthogonal");
   expect_error(spec_of("relu"), ActShape{ActKind::sequence, 1, 0, 0, true}, "token ids");
+  // Sizes from a file cannot overflow the kernels' arithmetic.
+  expect_error(spec_of("conv2d", 4, 3, 1, 1 << 30), image(1, 8, 8), "at most 1024");
+  expect_error(spec_of("maxpool2d", 0, 2000000000), image(1, 8, 8), "at most 1024");
+  expect_error(spec_of("conv2d", 1 << 20, 3), image(1, 8, 8), "at most 65536");
+  expect_error(spec_of("flatten"), image(1 << 16, 16384, 16384), "values per image");
+  expect_error(spec_of("conv2d", 4, 3), image(0, 8, 8), "channels and sides");
+  expect_error(spec_of("conv2d", 60000, 7, 1, 3), image(600, 100, 100), "over the limit");
 }
 
 }  // namespace
