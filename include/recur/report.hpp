@@ -16,8 +16,8 @@ struct ConfusedPair {
   std::int64_t count = 0;
 };
 
-// One epoch of training: the mean training loss over the epoch and the accuracy (fraction in
-// [0, 1]) on the held-out set measured at its end (validation, or the test set when none).
+// One epoch of training: the mean training loss over the epoch (NaN when none was logged) and
+// the accuracy (fraction in [0, 1]) on the held-out set measured at its end.
 struct EpochRecord {
   int epoch = 0;
   double train_loss = 0;
@@ -70,6 +70,14 @@ std::vector<ConfusedPair> most_confused(const std::vector<std::int64_t>& confusi
 std::vector<std::int64_t> pick_misclassified(const std::vector<std::int32_t>& labels,
                                              const std::vector<std::int32_t>& predictions,
                                              std::size_t count);
+
+// One record per epoch from a run's metrics.jsonl text (the lines recur train writes): the
+// epoch's held-out accuracy from its "validation" line, and the mean of the losses of the
+// "train" lines logged during that epoch. Epochs without a validation line are left out;
+// other kinds of line are ignored. Throws recur::Error(source, ...) naming the line for a line
+// that is not JSON or lacks a field.
+std::vector<EpochRecord> epoch_curve_from_metrics(const std::string& jsonl,
+                                                  const std::string& source);
 
 // Checks what the writers rely on: at least one model, names non-empty and unique, accuracies
 // in [0, 1], no negative or non-finite measure, images whose pixels match their size (at most

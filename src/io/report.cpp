@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -569,6 +570,51 @@ std::vector<std::int64_t> pick_misclassified(const std::vector<std::int32_t>& la
   return out;
 }
 
+std::vector<EpochRecord> epoch_curve_from_metrics(const std::string& jsonl,
+                                                  const std::string& source) {
+  std::vector<EpochRecord> out;
+  double loss_sum = 0;
+  int loss_count = 0;
+  std::int64_t loss_epoch = -1;
+  std::size_t start = 0;
+  for (int line = 1; start < jsonl.size(); ++line) {
+    std::size_t end = jsonl.find('\n', start);
+    if (end == std::string::npos) end = jsonl.size();
+    const std::string text = jsonl.substr(start, end - start);
+    start = end + 1;
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = source + ":" + std::to_string(line);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(where, "not a JSON line");
+    }
+    RECUR_CHECK(j.is_object() && j.contains("kind") && j.at("kind").is_string(), where,
+                "a metrics line needs a \"kind\"");
+    const std::string kind = j.at("kind").get<std::string>();
+    if (kind != "train" && kind != "validation") continue;
+    for (const char* key : {"epoch", "loss"})
+      RECUR_CHECK(j.contains(key), where, std::string("'") + key + "' is missing");
+    const auto epoch = json_integer<std::int64_t>(j, "epoch", where);
+    if (kind == "train") {
+      if (epoch != loss_epoch) loss_sum = 0, loss_count = 0, loss_epoch = epoch;
+      loss_sum += json_number(j, "loss", where);
+      ++loss_count;
+    } else {
+      RECUR_CHECK(j.contains("accuracy"), where, "'accuracy' is missing");
+      EpochRecord r;
+      r.epoch = static_cast<int>(epoch + 1);
+      r.accuracy = json_number(j, "accuracy", where);
+      r.train_loss = loss_epoch == epoch && loss_count > 0
+                         ? loss_sum / loss_count
+                         : std::numeric_limits<double>::quiet_NaN();
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
 // ---- validation ----
 
 void validate_report(const Report& report, const std::string& subject) {
@@ -599,8 +645,8 @@ void validate_report(const Report& report, const std::string& subject) {
       RECUR_CHECK(p.truth >= 0 && p.predicted >= 0 && p.count >= 0, subject,
                   who + ": a confused pair has a negative class or count");
     for (const EpochRecord& e : m.curve)
-      RECUR_CHECK(e.epoch >= 0 && std::isfinite(e.train_loss) && std::isfinite(e.accuracy), subject,
-                  who + ": a curve point has a negative epoch or a non-finite value");
+      RECUR_CHECK(e.epoch >= 0 && !std::isinf(e.train_loss) && std::isfinite(e.accuracy), subject,
+                  who + ": a curve point has a negative epoch or an infinite value");
     for (const MisclassifiedImage& img : m.misclassified) {
       RECUR_CHECK(img.width >= 1 && img.height >= 1 && img.width <= 256 && img.height <= 256,
                   subject, who + ": a misclassified image must be 1..256 pixels on a side");
@@ -795,7 +841,10 @@ std::string report_to_json(const Report& report) {
                    images = nlohmann::json::array();
     for (const ConfusedPair& p : m.confused) confused.push_back({p.truth, p.predicted, p.count});
     for (const EpochRecord& e : m.curve)
-      curve.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"accuracy", e.accuracy}});
+      curve.push_back({{"epoch", e.epoch},
+                       {"train_loss", std::isnan(e.train_loss) ? nlohmann::json(nullptr)
+                                                               : nlohmann::json(e.train_loss)},
+                       {"accuracy", e.accuracy}});
     for (const MisclassifiedImage& img : m.misclassified)
       images.push_back({{"width", img.width},
                         {"height", img.height},
@@ -892,8 +941,11 @@ Report report_from_json(const std::string& text, const std::string& source) {
     }
     for (const auto& e : array_at(jm, "curve", where)) {
       RECUR_CHECK(e.is_object(), where, "each 'curve' entry must be an object");
-      m.curve.push_back({json_integer<int>(e, "epoch", where), json_number(e, "train_loss", where),
-                         json_number(e, "accuracy", where)});
+      const bool no_loss = e.contains("train_loss") && e.at("train_loss").is_null();
+      m.curve.push_back(
+          {json_integer<int>(e, "epoch", where),
+           no_loss ? std::numeric_limits<double>::quiet_NaN() : json_number(e, "train_loss", where),
+           json_number(e, "accuracy", where)});
     }
     for (const auto& im : array_at(jm, "misclassified", where)) {
       RECUR_CHECK(im.is_object(), where, "each 'misclassified' entry must be an object");

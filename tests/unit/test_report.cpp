@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -320,6 +321,45 @@ TEST(ReportMeasures, MostConfusedPairsAndMisclassifiedPicks) {
   const std::vector<std::int32_t> predictions = {0, 1, 2, 1, 1, 0, 2};
   EXPECT_EQ(pick_misclassified(labels, predictions, 3), (std::vector<std::int64_t>{1, 5, 2}));
   EXPECT_EQ(pick_misclassified(labels, predictions, 10), (std::vector<std::int64_t>{1, 5, 2, 4}));
+}
+
+TEST(ReportMeasures, EpochCurveFromMetricsLines) {
+  const std::string jsonl =
+      R"({"kind":"train","step":50,"epoch":0,"loss":1.0,"accuracy":0.5})"
+      "\n"
+      R"({"kind":"train","step":100,"epoch":0,"loss":0.5,"accuracy":0.8})"
+      "\n"
+      R"({"kind":"validation","step":100,"epoch":0,"loss":0.4,"accuracy":0.9})"
+      "\n"
+      R"({"kind":"other","epoch":0})"
+      "\n"
+      "\n"
+      R"({"kind":"train","step":150,"epoch":1,"loss":0.2,"accuracy":0.9})"
+      "\n"
+      R"({"kind":"validation","step":200,"epoch":1,"loss":0.3,"accuracy":0.95})"
+      "\n"
+      R"({"kind":"validation","step":300,"epoch":2,"loss":0.3,"accuracy":0.96})"
+      "\n";
+  const auto curve = epoch_curve_from_metrics(jsonl, "m.jsonl");
+  ASSERT_EQ(curve.size(), 3u);
+  EXPECT_EQ(curve[0].epoch, 1);
+  EXPECT_DOUBLE_EQ(curve[0].train_loss, 0.75);
+  EXPECT_DOUBLE_EQ(curve[0].accuracy, 0.9);
+  EXPECT_DOUBLE_EQ(curve[1].train_loss, 0.2);
+  EXPECT_TRUE(std::isnan(curve[2].train_loss));  // no train line in epoch 2
+  // A NaN loss survives the JSON round trip (as null) and is left out of the chart.
+  Report r = fixed_report();
+  r.models[0].curve = curve;
+  const Report back = report_from_json(report_to_json(r), "r.json");
+  EXPECT_TRUE(std::isnan(back.models[0].curve[2].train_loss));
+  EXPECT_EQ(report_html(back), report_html(r));
+  try {
+    epoch_curve_from_metrics("{\"kind\":\"train\",\"epoch\":0,\"loss\":1}\nnot json\n", "m.jsonl");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "m.jsonl:2: not a JSON line");
+  }
+  EXPECT_THROW(epoch_curve_from_metrics(R"({"kind":"validation","epoch":0,"loss":1})", "m"), Error);
 }
 
 }  // namespace
