@@ -2,7 +2,8 @@
 # Installs what recur needs from Debian's packages, and only that.
 #   bash scripts/install-deps.sh           the main job: build recur, fetch MNIST, train, evaluate
 #   bash scripts/install-deps.sh --test    also the test suite's needs (GoogleTest, Google
-#                                          Benchmark, PyTorch for the golden and round-trip tests)
+#                                          Benchmark, PyTorch for the golden and round-trip tests,
+#                                          Chromium to check the HTML report in a real browser)
 #   --list                                 print the package list instead of installing
 # Idempotent: packages already installed are skipped, and nothing is fetched when all are there.
 set -euo pipefail
@@ -29,6 +30,7 @@ if $test_deps; then
     git curl libgtest-dev libgmock-dev libbenchmark-dev
     python3 python3-numpy python3-torch python3-dev pybind11-dev python3-pytest
     libopenmpi-dev openmpi-bin
+    chromium
   )
 fi
 if [[ "${RECUR_FUZZ_DEPS:-0}" == 1 ]]; then
