@@ -57,6 +57,10 @@ def parse_args(argv):
                    help="before each measurement, wait until other processes use fewer cores")
     p.add_argument("--quiet-wait", type=float, default=120,
                    help="longest wait for that, in seconds (then measure anyway and warn)")
+    p.add_argument("--imdb", action="store_true",
+                   help="measure the IMDb BiLSTM instead (bench/imdb_bench.py); with --write its "
+                   "section at the end of bench/RESULTS.md is replaced")
+    p.add_argument("--imdb-data", default=os.path.join(ROOT, "data", "imdb"))
     p.add_argument("--save", metavar="FILE", help="also write every process's JSON result here")
     args = p.parse_args(argv)
     args.config = args.config or ["lstm:128:128:2", "gru:128:128:2", "rnn:128:128:2"]
@@ -223,8 +227,34 @@ def versions(recur):
     return (out or "recur") + (f" (git {git})" if git else ""), torch.__version__
 
 
+def main_imdb(args):
+    import imdb_bench
+    if not os.path.exists(os.path.join(args.imdb_data, "reviews.json")):
+        sys.exit("compare.py: no reviews.json in " + args.imdb_data + " (recur data fetch imdb)")
+    quiet = Quiet(args.quiet_cores, args.quiet_wait)
+    rows = imdb_bench.run(args, lambda cmd: quiet.run(cmd))
+    model, cores = machine()
+    section = imdb_bench.table(rows, args, f"{model}, {cores} cores")
+    print(section)
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(rows, f, indent=1)
+    if args.write:
+        old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
+        at = old.find("\n## IMDb BiLSTM")
+        text = (old[:at] if at >= 0 else old.rstrip("\n") + "\n") + "\n" + section
+        tmp = RESULTS + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, RESULTS)
+        print(f"wrote {os.path.relpath(RESULTS, ROOT)}", file=sys.stderr)
+    return 0
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.imdb:
+        return main_imdb(args)
     configs = [parse_config(c) for c in args.config]
     quiet = Quiet(args.quiet_cores, args.quiet_wait)
     results = {}  # (config index, impl, mode) -> [result per round]

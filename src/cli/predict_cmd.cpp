@@ -171,7 +171,10 @@ int run_predict(const PredictOptions& o) {
     RECUR_CHECK(o.inputs.empty(), "--text", "give either --text or picture files, not both");
     return run_text_predict(o.model, o.texts, o.json);
   }
-  RECUR_CHECK(!o.inputs.empty(), "inputs", "give the PNG or PGM files to classify");
+  if (o.inputs.empty())
+    throw Error("predict",
+                "inputs is required: give the PNG or PGM files to classify (or --text "
+                "for a text model)");
   const Invert invert = parse_invert(o.invert);
   ModelWithView m = load_model_with_view(o.model);
   const SequenceView view = make_view(m);

@@ -20,8 +20,8 @@ struct SequenceFlags {
   int embed = 128;
   int vocab = 20000;
   int min_count = 2;
-  int max_len = 400;
-  std::string truncate = "head";
+  int max_len = 500;
+  std::string truncate = "tail";  // a review's verdict tends to come at its end
   std::string test_data;
   double head_dropout = 0;
   double embed_dropout = 0;

@@ -177,6 +177,7 @@ std::string to_json(const ModelSpec& spec) {
     } else if (l.type == "maxpool2d") {
       j["kernel"] = l.kernel;
       j["stride"] = l.stride;
+      j["padding"] = l.padding;
     }
     layers.push_back(std::move(j));
   }
