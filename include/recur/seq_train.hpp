@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "recur/checkpoint.hpp"
+#include "recur/data.hpp"
 #include "recur/layers.hpp"
 #include "recur/optim.hpp"
 #include "recur/text.hpp"
@@ -89,6 +90,29 @@ class ArraySequences final : public SequenceSource {
 
  private:
   std::shared_ptr<const SequenceSet> set_;
+};
+
+// Images as one-step samples for image models (MLP, CNN): input [batch, 1, rows, cols], pixels
+// scaled to [0, 1]; `indices` picks and orders the images used (all when empty).
+class ImageSamples final : public SequenceSource {
+ public:
+  ImageSamples(std::shared_ptr<const ImageSet> set, std::vector<std::int64_t> indices = {});
+  std::int64_t size() const override { return static_cast<std::int64_t>(indices_.size()); }
+  int length(std::int64_t) const override { return 1; }
+  std::int32_t label(std::int64_t i) const override {
+    return set_->labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
+  }
+  int num_classes() const override { return set_->num_classes; }
+  ActShape input_shape() const override;
+  int max_length() const override { return 1; }
+  void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+            float* x) const override;
+  // The image behind sample i.
+  std::int64_t image_index(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
+
+ private:
+  std::shared_ptr<const ImageSet> set_;
+  std::vector<std::int64_t> indices_;
 };
 
 inline constexpr int kPoolBatches = 32;

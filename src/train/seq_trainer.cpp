@@ -63,6 +63,31 @@ void ArraySequences::fill(const std::int64_t* idx, int n, const SeqInfo& seq, st
   }
 }
 
+ImageSamples::ImageSamples(std::shared_ptr<const ImageSet> set, std::vector<std::int64_t> indices)
+    : set_(std::move(set)), indices_(std::move(indices)) {
+  if (indices_.empty()) {
+    indices_.resize(static_cast<std::size_t>(set_->count));
+    std::iota(indices_.begin(), indices_.end(), 0);
+  }
+}
+
+ActShape ImageSamples::input_shape() const {
+  ActShape s{ActKind::image, 1};
+  s.height = set_->rows;
+  s.width = set_->cols;
+  return s;
+}
+
+void ImageSamples::fill(const std::int64_t* idx, int n, const SeqInfo&, std::int32_t*,
+                        float* x) const {
+  const std::size_t pixels = static_cast<std::size_t>(set_->rows) * set_->cols;
+  for (int b = 0; b < n; ++b) {
+    const std::uint8_t* p = set_->image(image_index(idx[b]));
+    float* o = x + static_cast<std::size_t>(b) * pixels;
+    for (std::size_t k = 0; k < pixels; ++k) o[k] = static_cast<float>(p[k]) * (1.f / 255.f);
+  }
+}
+
 // ---- batches by length ----
 
 std::vector<std::vector<std::int64_t>> length_batches(const SequenceSource& src,
@@ -149,7 +174,7 @@ SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
   const float scale = 1.f / static_cast<float>(idx.size());
   const std::size_t P = model_.num_params();
   const bool ids = src.input_shape().ids;
-  const int F = src.input_shape().features;
+  const std::size_t F = src.input_shape().per_row();
   pool_->run(tasks, [&](int k) {
     Chunk& c = *chunks_[k];
     const int first = starts[k], n = starts[k + 1] - starts[k];
@@ -203,7 +228,7 @@ SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
   const int tasks = static_cast<int>(starts.size()) - 1;
   const int C = model_.spec().num_classes;
   const bool ids = src.input_shape().ids;
-  const int F = src.input_shape().features;
+  const std::size_t F = src.input_shape().per_row();
   pool_->run(tasks, [&](int k) {
     Chunk& c = *chunks_[k];
     const int first = starts[k], n = starts[k + 1] - starts[k];
