@@ -67,6 +67,9 @@ def main():
     os.symlink(build, os.path.join(scratch, "build"))
     os.makedirs(os.path.join(scratch, "data"))
     shutil.copytree(os.path.join(ROOT, "data", "mnist"), os.path.join(scratch, "data", "mnist"))
+    # IMDb too when the source tree has it (else the README's `data fetch imdb` fetches it).
+    if os.path.exists(os.path.join(ROOT, "data", "imdb", "reviews.json")):
+        shutil.copytree(os.path.join(ROOT, "data", "imdb"), os.path.join(scratch, "data", "imdb"))
 
     failed = 0
     for section, command in commands:
