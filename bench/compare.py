@@ -61,6 +61,8 @@ def parse_args(argv):
                    help="measure the IMDb BiLSTM instead (bench/imdb_bench.py); with --write its "
                    "section at the end of bench/RESULTS.md is replaced")
     p.add_argument("--imdb-data", default=os.path.join(ROOT, "data", "imdb"))
+    p.add_argument("--torch-steps", type=int, default=4,
+                   help="--imdb: timed steps of PyTorch on packed sequences")
     p.add_argument("--save", metavar="FILE", help="also write every process's JSON result here")
     args = p.parse_args(argv)
     args.config = args.config or ["lstm:128:128:2", "gru:128:128:2", "rnn:128:128:2"]

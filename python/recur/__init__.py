@@ -64,6 +64,11 @@ class Model:
         return self._core.num_classes
 
     def predict(self, x: np.ndarray, *, logits: bool = False):
+        if isinstance(self._core, _recur.TextModel):
+            raise TypeError("a text model reads strings: use predict_text()")
+        return self._predict(x, logits)
+
+    def _predict(self, x: np.ndarray, logits: bool):
         """Classifies a batch.
 
         x: uint8 images ``[N, rows, cols]`` (read through the model's view, rows/cols/pixels/
@@ -80,10 +85,19 @@ class Model:
         return self._core.predict(x, logits)
 
     def predict_text(self, texts):
-        """Classifies strings with a text model. Not available yet: recur has no text models."""
-        raise NotImplementedError(
-            "recur has no text models yet: predict_text arrives with text data support "
-            "(tokenizer, embeddings); use predict() on images or float32 sequences")
+        """Classifies strings with a text model (``recur train --data imdb`` and friends): each
+        text tokenized exactly as training did (the vocabulary travels in the checkpoint).
+
+        Returns ``(labels, probabilities)``: int64 ``[N]`` and float32 ``[N, classes]``; the
+        class names are ``config["class_names"]``. Raises TypeError for a model of images or
+        arrays, ValueError for a text that is not valid UTF-8 or is over 1 MiB.
+        """
+        if not isinstance(self._core, _recur.TextModel):
+            raise TypeError("predict_text needs a text model; this one reads images or "
+                            "float32 sequences: use predict()")
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings, not one string")
+        return self._core.predict_text(list(texts))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict:
         """Accuracy and mean cross-entropy on ``x`` (as for predict) with integer labels ``y``.
@@ -109,7 +123,10 @@ def load(path: PathLike) -> Model:
     Raises FileNotFoundError / IsADirectoryError for a missing file or a folder, ValueError for
     a corrupt file or one that is not a recur model (the command line's message).
     """
-    return Model(_recur.Model(os.fspath(path)))
+    path = os.fspath(path)
+    if _recur.is_text_model(path):
+        return Model(_recur.TextModel(path))
+    return Model(_recur.Model(path))
 
 
 @dataclass

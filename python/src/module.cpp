@@ -36,6 +36,8 @@ namespace py = pybind11;
 
 namespace recur::python {
 
+void add_text_bindings(py::module_& m);  // text.cpp
+
 namespace {
 
 // Raises `type` (a Python exception class) with `message`.
@@ -555,6 +557,7 @@ PYBIND11_MODULE(_recur, m) {
       .def("evaluate", &Model::evaluate, py::arg("x"), py::arg("y"))
       .def("save", &Model::save, py::arg("path"))
       .def("__repr__", &Model::repr);
+  recur::python::add_text_bindings(m);
   m.def("load_mnist", &recur::python::load_mnist_arrays, py::arg("path"), py::arg("train"));
   m.def("train", &recur::python::train, py::arg("options"), py::arg("parts"), py::arg("callback"),
         py::arg("verbose"));

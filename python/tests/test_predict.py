@@ -187,11 +187,46 @@ def test_bad_files(tmp_path, gru):
         recur.datasets.mnist(tmp_path / "nowhere")
 
 
-def test_text_parts_say_they_are_missing(gru):
-    with pytest.raises(NotImplementedError, match="no text models yet"):
+def test_text_model_predicts_as_the_command_line(gru, cli, tmp_path):
+    """A text model trained by the command line on a label<TAB>text file: predict_text gives
+    the classes and probabilities of `recur predict --json --text`, and datasets.imdb-style
+    loading reads the same file."""
+    good, bad = ["wonderful", "superb", "moving"], ["awful", "boring", "dull"]
+    filler = ["the", "film", "plot", "was", "a", "story"]
+    rng = np.random.default_rng(4)
+    lines = []
+    for k in range(400):
+        label = k % 2
+        words = [filler[i] for i in rng.integers(0, len(filler), 6)]
+        words.insert(int(rng.integers(0, 6)), (good if label else bad)[int(rng.integers(0, 3))])
+        lines.append(f"{label}\t{' '.join(words)}")
+    data = tmp_path / "texts.tsv"
+    data.write_text("\n".join(lines) + "\n")
+    run_cli(cli, "train", "--data", data, "--out", tmp_path / "text-run", "--epochs", "4",
+            "--hidden", "8", "--embed", "8", "--batch", "16", "--lr", "0.01", "--threads", "1")
+    model = recur.load(tmp_path / "text-run" / "last.safetensors")
+    assert model.config["class_names"] == ["0", "1"]
+    texts = ["The plot was SUPERB!", "a dull, dull story", "Ünïcode wörds film"]
+    labels, probs = model.predict_text(texts)
+    assert labels.dtype == np.int64 and probs.dtype == np.float32 and probs.shape == (3, 2)
+    assert list(labels[:2]) == [1, 0]
+    args = ["predict", tmp_path / "text-run" / "last.safetensors", "--json"]
+    for t in texts:
+        args += ["--text", t]
+    ref = json.loads(run_cli(cli, *args))
+    assert [r["class"] for r in ref] == list(labels)
+    np.testing.assert_array_equal(np.array([r["probabilities"] for r in ref], np.float32), probs)
+    with pytest.raises(TypeError, match="use predict_text"):
+        model.predict(np.zeros((1, 28, 28), np.uint8))
+    with pytest.raises(TypeError, match="needs a text model"):
         gru.predict_text(["a fine film"])
-    with pytest.raises(NotImplementedError, match="no text data support yet"):
-        recur.datasets.imdb()
+    with pytest.raises(TypeError, match="list of strings"):
+        model.predict_text("one string")
+    (tr, ytr), (te, yte) = recur.datasets.imdb(data)
+    assert len(tr) == 320 and len(te) == 80 and ytr.dtype == np.int64
+    assert sorted(tr + te) == sorted(line.split("\t", 1)[1] for line in lines)
+    with pytest.raises(FileNotFoundError):
+        recur.datasets.imdb(tmp_path / "nowhere")
 
 
 def test_mnist_arrays(mnist, data_dir):
