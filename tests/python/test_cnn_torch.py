@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A recur CNN checkpoint in PyTorch: `recur report --budget tiny` trains its LeNet-style CNN (the
-report's layer list with narrow layers, two epochs) on the first 2,000 MNIST training images and
+report's layer list with narrow layers, two epochs) on the first 6,000 MNIST training images and
 measures it on the first 500 test images; the test loads runs/cnn/best.safetensors into the
 matching torch.nn.Sequential (tensor names 0.weight, 3.weight, 7.weight, ... unchanged) and
 checks that PyTorch gets the same test accuracy (the same count of correct answers) and makes
@@ -75,7 +75,7 @@ def main():
     work = os.path.join(os.path.abspath(args.work), "cnn-torch")
     data = os.path.join(work, "data")
     os.makedirs(data, exist_ok=True)
-    write_subset(MNIST, data, "train", 2000)
+    write_subset(MNIST, data, "train", 6000)
     n, rows, cols, pixels, labels = write_subset(MNIST, data, "t10k", 500)
     out = os.path.join(work, "report")
     subprocess.run([args.cli, "report", "--budget", "tiny", "--threads", "2", "--data", data,
