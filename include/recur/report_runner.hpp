@@ -1,0 +1,62 @@
+// What `recur report` runs: a fixed set of models trained on the same IDX image data with stated
+// budgets, each trained in its own child process (so its peak RSS is its own, read by the parent
+// from wait4), then measured the same way (test accuracy on the whole test set, parameters,
+// checkpoint bytes, training seconds per epoch, inference samples/s at batch 1000, batch-1
+// latency, most confused pairs, curves, misclassified digits) and written with recur/report.hpp.
+//
+// Every model lives in OUT/runs/NAME. A folder whose plan.txt equals the planned model's
+// fingerprint (model, recipe, budget, data) and that holds summary.json and the checkpoint is
+// reused: its measures.json is read back, or the checkpoint measured again when that is missing.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "recur/data.hpp"
+#include "recur/report.hpp"
+#include "recur/seq_train.hpp"
+#include "recur/train.hpp"
+
+namespace recur {
+
+enum class ReportBudget { standard, tiny };  // tiny: for tests (few epochs, small models)
+// Throws Error("--budget", ...) for anything but "default" or "tiny".
+ReportBudget parse_report_budget(const std::string& name);
+
+struct ReportRunOptions {
+  std::string data_dir = "data/mnist";
+  std::string out_dir = "runs/report";
+  bool long_views = false;  // adds the pixel-by-pixel and permuted-pixel LSTMs
+  int threads = 0;          // 0 = every core this process may run on
+  ReportBudget budget = ReportBudget::standard;
+  std::string executable;  // the recur binary the children run (`report --train-one NAME ...`)
+};
+
+// One model of the report and how it is trained: recurrent models over an image view with
+// train() (TrainOptions), image models (MLP, CNN) with train_sequences on ImageSamples.
+struct PlannedModel {
+  std::string name, family, description;
+  bool layered = false;
+  TrainOptions recurrent;  // !layered
+  SeqTrainOptions image;   // layered
+  int epochs = 0;
+  std::string checkpoint;   // file name in the run folder that is measured
+  std::string fingerprint;  // what must match for a trained run to be reused
+};
+
+// The models in report order. train_set gives the image size, class count and training size the
+// recipes are fitted to (a validation hold-out of at most a tenth of the training images).
+std::vector<PlannedModel> report_plan(const ReportRunOptions& options, const ImageSet& train_set);
+
+// The child's part: trains the planned model `name` into OUT/runs/NAME (after emptying it) and
+// writes train.json there (training seconds). Throws Error("--train-one", ...) for an unknown name.
+void train_report_model(const ReportRunOptions& options, const std::string& name,
+                        std::ostream& out);
+
+// The whole report: trains (in child processes) or reuses each model, measures it, writes
+// OUT/report.json, OUT/report.html and OUT/report.md. Returns the report.
+Report run_report(const ReportRunOptions& options, std::ostream& out);
+
+}  // namespace recur
