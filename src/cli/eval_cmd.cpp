@@ -25,13 +25,15 @@ namespace recur::cli {
 
 namespace {
 
+constexpr int kDefaultEvalBatch = 1000;
+
 struct EvalOptions {
   std::string model;
   std::string data = "data/mnist";
   std::string out;  // empty: the model's folder
   bool json = false;
   int threads = 0;
-  int batch = 1000;
+  int batch = kDefaultEvalBatch;
   int gallery = 24;
 };
 
@@ -135,8 +137,9 @@ int run_eval(const EvalOptions& o) {
   RECUR_CHECK(o.gallery >= 0 && o.gallery <= kMaxGallery, "--gallery",
               fmt::format("must be 0 (no pictures) up to {}, got {}", kMaxGallery, o.gallery));
   if (is_layered_file(o.model))
+    // Text batches hold hundreds of steps: 64 reviews at a time unless --batch says otherwise.
     return run_sequence_eval(o.model, o.data == "data/mnist" ? "" : o.data, o.out, o.json,
-                             o.threads, o.batch);
+                             o.threads, o.batch == kDefaultEvalBatch ? 64 : o.batch);
   ModelWithView m = load_model_with_view(o.model);
   const ImageSet set = load_mnist(o.data, false);
   const SequenceView view = make_view(m, set.rows, set.cols);

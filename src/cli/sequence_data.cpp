@@ -27,7 +27,7 @@ std::vector<std::pair<std::string, std::string>> sequence_defaults() {
   // by max pooling over the real steps.
   return {{"--pooling", "max"},     {"--bidirectional", "true"}, {"--epochs", "4"},
           {"--batch", "64"},        {"--lr", "0.002"},           {"--val", "0"},
-          {"--display-step", "50"}, {"--eval-batch", "256"}};
+          {"--display-step", "50"}, {"--eval-batch", "64"}};
 }
 
 void check_sequence_flags(const SequenceFlags& f) {
