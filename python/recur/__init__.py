@@ -64,11 +64,6 @@ class Model:
         return self._core.num_classes
 
     def predict(self, x: np.ndarray, *, logits: bool = False):
-        if isinstance(self._core, _recur.TextModel):
-            raise TypeError("a text model reads strings: use predict_text()")
-        return self._predict(x, logits)
-
-    def _predict(self, x: np.ndarray, logits: bool):
         """Classifies a batch.
 
         x: uint8 images ``[N, rows, cols]`` (read through the model's view, rows/cols/pixels/
@@ -81,6 +76,8 @@ class Model:
         (both compute blocks of 256; in a block of another size a sample's last bits may
         differ).
         """
+        if isinstance(self._core, _recur.TextModel):
+            raise TypeError("a text model reads strings: use predict_text()")
         _require_array(x, "x")
         return self._core.predict(x, logits)
 
