@@ -140,8 +140,10 @@ class SequenceRunner {
                     std::int32_t* predictions, float* probs);
   int threads() const { return threads_; }
 
+ public:
+  struct Chunk;  // one thread's share of a batch and its buffers
+
  private:
-  struct Chunk;
   Model<float>& model_;
   int threads_;
   std::unique_ptr<ThreadPool> pool_;

@@ -163,6 +163,29 @@ std::vector<int> split_by_tokens(const SequenceSource& src, const std::vector<st
   return starts;
 }
 
+// Fills chunk c with samples idx[0, n) (sorted longest first): lengths, inputs, labels.
+ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src,
+                             const std::int64_t* idx, int n) {
+  std::vector<int> lengths(static_cast<std::size_t>(n));
+  for (int b = 0; b < n; ++b) lengths[b] = src.length(idx[b]);
+  c.seq = SeqInfo::from_lengths(lengths);
+  const std::size_t rows = static_cast<std::size_t>(c.seq.steps) * n;
+  const bool ids = src.input_shape().ids;
+  if (ids)
+    c.ids.resize(rows);
+  else
+    c.x.resize(rows * src.input_shape().per_row());
+  src.fill(idx, n, c.seq, c.ids.data(), c.x.data());
+  c.labels.resize(n);
+  for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[b]);
+  ModelInput<float> in;
+  in.batch = n;
+  in.seq = &c.seq;
+  in.ids = ids ? c.ids.data() : nullptr;
+  in.x = ids ? nullptr : c.x.data();
+  return in;
+}
+
 }  // namespace
 
 SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
@@ -173,28 +196,10 @@ SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
   const int C = model_.spec().num_classes;
   const float scale = 1.f / static_cast<float>(idx.size());
   const std::size_t P = model_.num_params();
-  const bool ids = src.input_shape().ids;
-  const std::size_t F = src.input_shape().per_row();
   pool_->run(tasks, [&](int k) {
     Chunk& c = *chunks_[k];
     const int first = starts[k], n = starts[k + 1] - starts[k];
-    std::vector<int> lengths(static_cast<std::size_t>(n));
-    for (int b = 0; b < n; ++b) lengths[b] = src.length(idx[first + b]);
-    c.seq = SeqInfo::from_lengths(lengths);
-    const std::size_t rows = static_cast<std::size_t>(c.seq.steps) * n;
-    if (ids) {
-      c.ids.resize(rows);
-    } else {
-      c.x.resize(rows * F);
-    }
-    src.fill(idx.data() + first, n, c.seq, c.ids.data(), c.x.data());
-    c.labels.resize(n);
-    for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[first + b]);
-    ModelInput<float> in;
-    in.batch = n;
-    in.seq = &c.seq;
-    in.ids = ids ? c.ids.data() : nullptr;
-    in.x = ids ? nullptr : c.x.data();
+    const ModelInput<float> in = load_chunk(c, src, idx.data() + first, n);
     Rng rng(dropout_seed + static_cast<std::uint64_t>(k));
     const float* logits = model_.forward(in, c.ws, true, &rng);
     c.dlogits.resize(static_cast<std::size_t>(n) * C);
@@ -227,27 +232,10 @@ SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
   const std::vector<int> starts = split_by_tokens(src, idx, threads_);
   const int tasks = static_cast<int>(starts.size()) - 1;
   const int C = model_.spec().num_classes;
-  const bool ids = src.input_shape().ids;
-  const std::size_t F = src.input_shape().per_row();
   pool_->run(tasks, [&](int k) {
     Chunk& c = *chunks_[k];
     const int first = starts[k], n = starts[k + 1] - starts[k];
-    std::vector<int> lengths(static_cast<std::size_t>(n));
-    for (int b = 0; b < n; ++b) lengths[b] = src.length(idx[first + b]);
-    c.seq = SeqInfo::from_lengths(lengths);
-    const std::size_t rows = static_cast<std::size_t>(c.seq.steps) * n;
-    if (ids)
-      c.ids.resize(rows);
-    else
-      c.x.resize(rows * F);
-    src.fill(idx.data() + first, n, c.seq, c.ids.data(), c.x.data());
-    c.labels.resize(n);
-    for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[first + b]);
-    ModelInput<float> in;
-    in.batch = n;
-    in.seq = &c.seq;
-    in.ids = ids ? c.ids.data() : nullptr;
-    in.x = ids ? nullptr : c.x.data();
+    const ModelInput<float> in = load_chunk(c, src, idx.data() + first, n);
     const float* logits = model_.forward(in, c.ws, false);
     int correct = 0;
     c.stats.loss_sum =

@@ -28,7 +28,6 @@ namespace recur {
 
 namespace {
 
-
 std::atomic<int> g_stop_signal{0};
 
 extern "C" void on_stop_signal(int sig) {

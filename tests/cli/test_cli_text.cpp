@@ -127,7 +127,8 @@ TEST(TextCli, BadTextInputIsRefusedWithTheFileAndNoRunFolder) {
   }
   // A reviews.json entry without its label.
   fs::create_directories(tmp.path() / "imdbish");
-  std::ofstream(tmp.path() / "imdbish" / "reviews.json") << R"([{"t": "fine film", "s": 1}, {"t": "x"}])";
+  std::ofstream(tmp.path() / "imdbish" / "reviews.json")
+      << R"([{"t": "fine film", "s": 1}, {"t": "x"}])";
   const CliResult r = run_cli("train --data " + quote(tmp / "imdbish") + " --out " +
                               quote(tmp / "run-json") + " --epochs 1");
   EXPECT_TRUE(fails_with(r, "reviews.json")) << r.err;
@@ -182,8 +183,8 @@ TEST(TextCli, TrainsAndEvaluatesOnNpyArrays) {
   ASSERT_EQ(r.code, 0) << r.err << r.out;
   const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
   EXPECT_GE(summary["test_accuracy"].get<double>(), 0.9) << r.out;
-  const CliResult e = run_cli("eval " + quote(run / "last.safetensors") + " --data " + quote(tmp.path()) +
-                              " --json --out " + quote(tmp / "ev"));
+  const CliResult e = run_cli("eval " + quote(run / "last.safetensors") + " --data " +
+                              quote(tmp.path()) + " --json --out " + quote(tmp / "ev"));
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NEAR(nlohmann::json::parse(e.out)["accuracy"].get<double>(),
               summary["test_accuracy"].get<double>(), 1e-9);
