@@ -162,6 +162,8 @@ std::string without_local_paths(const std::string& config);
 // Set by SIGINT / SIGTERM (see install_stop_signals): training finishes the current step, writes
 // resume.safetensors and stops with StopRequested.
 void install_stop_signals();
+// The signal that install_stop_signals' handler caught, or 0 (train_sequences checks it too).
+int stop_signal_received();
 struct StopRequested {
   int signal = 0;
   std::string message;

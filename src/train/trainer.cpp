@@ -22,6 +22,7 @@
 #include "recur/safetensors.hpp"
 #include "recur/sha256.hpp"
 #include "recur/train.hpp"
+#include "train/resume_file.hpp"
 #include "train/run_dir.hpp"
 
 namespace recur {
@@ -109,55 +110,30 @@ struct Position {
 
 void save_resume(const std::string& path, const Network<float>& net, Optimizer& opt,
                  const Position& pos, const Metadata& meta) {
-  std::vector<TensorRef> refs;
-  for (const ParamInfo& p : net.layout().entries())
-    refs.push_back({p.name, DType::F32, p.shape, net.params().data() + p.offset});
-  for (auto& [name, buffer] : opt.state_buffers())
-    refs.push_back(
-        {"optimizer." + name, DType::F32, {static_cast<int64_t>(buffer->size())}, buffer->data()});
   Metadata m = meta;
   m["recur.model"] = to_json(net.config());
-  m["recur.optimizer"] = optimizer_name(opt.config().kind);
-  m["recur.position"] = nlohmann::json{
-      {"step", pos.step},
-      {"epoch", pos.epoch},
-      {"cursor", pos.cursor},
-      {"samples", pos.samples},
-      {"skipped", pos.skipped},
-      {"best", pos.best},
-      {"train_seconds", pos.train_seconds},
-      {"val_accuracy", pos.val_accuracy},
-      {"val_loss", pos.val_loss},
-      {"optimizer_steps",
-       opt.steps()}}.dump();
-  write_safetensors(path, refs, m);
+  write_resume_file(path, net.layout(), net.params().data(), opt,
+                    {{"step", pos.step},
+                     {"epoch", pos.epoch},
+                     {"cursor", pos.cursor},
+                     {"samples", pos.samples},
+                     {"skipped", pos.skipped},
+                     {"best", pos.best},
+                     {"train_seconds", pos.train_seconds},
+                     {"val_accuracy", pos.val_accuracy},
+                     {"val_loss", pos.val_loss}},
+                    m);
 }
 
 Position load_resume(const std::string& path, Network<float>& net, Optimizer& opt) {
-  if (!std::filesystem::exists(path))
-    throw Error("--resume", path + " does not exist: the run has no checkpoint to resume from");
-  const SafetensorsFile file = read_safetensors(path);
+  const SafetensorsFile file = open_resume_file(path);
   auto model = file.metadata.find("recur.model");
-  auto position = file.metadata.find("recur.position");
-  if (model == file.metadata.end() || position == file.metadata.end())
-    throw Error(path, "not a recur resume checkpoint");
+  if (model == file.metadata.end()) throw Error(path, "not a recur resume checkpoint");
   if (model->second != to_json(net.config()))
     throw Error(path, "the checkpoint's model differs from the run's config.toml");
-  for (const ParamInfo& p : net.layout().entries()) {
-    const StoredTensor& t = file.at(p.name);
-    if (t.dtype != DType::F32 || t.shape != p.shape)
-      throw Error(path, "tensor '" + p.name + "' does not match the model");
-    std::memcpy(net.params().data() + p.offset, t.bytes.data(), t.bytes.size());
-  }
-  for (auto& [name, buffer] : opt.state_buffers()) {
-    const StoredTensor& t = file.at("optimizer." + name);
-    if (t.dtype != DType::F32 || t.numel() != static_cast<int64_t>(buffer->size()))
-      throw Error(path, "optimizer buffer '" + name + "' does not match the model");
-    std::memcpy(buffer->data(), t.bytes.data(), t.bytes.size());
-  }
+  const nlohmann::json j = read_resume_state(path, file, net.layout(), net.params().data(), opt);
   Position pos;
   try {
-    const auto j = nlohmann::json::parse(position->second);
     pos.step = json_integer<std::int64_t>(j, "step", path);
     pos.epoch = json_integer<std::int64_t>(j, "epoch", path);
     pos.cursor = json_integer<std::int64_t>(j, "cursor", path);
@@ -167,7 +143,6 @@ Position load_resume(const std::string& path, Network<float>& net, Optimizer& op
     pos.train_seconds = json_number(j, "train_seconds", path);
     pos.val_accuracy = json_number(j, "val_accuracy", path);
     pos.val_loss = json_number(j, "val_loss", path);
-    opt.set_step_count(json_integer<std::int64_t>(j, "optimizer_steps", path));
   } catch (const nlohmann::json::exception&) {
     throw Error(path, "the run position in the metadata is unreadable");
   }
@@ -177,15 +152,8 @@ Position load_resume(const std::string& path, Network<float>& net, Optimizer& op
 // Rank 0 of a data-parallel run read the checkpoint; the other ranks take it from there (they
 // need no access to the run folder).
 void share_resume(Network<float>& net, Optimizer& opt, Position& pos) {
-  if (dist::size() == 1) return;
-  dist::broadcast(net.params().data(), sizeof(float) * net.num_params());
-  for (auto& [name, buffer] : opt.state_buffers())
-    dist::broadcast(buffer->data(), sizeof(float) * buffer->size());
   static_assert(std::is_trivially_copyable_v<Position>);
-  dist::broadcast(&pos, sizeof(pos));
-  std::int64_t optimizer_steps = opt.steps();
-  dist::broadcast(&optimizer_steps, sizeof(optimizer_steps));
-  opt.set_step_count(optimizer_steps);
+  share_resume_state(net.params().data(), net.num_params(), opt, &pos, sizeof(pos));
 }
 
 // What every rank of a data-parallel run must agree on: the model, the data it trains and
@@ -232,6 +200,10 @@ std::string without_local_paths(const std::string& config) {
 void install_stop_signals() {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+}
+
+int stop_signal_received() {
+  return g_stop_signal.load();
 }
 
 TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive) {
