@@ -17,16 +17,53 @@
 
 namespace recur::dist {
 
-class DataParallel {
+// The threads of a data-parallel job, rank by rank, and the sums of a step over them. What
+// DataParallel (images) and train_sequences (text, arrays) share.
+class ThreadGroup {
  public:
-  // Collective: learns every rank's thread count. `params`: the gradient arena's length.
-  // `fingerprint` sums up what must be the same on every rank (model, data, schedule); a rank
-  // whose fingerprint differs from rank 0's is a recur::Error on every rank.
-  DataParallel(BatchRunner& runner, std::size_t params, std::uint64_t fingerprint);
+  // Collective: learns every rank's thread count. `fingerprint` sums up what must be the same on
+  // every rank (model, data, schedule); a rank whose fingerprint differs from rank 0's is a
+  // recur::Error on every rank.
+  ThreadGroup(int threads, std::uint64_t fingerprint);
 
   bool distributed() const { return ranks_ > 1; }
   int ranks() const { return ranks_; }
   int total_threads() const { return total_threads_; }
+
+  // This rank's chunks of a batch of `items` split into min(total_threads, items) chunks:
+  // [first, first + count) of `chunks`; ranks [0, contributors) have at least one. A batch
+  // smaller than the job's thread count has one chunk per sample; the ranks past the last chunk
+  // compute nothing and only receive.
+  struct Share {
+    int chunks = 0, first = 0, count = 0, contributors = 0;
+  };
+  Share share_of(int items) const;
+
+  struct Totals {
+    double loss_sum = 0;
+    std::int64_t correct = 0, count = 0;
+    int stop_signal = 0;
+  };
+  // Collective, after each rank computed its chunks (`part`: their sums in chunk order, and the
+  // signal this rank caught). Returns the contributors' parts added in rank order, as one
+  // process adds its threads' parts, and the first non-zero signal in rank order; when `grads`
+  // is not null, its n floats become the contributors' sum in rank order on every rank.
+  Totals combine(const Share& share, float* grads, std::size_t n, const Totals& part) const;
+
+ private:
+  int rank_, ranks_;
+  std::vector<int> first_thread_;  // [ranks + 1]: global index of each rank's first thread
+  int total_threads_;
+};
+
+class DataParallel {
+ public:
+  // Collective (see ThreadGroup). `params`: the gradient arena's length.
+  DataParallel(BatchRunner& runner, std::size_t params, std::uint64_t fingerprint);
+
+  bool distributed() const { return group_.distributed(); }
+  int ranks() const { return group_.ranks(); }
+  int total_threads() const { return group_.total_threads(); }
 
   struct Step {
     BatchRunner::Stats stats;  // of the whole batch, the same on every rank
@@ -44,18 +81,9 @@ class DataParallel {
                       const std::vector<std::int64_t>& indices, int batch);
 
  private:
-  // This rank's chunks of a batch: [first, first + count) of `chunks`; ranks [0, contributors)
-  // have at least one.
-  struct Share {
-    int chunks = 0, first = 0, count = 0, contributors = 0;
-  };
-  Share share_of(int batch) const;
-
   BatchRunner& runner_;
   std::size_t params_;
-  int rank_, ranks_;
-  std::vector<int> first_thread_;  // [ranks + 1]: global index of each rank's first thread
-  int total_threads_;
+  ThreadGroup group_;
   std::vector<std::int32_t> predictions_;
 };
 
