@@ -133,11 +133,23 @@ class SequenceRunner {
     int correct = 0, count = 0;
   };
   // Fills grads (model.num_params()) with the gradient of the batch's mean loss.
+  // train_batch is train_chunks(..., 0, n, n) with n = min(threads(), idx.size()).
   Stats train_batch(const SequenceSource& src, const std::vector<std::int64_t>& idx, float* grads,
                     std::uint64_t dropout_seed);
-  // predictions[k] and probs[k * C ...] for idx[k].
+  // Part of a batch shared by several processes (data-parallel training): chunks [first, first +
+  // count) of the batch split into `chunks` (<= idx.size()) contiguous chunks of about equal
+  // token counts, count <= threads(). Fills grads with their gradients (of the whole batch's
+  // mean loss) summed in chunk order, or leaves it untouched when count is 0; chunk k's dropout
+  // seed is dropout_seed + k.
+  Stats train_chunks(const SequenceSource& src, const std::vector<std::int64_t>& idx, float* grads,
+                     std::uint64_t dropout_seed, int first, int count, int chunks);
+  // predictions[k] and probs[k * C ...] for idx[k] (either may be null).
   Stats infer_batch(const SequenceSource& src, const std::vector<std::int64_t>& idx,
                     std::int32_t* predictions, float* probs);
+  // infer_batch on chunks [first, first + count) of `chunks`, as train_chunks: only the entries
+  // of those chunks' samples are written.
+  Stats infer_chunks(const SequenceSource& src, const std::vector<std::int64_t>& idx,
+                     std::int32_t* predictions, float* probs, int first, int count, int chunks);
   int threads() const { return threads_; }
 
  public:
@@ -171,6 +183,16 @@ struct SeqTrainOptions {
   Metadata metadata;        // added to the checkpoints (vocabulary, text settings, data)
   std::string title = "recur";
   std::function<bool(const TrainEvent&)> on_event;
+  // Writes resume.safetensors (weights, optimizer state, position) at every epoch end, every
+  // checkpoint_every steps (0 = epoch ends only) and when stopped by a signal
+  // (install_stop_signals: the step ends, the checkpoint is written, StopRequested is thrown).
+  bool resumable = false;
+  std::int64_t checkpoint_every = 0;
+  // Continue the run in out_dir from its resume.safetensors (needs `resumable`): the training
+  // data (`data_name` in errors) must be the run's, its vocabulary "recur.vocab" of `metadata`
+  // too.
+  bool resume = false;
+  std::string data_name = "--data";
 };
 
 struct SeqTrainSummary {
@@ -180,7 +202,15 @@ struct SeqTrainSummary {
 };
 
 // Trains and writes the run folder: config.toml, metrics.jsonl, curves.png, last.safetensors
-// (and best.safetensors with a validation split), summary.json; evaluates `test` at the end.
+// (and best.safetensors with a validation split), resume.safetensors (when resumable),
+// summary.json (last: a folder without it is an unfinished run); evaluates `test` at the end.
+// A resumed run ends bit-identical to one never interrupted.
+//
+// Under mpirun (see dist/data_parallel.hpp) every rank builds the same batches; a batch's
+// token-balanced chunks are spread over all the ranks' threads and the gradients summed in
+// chunk order, so N ranks x 1 thread give the weights of 1 process x N threads bit for bit.
+// Validation and test batches are split and reduced the same way. Rank 0 alone writes the run
+// folder and prints (give the others a silent `out`).
 SeqTrainSummary train_sequences(const SeqTrainOptions& options,
                                 std::shared_ptr<const SequenceSource> train,
                                 std::shared_ptr<const SequenceSource> test, std::ostream& out,

@@ -1,12 +1,15 @@
 #include "cli/sequence_data.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "dist/comm.hpp"
 #include "recur/error.hpp"
 #include "recur/sha256.hpp"
 
@@ -171,11 +174,17 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
   so.out_dir = o.out_dir;
   so.config_text = o.config_text;
   so.on_event = o.on_event;
+  so.resumable = true;
+  so.resume = o.resume;
+  so.checkpoint_every = o.checkpoint_every;
+  so.data_name = path;
   RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
   check_sequence_flags(f);
   // Everything is checked before the run folder is made.
-  RECUR_CHECK(!std::filesystem::exists(so.out_dir) || std::filesystem::is_empty(so.out_dir),
-              "--out", so.out_dir + " exists and is not empty; choose another folder or remove it");
+  if (!o.resume)
+    RECUR_CHECK(
+        !std::filesystem::exists(so.out_dir) || std::filesystem::is_empty(so.out_dir), "--out",
+        so.out_dir + " exists and is not empty; choose another folder, remove it, or --resume it");
 
   std::shared_ptr<const SequenceSource> train, test;
   nlohmann::json data_info;
@@ -241,6 +250,20 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
   so.metadata["recur.train_data"] = data_info.dump();
   train_sequences(so, train, test, out, interactive);
   return 0;
+}
+
+int run_sequence_train_command(const TrainOptions& o, const SequenceFlags& f) {
+  install_stop_signals();
+  // In a data-parallel run (mpirun) rank 0 speaks for all.
+  const bool speaker = dist::rank() == 0;
+  std::ostream silent(nullptr);
+  try {
+    return run_sequence_training(o, f, speaker ? std::cout : silent,
+                                 dist::size() == 1 && isatty(STDOUT_FILENO) != 0);
+  } catch (const StopRequested& stop) {
+    if (speaker) std::cerr << "recur: " << stop.message << "\n";
+    return 128 + stop.signal;
+  }
 }
 
 }  // namespace recur::cli

@@ -40,9 +40,13 @@ std::vector<std::pair<std::string, std::string>> sequence_defaults();
 // never waits for the data to be read, and never passes silently).
 void check_sequence_flags(const SequenceFlags& f);
 
-// Trains on the sequence data named by o.data_dir; prints the test accuracy.
+// Trains on the sequence data named by o.data_dir (continues the run in o.out_dir when
+// o.resume); prints the test accuracy.
 int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
                           bool interactive);
+// run_sequence_training as `recur train` runs it: SIGINT / SIGTERM end the current step, write
+// the checkpoint and return 128 + the signal; under mpirun rank 0 alone prints.
+int run_sequence_train_command(const TrainOptions& o, const SequenceFlags& f);
 
 // How a text model turns text into ids: read back from a checkpoint's metadata.
 struct TextCodec {

@@ -255,8 +255,6 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       TrainFlags& f = *flags;
       const bool sequences = is_sequence_data(f.o.data_dir);
       if (sequences) {
-        RECUR_CHECK(resume_dir->empty(), "--resume",
-                    "text and array runs cannot be resumed yet; start a new run");
         for (const auto& [name, value] : sequence_defaults()) {
           CLI::Option* opt = cmd->get_option(name);
           if (opt->count() > 0) continue;
@@ -295,11 +293,7 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
         *parsed_only = std::move(opts);
         return 0;
       }
-      if (sequences) {
-        RECUR_CHECK(dist::size() == 1, "--data",
-                    "text and array data train in one process (mpirun is for image data)");
-        return run_sequence_training(opts, f.seq, std::cout, isatty(STDOUT_FILENO) != 0);
-      }
+      if (sequences) return run_sequence_train_command(opts, f.seq);
       install_stop_signals();
       // In a data-parallel run (mpirun) rank 0 speaks for all.
       const bool speaker = dist::rank() == 0;

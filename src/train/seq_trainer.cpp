@@ -4,14 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <ostream>
+#include <type_traits>
 
+#include "core/json_util.hpp"
 #include "core/thread_pool.hpp"
+#include "dist/comm.hpp"
+#include "dist/data_parallel.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/seq_train.hpp"
+#include "train/resume_file.hpp"
 #include "train/run_dir.hpp"
 
 namespace recur {
@@ -191,16 +198,26 @@ ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src
 SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
                                                   const std::vector<std::int64_t>& idx,
                                                   float* grads, std::uint64_t dropout_seed) {
-  const std::vector<int> starts = split_by_tokens(src, idx, threads_);
-  const int tasks = static_cast<int>(starts.size()) - 1;
+  const int n = std::min(threads_, static_cast<int>(idx.size()));
+  return train_chunks(src, idx, grads, dropout_seed, 0, n, n);
+}
+
+SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
+                                                   const std::vector<std::int64_t>& idx,
+                                                   float* grads, std::uint64_t dropout_seed,
+                                                   int first, int count, int chunks) {
+  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
+               chunks <= static_cast<int>(idx.size()));
+  if (count == 0) return {};
+  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
   const int C = model_.spec().num_classes;
   const float scale = 1.f / static_cast<float>(idx.size());
   const std::size_t P = model_.num_params();
-  pool_->run(tasks, [&](int k) {
+  pool_->run(count, [&](int k) {
     Chunk& c = *chunks_[k];
-    const int first = starts[k], n = starts[k + 1] - starts[k];
-    const ModelInput<float> in = load_chunk(c, src, idx.data() + first, n);
-    Rng rng(dropout_seed + static_cast<std::uint64_t>(k));
+    const int begin = starts[first + k], n = starts[first + k + 1] - begin;
+    const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
+    Rng rng(dropout_seed + static_cast<std::uint64_t>(first + k));
     const float* logits = model_.forward(in, c.ws, true, &rng);
     c.dlogits.resize(static_cast<std::size_t>(n) * C);
     int correct = 0;
@@ -214,7 +231,7 @@ SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
     model_.backward(in, c.ws, c.dlogits.data(), g);
   });
   Stats total;
-  for (int k = 0; k < tasks; ++k) {
+  for (int k = 0; k < count; ++k) {
     if (k > 0) {
       const float* g = chunks_[k]->grads.data();
       for (std::size_t j = 0; j < P; ++j) grads[j] += g[j];
@@ -229,13 +246,23 @@ SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
 SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
                                                   const std::vector<std::int64_t>& idx,
                                                   std::int32_t* predictions, float* probs) {
-  const std::vector<int> starts = split_by_tokens(src, idx, threads_);
-  const int tasks = static_cast<int>(starts.size()) - 1;
+  const int n = std::min(threads_, static_cast<int>(idx.size()));
+  return infer_chunks(src, idx, predictions, probs, 0, n, n);
+}
+
+SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
+                                                   const std::vector<std::int64_t>& idx,
+                                                   std::int32_t* predictions, float* probs,
+                                                   int first, int count, int chunks) {
+  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
+               chunks <= static_cast<int>(idx.size()));
+  if (count == 0) return {};
+  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
   const int C = model_.spec().num_classes;
-  pool_->run(tasks, [&](int k) {
+  pool_->run(count, [&](int k) {
     Chunk& c = *chunks_[k];
-    const int first = starts[k], n = starts[k + 1] - starts[k];
-    const ModelInput<float> in = load_chunk(c, src, idx.data() + first, n);
+    const int begin = starts[first + k], n = starts[first + k + 1] - begin;
+    const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
     const float* logits = model_.forward(in, c.ws, false);
     int correct = 0;
     c.stats.loss_sum =
@@ -247,18 +274,18 @@ SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
       int best = 0;
       for (int j = 1; j < C; ++j)
         if (z[j] > z[best]) best = j;
-      if (predictions) predictions[first + b] = best;
+      if (predictions) predictions[begin + b] = best;
       if (probs) {
         double sum = 0;
         for (int j = 0; j < C; ++j) sum += std::exp(static_cast<double>(z[j] - z[best]));
         for (int j = 0; j < C; ++j)
-          probs[static_cast<std::size_t>(first + b) * C + j] =
+          probs[static_cast<std::size_t>(begin + b) * C + j] =
               static_cast<float>(std::exp(static_cast<double>(z[j] - z[best])) / sum);
       }
     }
   });
   Stats total;
-  for (int k = 0; k < tasks; ++k) {
+  for (int k = 0; k < count; ++k) {
     total.loss_sum += chunks_[k]->stats.loss_sum;
     total.correct += chunks_[k]->stats.correct;
     total.count += chunks_[k]->stats.count;
@@ -323,6 +350,158 @@ class Subset final : public SequenceSource {
   std::vector<std::int64_t> keep_;
 };
 
+// FNV-1a over 32-bit words: what data_fingerprint and run_fingerprint mix.
+class Fingerprint {
+ public:
+  void add(const void* data, std::size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    std::size_t i = 0;
+    for (; i + 4 <= bytes; i += 4) {
+      std::uint32_t w;
+      std::memcpy(&w, p + i, 4);
+      mix(w);
+    }
+    for (; i < bytes; ++i) mix(p[i]);
+  }
+  template <typename T>
+  void add(const T& value) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    add(&value, sizeof(value));
+  }
+  void add(const std::string& text) { add(text.data(), text.size()); }
+  std::uint64_t value() const { return h_; }
+
+ private:
+  void mix(std::uint32_t w) { h_ = (h_ ^ w) * 1099511628211ull; }
+  std::uint64_t h_ = 1469598103934665603ull;
+};
+
+// What a source holds: every sample's length, label and inputs, in order.
+std::uint64_t data_fingerprint(const SequenceSource& src) {
+  Fingerprint f;
+  f.add(src.size());
+  f.add(src.num_classes());
+  const ActShape shape = src.input_shape();
+  std::vector<std::int32_t> ids;
+  std::vector<float> x;
+  for (std::int64_t i = 0; i < src.size(); ++i) {
+    const int length = src.length(i);
+    const SeqInfo seq = SeqInfo::from_lengths({length});
+    const std::size_t rows = static_cast<std::size_t>(seq.steps);
+    if (shape.ids)
+      ids.resize(rows);
+    else
+      x.resize(rows * shape.per_row());
+    src.fill(&i, 1, seq, ids.data(), x.data());
+    f.add(length);
+    f.add(src.label(i));
+    if (shape.ids)
+      f.add(ids.data(), ids.size() * sizeof(std::int32_t));
+    else
+      f.add(x.data(), x.size() * sizeof(float));
+  }
+  return f.value();
+}
+
+std::string hex(std::uint64_t v) {
+  return fmt::format("{:016x}", v);
+}
+
+// Where a run stands: enough to continue it exactly (the metrics window included, so the first
+// log point after a resume is the one the uninterrupted run logs). Broadcast as bytes.
+struct SeqPosition {
+  std::int64_t step = 0, epoch = 0, cursor = 0, samples = 0;
+  double best = -1, val_accuracy = 0, train_seconds = 0;
+  double win_loss = 0, win_correct = 0, win_count = 0;
+};
+static_assert(std::is_trivially_copyable_v<SeqPosition>);
+
+nlohmann::json position_json(const SeqPosition& p) {
+  return {{"step", p.step},
+          {"epoch", p.epoch},
+          {"cursor", p.cursor},
+          {"samples", p.samples},
+          {"best", p.best},
+          {"val_accuracy", p.val_accuracy},
+          {"train_seconds", p.train_seconds},
+          {"window_loss", p.win_loss},
+          {"window_correct", p.win_correct},
+          {"window_count", p.win_count}};
+}
+
+SeqPosition position_from_json(const nlohmann::json& j, const std::string& path) {
+  SeqPosition p;
+  try {
+    p.step = json_integer<std::int64_t>(j, "step", path);
+    p.epoch = json_integer<std::int64_t>(j, "epoch", path);
+    p.cursor = json_integer<std::int64_t>(j, "cursor", path);
+    p.samples = json_integer<std::int64_t>(j, "samples", path);
+    p.best = json_number(j, "best", path);
+    p.val_accuracy = json_number(j, "val_accuracy", path);
+    p.train_seconds = json_number(j, "train_seconds", path);
+    p.win_loss = json_number(j, "window_loss", path);
+    p.win_correct = json_number(j, "window_correct", path);
+    p.win_count = json_number(j, "window_count", path);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path, "the run position in the metadata is unreadable");
+  }
+  if (p.step < 0 || p.epoch < 0 || p.cursor < 0)
+    throw Error(path, "the run position in the metadata is out of range");
+  return p;
+}
+
+// The training and evaluation batches of one process, or of every rank of an MPI job (see
+// train_sequences).
+class SequenceParallel {
+ public:
+  SequenceParallel(SequenceRunner& runner, std::size_t params, std::uint64_t fingerprint)
+      : runner_(runner), params_(params), group_(runner.threads(), fingerprint) {}
+  const dist::ThreadGroup& group() const { return group_; }
+
+  struct Step {
+    SequenceRunner::Stats stats;  // of the whole batch, the same on every rank
+    int stop_signal = 0;          // the first signal caught, in rank order
+  };
+  Step train_batch(const SequenceSource& src, const std::vector<std::int64_t>& idx, float* grads,
+                   std::uint64_t dropout_seed, int local_stop_signal) {
+    if (!group_.distributed())
+      return {runner_.train_batch(src, idx, grads, dropout_seed), local_stop_signal};
+    const auto share = group_.share_of(static_cast<int>(idx.size()));
+    const auto part =
+        runner_.train_chunks(src, idx, grads, dropout_seed, share.first, share.count, share.chunks);
+    const auto sum = group_.combine(share, grads, params_,
+                                    {part.loss_sum, part.correct, part.count, local_stop_signal});
+    return {{sum.loss_sum, static_cast<int>(sum.correct), static_cast<int>(sum.count)},
+            sum.stop_signal};
+  }
+
+  // Accuracy and loss over src (no predictions when distributed).
+  EvalResult evaluate(const SequenceSource& src, int batch) {
+    if (!group_.distributed()) return evaluate_sequences(runner_, src, batch);
+    std::vector<std::int64_t> all(static_cast<std::size_t>(src.size()));
+    std::iota(all.begin(), all.end(), 0);
+    EvalResult r;
+    r.count = src.size();
+    double loss = 0;
+    for (const auto& b : length_batches(src, all, batch, 0, 0, false)) {
+      const auto share = group_.share_of(static_cast<int>(b.size()));
+      const auto part =
+          runner_.infer_chunks(src, b, nullptr, nullptr, share.first, share.count, share.chunks);
+      const auto sum =
+          group_.combine(share, nullptr, 0, {part.loss_sum, part.correct, part.count, 0});
+      loss += sum.loss_sum;
+      r.correct += sum.correct;
+    }
+    r.loss = r.count ? loss / static_cast<double>(r.count) : 0.0;
+    return r;
+  }
+
+ private:
+  SequenceRunner& runner_;
+  std::size_t params_;
+  dist::ThreadGroup group_;
+};
+
 }  // namespace
 
 SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
@@ -335,6 +514,8 @@ SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
               "must be in [1, " + std::to_string(kMaxEvalBatch) + "]");
   RECUR_CHECK(opt.validation >= 0 && opt.validation < train_all->size(), "--val",
               "must be in [0, " + std::to_string(train_all->size()) + ")");
+  RECUR_CHECK(opt.checkpoint_every >= 0, "--checkpoint-every", "must not be negative");
+  RECUR_ASSERT(opt.resumable || !opt.resume);
   check_optimizer_config(opt.optimizer);
   const int threads = resolve_threads(opt.threads);
 
@@ -355,8 +536,6 @@ SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
 
   Model<float> model(opt.model);
   model.init(opt.seed);
-  prepare_run_dir(opt.out_dir);
-  write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
 
   std::vector<std::int64_t> all(static_cast<std::size_t>(train->size()));
   std::iota(all.begin(), all.end(), 0);
@@ -371,122 +550,229 @@ SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
 
   Optimizer optimizer(opt.optimizer, model.num_params());
   SequenceRunner runner(model, threads);
+  // What a resume checkpoint and every rank of an MPI job must agree on.
+  const bool distributed = dist::size() > 1;
+  const std::uint64_t data_print = opt.resumable || distributed ? data_fingerprint(*train_all) : 0;
+  std::uint64_t run_print = 0;
+  if (distributed) {
+    Fingerprint f;
+    f.add(to_json(model.spec()));
+    f.add(data_print);
+    f.add(test ? data_fingerprint(*test) : 0);
+    for (std::int64_t v : {static_cast<std::int64_t>(opt.batch), total_steps, opt.validation,
+                           static_cast<std::int64_t>(opt.eval_batch)})
+      f.add(v);
+    f.add(opt.seed);
+    f.add(opt.optimizer.lr);
+    f.add(opt.clip_norm);
+    run_print = f.value();
+  }
+  // Collective under mpirun: every rank's threads, and the check that all run the same thing,
+  // before rank 0 touches the run folder.
+  SequenceParallel parallel(runner, model.num_params(), run_print);
+  const bool writer = dist::rank() == 0;
+  const std::string resume_path = opt.out_dir + "/resume.safetensors";
+
+  Metadata meta = opt.metadata;
+  Metadata resume_meta = meta;
+  resume_meta["recur.spec"] = to_json(model.spec());
+  resume_meta["recur.data_fingerprint"] = hex(data_print);
+  MetricsLog metrics(opt.out_dir, writer);
+  SeqPosition pos;
+  if (opt.resume) {
+    if (writer) {
+      if (std::filesystem::exists(opt.out_dir + "/summary.json"))
+        throw Error("--resume", opt.out_dir + " is a finished run; nothing to resume");
+      const SafetensorsFile file = open_resume_file(resume_path);
+      auto stored = [&](const char* key) {
+        auto it = file.metadata.find(key);
+        return it == file.metadata.end() ? std::string() : it->second;
+      };
+      if (auto v = meta.find("recur.vocab"); v != meta.end() && stored("recur.vocab") != v->second)
+        throw Error(opt.data_name,
+                    "its vocabulary differs from the one in " + resume_path +
+                        ": the training data changed since the run started; resume it on the "
+                        "same data or start a new run");
+      if (stored("recur.data_fingerprint") != resume_meta["recur.data_fingerprint"])
+        throw Error(opt.data_name, "differs from the data " + resume_path +
+                                       " was trained on: the training data changed since the "
+                                       "run started; resume it on the same data or start a new "
+                                       "run");
+      if (stored("recur.spec") != resume_meta["recur.spec"])
+        throw Error(resume_path, "the checkpoint's model differs from the run's config.toml");
+      pos = position_from_json(
+          read_resume_state(resume_path, file, model.layout(), model.params().data(), optimizer),
+          resume_path);
+      if (pos.step > total_steps)
+        throw Error(resume_path,
+                    fmt::format("the checkpoint is at step {}, past the run's {} steps", pos.step,
+                                total_steps));
+      metrics.restore(pos.step);
+      // A run killed inside a checkpoint write leaves that write's temporary file behind.
+      remove_stale_temporaries(opt.out_dir);
+    }
+    share_resume_state(model.params().data(), model.num_params(), optimizer, &pos, sizeof(pos));
+  } else if (writer) {
+    prepare_run_dir(opt.out_dir);
+    write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
+  }
+
   std::vector<float> grads(model.num_params());
-  MetricsLog metrics(opt.out_dir, true);
   out << fmt::format(
       "{}: {} parameters, {} training samples ({} held out), {} steps of {}, {} "
       "thread(s)\n",
       opt.title, model.num_params(), train->size(), opt.validation, total_steps, opt.batch,
       threads);
+  if (distributed)
+    out << fmt::format("data-parallel: {} ranks, {} threads in all; rank 0 writes the run folder\n",
+                       parallel.group().ranks(), parallel.group().total_threads());
+  if (opt.resume)
+    out << fmt::format("resuming {} at step {} (epoch {})\n", opt.out_dir, pos.step, pos.epoch + 1);
   out.flush();
 
-  SeqTrainSummary summary;
-  Metadata meta = opt.metadata;
-  double best_val = -1;
-  std::int64_t step = 0;
-  double win_loss = 0, win_correct = 0, win_count = 0;
-  double train_seconds = 0;
-  std::int64_t samples = 0;
-  bool stop = false;
-  for (std::int64_t epoch = 0; epoch < opt.epochs && step < total_steps && !stop; ++epoch) {
-    const auto batches = length_batches(*train, all, opt.batch, opt.seed, epoch, true);
-    const auto t_epoch = Clock::now();
-    for (const auto& b : batches) {
-      if (step >= total_steps || stop) break;
-      const float lr = learning_rate_at(schedule, opt.optimizer.lr, step);
-      model.prepare();  // packed once for all threads, for this step's forward and backward
-      const auto s = runner.train_batch(*train, b, grads.data(),
-                                        opt.seed * 1000003ull + static_cast<std::uint64_t>(step));
-      if (!std::isfinite(s.loss_sum))
-        throw Error("training", fmt::format("the loss became {} at step {}; lower --lr or keep "
-                                            "--clip-norm on",
-                                            s.loss_sum, step + 1));
-      if (opt.clip_norm > 0)
-        clip_grad_norm(grads.data(), grads.size(), static_cast<float>(opt.clip_norm));
-      optimizer.step(model.params().data(), grads.data(), lr);
-      ++step;
-      samples += s.count;
-      win_loss += s.loss_sum;
-      win_correct += s.correct;
-      win_count += s.count;
-      if (opt.on_event) {
-        TrainEvent ev;
-        ev.step = step;
-        ev.total_steps = total_steps;
-        ev.epoch = epoch;
-        ev.loss = s.loss_sum / s.count;
-        ev.accuracy = static_cast<double>(s.correct) / s.count;
-        ev.lr = lr;
-        if (!opt.on_event(ev)) stop = true;
-      }
-      if (step % opt.display_step == 0 || step == total_steps) {
-        const double elapsed = train_seconds + seconds_since(t_epoch);
-        const double loss = win_loss / win_count, acc = win_correct / win_count;
-        metrics.log({{"kind", "train"},
-                     {"step", step},
-                     {"epoch", epoch},
-                     {"loss", loss},
-                     {"accuracy", acc},
-                     {"lr", lr},
-                     {"seconds", elapsed}});
-        out << fmt::format(
-            "{}step {}/{} epoch {} loss {:.4f} acc {:.2f}% lr {:.2e} {:.0f} "
-            "samples/s{}",
-            interactive ? "\r" : "", step, total_steps, epoch + 1, loss, 100 * acc, lr,
-            samples / std::max(elapsed, 1e-9), interactive ? "   " : "\n");
-        out.flush();
-        win_loss = win_correct = win_count = 0;
-      }
-    }
-    train_seconds += seconds_since(t_epoch);
+  auto checkpoint = [&] {
+    if (writer && opt.resumable)
+      write_resume_file(resume_path, model.layout(), model.params().data(), optimizer,
+                        position_json(pos), resume_meta);
+  };
+  auto end_of_epoch = [&] {
     if (interactive) out << "\n";
     model.prepare();
     if (val) {
-      const EvalResult r = evaluate_sequences(runner, *val, opt.eval_batch);
+      const EvalResult r = parallel.evaluate(*val, opt.eval_batch);
       metrics.log({{"kind", "validation"},
-                   {"step", step},
-                   {"epoch", epoch},
+                   {"step", pos.step},
+                   {"epoch", pos.epoch},
                    {"loss", r.loss},
                    {"accuracy", r.accuracy()}});
-      out << fmt::format("epoch {}: validation accuracy {:.2f}% loss {:.4f}\n", epoch + 1,
+      out << fmt::format("epoch {}: validation accuracy {:.2f}% loss {:.4f}\n", pos.epoch + 1,
                          100 * r.accuracy(), r.loss);
-      summary.val_accuracy = r.accuracy();
-      if (r.accuracy() > best_val) {
-        best_val = r.accuracy();
+      pos.val_accuracy = r.accuracy();
+      if (r.accuracy() > pos.best) {
+        pos.best = r.accuracy();
         Metadata m = meta;
         m["recur.val_accuracy"] = fmt::format("{}", r.accuracy());
-        save_layered_model(opt.out_dir + "/best.safetensors", model, m);
+        if (writer) save_layered_model(opt.out_dir + "/best.safetensors", model, m);
       }
     }
-    save_layered_model(opt.out_dir + "/last.safetensors", model, meta);
+    if (writer) save_layered_model(opt.out_dir + "/last.safetensors", model, meta);
     metrics.write_curves(opt.title);
     out.flush();
+  };
+
+  std::vector<std::vector<std::int64_t>> batches;
+  std::int64_t batches_epoch = -1;
+  bool stopped = false;  // by on_event
+  while (pos.step < total_steps && !stopped) {
+    if (batches_epoch != pos.epoch) {
+      batches = length_batches(*train, all, opt.batch, opt.seed, pos.epoch, true);
+      batches_epoch = pos.epoch;
+    }
+    RECUR_CHECK(pos.cursor < static_cast<std::int64_t>(batches.size()), resume_path,
+                "the run position in the metadata is out of range");
+    const auto& b = batches[static_cast<std::size_t>(pos.cursor)];
+    const auto ts = Clock::now();
+    const float lr = learning_rate_at(schedule, opt.optimizer.lr, pos.step);
+    model.prepare();  // packed once for all threads, for this step's forward and backward
+    const auto step = parallel.train_batch(
+        *train, b, grads.data(), opt.seed * 1000003ull + static_cast<std::uint64_t>(pos.step),
+        stop_signal_received());
+    const SequenceRunner::Stats& s = step.stats;
+    if (!std::isfinite(s.loss_sum))
+      throw Error("training", fmt::format("the loss became {} at step {}; lower --lr or keep "
+                                          "--clip-norm on",
+                                          s.loss_sum, pos.step + 1));
+    if (opt.clip_norm > 0)
+      clip_grad_norm(grads.data(), grads.size(), static_cast<float>(opt.clip_norm));
+    optimizer.step(model.params().data(), grads.data(), lr);
+    pos.train_seconds += seconds_since(ts);
+    ++pos.step;
+    ++pos.cursor;
+    pos.samples += s.count;
+    pos.win_loss += s.loss_sum;
+    pos.win_correct += s.correct;
+    pos.win_count += s.count;
+    if (opt.on_event) {
+      TrainEvent ev;
+      ev.step = pos.step;
+      ev.total_steps = total_steps;
+      ev.epoch = pos.epoch;
+      ev.loss = s.loss_sum / s.count;
+      ev.accuracy = static_cast<double>(s.correct) / s.count;
+      ev.lr = lr;
+      if (!opt.on_event(ev)) stopped = true;
+    }
+    if (pos.step % opt.display_step == 0 || pos.step == total_steps) {
+      const double loss = pos.win_loss / pos.win_count, acc = pos.win_correct / pos.win_count;
+      metrics.log({{"kind", "train"},
+                   {"step", pos.step},
+                   {"epoch", pos.epoch},
+                   {"loss", loss},
+                   {"accuracy", acc},
+                   {"lr", lr},
+                   {"seconds", pos.train_seconds}});
+      out << fmt::format(
+          "{}step {}/{} epoch {} loss {:.4f} acc {:.2f}% lr {:.2e} {:.0f} "
+          "samples/s{}",
+          interactive ? "\r" : "", pos.step, total_steps, pos.epoch + 1, loss, 100 * acc, lr,
+          pos.samples / std::max(pos.train_seconds, 1e-9), interactive ? "   " : "\n");
+      out.flush();
+      pos.win_loss = pos.win_correct = pos.win_count = 0;
+    }
+    const bool epoch_done = pos.cursor == static_cast<std::int64_t>(batches.size()) ||
+                            pos.step == total_steps || stopped;
+    if (epoch_done) {
+      end_of_epoch();
+      if (pos.cursor == static_cast<std::int64_t>(batches.size())) {
+        ++pos.epoch;
+        pos.cursor = 0;
+      }
+      checkpoint();
+    } else if (opt.checkpoint_every > 0 && pos.step % opt.checkpoint_every == 0) {
+      checkpoint();
+    }
+    // Every rank of a data-parallel run stops at the same step: the one whose exchange first
+    // carried a rank's signal.
+    const int sig = distributed ? step.stop_signal : stop_signal_received();
+    if (opt.resumable && sig != 0) {
+      if (!epoch_done) checkpoint();
+      if (interactive) out << "\n";
+      out.flush();
+      throw StopRequested{sig,
+                          fmt::format("stopped by {} at step {}; checkpoint written. Resume "
+                                      "with: recur train --resume {}",
+                                      sig == SIGINT ? "SIGINT" : "SIGTERM", pos.step, opt.out_dir)};
+    }
   }
-  summary.best_val_accuracy = std::max(best_val, 0.0);
-  summary.steps = step;
-  summary.samples = samples;
-  summary.train_seconds = train_seconds;
-  summary.samples_per_second = samples / std::max(train_seconds, 1e-9);
+
+  SeqTrainSummary summary;
+  summary.val_accuracy = pos.val_accuracy;
+  summary.best_val_accuracy = std::max(pos.best, 0.0);
+  summary.steps = pos.step;
+  summary.samples = pos.samples;
+  summary.train_seconds = pos.train_seconds;
+  summary.samples_per_second = pos.samples / std::max(pos.train_seconds, 1e-9);
   model.prepare();
   if (test && test->size() > 0) {
-    const EvalResult r = evaluate_sequences(runner, *test, opt.eval_batch);
+    const EvalResult r = parallel.evaluate(*test, opt.eval_batch);
     summary.test_accuracy = r.accuracy();
     summary.test_loss = r.loss;
     out << fmt::format("test accuracy {:.2f}% ({} of {}), loss {:.4f}\n", 100 * r.accuracy(),
                        r.correct, r.count, r.loss);
   }
   out << fmt::format("training took {:.1f} s ({:.0f} samples/s); model: {}/last.safetensors\n",
-                     train_seconds, summary.samples_per_second, opt.out_dir);
-  const nlohmann::json j = {{"test_accuracy", summary.test_accuracy},
-                            {"test_loss", summary.test_loss},
-                            {"val_accuracy", summary.val_accuracy},
-                            {"best_val_accuracy", summary.best_val_accuracy},
-                            {"train_seconds", summary.train_seconds},
-                            {"samples_per_second", summary.samples_per_second},
-                            {"steps", summary.steps},
-                            {"samples", summary.samples},
-                            {"threads", threads}};
-  write_file_atomic(opt.out_dir + "/summary.json", j.dump(2) + "\n");
+                     summary.train_seconds, summary.samples_per_second, opt.out_dir);
+  nlohmann::json j = {{"test_accuracy", summary.test_accuracy},
+                      {"test_loss", summary.test_loss},
+                      {"val_accuracy", summary.val_accuracy},
+                      {"best_val_accuracy", summary.best_val_accuracy},
+                      {"train_seconds", summary.train_seconds},
+                      {"samples_per_second", summary.samples_per_second},
+                      {"steps", summary.steps},
+                      {"samples", summary.samples},
+                      {"threads", threads}};
+  if (distributed) j["ranks"] = parallel.group().ranks();
+  if (writer) write_file_atomic(opt.out_dir + "/summary.json", j.dump(2) + "\n");
   return summary;
 }
 
