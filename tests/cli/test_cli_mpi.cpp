@@ -2,7 +2,8 @@
 // weights of 1 process x N threads bit for bit; only rank 0 writes; a bad value ends the job
 // with one message; a rank killed mid-run ends the job within 30 s naming the rank; a run resumed
 // under mpirun ends bit-identical to one never interrupted; checkpoints move between 2 ranks and
-// 1 process. Skipped in builds without MPI (the sanitizer build, see scripts/sanitize.sh).
+// 1 process; text runs too (2 ranks x 1 thread = 1 process x 2 threads, one message for a bad
+// value). Skipped in builds without MPI (the sanitizer build, see scripts/sanitize.sh).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,7 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/cli_helpers.hpp"
+#include "cli/text_fixtures.hpp"
 
 namespace recur_cli_test {
 namespace {
@@ -346,6 +350,114 @@ TEST(MpiCli, KilledRankEndsTheJobAndResumeIsBitIdentical) {
       0)
       << slurp(dir / "resume2.log");
   EXPECT_EQ(weights_of(single + "/resume.safetensors"), want);
+}
+
+// A small text run with dropout in three places, a held-out split and a test side, on batches
+// of texts of every length that no chunk count used here divides evenly.
+std::vector<std::string> text_args(const std::string& dir, const std::string& out, int threads,
+                                   const std::string& seed = "9", const std::string& val = "30") {
+  return {"train",
+          "--data",
+          dir + "/train.tsv",
+          "--test-data",
+          dir + "/test.tsv",
+          "--hidden",
+          "8",
+          "--embed",
+          "8",
+          "--layers",
+          "2",
+          "--dropout",
+          "0.3",
+          "--embed-dropout",
+          "0.2",
+          "--head-dropout",
+          "0.2",
+          "--batch",
+          "10",
+          "--epochs",
+          "2",
+          "--val",
+          val,
+          "--eval-batch",
+          "7",
+          "--display-step",
+          "3",
+          "--seed",
+          seed,
+          "--lr",
+          "0.01",
+          "--threads",
+          std::to_string(threads),
+          "--out",
+          out};
+}
+
+// metrics.jsonl of a text run without its timing ("seconds").
+std::string text_metrics_of(const std::string& dir) {
+  std::istringstream in(slurp(fs::path(dir) / "metrics.jsonl"));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("seconds");
+    kept += j.dump() + "\n";
+  }
+  return kept;
+}
+
+TEST(MpiCli, TextRunOnTwoRanksOfOneThreadEqualsOneProcessOfTwoThreads) {
+  SKIP_WITHOUT_MPI();
+  ScratchDir dir;
+  write_corpus(dir / "train.tsv", 200, 1);
+  write_corpus(dir / "test.tsv", 40, 2);
+  const std::string data = dir.path().string();
+  ASSERT_EQ(run(recur_command(text_args(data, dir / "threads", 2)), dir / "threads.log"), 0)
+      << slurp(dir / "threads.log");
+  ASSERT_EQ(run(mpirun_command(2, text_args(data, dir / "ranks", 1)), dir / "ranks.log"), 0)
+      << slurp(dir / "ranks.log");
+  const std::string log = slurp(dir / "ranks.log");
+  EXPECT_TRUE(contains(log, "data-parallel: 2 ranks, 2 threads in all")) << log;
+  // Rank 0 alone prints.
+  EXPECT_EQ(log.find("text: 200 training"), log.rfind("text: 200 training")) << log;
+  for (const char* file : {"last.safetensors", "best.safetensors", "resume.safetensors"})
+    EXPECT_EQ(weights_of(dir / ("ranks/" + std::string(file))),
+              weights_of(dir / ("threads/" + std::string(file))))
+        << file;
+  // Training losses, validation and test metrics are the same sums too.
+  EXPECT_EQ(text_metrics_of(dir / "ranks"), text_metrics_of(dir / "threads"));
+  const auto ranks = nlohmann::json::parse(slurp(fs::path(dir / "ranks") / "summary.json"));
+  const auto threads = nlohmann::json::parse(slurp(fs::path(dir / "threads") / "summary.json"));
+  EXPECT_EQ(ranks["test_accuracy"], threads["test_accuracy"]);
+  EXPECT_EQ(ranks["test_loss"], threads["test_loss"]);
+  EXPECT_EQ(ranks["ranks"], 2);
+  // The layout matters: one process of one thread differs, so the equality is no accident.
+  ASSERT_EQ(run(recur_command(text_args(data, dir / "one", 1)), dir / "one.log"), 0);
+  EXPECT_NE(weights_of(dir / "one/last.safetensors"), weights_of(dir / "threads/last.safetensors"));
+}
+
+TEST(MpiCli, TextRunBadValueOrMismatchedRanksEndTheJobWithOneMessage) {
+  SKIP_WITHOUT_MPI();
+  ScratchDir dir;
+  write_corpus(dir / "train.tsv", 60, 1);
+  write_corpus(dir / "test.tsv", 10, 2);
+  const std::string data = dir.path().string();
+  // A value every rank refuses once the data is read.
+  const int code =
+      run(mpirun_command(2, text_args(data, dir / "bad", 1, "9", "500")), dir / "bad.log");
+  std::string log = slurp(dir / "bad.log");
+  EXPECT_EQ(code, 2) << log;
+  EXPECT_TRUE(contains(log, "recur: error: --val: must be in [0, 60)")) << log;
+  EXPECT_EQ(log.find("recur: error"), log.rfind("recur: error")) << log;
+  EXPECT_FALSE(fs::exists(dir / "bad"));
+  // Ranks told different seeds.
+  std::vector<std::string> command = mpirun_prefix(1);
+  command = concat(command, recur_command(text_args(data, dir / "rank0", 1)));
+  command = concat(command, {":", "-np", "1"});
+  command = concat(command, recur_command(text_args(data, dir / "rank1", 1, "10")));
+  EXPECT_EQ(run(command, dir / "mismatch.log"), 2) << slurp(dir / "mismatch.log");
+  log = slurp(dir / "mismatch.log");
+  EXPECT_TRUE(contains(log, "recur: error: mpirun: rank 1 has another model")) << log;
+  EXPECT_FALSE(fs::exists(dir / "rank0"));
 }
 
 }  // namespace

@@ -10,42 +10,14 @@
 #include <vector>
 
 #include "cli/cli_helpers.hpp"
-#include "recur/rng.hpp"
+#include "cli/text_fixtures.hpp"
 #include "recur/safetensors.hpp"
-#include "recur/text.hpp"
 
 namespace recur_cli_test {
 namespace {
 
-using recur::NpyArray;
 using recur::read_safetensors;
-using recur::Rng;
 using recur::SafetensorsFile;
-using recur::write_npy;
-
-// Reviews made of filler words with one sentiment word or phrase somewhere in them; the label
-// says which. Learnable only by reading the whole text, in any position.
-void write_corpus(const fs::path& path, int n, std::uint64_t seed) {
-  const std::vector<std::string> filler = {"the", "film", "plot", "actor", "scene", "story",
-                                           "was", "and",  "a",    "it",    "of",    "camera"};
-  const std::vector<std::string> good = {"wonderful", "great", "superb", "moving"};
-  const std::vector<std::string> bad = {"awful", "boring", "terrible", "dull"};
-  Rng rng(seed);
-  std::ofstream out(path);
-  for (int i = 0; i < n; ++i) {
-    const int label = static_cast<int>(rng.below(2));
-    const int len = 3 + static_cast<int>(rng.below(25));
-    const int at = static_cast<int>(rng.below(static_cast<std::uint64_t>(len)));
-    std::string text;
-    for (int k = 0; k < len; ++k) {
-      const std::string& w =
-          k == at ? (label ? good : bad)[rng.below(4)] : filler[rng.below(filler.size())];
-      text += (k ? " " : "") +
-              (k == 0 ? std::string(1, static_cast<char>(std::toupper(w[0]))) + w.substr(1) : w);
-    }
-    out << label << '\t' << text << ".<br /><br />\n";
-  }
-}
 
 TEST(TextCli, TrainEvalPredictInspectOnALabelledTextFile) {
   ScratchDir tmp;
@@ -139,43 +111,7 @@ TEST(TextCli, BadTextInputIsRefusedWithTheFileAndNoRunFolder) {
 // first feature over the real steps (lengths vary); the model sees padding never.
 TEST(TextCli, TrainsAndEvaluatesOnNpyArrays) {
   ScratchDir tmp;
-  Rng rng(5);
-  for (const char* side : {"train", "test"}) {
-    const int n = std::string(side) == "train" ? 400 : 100, T = 12, F = 2;
-    NpyArray x, y, len;
-    x.kind = 'f';
-    x.item_size = 4;
-    x.shape = {n, T, F};
-    y.kind = 'i';
-    y.item_size = 4;
-    y.shape = {n};
-    len = y;
-    std::vector<float> xs(static_cast<size_t>(n) * T * F, 0.f);
-    std::vector<std::int32_t> ys(n), ls(n);
-    for (int i = 0; i < n; ++i) {
-      ls[i] = 2 + static_cast<int>(rng.below(T - 1));
-      double sum = 0;
-      for (int t = 0; t < ls[i]; ++t) {
-        const double v = rng.normal();
-        xs[(static_cast<size_t>(i) * T + t) * F] = static_cast<float>(v);
-        xs[(static_cast<size_t>(i) * T + t) * F + 1] = static_cast<float>(rng.normal());
-        sum += v;
-      }
-      // Padded steps hold values that would flip many labels if they were read.
-      for (int t = ls[i]; t < T; ++t) xs[(static_cast<size_t>(i) * T + t) * F] = 5.f;
-      ys[i] = sum > 0;
-    }
-    auto bytes = [](const void* p, size_t size) {
-      const auto* b = static_cast<const unsigned char*>(p);
-      return std::vector<unsigned char>(b, b + size);
-    };
-    x.data = bytes(xs.data(), xs.size() * 4);
-    y.data = bytes(ys.data(), ys.size() * 4);
-    len.data = bytes(ls.data(), ls.size() * 4);
-    write_npy((tmp / ("x_" + std::string(side) + ".npy")), x);
-    write_npy((tmp / ("y_" + std::string(side) + ".npy")), y);
-    write_npy((tmp / ("lengths_" + std::string(side) + ".npy")), len);
-  }
+  write_npy_sequences(tmp.path(), 400, 100, 5);
   const fs::path run = tmp.path() / "run";
   const CliResult r = run_cli("train --data " + quote(tmp.path()) + " --out " + quote(run) +
                               " --epochs 25 --hidden 16 --batch 16 --lr 0.01 --pooling last "
