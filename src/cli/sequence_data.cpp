@@ -76,67 +76,42 @@ ModelSpec listed_model(const SequenceFlags& f, ActShape input, int vocab_size, i
   return spec;
 }
 
+// The short form on text or arrays: the fixed-shape chain (model_spec_from_config: [linear
+// "proj"], recurrent "rnn", pool, linear "head") read by an embedding for text, with the text
+// flags' dropouts around it.
 ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape input,
                          int vocab_size, int classes) {
   if (!f.layers.empty()) return listed_model(f, input, vocab_size, classes);
-  const ModelConfig& m = o.model;
-  RECUR_CHECK(!m.untied, "--untied", "untied weights need fixed-length images");
-  ModelSpec spec;
+  RECUR_CHECK(!o.model.untied, "--untied", "untied weights need fixed-length images");
+  ModelConfig m = o.model;
+  m.input_size = std::max(1, input.features);
+  m.num_classes = classes;
+  if (input.ids) m.projection = 0;  // the embedding is the input layer
+  ModelSpec spec = model_spec_from_config(m);
   spec.input = input;
-  spec.num_classes = classes;
+  if (f.head_dropout > 0) {
+    LayerSpec d;
+    d.type = "dropout";
+    d.name = "head_dropout";
+    d.dropout = f.head_dropout;
+    spec.layers.insert(spec.layers.end() - 1, d);
+  }
   if (input.ids) {
     LayerSpec e;
     e.type = "embedding";
     e.name = "embed";
     e.vocab = vocab_size;
     e.size = f.embed;
-    spec.layers.push_back(e);
+    std::vector<LayerSpec> front = {e};
     if (f.embed_dropout > 0) {
       LayerSpec d;
       d.type = "dropout";
       d.name = "embed_dropout";
       d.dropout = f.embed_dropout;
-      spec.layers.push_back(d);
+      front.push_back(d);
     }
-  } else if (m.projection > 0) {
-    LayerSpec p;
-    p.type = "linear";
-    p.name = "proj";
-    p.size = m.projection;
-    p.init = m.init.projection;
-    spec.layers.push_back(p);
+    spec.layers.insert(spec.layers.begin(), front.begin(), front.end());
   }
-  LayerSpec r;
-  r.type = "recurrent";
-  r.name = "rnn";
-  r.cell = m.cell;
-  r.size = m.hidden;
-  r.layers = m.layers;
-  r.bidirectional = m.bidirectional;
-  r.bias = m.bias;
-  r.dropout = m.dropout;
-  r.init = m.init.input;
-  r.init_recurrent = m.init.recurrent;
-  r.forget_bias = m.init.forget_bias;
-  spec.layers.push_back(r);
-  LayerSpec pool;
-  pool.type = "pool";
-  pool.name = "pool";
-  pool.pooling = m.pooling;
-  spec.layers.push_back(pool);
-  if (f.head_dropout > 0) {
-    LayerSpec d;
-    d.type = "dropout";
-    d.name = "head_dropout";
-    d.dropout = f.head_dropout;
-    spec.layers.push_back(d);
-  }
-  LayerSpec head;
-  head.type = "linear";
-  head.name = "head";
-  head.size = classes;
-  head.init = m.init.head;
-  spec.layers.push_back(head);
   try {
     spec.validate();
   } catch (const Error& e) {
