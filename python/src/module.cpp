@@ -28,6 +28,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
+#include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/train.hpp"
@@ -413,6 +414,18 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
   } catch (const Error& e) {
     raise(PyExc_ValueError, e.what());
   }
+  // The layer trainer (layer lists, text, arrays) is the command line's for now: refused rather
+  // than trained as something else.
+  const auto& listed = cmd->get_option("--model")->results();
+  if (!listed.empty() && !listed.back().empty())
+    raise(PyExc_ValueError,
+          "model= (a layer list) trains from the command line only for now: recur train "
+          "--model '" +
+              listed.back() + "' (recur.load reads the result)");
+  if (cli::is_sequence_data(opts.data_dir))
+    raise(PyExc_ValueError, "data='" + opts.data_dir +
+                                "' is text or arrays, which train from the command line only for "
+                                "now: recur train --data ... (recur.load reads the result)");
 
   if (!parts.empty()) {
     auto set = std::make_shared<ImageSet>();
