@@ -123,6 +123,8 @@ def load(path: PathLike) -> Model:
     path = os.fspath(path)
     if _recur.is_text_model(path):
         return Model(_recur.TextModel(path))
+    if _recur.is_layered_image_model(path):  # recur train --model, the report's MLP and CNN
+        return Model(_recur.LayeredImageModel(path))
     return Model(_recur.Model(path))
 
 

@@ -237,38 +237,10 @@ int run_predict(const PredictOptions& o) {
   std::vector<std::int64_t> batch;
   std::vector<float> x;
   if (layered) {
-    Model<float>& model = *layered->model;
     const auto source = layered_image_source(
-        model, layered->metadata, std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}),
-        o.model);
-    model.prepare();
-    ModelWorkspace<float> ws;
-    const int steps = source->max_length();
-    const std::size_t per_step = source->input_shape().per_row();
-    for (std::int64_t start = 0; start < set.count; start += kBatch) {
-      const int n = static_cast<int>(std::min<std::int64_t>(kBatch, set.count - start));
-      batch.resize(static_cast<std::size_t>(n));
-      for (int b = 0; b < n; ++b) batch[static_cast<std::size_t>(b)] = start + b;
-      const SeqInfo seq = SeqInfo::fixed(steps, n);
-      x.assign(static_cast<std::size_t>(steps) * n * per_step, 0.f);
-      source->fill(batch.data(), n, seq, nullptr, x.data());
-      ModelInput<float> in;
-      in.x = x.data();
-      in.batch = n;
-      in.seq = &seq;
-      const float* out = model.forward(in, ws, false);
-      for (int b = 0; b < n; ++b) {
-        const std::size_t row = static_cast<std::size_t>(start + b) * num_classes;
-        const float* l = out + static_cast<std::size_t>(b) * num_classes;
-        const float top = *std::max_element(l, l + num_classes);
-        double sum = 0;
-        for (int c = 0; c < num_classes; ++c) sum += std::exp(static_cast<double>(l[c] - top));
-        for (int c = 0; c < num_classes; ++c) {
-          logits[row + c] = l[c];
-          probs[row + c] = static_cast<float>(std::exp(static_cast<double>(l[c] - top)) / sum);
-        }
-      }
-    }
+        *layered->model, layered->metadata,
+        std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}), o.model);
+    layered_image_forward(*layered->model, *source, probs.data(), logits.data());
   } else {
     const SequenceView view = make_view(*fixed);
     BatchRunner runner(fixed->net(), 1);

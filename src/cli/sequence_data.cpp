@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "kernels/gemm.hpp"
 #include "recur/error.hpp"
 #include "recur/sha256.hpp"
 
@@ -166,6 +169,45 @@ std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& m
               fmt::format("the model reads {} features per step, its {} view gives {}",
                           model.spec().input.features, v->second, view.features()));
   return std::make_shared<ImageSequences>(set, view);
+}
+
+void layered_image_forward(Model<float>& model, const SequenceSource& source, float* probs,
+                           float* logits) {
+  constexpr int kBlock = 256;
+  const int C = model.spec().num_classes;
+  const int steps = source.max_length();
+  const std::size_t per_step = source.input_shape().per_row();
+  // BLAS on this thread alone: its own threads would split the products another way, and the
+  // command line and the Python module must agree bit for bit.
+  kernels::blas_single_threaded();
+  model.prepare();
+  ModelWorkspace<float> ws;
+  std::vector<std::int64_t> idx;
+  std::vector<float> x;
+  for (std::int64_t start = 0; start < source.size(); start += kBlock) {
+    const int n = static_cast<int>(std::min<std::int64_t>(kBlock, source.size() - start));
+    idx.resize(static_cast<std::size_t>(n));
+    for (int b = 0; b < n; ++b) idx[static_cast<std::size_t>(b)] = start + b;
+    const SeqInfo seq = SeqInfo::fixed(steps, n);
+    x.assign(static_cast<std::size_t>(steps) * n * per_step, 0.f);
+    source.fill(idx.data(), n, seq, nullptr, x.data());
+    ModelInput<float> in;
+    in.x = x.data();
+    in.batch = n;
+    in.seq = &seq;
+    const float* out = model.forward(in, ws, false);
+    for (int b = 0; b < n; ++b) {
+      const std::size_t row = static_cast<std::size_t>(start + b) * C;
+      const float* l = out + static_cast<std::size_t>(b) * C;
+      const float top = *std::max_element(l, l + C);
+      double sum = 0;
+      for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(l[c] - top));
+      for (int c = 0; c < C; ++c) {
+        logits[row + c] = l[c];
+        probs[row + c] = static_cast<float>(std::exp(static_cast<double>(l[c] - top)) / sum);
+      }
+    }
+  }
 }
 
 bool is_text_model(const Metadata& metadata) {

@@ -66,6 +66,12 @@ std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& m
                                                            std::shared_ptr<const ImageSet> set,
                                                            const std::string& model_path);
 
+// Logits and softmax probabilities [N, C] of every sample of `source` (one-step images or
+// fixed-length sequences), in order, computed in blocks of 256 samples on this thread: what
+// `recur predict` and the Python module's predict both give, bit for bit.
+void layered_image_forward(Model<float>& model, const SequenceSource& source, float* probs,
+                           float* logits);
+
 // How a text model turns text into ids: read back from a checkpoint's metadata.
 struct TextCodec {
   Vocabulary vocab;
