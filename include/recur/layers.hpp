@@ -100,6 +100,20 @@ ModelSpec model_spec_from_json(const std::string& json, const std::string& sourc
 // no layer form (Error("--untied", ...)).
 ModelSpec model_spec_from_config(const ModelConfig& config);
 
+// The layer list as text, as `recur train --model` and the `model` key of a config take it:
+// layers separated by commas, each a type, an optional positional value and key=value settings:
+//   "conv2d 6 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 120, relu, linear"
+//   "embedding 128, lstm 128 layers=2 bidirectional dropout=0.2, pool max, dropout 0.3, linear"
+// Types: embedding W [vocab=N], linear [W] (no W: the classes), lstm|gru|rnn|rnn_relu H
+// [layers=N] [bidirectional] [dropout=P], pool last|mean|max, dropout P, relu, tanh, flatten,
+// conv1d C kernel=K, conv2d C kernel=K [stride=S] [padding=P], maxpool2d K [stride=S]; any layer
+// takes name=NAME (its tensor-name prefix) and the weighted ones bias=false. Throws
+// recur::Error(where, ...) naming the layer and the reason. Shapes are checked later, against
+// the data (ModelSpec::validate).
+std::vector<LayerSpec> parse_layer_list(const std::string& text, const std::string& where);
+// The text parse_layer_list reads back as the same layers (initialisation aside).
+std::string layer_list_text(const std::vector<LayerSpec>& layers);
+
 // ---- the layer interface ----
 
 template <typename T>

@@ -121,6 +121,12 @@ class Network {
   // Fills every parameter from `seed` according to config().init.
   void init(std::uint64_t seed);
 
+  // Packs the recurrent weights once (float, tied weights) for every forward / backward until
+  // drop_prepared(): one packing per optimizer step shared by all threads, instead of one per
+  // thread and call. The caller drops them before the parameters change (BatchRunner does).
+  void prepare();
+  void drop_prepared();
+
   // Forward pass over a batch of B sequences. Returns the logits [B, C] (valid until the
   // workspace is used again). h0/c0 may be null (zeros). With train=true, dropout is applied
   // (drawing from rng) and everything backward() needs is kept in ws.

@@ -115,6 +115,31 @@ class ImageSamples final : public SequenceSource {
   std::vector<std::int64_t> indices_;
 };
 
+// Images read as sequences through a view (rows, cols, pixels, permuted): every sample has the
+// view's steps; `indices` picks and orders the images used (all when empty).
+class ImageSequences final : public SequenceSource {
+ public:
+  ImageSequences(std::shared_ptr<const ImageSet> set, SequenceView view,
+                 std::vector<std::int64_t> indices = {});
+  std::int64_t size() const override { return static_cast<std::int64_t>(indices_.size()); }
+  int length(std::int64_t) const override { return view_.steps(); }
+  std::int32_t label(std::int64_t i) const override {
+    return set_->labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
+  }
+  int num_classes() const override { return set_->num_classes; }
+  ActShape input_shape() const override { return ActShape{ActKind::sequence, view_.features()}; }
+  int max_length() const override { return view_.steps(); }
+  void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+            float* x) const override;
+  std::int64_t image_index(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
+  const SequenceView& view() const { return view_; }
+
+ private:
+  std::shared_ptr<const ImageSet> set_;
+  SequenceView view_;
+  std::vector<std::int64_t> indices_;
+};
+
 inline constexpr int kPoolBatches = 32;
 // One epoch's batches of `indices`, each sorted longest first. shuffle=false (evaluation): all
 // of them sorted by length and cut in that order. The order is a pure function of (seed, epoch).

@@ -158,6 +158,9 @@ struct TrainOptions {
 // A resolved config (key=value lines) without the options that name the trainer's own folders
 // (data, out): what a checkpoint's metadata keeps, so a shared file reveals no local layout.
 std::string without_local_paths(const std::string& config);
+// What a checkpoint says of IDX training data in `dir`: its files' names and SHA-256, and name
+// "mnist" when they are MNIST's (JSON).
+std::string describe_training_data(const std::string& dir);
 
 // Set by SIGINT / SIGTERM (see install_stop_signals): training finishes the current step, writes
 // resume.safetensors and stops with StopRequested.

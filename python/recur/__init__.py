@@ -123,6 +123,8 @@ def load(path: PathLike) -> Model:
     path = os.fspath(path)
     if _recur.is_text_model(path):
         return Model(_recur.TextModel(path))
+    if _recur.is_layered_image_model(path):  # recur train --model, the report's MLP and CNN
+        return Model(_recur.LayeredImageModel(path))
     return Model(_recur.Model(path))
 
 
@@ -172,6 +174,8 @@ def train(x: Optional[np.ndarray] = None, y: Optional[np.ndarray] = None, *,
     options: every ``recur train`` flag, named with underscores (``cell="gru"``, ``hidden=128``,
     ``epochs=10``, ``view="cols"``, ``bidirectional=True``, ``lr=1e-3``, ``seed=1``,
     ``threads=2``, ...), or ``config="examples/mnist-lstm.toml"`` (keywords override the file).
+    Layer lists (``model=``, e.g. examples/mnist-cnn.toml) and text or array data train from the
+    command line only for now (``recur train --model ...``): here they raise ValueError.
     ``out="runs/x"`` keeps the run folder (checkpoints, metrics, curves.png); without it a
     temporary folder is used and removed. Same seed, thread count and data: bit-identical to
     the command line.

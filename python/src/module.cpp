@@ -28,8 +28,12 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
+#include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/layers.hpp"
+#include "recur/safetensors.hpp"
+#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace py = pybind11;
@@ -335,6 +339,153 @@ class Model {
   std::vector<std::int64_t> indices_;
 };
 
+// A model built from layers that reads images (recur train --model, the report's MLP and CNN):
+// whole images or sequences through the view in its metadata; predict runs blocks of 256 on one
+// thread as `recur predict` does (cli::layered_image_forward), so the two agree bit for bit.
+class LayeredImageModel {
+ public:
+  explicit LayeredImageModel(const std::string& path) : path_(path) {
+    try {
+      loaded_ = load_layered_model(path);
+      if (!cli::is_image_model(loaded_.metadata))
+        throw Error(path, "not an image model (a text or array model)");
+      rows_ = std::stoi(loaded_.metadata.at("recur.image_rows"));
+      cols_ = std::stoi(loaded_.metadata.at("recur.image_cols"));
+      // The view and the image size are checked here once, on an empty set of the model's size.
+      auto probe = std::make_shared<ImageSet>();
+      probe->rows = rows_;
+      probe->cols = cols_;
+      cli::layered_image_source(*loaded_.model, loaded_.metadata, probe, path);
+    } catch (const Error& e) {
+      raise_file_error(e, path);
+    } catch (const std::exception&) {
+      raise(PyExc_ValueError, path + ": the image size in its metadata is invalid");
+    }
+  }
+
+  int num_classes() const { return loaded_.model->spec().num_classes; }
+
+  py::dict config_dict() const {
+    py::dict d = py::module_::import("json").attr("loads")(to_json(loaded_.model->spec()));
+    d["layers_text"] = layer_list_text(loaded_.model->spec().layers);
+    auto v = loaded_.metadata.find("recur.view");
+    d["view"] = v == loaded_.metadata.end() ? std::string("image") : v->second;
+    d["image_rows"] = rows_;
+    d["image_cols"] = cols_;
+    return d;
+  }
+
+  py::dict metadata() const {
+    py::dict d;
+    for (const auto& [k, v] : loaded_.metadata) d[py::str(k)] = v;
+    return d;
+  }
+
+  std::string path() const { return path_; }
+  std::string repr() const {
+    return "<recur.Model " + path_ + ": " + layer_list_text(loaded_.model->spec().layers) + ", " +
+           std::to_string(loaded_.model->num_params()) + " parameters>";
+  }
+
+  py::tuple predict(const py::array& x, bool logits) {
+    const std::int64_t n = check_images(x);
+    const int C = num_classes();
+    py::array_t<std::int64_t> labels(n);
+    py::array_t<float> probs({n, static_cast<std::int64_t>(C)});
+    py::array_t<float> raw({n, static_cast<std::int64_t>(C)});
+    {
+      const ImageSet set = as_set(x, n, nullptr);
+      float* p = probs.mutable_data();
+      float* z = raw.mutable_data();
+      std::int64_t* l = labels.mutable_data();
+      py::gil_scoped_release nogil;
+      std::lock_guard<std::mutex> lock(mutex_);
+      forward(set, p, z);
+      for (std::int64_t i = 0; i < n; ++i)
+        l[i] = std::max_element(p + i * C, p + (i + 1) * C) - (p + i * C);
+    }
+    if (logits) return py::make_tuple(labels, probs, raw);
+    return py::make_tuple(labels, probs);
+  }
+
+  py::dict evaluate(const py::array& x, const py::array& y) {
+    const std::int64_t n = check_images(x);
+    const int C = num_classes();
+    const std::vector<std::int32_t> labels = read_labels(y, n, "y", C);
+    std::vector<float> probs(static_cast<std::size_t>(n) * C), logits(probs.size());
+    double loss_sum = 0;
+    int correct = 0;
+    {
+      const ImageSet set = as_set(x, n, &labels);
+      py::gil_scoped_release nogil;
+      std::lock_guard<std::mutex> lock(mutex_);
+      forward(set, probs.data(), logits.data());
+      for (std::int64_t start = 0; start < n; start += 256) {
+        const int b = static_cast<int>(std::min<std::int64_t>(256, n - start));
+        int hits = 0;
+        loss_sum += softmax_cross_entropy<float>(logits.data() + start * C, labels.data() + start,
+                                                 b, C, 1.0f, nullptr, &hits);
+        correct += hits;
+      }
+    }
+    py::dict d;
+    d["count"] = n;
+    d["correct"] = correct;
+    d["accuracy"] = n ? static_cast<double>(correct) / n : 0.0;
+    d["loss"] = n ? loss_sum / n : 0.0;
+    return d;
+  }
+
+  void save(const std::string& path) const {
+    try {
+      py::gil_scoped_release nogil;
+      save_layered_model(path, *loaded_.model, loaded_.metadata);
+    } catch (const Error& e) {
+      raise_file_error(e, path);
+    }
+  }
+
+ private:
+  std::int64_t check_images(const py::array& x) const {
+    if (!x.dtype().is(py::dtype::of<std::uint8_t>()))
+      raise(PyExc_TypeError, fmt::format("x must be uint8 images [N, {}, {}], got dtype {}", rows_,
+                                         cols_, dtype_text(x)));
+    if (x.ndim() != 3 || x.shape(1) != rows_ || x.shape(2) != cols_)
+      raise(PyExc_ValueError,
+            fmt::format("x must be uint8 images [N, {}, {}], got shape {}{}", rows_, cols_,
+                        shape_text(x), x.ndim() == 2 ? " (one image? use x[None])" : ""));
+    require_c_contiguous(x, "x");
+    return x.shape(0);
+  }
+  ImageSet as_set(const py::array& x, std::int64_t n,
+                  const std::vector<std::int32_t>* labels) const {
+    ImageSet set;
+    set.source = "x";
+    set.count = n;
+    set.rows = rows_;
+    set.cols = cols_;
+    set.num_classes = num_classes();
+    const auto* px = static_cast<const std::uint8_t*>(x.data());
+    set.pixels.assign(px, px + n * rows_ * cols_);
+    if (labels)
+      set.labels = *labels;
+    else
+      set.labels.assign(static_cast<std::size_t>(n), 0);
+    return set;
+  }
+  void forward(const ImageSet& set, float* probs, float* logits) {
+    const auto source = cli::layered_image_source(
+        *loaded_.model, loaded_.metadata,
+        std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}), path_);
+    cli::layered_image_forward(*loaded_.model, *source, probs, logits);
+  }
+
+  std::string path_;
+  LoadedLayeredModel loaded_;
+  int rows_ = 0, cols_ = 0;
+  std::mutex mutex_;
+};
+
 namespace {
 
 // The arrays of the MNIST files in `dir`, owned by NumPy without a copy.
@@ -413,6 +564,18 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
   } catch (const Error& e) {
     raise(PyExc_ValueError, e.what());
   }
+  // The layer trainer (layer lists, text, arrays) is the command line's for now: refused rather
+  // than trained as something else.
+  const auto& listed = cmd->get_option("--model")->results();
+  if (!listed.empty() && !listed.back().empty())
+    raise(PyExc_ValueError,
+          "model= (a layer list) trains from the command line only for now: recur train "
+          "--model '" +
+              listed.back() + "' (recur.load reads the result)");
+  if (cli::is_sequence_data(opts.data_dir))
+    raise(PyExc_ValueError, "data='" + opts.data_dir +
+                                "' is text or arrays, which train from the command line only for "
+                                "now: recur train --data ... (recur.load reads the result)");
 
   if (!parts.empty()) {
     auto set = std::make_shared<ImageSet>();
@@ -557,6 +720,28 @@ PYBIND11_MODULE(_recur, m) {
       .def("evaluate", &Model::evaluate, py::arg("x"), py::arg("y"))
       .def("save", &Model::save, py::arg("path"))
       .def("__repr__", &Model::repr);
+  using recur::python::LayeredImageModel;
+  py::class_<LayeredImageModel, std::shared_ptr<LayeredImageModel>>(m, "LayeredImageModel")
+      .def(py::init<const std::string&>(), py::arg("path"))
+      .def_property_readonly("config", &LayeredImageModel::config_dict)
+      .def_property_readonly("metadata", &LayeredImageModel::metadata)
+      .def_property_readonly("path", &LayeredImageModel::path)
+      .def_property_readonly("num_classes", &LayeredImageModel::num_classes)
+      .def("predict", &LayeredImageModel::predict, py::arg("x"), py::arg("logits") = false)
+      .def("evaluate", &LayeredImageModel::evaluate, py::arg("x"), py::arg("y"))
+      .def("save", &LayeredImageModel::save, py::arg("path"))
+      .def("__repr__", &LayeredImageModel::repr);
+  m.def(
+      "is_layered_image_model",
+      [](const std::string& path) {
+        try {
+          const recur::Metadata meta = recur::read_safetensors(path).metadata;
+          return recur::is_layered_checkpoint(meta) && recur::cli::is_image_model(meta);
+        } catch (const recur::Error&) {
+          return false;
+        }
+      },
+      py::arg("path"));
   recur::python::add_text_bindings(m);
   m.def("load_mnist", &recur::python::load_mnist_arrays, py::arg("path"), py::arg("train"));
   m.def("train", &recur::python::train, py::arg("options"), py::arg("parts"), py::arg("callback"),

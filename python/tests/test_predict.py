@@ -238,3 +238,54 @@ def test_mnist_arrays(mnist, data_dir):
     # The first test image is a 7, and its pixels are those of the file.
     raw = open(os.path.join(data_dir, "t10k-images-idx3-ubyte"), "rb").read()
     assert yt[0] == 7 and xt[0].tobytes() == raw[16:16 + 784]
+
+
+# Layer lists trained by `recur train --model` (docs/LAYERS.md): a CNN on whole images and a
+# GRU over columns.
+LAYERED = {
+    "cnn": ["--model", "conv2d 3 kernel=3 padding=1, relu, maxpool2d 2, flatten, linear"],
+    "gru_cols": ["--model", "gru 12 bidirectional, pool mean, linear", "--view", "cols"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYERED))
+def layered_model(request, cli, data_dir, work):
+    name = request.param
+    out = work / f"layered-{name}"
+    if not (out / "last.safetensors").exists():
+        run_cli(cli, "train", *LAYERED[name], "--steps", "60", "--lr", "0.01", "--batch", "32",
+                "--val", "200", "--train-limit", "2000", "--threads", "1", "--data", data_dir,
+                "--out", out)
+    return name, out / "last.safetensors"
+
+
+def test_layered_model_predicts_and_evaluates_as_the_command_line(cli, layered_model, data_dir,
+                                                                   mnist, tmp_path):
+    name, path = layered_model
+    (_, _), (x_test, y_test) = mnist
+    model = recur.load(path)
+    assert model.num_classes == 10
+    assert model.config["view"] == ("image" if name == "cnn" else "cols")
+    assert model.config["layers_text"] == LAYERED[name][1]
+    labels, probs, logits = model.predict(x_test[:N], logits=True)
+    rows = cli_predictions(cli, path, data_dir, N)
+    cli_logits = np.array([r["logits"] for r in rows], dtype=np.float32)
+    assert np.array_equal(logits.view(np.uint32), cli_logits.view(np.uint32)), name
+    assert labels.tolist() == [r["prediction"] for r in rows]
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-6)
+    r = model.evaluate(x_test, y_test)
+    e = json.loads(run_cli(cli, "eval", path, "--data", data_dir, "--json", "--gallery", "0",
+                           "--out", tmp_path / "ev"))
+    assert r["count"] == 10000 and r["correct"] == 10000 - e["misclassified"]
+    assert r["accuracy"] > 0.3  # 60 steps: far above chance (0.1)
+    copy = tmp_path / "copy.safetensors"
+    model.save(copy)
+    assert np.array_equal(recur.load(copy).predict(x_test[:N])[1], probs)  # same blocks
+    with pytest.raises(TypeError, match="uint8 images"):
+        model.predict(x_test[:4].astype(np.float32))
+    with pytest.raises(ValueError, match=r"\[N, 28, 28\]"):
+        model.predict(x_test[:4, :20])
+    with pytest.raises(ValueError, match="one image"):
+        model.predict(x_test[0])
+    with pytest.raises(TypeError, match="use predict"):
+        model.predict_text(["a review"])

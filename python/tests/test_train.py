@@ -12,6 +12,8 @@ import pytest
 import recur
 from conftest import read_safetensors, run_cli
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 # A short run that still exercises shuffling, a partial last batch, validation, two threads,
 # a schedule and clipping.
 OPTIONS = dict(cell="lstm", hidden=24, steps=30, batch=50, val=1000, train_limit=1480,
@@ -223,6 +225,10 @@ def test_bad_options_raise_clear_errors(mnist):
         recur.train(x, y, config="missing.toml", **kw)
     with pytest.raises(ValueError, match="arrays .* or data=FOLDER, not both"):
         recur.train(x, y, data="data/mnist", **kw)
+    with pytest.raises(ValueError, match="model= .a layer list. trains from the command line"):
+        recur.train(x, y, model="flatten, linear 8, relu, linear", **kw)
+    with pytest.raises(ValueError, match="model= .a layer list."):
+        recur.train(x, y, config=os.path.join(ROOT, "examples", "mnist-cnn.toml"), **kw)
 
 
 def test_bad_training_arrays_raise_clear_errors(mnist):

@@ -18,7 +18,9 @@
 #include "cli/sequence_data.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
+#include "recur/layers.hpp"
 #include "recur/plot.hpp"
+#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -136,21 +138,43 @@ int run_eval(const EvalOptions& o) {
   resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
   RECUR_CHECK(o.gallery >= 0 && o.gallery <= kMaxGallery, "--gallery",
               fmt::format("must be 0 (no pictures) up to {}, got {}", kMaxGallery, o.gallery));
-  if (is_layered_file(o.model))
-    // Text batches hold hundreds of steps: 64 reviews at a time unless --batch says otherwise.
-    return run_sequence_eval(o.model, o.data == "data/mnist" ? "" : o.data, o.out, o.json,
-                             o.threads, o.batch == kDefaultEvalBatch ? 64 : o.batch);
-  ModelWithView m = load_model_with_view(o.model);
-  const ImageSet set = load_mnist(o.data, false);
-  const SequenceView view = make_view(m, set.rows, set.cols);
-  check_model_fits(m, view, set.num_classes, "the test images in " + o.data);
+  EvalResult r;
+  std::shared_ptr<const ImageSet> images;
+  std::string described, view_name;
+  if (is_layered_file(o.model)) {
+    LoadedLayeredModel loaded = load_layered_model(o.model);
+    if (!is_image_model(loaded.metadata))
+      // Text batches hold hundreds of steps: 64 reviews at a time unless --batch says otherwise.
+      return run_sequence_eval(o.model, o.data == "data/mnist" ? "" : o.data, o.out, o.json,
+                               o.threads, o.batch == kDefaultEvalBatch ? 64 : o.batch);
+    images = std::make_shared<ImageSet>(load_mnist(o.data, false));
+    Model<float>& model = *loaded.model;
+    const auto source = layered_image_source(model, loaded.metadata, images, o.model);
+    RECUR_CHECK(images->num_classes <= model.spec().num_classes, images->source,
+                fmt::format("labels go up to {} but the model has {} classes",
+                            images->num_classes - 1, model.spec().num_classes));
+    make_folder(o.out.empty() ? parent_folder(o.model) : o.out);
+    model.prepare();
+    SequenceRunner runner(model, resolve_threads(o.threads));
+    r = evaluate_sequences(runner, *source, o.batch);
+    described = layer_list_text(model.spec().layers);
+    auto v = loaded.metadata.find("recur.view");
+    view_name = v == loaded.metadata.end() ? "image" : v->second;
+  } else {
+    ModelWithView m = load_model_with_view(o.model);
+    images = std::make_shared<ImageSet>(load_mnist(o.data, false));
+    const SequenceView view = make_view(m, images->rows, images->cols);
+    check_model_fits(m, view, images->num_classes, "the test images in " + o.data);
+    make_folder(o.out.empty() ? parent_folder(o.model) : o.out);
+    BatchRunner runner(m.net(), o.threads);
+    std::vector<std::int64_t> indices(static_cast<std::size_t>(images->count));
+    std::iota(indices.begin(), indices.end(), std::int64_t{0});
+    r = evaluate(runner, *images, view, indices, o.batch);
+    described = describe_model(m);
+    view_name = to_string(m.view_kind);
+  }
+  const ImageSet& set = *images;
   const std::string out = o.out.empty() ? parent_folder(o.model) : o.out;
-  make_folder(out);
-
-  BatchRunner runner(m.net(), o.threads);
-  std::vector<std::int64_t> indices(static_cast<std::size_t>(set.count));
-  std::iota(indices.begin(), indices.end(), std::int64_t{0});
-  const EvalResult r = evaluate(runner, set, view, indices, o.batch);
 
   const int k = set.num_classes;
   std::vector<std::int64_t> counts(static_cast<std::size_t>(k) * k, 0);
@@ -191,12 +215,11 @@ int run_eval(const EvalOptions& o) {
     const auto row = counts.begin() + static_cast<std::ptrdiff_t>(i) * k;
     confusion.push_back(std::vector<std::int64_t>(row, row + k));
   }
-  const nlohmann::json report = {{"model", o.model},       {"data", o.data},
-                                 {"images", set.source},   {"view", to_string(m.view_kind)},
-                                 {"count", r.count},       {"correct", r.correct},
-                                 {"misclassified", wrong}, {"accuracy", r.accuracy()},
-                                 {"loss", r.loss},         {"per_class", per_class},
-                                 {"confusion", confusion}};
+  const nlohmann::json report = {
+      {"model", o.model},       {"data", o.data},           {"images", set.source},
+      {"view", view_name},      {"count", r.count},         {"correct", r.correct},
+      {"misclassified", wrong}, {"accuracy", r.accuracy()}, {"loss", r.loss},
+      {"per_class", per_class}, {"confusion", confusion}};
   const std::string json_text = report.dump(2) + "\n";
   write_file_atomic(out + "/eval.json", json_text);
   written.push_back("eval.json");
@@ -205,7 +228,7 @@ int run_eval(const EvalOptions& o) {
     std::cout << json_text;
     return 0;
   }
-  fmt::print("model: {} ({})\n", o.model, describe_model(m));
+  fmt::print("model: {} ({})\n", o.model, described);
   fmt::print("data: {} test images from {}\n", set.count, o.data);
   fmt::print("test accuracy {:.2f}% (loss {:.4f}) on {} images, {} misclassified\n\n",
              100.0 * r.accuracy(), r.loss, r.count, wrong);

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -22,6 +24,8 @@
 #include "recur/digit_frame.hpp"
 #include "recur/error.hpp"
 #include "recur/image.hpp"
+#include "recur/layers.hpp"
+#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -165,7 +169,8 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
 
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
-  if (!o.texts.empty() || (o.inputs.empty() && is_layered_file(o.model))) {
+  if (!o.texts.empty() || (o.inputs.empty() && is_layered_file(o.model) &&
+                           !is_image_model(load_layered_model(o.model).metadata))) {
     if (!is_layered_file(o.model) || !is_text_model(load_layered_model(o.model).metadata))
       throw Error("--text", o.model + " is not a text model; give it pictures to classify");
     RECUR_CHECK(o.inputs.empty(), "--text", "give either --text or picture files, not both");
@@ -176,18 +181,41 @@ int run_predict(const PredictOptions& o) {
                 "inputs is required: give the PNG or PGM files to classify (or --text "
                 "for a text model)");
   const Invert invert = parse_invert(o.invert);
-  ModelWithView m = load_model_with_view(o.model);
-  const SequenceView view = make_view(m);
-  const int num_classes = m.net().config().num_classes;
-  check_model_fits(m, view, num_classes, "images resized to the model's size");
+  // The model: fixed-shape (with its view) or built from layers (an image model).
+  std::optional<ModelWithView> fixed;
+  std::optional<LoadedLayeredModel> layered;
+  int model_rows = 0, model_cols = 0, num_classes = 0;
+  if (is_layered_file(o.model)) {
+    layered = load_layered_model(o.model);
+    if (!is_image_model(layered->metadata))
+      throw Error(o.model, "is not an image model; give it --text or the data it was trained on");
+    num_classes = layered->model->spec().num_classes;
+    const auto size = [&](const char* key) {
+      auto it = layered->metadata.find(key);
+      int v = 0;
+      if (it == layered->metadata.end() || std::sscanf(it->second.c_str(), "%d", &v) != 1 ||
+          v < 1 || v > kMaxImageSide)
+        throw Error(o.model, std::string("metadata ") + key + " is missing or invalid");
+      return v;
+    };
+    model_rows = size("recur.image_rows");
+    model_cols = size("recur.image_cols");
+  } else {
+    fixed = load_model_with_view(o.model);
+    model_rows = fixed->rows;
+    model_cols = fixed->cols;
+    num_classes = fixed->net().config().num_classes;
+    check_model_fits(*fixed, make_view(*fixed), num_classes, "images resized to the model's size");
+  }
 
   std::vector<Sample> samples;
   for (const std::string& input : o.inputs) {
     if (!o.indices.empty()) {
-      add_idx_samples(input, o.indices, m.rows, m.cols, invert, samples);
+      add_idx_samples(input, o.indices, model_rows, model_cols, invert, samples);
     } else {
-      Sample s = o.raw ? prepare(load_gray_image(input), input, m.rows, m.cols, invert, false)
-                       : frame(load_gray_image(input), input, m.rows, m.cols, invert);
+      Sample s = o.raw
+                     ? prepare(load_gray_image(input), input, model_rows, model_cols, invert, false)
+                     : frame(load_gray_image(input), input, model_rows, model_cols, invert);
       s.input = input;
       samples.push_back(std::move(s));
     }
@@ -196,27 +224,35 @@ int run_predict(const PredictOptions& o) {
   // All samples as one image set read through the model's view, in batches.
   ImageSet set;
   set.source = "predict inputs";
-  set.rows = m.rows;
-  set.cols = m.cols;
+  set.rows = model_rows;
+  set.cols = model_cols;
   set.num_classes = num_classes;
   set.count = static_cast<std::int64_t>(samples.size());
   for (const Sample& s : samples)
     set.pixels.insert(set.pixels.end(), s.pixels.begin(), s.pixels.end());
   set.labels.assign(samples.size(), 0);
-  BatchRunner runner(m.net(), 1);
   std::vector<float> probs(samples.size() * static_cast<std::size_t>(num_classes));
   std::vector<float> logits(probs.size());
   constexpr int kBatch = 256;
   std::vector<std::int64_t> batch;
   std::vector<float> x;
-  for (std::int64_t start = 0; start < set.count; start += kBatch) {
-    const int n = static_cast<int>(std::min<std::int64_t>(kBatch, set.count - start));
-    batch.resize(static_cast<std::size_t>(n));
-    for (int b = 0; b < n; ++b) batch[static_cast<std::size_t>(b)] = start + b;
-    x.resize(static_cast<std::size_t>(view.steps()) * n * view.features());
-    view.fill(set, batch.data(), n, x.data());
-    runner.infer_inputs(x.data(), n, probs.data() + static_cast<std::size_t>(start) * num_classes,
-                        logits.data() + static_cast<std::size_t>(start) * num_classes);
+  if (layered) {
+    const auto source = layered_image_source(
+        *layered->model, layered->metadata,
+        std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}), o.model);
+    layered_image_forward(*layered->model, *source, probs.data(), logits.data());
+  } else {
+    const SequenceView view = make_view(*fixed);
+    BatchRunner runner(fixed->net(), 1);
+    for (std::int64_t start = 0; start < set.count; start += kBatch) {
+      const int n = static_cast<int>(std::min<std::int64_t>(kBatch, set.count - start));
+      batch.resize(static_cast<std::size_t>(n));
+      for (int b = 0; b < n; ++b) batch[static_cast<std::size_t>(b)] = start + b;
+      x.resize(static_cast<std::size_t>(view.steps()) * n * view.features());
+      view.fill(set, batch.data(), n, x.data());
+      runner.infer_inputs(x.data(), n, probs.data() + static_cast<std::size_t>(start) * num_classes,
+                          logits.data() + static_cast<std::size_t>(start) * num_classes);
+    }
   }
 
   nlohmann::json all = nlohmann::json::array();

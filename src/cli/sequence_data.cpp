@@ -3,13 +3,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "dist/comm.hpp"
+#include "kernels/gemm.hpp"
 #include "recur/error.hpp"
 #include "recur/sha256.hpp"
 
@@ -56,66 +59,65 @@ void check_sequence_flags(const SequenceFlags& f) {
 
 namespace {
 
-ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape input,
-                         int vocab_size, int classes) {
-  const ModelConfig& m = o.model;
-  RECUR_CHECK(!m.untied, "--untied", "untied weights need fixed-length images");
+// The layer list of --model on this data: an embedding's rows come from the vocabulary.
+ModelSpec listed_model(const SequenceFlags& f, ActShape input, int vocab_size, int classes) {
   ModelSpec spec;
   spec.input = input;
   spec.num_classes = classes;
+  spec.layers = f.layers;
+  for (LayerSpec& l : spec.layers) {
+    if (l.type != "embedding") continue;
+    RECUR_CHECK(l.vocab == 0 || l.vocab == vocab_size, "--model",
+                fmt::format("the embedding has vocab={} but the vocabulary holds {} words; leave "
+                            "vocab= out (set --vocab instead)",
+                            l.vocab, vocab_size));
+    l.vocab = vocab_size;
+  }
+  try {
+    spec.validate();
+  } catch (const Error& e) {
+    throw Error("--model", fmt::format("does not fit this data ({} in, {} classes): {}",
+                                       to_string(input), classes, e.what()));
+  }
+  return spec;
+}
+
+// The short form on text or arrays: the fixed-shape chain (model_spec_from_config: [linear
+// "proj"], recurrent "rnn", pool, linear "head") read by an embedding for text, with the text
+// flags' dropouts around it.
+ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape input,
+                         int vocab_size, int classes) {
+  if (!f.layers.empty()) return listed_model(f, input, vocab_size, classes);
+  RECUR_CHECK(!o.model.untied, "--untied", "untied weights need fixed-length images");
+  ModelConfig m = o.model;
+  m.input_size = std::max(1, input.features);
+  m.num_classes = classes;
+  if (input.ids) m.projection = 0;  // the embedding is the input layer
+  ModelSpec spec = model_spec_from_config(m);
+  spec.input = input;
+  if (f.head_dropout > 0) {
+    LayerSpec d;
+    d.type = "dropout";
+    d.name = "head_dropout";
+    d.dropout = f.head_dropout;
+    spec.layers.insert(spec.layers.end() - 1, d);
+  }
   if (input.ids) {
     LayerSpec e;
     e.type = "embedding";
     e.name = "embed";
     e.vocab = vocab_size;
     e.size = f.embed;
-    spec.layers.push_back(e);
+    std::vector<LayerSpec> front = {e};
     if (f.embed_dropout > 0) {
       LayerSpec d;
       d.type = "dropout";
       d.name = "embed_dropout";
       d.dropout = f.embed_dropout;
-      spec.layers.push_back(d);
+      front.push_back(d);
     }
-  } else if (m.projection > 0) {
-    LayerSpec p;
-    p.type = "linear";
-    p.name = "proj";
-    p.size = m.projection;
-    p.init = m.init.projection;
-    spec.layers.push_back(p);
+    spec.layers.insert(spec.layers.begin(), front.begin(), front.end());
   }
-  LayerSpec r;
-  r.type = "recurrent";
-  r.name = "rnn";
-  r.cell = m.cell;
-  r.size = m.hidden;
-  r.layers = m.layers;
-  r.bidirectional = m.bidirectional;
-  r.bias = m.bias;
-  r.dropout = m.dropout;
-  r.init = m.init.input;
-  r.init_recurrent = m.init.recurrent;
-  r.forget_bias = m.init.forget_bias;
-  spec.layers.push_back(r);
-  LayerSpec pool;
-  pool.type = "pool";
-  pool.name = "pool";
-  pool.pooling = m.pooling;
-  spec.layers.push_back(pool);
-  if (f.head_dropout > 0) {
-    LayerSpec d;
-    d.type = "dropout";
-    d.name = "head_dropout";
-    d.dropout = f.head_dropout;
-    spec.layers.push_back(d);
-  }
-  LayerSpec head;
-  head.type = "linear";
-  head.name = "head";
-  head.size = classes;
-  head.init = m.init.head;
-  spec.layers.push_back(head);
   try {
     spec.validate();
   } catch (const Error& e) {
@@ -130,6 +132,86 @@ std::string join_names(const std::vector<std::string>& names) {
 }
 
 }  // namespace
+
+bool is_image_model(const Metadata& metadata) {
+  return metadata.count("recur.image_rows") > 0;
+}
+
+std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& model,
+                                                           const Metadata& metadata,
+                                                           std::shared_ptr<const ImageSet> set,
+                                                           const std::string& model_path) {
+  auto number = [&](const std::string& key) {
+    auto it = metadata.find(key);
+    if (it == metadata.end()) throw Error(model_path, "metadata has no " + key);
+    try {
+      std::size_t used = 0;
+      const long long v = std::stoll(it->second, &used);
+      if (used != it->second.size() || v < 0) throw std::invalid_argument(key);
+      return v;
+    } catch (const std::exception&) {
+      throw Error(model_path, "metadata " + key + " is not a number: '" + it->second + "'");
+    }
+  };
+  const long long rows = number("recur.image_rows"), cols = number("recur.image_cols");
+  RECUR_CHECK(set->rows == rows && set->cols == cols, set->source,
+              fmt::format("images are {}x{} but {} reads {}x{}", set->rows, set->cols, model_path,
+                          rows, cols));
+  if (model.spec().input.kind == ActKind::image) return std::make_shared<ImageSamples>(set);
+  auto v = metadata.find("recur.view");
+  if (v == metadata.end()) throw Error(model_path, "metadata has no recur.view");
+  ViewKind kind;
+  try {
+    kind = parse_view(v->second);
+  } catch (const Error& e) {
+    throw Error(model_path, "metadata recur.view: " + std::string(e.what()));
+  }
+  const SequenceView view = SequenceView::make(
+      kind, set->rows, set->cols, static_cast<std::uint64_t>(number("recur.view_seed")));
+  RECUR_CHECK(view.features() == model.spec().input.features, model_path,
+              fmt::format("the model reads {} features per step, its {} view gives {}",
+                          model.spec().input.features, v->second, view.features()));
+  return std::make_shared<ImageSequences>(set, view);
+}
+
+void layered_image_forward(Model<float>& model, const SequenceSource& source, float* probs,
+                           float* logits) {
+  constexpr int kBlock = 256;
+  const int C = model.spec().num_classes;
+  const int steps = source.max_length();
+  const std::size_t per_step = source.input_shape().per_row();
+  // BLAS on this thread alone: its own threads would split the products another way, and the
+  // command line and the Python module must agree bit for bit.
+  kernels::blas_single_threaded();
+  model.prepare();
+  ModelWorkspace<float> ws;
+  std::vector<std::int64_t> idx;
+  std::vector<float> x;
+  for (std::int64_t start = 0; start < source.size(); start += kBlock) {
+    const int n = static_cast<int>(std::min<std::int64_t>(kBlock, source.size() - start));
+    idx.resize(static_cast<std::size_t>(n));
+    for (int b = 0; b < n; ++b) idx[static_cast<std::size_t>(b)] = start + b;
+    const SeqInfo seq = SeqInfo::fixed(steps, n);
+    x.assign(static_cast<std::size_t>(steps) * n * per_step, 0.f);
+    source.fill(idx.data(), n, seq, nullptr, x.data());
+    ModelInput<float> in;
+    in.x = x.data();
+    in.batch = n;
+    in.seq = &seq;
+    const float* out = model.forward(in, ws, false);
+    for (int b = 0; b < n; ++b) {
+      const std::size_t row = static_cast<std::size_t>(start + b) * C;
+      const float* l = out + static_cast<std::size_t>(b) * C;
+      const float top = *std::max_element(l, l + C);
+      double sum = 0;
+      for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(l[c] - top));
+      for (int c = 0; c < C; ++c) {
+        logits[row + c] = l[c];
+        probs[row + c] = static_cast<float>(std::exp(static_cast<double>(l[c] - top)) / sum);
+      }
+    }
+  }
+}
 
 bool is_text_model(const Metadata& metadata) {
   return metadata.count("recur.vocab") > 0;
@@ -156,9 +238,10 @@ TextCodec text_codec(const Metadata& metadata, const std::string& path) {
   return c;
 }
 
-int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
-                          bool interactive) {
-  const std::string path = resolve_data_path(o.data_dir);
+namespace {
+
+// The trainer's options from recur train's.
+SeqTrainOptions seq_train_options(const TrainOptions& o) {
   SeqTrainOptions so;
   so.optimizer = o.optimizer;
   so.schedule = o.schedule;
@@ -174,11 +257,76 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
   so.out_dir = o.out_dir;
   so.config_text = o.config_text;
   so.on_event = o.on_event;
+  RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
+  return so;
+}
+
+}  // namespace
+
+bool reads_images(const std::vector<LayerSpec>& layers) {
+  if (layers.empty()) return false;
+  const std::string& t = layers.front().type;
+  return t == "conv2d" || t == "maxpool2d" || t == "flatten";
+}
+
+int run_layered_image_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
+                               bool interactive) {
+  SeqTrainOptions so = seq_train_options(o);
+  RECUR_CHECK(!f.layers.empty(), "--model", "give the layers of the model");
+  RECUR_CHECK(!std::filesystem::exists(so.out_dir) || std::filesystem::is_empty(so.out_dir),
+              "--out", so.out_dir + " exists and is not empty; choose another folder or remove it");
+  RECUR_CHECK(o.train_limit >= 0, "--train-limit", "must be 0 or more");
+  auto train_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, true));
+  auto test_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, false));
+  RECUR_CHECK(test_set->rows == train_set->rows && test_set->cols == train_set->cols,
+              test_set->source,
+              fmt::format("test images are {}x{}, training images {}x{}", test_set->rows,
+                          test_set->cols, train_set->rows, train_set->cols));
+  RECUR_CHECK(o.validation < train_set->count, "--val",
+              fmt::format("{} validation images leave none of the {} to train on", o.validation,
+                          train_set->count));
+  // --train-limit N: the first N + val training images.
+  std::vector<std::int64_t> used;
+  if (o.train_limit > 0)
+    for (std::int64_t i = 0; i < std::min(train_set->count, o.train_limit + o.validation); ++i)
+      used.push_back(i);
+  const int classes = std::max(train_set->num_classes, test_set->num_classes);
+  std::shared_ptr<const SequenceSource> train, test;
+  std::string shape;
+  if (reads_images(f.layers)) {
+    train = std::make_shared<ImageSamples>(train_set, used);
+    test = std::make_shared<ImageSamples>(test_set);
+    shape = fmt::format("{}x{} images", train_set->rows, train_set->cols);
+  } else {
+    const SequenceView view =
+        SequenceView::make(o.view, train_set->rows, train_set->cols, o.view_seed);
+    train = std::make_shared<ImageSequences>(train_set, view, used);
+    test = std::make_shared<ImageSequences>(test_set, view);
+    so.metadata["recur.view"] = to_string(o.view);
+    so.metadata["recur.view_seed"] = std::to_string(o.view_seed);
+    shape = fmt::format("{} view ({} steps x {} features)", to_string(o.view), view.steps(),
+                        view.features());
+  }
+  so.model = listed_model(f, train->input_shape(), 0, classes);
+  so.metadata["recur.image_rows"] = std::to_string(train_set->rows);
+  so.metadata["recur.image_cols"] = std::to_string(train_set->cols);
+  so.metadata["recur.train_config"] = without_local_paths(o.config_text);
+  so.metadata["recur.train_data"] = describe_training_data(o.data_dir);
+  so.title = "recur " + std::filesystem::path(o.data_dir).filename().string();
+  out << fmt::format("recur train: {} on {}, {} parameters\n", layer_list_text(so.model.layers),
+                     shape, so.model.parameter_count());
+  train_sequences(so, train, test, out, interactive);
+  return 0;
+}
+
+int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
+                          bool interactive) {
+  const std::string path = resolve_data_path(o.data_dir);
+  SeqTrainOptions so = seq_train_options(o);
   so.resumable = true;
   so.resume = o.resume;
   so.checkpoint_every = o.checkpoint_every;
   so.data_name = path;
-  RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
   check_sequence_flags(f);
   // Everything is checked before the run folder is made.
   if (!o.resume)

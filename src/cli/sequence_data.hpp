@@ -15,8 +15,12 @@
 
 namespace recur::cli {
 
-// Options that only text and array data use (recur train's --embed, --vocab, ...).
+// Options of models built from layers: the layer list (--model, on any data) and what only
+// text and array data use (recur train's --embed, --vocab, ...).
 struct SequenceFlags {
+  // --model, parsed; empty = the short form (--cell, --hidden, ...). Embedding rows (vocab=0)
+  // come from the data's vocabulary.
+  std::vector<LayerSpec> layers;
   int embed = 128;
   int vocab = 20000;
   int min_count = 2;
@@ -47,6 +51,30 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
 // run_sequence_training as `recur train` runs it: SIGINT / SIGTERM end the current step, write
 // the checkpoint and return 128 + the signal; under mpirun rank 0 alone prints.
 int run_sequence_train_command(const TrainOptions& o, const SequenceFlags& f);
+
+// Trains the layer list f.layers on IDX images (o.data_dir): image input [1, rows, cols] when the
+// list starts with conv2d, maxpool2d or flatten, else the images read as sequences through
+// o.view; prints the test accuracy.
+int run_layered_image_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
+                               bool interactive);
+// True when a layer list reads whole images rather than sequences.
+bool reads_images(const std::vector<LayerSpec>& layers);
+
+// A model built from layers that reads images (trained by run_layered_image_training): its
+// metadata has recur.image_rows.
+bool is_image_model(const Metadata& metadata);
+// The images of `set` as the model reads them: whole images, or sequences through the view in
+// its metadata. Throws Error(set.source, ...) when the image size differs from the model's.
+std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& model,
+                                                           const Metadata& metadata,
+                                                           std::shared_ptr<const ImageSet> set,
+                                                           const std::string& model_path);
+
+// Logits and softmax probabilities [N, C] of every sample of `source` (one-step images or
+// fixed-length sequences), in order, computed in blocks of 256 samples on this thread: what
+// `recur predict` and the Python module's predict both give, bit for bit.
+void layered_image_forward(Model<float>& model, const SequenceSource& source, float* probs,
+                           float* logits);
 
 // How a text model turns text into ids: read back from a checkpoint's metadata.
 struct TextCodec {

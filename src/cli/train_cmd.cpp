@@ -14,6 +14,7 @@
 #include "cli/sequence_data.hpp"
 #include "dist/comm.hpp"
 #include "recur/error.hpp"
+#include "recur/layers.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -32,7 +33,8 @@ struct TrainFlags {
   std::string optimizer = "adam", schedule = "cosine";  // as TrainOptions' defaults
   bool no_bias = false;
   TrainOptions o;
-  SequenceFlags seq;  // text and .npy data only
+  std::string model;  // --model: the layer list ("" = the short form)
+  SequenceFlags seq;  // text and .npy data, and --model
 };
 
 // Seeds are unsigned: "-1" would otherwise wrap to 2^64 - 1.
@@ -81,6 +83,46 @@ void apply_config(CLI::App& cmd, const std::string& path) {
   }
 }
 
+// --model replaces the short form of the model: refuses a short-form option set away from its
+// default (on the command line or in a config), naming it.
+void check_short_form_unused(const TrainFlags& f) {
+  const TrainFlags d;
+  const ModelConfig &m = f.o.model, &dm = d.o.model;
+  const std::pair<const char*, bool> changed[] = {
+      {"--cell", f.cell != d.cell},
+      {"--hidden", m.hidden != dm.hidden},
+      {"--layers", m.layers != dm.layers},
+      {"--bidirectional", m.bidirectional != dm.bidirectional},
+      {"--projection", m.projection != dm.projection},
+      {"--pooling", f.pooling != d.pooling},
+      {"--dropout", m.dropout != dm.dropout},
+      {"--untied", m.untied != dm.untied},
+      {"--embed", f.seq.embed != d.seq.embed},
+      {"--embed-dropout", f.seq.embed_dropout != d.seq.embed_dropout},
+      {"--head-dropout", f.seq.head_dropout != d.seq.head_dropout}};
+  for (const auto& [name, differs] : changed)
+    if (differs)
+      throw Error("--model", std::string("the layer list replaces ") + name +
+                                 "; describe that in the list instead (docs/LAYERS.md)");
+}
+
+// The initialisation flags on a layer list: every recurrent layer takes --init,
+// --init-recurrent (auto: orthogonal for LSTM and GRU), --bias-init, --forget-bias and --no-bias;
+// the last linear layer (the head) takes --head-init and its bias options.
+void apply_init_flags(const TrainFlags& f, const InitConfig& in, std::vector<LayerSpec>& layers) {
+  for (LayerSpec& l : layers) {
+    if (l.type != "recurrent") continue;
+    const bool plain = l.cell == CellKind::rnn_tanh || l.cell == CellKind::rnn_relu;
+    l.init = in.input;
+    l.init_recurrent = in.recurrent;
+    if (f.init_recurrent == "auto")
+      l.init_recurrent.kind = plain ? InitKind::pytorch : InitKind::orthogonal;
+    l.forget_bias = in.forget_bias;
+    if (f.no_bias) l.bias = false;
+  }
+  if (!layers.empty() && layers.back().type == "linear") layers.back().init = in.head;
+}
+
 // The options as a TOML file that --config reads back; run-control options are left out.
 std::string resolved_config(CLI::App& cmd) {
   std::istringstream in(cmd.config_to_str(true, false));
@@ -125,6 +167,11 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
   cmd->add_option("--head-dropout", sf.head_dropout,
                   "Text and arrays: dropout before the head, training only")
       ->capture_default_str();
+  cmd->add_option("--model", flags->model,
+                  "The model as a list of layers, e.g. \"lstm 128, pool last, linear\" or "
+                  "\"conv2d 6 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 64, relu, "
+                  "linear\" (docs/LAYERS.md); replaces --cell, --hidden, --layers, "
+                  "--bidirectional, --projection, --pooling, --dropout, --embed");
   cmd->add_option("--view", flags->view,
                   "How an image becomes a sequence: rows, cols, pixels, permuted")
       ->capture_default_str();
@@ -254,10 +301,21 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       }
       TrainFlags& f = *flags;
       const bool sequences = is_sequence_data(f.o.data_dir);
+      const bool listed = !f.model.empty();
+      if (listed) {
+        f.seq.layers = parse_layer_list(f.model, "--model");
+        check_short_form_unused(f);
+      }
+      if (listed && !sequences) {
+        RECUR_CHECK(resume_dir->empty(), "--resume",
+                    "--model runs on images cannot be resumed yet; start a new run");
+      }
       if (sequences) {
         for (const auto& [name, value] : sequence_defaults()) {
           CLI::Option* opt = cmd->get_option(name);
           if (opt->count() > 0) continue;
+          // The layer list says how the model pools and reads.
+          if (listed && (name == "--pooling" || name == "--bidirectional")) continue;
           opt->add_result(value);
           opt->run_callback();
         }
@@ -289,11 +347,18 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       opts.optimizer.kind = parse_optimizer(f.optimizer);
       opts.schedule.kind = parse_schedule(f.schedule);
       opts.config_text = resolved_config(*cmd);
+      if (listed) apply_init_flags(f, opts.model.init, f.seq.layers);
       if (parsed_only) {
         *parsed_only = std::move(opts);
         return 0;
       }
       if (sequences) return run_sequence_train_command(opts, f.seq);
+      if (listed) {
+        RECUR_CHECK(dist::size() == 1, "--data",
+                    "--model runs on images train in one process (mpirun is for the short form "
+                    "on image data and for text and array data)");
+        return run_layered_image_training(opts, f.seq, std::cout, isatty(STDOUT_FILENO) != 0);
+      }
       install_stop_signals();
       // In a data-parallel run (mpirun) rank 0 speaks for all.
       const bool speaker = dist::rank() == 0;

@@ -66,6 +66,7 @@ template <typename T>
 struct Network<T>::Impl {
   nn::RecurrentStack<T> stack;
   DenseOffsets proj, head;
+  std::unique_ptr<nn::StackPacked> packed;  // prepare(): null when not prepared
   Impl(const ModelConfig& c, ParamLayout& layout) : stack(make_stack(c, layout)) {
     if (c.projection > 0) proj = dense(layout, "proj");
     layout.add("head.weight", {c.num_classes, c.hidden * c.directions()});
@@ -92,6 +93,18 @@ template <typename T>
 Network<T>::~Network() = default;
 
 template <typename T>
+void Network<T>::prepare() {
+  auto packed = std::make_unique<nn::StackPacked>();
+  impl_->stack.prepare(params_.data(), *packed);
+  impl_->packed = packed->dirs.empty() ? nullptr : std::move(packed);
+}
+
+template <typename T>
+void Network<T>::drop_prepared() {
+  impl_->packed.reset();
+}
+
+template <typename T>
 const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, bool train,
                              Rng* rng, const T* h0, const T* c0) const {
   const ModelConfig& c = config_;
@@ -114,7 +127,7 @@ const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, 
       for (int j = 0; j < c.projection; ++j) out[r * c.projection + j] += bias[j];
     stack_in = out;
   }
-  stack.forward(p, stack_in, S, B, h0, c0, train, rng, ws.stack);
+  stack.forward(p, stack_in, S, B, h0, c0, train, rng, ws.stack, nullptr, impl_->packed.get());
   const T* Y = ws.stack.layers.back().out.data();
 
   if (ws.pooled.size() < static_cast<std::size_t>(B) * DH)

@@ -90,15 +90,6 @@ PlannedModel recurrent_model(const std::string& name, const std::string& family,
   return p;
 }
 
-LayerSpec layer(const std::string& type, int size = 0, int kernel = 0, int padding = 0) {
-  LayerSpec l;
-  l.type = type;
-  l.size = size;
-  l.kernel = kernel;
-  l.padding = padding;
-  return l;
-}
-
 PlannedModel image_model(const std::string& name, const std::string& family,
                          std::vector<LayerSpec> layers, const std::string& shape, double lr,
                          int batch, int epochs, const ReportRunOptions& o, const ImageSet& set,
@@ -332,16 +323,18 @@ std::vector<PlannedModel> report_plan(const ReportRunOptions& o, const ImageSet&
   const int h1 = tiny ? 32 : 256, h2 = tiny ? 16 : 128;
   plan.push_back(image_model(
       "mlp", "MLP",
-      {layer("flatten"), layer("linear", h1), layer("relu"), layer("linear", h2), layer("relu"),
-       layer("linear", 0)},
+      parse_layer_list(fmt::format("flatten, linear {}, relu, linear {}, relu, linear", h1, h2),
+                       "mlp"),
       fmt::format("MLP {}-{}-{}-{}, ReLU", set.rows * set.cols, h1, h2, set.num_classes), 1e-3, 128,
       tiny ? 2 : 10, o, set, tiny));
   const int c1 = tiny ? 2 : 6, c2 = tiny ? 4 : 16, f1 = tiny ? 16 : 120, f2 = tiny ? 8 : 84;
   plan.push_back(image_model(
       "cnn", "CNN",
-      {layer("conv2d", c1, 5, 2), layer("relu"), layer("maxpool2d", 0, 2), layer("conv2d", c2, 5),
-       layer("relu"), layer("maxpool2d", 0, 2), layer("flatten"), layer("linear", f1),
-       layer("relu"), layer("linear", f2), layer("relu"), layer("linear", 0)},
+      parse_layer_list(fmt::format("conv2d {} kernel=5 padding=2, relu, maxpool2d 2, conv2d {} "
+                                   "kernel=5, relu, maxpool2d 2, flatten, linear {}, relu, "
+                                   "linear {}, relu, linear",
+                                   c1, c2, f1, f2),
+                       "cnn"),
       fmt::format("LeNet-5-style CNN: conv {}@5x5 pad 2, pool, conv {}@5x5, pool, {}-{}-{}", c1, c2,
                   f1, f2, set.num_classes),
       2e-3, 64, tiny ? 2 : 10, o, set, tiny));

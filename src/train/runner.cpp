@@ -74,6 +74,19 @@ namespace {
 
 constexpr int kInferBlock = 64;
 
+// The network's recurrent weights packed once for a batch's threads (all of them read the same
+// weights), dropped when the batch is done, before the optimizer changes the parameters.
+class Prepared {
+ public:
+  explicit Prepared(Network<float>& net) : net_(net) { net_.prepare(); }
+  ~Prepared() { net_.drop_prepared(); }
+  Prepared(const Prepared&) = delete;
+  Prepared& operator=(const Prepared&) = delete;
+
+ private:
+  Network<float>& net_;
+};
+
 // p = softmax(z) over C classes, stable (the maximum subtracted), summed in double.
 void softmax_row(const float* z, int C, float* p) {
   const float zmax = *std::max_element(z, z + C);
@@ -110,6 +123,7 @@ BatchRunner::Stats BatchRunner::train_chunks(const ImageSet& set, const Sequence
   const ModelConfig& cfg = net_.config();
   const std::size_t P = net_.num_params();
   const int C = cfg.num_classes;
+  const Prepared prepared(net_);
   pool_->run(n, [&](int k) {
     Chunk& ch = *chunks_[k];
     const auto [begin, end] = chunk_range(batch, chunks, first + k);
@@ -161,6 +175,7 @@ BatchRunner::Stats BatchRunner::infer_chunks(const ImageSet& set, const Sequence
                chunks <= batch);
   const int n = count;
   const int C = net_.config().num_classes;
+  const Prepared prepared(net_);
   pool_->run(n, [&](int k) {
     Chunk& ch = *chunks_[k];
     const auto [chunk_begin, chunk_end] = chunk_range(batch, chunks, first + k);

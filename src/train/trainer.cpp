@@ -77,7 +77,8 @@ void check_memory(const ModelConfig& mc, int batch, int threads) {
                             batch, mc.hidden, mc.layers, mc.steps, bytes / 1e9, memory / 1e9));
 }
 
-// The training files' names and SHA-256, and "mnist" when they are MNIST's.
+}  // namespace
+
 std::string describe_training_data(const std::string& dir) {
   nlohmann::json files = nlohmann::json::object();
   bool mnist = true;
@@ -91,6 +92,8 @@ std::string describe_training_data(const std::string& dir) {
   }
   return nlohmann::json{{"name", mnist ? "mnist" : "idx"}, {"files", files}}.dump();
 }
+
+namespace {
 
 // Images given in memory (the Python module): the SHA-256 of their pixels and labels.
 std::string describe_arrays(const ImageSet& set) {

@@ -30,6 +30,7 @@ const std::map<std::string, std::string> kBad = {
     {"--config", "--config /nonexistent/recur.toml"},
     {"--data", "--data /nonexistent/mnist"},
     {"--embed", "--embed 0"},
+    {"--model", "--model 'lstm 16, linear'"},
     {"--vocab", "--vocab 2"},
     {"--min-count", "--min-count 0"},
     {"--max-len", "--max-len 0"},

@@ -78,6 +78,52 @@ TEST(TextCli, TrainEvalPredictInspectOnALabelledTextFile) {
       fails_with(run_cli("predict " + quote(run / "last.safetensors")), "no text to classify"));
 }
 
+// --model on text: the embedding's rows come from the vocabulary; the list's names are the
+// checkpoint's tensor names; the short form beside it is refused.
+TEST(TextCli, ALayerListTrainsOnText) {
+  ScratchDir tmp;
+  write_corpus(tmp / "train.tsv", 600, 1);
+  write_corpus(tmp / "test.tsv", 200, 2);
+  const fs::path run = tmp.path() / "run";
+  const std::string common = "train --data " + quote(tmp / "train.tsv") + " --test-data " +
+                             quote(tmp / "test.tsv") + " --epochs 6 --batch 16 --lr 0.01 " +
+                             "--threads 2 --seed 3 --vocab 23";
+  const CliResult r = run_cli(common +
+                              " --model 'embedding 12 name=emb, gru 16 bidirectional name=enc, "
+                              "pool max, linear' --out " +
+                              quote(run));
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+  EXPECT_GE(summary["test_accuracy"].get<double>(), 0.95) << summary.dump();
+  const SafetensorsFile f = read_safetensors((run / "last.safetensors").string());
+  ASSERT_TRUE(f.tensors.count("emb.weight"));
+  EXPECT_EQ(f.tensors.at("emb.weight").shape, (std::vector<std::int64_t>{23, 12}));
+  EXPECT_TRUE(f.tensors.count("enc.weight_hh_l0_reverse"));
+  EXPECT_EQ(f.tensors.at("enc.weight_hh_l0").shape, (std::vector<std::int64_t>{48, 16}));
+  EXPECT_TRUE(f.tensors.count("3.weight"));  // the unnamed head: its index
+  const CliResult p = run_cli("predict " + quote(run / "last.safetensors") +
+                              " --json --text 'the plot was wonderful'");
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_EQ(nlohmann::json::parse(p.out)[0]["class"].get<int>(), 1) << p.out;
+
+  const fs::path never = tmp.path() / "never";
+  std::string out = " --out ";
+  out += quote(never);
+  std::string embed = common;
+  embed += " --model 'embedding 12, gru 16, pool max, linear' --embed 64";
+  embed += out;
+  EXPECT_TRUE(fails_with(run_cli(embed), "the layer list replaces --embed"));
+  std::string vocab = common;
+  vocab += " --model 'embedding 12 vocab=99, gru 16, pool max, linear'";
+  vocab += out;
+  EXPECT_TRUE(fails_with(run_cli(vocab), "vocab=99 but the vocabulary holds 23 words"));
+  std::string ids = common;
+  ids += " --model 'gru 16, pool max, linear'";
+  ids += out;
+  EXPECT_TRUE(fails_with(run_cli(ids), "does not fit this data"));
+  EXPECT_FALSE(fs::exists(never));
+}
+
 TEST(TextCli, BadTextInputIsRefusedWithTheFileAndNoRunFolder) {
   ScratchDir tmp;
   struct Case {
