@@ -54,7 +54,8 @@ void check_sequence_flags(const SequenceFlags& f) {
 namespace {
 
 ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape input,
-                         int vocab_size, int classes) {
+                         int vocab_size, int classes,
+                         const std::vector<LayerSpec>& text_layers = {}) {
   const ModelConfig& m = o.model;
   RECUR_CHECK(!m.untied, "--untied", "untied weights need fixed-length images");
   ModelSpec spec;
@@ -81,6 +82,15 @@ ModelSpec sequence_model(const TrainOptions& o, const SequenceFlags& f, ActShape
     p.size = m.projection;
     p.init = m.init.projection;
     spec.layers.push_back(p);
+  }
+  if (input.ids && !text_layers.empty()) {
+    spec.layers.insert(spec.layers.end(), text_layers.begin(), text_layers.end());
+    try {
+      spec.validate();
+    } catch (const Error& e) {
+      throw Error("--data", std::string("the model does not fit this data: ") + e.what());
+    }
+    return spec;
   }
   LayerSpec r;
   r.type = "recurrent";
@@ -154,7 +164,7 @@ TextCodec text_codec(const Metadata& metadata, const std::string& path) {
 }
 
 int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
-                          bool interactive) {
+                          bool interactive, const std::vector<LayerSpec>& text_layers) {
   const std::string path = resolve_data_path(o.data_dir);
   SeqTrainOptions so;
   so.optimizer = o.optimizer;
@@ -209,7 +219,7 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
                 "the test texts have labels the training texts never use");
     ActShape ids{ActKind::sequence, 0};
     ids.ids = true;
-    so.model = sequence_model(o, f, ids, vocab.size(), split.train.num_classes);
+    so.model = sequence_model(o, f, ids, vocab.size(), split.train.num_classes, text_layers);
     so.metadata["recur.vocab"] = vocab.to_json();
     so.metadata["recur.text"] = nlohmann::json{
         {"max_len", f.max_len},

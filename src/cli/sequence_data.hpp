@@ -40,9 +40,15 @@ std::vector<std::pair<std::string, std::string>> sequence_defaults();
 // never waits for the data to be read, and never passes silently).
 void check_sequence_flags(const SequenceFlags& f);
 
-// Trains on the sequence data named by o.data_dir; prints the test accuracy.
+// Trains on the sequence data named by o.data_dir; prints the test accuracy. text_layers, when
+// given for text data, replace the layers after the embedding (the recurrent stack, pooling and
+// head that o and f describe): e.g. conv1d, relu, pool, linear (size 0 = the classes).
 int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
-                          bool interactive);
+                          bool interactive, const std::vector<LayerSpec>& text_layers = {});
+
+// A text shortened for a terminal line or a report: line breaks and "<br />" become spaces, at
+// most `limit` bytes, never cutting a UTF-8 character ("..." marks a cut).
+std::string excerpt(const std::string& text, std::size_t limit);
 
 // How a text model turns text into ids: read back from a checkpoint's metadata.
 struct TextCodec {
