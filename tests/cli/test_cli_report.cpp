@@ -230,7 +230,7 @@ TEST(ReportCli, TextAddsTheBiLstmAndTheCnnAndReusesThem) {
   }
   // The BiLSTM is `recur train`'s own run folder: its config.toml records the recipe.
   EXPECT_TRUE(contains(slurp(dir.path() / "out" / "runs" / "imdb-bilstm" / "config.toml"),
-                       "bidirectional = true"));
+                       "bidirectional=true"));
   EXPECT_TRUE(contains(html, "id=\"chart-accuracy-parameters-text\""));
   EXPECT_TRUE(contains(html, "id=\"results-table-text\""));
   EXPECT_TRUE(contains(html, "Text: Accuracy: "));
