@@ -299,42 +299,47 @@ void add_text_report_models(const ReportRunOptions& o, Report& report, std::ostr
   const std::string group = group_name(o);
   const std::string data = resolve_data_path(o.text_data);
   std::unique_ptr<TextSplit> split;
+  // Every model that needs it is trained first, while this process is small: Linux carries the
+  // spawning process's peak RSS over into the child's ru_maxrss at exec, so a child started after
+  // a batch-1000 measuring pass (gigabytes for the BiLSTM) would report that instead of its own.
+  for (const TextPlan& p : plan) {
+    const std::string dir = run_dir(o, p.name);
+    if (trained(o, p)) continue;
+    out << fmt::format("{}: training ({})\n", p.name, p.description);
+    out.flush();
+    fs::remove_all(dir);
+    std::vector<std::string> args = {o.executable};
+    if (p.via_train) {
+      args.insert(args.end(), p.train_cmd.begin(), p.train_cmd.end());
+    } else {
+      args.insert(args.end(),
+                  {"report", "--train-one", p.name, "--text", "--text-data", o.text_data, "--out",
+                   o.out_dir, "--threads", std::to_string(o.threads), "--budget",
+                   tiny(o) ? "tiny" : "default"});
+    }
+    const std::int64_t rss = run_training_child(args, p.name, dir);
+    // The training loop's own time (summary.json): reading, tokenizing and the final test pass
+    // of the child are left out, as are the held-out evaluations at the epochs' ends.
+    const nlohmann::json summary = nlohmann::json::parse(read_file(dir + "/summary.json"));
+    write_file_atomic(
+        dir + "/train.json",
+        nlohmann::json{{"train_seconds", summary.at("train_seconds")}, {"peak_rss_bytes", rss}}
+                .dump() +
+            "\n");
+    write_file_atomic(dir + "/plan.txt", p.fingerprint);
+    fs::remove(dir + "/measures.json");
+  }
   for (const TextPlan& p : plan) {
     const std::string dir = run_dir(o, p.name);
     const std::string measures = dir + "/measures.json";
-    if (trained(o, p)) {
-      std::error_code ec;
-      if (fs::exists(measures, ec)) {
-        Report one = report_from_json(read_file(measures), measures);
-        out << fmt::format("{}: reused {}\n", p.name, dir);
-        report.models.push_back(std::move(one.models.at(0)));
-        continue;
-      }
-      out << fmt::format("{}: reused the trained model in {}, measuring\n", p.name, dir);
-    } else {
-      out << fmt::format("{}: training ({})\n", p.name, p.description);
-      out.flush();
-      fs::remove_all(dir);
-      std::vector<std::string> args = {o.executable};
-      if (p.via_train) {
-        args.insert(args.end(), p.train_cmd.begin(), p.train_cmd.end());
-      } else {
-        args.insert(args.end(),
-                    {"report", "--train-one", p.name, "--text", "--text-data", o.text_data, "--out",
-                     o.out_dir, "--threads", std::to_string(o.threads), "--budget",
-                     tiny(o) ? "tiny" : "default"});
-      }
-      const std::int64_t rss = run_training_child(args, p.name, dir);
-      // The training loop's own time (summary.json): reading, tokenizing and the final test pass
-      // of the child are left out, as are the held-out evaluations at the epochs' ends.
-      const nlohmann::json summary = nlohmann::json::parse(read_file(dir + "/summary.json"));
-      write_file_atomic(
-          dir + "/train.json",
-          nlohmann::json{{"train_seconds", summary.at("train_seconds")}, {"peak_rss_bytes", rss}}
-                  .dump() +
-              "\n");
-      write_file_atomic(dir + "/plan.txt", p.fingerprint);
+    std::error_code ec;
+    if (fs::exists(measures, ec)) {
+      Report one = report_from_json(read_file(measures), measures);
+      out << fmt::format("{}: reused {}\n", p.name, dir);
+      report.models.push_back(std::move(one.models.at(0)));
+      continue;
     }
+    out << fmt::format("{}: measuring the trained model in {}\n", p.name, dir);
     if (!split) split = std::make_unique<TextSplit>(load_text_splits(data));
     ReportModel m = measure_text(o, p, *split, out);
     m.group = group;
