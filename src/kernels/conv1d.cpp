@@ -1,8 +1,8 @@
 // 1-D "same" convolution over packed-length sequences (kernels/conv1d.hpp).
 //
-// im2col + GEMM against direct loops, forward, float, one thread, measured on the machine of this
-// project (2-core AMD EPYC, shared): see docs/REPORT.md's --text section for the figures; the
-// layer uses im2col + GEMM.
+// im2col + GEMM against direct loops, forward, float, one thread, S = 256, F = C = 128, k = 5, on
+// the 2-core AMD EPYC of this project: batch 1 0.45 ms against 1.88 ms, batch 64 30.1 ms against
+// 109 ms (about 90 against 25 GFLOP/s; docs/REPORT.md). The layer uses im2col + GEMM.
 #include "kernels/conv1d.hpp"
 
 #include <algorithm>
