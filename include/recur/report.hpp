@@ -31,14 +31,25 @@ struct MisclassifiedImage {
   int truth = 0, predicted = 0;
 };
 
+// A test text the model got wrong: an excerpt, and the probability it gave its wrong answer.
+struct MisclassifiedText {
+  std::string excerpt;
+  int truth = 0, predicted = 0;
+  double confidence = 0;  // in [0, 1]
+};
+
 // One model's measures. A measure that is 0 (or, for peak RSS, checkpoint bytes and the timings,
 // not positive) was not measured: the table shows "-" and the conclusion leaves it out.
 struct ReportModel {
-  std::string name;             // unique in the report, e.g. "lstm"
-  std::string family;           // "RNN", "LSTM", "GRU", "BiLSTM", "MLP", "CNN", ...
-  std::string description;      // e.g. "LSTM-128 over rows, 10 epochs"
-  double test_accuracy = 0;     // fraction of the test set, in [0, 1]
-  std::int64_t test_count = 0;  // test samples
+  std::string name;         // unique in the report, e.g. "lstm"
+  std::string family;       // "RNN", "LSTM", "GRU", "BiLSTM", "MLP", "CNN", ...
+  std::string description;  // e.g. "LSTM-128 over rows, 10 epochs"
+  // Models are compared within their group: "" is the report's main data set (the images);
+  // another name (e.g. "IMDb") gets its own table, charts and conclusion lines.
+  std::string group;
+  std::vector<std::string> class_names;  // for confused pairs and mistakes (else the numbers)
+  double test_accuracy = 0;              // fraction of the test set, in [0, 1]
+  std::int64_t test_count = 0;           // test samples
   std::int64_t parameters = 0;
   std::int64_t checkpoint_bytes = 0;
   int epochs = 0;
@@ -49,6 +60,7 @@ struct ReportModel {
   std::vector<ConfusedPair> confused;  // most confused first
   std::vector<EpochRecord> curve;      // one per epoch, in order
   std::vector<MisclassifiedImage> misclassified;
+  std::vector<MisclassifiedText> mistakes;  // text models: the most confident mistakes
 };
 
 struct Report {
@@ -87,7 +99,9 @@ void validate_report(const Report& report, const std::string& subject);
 // The conclusion, derived from the numbers alone: one sentence per line, for each measured axis
 // (accuracy, size, training time, inference throughput, latency, memory) the winner and by how
 // much it leads the runner-up, then recurrent against non-recurrent models (families RNN, LSTM,
-// GRU and their bidirectional/stacked variants against the rest) and the best trade-off.
+// GRU and their bidirectional/stacked variants against the rest) and the best trade-off. Each
+// group of models (ReportModel::group) is compared within itself, the main group first; the
+// lines of a named group start with its name ("IMDb: Accuracy: ...").
 std::string report_conclusion(const std::vector<ReportModel>& models);
 
 // The page and the Markdown, as text (validate_report first; throws recur::Error).

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -32,6 +33,13 @@ struct ReportRunOptions {
   int threads = 0;          // 0 = every core this process may run on
   ReportBudget budget = ReportBudget::standard;
   std::string executable;  // the recur binary the children run (`report --train-one NAME ...`)
+  // --text: the IMDb pair (a BiLSTM against a 1-D CNN over embeddings) from text_data, added by
+  // the command line (src/cli/report_text.cpp) through `extend`.
+  bool text = false;
+  std::string text_data = "data/imdb";
+  // Called after the image models are measured and before anything is written: adds models
+  // (and may amend the title and data line). Empty: nothing to add.
+  std::function<void(Report&, std::ostream&)> extend;
 };
 
 // One model of the report and how it is trained: recurrent models over an image view with
@@ -55,8 +63,26 @@ std::vector<PlannedModel> report_plan(const ReportRunOptions& options, const Ima
 void train_report_model(const ReportRunOptions& options, const std::string& name,
                         std::ostream& out);
 
+// Runs `args` (args[0] the executable) as a child process and waits for it; returns its peak RSS
+// in bytes (ru_maxrss from wait4). Throws Error(dir, "training NAME failed (...)") when it does not
+// exit with 0, Error(args[0], ...) when it cannot start.
+std::int64_t run_training_child(const std::vector<std::string>& args, const std::string& name,
+                                const std::string& dir);
+
+// Inference samples/s at batch 1000 (the median of 5 timed calls of `batch` on consecutive
+// indices from 0, after one untimed) and batch-1 latency in microseconds (the median of 300 calls
+// of `one` on indices 0, 1, ..., after 10 untimed), as every model of the report is timed.
+struct InferenceTiming {
+  double per_second = 0, latency_us = 0;
+};
+inline constexpr int kReportThroughputBatch = 1000, kReportLatencyRuns = 300,
+                     kReportLatencyWarmup = 10;
+InferenceTiming time_report_inference(
+    std::int64_t test_count, const std::function<void(const std::vector<std::int64_t>&)>& batch,
+    const std::function<void(std::int64_t)>& one);
+
 // The whole report: trains (in child processes) or reuses each model, measures it, writes
-// OUT/report.json, OUT/report.html and OUT/report.md. Returns the report.
+// OUT/report.json, OUT/report.html and OUT/report.md (after options.extend). Returns the report.
 Report run_report(const ReportRunOptions& options, std::ostream& out);
 
 }  // namespace recur

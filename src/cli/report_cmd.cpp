@@ -1,6 +1,7 @@
-// recur report [--data DIR] [--out DIR] [--long] [--threads N]
+// recur report [--data DIR] [--out DIR] [--long] [--text [--text-data PATH]] [--threads N]
 //   trains (or reuses) the report's models on one IDX image set, measures them and writes
-//   OUT/report.html, OUT/report.md and OUT/report.json (recur/report_runner.hpp).
+//   OUT/report.html, OUT/report.md and OUT/report.json (recur/report_runner.hpp); --text adds
+//   the IMDb pair, a BiLSTM against a 1-D CNN over embeddings (cli/report_text.hpp).
 // recur report --from-json FILE [--out DIR]
 //   writes report.html and report.md from measured numbers kept as JSON (recur/report.hpp's
 //   report_to_json form): the page of a finished comparison, rendered again without training.
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "cli/commands.hpp"
+#include "cli/report_text.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/report.hpp"
@@ -30,7 +32,9 @@ struct ReportOptions {
   std::string data = "data/mnist";
   std::string budget = "default";
   std::string train_one;
+  std::string text_data = "data/imdb";
   bool long_views = false;
+  bool text = false;
   int threads = 0;
 };
 
@@ -55,11 +59,20 @@ int run_report_cmd(const ReportOptions& o) {
   r.long_views = o.long_views;
   r.threads = o.threads;
   r.budget = parse_report_budget(o.budget);
+  r.text = o.text;
+  r.text_data = o.text_data;
   if (!o.train_one.empty()) {
-    train_report_model(r, o.train_one, std::cout);
+    if (is_text_report_model(o.train_one))
+      train_text_report_model(r, o.train_one, std::cout);
+    else
+      train_report_model(r, o.train_one, std::cout);
     return 0;
   }
   r.executable = self_executable();
+  if (r.text) {
+    check_text_report_data(r);  // before anything is trained or written
+    r.extend = [r](Report& report, std::ostream& out) { add_text_report_models(r, report, out); };
+  }
   run_report(r, std::cout);
   return 0;
 }
@@ -70,14 +83,21 @@ void add_report_command(CLI::App& app, Runner& run) {
   auto o = std::make_shared<ReportOptions>();
   CLI::App* cmd = app.add_subcommand(
       "report",
-      "Train and measure RNNs, LSTMs, GRUs, an MLP and a CNN on one image data set and "
-      "write the comparison (report.html, report.md)");
+      "Train and measure RNNs, LSTMs, GRUs, an MLP and a CNN on one image data set (--text: "
+      "and a BiLSTM against a 1-D CNN on IMDb) and write the comparison (report.html, "
+      "report.md)");
   cmd->add_option("--data", o->data, "Folder of the IDX image set (MNIST's file names)")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Folder for the runs, report.html and report.md")
       ->capture_default_str();
   cmd->add_flag("--long", o->long_views,
                 "Add the pixel-by-pixel and permuted-pixel LSTMs (long budgets)");
+  cmd->add_flag("--text", o->text,
+                "Add IMDb: a BiLSTM against a 1-D CNN over embeddings (needs `recur data fetch "
+                "imdb`)");
+  cmd->add_option("--text-data", o->text_data,
+                  "Text data for --text (data/imdb, a reviews.json, aclImdb or label<TAB>text)")
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0 = every core)")->capture_default_str();
   cmd->add_option(
       "--from-json", o->from_json,

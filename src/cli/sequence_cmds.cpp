@@ -33,8 +33,8 @@ std::string meta(const Metadata& m, const std::string& key) {
   return it == m.end() ? std::string() : it->second;
 }
 
-// A text shortened for a terminal line: line breaks and "<br />" become spaces, at most `limit`
-// bytes, never cutting a UTF-8 character.
+}  // namespace
+
 std::string excerpt(const std::string& text, std::size_t limit) {
   std::string s;
   for (std::size_t i = 0; i < text.size() && s.size() < limit; ++i) {
@@ -53,6 +53,8 @@ std::string excerpt(const std::string& text, std::size_t limit) {
   }
   return s;
 }
+
+namespace {
 
 // The data a layered model is evaluated on by default: the one it was trained on when that is
 // a named data set.

@@ -76,6 +76,10 @@ std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& m
 void layered_image_forward(Model<float>& model, const SequenceSource& source, float* probs,
                            float* logits);
 
+// A text shortened for a terminal line or a report: line breaks and "<br />" become spaces, at
+// most `limit` bytes, never cutting a UTF-8 character ("..." marks a cut).
+std::string excerpt(const std::string& text, std::size_t limit);
+
 // How a text model turns text into ids: read back from a checkpoint's metadata.
 struct TextCodec {
   Vocabulary vocab;

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -475,13 +476,48 @@ std::string svg_curves(const std::string& id, const std::string& title, const st
   return s + "</svg>";
 }
 
+// A class's name when the model has names for its classes, else its number.
+std::string class_name(const ReportModel& m, int c) {
+  return c >= 0 && static_cast<std::size_t>(c) < m.class_names.size()
+             ? m.class_names[static_cast<std::size_t>(c)]
+             : std::to_string(c);
+}
+
 std::string confused_text(const ReportModel& m, const char* arrow, std::size_t n) {
   std::string out;
   for (std::size_t i = 0; i < std::min(n, m.confused.size()); ++i) {
     const ConfusedPair& p = m.confused[i];
-    out += fmt::format("{}{}{}{} ({})", i ? ", " : "", p.truth, arrow, p.predicted, p.count);
+    out += fmt::format("{}{}{}{} ({})", i ? ", " : "", class_name(m, p.truth), arrow,
+                       class_name(m, p.predicted), p.count);
   }
   return out.empty() ? "-" : out;
+}
+
+// The models split by group, in order of each group's first model.
+std::vector<std::pair<std::string, std::vector<ReportModel>>> groups_of(
+    const std::vector<ReportModel>& models) {
+  std::vector<std::pair<std::string, std::vector<ReportModel>>> out;
+  for (const ReportModel& m : models) {
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const auto& g) { return g.first == m.group; });
+    if (it == out.end()) {
+      out.push_back({m.group, {}});
+      it = out.end() - 1;
+    }
+    it->second.push_back(m);
+  }
+  return out;
+}
+
+// An id suffix for a group's elements: "" for the first group, else "-" and the name's letters
+// and digits, lowercased.
+std::string group_suffix(const std::string& group, bool first) {
+  if (first) return "";
+  std::string s = "-";
+  for (char ch : group)
+    if (std::isalnum(static_cast<unsigned char>(ch)))
+      s += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s.size() > 1 ? s : "-group";
 }
 
 const Measure* const kColumns[] = {&kParams,     &kCheckpoint, &kTrain,
@@ -521,6 +557,8 @@ svg .axis{font-size:12px}svg .label{font-size:11px}svg .ctitle{font-size:14px;fo
 .digits{display:flex;flex-wrap:wrap;gap:10px}
 figure{margin:0;text-align:center;font-size:12px;color:#5b6472}
 figure img{display:block;width:56px;height:56px;image-rendering:pixelated;background:#000}
+ol.mistakes{background:#fff;padding:10px 14px 10px 34px;margin:0;font-size:13.5px}
+ol.mistakes li{margin:6px 0}
 )";
 
 }  // namespace
@@ -657,14 +695,21 @@ void validate_report(const Report& report, const std::string& subject) {
       RECUR_CHECK(img.truth >= 0 && img.predicted >= 0, subject,
                   who + ": a misclassified image has a negative class");
     }
+    for (const MisclassifiedText& t : m.mistakes) {
+      RECUR_CHECK(t.truth >= 0 && t.predicted >= 0, subject,
+                  who + ": a mistake has a negative class");
+      RECUR_CHECK(std::isfinite(t.confidence) && t.confidence >= 0 && t.confidence <= 1, subject,
+                  who + ": a mistake's confidence must be a fraction in [0, 1]");
+    }
   }
 }
 
 // ---- conclusion ----
 
-std::string report_conclusion(const std::vector<ReportModel>& models) {
-  if (models.empty()) return "No models to compare.";
-  std::vector<std::string> lines = {
+namespace {
+
+std::vector<std::string> group_conclusion(const std::vector<ReportModel>& models) {
+  return {
       accuracy_sentence(models),
       axis_sentence(models, kParams, "Size", "is the smallest with", " parameters", "fewer than"),
       axis_sentence(models, kTrain, "Training time", "trains fastest at", " per epoch",
@@ -677,21 +722,25 @@ std::string report_conclusion(const std::vector<ReportModel>& models) {
                     "less than"),
       recurrent_sentence(models),
       tradeoff_sentence(models)};
+}
+
+}  // namespace
+
+std::string report_conclusion(const std::vector<ReportModel>& models) {
+  if (models.empty()) return "No models to compare.";
   std::string out;
-  for (const std::string& l : lines)
-    if (!l.empty()) out += (out.empty() ? "" : "\n") + l;
+  for (const auto& [group, members] : groups_of(models))
+    for (const std::string& l : group_conclusion(members))
+      if (!l.empty()) out += (out.empty() ? "" : "\n") + (group.empty() ? l : group + ": " + l);
   return out;
 }
 
 // ---- Markdown ----
 
-std::string report_markdown(const Report& report) {
-  validate_report(report, "report");
-  const auto& models = report.models;
-  std::string s = "# " + report.title + "\n\n";
-  if (!report.data.empty()) s += "Data: " + report.data + "  \n";
-  if (!report.machine.empty()) s += "Machine: " + report.machine + "  \n";
-  s += "\n| Model | Family | " + std::string(kAccuracy.column) + " | Errors |";
+namespace {
+
+std::string markdown_table(const std::vector<ReportModel>& models) {
+  std::string s = "| Model | Family | " + std::string(kAccuracy.column) + " | Errors |";
   for (const Measure* ms : kColumns) s += std::string(" ") + ms->column + " |";
   s += " Most confused (true->predicted) |\n|---|---|---:|---:|";
   for (std::size_t i = 0; i < std::size(kColumns); ++i) s += "---:|";
@@ -711,11 +760,32 @@ std::string report_markdown(const Report& report) {
       s += " |";
     }
     s += ' ';
-    s += confused_text(m, "->", 3);
+    s += md_cell(confused_text(m, "->", 3));
     s += " |\n";
   }
-  s += "\nBest value of each column in bold. Inference: samples/s at batch 1000; latency: one "
-       "sample at batch 1.\n\n## Conclusion\n\n";
+  return s;
+}
+
+}  // namespace
+
+std::string report_markdown(const Report& report) {
+  validate_report(report, "report");
+  const auto& models = report.models;
+  std::string s = "# " + report.title + "\n\n";
+  if (!report.data.empty()) s += "Data: " + report.data + "  \n";
+  if (!report.machine.empty()) s += "Machine: " + report.machine + "  \n";
+  const auto groups = groups_of(models);
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    s += "\n";
+    if (g > 0)
+      s += "## " +
+           (groups[g].first.empty() ? std::string("Other models") : md_cell(groups[g].first)) +
+           "\n\n";
+    s += markdown_table(groups[g].second);
+  }
+  s += "\nBest value of each column in bold";
+  if (groups.size() > 1) s += " (within each table)";
+  s += ". Inference: samples/s at batch 1000; latency: one sample at batch 1.\n\n## Conclusion\n\n";
   for (const std::string& l : conclusion_lines(models)) s += "- " + l + "\n";
   bool any_description = false;
   for (const ReportModel& m : models) any_description |= !m.description.empty();
@@ -723,6 +793,19 @@ std::string report_markdown(const Report& report) {
     s += "\n## Models\n\n";
     for (const ReportModel& m : models)
       if (!m.description.empty()) s += "- **" + md_cell(m.name) + "**: " + m.description + "\n";
+  }
+  bool any_text = false;
+  for (const ReportModel& m : models) any_text |= !m.mistakes.empty();
+  if (any_text) {
+    s += "\n## Most confident mistakes\n";
+    for (const ReportModel& m : models) {
+      if (m.mistakes.empty()) continue;
+      s += "\n### " + md_cell(m.name) + "\n\n";
+      for (const MisclassifiedText& t : m.mistakes)
+        s += fmt::format("- {} -> {} ({:.1f}%): {}\n", md_cell(class_name(m, t.truth)),
+                         md_cell(class_name(m, t.predicted)), 100.0 * t.confidence,
+                         md_cell(t.excerpt));
+    }
   }
   return s;
 }
@@ -746,28 +829,38 @@ std::string report_html(const Report& report) {
   for (const std::string& l : conclusion_lines(models)) s += "<li>" + esc(l) + "</li>\n";
   s += "</ul>\n</section>\n";
 
-  s += "<section id=\"results\">\n<h2>Results</h2>\n<table id=\"results-table\">\n<thead><tr>"
-       "<th>Model</th><th>Family</th><th>" +
-       std::string(kAccuracy.column) + "</th><th>Errors</th>";
-  for (const Measure* ms : kColumns) s += std::string("<th>") + ms->column + "</th>";
-  s += "<th>Most confused (true&#8594;predicted)</th></tr></thead>\n<tbody>\n";
-  for (const ReportModel& m : models) {
-    auto cell = [&](const Measure& ms) {
-      if (!measured(ms, m)) return std::string("<td>-</td>");
-      const std::string t = esc(ms.text(ms.get(m)));
-      return is_best(models, ms, m) ? "<td><strong>" + t + "</strong></td>" : "<td>" + t + "</td>";
-    };
-    s += "<tr data-model=\"" + esc(m.name) + "\"><td title=\"" + esc(m.description) + "\">" +
-         esc(m.name) + "</td><td class=\"text\">" + esc(m.family) + "</td>" + cell(kAccuracy) +
-         "<td>" +
-         (m.test_count > 0 ? thousands(errors_of(m)) + " / " + thousands(m.test_count) : "-") +
-         "</td>";
-    for (const Measure* ms : kColumns) s += cell(*ms);
-    s += "<td class=\"text\">" + esc(confused_text(m, "\xE2\x86\x92", 3)) + "</td></tr>\n";
+  const auto groups = groups_of(models);
+  s += "<section id=\"results\">\n<h2>Results</h2>\n";
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const auto& members = groups[g].second;
+    if (g > 0)
+      s += "<h3>" + esc(groups[g].first.empty() ? "Other models" : groups[g].first) + "</h3>\n";
+    s += "<table id=\"results-table" + group_suffix(groups[g].first, g == 0) +
+         "\">\n<thead><tr><th>Model</th><th>Family</th><th>" + std::string(kAccuracy.column) +
+         "</th><th>Errors</th>";
+    for (const Measure* ms : kColumns) s += std::string("<th>") + ms->column + "</th>";
+    s += "<th>Most confused (true&#8594;predicted)</th></tr></thead>\n<tbody>\n";
+    for (const ReportModel& m : members) {
+      auto cell = [&](const Measure& ms) {
+        if (!measured(ms, m)) return std::string("<td>-</td>");
+        const std::string t = esc(ms.text(ms.get(m)));
+        return is_best(members, ms, m) ? "<td><strong>" + t + "</strong></td>"
+                                       : "<td>" + t + "</td>";
+      };
+      s += "<tr data-model=\"" + esc(m.name) + "\"><td title=\"" + esc(m.description) + "\">" +
+           esc(m.name) + "</td><td class=\"text\">" + esc(m.family) + "</td>" + cell(kAccuracy) +
+           "<td>" +
+           (m.test_count > 0 ? thousands(errors_of(m)) + " / " + thousands(m.test_count) : "-") +
+           "</td>";
+      for (const Measure* ms : kColumns) s += cell(*ms);
+      s += "<td class=\"text\">" + esc(confused_text(m, "\xE2\x86\x92", 3)) + "</td></tr>\n";
+    }
+    s += "</tbody>\n</table>\n";
   }
-  s += "</tbody>\n</table>\n<p class=\"note\">Best value of each column in bold. Inference: "
-       "samples/s at batch 1000; latency: one sample at batch 1; peak RSS of the training "
-       "process.</p>\n";
+  s += "<p class=\"note\">Best value of each column in bold" +
+       std::string(groups.size() > 1 ? " (within each table)" : "") +
+       ". Inference: samples/s at batch 1000; latency: one sample at batch 1; peak RSS of the "
+       "training process.</p>\n";
   bool any_description = false;
   for (const ReportModel& m : models) any_description |= !m.description.empty();
   if (any_description) {
@@ -781,30 +874,50 @@ std::string report_html(const Report& report) {
 
   s += "<section id=\"charts\">\n<h2>Accuracy against size and latency</h2>\n<div "
        "class=\"charts\">\n";
-  s += svg_scatter("chart-accuracy-parameters", "Test accuracy against parameters",
-                   "parameters (log scale)", models, kParams) +
-       "\n";
-  s += svg_scatter("chart-accuracy-latency", "Test accuracy against batch-1 latency",
-                   "latency in microseconds (log scale)", models, kLatency) +
-       "\n";
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const std::string id = group_suffix(groups[g].first, g == 0);
+    const std::string of = groups[g].first.empty() ? "" : " (" + groups[g].first + ")";
+    s += svg_scatter("chart-accuracy-parameters" + id, "Test accuracy against parameters" + of,
+                     "parameters (log scale)", groups[g].second, kParams) +
+         "\n";
+    s += svg_scatter("chart-accuracy-latency" + id, "Test accuracy against batch-1 latency" + of,
+                     "latency in microseconds (log scale)", groups[g].second, kLatency) +
+         "\n";
+  }
   s += "</div>\n</section>\n";
 
   s += "<section id=\"curves\">\n<h2>Training curves</h2>\n<div class=\"charts\">\n";
-  s += svg_curves("chart-curves-accuracy", "Held-out accuracy after each epoch", "accuracy (%)",
-                  models, [](const EpochRecord& e) { return 100.0 * e.accuracy; }) +
-       "\n";
-  s += svg_curves("chart-curves-loss", "Training loss per epoch", "mean training loss", models,
-                  [](const EpochRecord& e) { return e.train_loss; }) +
-       "\n";
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const std::string id = group_suffix(groups[g].first, g == 0);
+    const std::string of = groups[g].first.empty() ? "" : " (" + groups[g].first + ")";
+    s += svg_curves("chart-curves-accuracy" + id, "Held-out accuracy after each epoch" + of,
+                    "accuracy (%)", groups[g].second,
+                    [](const EpochRecord& e) { return 100.0 * e.accuracy; }) +
+         "\n";
+    s += svg_curves("chart-curves-loss" + id, "Training loss per epoch" + of, "mean training loss",
+                    groups[g].second, [](const EpochRecord& e) { return e.train_loss; }) +
+         "\n";
+  }
   s += "</div>\n</section>\n";
 
   s += "<section id=\"mistakes\">\n<h2>Misclassified test examples</h2>\n";
   for (const ReportModel& m : models) {
     s += "<h3>" + esc(m.name) + "</h3>\n";
-    if (m.misclassified.empty()) {
+    if (m.misclassified.empty() && m.mistakes.empty()) {
       s += "<p class=\"note\">none recorded</p>\n";
       continue;
     }
+    if (!m.mistakes.empty()) {
+      s += "<p class=\"note\">The most confident mistakes (true &#8594; predicted, the "
+           "probability given to the wrong class):</p>\n<ol class=\"mistakes\" data-model=\"" +
+           esc(m.name) + "\">\n";
+      for (const MisclassifiedText& t : m.mistakes)
+        s += fmt::format("<li><b>{} &#8594; {}</b> ({:.1f}%): <q>{}</q></li>\n",
+                         esc(class_name(m, t.truth)), esc(class_name(m, t.predicted)),
+                         100.0 * t.confidence, esc(t.excerpt));
+      s += "</ol>\n";
+    }
+    if (m.misclassified.empty()) continue;
     s += "<div class=\"digits\" data-model=\"" + esc(m.name) + "\">\n";
     for (const MisclassifiedImage& img : m.misclassified) {
       GrayImage g;
@@ -851,9 +964,18 @@ std::string report_to_json(const Report& report) {
                         {"truth", img.truth},
                         {"predicted", img.predicted},
                         {"pixels", img.pixels}});
+    nlohmann::json mistakes = nlohmann::json::array();
+    for (const MisclassifiedText& t : m.mistakes)
+      mistakes.push_back({{"truth", t.truth},
+                          {"predicted", t.predicted},
+                          {"confidence", t.confidence},
+                          {"text", t.excerpt}});
     models.push_back({{"name", m.name},
                       {"family", m.family},
                       {"description", m.description},
+                      {"group", m.group},
+                      {"class_names", m.class_names},
+                      {"mistakes", mistakes},
                       {"test_accuracy", m.test_accuracy},
                       {"test_count", m.test_count},
                       {"parameters", m.parameters},
@@ -923,6 +1045,20 @@ Report report_from_json(const std::string& text, const std::string& source) {
     m.name = json_string(jm, "name", where, "");
     m.family = json_string(jm, "family", where, "");
     m.description = json_string(jm, "description", where, "");
+    m.group = json_string(jm, "group", where, "");
+    for (const auto& n : array_at(jm, "class_names", where)) {
+      RECUR_CHECK(n.is_string(), where, "'class_names' must be an array of strings");
+      m.class_names.push_back(n.get<std::string>());
+    }
+    for (const auto& t : array_at(jm, "mistakes", where)) {
+      RECUR_CHECK(t.is_object(), where, "each 'mistakes' entry must be an object");
+      MisclassifiedText mt;
+      mt.truth = json_integer<int>(t, "truth", where);
+      mt.predicted = json_integer<int>(t, "predicted", where);
+      mt.confidence = json_number(t, "confidence", where);
+      mt.excerpt = json_string(t, "text", where, "");
+      m.mistakes.push_back(std::move(mt));
+    }
     RECUR_CHECK(jm.contains("test_accuracy"), where, "'test_accuracy' is missing");
     m.test_accuracy = json_number(jm, "test_accuracy", where);
     m.test_count = optional_integer<std::int64_t>(jm, "test_count", where);

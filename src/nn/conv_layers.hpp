@@ -8,6 +8,10 @@
 //              padding): spec.stride 0 = the kernel (PyTorch's default), padding at most k/2.
 //   flatten    image [B, C, H, W] -> vector [B, C*H*W] in NCHW order (torch.nn.Flatten).
 //   relu, tanh elementwise on any activation (sequence, vector, image); no tensors.
+//   conv1d     sequence [S, B, F] -> sequence [S, B, C] (nn/conv1d_layer.cpp); tensors
+//              NAME.weight [C, F, k] and NAME.bias [C], as torch.nn.Conv1d(F, C, k,
+//              padding=k//2): spec.size = C, spec.kernel = k (odd), stride 1, "same" padding.
+//              Steps past a sample's own length count as zeros, and its padded outputs are zero.
 //
 // Each factory checks the spec against the input shape and throws recur::Error(where, reason)
 // naming the field (e.g. "conv2d kernel 7 is larger than the padded input 5x5").
@@ -32,6 +36,10 @@ template <typename T>
 std::unique_ptr<Layer<T>> make_flatten(const LayerSpec& spec, const ActShape& in,
                                        const std::string& name, ParamLayout& layout,
                                        const std::string& where);
+template <typename T>
+std::unique_ptr<Layer<T>> make_conv1d(const LayerSpec& spec, const ActShape& in,
+                                      const std::string& name, ParamLayout& layout,
+                                      const std::string& where);
 // spec.type "relu" or "tanh".
 template <typename T>
 std::unique_ptr<Layer<T>> make_activation(const LayerSpec& spec, const ActShape& in,

@@ -467,12 +467,13 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, const ActShape& in,
   if (t == "pool") return std::make_unique<PoolLayer<T>>(spec, in, name, layout, where);
   if (t == "dropout") return std::make_unique<DropoutLayer<T>>(spec, in, name, layout, where);
   if (t == "conv2d") return make_conv2d<T>(spec, in, name, layout, where);
+  if (t == "conv1d") return make_conv1d<T>(spec, in, name, layout, where);
   if (t == "maxpool2d") return make_maxpool2d<T>(spec, in, name, layout, where);
   if (t == "flatten") return make_flatten<T>(spec, in, name, layout, where);
   if (t == "relu" || t == "tanh") return make_activation<T>(spec, in, name, layout, where);
   throw Error(where, "unknown layer type '" + t +
-                         "' (embedding, linear, recurrent, pool, dropout, conv2d, maxpool2d, "
-                         "flatten, relu, tanh)");
+                         "' (embedding, linear, recurrent, pool, dropout, conv1d, conv2d, "
+                         "maxpool2d, flatten, relu, tanh)");
 }
 
 template class Layer<float>;

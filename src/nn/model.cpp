@@ -151,11 +151,11 @@ std::string to_json(const ModelSpec& spec) {
       j["vocab"] = l.vocab;
       j["size"] = l.size;
       j["init"] = init_json(l.init);
-    } else if (l.type == "linear" || l.type == "conv2d") {
+    } else if (l.type == "linear" || l.type == "conv2d" || l.type == "conv1d") {
       j["size"] = l.size;
       j["bias"] = l.bias;
       j["init"] = init_json(l.init);
-      if (l.type == "conv2d") {
+      if (l.type == "conv2d" || l.type == "conv1d") {
         j["kernel"] = l.kernel;
         j["stride"] = l.stride;
         j["padding"] = l.padding;

@@ -144,39 +144,12 @@ std::vector<std::int64_t> all_indices(std::int64_t n) {
   return v;
 }
 
-constexpr int kThroughputBatch = 1000, kThroughputRuns = 5, kLatencyRuns = 300, kWarmup = 10;
+constexpr int kThroughputBatch = kReportThroughputBatch;
+using Timing = InferenceTiming;
 
-struct Timing {
-  double per_second = 0, latency_us = 0;
-};
-
-// Inference samples/s at batch 1000 (median of runs over consecutive test images) and batch-1
-// latency (median of single-image forwards on one thread), for either kind of runner.
 template <typename InferBatch, typename InferOne>
 Timing time_inference(std::int64_t test_count, InferBatch&& infer_batch, InferOne&& infer_one) {
-  Timing t;
-  const int B = static_cast<int>(std::min<std::int64_t>(kThroughputBatch, test_count));
-  std::vector<double> times;
-  std::int64_t start = 0;
-  for (int run = 0; run < 1 + kThroughputRuns; ++run) {
-    if (start + B > test_count) start = 0;
-    std::vector<std::int64_t> idx(static_cast<std::size_t>(B));
-    for (int b = 0; b < B; ++b) idx[static_cast<std::size_t>(b)] = start + b;
-    start += B;
-    const auto t0 = Clock::now();
-    infer_batch(idx);
-    if (run > 0) times.push_back(seconds_since(t0));
-  }
-  t.per_second = B / std::max(1e-12, median(times));
-  times.clear();
-  for (int run = 0; run < kWarmup + kLatencyRuns; ++run) {
-    const std::int64_t i = run % test_count;
-    const auto t0 = Clock::now();
-    infer_one(i);
-    if (run >= kWarmup) times.push_back(seconds_since(t0));
-  }
-  t.latency_us = 1e6 * median(times);
-  return t;
+  return time_report_inference(test_count, infer_batch, infer_one);
 }
 
 // Measures the trained model of `p` in its run folder on the test set.
@@ -270,23 +243,7 @@ std::int64_t train_in_child(const ReportRunOptions& o, const std::string& name) 
       "--threads",   std::to_string(o.threads),
       "--budget",    o.budget == ReportBudget::tiny ? "tiny" : "default"};
   if (o.long_views) args.push_back("--long");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, o.executable.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
-    throw Error(o.executable, "cannot start the training process for " + name);
-  int status = 0;
-  rusage usage{};
-  while (wait4(pid, &status, 0, &usage) < 0) {
-    if (errno != EINTR) throw Error(o.executable, "lost the training process for " + name);
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw Error(run_dir(o, name),
-                fmt::format("training {} failed ({})", name,
-                            WIFEXITED(status) ? fmt::format("exit code {}", WEXITSTATUS(status))
-                                              : fmt::format("signal {}", WTERMSIG(status))));
-  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
+  return run_training_child(args, name, run_dir(o, name));
 }
 
 bool trained(const ReportRunOptions& o, const PlannedModel& p) {
@@ -299,6 +256,57 @@ bool trained(const ReportRunOptions& o, const PlannedModel& p) {
 }
 
 }  // namespace
+
+std::int64_t run_training_child(const std::vector<std::string>& args, const std::string& name,
+                                const std::string& dir) {
+  std::vector<std::string> a = args;
+  std::vector<char*> argv;
+  for (auto& s : a) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, a[0].c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+    throw Error(a[0], "cannot start the training process for " + name);
+  int status = 0;
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0) {
+    if (errno != EINTR) throw Error(a[0], "lost the training process for " + name);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error(dir,
+                fmt::format("training {} failed ({})", name,
+                            WIFEXITED(status) ? fmt::format("exit code {}", WEXITSTATUS(status))
+                                              : fmt::format("signal {}", WTERMSIG(status))));
+  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
+}
+
+InferenceTiming time_report_inference(
+    std::int64_t test_count, const std::function<void(const std::vector<std::int64_t>&)>& batch,
+    const std::function<void(std::int64_t)>& one) {
+  InferenceTiming t;
+  const int B = static_cast<int>(std::min<std::int64_t>(kReportThroughputBatch, test_count));
+  constexpr int kThroughputRuns = 5;
+  std::vector<double> times;
+  std::int64_t start = 0;
+  for (int run = 0; run < 1 + kThroughputRuns; ++run) {
+    if (start + B > test_count) start = 0;
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(B));
+    for (int b = 0; b < B; ++b) idx[static_cast<std::size_t>(b)] = start + b;
+    start += B;
+    const auto t0 = Clock::now();
+    batch(idx);
+    if (run > 0) times.push_back(seconds_since(t0));
+  }
+  t.per_second = B / std::max(1e-12, median(times));
+  times.clear();
+  for (int run = 0; run < kReportLatencyWarmup + kReportLatencyRuns; ++run) {
+    const std::int64_t i = run % test_count;
+    const auto t0 = Clock::now();
+    one(i);
+    if (run >= kReportLatencyWarmup) times.push_back(seconds_since(t0));
+  }
+  t.latency_us = 1e6 * median(times);
+  return t;
+}
 
 ReportBudget parse_report_budget(const std::string& name) {
   if (name == "default") return ReportBudget::standard;
@@ -421,6 +429,7 @@ Report run_report(const ReportRunOptions& o, std::ostream& out) {
                        m.latency_us);
     report.models.push_back(std::move(m));
   }
+  if (o.extend) o.extend(report, out);
   write_file_atomic(o.out_dir + "/report.json", report_to_json(report));
   write_report(o.out_dir, report);
   out << fmt::format("wrote {}/report.html and {}/report.md ({} models) in {:.1f} s\n", o.out_dir,

@@ -160,5 +160,107 @@ TEST(ReportCli, BadFlagsExitWith2BeforeWriting) {
   EXPECT_FALSE(fs::exists(dir.path() / "out"));
 }
 
+// A small learnable label<TAB>text file: reviews of 4..30 words, label 1 when they hold more
+// words from the "good" list than from the "bad" one, with neutral filler.
+void write_review_file(const fs::path& path, int count, unsigned seed) {
+  const char* good[] = {"great", "wonderful", "moving", "superb", "funny", "brilliant"};
+  const char* bad[] = {"awful", "boring", "dull", "terrible", "weak", "clumsy"};
+  const char* filler[] = {"the", "film", "plot", "actor", "scene",
+                          "was", "a",    "and",  "it",    "story"};
+  std::string text;
+  unsigned state = seed;
+  auto next = [&](unsigned n) {
+    state = state * 1664525u + 1013904223u;
+    return (state >> 8) % n;
+  };
+  for (int i = 0; i < count; ++i) {
+    const int label = i % 2;
+    const int words = 4 + static_cast<int>(next(27));
+    std::string review;
+    for (int w = 0; w < words; ++w) {
+      const unsigned kind = next(3);
+      const char* word = kind == 0 ? (label ? good : bad)[next(6)]
+                         : kind == 1
+                             ? filler[next(10)]
+                             : (next(4) == 0 ? (label ? bad : good)[next(6)] : filler[next(10)]);
+      if (w) review += ' ';
+      review += word;
+    }
+    text +=
+        std::to_string(label) + "\t" + review + (i % 7 == 0 ? " <br /><br />The end." : "") + "\n";
+  }
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// --text adds the text pair: trained in child processes (the BiLSTM by `recur train` itself),
+// every measure filled, confusions by class name, the most confident mistakes as excerpts, and
+// all of it reused by a second run.
+TEST(ReportCli, TextAddsTheBiLstmAndTheCnnAndReusesThem) {
+  ScratchDir dir;
+  const fs::path data = dir.path() / "bars";
+  write_bar_set(data, "train", 120, 12, 12, 1);
+  write_bar_set(data, "t10k", 40, 12, 12, 2);
+  write_review_file(dir.path() / "reviews.tsv", 300, 5);
+  const std::string args = "report --budget tiny --threads 2 --text --text-data " +
+                           quote(dir / "reviews.tsv") + " --data " + quote(data.string()) +
+                           " --out " + quote(dir / "out");
+  const CliResult first = run_cli(args);
+  ASSERT_EQ(first.code, 0) << first.err << first.out;
+  EXPECT_TRUE(contains(first.out, "(9 models)")) << first.out;
+  const std::string md = slurp(dir.path() / "out" / "report.md");
+  const std::string html = slurp(dir.path() / "out" / "report.html");
+  EXPECT_TRUE(contains(md, "## Text\n")) << md;
+  for (const char* name : {"imdb-bilstm", "imdb-cnn"}) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(contains(html, std::string("<tr data-model=\"") + name + "\">"));
+    const auto row = md.find(std::string("| ") + name + " |");
+    ASSERT_NE(row, std::string::npos);
+    const std::string line = md.substr(row, md.find('\n', row) - row);
+    EXPECT_FALSE(contains(line, "| - |")) << line;
+    EXPECT_TRUE(contains(line, " / 60 |")) << line;  // the whole test side: 20% of 300
+    EXPECT_TRUE(contains(line, "samples/s")) << line;
+    EXPECT_TRUE(contains(line, " MB")) << line;
+    const fs::path run = dir.path() / "out" / "runs" / name;
+    EXPECT_TRUE(fs::exists(run / "best.safetensors"));
+    EXPECT_TRUE(fs::exists(run / "config.toml"));
+    const std::string measures = slurp(run / "measures.json");
+    EXPECT_TRUE(contains(measures, "\"class_names\": [\n    \"0\",")) << measures;
+    EXPECT_TRUE(contains(measures, "\"group\": \"Text\"")) << measures;
+    EXPECT_TRUE(contains(measures, "latency over test reviews 0-59 (median ")) << measures;
+  }
+  // The BiLSTM is `recur train`'s own run folder: its config.toml records the recipe.
+  EXPECT_TRUE(contains(slurp(dir.path() / "out" / "runs" / "imdb-bilstm" / "config.toml"),
+                       "bidirectional=true"));
+  EXPECT_TRUE(contains(html, "id=\"chart-accuracy-parameters-text\""));
+  EXPECT_TRUE(contains(html, "id=\"results-table-text\""));
+  EXPECT_TRUE(contains(html, "Text: Accuracy: "));
+  // A tiny model on 240 reviews still makes mistakes: shown as excerpts, not images.
+  EXPECT_TRUE(contains(html, "<ol class=\"mistakes\" data-model=\"imdb-cnn\">") ||
+              contains(html, "<ol class=\"mistakes\" data-model=\"imdb-bilstm\">"))
+      << html.substr(html.find("id=\"mistakes\""));
+
+  const CliResult second = run_cli(args);
+  ASSERT_EQ(second.code, 0) << second.err;
+  for (const char* name : {"imdb-bilstm", "imdb-cnn", "cnn", "lstm"})
+    EXPECT_TRUE(contains(second.out, std::string(name) + ": reused")) << second.out;
+  EXPECT_FALSE(contains(second.out, "training")) << second.out;
+  EXPECT_EQ(slurp(dir.path() / "out" / "report.md"), md);
+}
+
+TEST(ReportCli, TextWithoutItsDataFailsBeforeWriting) {
+  ScratchDir dir;
+  const fs::path data = dir.path() / "bars";
+  write_bar_set(data, "train", 50, 12, 12, 1);
+  write_bar_set(data, "t10k", 20, 12, 12, 2);
+  const std::string base =
+      "report --budget tiny --text --data " + quote(data.string()) + " --out " + quote(dir / "out");
+  EXPECT_TRUE(fails_with(run_cli(base + " --text-data " + quote(dir / "imdb")),
+                         "--text: " + (dir / "imdb") + " is missing; run `recur data fetch imdb"));
+  fs::create_directories(dir.path() / "empty");
+  EXPECT_TRUE(fails_with(run_cli(base + " --text-data " + quote(dir / "empty")),
+                         "--text-data: " + (dir / "empty") + " is not text data"));
+  EXPECT_FALSE(fs::exists(dir.path() / "out"));
+}
+
 }  // namespace
 }  // namespace recur_cli_test

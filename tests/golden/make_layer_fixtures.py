@@ -109,6 +109,58 @@ def make(name, cell, layers, bidirectional, pooling, lengths, vocab=23, seed=0):
     write_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
 
 
+class ConvTextNet(torch.nn.Module):
+    """embedding -> Conv1d(padding=k//2) over each sample's real steps -> relu -> max over the
+    real steps -> linear. Padded steps of the embedding are zeroed before the convolution (so a
+    sample's window sees zeros past its end, as it would alone) and the convolution's outputs
+    there are zeroed too (the "output" recur's conv1d layer must give)."""
+
+    def __init__(self, vocab, dim, channels, kernel, classes):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, dim)
+        self.conv = torch.nn.Conv1d(dim, channels, kernel, padding=kernel // 2)
+        self.head = torch.nn.Linear(channels, classes)
+
+    def forward(self, ids, lengths):
+        steps = ids.shape[0]
+        mask = (torch.arange(steps)[:, None] < lengths[None, :])[:, :, None]
+        x = self.embed(ids) * mask                                  # [S, B, E]
+        out = self.conv(x.permute(1, 2, 0)).permute(2, 0, 1) * mask  # [S, B, C]
+        h = torch.relu(out)
+        pooled = h.masked_fill(~mask, float("-inf")).max(0).values
+        return out, self.head(pooled)
+
+
+def make_conv(name, kernel, lengths, vocab=23, seed=0):
+    torch.manual_seed(seed)
+    dim, channels, classes = 6, 7, 3
+    lengths = torch.tensor(lengths, dtype=torch.int64)
+    steps, batch = int(lengths[0]), len(lengths)
+    net = ConvTextNet(vocab, dim, channels, kernel, classes).double()
+    mask = torch.arange(steps)[:, None] < lengths[None, :]
+    ids = torch.randint(2, vocab, (steps, batch)) * mask
+    labels = torch.randint(0, classes, (batch,))
+    out, logits = net(ids, lengths)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    loss.backward()
+    tensors = {k: v.detach() for k, v in net.state_dict().items()}
+    tensors.update({"ids": ids.to(torch.int32), "lengths": lengths.to(torch.int32),
+                    "labels": labels.to(torch.int32), "output": out.detach(),
+                    "logits": logits.detach(), "loss": loss.detach().reshape(1)})
+    for k, p in net.named_parameters():
+        tensors["grad." + k] = p.grad
+    inp = {"kind": "sequence", "features": 0, "height": 0, "width": 0, "ids": True}
+    chain = [{"type": "embedding", "name": "embed", "vocab": vocab, "size": dim, "init": INIT},
+             {"type": "conv1d", "name": "conv", "size": channels, "kernel": kernel, "stride": 1,
+              "padding": kernel // 2, "bias": True, "init": INIT},
+             {"type": "relu", "name": "relu"},
+             {"type": "pool", "name": "pool", "pooling": "max"},
+             {"type": "linear", "name": "head", "size": classes, "bias": True, "init": INIT}]
+    meta = {"recur.spec": json.dumps({"input": inp, "num_classes": classes, "layers": chain}),
+            "generator": "tests/golden/make_layer_fixtures.py", "torch": torch.__version__}
+    write_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     ragged = [9, 8, 8, 6, 5, 3, 3, 2, 1]
@@ -124,6 +176,9 @@ def main():
     make("features_bigru_b9_mean", "gru", 1, True, "mean", full, vocab=0, seed=8)
     make("features_rnn_b9_max", "rnn_tanh", 1, True, "max", full, vocab=0, seed=9)
     make("features_bilstm_ragged_mean", "lstm", 1, True, "mean", ragged, vocab=0, seed=10)
+    # 1-D convolutions over embeddings on ragged batches (kernels wider than the shortest samples).
+    make_conv("embed_conv1d_k5_max", 5, ragged, seed=11)
+    make_conv("embed_conv1d_k3_max", 3, [12, 11, 9, 9, 7, 4, 2, 2, 1, 1], seed=12)
     print("fixtures written to", OUT)
 
 

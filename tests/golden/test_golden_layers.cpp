@@ -1,7 +1,9 @@
 // Golden tests of models built from layers against PyTorch's packed sequences
 // (tests/golden/make_layer_fixtures.py): embedding + LSTM / GRU / RNN (uni- and bidirectional,
 // 1 and 2 layers) + pooling over real steps + linear head, on ragged batches of 9 rows, and
-// full-length feature batches of 9 rows. Nine rows take recur's packed fast path (float), so it
+// full-length feature batches of 9 rows; embedding + conv1d (padding k//2) + relu + max over real
+// steps + linear head on ragged batches of 9 and 10 rows ("output" is then the conv1d layer's,
+// zero at padded steps). Nine rows take recur's packed fast path (float), so it
 // is compared with PyTorch directly. err(a, ref) = max|a - ref| / max|ref| per tensor: 1e-9 in
 // double, 1e-5 in float.
 #include <gtest/gtest.h>

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The HTML report in a real browser: `recur report --from-json` writes report.html from fixed
-numbers (five models, their curves, confusions and misclassified digits), Debian's headless
-Chromium opens it from disk with the network disabled, and the test checks the rendered DOM:
-one table row per model, the four charts as <svg> elements with their dots and lines, the
-conclusion naming the most accurate model. Any message the page logs to the console fails the
+numbers (five image models, their curves, confusions and misclassified digits, and the two text
+models of --text in their own group, with mistake excerpts), Debian's headless Chromium opens it
+from disk with the network disabled, and the test checks the rendered DOM: one table row per
+model, the four charts of each group as <svg> elements with their dots and lines, the conclusion
+naming the most accurate model of each group. Any message the page logs to the console fails the
 test: the page runs no script, so a message can only be an error, a blocked fetch (the page's
 Content-Security-Policy refuses every load that is not inline) or a warning. A copy of the page
 with a script and an external image added must be caught by the same check, so the check can
@@ -60,6 +61,22 @@ MODELS = [
 ]
 
 
+def text_model(name, family, acc, params, latency, per_s, epoch_s, rss, seed):
+    # A model of `recur report --text`: its own group, class names, excerpts instead of images.
+    m = model(name, family, acc, params, latency, per_s, epoch_s, rss, seed)
+    m.update({"group": "IMDb", "test_count": 25000, "class_names": ["negative", "positive"],
+              "confused": [[0, 1, 1400 + seed], [1, 0, 1100]], "misclassified": [],
+              "mistakes": [{"truth": 0, "predicted": 1, "confidence": 0.99,
+                            "text": "A <b>great</b> film & a \"must\" see... not."}]})
+    return m
+
+
+TEXT_MODELS = [
+    text_model("imdb-bilstm", "BiLSTM", 0.8988, 2830594, 5200.0, 1900.0, 230.0, 2100000000, 5),
+    text_model("imdb-cnn", "CNN", 0.8870, 2642306, 900.0, 9800.0, 70.0, 900000000, 6),
+]
+
+
 class Dom(html.parser.HTMLParser):
     """Counts what the checks need in the DOM Chromium serialised."""
 
@@ -72,7 +89,7 @@ class Dom(html.parser.HTMLParser):
         a = dict(attrs)
         self.stack.append((tag, a))
         if tag == "tr" and "data-model" in a and any(
-                t == "table" and x.get("id") == "results-table" for t, x in self.stack):
+                t == "table" and x.get("id", "").startswith("results-table") for t, x in self.stack):
             self.rows.append(a["data-model"])
         if tag == "svg":
             self.svgs.append(a.get("id"))
@@ -147,7 +164,7 @@ def main():
     measures = os.path.join(work, "measures.json")
     with open(measures, "w") as f:
         json.dump({"title": "Browser check", "data": "fixed numbers", "machine": "none",
-                   "models": MODELS}, f)
+                   "models": MODELS + TEXT_MODELS}, f)
     out = os.path.join(work, "report")
     p = subprocess.run([args.cli, "report", "--from-json", measures, "--out", out],
                        capture_output=True, text=True)
@@ -160,18 +177,26 @@ def main():
                                      ["--dump-dom"])
     dom = Dom()
     dom.feed(dom_text)
-    names = [m["name"] for m in MODELS]
+    names = [m["name"] for m in MODELS + TEXT_MODELS]
     if dom.rows != names:
         failures.append(f"table rows {dom.rows}, expected {names}")
-    charts = ["chart-accuracy-parameters", "chart-accuracy-latency", "chart-curves-accuracy",
-              "chart-curves-loss"]
+    charts = ["chart-accuracy-parameters", "chart-accuracy-latency",
+              "chart-accuracy-parameters-imdb", "chart-accuracy-latency-imdb",
+              "chart-curves-accuracy", "chart-curves-loss",
+              "chart-curves-accuracy-imdb", "chart-curves-loss-imdb"]
     if dom.svgs != charts:
         failures.append(f"svg elements {dom.svgs}, expected {charts}")
-    # A dot per model in each scatter; a line per model and a dot per epoch in each curve chart.
-    if dom.circles != 2 * 5 + 2 * 5 * 3 or dom.polylines != 2 * 5:
+    # A dot per model in each scatter; a line per model and a dot per epoch in each curve chart
+    # (five image models, two text models).
+    if dom.circles != 2 * 7 + 2 * 7 * 3 or dom.polylines != 2 * 7:
         failures.append(f"{dom.circles} circles and {dom.polylines} polylines in the charts")
     if not any(l.startswith("Accuracy: cnn is the most accurate at 99.12%") for l in dom.conclusion):
         failures.append(f"conclusion without the accuracy winner: {dom.conclusion}")
+    if not any(l.startswith("IMDb: Accuracy: imdb-bilstm is the most accurate at 89.88%")
+               for l in dom.conclusion):
+        failures.append(f"conclusion without the text pair's accuracy winner: {dom.conclusion}")
+    if 'must" see... not.' not in dom_text:
+        failures.append("the text mistake's excerpt is not on the page")
     if console:
         failures.append("the page logged:\n  " + "\n  ".join(console))
 

@@ -362,5 +362,122 @@ TEST(ReportMeasures, EpochCurveFromMetricsLines) {
   EXPECT_THROW(epoch_curve_from_metrics(R"({"kind":"validation","epoch":0,"loss":1})", "m"), Error);
 }
 
+// ---- a second group: the IMDb pair of `recur report --text` ----
+
+ReportModel text_model(const std::string& name, const std::string& family, double acc,
+                       std::int64_t params, double latency_us, double per_s, double epoch_s,
+                       std::int64_t rss) {
+  ReportModel m = model(name, family, acc, params, latency_us, per_s, epoch_s, rss);
+  m.group = "IMDb";
+  m.test_count = 25000;
+  m.class_names = {"negative", "positive"};
+  m.confused = {{0, 1, 1400}, {1, 0, 1100}};
+  m.misclassified.clear();
+  m.mistakes = {{"A <b>great</b> film & a \"must\" see... not.", 0, 1, 0.991}};
+  return m;
+}
+
+std::vector<ReportModel> with_text_models() {
+  auto models = fixed_models();
+  models.push_back(
+      text_model("imdb-bilstm", "BiLSTM", 0.8988, 2830594, 5200, 1900, 230, 2100000000));
+  models.push_back(text_model("imdb-cnn", "CNN", 0.8870, 2642306, 900, 9800, 70, 900000000));
+  return models;
+}
+
+TEST(ReportConclusion, TextGroupIsComparedWithinItself) {
+  const std::string c = report_conclusion(with_text_models());
+  // The image models' lines are as before: the text models do not enter them.
+  EXPECT_EQ(line(c, "Accuracy"), line(report_conclusion(fixed_models()), "Accuracy"));
+  EXPECT_EQ(line(c, "Size"), line(report_conclusion(fixed_models()), "Size"));
+  EXPECT_EQ(line(c, "IMDb: Accuracy"),
+            "IMDb: Accuracy: imdb-bilstm is the most accurate at 89.88%, 1.18 points ahead of "
+            "imdb-cnn (88.70%): 2,530 errors against 2,825, 10% fewer.");
+  EXPECT_EQ(line(c, "IMDb: Size").rfind("IMDb: Size: imdb-cnn is the smallest with 2,642,306", 0),
+            0u)
+      << c;
+  EXPECT_EQ(line(c, "IMDb: Training time").rfind("IMDb: Training time: imdb-cnn trains fastest", 0),
+            0u);
+  EXPECT_EQ(line(c, "IMDb: Throughput").rfind("IMDb: Throughput: imdb-cnn classifies the most", 0),
+            0u);
+  EXPECT_EQ(line(c, "IMDb: Latency").rfind("IMDb: Latency: imdb-cnn answers one sample fastest", 0),
+            0u);
+  EXPECT_EQ(line(c, "IMDb: Memory").rfind("IMDb: Memory: imdb-cnn trains in the least memory", 0),
+            0u);
+  EXPECT_NE(line(c, "IMDb: Recurrent against the rest")
+                .find("the best recurrent model, imdb-bilstm (89.88%), is 1.18 points ahead of "
+                      "the best non-recurrent one, imdb-cnn (88.70%)"),
+            std::string::npos)
+      << c;
+}
+
+TEST(ReportConclusion, SwappingTextMeasuresChangesTheTextWinner) {
+  auto models = with_text_models();
+  ReportModel& bilstm = models[5];
+  ReportModel& cnn = models[6];
+  std::swap(bilstm.test_accuracy, cnn.test_accuracy);
+  std::swap(bilstm.latency_us, cnn.latency_us);
+  std::swap(bilstm.parameters, cnn.parameters);
+  std::swap(bilstm.peak_rss_bytes, cnn.peak_rss_bytes);
+  const std::string c = report_conclusion(models);
+  EXPECT_EQ(
+      line(c, "IMDb: Accuracy").rfind("IMDb: Accuracy: imdb-cnn is the most accurate at 89.88%", 0),
+      0u)
+      << c;
+  EXPECT_EQ(line(c, "IMDb: Size").rfind("IMDb: Size: imdb-bilstm is the smallest", 0), 0u);
+  EXPECT_EQ(
+      line(c, "IMDb: Latency").rfind("IMDb: Latency: imdb-bilstm answers one sample fastest", 0),
+      0u);
+  EXPECT_EQ(
+      line(c, "IMDb: Memory").rfind("IMDb: Memory: imdb-bilstm trains in the least memory", 0), 0u);
+  EXPECT_NE(line(c, "IMDb: Recurrent against the rest").find("is 1.18 points behind"),
+            std::string::npos)
+      << c;
+  // The image lines do not move.
+  EXPECT_EQ(line(c, "Accuracy"), line(report_conclusion(fixed_models()), "Accuracy"));
+}
+
+TEST(ReportHtml, TextGroupHasItsOwnTableChartsAndMistakeExcerpts) {
+  Report r = fixed_report();
+  r.models = with_text_models();
+  const std::string html = report_html(r);
+  EXPECT_EQ(count(html, "<table id=\"results-table\">"), 1u);
+  EXPECT_EQ(count(html, "<table id=\"results-table-imdb\">"), 1u);
+  for (const char* id : {"chart-accuracy-parameters", "chart-accuracy-latency",
+                         "chart-curves-accuracy", "chart-curves-loss"}) {
+    EXPECT_EQ(count(html, std::string("id=\"") + id + "\""), 1u) << id;
+    EXPECT_EQ(count(html, std::string("id=\"") + id + "-imdb\""), 1u) << id;
+  }
+  EXPECT_EQ(count(html, "<svg "), 8u);
+  // Best of each column within its own table: the BiLSTM's accuracy is bold although the image
+  // models are more accurate, and the image table's bold accuracy stays cnn's.
+  EXPECT_NE(html.find("<td><strong>89.88%</strong></td>"), std::string::npos);
+  EXPECT_NE(html.find("<td><strong>99.12%</strong></td>"), std::string::npos);
+  // Confused pairs by class name; the mistake's excerpt escaped, with its class names and
+  // confidence; no digit images for text models.
+  EXPECT_NE(html.find("negative\xE2\x86\x92positive (1400), positive\xE2\x86\x92negative (1100)"),
+            std::string::npos);
+  EXPECT_NE(html.find("<li><b>negative &#8594; positive</b> (99.1%): <q>A &lt;b&gt;great&lt;/b&gt; "
+                      "film &amp; a &quot;must&quot; see... not.</q></li>"),
+            std::string::npos)
+      << html.substr(html.find("id=\"mistakes\""), 2000);
+  EXPECT_EQ(count(html, "<div class=\"digits\""), 5u);
+  EXPECT_NE(html.find("IMDb: Accuracy: imdb-bilstm is the most accurate"), std::string::npos);
+  const std::string md = report_markdown(r);
+  EXPECT_NE(md.find("## IMDb\n\n| Model |"), std::string::npos);
+  EXPECT_NE(md.find("| imdb-cnn | CNN | 88.70% | 2,825 / 25,000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("negative->positive (1400), positive->negative (1100)"), std::string::npos);
+  EXPECT_NE(md.find("- negative -> positive (99.1%): A <b>great</b>"), std::string::npos);
+  // And the JSON form keeps all of it.
+  const Report back = report_from_json(report_to_json(r), "r.json");
+  EXPECT_EQ(report_html(back), report_html(r));
+  EXPECT_EQ(back.models[6].group, "IMDb");
+  EXPECT_EQ(back.models[6].mistakes.size(), 1u);
+  EXPECT_THROW(report_from_json(R"({"models": [{"name": "a", "test_accuracy": 0.5, "mistakes":
+                [{"truth": 0, "predicted": 1, "confidence": 1.5, "text": "x"}]}]})",
+                                "r.json"),
+               Error);
+}
+
 }  // namespace
 }  // namespace recur
