@@ -218,16 +218,28 @@ struct SeqTrainOptions {
   // too.
   bool resume = false;
   std::string data_name = "--data";
+  // Images keep MNIST's conventions, so a short-form run gives the weights the fixed-shape
+  // trainer gave: the first `validation` samples are held out (not a seeded draw), each epoch is
+  // one seeded shuffle cut into batches in order (Batcher; the samples all have one length), and
+  // `train_limit` (> 0) keeps only the first N training samples after the hold-out.
+  enum class Holdout { drawn, first };
+  enum class Batching { by_length, shuffled };
+  Holdout holdout = Holdout::drawn;
+  Batching batching = Batching::by_length;
+  std::int64_t train_limit = 0;
+  double clip_value = 0;        // 0 = off; applied before clip_norm
+  bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
 
 struct SeqTrainSummary {
-  double test_accuracy = 0, test_loss = 0, val_accuracy = 0, best_val_accuracy = 0;
-  double train_seconds = 0, samples_per_second = 0;
-  std::int64_t steps = 0, samples = 0;
+  double test_accuracy = 0, test_loss = 0, val_accuracy = 0, val_loss = 0, best_val_accuracy = 0;
+  double train_seconds = 0, wall_seconds = 0, samples_per_second = 0;
+  std::int64_t steps = 0, samples = 0, skipped_steps = 0;
+  bool tested = false;  // test_accuracy / test_loss hold a test pass
 };
 
-// Trains and writes the run folder: config.toml, metrics.jsonl, curves.png, last.safetensors
-// (and best.safetensors with a validation split), resume.safetensors (when resumable),
+// Trains and writes the run folder: config.toml, metrics.jsonl, curves.png, last.safetensors,
+// best.safetensors (the best validation accuracy; the last model without a validation split), resume.safetensors (when resumable),
 // summary.json (last: a folder without it is an unfinished run); evaluates `test` at the end.
 // A resumed run ends bit-identical to one never interrupted.
 //

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "recur/data.hpp"
+#include "recur/layers.hpp"
 #include "recur/model.hpp"
 #include "recur/optim.hpp"
 
@@ -115,6 +116,8 @@ struct TrainOptions {
   // last (validation, checkpoints and summary then follow as at a run's planned end). An
   // exception thrown here leaves train() as it is (the run folder keeps its last checkpoint).
   std::function<bool(const TrainEvent&)> on_event;
+  // The model as a layer list (`recur train --model`); empty: the short form, `model` below.
+  std::vector<LayerSpec> layers;
   ViewKind view = ViewKind::rows;
   std::uint64_t view_seed = 0;  // permuted view's permutation
   ModelConfig model = [] {      // input_size and steps are set from the view
@@ -153,7 +156,13 @@ struct TrainOptions {
       0;                        // also write resume.safetensors every N steps; 0 = epoch ends only
   bool resume = false;          // continue the run in out_dir from its resume.safetensors
   bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
+  // Evaluate the test images beside the training files (data_dir) at the end, when it has them.
+  bool test = true;
 };
+
+// True when a layer list reads whole images ([B, 1, rows, cols]: conv2d, maxpool2d or flatten
+// first) rather than images read as sequences through a view.
+bool reads_whole_images(const std::vector<LayerSpec>& layers);
 
 // A resolved config (key=value lines) without the options that name the trainer's own folders
 // (data, out): what a checkpoint's metadata keeps, so a shared file reveals no local layout.
@@ -174,11 +183,18 @@ struct StopRequested {
 
 struct TrainSummary {
   double val_accuracy = 0, val_loss = 0, best_val_accuracy = 0;
+  double test_accuracy = 0, test_loss = 0;
+  bool tested = false;  // the test images were evaluated
   double wall_seconds = 0, samples_per_second = 0;
   std::int64_t steps = 0, samples = 0, skipped_steps = 0;
 };
 
-// Trains, logging to `out` (a progress bar when `interactive`), and writes the run directory:
+// Trains a model built from layers on images (the layer list, or the short form's chain through
+// model_spec_from_config) with train_sequences (recur/seq_train.hpp), keeping MNIST's
+// conventions: the first `validation` images held out, one seeded shuffle per epoch cut in
+// order. So the short form gives, bit for bit, the weights the fixed-shape trainer gave before
+// it (tests/train/test_image_train.cpp). Logs to `out` (a progress bar when `interactive`), and
+// writes the run directory (checkpoints in the layer format, "recur-model-2"):
 // config.toml, metrics.jsonl, last.safetensors, best.safetensors, resume.safetensors (weights,
 // optimizer state and position, written as one atomic file at every epoch end and every
 // checkpoint_every steps), curves.png, summary.json (written last: a run directory without it

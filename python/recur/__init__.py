@@ -174,8 +174,10 @@ def train(x: Optional[np.ndarray] = None, y: Optional[np.ndarray] = None, *,
     options: every ``recur train`` flag, named with underscores (``cell="gru"``, ``hidden=128``,
     ``epochs=10``, ``view="cols"``, ``bidirectional=True``, ``lr=1e-3``, ``seed=1``,
     ``threads=2``, ...), or ``config="examples/mnist-lstm.toml"`` (keywords override the file).
-    Layer lists (``model=``, e.g. examples/mnist-cnn.toml) and text or array data train from the
-    command line only for now (``recur train --model ...``): here they raise ValueError.
+    A layer list trains too (``model="conv2d 6 kernel=5, relu, maxpool2d 2, flatten, linear"``
+    or ``config="examples/mnist-cnn.toml"``); the short form is itself trained as its layer list,
+    so every model comes back in the layer format. Text and array data train from the command
+    line only for now (``recur train --data ...``): here they raise ValueError.
     ``out="runs/x"`` keeps the run folder (checkpoints, metrics, curves.png); without it a
     temporary folder is used and removed. Same seed, thread count and data: bit-identical to
     the command line.

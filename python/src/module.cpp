@@ -368,6 +368,20 @@ class LayeredImageModel {
   py::dict config_dict() const {
     py::dict d = py::module_::import("json").attr("loads")(to_json(loaded_.model->spec()));
     d["layers_text"] = layer_list_text(loaded_.model->spec().layers);
+    // The short form's settings, read off its layers (model_spec_from_config's chain).
+    for (const LayerSpec& l : loaded_.model->spec().layers) {
+      if (l.type == "recurrent" && !d.contains("cell")) {
+        d["cell"] = to_string(l.cell);
+        d["hidden"] = l.size;
+        d["num_layers"] = l.layers;  // "layers" is the layer list
+        d["bidirectional"] = l.bidirectional;
+        d["dropout"] = l.dropout;
+      } else if (l.type == "pool" && !d.contains("pooling")) {
+        d["pooling"] = to_string(l.pooling);
+      } else if (l.type == "linear" && l.name == "proj") {
+        d["projection"] = l.size;
+      }
+    }
     auto v = loaded_.metadata.find("recur.view");
     d["view"] = v == loaded_.metadata.end() ? std::string("image") : v->second;
     d["image_rows"] = rows_;
@@ -564,14 +578,7 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
   } catch (const Error& e) {
     raise(PyExc_ValueError, e.what());
   }
-  // The layer trainer (layer lists, text, arrays) is the command line's for now: refused rather
-  // than trained as something else.
-  const auto& listed = cmd->get_option("--model")->results();
-  if (!listed.empty() && !listed.back().empty())
-    raise(PyExc_ValueError,
-          "model= (a layer list) trains from the command line only for now: recur train "
-          "--model '" +
-              listed.back() + "' (recur.load reads the result)");
+  // Text and arrays train from the command line: refused rather than trained as something else.
   if (cli::is_sequence_data(opts.data_dir))
     raise(PyExc_ValueError, "data='" + opts.data_dir +
                                 "' is text or arrays, which train from the command line only for "
@@ -675,7 +682,7 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
   out.flush();
   py_out.rethrow();
 
-  auto model = std::make_shared<Model>(opts.out_dir + "/last.safetensors");
+  auto model = std::make_shared<LayeredImageModel>(opts.out_dir + "/last.safetensors");
   py::dict history;
   history["step"] = py::array(py::cast(step));
   history["epoch"] = py::array(py::cast(epoch));

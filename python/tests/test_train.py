@@ -225,10 +225,27 @@ def test_bad_options_raise_clear_errors(mnist):
         recur.train(x, y, config="missing.toml", **kw)
     with pytest.raises(ValueError, match="arrays .* or data=FOLDER, not both"):
         recur.train(x, y, data="data/mnist", **kw)
-    with pytest.raises(ValueError, match="model= .a layer list. trains from the command line"):
-        recur.train(x, y, model="flatten, linear 8, relu, linear", **kw)
-    with pytest.raises(ValueError, match="model= .a layer list."):
-        recur.train(x, y, config=os.path.join(ROOT, "examples", "mnist-cnn.toml"), **kw)
+    with pytest.raises(ValueError, match="--model: .*unknown layer"):
+        recur.train(x, y, model="flatten, dense 8, linear", **kw)
+    with pytest.raises(ValueError, match="--model: does not fit this data"):
+        recur.train(x, y, model="lstm 8, linear", **kw)  # a sequence without pooling
+
+
+def test_layer_lists_train_from_python_as_from_the_command_line(mnist, tmp_path):
+    (x, y), (xt, yt) = mnist
+    x, y = x[:300], y[:300]
+    layers = "flatten, linear 16, relu, linear"
+    model, history = recur.train(x, y, model=layers, val=100, steps=6, display_step=3,
+                                 threads=1, verbose=False, out=str(tmp_path / "run"))
+    assert model.config["layers_text"] == layers
+    assert model.config["view"] == "image"
+    assert list(history.step) == [3, 6]
+    labels, probs = model.predict(xt[:50])
+    assert labels.shape == (50,) and probs.shape == (50, 10)
+    # The example config (a layer list) is accepted as a config file too.
+    cnn, _ = recur.train(x, y, config=os.path.join(ROOT, "examples", "mnist-cnn.toml"), val=100,
+                         steps=1, threads=1, verbose=False)
+    assert cnn.config["layers_text"].startswith("conv2d")
 
 
 def test_bad_training_arrays_raise_clear_errors(mnist):

@@ -263,62 +263,6 @@ SeqTrainOptions seq_train_options(const TrainOptions& o) {
 
 }  // namespace
 
-bool reads_images(const std::vector<LayerSpec>& layers) {
-  if (layers.empty()) return false;
-  const std::string& t = layers.front().type;
-  return t == "conv2d" || t == "maxpool2d" || t == "flatten";
-}
-
-int run_layered_image_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
-                               bool interactive) {
-  SeqTrainOptions so = seq_train_options(o);
-  RECUR_CHECK(!f.layers.empty(), "--model", "give the layers of the model");
-  RECUR_CHECK(!std::filesystem::exists(so.out_dir) || std::filesystem::is_empty(so.out_dir),
-              "--out", so.out_dir + " exists and is not empty; choose another folder or remove it");
-  RECUR_CHECK(o.train_limit >= 0, "--train-limit", "must be 0 or more");
-  auto train_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, true));
-  auto test_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, false));
-  RECUR_CHECK(test_set->rows == train_set->rows && test_set->cols == train_set->cols,
-              test_set->source,
-              fmt::format("test images are {}x{}, training images {}x{}", test_set->rows,
-                          test_set->cols, train_set->rows, train_set->cols));
-  RECUR_CHECK(o.validation < train_set->count, "--val",
-              fmt::format("{} validation images leave none of the {} to train on", o.validation,
-                          train_set->count));
-  // --train-limit N: the first N + val training images.
-  std::vector<std::int64_t> used;
-  if (o.train_limit > 0)
-    for (std::int64_t i = 0; i < std::min(train_set->count, o.train_limit + o.validation); ++i)
-      used.push_back(i);
-  const int classes = std::max(train_set->num_classes, test_set->num_classes);
-  std::shared_ptr<const SequenceSource> train, test;
-  std::string shape;
-  if (reads_images(f.layers)) {
-    train = std::make_shared<ImageSamples>(train_set, used);
-    test = std::make_shared<ImageSamples>(test_set);
-    shape = fmt::format("{}x{} images", train_set->rows, train_set->cols);
-  } else {
-    const SequenceView view =
-        SequenceView::make(o.view, train_set->rows, train_set->cols, o.view_seed);
-    train = std::make_shared<ImageSequences>(train_set, view, used);
-    test = std::make_shared<ImageSequences>(test_set, view);
-    so.metadata["recur.view"] = to_string(o.view);
-    so.metadata["recur.view_seed"] = std::to_string(o.view_seed);
-    shape = fmt::format("{} view ({} steps x {} features)", to_string(o.view), view.steps(),
-                        view.features());
-  }
-  so.model = listed_model(f, train->input_shape(), 0, classes);
-  so.metadata["recur.image_rows"] = std::to_string(train_set->rows);
-  so.metadata["recur.image_cols"] = std::to_string(train_set->cols);
-  so.metadata["recur.train_config"] = without_local_paths(o.config_text);
-  so.metadata["recur.train_data"] = describe_training_data(o.data_dir);
-  so.title = "recur " + std::filesystem::path(o.data_dir).filename().string();
-  out << fmt::format("recur train: {} on {}, {} parameters\n", layer_list_text(so.model.layers),
-                     shape, so.model.parameter_count());
-  train_sequences(so, train, test, out, interactive);
-  return 0;
-}
-
 int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
                           bool interactive) {
   const std::string path = resolve_data_path(o.data_dir);

@@ -52,16 +52,8 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
 // the checkpoint and return 128 + the signal; under mpirun rank 0 alone prints.
 int run_sequence_train_command(const TrainOptions& o, const SequenceFlags& f);
 
-// Trains the layer list f.layers on IDX images (o.data_dir): image input [1, rows, cols] when the
-// list starts with conv2d, maxpool2d or flatten, else the images read as sequences through
-// o.view; prints the test accuracy.
-int run_layered_image_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
-                               bool interactive);
-// True when a layer list reads whole images rather than sequences.
-bool reads_images(const std::vector<LayerSpec>& layers);
-
-// A model built from layers that reads images (trained by run_layered_image_training): its
-// metadata has recur.image_rows.
+// A model built from layers that reads images (recur::train): its metadata has
+// recur.image_rows.
 bool is_image_model(const Metadata& metadata);
 // The images of `set` as the model reads them: whole images, or sequences through the view in
 // its metadata. Throws Error(set.source, ...) when the image size differs from the model's.

@@ -306,10 +306,6 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
         f.seq.layers = parse_layer_list(f.model, "--model");
         check_short_form_unused(f);
       }
-      if (listed && !sequences) {
-        RECUR_CHECK(resume_dir->empty(), "--resume",
-                    "--model runs on images cannot be resumed yet; start a new run");
-      }
       if (sequences) {
         for (const auto& [name, value] : sequence_defaults()) {
           CLI::Option* opt = cmd->get_option(name);
@@ -322,6 +318,7 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       }
       check_sequence_flags(f.seq);
       TrainOptions opts = f.o;
+      opts.layers = f.seq.layers;
       opts.view = parse_view(f.view);
       opts.model.cell = parse_cell(f.cell);
       opts.model.pooling = parse_pooling(f.pooling);
@@ -353,12 +350,6 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
         return 0;
       }
       if (sequences) return run_sequence_train_command(opts, f.seq);
-      if (listed) {
-        RECUR_CHECK(dist::size() == 1, "--data",
-                    "--model runs on images train in one process (mpirun is for the short form "
-                    "on image data and for text and array data)");
-        return run_layered_image_training(opts, f.seq, std::cout, isatty(STDOUT_FILENO) != 0);
-      }
       install_stop_signals();
       // In a data-parallel run (mpirun) rank 0 speaks for all.
       const bool speaker = dist::rank() == 0;

@@ -138,11 +138,6 @@ const PlannedModel& find_planned(const std::vector<PlannedModel>& plan, const st
   throw Error("--train-one", "no model '" + name + "' in the report's plan");
 }
 
-std::vector<std::int64_t> all_indices(std::int64_t n) {
-  std::vector<std::int64_t> v(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
-  return v;
-}
 
 constexpr int kThroughputBatch = kReportThroughputBatch;
 using Timing = InferenceTiming;
@@ -166,43 +161,35 @@ ReportModel measure(const ReportRunOptions& o, const PlannedModel& p, const Imag
   const int threads = resolve_threads(o.threads);
   EvalResult r;
   Timing timing;
-  if (p.layered) {
+  {
+    // Every model is built from layers (the recurrent ones through their short form); runs
+    // trained before that have fixed-shape checkpoints, which load through their layer form.
     LoadedLayeredModel loaded = load_layered_model(ckpt);
     Model<float>& model = *loaded.model;
     model.prepare();
     m.parameters = static_cast<std::int64_t>(model.num_params());
+    std::shared_ptr<const SequenceSource> samples;
+    if (p.layered) {
+      samples = std::make_shared<ImageSamples>(test_ptr);
+    } else {
+      const TrainOptions& t = p.recurrent;
+      samples = std::make_shared<ImageSequences>(
+          test_ptr, SequenceView::make(t.view, test.rows, test.cols, t.view_seed));
+    }
     SequenceRunner runner(model, threads);
-    const ImageSamples samples(test_ptr);
-    r = evaluate_sequences(runner, samples, kThroughputBatch);
+    r = evaluate_sequences(runner, *samples, kThroughputBatch);
     SequenceRunner single(model, 1);
     std::vector<std::int32_t> pred(kThroughputBatch);
     std::vector<std::int64_t> one(1);
     timing = time_inference(
         test.count,
         [&](const std::vector<std::int64_t>& idx) {
-          runner.infer_batch(samples, idx, pred.data(), nullptr);
+          runner.infer_batch(*samples, idx, pred.data(), nullptr);
         },
         [&](std::int64_t i) {
           one[0] = i;
-          single.infer_batch(samples, one, pred.data(), nullptr);
+          single.infer_batch(*samples, one, pred.data(), nullptr);
         });
-  } else {
-    LoadedModel loaded = load_model(ckpt);
-    Network<float>& net = *loaded.net;
-    m.parameters = static_cast<std::int64_t>(net.num_params());
-    const TrainOptions& t = p.recurrent;
-    const SequenceView view = SequenceView::make(t.view, test.rows, test.cols, t.view_seed);
-    BatchRunner runner(net, threads);
-    r = evaluate(runner, test, view, all_indices(test.count), kThroughputBatch);
-    BatchRunner single(net, 1);
-    std::vector<std::int32_t> pred(kThroughputBatch);
-    timing = time_inference(
-        test.count,
-        [&](const std::vector<std::int64_t>& idx) {
-          runner.infer_batch(test, view, idx.data(), static_cast<int>(idx.size()), pred.data(),
-                             nullptr);
-        },
-        [&](std::int64_t i) { single.infer_batch(test, view, &i, 1, pred.data(), nullptr); });
   }
   m.test_accuracy = r.accuracy();
   m.test_count = r.count;
