@@ -12,7 +12,8 @@
 //
 // Every layer registers its tensors in the arena under PyTorch's state_dict names (prefix = the
 // layer's name), has a reference implementation in double precision through the same code
-// (gradient checks run the model in double), and a golden test against PyTorch.
+// (gradient checks run the model in double), and a golden test against PyTorch (except a
+// recurrent layer with untied weights, which no PyTorch module has).
 #pragma once
 
 #include <cstdint>
@@ -70,6 +71,9 @@ struct LayerSpec {
   CellKind cell = CellKind::lstm;   // recurrent
   int layers = 1;                   // recurrent: stacked layers
   bool bidirectional = false;       // recurrent
+  int untied_steps = 0;             // recurrent: 0 = one weight set shared by all steps (tied);
+                                    // N = one W_ih and W_hh per step, for sequences of exactly
+                                    // N steps (ModelConfig::untied)
   bool bias = true;                 // recurrent, linear, conv2d
   double dropout = 0.0;             // dropout: drop probability; recurrent: between stacked layers
   Pooling pooling = Pooling::last;  // pool
@@ -96,8 +100,8 @@ std::string to_json(const ModelSpec& spec);
 ModelSpec model_spec_from_json(const std::string& json, const std::string& source);
 // The chain equivalent to the fixed-shape ModelConfig: [linear "proj"], recurrent "rnn",
 // pool, linear "head". Tensor names, shapes and initialisation are those of Network<T>, so a
-// version-1 checkpoint's arena loads unchanged and gives the same logits. Untied weights have
-// no layer form (Error("--untied", ...)).
+// version-1 checkpoint's arena loads unchanged and gives the same logits. Untied weights
+// (ModelConfig::untied) become a recurrent layer with untied_steps = steps.
 ModelSpec model_spec_from_config(const ModelConfig& config);
 
 // The layer list as text, as `recur train --model` and the `model` key of a config take it:
@@ -105,9 +109,9 @@ ModelSpec model_spec_from_config(const ModelConfig& config);
 //   "conv2d 6 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 120, relu, linear"
 //   "embedding 128, lstm 128 layers=2 bidirectional dropout=0.2, pool max, dropout 0.3, linear"
 // Types: embedding W [vocab=N], linear [W] (no W: the classes), lstm|gru|rnn|rnn_relu H
-// [layers=N] [bidirectional] [dropout=P], pool last|mean|max, dropout P, relu, tanh, flatten,
-// conv1d C kernel=K, conv2d C kernel=K [stride=S] [padding=P], maxpool2d K [stride=S]; any layer
-// takes name=NAME (its tensor-name prefix) and the weighted ones bias=false. Throws
+// [layers=N] [bidirectional] [dropout=P] [untied=STEPS], pool last|mean|max, dropout P, relu, tanh,
+// flatten, conv1d C kernel=K, conv2d C kernel=K [stride=S] [padding=P], maxpool2d K [stride=S]; any
+// layer takes name=NAME (its tensor-name prefix) and the weighted ones bias=false. Throws
 // recur::Error(where, ...) naming the layer and the reason. Shapes are checked later, against
 // the data (ModelSpec::validate).
 std::vector<LayerSpec> parse_layer_list(const std::string& text, const std::string& where);

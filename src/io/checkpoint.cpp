@@ -96,7 +96,6 @@ LoadedLayeredModel load_layered_model(const std::string& path) {
     spec = model_spec_from_json(it->second, path);
   } else if (auto v1 = file.metadata.find("recur.model"); v1 != file.metadata.end()) {
     const ModelConfig config = model_config_from_json(v1->second, path);
-    if (config.untied) throw Error(path, "a model with untied weights has no layer form");
     spec = model_spec_from_config(config);
     out.format = 1;
   } else {

@@ -3,6 +3,7 @@
 //
 //   conv2d 6 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 120, relu, linear
 //   embedding 128, lstm 128 bidirectional, pool max, linear
+//   rnn 50 untied=28, pool last, linear      (one weight set per step; sequences of 28 steps)
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -88,6 +89,7 @@ class LayerReader {
 };
 
 constexpr int kMaxWidth = 1 << 20;
+constexpr int kMaxSteps = 1 << 20;  // ModelConfig's bound on steps
 
 LayerSpec read_layer(const std::string& text, std::size_t index, const std::string& where) {
   const std::vector<std::string> w = words(text);
@@ -157,6 +159,8 @@ LayerSpec read_layer(const std::string& text, std::size_t index, const std::stri
         l.bidirectional = true;
         continue;
       }
+      if (word == "untied" && l.type == "recurrent")
+        r.fail("untied needs the sequences' number of steps, e.g. 'untied=28'");
       r.fail(fmt::format("unexpected '{}' (settings are key=value)", word));
     }
     const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
@@ -170,6 +174,12 @@ LayerSpec read_layer(const std::string& text, std::size_t index, const std::stri
       l.layers = r.integer("layers", value, 1, 64);
     } else if (key == "dropout" && recurrent) {
       l.dropout = r.probability("dropout", value);
+    } else if (key == "untied" && recurrent) {
+      // One weight set per step: the value is the number of steps every sequence must have.
+      if (value == "0" || (!value.empty() && value[0] == '-'))
+        r.fail("untied must be the sequences' number of steps (at least 1), got '" + value +
+               "'; leave untied out for weights shared by all steps");
+      l.untied_steps = r.integer("untied (the number of steps)", value, 1, kMaxSteps);
     } else if (key == "bidirectional" && recurrent) {
       l.bidirectional = r.boolean(key, value);
     } else if (key == "bias" && (recurrent || conv || l.type == "linear")) {
@@ -211,6 +221,7 @@ std::string layer_list_text(const std::vector<LayerSpec>& layers) {
       if (l.layers != 1) s += fmt::format(" layers={}", l.layers);
       if (l.bidirectional) s += " bidirectional";
       if (l.dropout > 0) s += fmt::format(" dropout={}", l.dropout);
+      if (l.untied_steps > 0) s += fmt::format(" untied={}", l.untied_steps);
       if (!l.bias) s += " bias=false";
     } else if (l.type == "embedding") {
       s = fmt::format("embedding {}", l.size);

@@ -1,6 +1,8 @@
 // The layers of sequence models: embedding, linear, recurrent stack, sequence pooling, dropout.
 // Each works on time-major sequences [steps, batch, features] with the batch's lengths (rows
 // sorted longest first), or on vectors [batch, features].
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -180,6 +182,11 @@ class LinearLayer final : public Layer<T> {
 };
 
 // ---- recurrent stack: [S, B, in] -> [S, B, hidden * directions]; nn.LSTM / GRU / RNN ----
+// With untied_steps = N (Network's untied variant) every step t has its own W_ih[t] and W_hh[t],
+// stored with a leading step dimension (weight_ih_l0 is [N, G*hidden, in]); the biases stay
+// shared. Such a layer runs on batches of exactly N steps with every sample full length. No
+// PyTorch module has untied weights, so this variant has no golden test: it is held to Network
+// (same tensors, initial values, logits and gradients, bit for bit) and to finite differences.
 struct StackPrepared final : PreparedWeights {
   nn::StackPacked packed;
 };
@@ -198,6 +205,7 @@ class RecurrentLayer final : public Layer<T> {
     this->spec_ = spec;
     this->in_ = in;
     name_ = name;
+    where_ = where;
     const int D = spec.bidirectional ? 2 : 1;
     this->out_ = ActShape{ActKind::sequence, spec.size * D};
     this->out_.directions = D;
@@ -206,19 +214,21 @@ class RecurrentLayer final : public Layer<T> {
     const LayerSpec& s = this->spec_;
     const int H = s.size, G = gate_count(s.cell), D = s.bidirectional ? 2 : 1;
     const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+    // One H-row block per gate, and per step when untied (step-major, as the tensors are laid
+    // out), each tensor drawing from its own stream: Network::init's order.
+    const std::size_t blocks = static_cast<std::size_t>(G) * std::max(1, s.untied_steps);
     for (int l = 0; l < s.layers; ++l)
       for (int d = 0; d < D; ++d) {
         const std::string suffix = "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
         const nn::DirectionParams& p = stack_.direction_params(l, d);
         const std::string pre = name_ + ".";
         Rng r1 = nn::tensor_rng(seed, pre + "weight_ih" + suffix);
-        for (int g = 0; g < G; ++g)
-          nn::fill_matrix(params + p.w_ih + static_cast<std::size_t>(g) * H * p.input_size, H,
-                          p.input_size, s.init, bound, r1);
+        for (std::size_t k = 0; k < blocks; ++k)
+          nn::fill_matrix(params + p.w_ih + k * H * p.input_size, H, p.input_size, s.init, bound,
+                          r1);
         Rng r2 = nn::tensor_rng(seed, pre + "weight_hh" + suffix);
-        for (int g = 0; g < G; ++g)
-          nn::fill_matrix(params + p.w_hh + static_cast<std::size_t>(g) * H * H, H, H,
-                          s.init_recurrent, bound, r2);
+        for (std::size_t k = 0; k < blocks; ++k)
+          nn::fill_matrix(params + p.w_hh + k * H * H, H, H, s.init_recurrent, bound, r2);
         if (s.bias) {
           Rng r3 = nn::tensor_rng(seed, pre + "bias_ih" + suffix);
           nn::fill_bias(params + p.b_ih, static_cast<std::size_t>(G) * H, s.init, bound, r3);
@@ -247,6 +257,16 @@ class RecurrentLayer final : public Layer<T> {
                LayerWorkspace<T>* ws) const override {
     auto& w = static_cast<StackLayerWorkspace<T>*>(ws)->stack;
     const SeqInfo& seq = *ctx.seq;
+    if (const int N = this->spec_.untied_steps; N > 0) {
+      RECUR_CHECK(seq.steps == N, where_,
+                  fmt::format("'{}' has untied weights for exactly {} steps, but the batch has {} "
+                              "steps (the data view must give sequences of {} steps)",
+                              name_, N, seq.steps, N));
+      RECUR_CHECK(seq.full, where_,
+                  fmt::format("'{}' has untied weights, one set per step, so every sequence must "
+                              "have all {} steps; this batch has samples of other lengths",
+                              name_, N));
+    }
     const nn::StackPacked* packed =
         prepared ? &static_cast<const StackPrepared*>(prepared)->packed : nullptr;
     stack_.forward(ctx.params, in, seq.steps, ctx.batch, nullptr, nullptr, ctx.train, ctx.rng, w,
@@ -277,6 +297,10 @@ class RecurrentLayer final : public Layer<T> {
     RECUR_CHECK(spec.layers >= 1 && spec.layers <= 16, where,
                 "layers must be in [1, 16], got " + std::to_string(spec.layers));
     RECUR_CHECK(spec.dropout >= 0 && spec.dropout < 1, where, "dropout must be in [0, 1)");
+    RECUR_CHECK(spec.untied_steps >= 0 && spec.untied_steps <= kMaxUntiedSteps, where,
+                "untied_steps (the steps of untied weights; 0 = tied) must be in [0, " +
+                    std::to_string(kMaxUntiedSteps) + "], got " +
+                    std::to_string(spec.untied_steps));
     nn::StackSpec s;
     s.cell = spec.cell;
     s.input_size = in.features;
@@ -285,10 +309,13 @@ class RecurrentLayer final : public Layer<T> {
     s.directions = spec.bidirectional ? 2 : 1;
     s.bias = spec.bias;
     s.dropout = spec.dropout;
+    s.untied = spec.untied_steps > 0;
+    s.steps = spec.untied_steps;
     return nn::RecurrentStack<T>(s, layout, name + ".");
   }
+  static constexpr int kMaxUntiedSteps = 1 << 20;  // ModelConfig's bound on steps
   nn::RecurrentStack<T> stack_;
-  std::string name_;
+  std::string name_, where_;
 };
 
 // ---- pooling over real steps: [S, B, F] -> [B, F] ----

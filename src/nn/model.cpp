@@ -167,6 +167,7 @@ std::string to_json(const ModelSpec& spec) {
       j["bidirectional"] = l.bidirectional;
       j["bias"] = l.bias;
       j["dropout"] = l.dropout;
+      if (l.untied_steps != 0) j["untied_steps"] = l.untied_steps;  // tied specs read as before
       j["init"] = init_json(l.init);
       j["init_recurrent"] = init_json(l.init_recurrent);
       j["forget_bias"] = l.forget_bias;
@@ -210,6 +211,8 @@ ModelSpec model_spec_from_json(const std::string& text, const std::string& sourc
       if (lj.contains("cell")) l.cell = parse_cell(lj.at("cell").get<std::string>());
       if (lj.contains("layers")) l.layers = json_integer<int>(lj, "layers", source);
       if (lj.contains("bidirectional")) l.bidirectional = lj.at("bidirectional").get<bool>();
+      if (lj.contains("untied_steps"))
+        l.untied_steps = json_integer<int>(lj, "untied_steps", source);
       if (lj.contains("dropout")) l.dropout = json_number(lj, "dropout", source);
       if (lj.contains("pooling")) l.pooling = parse_pooling(lj.at("pooling").get<std::string>());
       if (lj.contains("kernel")) l.kernel = json_integer<int>(lj, "kernel", source);
@@ -227,7 +230,6 @@ ModelSpec model_spec_from_json(const std::string& text, const std::string& sourc
 }
 
 ModelSpec model_spec_from_config(const ModelConfig& c) {
-  RECUR_CHECK(!c.untied, "--untied", "untied weights have no layer form");
   ModelSpec spec;
   spec.input = ActShape{ActKind::sequence, c.input_size};
   spec.num_classes = c.num_classes;
@@ -246,6 +248,7 @@ ModelSpec model_spec_from_config(const ModelConfig& c) {
   r.size = c.hidden;
   r.layers = c.layers;
   r.bidirectional = c.bidirectional;
+  r.untied_steps = c.untied ? c.steps : 0;
   r.bias = c.bias;
   r.dropout = c.dropout;
   r.init = c.init.input;

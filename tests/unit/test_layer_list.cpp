@@ -115,6 +115,50 @@ TEST(LayerList, BadTextIsRefusedNamingTheLayerAndTheReason) {
   EXPECT_NE(refusal("embedding 8 vocab=2").find("vocab must be"), std::string::npos);
 }
 
+// untied=S: one weight set per step, for sequences of exactly S steps.
+TEST(LayerList, UntiedReadsAndWritesBack) {
+  const auto l = parse_layer_list("lstm 16 untied=5", "--model");
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].type, "recurrent");
+  EXPECT_EQ(l[0].cell, CellKind::lstm);
+  EXPECT_EQ(l[0].size, 16);
+  EXPECT_EQ(l[0].untied_steps, 5);
+  EXPECT_EQ(layer_list_text(l), "lstm 16 untied=5");
+  for (const std::string text :
+       {"lstm 16 untied=5", "gru 8 layers=2 bidirectional dropout=0.2 untied=28, pool mean, linear",
+        "rnn 50 untied=784 bias=false, pool last, linear", "rnn_relu 4 untied=1 name=enc"}) {
+    const auto layers = parse_layer_list(text, "--model");
+    EXPECT_EQ(layer_list_text(layers), text);
+    ModelSpec a, b;
+    a.layers = layers;
+    b.layers = parse_layer_list(layer_list_text(layers), "--model");
+    EXPECT_EQ(to_json(a), to_json(b)) << text;
+  }
+  EXPECT_EQ(parse_layer_list("lstm 16", "--model")[0].untied_steps, 0);
+
+  EXPECT_NE(refusal("lstm 16 untied=0")
+                .find("layer 0 'lstm 16 untied=0': untied must be the "
+                      "sequences' number of steps (at least 1), got '0'"),
+            std::string::npos)
+      << refusal("lstm 16 untied=0");
+  EXPECT_NE(refusal("gru 16 untied=-3").find("at least 1"), std::string::npos);
+  EXPECT_NE(refusal("rnn 16 untied=x").find("untied (the number of steps) must be a whole number"),
+            std::string::npos);
+  EXPECT_NE(refusal("rnn 16 untied=").find("whole number"), std::string::npos);
+  EXPECT_NE(refusal("rnn 16 untied=99999999999").find("whole number"), std::string::npos);
+  EXPECT_NE(refusal("lstm 16 untied").find("untied needs the sequences' number of steps"),
+            std::string::npos);
+  EXPECT_NE(refusal("linear 10 untied=5").find("'untied' is not a setting of linear"),
+            std::string::npos);
+
+  // The parameters: 5 copies of each weight matrix, one set of biases.
+  ModelSpec spec;
+  spec.input = ActShape{ActKind::sequence, 28};
+  spec.num_classes = 10;
+  spec.layers = parse_layer_list("lstm 16 untied=5 bidirectional, pool last, linear", "--model");
+  EXPECT_EQ(spec.parameter_count(), 2u * (5u * 4 * 16 * (28 + 16) + 2 * 4 * 16) + 10 * 32 + 10);
+}
+
 TEST(LayerList, ShapesAreCheckedAgainstTheInput) {
   ModelSpec spec;
   spec.input = ActShape{ActKind::sequence, 28};

@@ -1,15 +1,20 @@
 // Models built from layers: a padded, length-sorted batch gives the outputs and gradients of its
 // samples run one at a time without padding (LSTM, GRU, RNN; uni- and bidirectional; 1 and 2
 // layers; every pooling; token ids and features; float with the packed fast path and double);
-// finite-difference checks of the embedding and the masked poolings; the fixed-shape Network and
-// its layer form (model_spec_from_config) initialise and compute the same.
+// finite-difference checks of the embedding, the masked poolings and untied recurrent weights;
+// the fixed-shape Network and its layer form (model_spec_from_config) initialise and compute the
+// same bit for bit, tied and untied, with dropout in training mode too.
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
 #include "recur/rng.hpp"
@@ -310,8 +315,7 @@ TEST(LayerForm, NetworkConfigGivesTheSameModel) {
       std::vector<float> g1(net.num_params(), 0.f), g2(model.num_params(), 0.f);
       net.backward(x.data(), B, nws, dl.data(), g1.data());
       model.backward(in, mws, dl.data(), g2.data());
-      for (size_t k = 0; k < g1.size(); ++k)
-        ASSERT_NEAR(g1[k], g2[k], 1e-6f * std::max(1.f, std::fabs(g1[k]))) << "gradient " << k;
+      for (size_t k = 0; k < g1.size(); ++k) ASSERT_EQ(g1[k], g2[k]) << "gradient " << k;
     }
 }
 
@@ -332,6 +336,338 @@ TEST(LayerSpecs, JsonRoundTripAndErrorsNameTheLayer) {
   EXPECT_THROW(wide.validate(), Error);
   EXPECT_THROW(SeqInfo::from_lengths({2, 3}), Error);
   EXPECT_THROW(model_spec_from_json("{\"input\": 3}", "m"), Error);
+}
+
+// ---- the layer form of Network, bit for bit ----
+
+// The tensor holding arena element k (for messages).
+std::string tensor_at(const ParamLayout& layout, size_t k) {
+  for (const ParamInfo& p : layout.entries())
+    if (k >= p.offset && k < p.offset + p.size)
+      return p.name + "[" + std::to_string(k - p.offset) + "]";
+  return "?";
+}
+
+// Counts the elements where a and b differ (exactly) and names the first.
+size_t count_different(const std::vector<float>& a, const std::vector<float>& b,
+                       const ParamLayout* layout, std::string& first) {
+  size_t n = 0;
+  for (size_t k = 0; k < a.size(); ++k)
+    if (!(a[k] == b[k])) {
+      if (n++ == 0) {
+        first = layout ? tensor_at(*layout, k) : "element " + std::to_string(k);
+        first += ": ";
+        first += std::to_string(a[k]);
+        first += " against ";
+        first += std::to_string(b[k]);
+      }
+    }
+  return n;
+}
+
+// Network<float>(cfg) and Model<float>(model_spec_from_config(cfg)), both seeded alike, on one
+// batch of B full-length sequences in training mode (each forward drawing its dropout masks from
+// its own Rng, seeded alike): the same tensors, and the same initial values, logits and
+// gradients, bit for bit.
+void expect_network_and_layer_form_identical(const ModelConfig& cfg, int B, bool prepare,
+                                             const std::string& what) {
+  SCOPED_TRACE(what);
+  Network<float> net(cfg);
+  net.init(17);
+  Model<float> model(model_spec_from_config(cfg));
+  model.init(17);
+  const auto& ne = net.layout().entries();
+  const auto& me = model.layout().entries();
+  ASSERT_EQ(me.size(), ne.size());
+  for (size_t k = 0; k < ne.size(); ++k) {
+    EXPECT_EQ(me[k].name, ne[k].name);
+    EXPECT_EQ(me[k].shape, ne[k].shape) << ne[k].name;
+    EXPECT_EQ(me[k].offset, ne[k].offset) << ne[k].name;
+  }
+  ASSERT_EQ(model.num_params(), net.num_params());
+  EXPECT_EQ(model.spec().parameter_count(), cfg.parameter_count());
+  EXPECT_EQ(model.num_params(), static_cast<size_t>(cfg.parameter_count()));
+  std::string first;
+  EXPECT_EQ(count_different(net.params(), model.params(), &net.layout(), first), 0u)
+      << "initial values differ, first at " << first;
+  if (prepare) {
+    net.prepare();
+    model.prepare();
+  }
+
+  Rng data(4);
+  std::vector<float> x(static_cast<size_t>(cfg.steps) * B * cfg.input_size);
+  for (auto& v : x) v = static_cast<float>(data.normal());
+  std::vector<float> dl(static_cast<size_t>(B) * cfg.num_classes);
+  for (auto& v : dl) v = static_cast<float>(data.normal());
+
+  Rng net_rng(2024), model_rng(2024);
+  NetworkWorkspace<float> nws;
+  const float* a = net.forward(x.data(), B, nws, true, &net_rng);
+  const std::vector<float> net_logits(a, a + dl.size());
+  const SeqInfo seq = SeqInfo::fixed(cfg.steps, B);
+  ModelInput<float> in;
+  in.x = x.data();
+  in.batch = B;
+  in.seq = &seq;
+  ModelWorkspace<float> mws;
+  const float* b = model.forward(in, mws, true, &model_rng);
+  const std::vector<float> model_logits(b, b + dl.size());
+  EXPECT_EQ(count_different(net_logits, model_logits, nullptr, first), 0u)
+      << "logits differ, first at " << first;
+  const std::uint64_t net_next = net_rng.next_u64();
+  EXPECT_EQ(net_next, model_rng.next_u64()) << "the forwards drew differently";
+  if (cfg.dropout > 0 && cfg.layers > 1) {
+    EXPECT_NE(net_next, Rng(2024).next_u64()) << "no dropout mask was drawn";
+  }
+
+  std::vector<float> g1(net.num_params(), 0.f), g2(model.num_params(), 0.f);
+  net.backward(x.data(), B, nws, dl.data(), g1.data());
+  model.backward(in, mws, dl.data(), g2.data());
+  EXPECT_EQ(count_different(g1, g2, &net.layout(), first), 0u)
+      << "gradients differ, first at " << first;
+}
+
+ModelConfig small_config(CellKind cell, bool untied, bool bi) {
+  ModelConfig cfg;
+  cfg.cell = cell;
+  cfg.input_size = 6;
+  cfg.steps = 5;
+  cfg.hidden = 7;
+  cfg.layers = 2;
+  cfg.bidirectional = bi;
+  cfg.projection = 4;
+  cfg.num_classes = 10;
+  cfg.untied = untied;
+  cfg.init.recurrent.kind = InitKind::orthogonal;
+  cfg.init.forget_bias = 1.0;
+  return cfg;
+}
+
+std::string config_name(const ModelConfig& cfg, int B, bool prepare) {
+  std::string s = to_string(cfg.cell);
+  s += cfg.bidirectional ? " bi" : " uni";
+  s += cfg.untied ? " untied" : " tied";
+  s += " layers=" + std::to_string(cfg.layers);
+  s += " projection=" + std::to_string(cfg.projection);
+  s += " pooling=" + to_string(cfg.pooling);
+  s += " dropout=" + std::to_string(cfg.dropout);
+  s += " B=" + std::to_string(B);
+  s += prepare ? " prepared" : "";
+  return s;
+}
+
+// Untied weights (one W_ih and W_hh per step) have a layer form too: the recurrent layer with
+// untied_steps = steps gives Network's untied model bit for bit, with and without prepare().
+TEST(LayerForm, UntiedNetworkConfigGivesTheSameModelExactly) {
+  for (CellKind cell : {CellKind::lstm, CellKind::gru, CellKind::rnn_tanh})
+    for (bool bi : {false, true})
+      for (int B : {9, 3})
+        for (bool prepare : {false, true}) {
+          ModelConfig cfg = small_config(cell, true, bi);
+          cfg.pooling = B == 9 ? Pooling::last : Pooling::mean;
+          expect_network_and_layer_form_identical(cfg, B, prepare, config_name(cfg, B, prepare));
+        }
+  // No projection, one layer, no biases, max pooling.
+  ModelConfig cfg = small_config(CellKind::rnn_relu, true, false);
+  cfg.projection = 0;
+  cfg.layers = 1;
+  cfg.bias = false;
+  cfg.pooling = Pooling::max;
+  expect_network_and_layer_form_identical(cfg, 9, false, config_name(cfg, 9, false));
+}
+
+// The layer spec carries the untied steps; its tensors are Network's untied ones.
+TEST(LayerForm, UntiedSpecHasOneWeightSetPerStep) {
+  ModelConfig cfg = small_config(CellKind::gru, true, true);
+  const ModelSpec spec = model_spec_from_config(cfg);
+  ASSERT_EQ(spec.layers.size(), 4u);
+  EXPECT_EQ(spec.layers[1].type, "recurrent");
+  EXPECT_EQ(spec.layers[1].untied_steps, 5);
+  Model<float> model(spec);
+  const ParamInfo* ih = model.layout().find("rnn.weight_ih_l0");
+  const ParamInfo* hh = model.layout().find("rnn.weight_hh_l1_reverse");
+  const ParamInfo* bias = model.layout().find("rnn.bias_ih_l0");
+  ASSERT_TRUE(ih && hh && bias);
+  EXPECT_EQ(ih->shape, (std::vector<int64_t>{5, 21, 4}));
+  EXPECT_EQ(hh->shape, (std::vector<int64_t>{5, 21, 7}));
+  EXPECT_EQ(bias->shape, (std::vector<int64_t>{21}));
+  EXPECT_EQ(spec.parameter_count(), cfg.parameter_count());
+  cfg.untied = false;
+  EXPECT_EQ(model_spec_from_config(cfg).layers[1].untied_steps, 0);
+  EXPECT_EQ(model_spec_from_config(cfg).parameter_count(), cfg.parameter_count());
+}
+
+// Dropout between stacked layers in training mode, with a projection: the layer chain draws
+// the same masks from an equally seeded Rng as Network, so training through it is the old
+// trainer's training bit for bit.
+TEST(LayerForm, TrainingWithDropoutMatchesNetworkExactly) {
+  for (CellKind cell : {CellKind::lstm, CellKind::gru, CellKind::rnn_tanh})
+    for (bool bi : {false, true})
+      for (bool untied : {false, true})
+        for (int B : {9, 64})
+          for (bool prepare : {false, true}) {
+            ModelConfig cfg = small_config(cell, untied, bi);
+            cfg.dropout = 0.3;
+            expect_network_and_layer_form_identical(cfg, B, prepare, config_name(cfg, B, prepare));
+          }
+}
+
+// A version-1 checkpoint of an untied model loads through its layer form with the same values.
+TEST(LayerForm, UntiedVersion1CheckpointLoads) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("recur-layers-untied-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "untied.safetensors").string();
+  ModelConfig cfg = small_config(CellKind::rnn_tanh, true, false);
+  Network<float> net(cfg);
+  net.init(8);
+  save_model(path, net, {{"recur.view", "rows"}});
+  const LoadedLayeredModel loaded = load_layered_model(path);
+  fs::remove_all(dir);
+  EXPECT_EQ(loaded.format, 1);
+  ASSERT_TRUE(loaded.model);
+  EXPECT_EQ(loaded.model->spec().layers[1].untied_steps, cfg.steps);
+  EXPECT_EQ(loaded.model->params(), net.params());
+  const int B = 3;
+  std::vector<float> x(static_cast<size_t>(cfg.steps) * B * cfg.input_size);
+  Rng rng(6);
+  for (auto& v : x) v = static_cast<float>(rng.normal());
+  NetworkWorkspace<float> nws;
+  const float* a = net.forward(x.data(), B, nws, false);
+  const SeqInfo seq = SeqInfo::fixed(cfg.steps, B);
+  ModelInput<float> in;
+  in.x = x.data();
+  in.batch = B;
+  in.seq = &seq;
+  ModelWorkspace<float> mws;
+  const float* b = loaded.model->forward(in, mws, false);
+  for (int k = 0; k < B * cfg.num_classes; ++k) EXPECT_EQ(a[k], b[k]) << "logit " << k;
+}
+
+ModelSpec untied_spec(CellKind cell, bool bi, int layers, int steps, Pooling pooling) {
+  Case c{cell, bi, layers, pooling, false};
+  ModelSpec spec = text_spec(c, 0, 3);
+  spec.layers[0].untied_steps = steps;
+  spec.layers[0].dropout = 0.0;
+  return spec;
+}
+
+// Central differences of loss = sum(logits * w) against backward for the untied layer, in double.
+void untied_finite_difference_check(CellKind cell, bool bi, int layers, Pooling pooling) {
+  const int S = 4, B = 3, F = 3, C = 3;
+  Model<double> model(untied_spec(cell, bi, layers, S, pooling));
+  model.init(13);
+  const Batch batch = make_batch(std::vector<int>(B, S), 2, F, 21);
+  ModelInput<double> in;
+  in.batch = B;
+  in.seq = &batch.seq;
+  in.x = batch.x.data();
+  Rng rng(10);
+  std::vector<double> w(static_cast<size_t>(B) * C);
+  for (auto& v : w) v = rng.normal();
+  ModelWorkspace<double> ws;
+  auto loss = [&]() {
+    const double* z = model.forward(in, ws, false);
+    double s = 0;
+    for (size_t k = 0; k < w.size(); ++k) s += z[k] * w[k];
+    return s;
+  };
+  model.forward(in, ws, true);
+  std::vector<double> grads(model.num_params(), 0.0);
+  model.backward(in, ws, w.data(), grads.data());
+  const double h = 1e-6;
+  int checked = 0;
+  for (size_t k = 0; k < model.num_params(); ++k) {
+    const double keep = model.params()[k];
+    model.params()[k] = keep + h;
+    const double up = loss();
+    model.params()[k] = keep - h;
+    const double down = loss();
+    model.params()[k] = keep;
+    const double numeric = (up - down) / (2 * h);
+    EXPECT_NEAR(grads[k], numeric, 1e-6 * std::max(1.0, std::fabs(numeric)))
+        << tensor_at(model.layout(), k);
+    ++checked;
+  }
+  // Every step's weights get a gradient of their own.
+  const ParamInfo* ih = model.layout().find("rnn.weight_ih_l0");
+  ASSERT_NE(ih, nullptr);
+  const size_t per_step = ih->size / S;
+  for (int t = 0; t < S; ++t) {
+    double norm = 0;
+    for (size_t j = 0; j < per_step; ++j) norm += std::fabs(grads[ih->offset + t * per_step + j]);
+    EXPECT_GT(norm, 0) << "step " << t;
+  }
+  EXPECT_GT(checked, 200);
+}
+
+TEST(LayerGradients, UntiedLstmMatchesFiniteDifferences) {
+  untied_finite_difference_check(CellKind::lstm, true, 2, Pooling::last);
+}
+TEST(LayerGradients, UntiedGruMatchesFiniteDifferences) {
+  untied_finite_difference_check(CellKind::gru, false, 2, Pooling::mean);
+}
+TEST(LayerGradients, UntiedRnnMatchesFiniteDifferences) {
+  untied_finite_difference_check(CellKind::rnn_tanh, true, 1, Pooling::max);
+}
+
+// A batch whose steps are not the untied layer's, or whose samples are not all full length,
+// is refused with an Error naming the layer and the reason.
+TEST(LayerForm, UntiedRefusesOtherSequenceLengths) {
+  Model<float> model(untied_spec(CellKind::lstm, false, 1, 5, Pooling::last));
+  model.init(1);
+  auto expect_refused = [&](const SeqInfo& seq, const std::string& part) {
+    std::vector<float> x(static_cast<size_t>(seq.steps) * seq.batch * 3, 0.5f);
+    ModelInput<float> in;
+    in.x = x.data();
+    in.batch = seq.batch;
+    in.seq = &seq;
+    ModelWorkspace<float> ws;
+    try {
+      model.forward(in, ws, false);
+      FAIL() << "accepted a batch of " << seq.steps << " steps";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("layer 0 (recurrent)"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("'rnn'"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("untied"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(part), std::string::npos) << msg;
+    }
+  };
+  expect_refused(SeqInfo::fixed(6, 2), "the batch has 6 steps");
+  expect_refused(SeqInfo::fixed(4, 9), "the batch has 4 steps");
+  expect_refused(SeqInfo::from_lengths({5, 5, 3}), "other lengths");
+  // The right length runs.
+  const SeqInfo ok = SeqInfo::fixed(5, 2);
+  std::vector<float> x(5 * 2 * 3, 0.5f);
+  ModelInput<float> in;
+  in.x = x.data();
+  in.batch = 2;
+  in.seq = &ok;
+  ModelWorkspace<float> ws;
+  EXPECT_NO_THROW(model.forward(in, ws, false));
+  // A negative step count is refused when the model is built.
+  ModelSpec bad = untied_spec(CellKind::gru, false, 1, -2, Pooling::last);
+  EXPECT_THROW(bad.validate(), Error);
+}
+
+// The JSON form keeps untied_steps, and writes it only for untied layers.
+TEST(LayerSpecs, UntiedJsonRoundTrip) {
+  const ModelSpec spec = untied_spec(CellKind::gru, true, 2, 7, Pooling::max);
+  const std::string json = to_json(spec);
+  EXPECT_NE(json.find("\"untied_steps\":7"), std::string::npos) << json;
+  const ModelSpec back = model_spec_from_json(json, "m.safetensors");
+  EXPECT_EQ(back.layers[0].untied_steps, 7);
+  EXPECT_EQ(to_json(back), json);
+  EXPECT_EQ(back.parameter_count(), spec.parameter_count());
+  const ModelSpec tied = untied_spec(CellKind::gru, true, 2, 0, Pooling::max);
+  EXPECT_EQ(to_json(tied).find("untied"), std::string::npos) << to_json(tied);
+  // 7 steps of every weight matrix, shared biases, against the tied layer.
+  const std::uint64_t G = 3, H = 4, D = 2;
+  const std::uint64_t matrices = D * G * H * (3 + H) + D * G * H * (H * D + H);
+  EXPECT_EQ(spec.parameter_count() - tied.parameter_count(), 6 * matrices);
 }
 
 }  // namespace
