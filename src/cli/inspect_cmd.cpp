@@ -15,7 +15,9 @@
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
 #include "cli/sequence_data.hpp"
+#include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/text.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -44,17 +46,82 @@ nlohmann::json meta_value(const std::string& text) {
   return text;
 }
 
+std::string meta_of(const Metadata& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? std::string() : it->second;
+}
+
+// Every checkpoint, either format, is read as its layer list (version 1 through its layer form).
 int run_inspect(const InspectOptions& o) {
-  if (is_layered_file(o.model)) return run_layered_inspect(o.model, o.json);
-  const ModelWithView m = load_model_with_view(o.model);
-  const ModelConfig& c = m.net().config();
+  LoadedLayeredModel loaded = load_layered_model(o.model);
+  const Model<float>& model = *loaded.model;
+  const ModelSpec& spec = model.spec();
+  const Metadata& m = loaded.metadata;
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(o.model, ec);
-  const auto& entries = m.net().layout().entries();
+  const auto& entries = model.layout().entries();
   // Checkpoints written before recur dropped local folders from the metadata still hold them.
-  const std::string train_config = without_local_paths(m.meta("recur.train_config"));
-  const std::string train_data = m.meta("recur.train_data");
+  const std::string train_config = without_local_paths(meta_of(m, "recur.train_config"));
+  const std::string train_data = meta_of(m, "recur.train_data");
+  const std::string format = meta_of(m, "recur.format").empty() ? "recur-model-1"
+                                                                 : meta_of(m, "recur.format");
+
+  // The architecture in a few rows: the recurrent stack (the short form's settings), the view
+  // of image models, the sequence or image each sample is.
+  std::vector<std::pair<std::string, nlohmann::json>> arch;
+  arch.emplace_back("layers", layer_list_text(spec.layers));
+  for (const LayerSpec& l : spec.layers) {
+    if (l.type != "recurrent") continue;
+    arch.emplace_back("cell", to_string(l.cell));
+    arch.emplace_back("hidden", l.size);
+    arch.emplace_back("layers_stacked", l.layers);
+    arch.emplace_back("directions", l.bidirectional ? 2 : 1);
+    arch.emplace_back("dropout", l.dropout);
+    arch.emplace_back("untied", l.untied_steps > 0);
+    arch.emplace_back("bias", l.bias);
+    break;
+  }
+  for (const LayerSpec& l : spec.layers)
+    if (l.type == "linear" && l.name == "proj") arch.emplace_back("projection", l.size);
+  for (const LayerSpec& l : spec.layers)
+    if (l.type == "pool") {
+      arch.emplace_back("pooling", to_string(l.pooling));
+      break;
+    }
+  const bool images = is_image_model(m);
+  const std::string view = meta_of(m, "recur.view");
+  if (images) {
+    arch.emplace_back("view", view.empty() ? "image" : view);
+    arch.emplace_back("view_seed", meta_value(meta_of(m, "recur.view_seed").empty()
+                                                  ? "0"
+                                                  : meta_of(m, "recur.view_seed")));
+    arch.emplace_back("image_rows", meta_value(meta_of(m, "recur.image_rows")));
+    arch.emplace_back("image_cols", meta_value(meta_of(m, "recur.image_cols")));
+  }
+  if (spec.input.kind == ActKind::sequence && !spec.input.ids && images) {
+    const int rows = std::atoi(meta_of(m, "recur.image_rows").c_str());
+    const int cols = std::atoi(meta_of(m, "recur.image_cols").c_str());
+    // The view's steps: rows (cols) read rows x cols images as rows (cols) steps; pixel views
+    // one pixel a step.
+    const int features = spec.input.features;
+    arch.emplace_back("steps", features > 0 ? rows * cols / features : 0);
+    arch.emplace_back("features", features);
+  }
+  arch.emplace_back("classes", spec.num_classes);
+
   const char* metric_keys[] = {"recur.step", "recur.epoch", "recur.val_accuracy", "recur.val_loss"};
+  std::vector<std::string> shown;
+  nlohmann::json text_info;
+  if (is_text_model(m)) {
+    const TextCodec codec = text_codec(m, o.model);
+    for (int i = 0; i < std::min(codec.vocab.size(), 30); ++i)
+      shown.push_back(codec.vocab.token(i));
+    text_info = {{"vocabulary", codec.vocab.size()},
+                 {"max_len", codec.max_len},
+                 {"truncate", to_string(codec.truncate)},
+                 {"class_names", codec.class_names},
+                 {"first_tokens", shown}};
+  }
 
   if (o.json) {
     nlohmann::json tensors = nlohmann::json::array();
@@ -62,57 +129,73 @@ int run_inspect(const InspectOptions& o) {
       tensors.push_back({{"name", p.name}, {"shape", p.shape}, {"parameters", p.size}});
     nlohmann::json metrics = nlohmann::json::object();
     for (const char* key : metric_keys)
-      if (const std::string v = m.meta(key); !v.empty())
+      if (const std::string v = meta_of(m, key); !v.empty())
         metrics[std::string(key).substr(6)] = meta_value(v);
-    const nlohmann::json report = {
+    nlohmann::json architecture = nlohmann::json::object();
+    for (const auto& [k, v] : arch) architecture[k == "layers_stacked" ? "stacked" : k] = v;
+    architecture["layers"] = architecture.value("stacked", 0);  // recurrent layers stacked
+    architecture.erase("stacked");
+    architecture["layers_text"] = layer_list_text(spec.layers);
+    nlohmann::json report = {
         {"model", o.model},
+        {"format", format},
         {"file_bytes", ec ? 0 : file_bytes},
-        {"architecture",
-         {{"cell", to_string(c.cell)},
-          {"hidden", c.hidden},
-          {"layers", c.layers},
-          {"directions", c.directions()},
-          {"projection", c.projection},
-          {"pooling", to_string(c.pooling)},
-          {"dropout", c.dropout},
-          {"untied", c.untied},
-          {"bias", c.bias},
-          {"view", to_string(m.view_kind)},
-          {"view_seed", m.view_seed},
-          {"image_rows", m.rows},
-          {"image_cols", m.cols},
-          {"steps", c.steps},
-          {"features", c.input_size},
-          {"classes", c.num_classes}}},
+        {"architecture", architecture},
+        {"layers", nlohmann::json::parse(to_json(spec))["layers"]},
         {"tensors", tensors},
-        {"parameters", m.net().num_params()},
+        {"parameters", model.num_params()},
+        {"classes", spec.num_classes},
         {"train_config", train_config},
-        {"train_data", train_data.empty() ? nlohmann::json() : nlohmann::json::parse(train_data)},
-        {"metrics", metrics},
-        {"model_config", nlohmann::json::parse(m.meta("recur.model"))}};
+        {"metrics", metrics}};
+    if (!train_data.empty()) {
+      try {
+        report["train_data"] = nlohmann::json::parse(train_data);
+      } catch (const nlohmann::json::exception&) {
+        report["train_data"] = train_data;
+      }
+    }
+    if (!text_info.is_null()) report["text"] = text_info;
+    if (const std::string v1 = meta_of(m, "recur.model"); !v1.empty())
+      report["model_config"] = nlohmann::json::parse(v1);
     std::cout << report.dump(2) << "\n";
     return 0;
   }
 
-  fmt::print("model: {} ({} bytes)\n", o.model, ec ? 0 : file_bytes);
-  const auto row = [](const char* name, const std::string& value) {
+  fmt::print("model: {} ({}, {} bytes)\n", o.model, format, ec ? 0 : file_bytes);
+  const auto row = [](const std::string& name, const std::string& value) {
     fmt::print("  {:<12}{}\n", name, value);
   };
-  row("cell", to_string(c.cell));
-  row("hidden", std::to_string(c.hidden));
-  row("layers", std::to_string(c.layers));
-  row("directions", std::to_string(c.directions()));
-  row("projection", c.projection > 0 ? std::to_string(c.projection) : "none");
-  row("pooling", to_string(c.pooling));
-  row("view",
-      fmt::format("{} of {}x{} images{}", to_string(m.view_kind), m.rows, m.cols,
-                  m.view_kind == ViewKind::permuted ? fmt::format(" (seed {})", m.view_seed) : ""));
-  row("sequence", fmt::format("{} steps x {} features", c.steps, c.input_size));
-  row("classes", std::to_string(c.num_classes));
-  row("dropout", fmt::format("{:g}", c.dropout));
-  row("weights", fmt::format("{}{}", c.untied ? "untied per step" : "shared over steps",
-                             c.bias ? ", recurrent biases" : ", no recurrent biases"));
+  for (const auto& [k, v] : arch) {
+    if (k == "view_seed" || k == "image_rows" || k == "image_cols" || k == "steps" ||
+        k == "features" || k == "untied" || k == "bias")
+      continue;
+    if (k == "view") {
+      row("view", images && view != "" ? fmt::format("{} of {}x{} images{}", view,
+                                                      meta_of(m, "recur.image_rows"),
+                                                      meta_of(m, "recur.image_cols"),
+                                                      view == "permuted"
+                                                          ? " (seed " +
+                                                                meta_of(m, "recur.view_seed") + ")"
+                                                          : std::string())
+                                        : fmt::format("whole {}x{} images",
+                                                      meta_of(m, "recur.image_rows"),
+                                                      meta_of(m, "recur.image_cols")));
+      continue;
+    }
+    row(k == "layers_stacked" ? "stacked" : k, v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  for (const auto& [k, v] : arch)
+    if (k == "steps")
+      for (const auto& [k2, f] : arch)
+        if (k2 == "features") row("sequence", fmt::format("{} steps x {} features", v.get<int>(),
+                                                          f.get<int>()));
 
+  fmt::print("\n  {:<12} {:<10}    {}\n", "layer", "type", "output");
+  for (std::size_t i = 0; i < model.num_layers(); ++i) {
+    const Layer<float>& l = model.layer(i);
+    fmt::print("  {:<12} {:<10} -> {}\n", spec.layer_name(i), l.spec().type,
+               to_string(l.output_shape()));
+  }
   std::size_t name_width = 6, shape_width = 5;
   for (const ParamInfo& p : entries) {
     name_width = std::max(name_width, p.name.size());
@@ -123,27 +206,44 @@ int run_inspect(const InspectOptions& o) {
   for (const ParamInfo& p : entries)
     fmt::print("  {:<{}}  {:<{}}  {:>10}\n", p.name, name_width, shape_text(p.shape), shape_width,
                p.size);
-  fmt::print("total parameters {}\n", m.net().num_params());
+  fmt::print("total parameters {}\n", model.num_params());
 
   std::string metrics;
   const auto add = [&](const std::string& text) {
     metrics += (metrics.empty() ? "" : ", ") + text;
   };
-  if (const std::string v = m.meta("recur.step"); !v.empty()) add("step " + v);
-  if (const std::string v = m.meta("recur.epoch"); !v.empty()) add("epoch " + v);
-  if (const std::string v = m.meta("recur.val_accuracy"); !v.empty()) {
+  if (const std::string v = meta_of(m, "recur.step"); !v.empty()) add("step " + v);
+  if (const std::string v = meta_of(m, "recur.epoch"); !v.empty()) add("epoch " + v);
+  if (const std::string v = meta_of(m, "recur.val_accuracy"); !v.empty()) {
     const nlohmann::json value = meta_value(v);
     add(value.is_number() ? fmt::format("validation accuracy {:.2f}%", 100.0 * value.get<double>())
                           : "validation accuracy " + v);
   }
-  if (const std::string v = m.meta("recur.val_loss"); !v.empty()) add("validation loss " + v);
+  if (const std::string v = meta_of(m, "recur.val_loss"); !v.empty()) add("validation loss " + v);
   fmt::print("\nmetrics: {}\n", metrics.empty() ? "none stored" : metrics);
 
+  if (!text_info.is_null()) {
+    std::string first;
+    for (const auto& t : shown) first += (first.empty() ? "" : " ") + t;
+    fmt::print("text: vocabulary of {} tokens, at most {} tokens per text (keep {}), classes {}\n",
+               text_info["vocabulary"].get<int>(), text_info["max_len"].get<int>(),
+               text_info["truncate"].get<std::string>(), text_info["class_names"].dump());
+    fmt::print("  most frequent: {}\n", first);
+  }
   if (!train_data.empty()) {
-    const nlohmann::json d = nlohmann::json::parse(train_data);
-    fmt::print("training data: {}\n", d.value("name", "?"));
-    for (const auto& [file, sha] : d.at("files").items())
-      fmt::print("  {}  sha256 {}\n", file, sha.get<std::string>());
+    try {
+      const nlohmann::json d = nlohmann::json::parse(train_data);
+      fmt::print("training data: {}\n", d.value("name", "?"));
+      if (d.contains("files") && d["files"].is_object())
+        for (const auto& [file, sha] : d.at("files").items())
+          fmt::print("  {}  {}\n", file,
+                     sha.is_string() ? "sha256 " + sha.get<std::string>() : sha.dump());
+      for (const auto& [key, value] : d.items())
+        if (key != "name" && key != "files")
+          fmt::print("  {}  {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
+    } catch (const nlohmann::json::exception&) {
+      fmt::print("training data: {}\n", train_data);
+    }
   }
   if (train_config.empty()) {
     fmt::print("training config: none stored\n");

@@ -66,6 +66,9 @@ ModelSpec listed_model(const SequenceFlags& f, ActShape input, int vocab_size, i
   spec.num_classes = classes;
   spec.layers = f.layers;
   for (LayerSpec& l : spec.layers) {
+    RECUR_CHECK(l.untied_steps == 0, "--model",
+                "untied weights (untied=N) need sequences of one fixed length: images read "
+                "through a view, not text or arrays");
     if (l.type != "embedding") continue;
     RECUR_CHECK(l.vocab == 0 || l.vocab == vocab_size, "--model",
                 fmt::format("the embedding has vocab={} but the vocabulary holds {} words; leave "
@@ -154,10 +157,12 @@ std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& m
     }
   };
   const long long rows = number("recur.image_rows"), cols = number("recur.image_cols");
-  RECUR_CHECK(set->rows == rows && set->cols == cols, set->source,
-              fmt::format("images are {}x{} but {} reads {}x{}", set->rows, set->cols, model_path,
-                          rows, cols));
-  if (model.spec().input.kind == ActKind::image) return std::make_shared<ImageSamples>(set);
+  if (model.spec().input.kind == ActKind::image) {
+    RECUR_CHECK(set->rows == rows && set->cols == cols, model_path,
+                fmt::format("model reads {}x{} images but the images in {} are {}x{}", rows, cols,
+                            set->source, set->rows, set->cols));
+    return std::make_shared<ImageSamples>(set);
+  }
   auto v = metadata.find("recur.view");
   if (v == metadata.end()) throw Error(model_path, "metadata has no recur.view");
   ViewKind kind;
@@ -166,8 +171,20 @@ std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& m
   } catch (const Error& e) {
     throw Error(model_path, "metadata recur.view: " + std::string(e.what()));
   }
-  const SequenceView view = SequenceView::make(
-      kind, set->rows, set->cols, static_cast<std::uint64_t>(number("recur.view_seed")));
+  const std::uint64_t seed = static_cast<std::uint64_t>(number("recur.view_seed"));
+  if (set->rows != rows || set->cols != cols) {
+    const SequenceView trained = SequenceView::make(kind, static_cast<int>(rows),
+                                                    static_cast<int>(cols), seed);
+    const SequenceView given = SequenceView::make(kind, set->rows, set->cols, seed);
+    throw Error(model_path,
+                fmt::format("model expects {} steps of {} features ({} view of {}x{} images) but "
+                            "the images in {} are {}x{}, which the {} view reads as {} steps of "
+                            "{} features",
+                            trained.steps(), trained.features(), v->second, rows, cols,
+                            set->source, set->rows, set->cols, v->second, given.steps(),
+                            given.features()));
+  }
+  const SequenceView view = SequenceView::make(kind, set->rows, set->cols, seed);
   RECUR_CHECK(view.features() == model.spec().input.features, model_path,
               fmt::format("the model reads {} features per step, its {} view gives {}",
                           model.spec().input.features, v->second, view.features()));

@@ -92,6 +92,6 @@ int run_sequence_eval(const std::string& model_path, std::string data, const std
                       bool json, int threads, int batch);
 // Texts from --text, or one per line from stdin when none is given.
 int run_text_predict(const std::string& model_path, std::vector<std::string> texts, bool json);
-int run_layered_inspect(const std::string& model_path, bool json);
+
 
 }  // namespace recur::cli

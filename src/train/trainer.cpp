@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -108,9 +109,11 @@ std::string describe_arrays(const ImageSet& set) {
 
 // The test images beside the training files, when the folder holds them.
 std::shared_ptr<const ImageSet> load_test_set(const std::string& dir, const ImageSet& train_set) {
-  std::error_code ec;
-  for (const char* kind : {"images", "labels"})
-    if (!std::filesystem::exists(find_mnist_file(dir, false, kind), ec)) return nullptr;
+  try {
+    for (const char* kind : {"images", "labels"}) find_mnist_file(dir, false, kind);
+  } catch (const Error&) {
+    return nullptr;  // a folder of training files only: no test pass
+  }
   auto test = std::make_shared<ImageSet>(load_mnist(dir, false));
   RECUR_CHECK(test->rows == train_set.rows && test->cols == train_set.cols, test->source,
               fmt::format("test images are {}x{}, training images {}x{}", test->rows, test->cols,
@@ -172,6 +175,12 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
               fmt::format("validation size {} must be at least 0 and less than the {} training "
                           "images",
                           opt.validation, train_set->count));
+  const std::int64_t trainable = std::min(
+      train_set->count - opt.validation,
+      opt.train_limit > 0 ? opt.train_limit : std::numeric_limits<std::int64_t>::max());
+  RECUR_CHECK(opt.batch <= trainable, "--batch",
+              fmt::format("{} is more than the {} training images (at most {})", opt.batch,
+                          trainable, trainable));
   const std::shared_ptr<const ImageSet> test_set =
       opt.images || !opt.test ? nullptr : load_test_set(opt.data_dir, *train_set);
   const int classes = std::max(train_set->num_classes, test_set ? test_set->num_classes : 0);
@@ -205,6 +214,12 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       throw Error("--model", fmt::format("does not fit this data ({} in, {} classes): {}",
                                          to_string(train->input_shape()), classes, e.what()));
     }
+    for (const LayerSpec& l : opt.layers)
+      RECUR_CHECK(l.untied_steps == 0 || l.untied_steps == train->max_length(), "--model",
+                  fmt::format("the {} layer has untied weights for {} steps, but the {} view "
+                              "reads these images as {} steps",
+                              to_string(l.cell), l.untied_steps, to_string(opt.view),
+                              train->max_length()));
     so.title = "recur " + std::filesystem::path(opt.data_dir).filename().string();
   } else {
     ModelConfig mc = opt.model;
@@ -247,11 +262,22 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   so.metadata["recur.train_data"] =
       opt.images ? describe_arrays(*train_set) : describe_training_data(opt.data_dir);
 
-  out << fmt::format("recur train: {} on {}, {} parameters\n", layer_list_text(so.model.layers),
-                     shape, so.model.parameter_count());
-  out << fmt::format("data: {} images from {}{}\n", train_set->count,
-                     opt.images ? train_set->source : opt.data_dir,
-                     test ? fmt::format(", {} test images", test->size()) : std::string());
+  if (listed) {
+    out << fmt::format("recur train: {} on {}, {} parameters\n", layer_list_text(so.model.layers),
+                       shape, so.model.parameter_count());
+  } else {
+    const LayerSpec& rnn = so.model.layers[so.model.layers.size() - 3];  // recurrent, pool, head
+    out << fmt::format("recur train: {} {}x{} on {}, {} parameters\n", to_string(rnn.cell),
+                       rnn.size, rnn.layers, shape, so.model.parameter_count());
+  }
+  const std::int64_t per_epoch = (trainable + opt.batch - 1) / opt.batch;
+  std::int64_t total_steps = opt.epochs > 0 ? per_epoch * opt.epochs : opt.steps;
+  if (opt.steps > 0) total_steps = std::min(total_steps, opt.steps);
+  out << fmt::format(
+      "data: {} training, {} validation images from {}; batch {}, {} steps, {} threads{}\n",
+      trainable, opt.validation, opt.images ? train_set->source : opt.data_dir, opt.batch,
+      total_steps, threads,
+      test ? fmt::format("; {} test images at the end", test->size()) : std::string());
   const SeqTrainSummary s = train_sequences(so, train, test, out, interactive);
   TrainSummary summary;
   summary.val_accuracy = s.val_accuracy;

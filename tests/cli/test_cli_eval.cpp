@@ -160,13 +160,12 @@ TEST(EvalCli, ModelThatDoesNotFitTheDataExitsWith2) {
   write_idx_test_set(data, 20, 14, 14);
   const CliResult r =
       run_cli("eval " + quote(shared_run().model()) + " --data " + quote(data.string()));
-  EXPECT_TRUE(fails_with(r, shared_run().model() +
-                                ": model expects 28 steps of 28 features "
-                                "(rows view of 28x28 images) but the test "
-                                "images in " +
-                                data.string() +
-                                " are 14x14, which the rows view reads as 14 steps of 14 "
-                                "features"));
+  std::string expected = shared_run().model();
+  expected += ": model expects 28 steps of 28 features (rows view of 28x28 images) but the images "
+              "in ";
+  expected += (data / "t10k-images-idx3-ubyte").string();
+  expected += " are 14x14, which the rows view reads as 14 steps of 14 features";
+  EXPECT_TRUE(fails_with(r, expected));
 
   // Same sequence shape, other image size: 28 rows of 28 columns is what the model reads, so a
   // 28x28 set fits, but a transposed 28x14 one does not.

@@ -46,9 +46,10 @@ TEST(TrainCli, RunFolderHoldsEveryFile) {
 TEST(TrainCli, SummaryLineGivesAccuracyTimeAndSpeed) {
   const std::string& log = shared_run().log;
   EXPECT_TRUE(contains(log, "validation accuracy")) << log;
-  EXPECT_TRUE(contains(log, "wall time")) << log;
+  EXPECT_TRUE(contains(log, "test accuracy")) << log;
+  EXPECT_TRUE(contains(log, "training took")) << log;
   EXPECT_TRUE(contains(log, "samples/s")) << log;
-  EXPECT_TRUE(contains(log, "step     40/40")) << log;
+  EXPECT_TRUE(contains(log, "step 40/40")) << log;
 }
 
 // key -> value of a config.toml as recur writes it (one `key=value` per line).

@@ -71,6 +71,25 @@ class Net(torch.nn.Module):
         return self.head(pooled)
 
 
+def short_form(meta):
+    """The fixed-shape settings of a checkpoint: recur.model (format 1), or read off the layer
+    list of recur.spec (format 2: [linear proj], recurrent rnn, pool, linear head)."""
+    if "recur.model" in meta:
+        return json.loads(meta["recur.model"])
+    spec = json.loads(meta["recur.spec"])
+    c = {"input_size": spec["input"]["features"], "num_classes": spec["num_classes"],
+         "projection": 0}
+    for layer in spec["layers"]:
+        if layer["type"] == "linear" and layer["name"] == "proj":
+            c["projection"] = layer["size"]
+        elif layer["type"] == "recurrent":
+            c.update(cell=layer["cell"], hidden=layer["size"], layers=layer["layers"],
+                     bidirectional=layer["bidirectional"])
+        elif layer["type"] == "pool":
+            c["pooling"] = layer["pooling"]
+    return c
+
+
 def test_images(count):
     with open(os.path.join(DATA, "t10k-images-idx3-ubyte"), "rb") as f:
         blob = f.read()
@@ -120,7 +139,7 @@ def main():
                        check=True, stdout=subprocess.DEVNULL)
         model = os.path.join(out, "last.safetensors")
         tensors, meta = read_safetensors(model)
-        config = json.loads(meta["recur.model"])
+        config = short_form(meta)
         net = Net(config)
         net.load_state_dict(tensors, strict=True)  # exact names and shapes, nothing left over
         with torch.no_grad():
