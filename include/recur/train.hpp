@@ -193,7 +193,7 @@ struct TrainSummary {
 // model_spec_from_config) with train_sequences (recur/seq_train.hpp), keeping MNIST's
 // conventions: the first `validation` images held out, one seeded shuffle per epoch cut in
 // order. So the short form gives, bit for bit, the weights the fixed-shape trainer gave before
-// it (tests/train/test_image_train.cpp). Logs to `out` (a progress bar when `interactive`), and
+// it (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork). Logs to `out` (a progress bar when `interactive`), and
 // writes the run directory (checkpoints in the layer format, "recur-model-2"):
 // config.toml, metrics.jsonl, last.safetensors, best.safetensors, resume.safetensors (weights,
 // optimizer state and position, written as one atomic file at every epoch end and every

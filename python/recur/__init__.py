@@ -45,7 +45,7 @@ class Model:
     image_cols); ``metadata`` is the checkpoint's metadata (training config, validation accuracy).
     """
 
-    def __init__(self, core: "_recur.Model") -> None:
+    def __init__(self, core: "Union[_recur.ImageModel, _recur.TextModel]") -> None:
         self._core = core
 
     @property
@@ -123,9 +123,8 @@ def load(path: PathLike) -> Model:
     path = os.fspath(path)
     if _recur.is_text_model(path):
         return Model(_recur.TextModel(path))
-    if _recur.is_layered_image_model(path):  # recur train --model, the report's MLP and CNN
-        return Model(_recur.LayeredImageModel(path))
-    return Model(_recur.Model(path))
+    # Every image model, either checkpoint format: recurrent, MLP, CNN.
+    return Model(_recur.ImageModel(path))
 
 
 @dataclass

@@ -160,191 +160,14 @@ class NullBuffer : public std::streambuf {
 
 }  // namespace
 
-// A loaded model with its data view and one inference runner (single-threaded, batches of 256:
-// what `recur predict` does, so the two agree bit for bit).
-class Model {
- public:
-  explicit Model(const std::string& path) {
-    try {
-      m_ = cli::load_model_with_view(path);
-    } catch (const Error& e) {
-      raise_file_error(e, path);
-    }
-    view_ = cli::make_view(m_);
-    runner_ = std::make_unique<BatchRunner>(m_.net(), 1);
-  }
-
-  const ModelConfig& config() const { return m_.net().config(); }
-  int num_classes() const { return config().num_classes; }
-
-  py::dict config_dict() const {
-    py::dict d = py::module_::import("json").attr("loads")(to_json(config()));
-    d["view"] = to_string(m_.view_kind);
-    d["view_seed"] = m_.view_seed;
-    d["image_rows"] = m_.rows;
-    d["image_cols"] = m_.cols;
-    return d;
-  }
-
-  py::dict metadata() const {
-    py::dict d;
-    for (const auto& [k, v] : m_.model.metadata) d[py::str(k)] = v;
-    return d;
-  }
-
-  std::string path() const { return m_.path; }
-
-  std::string repr() const { return "<recur.Model " + cli::describe_model(m_) + ">"; }
-
-  void save(const std::string& path) const {
-    try {
-      py::gil_scoped_release nogil;
-      save_model(path, m_.net(), m_.model.metadata);
-    } catch (const Error& e) {
-      raise(PyExc_OSError, e.what());
-    }
-  }
-
-  // Labels [N] (int64), probabilities [N, C] (float32) and, with `logits`, the logits [N, C].
-  py::tuple predict(const py::array& x, bool logits) {
-    const Input in = check_input(x);
-    const int C = num_classes();
-    py::array_t<std::int64_t> labels(in.count);
-    py::array_t<float> probs({in.count, static_cast<std::int64_t>(C)});
-    py::array_t<float> raw({in.count, static_cast<std::int64_t>(C)});
-    {
-      float* p = probs.mutable_data();
-      float* z = raw.mutable_data();
-      std::int64_t* l = labels.mutable_data();
-      py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lock(mutex_);
-      run(in, p, z);
-      for (std::int64_t i = 0; i < in.count; ++i) {
-        const float* row = p + i * C;
-        l[i] = std::max_element(row, row + C) - row;
-      }
-    }
-    if (logits) return py::make_tuple(labels, probs, raw);
-    return py::make_tuple(labels, probs);
-  }
-
-  py::dict evaluate(const py::array& x, const py::array& y) {
-    const Input in = check_input(x);
-    const std::vector<std::int32_t> labels = read_labels(y, in.count, "y", num_classes());
-    const int C = num_classes();
-    std::vector<float> probs(static_cast<std::size_t>(in.count) * C), logits(probs.size());
-    double loss_sum = 0;
-    int correct = 0;
-    {
-      py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lock(mutex_);
-      run(in, probs.data(), logits.data());
-      for (std::int64_t start = 0; start < in.count; start += kBatch) {
-        const int n = static_cast<int>(std::min<std::int64_t>(kBatch, in.count - start));
-        int hits = 0;
-        loss_sum += softmax_cross_entropy<float>(logits.data() + start * C, labels.data() + start,
-                                                 n, C, 1.0f, nullptr, &hits);
-        correct += hits;
-      }
-    }
-    py::dict d;
-    d["count"] = in.count;
-    d["correct"] = correct;
-    d["accuracy"] = in.count ? static_cast<double>(correct) / in.count : 0.0;
-    d["loss"] = in.count ? loss_sum / in.count : 0.0;
-    return d;
-  }
-
- private:
-  static constexpr int kBatch = 256;
-
-  struct Input {
-    bool images = false;  // uint8 [N, rows, cols]; else float32 [N, steps, features]
-    std::int64_t count = 0;
-    const void* data = nullptr;
-  };
-
-  Input check_input(const py::array& x) const {
-    const ModelConfig& c = config();
-    const bool images = x.dtype().is(py::dtype::of<std::uint8_t>());
-    if (!images && !x.dtype().is(py::dtype::of<float>()))
-      raise(PyExc_TypeError,
-            fmt::format("x must be uint8 images [N, {}, {}] or float32 sequences [N, {}, {}], "
-                        "got dtype {}",
-                        m_.rows, m_.cols, c.steps, c.input_size, dtype_text(x)));
-    if (x.ndim() != 3)
-      raise(PyExc_ValueError,
-            fmt::format("x must have 3 dimensions, [N, {}, {}], got shape {}{}",
-                        images ? m_.rows : c.steps, images ? m_.cols : c.input_size, shape_text(x),
-                        x.ndim() == 2 ? " (one sample? use x[None])" : ""));
-    const std::int64_t a = x.shape(1), b = x.shape(2);
-    if (images && (a != m_.rows || b != m_.cols))
-      raise(PyExc_ValueError,
-            fmt::format("the model reads {}x{} images ({} view) but x holds {}x{} images", m_.rows,
-                        m_.cols, to_string(m_.view_kind), a, b));
-    if (!images && (a != c.steps || b != c.input_size))
-      raise(PyExc_ValueError, fmt::format("the model reads sequences of {} steps x {} features "
-                                          "but x is [N, {}, {}]",
-                                          c.steps, c.input_size, a, b));
-    require_c_contiguous(x, "x");
-    Input in{images, x.shape(0), x.data()};
-    if (!images) {
-      const float* v = static_cast<const float*>(in.data);
-      const std::int64_t n = in.count * a * b;
-      for (std::int64_t i = 0; i < n; ++i)
-        if (!std::isfinite(v[i]))
-          raise(PyExc_ValueError, fmt::format("x[{}, {}, {}] is {}: inputs must be finite",
-                                              i / (a * b), (i / b) % a, i % b, v[i]));
-    }
-    return in;
-  }
-
-  // probs and logits [N, C]. Called without the GIL, under mutex_.
-  void run(const Input& in, float* probs, float* logits) {
-    const int C = num_classes();
-    const int T = view_.steps(), F = view_.features();
-    for (std::int64_t start = 0; start < in.count; start += kBatch) {
-      const int n = static_cast<int>(std::min<std::int64_t>(kBatch, in.count - start));
-      x_.resize(static_cast<std::size_t>(T) * n * F);
-      if (in.images) {
-        // The block as an image set read through the model's view, as `recur predict` does.
-        const std::size_t pixels = static_cast<std::size_t>(m_.rows) * m_.cols;
-        block_.rows = m_.rows;
-        block_.cols = m_.cols;
-        block_.count = n;
-        block_.source = "x";
-        const auto* src = static_cast<const std::uint8_t*>(in.data) + start * pixels;
-        block_.pixels.assign(src, src + n * pixels);
-        indices_.resize(static_cast<std::size_t>(n));
-        for (int i = 0; i < n; ++i) indices_[static_cast<std::size_t>(i)] = i;
-        view_.fill(block_, indices_.data(), n, x_.data());
-      } else {
-        // [n, T, F] batch-major to [T, n, F] time-major.
-        const auto* src = static_cast<const float*>(in.data) + start * T * F;
-        for (int b = 0; b < n; ++b)
-          for (int t = 0; t < T; ++t)
-            std::memcpy(x_.data() + (static_cast<std::size_t>(t) * n + b) * F,
-                        src + (static_cast<std::size_t>(b) * T + t) * F, sizeof(float) * F);
-      }
-      runner_->infer_inputs(x_.data(), n, probs + start * C, logits + start * C);
-    }
-  }
-
-  cli::ModelWithView m_;
-  SequenceView view_;
-  std::unique_ptr<BatchRunner> runner_;
-  std::mutex mutex_;  // predict releases the GIL; one inference at a time per model
-  std::vector<float> x_;
-  ImageSet block_;
-  std::vector<std::int64_t> indices_;
-};
-
-// A model built from layers that reads images (recur train --model, the report's MLP and CNN):
-// whole images or sequences through the view in its metadata; predict runs blocks of 256 on one
+// A model of images, either checkpoint format (version 1 through its layer form): whole images
+// (MLP, CNN) or sequences through the view in its metadata; predict runs blocks of 256 on one
 // thread as `recur predict` does (cli::layered_image_forward), so the two agree bit for bit.
-class LayeredImageModel {
+// Sequence models also take float32 sequences [N, steps, features], the model's inputs as they
+// are.
+class ImageModel {
  public:
-  explicit LayeredImageModel(const std::string& path) : path_(path) {
+  explicit ImageModel(const std::string& path) : path_(path) {
     try {
       loaded_ = load_layered_model(path);
       if (!cli::is_image_model(loaded_.metadata))
@@ -382,10 +205,16 @@ class LayeredImageModel {
         d["projection"] = l.size;
       }
     }
-    auto v = loaded_.metadata.find("recur.view");
-    d["view"] = v == loaded_.metadata.end() ? std::string("image") : v->second;
+    d["view"] = view_name();
+    auto seed = loaded_.metadata.find("recur.view_seed");
+    d["view_seed"] = seed == loaded_.metadata.end() ? 0 : std::stoll(seed->second);
     d["image_rows"] = rows_;
     d["image_cols"] = cols_;
+    if (reads_sequences()) {
+      d["steps"] = steps();
+      d["input_size"] = features();
+    }
+    d["format"] = loaded_.format;
     return d;
   }
 
@@ -402,19 +231,19 @@ class LayeredImageModel {
   }
 
   py::tuple predict(const py::array& x, bool logits) {
-    const std::int64_t n = check_images(x);
+    const std::int64_t n = check_input(x);
     const int C = num_classes();
     py::array_t<std::int64_t> labels(n);
     py::array_t<float> probs({n, static_cast<std::int64_t>(C)});
     py::array_t<float> raw({n, static_cast<std::int64_t>(C)});
     {
-      const ImageSet set = as_set(x, n, nullptr);
+      const auto source = as_source(x, n, nullptr);
       float* p = probs.mutable_data();
       float* z = raw.mutable_data();
       std::int64_t* l = labels.mutable_data();
       py::gil_scoped_release nogil;
       std::lock_guard<std::mutex> lock(mutex_);
-      forward(set, p, z);
+      cli::layered_image_forward(*loaded_.model, *source, p, z);
       for (std::int64_t i = 0; i < n; ++i)
         l[i] = std::max_element(p + i * C, p + (i + 1) * C) - (p + i * C);
     }
@@ -423,17 +252,17 @@ class LayeredImageModel {
   }
 
   py::dict evaluate(const py::array& x, const py::array& y) {
-    const std::int64_t n = check_images(x);
+    const std::int64_t n = check_input(x);
     const int C = num_classes();
     const std::vector<std::int32_t> labels = read_labels(y, n, "y", C);
     std::vector<float> probs(static_cast<std::size_t>(n) * C), logits(probs.size());
     double loss_sum = 0;
     int correct = 0;
     {
-      const ImageSet set = as_set(x, n, &labels);
+      const auto source = as_source(x, n, &labels);
       py::gil_scoped_release nogil;
       std::lock_guard<std::mutex> lock(mutex_);
-      forward(set, probs.data(), logits.data());
+      cli::layered_image_forward(*loaded_.model, *source, probs.data(), logits.data());
       for (std::int64_t start = 0; start < n; start += 256) {
         const int b = static_cast<int>(std::min<std::int64_t>(256, n - start));
         int hits = 0;
@@ -460,38 +289,85 @@ class LayeredImageModel {
   }
 
  private:
-  std::int64_t check_images(const py::array& x) const {
-    if (!x.dtype().is(py::dtype::of<std::uint8_t>()))
-      raise(PyExc_TypeError, fmt::format("x must be uint8 images [N, {}, {}], got dtype {}", rows_,
-                                         cols_, dtype_text(x)));
-    if (x.ndim() != 3 || x.shape(1) != rows_ || x.shape(2) != cols_)
+  bool reads_sequences() const { return loaded_.model->spec().input.kind == ActKind::sequence; }
+  int steps() const { return features() > 0 ? rows_ * cols_ / features() : 0; }
+  int features() const { return loaded_.model->spec().input.features; }
+  std::string view_name() const {
+    auto v = loaded_.metadata.find("recur.view");
+    return v == loaded_.metadata.end() ? std::string("image") : v->second;
+  }
+
+  // uint8 images [N, rows, cols], or (sequence models) float32 sequences [N, steps, features].
+  std::int64_t check_input(const py::array& x) const {
+    const bool images = x.dtype().is(py::dtype::of<std::uint8_t>());
+    const bool floats = reads_sequences() && x.dtype().is(py::dtype::of<float>());
+    if (!images && !floats)
+      raise(PyExc_TypeError,
+            reads_sequences()
+                ? fmt::format("x must be uint8 images [N, {}, {}] or float32 sequences [N, {}, "
+                              "{}], got dtype {}",
+                              rows_, cols_, steps(), features(), dtype_text(x))
+                : fmt::format("x must be uint8 images [N, {}, {}], got dtype {}", rows_, cols_,
+                              dtype_text(x)));
+    if (x.ndim() != 3)
       raise(PyExc_ValueError,
-            fmt::format("x must be uint8 images [N, {}, {}], got shape {}{}", rows_, cols_,
-                        shape_text(x), x.ndim() == 2 ? " (one image? use x[None])" : ""));
+            fmt::format("x must have 3 dimensions, [N, {}, {}], got shape {}{}",
+                        images ? rows_ : steps(), images ? cols_ : features(), shape_text(x),
+                        x.ndim() == 2 ? " (one sample? use x[None])" : ""));
+    const std::int64_t a = x.shape(1), b = x.shape(2);
+    if (images && (a != rows_ || b != cols_))
+      raise(PyExc_ValueError,
+            fmt::format("the model reads {}x{} images ({} view) but x holds {}x{} images", rows_,
+                        cols_, view_name(), a, b));
+    if (floats && (a != steps() || b != features()))
+      raise(PyExc_ValueError, fmt::format("the model reads sequences of {} steps x {} features "
+                                          "but x is [N, {}, {}]",
+                                          steps(), features(), a, b));
     require_c_contiguous(x, "x");
+    if (floats) {
+      const float* v = static_cast<const float*>(x.data());
+      const std::int64_t n = x.shape(0) * a * b;
+      for (std::int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(v[i]))
+          raise(PyExc_ValueError, fmt::format("x[{}, {}, {}] is {}: inputs must be finite",
+                                              i / (a * b), (i / b) % a, i % b, v[i]));
+    }
     return x.shape(0);
   }
-  ImageSet as_set(const py::array& x, std::int64_t n,
-                  const std::vector<std::int32_t>* labels) const {
-    ImageSet set;
-    set.source = "x";
-    set.count = n;
-    set.rows = rows_;
-    set.cols = cols_;
-    set.num_classes = num_classes();
+
+  // The samples as the model reads them: images through the checkpoint's view, or the float
+  // sequences as they are.
+  std::shared_ptr<const SequenceSource> as_source(const py::array& x, std::int64_t n,
+                                                  const std::vector<std::int32_t>* labels) const {
+    if (x.dtype().is(py::dtype::of<float>())) {
+      auto set = std::make_shared<SequenceSet>();
+      set->source = "x";
+      set->count = n;
+      set->steps = steps();
+      set->features = features();
+      set->num_classes = num_classes();
+      const auto* v = static_cast<const float*>(x.data());
+      set->x.assign(v, v + n * steps() * features());
+      set->lengths.assign(static_cast<std::size_t>(n), steps());
+      if (labels)
+        set->labels = *labels;
+      else
+        set->labels.assign(static_cast<std::size_t>(n), 0);
+      return std::make_shared<ArraySequences>(set);
+    }
+    auto set = std::make_shared<ImageSet>();
+    set->source = "x";
+    set->count = n;
+    set->rows = rows_;
+    set->cols = cols_;
+    set->num_classes = num_classes();
     const auto* px = static_cast<const std::uint8_t*>(x.data());
-    set.pixels.assign(px, px + n * rows_ * cols_);
+    set->pixels.assign(px, px + n * rows_ * cols_);
     if (labels)
-      set.labels = *labels;
+      set->labels = *labels;
     else
-      set.labels.assign(static_cast<std::size_t>(n), 0);
-    return set;
-  }
-  void forward(const ImageSet& set, float* probs, float* logits) {
-    const auto source = cli::layered_image_source(
-        *loaded_.model, loaded_.metadata,
-        std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}), path_);
-    cli::layered_image_forward(*loaded_.model, *source, probs, logits);
+      set->labels.assign(static_cast<std::size_t>(n), 0);
+    return cli::layered_image_source(*loaded_.model, loaded_.metadata, set, path_);
   }
 
   std::string path_;
@@ -682,7 +558,7 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
   out.flush();
   py_out.rethrow();
 
-  auto model = std::make_shared<LayeredImageModel>(opts.out_dir + "/last.safetensors");
+  auto model = std::make_shared<ImageModel>(opts.out_dir + "/last.safetensors");
   py::dict history;
   history["step"] = py::array(py::cast(step));
   history["epoch"] = py::array(py::cast(epoch));
@@ -703,7 +579,6 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
 }  // namespace recur::python
 
 PYBIND11_MODULE(_recur, m) {
-  using recur::python::Model;
   m.doc() = "recur's compiled core; use the recur package.";
   m.attr("__version__") = RECUR_VERSION;
   py::register_exception_translator([](std::exception_ptr p) {
@@ -717,38 +592,17 @@ PYBIND11_MODULE(_recur, m) {
     }
   });
 
-  py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+  using recur::python::ImageModel;
+  py::class_<ImageModel, std::shared_ptr<ImageModel>>(m, "ImageModel")
       .def(py::init<const std::string&>(), py::arg("path"))
-      .def_property_readonly("config", &Model::config_dict)
-      .def_property_readonly("metadata", &Model::metadata)
-      .def_property_readonly("path", &Model::path)
-      .def_property_readonly("num_classes", &Model::num_classes)
-      .def("predict", &Model::predict, py::arg("x"), py::arg("logits") = false)
-      .def("evaluate", &Model::evaluate, py::arg("x"), py::arg("y"))
-      .def("save", &Model::save, py::arg("path"))
-      .def("__repr__", &Model::repr);
-  using recur::python::LayeredImageModel;
-  py::class_<LayeredImageModel, std::shared_ptr<LayeredImageModel>>(m, "LayeredImageModel")
-      .def(py::init<const std::string&>(), py::arg("path"))
-      .def_property_readonly("config", &LayeredImageModel::config_dict)
-      .def_property_readonly("metadata", &LayeredImageModel::metadata)
-      .def_property_readonly("path", &LayeredImageModel::path)
-      .def_property_readonly("num_classes", &LayeredImageModel::num_classes)
-      .def("predict", &LayeredImageModel::predict, py::arg("x"), py::arg("logits") = false)
-      .def("evaluate", &LayeredImageModel::evaluate, py::arg("x"), py::arg("y"))
-      .def("save", &LayeredImageModel::save, py::arg("path"))
-      .def("__repr__", &LayeredImageModel::repr);
-  m.def(
-      "is_layered_image_model",
-      [](const std::string& path) {
-        try {
-          const recur::Metadata meta = recur::read_safetensors(path).metadata;
-          return recur::is_layered_checkpoint(meta) && recur::cli::is_image_model(meta);
-        } catch (const recur::Error&) {
-          return false;
-        }
-      },
-      py::arg("path"));
+      .def_property_readonly("config", &ImageModel::config_dict)
+      .def_property_readonly("metadata", &ImageModel::metadata)
+      .def_property_readonly("path", &ImageModel::path)
+      .def_property_readonly("num_classes", &ImageModel::num_classes)
+      .def("predict", &ImageModel::predict, py::arg("x"), py::arg("logits") = false)
+      .def("evaluate", &ImageModel::evaluate, py::arg("x"), py::arg("y"))
+      .def("save", &ImageModel::save, py::arg("path"))
+      .def("__repr__", &ImageModel::repr);
   recur::python::add_text_bindings(m);
   m.def("load_mnist", &recur::python::load_mnist_arrays, py::arg("path"), py::arg("train"));
   m.def("train", &recur::python::train, py::arg("options"), py::arg("parts"), py::arg("callback"),

@@ -101,7 +101,8 @@ def test_config_and_metadata(cli_model):
     assert (c["image_rows"], c["image_cols"], c["num_classes"]) == (28, 28, 10)
     assert model.num_classes == 10
     assert "recur.train_config" in model.metadata
-    assert "recur.model" in model.metadata
+    assert "recur.spec" in model.metadata  # the layer format, "recur-model-2"
+    assert c["cell"] == c["layers"][0]["cell"] and c["format"] == 2
     assert name.split("_")[0] in repr(model)
 
 

@@ -117,7 +117,7 @@ def test_verbose_prints_the_progress_lines(mnist, capsys):
     out = capsys.readouterr().out
     assert "recur train: lstm 8x1 on rows view" in out
     assert "data: 500 training, 100 validation images from the training arrays" in out
-    assert "step      2/4" in out and "done: validation accuracy" in out
+    assert "step 2/4" in out and "validation accuracy" in out and "training took" in out
 
 
 def test_callback_sees_logged_steps_and_can_stop(mnist):

@@ -1,5 +1,6 @@
 // recur bench: end-to-end speed on real MNIST batches, measured on exactly the work the training
-// loop does (BatchRunner::train_batch + Optimizer::step), plus inference throughput, batch-1
+// loop does (the short form's layer list: Model::prepare, SequenceRunner::train_batch,
+// Optimizer::step), plus inference throughput, batch-1
 // latency, a large sgemm for reference, and the process's peak RSS. bench/peers/torch_rnn.py
 // prints the same JSON keys for PyTorch; bench/compare.py puts the two side by side.
 #include <fmt/core.h>
@@ -22,6 +23,7 @@
 #include "recur/error.hpp"
 #include "recur/model.hpp"
 #include "recur/optim.hpp"
+#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -86,7 +88,7 @@ ModelConfig model_for(const BenchOptions& o, const SequenceView& view, const Ima
   return mc;
 }
 
-nlohmann::json common_fields(const BenchOptions& o, const Network<float>& net) {
+nlohmann::json common_fields(const BenchOptions& o, const Model<float>& net) {
   return {{"impl", "recur"},    {"mode", o.mode},
           {"cell", o.cell},     {"hidden", o.hidden},
           {"batch", o.batch},   {"threads", o.threads},
@@ -96,14 +98,15 @@ nlohmann::json common_fields(const BenchOptions& o, const Network<float>& net) {
 
 // Training: median and total samples/s over `steps` timed steps after `warmup` untimed ones.
 nlohmann::json bench_train(const BenchOptions& o) {
-  const ImageSet set = load_mnist(o.data_dir, true);
-  const SequenceView view = SequenceView::make(parse_view(o.view), set.rows, set.cols);
-  const ModelConfig mc = model_for(o, view, set);
-  Network<float> net(mc);
+  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, true));
+  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
+  const ModelConfig mc = model_for(o, view, *set);
+  Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  BatchRunner runner(net, o.threads);
+  SequenceRunner runner(net, resolve_threads(o.threads));
+  const ImageSequences samples(set, view);
   Optimizer optimizer(OptimizerConfig{}, net.num_params());  // Adam, lr 1e-3
-  const Split split = split_train_validation(set.count, 5000);
+  const Split split = split_train_validation(set->count, 5000);
   Batcher batcher(split.train, o.batch, 1);
   std::vector<float> grads(net.num_params());
   std::vector<std::int64_t> batch;
@@ -118,7 +121,8 @@ nlohmann::json bench_train(const BenchOptions& o) {
       batcher.next(batch);
     }
     const auto t0 = Clock::now();
-    const auto stats = runner.train_batch(set, view, batch.data(), o.batch, grads.data(),
+    net.prepare();  // once per step for all threads, as the trainer does
+    const auto stats = runner.train_batch(samples, batch, grads.data(),
                                           static_cast<std::uint64_t>(step));
     optimizer.step(net.params().data(), grads.data(), OptimizerConfig{}.lr);
     const double dt = seconds_since(t0);
@@ -144,23 +148,25 @@ nlohmann::json bench_train(const BenchOptions& o) {
 
 // Inference: batches of infer_batch consecutive test images, cycling through the test set.
 nlohmann::json bench_infer(const BenchOptions& o) {
-  const ImageSet set = load_mnist(o.data_dir, false);
-  const SequenceView view = SequenceView::make(parse_view(o.view), set.rows, set.cols);
-  const ModelConfig mc = model_for(o, view, set);
-  Network<float> net(mc);
+  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, false));
+  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
+  const ModelConfig mc = model_for(o, view, *set);
+  Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  BatchRunner runner(net, o.threads);
-  const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set.count));
+  net.prepare();  // once per model for inference
+  SequenceRunner runner(net, resolve_threads(o.threads));
+  const ImageSequences samples(set, view);
+  const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set->count));
   std::vector<std::int64_t> indices(B);
   std::vector<std::int32_t> predictions(B);
   std::vector<double> times;
   std::int64_t start = 0;
   for (int call = 0; call < o.warmup + o.steps; ++call) {
-    if (start + B > set.count) start = 0;
+    if (start + B > set->count) start = 0;
     for (int b = 0; b < B; ++b) indices[b] = start + b;
     start += B;
     const auto t0 = Clock::now();
-    runner.infer_batch(set, view, indices.data(), B, predictions.data(), nullptr);
+    runner.infer_batch(samples, indices, predictions.data(), nullptr);
     const double dt = seconds_since(t0);
     if (call >= o.warmup) times.push_back(dt);
   }
@@ -179,19 +185,22 @@ nlohmann::json bench_infer(const BenchOptions& o) {
 // Batch-1 latency of one forward (with the uint8 -> float conversion and the argmax). One sample
 // cannot be split, so this runs on the calling thread whatever --threads says.
 nlohmann::json bench_latency(const BenchOptions& o) {
-  const ImageSet set = load_mnist(o.data_dir, false);
-  const SequenceView view = SequenceView::make(parse_view(o.view), set.rows, set.cols);
-  const ModelConfig mc = model_for(o, view, set);
-  Network<float> net(mc);
+  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, false));
+  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
+  const ModelConfig mc = model_for(o, view, *set);
+  Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  BatchRunner runner(net, 1);
+  net.prepare();
+  SequenceRunner runner(net, 1);
+  const ImageSequences samples(set, view);
+  std::vector<std::int64_t> one(1);
   const int runs = std::max(200, o.latency_runs);
   std::vector<double> times;
   std::int32_t prediction = 0;
   for (int run = 0; run < std::max(10, o.warmup) + runs; ++run) {
-    const std::int64_t index = run % set.count;
+    one[0] = run % set->count;
     const auto t0 = Clock::now();
-    runner.infer_batch(set, view, &index, 1, &prediction, nullptr);
+    runner.infer_batch(samples, one, &prediction, nullptr);
     const double dt = seconds_since(t0);
     if (run >= std::max(10, o.warmup)) times.push_back(dt);
   }

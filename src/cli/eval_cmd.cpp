@@ -141,7 +141,8 @@ int run_eval(const EvalOptions& o) {
   EvalResult r;
   std::shared_ptr<const ImageSet> images;
   std::string described, view_name;
-  if (is_layered_file(o.model)) {
+  {
+    // Either checkpoint format: version 1 reads through its layer form.
     LoadedLayeredModel loaded = load_layered_model(o.model);
     if (!is_image_model(loaded.metadata))
       // Text batches hold hundreds of steps: 64 reviews at a time unless --batch says otherwise.
@@ -160,18 +161,6 @@ int run_eval(const EvalOptions& o) {
     described = layer_list_text(model.spec().layers);
     auto v = loaded.metadata.find("recur.view");
     view_name = v == loaded.metadata.end() ? "image" : v->second;
-  } else {
-    ModelWithView m = load_model_with_view(o.model);
-    images = std::make_shared<ImageSet>(load_mnist(o.data, false));
-    const SequenceView view = make_view(m, images->rows, images->cols);
-    check_model_fits(m, view, images->num_classes, "the test images in " + o.data);
-    make_folder(o.out.empty() ? parent_folder(o.model) : o.out);
-    BatchRunner runner(m.net(), o.threads);
-    std::vector<std::int64_t> indices(static_cast<std::size_t>(images->count));
-    std::iota(indices.begin(), indices.end(), std::int64_t{0});
-    r = evaluate(runner, *images, view, indices, o.batch);
-    described = describe_model(m);
-    view_name = to_string(m.view_kind);
   }
   const ImageSet& set = *images;
   const std::string out = o.out.empty() ? parent_folder(o.model) : o.out;

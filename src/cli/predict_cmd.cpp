@@ -169,9 +169,10 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
 
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
-  if (!o.texts.empty() || (o.inputs.empty() && is_layered_file(o.model) &&
-                           !is_image_model(load_layered_model(o.model).metadata))) {
-    if (!is_layered_file(o.model) || !is_text_model(load_layered_model(o.model).metadata))
+  // Either checkpoint format: version 1 reads through its layer form.
+  LoadedLayeredModel layered = load_layered_model(o.model);
+  if (!o.texts.empty() || (o.inputs.empty() && !is_image_model(layered.metadata))) {
+    if (!is_text_model(layered.metadata))
       throw Error("--text", o.model + " is not a text model; give it pictures to classify");
     RECUR_CHECK(o.inputs.empty(), "--text", "give either --text or picture files, not both");
     return run_text_predict(o.model, o.texts, o.json);
@@ -181,32 +182,25 @@ int run_predict(const PredictOptions& o) {
                 "inputs is required: give the PNG or PGM files to classify (or --text "
                 "for a text model)");
   const Invert invert = parse_invert(o.invert);
-  // The model: fixed-shape (with its view) or built from layers (an image model).
-  std::optional<ModelWithView> fixed;
-  std::optional<LoadedLayeredModel> layered;
-  int model_rows = 0, model_cols = 0, num_classes = 0;
-  if (is_layered_file(o.model)) {
-    layered = load_layered_model(o.model);
-    if (!is_image_model(layered->metadata))
-      throw Error(o.model, "is not an image model; give it --text or the data it was trained on");
-    num_classes = layered->model->spec().num_classes;
-    const auto size = [&](const char* key) {
-      auto it = layered->metadata.find(key);
-      int v = 0;
-      if (it == layered->metadata.end() || std::sscanf(it->second.c_str(), "%d", &v) != 1 ||
-          v < 1 || v > kMaxImageSide)
-        throw Error(o.model, std::string("metadata ") + key + " is missing or invalid");
-      return v;
-    };
-    model_rows = size("recur.image_rows");
-    model_cols = size("recur.image_cols");
-  } else {
-    fixed = load_model_with_view(o.model);
-    model_rows = fixed->rows;
-    model_cols = fixed->cols;
-    num_classes = fixed->net().config().num_classes;
-    check_model_fits(*fixed, make_view(*fixed), num_classes, "images resized to the model's size");
-  }
+  if (!is_image_model(layered.metadata))
+    throw Error(o.model, "is not an image model; give it --text or the data it was trained on");
+  const int num_classes = layered.model->spec().num_classes;
+  const auto size = [&](const char* key) {
+    auto it = layered.metadata.find(key);
+    int v = 0;
+    if (it == layered.metadata.end() || std::sscanf(it->second.c_str(), "%d", &v) != 1 || v < 1 ||
+        v > kMaxImageSide)
+      throw Error(o.model, std::string("metadata ") + key + " is missing or invalid");
+    return v;
+  };
+  const int model_rows = size("recur.image_rows");
+  const int model_cols = size("recur.image_cols");
+  // The view and the model's input are checked once, on an empty set of the model's size.
+  auto probe = std::make_shared<ImageSet>();
+  probe->rows = model_rows;
+  probe->cols = model_cols;
+  probe->source = "images resized to the model's size";
+  layered_image_source(*layered.model, layered.metadata, probe, o.model);
 
   std::vector<Sample> samples;
   for (const std::string& input : o.inputs) {
@@ -233,26 +227,11 @@ int run_predict(const PredictOptions& o) {
   set.labels.assign(samples.size(), 0);
   std::vector<float> probs(samples.size() * static_cast<std::size_t>(num_classes));
   std::vector<float> logits(probs.size());
-  constexpr int kBatch = 256;
-  std::vector<std::int64_t> batch;
-  std::vector<float> x;
-  if (layered) {
+  {
     const auto source = layered_image_source(
-        *layered->model, layered->metadata,
+        *layered.model, layered.metadata,
         std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}), o.model);
-    layered_image_forward(*layered->model, *source, probs.data(), logits.data());
-  } else {
-    const SequenceView view = make_view(*fixed);
-    BatchRunner runner(fixed->net(), 1);
-    for (std::int64_t start = 0; start < set.count; start += kBatch) {
-      const int n = static_cast<int>(std::min<std::int64_t>(kBatch, set.count - start));
-      batch.resize(static_cast<std::size_t>(n));
-      for (int b = 0; b < n; ++b) batch[static_cast<std::size_t>(b)] = start + b;
-      x.resize(static_cast<std::size_t>(view.steps()) * n * view.features());
-      view.fill(set, batch.data(), n, x.data());
-      runner.infer_inputs(x.data(), n, probs.data() + static_cast<std::size_t>(start) * num_classes,
-                          logits.data() + static_cast<std::size_t>(start) * num_classes);
-    }
+    layered_image_forward(*layered.model, *source, probs.data(), logits.data());
   }
 
   nlohmann::json all = nlohmann::json::array();

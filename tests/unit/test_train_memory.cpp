@@ -16,6 +16,8 @@
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/safetensors.hpp"
+#include "recur/optim.hpp"
+#include "recur/rng.hpp"
 #include "recur/train.hpp"
 
 namespace recur {
@@ -208,6 +210,89 @@ TEST(CheckImageSet, NamesWhatIsWrong) {
   std::ostringstream log;
   EXPECT_THROW(train(o, log, false), Error);
   EXPECT_FALSE(fs::exists(tmp.path("run")));
+}
+
+// The short form trains through its layer list (model_spec_from_config) with train_sequences;
+// here the fixed-shape Network, in the loop recur trained it with before: the first `val` images
+// held out, one Batcher shuffle per epoch cut in order, each batch split into near-equal
+// contiguous chunks (one per thread, dropout stream splitmix64(seed * 1000003 + step + chunk)),
+// chunk gradients summed in order, clipping, Adam. Both must end with the same weights, bit for
+// bit: every figure measured with the old trainer stays valid.
+TEST(TrainFromMemory, ShortFormTrainsBitForBitAsTheFixedShapeNetwork) {
+  TempDir tmp;
+  const ImageSet set = synthetic_set();
+  for (const bool projection_dropout : {false, true}) {
+    TrainOptions o = small_run(tmp.path(projection_dropout ? "b" : "a"));
+    o.images = std::make_shared<const ImageSet>(set);
+    o.threads = 2;
+    o.batch = 15;  // chunks of 8 and 7; the last batch of an epoch is short
+    o.steps = 30;
+    if (projection_dropout) {
+      o.model.cell = CellKind::lstm;
+      o.model.layers = 2;
+      o.model.dropout = 0.3;
+      o.model.projection = 6;
+      o.model.bidirectional = true;
+      o.model.pooling = Pooling::mean;
+    }
+    std::ostringstream log;
+    train(o, log, false);
+
+    const SequenceView view = SequenceView::make(o.view, set.rows, set.cols, o.view_seed);
+    ModelConfig mc = o.model;
+    mc.input_size = view.features();
+    mc.steps = view.steps();
+    mc.num_classes = set.num_classes;
+    Network<float> net(mc);
+    net.init(o.seed);
+    Optimizer adam(o.optimizer, net.num_params());
+    ScheduleConfig schedule = o.schedule;
+    const Split split = split_train_validation(set.count, o.validation);
+    Batcher batcher(split.train, o.batch, o.seed);
+    schedule.total_steps = o.steps;
+    std::vector<float> grads(net.num_params()), chunk(net.num_params());
+    std::vector<std::int64_t> batch;
+    std::int64_t epoch = 0;
+    batcher.seek(epoch, 0);
+    for (std::int64_t step = 0; step < o.steps; ++step) {
+      if (!batcher.next(batch)) {
+        batcher.seek(++epoch, 0);
+        batcher.next(batch);
+      }
+      const int B = static_cast<int>(batch.size()), parts = std::min(2, B);
+      std::fill(grads.begin(), grads.end(), 0.f);
+      for (int k = 0, begin = 0; k < parts; ++k) {
+        const int n = B / parts + (k < B % parts ? 1 : 0);
+        std::vector<float> x(static_cast<std::size_t>(view.steps()) * n * view.features());
+        std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+        view.fill(set, batch.data() + begin, n, x.data());
+        view.fill_labels(set, batch.data() + begin, n, labels.data());
+        std::uint64_t stream = o.seed * 1000003ull + static_cast<std::uint64_t>(step + k);
+        Rng rng(splitmix64(stream));
+        NetworkWorkspace<float> ws;
+        const float* logits = net.forward(x.data(), n, ws, true, &rng);
+        std::vector<float> dlogits(static_cast<std::size_t>(n) * mc.num_classes);
+        softmax_cross_entropy<float>(logits, labels.data(), n, mc.num_classes, 1.0f / B,
+                                     dlogits.data(), nullptr);
+        std::fill(chunk.begin(), chunk.end(), 0.f);
+        net.backward(x.data(), n, ws, dlogits.data(), chunk.data());
+        for (std::size_t j = 0; j < grads.size(); ++j) grads[j] += chunk[j];
+        begin += n;
+      }
+      clip_grad_norm(grads.data(), grads.size(), static_cast<float>(o.clip_norm));
+      adam.step(net.params().data(), grads.data(),
+                learning_rate_at(schedule, o.optimizer.lr, step));
+    }
+    const SafetensorsFile trained =
+        read_safetensors(tmp.path(projection_dropout ? "b" : "a") + "/last.safetensors");
+    ASSERT_EQ(trained.tensors.size(), net.layout().entries().size());
+    for (const ParamInfo& p : net.layout().entries()) {
+      const std::vector<float> got = trained.at(p.name).as_f32();
+      ASSERT_EQ(got.size(), p.size) << p.name;
+      for (std::size_t j = 0; j < p.size; ++j)
+        ASSERT_EQ(got[j], net.params()[p.offset + j]) << p.name << "[" << j << "]";
+    }
+  }
 }
 
 }  // namespace
