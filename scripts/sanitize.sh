@@ -18,7 +18,7 @@
 # under LeakSanitizer a bare MPI_Init/MPI_Allreduce/MPI_Finalize program leaks about 120 KB in
 # 3,350 allocations per rank (Open MPI 4.1.4), from components Open MPI loads and unloads with
 # dlopen, whose stacks end in "<unknown module>" so that no suppression can name them. The
-# chunk split that MPI runs rely on is tested here too (tests/train/test_train_chunks.cpp).
+# chunk split that MPI runs rely on is tested here too (tests/train/test_seq_chunks.cpp).
 # -Wno-maybe-uninitialized: with the sanitizers g++ 12 warns falsely inside libstdc++ (<regex>).
 # Environment: RECUR_ASAN_BUILD_DIR (default build-asan), RECUR_ASAN_BUILD_TYPE (default Debug),
 # RECUR_ASAN_JOBS (build and test jobs, default 2).

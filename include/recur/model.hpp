@@ -123,7 +123,7 @@ class Network {
 
   // Packs the recurrent weights once (float, tied weights) for every forward / backward until
   // drop_prepared(): one packing per optimizer step shared by all threads, instead of one per
-  // thread and call. The caller drops them before the parameters change (BatchRunner does).
+  // thread and call. The caller drops them before the parameters change.
   void prepare();
   void drop_prepared();
 

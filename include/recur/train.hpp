@@ -1,10 +1,7 @@
-// Training and evaluation on image data sets read as sequences.
-//
-// A batch is split into one contiguous chunk per thread; each thread runs forward and backward
-// of its chunk over the whole sequence with its own workspace and gradient buffer, and the
-// gradients are summed once per step in a fixed order. BLAS runs single-threaded inside, so the
-// two never oversubscribe the cores. Same seed, same thread count, same data: bit-identical
-// weights.
+// Training on image data sets: the short form (--cell, --hidden, ...) or a layer list, through
+// the trainer of models built from layers (recur/seq_train.hpp), with MNIST's conventions. Also
+// the thread-count helpers every runner uses. Same seed, same thread count, same data:
+// bit-identical weights.
 #pragma once
 
 #include <cstdint>
@@ -36,50 +33,6 @@ int process_threads();
 // recur::Error naming --threads for a negative count or one above max_threads().
 int resolve_threads(int requested);
 
-// Runs forward/backward of a batch split across threads. Allocates only on the first batch of a
-// given size.
-class BatchRunner {
- public:
-  BatchRunner(Network<float>& net, int threads);
-  ~BatchRunner();
-
-  struct Stats {
-    double loss_sum = 0;  // summed per-sample cross-entropy
-    int correct = 0;
-    int count = 0;
-  };
-  // Fills `grads` (size net.num_params()) with the gradient of the batch's mean loss.
-  Stats train_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
-                    int batch, float* grads, std::uint64_t dropout_seed);
-  // Part of a batch shared by several processes (data-parallel training): chunks [first, first +
-  // count) of the batch split into `chunks` near-equal contiguous chunks, count <= threads().
-  // Fills `grads` with their gradients (of the whole batch's mean loss) summed in chunk order,
-  // or leaves it untouched when count is 0; chunk k's dropout seed is dropout_seed + k.
-  // train_batch is train_chunks(..., 0, n, n) with n = min(threads(), batch).
-  Stats train_chunks(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
-                     int batch, float* grads, std::uint64_t dropout_seed, int first, int count,
-                     int chunks);
-  // Forward only. predictions[b] (argmax) and, when non-null, probs[b * C + k] (softmax).
-  Stats infer_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
-                    int batch, std::int32_t* predictions, float* probs);
-  // infer_batch on chunks [first, first + count) of `chunks`, as train_chunks: only the entries
-  // of predictions and probs of those chunks' samples are written.
-  Stats infer_chunks(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
-                     int batch, std::int32_t* predictions, float* probs, int first, int count,
-                     int chunks);
-  // Forward only on ready-made inputs x [steps, batch, features]; writes probs [batch, C] and,
-  // when non-null, the raw logits [batch, C].
-  void infer_inputs(const float* x, int batch, float* probs, float* logits = nullptr);
-  int threads() const { return threads_; }
-
- private:
-  struct Chunk;
-  Network<float>& net_;
-  int threads_;
-  std::unique_ptr<ThreadPool> pool_;
-  std::vector<std::unique_ptr<Chunk>> chunks_;
-};
-
 struct EvalResult {
   std::int64_t count = 0, correct = 0;
   double loss = 0;                        // mean cross-entropy
@@ -87,9 +40,6 @@ struct EvalResult {
   std::vector<float> probabilities;       // [count, C]
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
 };
-EvalResult evaluate(BatchRunner& runner, const ImageSet& set, const SequenceView& view,
-                    const std::vector<std::int64_t>& indices, int batch);
-
 // What train() reports to TrainOptions::on_event: every step (the step's own batch loss and
 // accuracy), every log point (the means since the last one, as logged to metrics.jsonl) and
 // every validation.

@@ -17,8 +17,8 @@
 
 namespace recur::dist {
 
-// The threads of a data-parallel job, rank by rank, and the sums of a step over them. What
-// DataParallel (images) and train_sequences (text, arrays) share.
+// The threads of a data-parallel job, rank by rank, and the sums of a step over them
+// (train_sequences: images, text and arrays alike).
 class ThreadGroup {
  public:
   // Collective: learns every rank's thread count. `fingerprint` sums up what must be the same on
@@ -54,37 +54,6 @@ class ThreadGroup {
   int rank_, ranks_;
   std::vector<int> first_thread_;  // [ranks + 1]: global index of each rank's first thread
   int total_threads_;
-};
-
-class DataParallel {
- public:
-  // Collective (see ThreadGroup). `params`: the gradient arena's length.
-  DataParallel(BatchRunner& runner, std::size_t params, std::uint64_t fingerprint);
-
-  bool distributed() const { return group_.distributed(); }
-  int ranks() const { return group_.ranks(); }
-  int total_threads() const { return group_.total_threads(); }
-
-  struct Step {
-    BatchRunner::Stats stats;  // of the whole batch, the same on every rank
-    int stop_signal = 0;       // the first non-zero `local_stop_signal` in rank order, else 0
-  };
-  // One training step on the global batch `indices[0, batch)`: `grads` ends as the gradient of
-  // the whole batch's mean loss on every rank. A single process runs runner.train_batch as is.
-  Step train_batch(const ImageSet& set, const SequenceView& view, const std::int64_t* indices,
-                   int batch, float* grads, std::uint64_t dropout_seed, int local_stop_signal);
-
-  // Loss and accuracy over `indices`, in batches of `batch` split across the ranks as training
-  // batches are and reduced the same way. Distributed, the result has no predictions or
-  // probabilities; a single process runs recur::evaluate as is.
-  EvalResult evaluate(const ImageSet& set, const SequenceView& view,
-                      const std::vector<std::int64_t>& indices, int batch);
-
- private:
-  BatchRunner& runner_;
-  std::size_t params_;
-  ThreadGroup group_;
-  std::vector<std::int32_t> predictions_;
 };
 
 }  // namespace recur::dist
