@@ -139,12 +139,14 @@ struct TrainSummary {
   std::int64_t steps = 0, samples = 0, skipped_steps = 0;
 };
 
-// Trains a model built from layers on images (the layer list, or the short form's chain through
-// model_spec_from_config) with train_sequences (recur/seq_train.hpp), keeping MNIST's
-// conventions: the first `validation` images held out, one seeded shuffle per epoch cut in
-// order. So the short form gives, bit for bit, the weights the fixed-shape trainer gave before
-// it (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork). Logs to `out` (a progress bar when `interactive`), and
-// writes the run directory (checkpoints in the layer format, "recur-model-2"):
+// Trains a model built from layers on images with train_sequences (recur/seq_train.hpp): the
+// short form's chain (model_spec_from_config) with MNIST's conventions, the first `validation`
+// images held out and one seeded shuffle per epoch cut in order, so it gives bit for bit the
+// weights the fixed-shape trainer gave before it
+// (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork); a layer list (`layers`) as
+// the layer trainer trains any data, a seeded draw held out and batches by length. Logs to `out`
+// (a progress bar when `interactive`) and writes the run directory (checkpoints in the layer
+// format, "recur-model-2"):
 // config.toml, metrics.jsonl, last.safetensors, best.safetensors, resume.safetensors (weights,
 // optimizer state and position, written as one atomic file at every epoch end and every
 // checkpoint_every steps), curves.png, summary.json (written last: a run directory without it

@@ -190,14 +190,21 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   std::shared_ptr<const SequenceSource> train, test;
   std::string shape;
   const bool listed = !opt.layers.empty();
+  // A layer list trains as the layer trainer does on any data: a seeded draw of --val samples
+  // held out of the first --train-limit + --val images, batches by length. The short form keeps
+  // MNIST's conventions, so it gives the weights the fixed-shape trainer gave.
+  std::vector<std::int64_t> used;
+  if (listed && opt.train_limit > 0)
+    for (std::int64_t i = 0; i < std::min(train_set->count, opt.train_limit + opt.validation); ++i)
+      used.push_back(i);
   if (listed && reads_whole_images(opt.layers)) {
-    train = std::make_shared<ImageSamples>(train_set);
+    train = std::make_shared<ImageSamples>(train_set, used);
     if (test_set) test = std::make_shared<ImageSamples>(test_set);
     shape = fmt::format("{}x{} images", train_set->rows, train_set->cols);
   } else {
     const SequenceView view =
         SequenceView::make(opt.view, train_set->rows, train_set->cols, opt.view_seed);
-    train = std::make_shared<ImageSequences>(train_set, view);
+    train = std::make_shared<ImageSequences>(train_set, view, used);
     if (test_set) test = std::make_shared<ImageSequences>(test_set, view);
     so.metadata["recur.view"] = to_string(opt.view);
     so.metadata["recur.view_seed"] = std::to_string(opt.view_seed);
@@ -240,9 +247,10 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   so.epochs = opt.epochs;
   so.steps = opt.steps;
   so.validation = opt.validation;
-  so.train_limit = opt.train_limit;
-  so.holdout = SeqTrainOptions::Holdout::first;
-  so.batching = SeqTrainOptions::Batching::shuffled;
+  so.train_limit = listed ? 0 : opt.train_limit;
+  so.holdout = listed ? SeqTrainOptions::Holdout::drawn : SeqTrainOptions::Holdout::first;
+  so.batching =
+      listed ? SeqTrainOptions::Batching::by_length : SeqTrainOptions::Batching::shuffled;
   so.seed = opt.seed;
   so.threads = threads;
   so.eval_batch = opt.eval_batch;
