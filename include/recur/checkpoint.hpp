@@ -16,17 +16,6 @@ namespace recur {
 
 using Metadata = std::map<std::string, std::string>;
 
-// Writes the model atomically; `extra` entries are added to the metadata.
-void save_model(const std::string& path, const Network<float>& net, const Metadata& extra);
-
-struct LoadedModel {
-  std::unique_ptr<Network<float>> net;
-  Metadata metadata;
-};
-// Reads and validates a checkpoint: every tensor of the config present with the right dtype
-// (F32, or F64 converted) and shape, and nothing else. Errors name the file.
-LoadedModel load_model(const std::string& path);
-
 // Models built from layers (format "recur-model-2"): the layer list as JSON in "recur.spec",
 // the tensors under their PyTorch names; text models add "recur.vocab" and "recur.text".
 void save_layered_model(const std::string& path, const Model<float>& model, const Metadata& extra);

@@ -99,7 +99,8 @@ struct ModelSpec {
 std::string to_json(const ModelSpec& spec);
 ModelSpec model_spec_from_json(const std::string& json, const std::string& source);
 // The chain equivalent to the fixed-shape ModelConfig: [linear "proj"], recurrent "rnn",
-// pool, linear "head". Tensor names, shapes and initialisation are those of Network<T>, so a
+// pool, linear "head". Tensor names, shapes and initialisation are those of the fixed-shape
+// network that wrote version-1 checkpoints (tests/support/fixed_network.hpp), so a
 // version-1 checkpoint's arena loads unchanged and gives the same logits. Untied weights
 // (ModelConfig::untied) become a recurrent layer with untied_steps = steps.
 ModelSpec model_spec_from_config(const ModelConfig& config);

@@ -1,17 +1,14 @@
-// A sequence classifier: optional input projection (Dense), a recurrent stack (RNN, LSTM or GRU;
-// stacked, bidirectional), a pooling of its outputs, a Dense head and softmax cross-entropy.
-//
-// Data layout: inputs are time-major, x[(t * B + b) * input_size + i], t < steps, b < B.
-// Logits are [B, num_classes]. Initial and final states are [layers * directions, B, hidden]
-// in PyTorch's order (layer-major, forward direction before reverse).
-//
-// Parameters live in one arena (params()); a gradient arena of the same layout is passed to
-// backward(), which ADDS into it. Tensor names are those of this PyTorch module's state_dict:
+// The short form of a sequence classifier (`recur train --cell --hidden ...`, and the model of
+// every version-1 checkpoint): an optional input projection (Dense), a recurrent stack (RNN, LSTM
+// or GRU; stacked, bidirectional, optionally untied), a pooling of its outputs and a Dense head.
+// ModelConfig describes it; model_spec_from_config (recur/layers.hpp) turns it into the layer
+// list every model trains and runs as. Its tensors keep this PyTorch module's state_dict names:
 //   proj = nn.Linear(input_size, projection)          (when projection > 0)
 //   rnn  = nn.LSTM / nn.GRU / nn.RNN(..., batch_first=False)
 //   head = nn.Linear(hidden * directions, num_classes)
 // The untied variant keeps one input and one recurrent matrix per timestep, stored with a
 // leading step dimension (rnn.weight_ih_l0 is [steps, G*hidden, in]); it has no PyTorch twin.
+// Also here: the weight initialisations every layer uses, and softmax cross-entropy.
 #pragma once
 
 #include <cstdint>
@@ -84,73 +81,6 @@ struct ModelConfig {
 
 std::string to_json(const ModelConfig& c);
 ModelConfig model_config_from_json(const std::string& json, const std::string& source);
-
-template <typename T>
-struct NetworkBuffers;
-
-// Activations saved by forward() for backward(); sized on first use and reused, so a training
-// loop allocates nothing after its first step. One per thread.
-template <typename T>
-class NetworkWorkspace {
- public:
-  NetworkWorkspace();
-  ~NetworkWorkspace();
-  NetworkWorkspace(NetworkWorkspace&&) noexcept;
-  NetworkWorkspace& operator=(NetworkWorkspace&&) noexcept;
-  NetworkBuffers<T>& buffers() { return *buffers_; }
-  const NetworkBuffers<T>& buffers() const { return *buffers_; }
-
- private:
-  std::unique_ptr<NetworkBuffers<T>> buffers_;
-};
-
-template <typename T>
-class Network {
- public:
-  explicit Network(const ModelConfig& config);
-  ~Network();
-  Network(const Network&) = delete;
-  Network& operator=(const Network&) = delete;
-
-  const ModelConfig& config() const { return config_; }
-  const ParamLayout& layout() const { return layout_; }
-  std::vector<T>& params() { return params_; }
-  const std::vector<T>& params() const { return params_; }
-  std::size_t num_params() const { return layout_.total(); }
-
-  // Fills every parameter from `seed` according to config().init.
-  void init(std::uint64_t seed);
-
-  // Packs the recurrent weights once (float, tied weights) for every forward / backward until
-  // drop_prepared(): one packing per optimizer step shared by all threads, instead of one per
-  // thread and call. The caller drops them before the parameters change.
-  void prepare();
-  void drop_prepared();
-
-  // Forward pass over a batch of B sequences. Returns the logits [B, C] (valid until the
-  // workspace is used again). h0/c0 may be null (zeros). With train=true, dropout is applied
-  // (drawing from rng) and everything backward() needs is kept in ws.
-  const T* forward(const T* x, int B, NetworkWorkspace<T>& ws, bool train, Rng* rng = nullptr,
-                   const T* h0 = nullptr, const T* c0 = nullptr) const;
-
-  // Backward pass of the last forward(train=true) on ws. dlogits [B, C]. Adds parameter
-  // gradients into grads (layout()); writes dx [steps, B, input_size], dh0 and dc0 when non-null.
-  void backward(const T* x, int B, NetworkWorkspace<T>& ws, const T* dlogits, T* grads,
-                T* dx = nullptr, T* dh0 = nullptr, T* dc0 = nullptr) const;
-
-  // Final states of the last forward on ws: [layers * directions, B, hidden]; cn is LSTM only.
-  const T* final_h(const NetworkWorkspace<T>& ws) const;
-  const T* final_c(const NetworkWorkspace<T>& ws) const;
-  // The recurrent stack's output sequence of the last forward: [steps, B, hidden * directions].
-  const T* outputs(const NetworkWorkspace<T>& ws) const;
-
- private:
-  struct Impl;  // the recurrent stack and the Dense layers' offsets
-  ModelConfig config_;
-  ParamLayout layout_;
-  std::vector<T> params_;
-  std::unique_ptr<Impl> impl_;
-};
 
 // Mean softmax cross-entropy of logits [B, C] against labels, computed with log-sum-exp.
 // Returns sum over the batch of per-sample losses times `scale` (pass 1/N for a mean over N).

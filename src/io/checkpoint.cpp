@@ -44,36 +44,6 @@ std::uint64_t stored_values(const SafetensorsFile& file) {
 
 }  // namespace
 
-void save_model(const std::string& path, const Network<float>& net, const Metadata& extra) {
-  std::vector<TensorRef> refs;
-  for (const ParamInfo& p : net.layout().entries())
-    refs.push_back({p.name, DType::F32, p.shape, net.params().data() + p.offset});
-  Metadata meta = extra;
-  meta["recur.format"] = "recur-model-1";
-  meta["recur.model"] = to_json(net.config());
-  write_safetensors(path, refs, meta);
-}
-
-LoadedModel load_model(const std::string& path) {
-  SafetensorsFile file = read_safetensors(path);
-  auto it = file.metadata.find("recur.model");
-  if (it == file.metadata.end())
-    throw Error(path, "not a recur model: the metadata has no 'recur.model' entry");
-  const ModelConfig config = model_config_from_json(it->second, path);
-  // Compare sizes before allocating the model: a small file must not make recur allocate a huge
-  // one. Small models go straight to the tensor-by-tensor checks, which say more.
-  const std::uint64_t stored = stored_values(file);
-  if (config.parameter_count() > stored && config.parameter_count() > (1u << 20))
-    throw Error(path, "the file holds " + std::to_string(stored) +
-                          " values but its model config needs " +
-                          std::to_string(config.parameter_count()));
-  LoadedModel out;
-  out.net = std::make_unique<Network<float>>(config);
-  read_arena(path, file, out.net->layout(), out.net->params().data());
-  out.metadata = std::move(file.metadata);
-  return out;
-}
-
 bool is_layered_checkpoint(const Metadata& metadata) {
   return metadata.count("recur.spec") > 0;
 }

@@ -182,11 +182,12 @@ class LinearLayer final : public Layer<T> {
 };
 
 // ---- recurrent stack: [S, B, in] -> [S, B, hidden * directions]; nn.LSTM / GRU / RNN ----
-// With untied_steps = N (Network's untied variant) every step t has its own W_ih[t] and W_hh[t],
+// With untied_steps = N (the short form's --untied) every step t has its own W_ih[t] and W_hh[t],
 // stored with a leading step dimension (weight_ih_l0 is [N, G*hidden, in]); the biases stay
 // shared. Such a layer runs on batches of exactly N steps with every sample full length. No
-// PyTorch module has untied weights, so this variant has no golden test: it is held to Network
-// (same tensors, initial values, logits and gradients, bit for bit) and to finite differences.
+// PyTorch module has untied weights, so this variant has no golden test: it is held to the
+// fixed-shape network of tests/support (same tensors, initial values, logits and gradients, bit
+// for bit) and to finite differences.
 struct StackPrepared final : PreparedWeights {
   nn::StackPacked packed;
 };
@@ -215,7 +216,7 @@ class RecurrentLayer final : public Layer<T> {
     const int H = s.size, G = gate_count(s.cell), D = s.bidirectional ? 2 : 1;
     const double bound = 1.0 / std::sqrt(static_cast<double>(H));
     // One H-row block per gate, and per step when untied (step-major, as the tensors are laid
-    // out), each tensor drawing from its own stream: Network::init's order.
+    // out), each tensor drawing from its own stream: the fixed-shape network's order.
     const std::size_t blocks = static_cast<std::size_t>(G) * std::max(1, s.untied_steps);
     for (int l = 0; l < s.layers; ++l)
       for (int d = 0; d < D; ++d) {

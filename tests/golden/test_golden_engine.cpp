@@ -14,6 +14,7 @@
 
 #include "recur/model.hpp"
 #include "recur/safetensors.hpp"
+#include "support/fixed_network.hpp"
 
 namespace recur {
 namespace {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "recur/model.hpp"
+#include "support/fixed_network.hpp"
 
 namespace recur {
 namespace {

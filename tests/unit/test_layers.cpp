@@ -18,6 +18,7 @@
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
 #include "recur/rng.hpp"
+#include "support/fixed_network.hpp"
 
 namespace recur {
 namespace {

@@ -19,6 +19,7 @@
 #include "recur/optim.hpp"
 #include "recur/rng.hpp"
 #include "recur/train.hpp"
+#include "support/fixed_network.hpp"
 
 namespace recur {
 namespace {

@@ -1,3 +1,9 @@
+// The fixed-shape network recur trained before models were built from layers (projection,
+// recurrent stack, pooling, head over one arena, initialised tensor by tensor by name), kept for
+// the tests as the oracle of version-1 checkpoints: their layer form (model_spec_from_config)
+// must give its initial values, logits and gradients bit for bit, and the short form must train
+// to its weights (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork). Also the
+// writer of version-1 files, which the library reads but no longer writes.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -6,7 +12,9 @@
 #include "kernels/gemm.hpp"
 #include "nn/recurrent.hpp"
 #include "recur/error.hpp"
-#include "recur/model.hpp"
+#include "nn/init_fill.hpp"
+#include "recur/safetensors.hpp"
+#include "support/fixed_network.hpp"
 
 namespace recur {
 
@@ -254,45 +262,78 @@ const T* Network<T>::outputs(const NetworkWorkspace<T>& ws) const {
   return ws.buffers().stack.layers.back().out.data();
 }
 
+// ---- initialisation: one seeded stream per tensor, chosen by the tensor's name ----
+
+namespace {
+
+using nn::fill_bias;
+using nn::fill_matrix;
+using nn::tensor_rng;
+
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+}  // namespace
+
 template <typename T>
-double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B, int C, T scale,
-                             T* dlogits, int* correct) {
-  double total = 0;
-  int hits = 0;
-  for (int b = 0; b < B; ++b) {
-    const T* z = logits + static_cast<std::size_t>(b) * C;
-    int best = 0;
-    T zmax = z[0];
-    for (int k = 1; k < C; ++k)
-      if (z[k] > zmax) {
-        zmax = z[k];
-        best = k;
-      }
-    if (best == labels[b]) ++hits;
-    double sum = 0;
-    for (int k = 0; k < C; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
-    const double log_sum = std::log(sum) + static_cast<double>(zmax);
-    total += log_sum - static_cast<double>(z[labels[b]]);
-    if (dlogits) {
-      T* d = dlogits + static_cast<std::size_t>(b) * C;
-      for (int k = 0; k < C; ++k) {
-        const double prob = std::exp(static_cast<double>(z[k]) - log_sum);
-        d[k] = static_cast<T>(prob * static_cast<double>(scale));
-      }
-      d[labels[b]] -= scale;
+void Network<T>::init(std::uint64_t seed) {
+  const ModelConfig& c = config_;
+  const double rnn_bound = 1.0 / std::sqrt(static_cast<double>(c.hidden));
+  const int H = c.hidden;
+  for (const ParamInfo& info : layout_.entries()) {
+    Rng rng = tensor_rng(seed, info.name);
+    T* w = params_.data() + info.offset;
+    const std::string& name = info.name;
+    if (starts_with(name, "proj.") || starts_with(name, "head.")) {
+      const WeightInit& spec = starts_with(name, "proj.") ? c.init.projection : c.init.head;
+      const ParamInfo* weight = layout_.find(name.substr(0, 5) + "weight");
+      const int out = static_cast<int>(weight->shape[0]), in = static_cast<int>(weight->shape[1]);
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+      RECUR_CHECK(spec.kind != InitKind::orthogonal,
+                  starts_with(name, "proj.") ? "--projection-init" : "--head-init",
+                  "orthogonal applies to recurrent matrices only (--init-recurrent)");
+      if (name.ends_with(".weight"))
+        fill_matrix(w, out, in, spec, bound, rng);
+      else
+        fill_bias(w, info.size, spec, bound, rng);
+    } else if (starts_with(name, "rnn.weight_")) {
+      const bool input_side = starts_with(name, "rnn.weight_ih");
+      const WeightInit& spec = input_side ? c.init.input : c.init.recurrent;
+      const int cols = static_cast<int>(info.shape.back());
+      // One block per gate (and per timestep in the untied variant).
+      const std::size_t blocks = info.size / (static_cast<std::size_t>(H) * cols);
+      for (std::size_t k = 0; k < blocks; ++k)
+        fill_matrix(w + k * H * cols, H, cols, spec, rnn_bound, rng);
+    } else if (starts_with(name, "rnn.bias_")) {
+      const bool input_side = starts_with(name, "rnn.bias_ih");
+      fill_bias(w, info.size, input_side ? c.init.input : c.init.recurrent, rnn_bound, rng);
+      if (input_side && c.cell == CellKind::lstm)
+        for (int j = 0; j < H; ++j)
+          w[lstm_gate::kForget * H + j] += static_cast<T>(c.init.forget_bias);
+    } else {
+      RECUR_ASSERT(false);
     }
   }
-  if (correct) *correct = hits;
-  return total * static_cast<double>(scale);
+}
+
+
+
+// ---- version-1 files ----
+
+void save_model(const std::string& path, const Network<float>& net, const Metadata& extra) {
+  std::vector<TensorRef> refs;
+  for (const ParamInfo& p : net.layout().entries())
+    refs.push_back({p.name, DType::F32, p.shape, net.params().data() + p.offset});
+  Metadata meta = extra;
+  meta["recur.format"] = "recur-model-1";
+  meta["recur.model"] = to_json(net.config());
+  write_safetensors(path, refs, meta);
 }
 
 template class Network<float>;
 template class Network<double>;
 template class NetworkWorkspace<float>;
 template class NetworkWorkspace<double>;
-template double softmax_cross_entropy<float>(const float*, const std::int32_t*, int, int, float,
-                                             float*, int*);
-template double softmax_cross_entropy<double>(const double*, const std::int32_t*, int, int, double,
-                                              double*, int*);
 
 }  // namespace recur
