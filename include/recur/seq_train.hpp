@@ -231,6 +231,12 @@ struct SeqTrainOptions {
   bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
 
+// The layer trainer's options from recur train's: optimizer, schedule, clipping, batch, epochs,
+// steps, validation, seed, threads, evaluation batch, logging, run folder, config text, events,
+// resume (resumable, resume, checkpoint_every) and skip_nonfinite. The caller adds the model,
+// the metadata and what its data needs. Throws Error("--display-step") below 1.
+SeqTrainOptions seq_train_options(const TrainOptions& o);
+
 struct SeqTrainSummary {
   double test_accuracy = 0, test_loss = 0, val_accuracy = 0, val_loss = 0, best_val_accuracy = 0;
   double train_seconds = 0, wall_seconds = 0, samples_per_second = 0;

@@ -255,38 +255,10 @@ TextCodec text_codec(const Metadata& metadata, const std::string& path) {
   return c;
 }
 
-namespace {
-
-// The trainer's options from recur train's.
-SeqTrainOptions seq_train_options(const TrainOptions& o) {
-  SeqTrainOptions so;
-  so.optimizer = o.optimizer;
-  so.schedule = o.schedule;
-  so.clip_norm = o.clip_norm;
-  so.batch = o.batch;
-  so.epochs = o.epochs;
-  so.steps = o.steps;
-  so.validation = o.validation;
-  so.seed = o.seed;
-  so.threads = o.threads;
-  so.eval_batch = o.eval_batch;
-  so.display_step = o.display_step;
-  so.out_dir = o.out_dir;
-  so.config_text = o.config_text;
-  so.on_event = o.on_event;
-  RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
-  return so;
-}
-
-}  // namespace
-
 int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
                           bool interactive) {
   const std::string path = resolve_data_path(o.data_dir);
   SeqTrainOptions so = seq_train_options(o);
-  so.resumable = true;
-  so.resume = o.resume;
-  so.checkpoint_every = o.checkpoint_every;
   so.data_name = path;
   check_sequence_flags(f);
   // Everything is checked before the run folder is made.

@@ -570,6 +570,31 @@ bool all_finite(const std::vector<float>& v) {
 
 }  // namespace
 
+SeqTrainOptions seq_train_options(const TrainOptions& o) {
+  RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
+  SeqTrainOptions so;
+  so.optimizer = o.optimizer;
+  so.schedule = o.schedule;
+  so.clip_norm = o.clip_norm;
+  so.clip_value = o.clip_value;
+  so.skip_nonfinite = o.skip_nonfinite;
+  so.batch = o.batch;
+  so.epochs = o.epochs;
+  so.steps = o.steps;
+  so.validation = o.validation;
+  so.seed = o.seed;
+  so.threads = o.threads;
+  so.eval_batch = o.eval_batch;
+  so.display_step = o.display_step;
+  so.out_dir = o.out_dir;
+  so.config_text = o.config_text;
+  so.on_event = o.on_event;
+  so.resumable = true;
+  so.resume = o.resume;
+  so.checkpoint_every = o.checkpoint_every;
+  return so;
+}
+
 SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
                                 std::shared_ptr<const SequenceSource> train_all,
                                 std::shared_ptr<const SequenceSource> test, std::ostream& out,

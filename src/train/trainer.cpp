@@ -186,7 +186,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   const int classes = std::max(train_set->num_classes, test_set ? test_set->num_classes : 0);
 
   // The model: the layer list, or the short form's fixed chain (model_spec_from_config).
-  SeqTrainOptions so;
+  SeqTrainOptions so = seq_train_options(opt);
   std::shared_ptr<const SequenceSource> train, test;
   std::string shape;
   const bool listed = !opt.layers.empty();
@@ -238,29 +238,11 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     so.model = model_spec_from_config(mc);
     so.title = fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
   }
-  so.optimizer = opt.optimizer;
-  so.schedule = opt.schedule;
-  so.clip_norm = opt.clip_norm;
-  so.clip_value = opt.clip_value;
-  so.skip_nonfinite = opt.skip_nonfinite;
-  so.batch = opt.batch;
-  so.epochs = opt.epochs;
-  so.steps = opt.steps;
-  so.validation = opt.validation;
   so.train_limit = listed ? 0 : opt.train_limit;
   so.holdout = listed ? SeqTrainOptions::Holdout::drawn : SeqTrainOptions::Holdout::first;
   so.batching =
       listed ? SeqTrainOptions::Batching::by_length : SeqTrainOptions::Batching::shuffled;
-  so.seed = opt.seed;
   so.threads = threads;
-  so.eval_batch = opt.eval_batch;
-  so.display_step = opt.display_step;
-  so.out_dir = opt.out_dir;
-  so.config_text = opt.config_text;
-  so.on_event = opt.on_event;
-  so.resumable = true;
-  so.resume = opt.resume;
-  so.checkpoint_every = opt.checkpoint_every;
   so.data_name = opt.images ? train_set->source : "--data " + opt.data_dir;
   // What a shared checkpoint says of its training: the options and the data's checksums, never
   // the trainer's own folders (--data, --out).
