@@ -223,6 +223,31 @@ TEST(MpiCli, TwoRanksOfOneThreadEqualOneProcessOfTwoThreads) {
   EXPECT_NE(weights_of(dir / "one/last.safetensors"), want);
 }
 
+std::string text_metrics_of(const std::string& dir);
+
+// A layer list on images trains data-parallel as the short form does.
+TEST(MpiCli, ImageLayerListOnTwoRanksOfOneThreadEqualsOneProcessOfTwoThreads) {
+  SKIP_WITHOUT_MPI();
+  ScratchDir dir;
+  auto args = [](const std::string& out, int threads) {
+    std::vector<std::string> a = identity_args(out, threads);
+    for (const char* flag : {"--hidden", "--layers", "--dropout"}) {
+      const auto at = std::find(a.begin(), a.end(), flag);
+      a.erase(at, at + 2);
+    }
+    a.insert(a.end() - 2, {"--model", "flatten, linear 24, relu, dropout 0.2, linear"});
+    return a;
+  };
+  ASSERT_EQ(run(recur_command(args(dir / "threads", 2)), dir / "threads.log"), 0)
+      << slurp(dir / "threads.log");
+  ASSERT_EQ(run(mpirun_command(2, args(dir / "ranks", 1)), dir / "ranks.log"), 0)
+      << slurp(dir / "ranks.log");
+  EXPECT_TRUE(contains(slurp(dir / "ranks.log"), "data-parallel: 2 ranks, 2 threads in all"));
+  EXPECT_EQ(weights_of(dir / "ranks/last.safetensors"),
+            weights_of(dir / "threads/last.safetensors"));
+  EXPECT_EQ(text_metrics_of(dir / "ranks"), text_metrics_of(dir / "threads"));
+}
+
 TEST(MpiCli, FourRanksOfOneThreadEqualOneProcessOfFourThreads) {
   SKIP_WITHOUT_MPI();
   ScratchDir dir;

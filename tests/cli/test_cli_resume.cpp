@@ -120,6 +120,31 @@ TEST(ResumeCli, KilledAtRandomPointsAndResumedIsBitIdentical) {
   EXPECT_GE(resumed, 3);
 }
 
+// A layer list on images (a GRU over rows, as `--model` gives it) resumes the same way.
+TEST(ResumeCli, ImageLayerListKilledAndResumedIsBitIdentical) {
+  ScratchDir dir;
+  auto args = [](const std::string& out) {
+    std::vector<std::string> a = train_args(out);
+    const auto hidden = std::find(a.begin(), a.end(), "--hidden");
+    a.erase(hidden, hidden + 2);
+    a.insert(a.end() - 2, {"--model", "gru 48, pool last, linear"});
+    return a;
+  };
+  const std::string reference = dir / "reference";
+  ASSERT_EQ(wait_exit(spawn(args(reference), dir / "reference.log")), 0)
+      << slurp(dir / "reference.log");
+  const std::string out = dir / "killed";
+  const pid_t pid = spawn(args(out), dir / "killed.log");
+  ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60)) << slurp(dir / "killed.log");
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  ASSERT_FALSE(fs::exists(fs::path(out) / "summary.json")) << "the run ended before the kill";
+  ASSERT_EQ(wait_exit(spawn({"train", "--resume", out}, dir / "resume.log")), 0)
+      << slurp(dir / "resume.log");
+  EXPECT_TRUE(contains(slurp(dir / "resume.log"), "resuming " + out)) << slurp(dir / "resume.log");
+  EXPECT_EQ(weights_of(out + "/last.safetensors"), weights_of(reference + "/last.safetensors"));
+}
+
 // Waits until `path` holds `text` (a log being written by a running process).
 bool wait_for_text(const fs::path& path, const std::string& text, double seconds) {
   const auto t0 = std::chrono::steady_clock::now();
