@@ -201,8 +201,10 @@ TEST(TrainOptions, ThreadsStayWithinFourPerCpu) {
             "--val", "500", "--hidden", "32", "--batch", "64", static_cast<char*>(nullptr));
     ::_exit(127);
   }
+  // Sampled until the run ends (30 s at most): a sanitizer build takes seconds to read the
+  // data before its pool starts.
   int most_seen = 0;
-  for (int k = 0; k < 400; ++k) {
+  for (int k = 0; k < 6000; ++k) {
     most_seen = std::max(most_seen, threads_of(pid));
     if (::waitpid(pid, nullptr, WNOHANG) == pid) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
