@@ -41,8 +41,12 @@ def _require_array(a: Any, name: str) -> None:
 class Model:
     """A trained sequence classifier: a recur checkpoint (safetensors) and its data view.
 
-    ``config`` is the model and view as a dict (cell, hidden, layers, ..., view, image_rows,
-    image_cols); ``metadata`` is the checkpoint's metadata (training config, validation accuracy).
+    ``config`` is the model and view as a dict: ``layers`` (the layer list, one dict a layer),
+    ``layers_text`` (as ``--model`` takes it), ``num_classes``, ``format`` (1 or 2), and for
+    image models ``view``, ``image_rows``, ``image_cols`` (``steps`` and ``input_size`` when the
+    view reads sequences); a model with a recurrent layer adds the short form's ``cell``,
+    ``hidden``, ``num_layers``, ``bidirectional``, ``dropout``, ``pooling`` (and ``projection``).
+    ``metadata`` is the checkpoint's metadata (training config, validation accuracy).
     """
 
     def __init__(self, core: "Union[_recur.ImageModel, _recur.TextModel]") -> None:
