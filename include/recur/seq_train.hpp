@@ -245,9 +245,9 @@ struct SeqTrainSummary {
 };
 
 // Trains and writes the run folder: config.toml, metrics.jsonl, curves.png, last.safetensors,
-// best.safetensors (the best validation accuracy; the last model without a validation split), resume.safetensors (when resumable),
-// summary.json (last: a folder without it is an unfinished run); evaluates `test` at the end.
-// A resumed run ends bit-identical to one never interrupted.
+// best.safetensors (the best validation accuracy; the last model without a validation split),
+// resume.safetensors (when resumable), summary.json (last: a folder without it is an unfinished
+// run); evaluates `test` at the end. A resumed run ends bit-identical to one never interrupted.
 //
 // Under mpirun (see dist/data_parallel.hpp) every rank builds the same batches; a batch's
 // token-balanced chunks are spread over all the ranks' threads and the gradients summed in

@@ -122,8 +122,8 @@ nlohmann::json bench_train(const BenchOptions& o) {
     }
     const auto t0 = Clock::now();
     net.prepare();  // once per step for all threads, as the trainer does
-    const auto stats = runner.train_batch(samples, batch, grads.data(),
-                                          static_cast<std::uint64_t>(step));
+    const auto stats =
+        runner.train_batch(samples, batch, grads.data(), static_cast<std::uint64_t>(step));
     optimizer.step(net.params().data(), grads.data(), OptimizerConfig{}.lr);
     const double dt = seconds_since(t0);
     if (step == 0) loss_first = stats.loss_sum / o.batch;

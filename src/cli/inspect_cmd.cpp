@@ -63,8 +63,8 @@ int run_inspect(const InspectOptions& o) {
   // Checkpoints written before recur dropped local folders from the metadata still hold them.
   const std::string train_config = without_local_paths(meta_of(m, "recur.train_config"));
   const std::string train_data = meta_of(m, "recur.train_data");
-  const std::string format = meta_of(m, "recur.format").empty() ? "recur-model-1"
-                                                                 : meta_of(m, "recur.format");
+  const std::string format =
+      meta_of(m, "recur.format").empty() ? "recur-model-1" : meta_of(m, "recur.format");
 
   // The architecture in a few rows: the recurrent stack (the short form's settings), the view
   // of image models, the sequence or image each sample is.
@@ -92,9 +92,9 @@ int run_inspect(const InspectOptions& o) {
   const std::string view = meta_of(m, "recur.view");
   if (images) {
     arch.emplace_back("view", view.empty() ? "image" : view);
-    arch.emplace_back("view_seed", meta_value(meta_of(m, "recur.view_seed").empty()
-                                                  ? "0"
-                                                  : meta_of(m, "recur.view_seed")));
+    arch.emplace_back(
+        "view_seed",
+        meta_value(meta_of(m, "recur.view_seed").empty() ? "0" : meta_of(m, "recur.view_seed")));
     arch.emplace_back("image_rows", meta_value(meta_of(m, "recur.image_rows")));
     arch.emplace_back("image_cols", meta_value(meta_of(m, "recur.image_cols")));
   }
@@ -136,17 +136,16 @@ int run_inspect(const InspectOptions& o) {
     architecture["layers"] = architecture.value("stacked", 0);  // recurrent layers stacked
     architecture.erase("stacked");
     architecture["layers_text"] = layer_list_text(spec.layers);
-    nlohmann::json report = {
-        {"model", o.model},
-        {"format", format},
-        {"file_bytes", ec ? 0 : file_bytes},
-        {"architecture", architecture},
-        {"layers", nlohmann::json::parse(to_json(spec))["layers"]},
-        {"tensors", tensors},
-        {"parameters", model.num_params()},
-        {"classes", spec.num_classes},
-        {"train_config", train_config},
-        {"metrics", metrics}};
+    nlohmann::json report = {{"model", o.model},
+                             {"format", format},
+                             {"file_bytes", ec ? 0 : file_bytes},
+                             {"architecture", architecture},
+                             {"layers", nlohmann::json::parse(to_json(spec))["layers"]},
+                             {"tensors", tensors},
+                             {"parameters", model.num_params()},
+                             {"classes", spec.num_classes},
+                             {"train_config", train_config},
+                             {"metrics", metrics}};
     if (!train_data.empty()) {
       try {
         report["train_data"] = nlohmann::json::parse(train_data);
@@ -170,16 +169,14 @@ int run_inspect(const InspectOptions& o) {
         k == "features" || k == "untied" || k == "bias")
       continue;
     if (k == "view") {
-      row("view", images && view != "" ? fmt::format("{} of {}x{} images{}", view,
-                                                      meta_of(m, "recur.image_rows"),
-                                                      meta_of(m, "recur.image_cols"),
-                                                      view == "permuted"
-                                                          ? " (seed " +
-                                                                meta_of(m, "recur.view_seed") + ")"
-                                                          : std::string())
-                                        : fmt::format("whole {}x{} images",
-                                                      meta_of(m, "recur.image_rows"),
-                                                      meta_of(m, "recur.image_cols")));
+      row("view",
+          images && view != ""
+              ? fmt::format("{} of {}x{} images{}", view, meta_of(m, "recur.image_rows"),
+                            meta_of(m, "recur.image_cols"),
+                            view == "permuted" ? " (seed " + meta_of(m, "recur.view_seed") + ")"
+                                               : std::string())
+              : fmt::format("whole {}x{} images", meta_of(m, "recur.image_rows"),
+                            meta_of(m, "recur.image_cols")));
       continue;
     }
     row(k == "layers_stacked" ? "stacked" : k, v.is_string() ? v.get<std::string>() : v.dump());
@@ -187,8 +184,8 @@ int run_inspect(const InspectOptions& o) {
   for (const auto& [k, v] : arch)
     if (k == "steps")
       for (const auto& [k2, f] : arch)
-        if (k2 == "features") row("sequence", fmt::format("{} steps x {} features", v.get<int>(),
-                                                          f.get<int>()));
+        if (k2 == "features")
+          row("sequence", fmt::format("{} steps x {} features", v.get<int>(), f.get<int>()));
 
   fmt::print("\n  {:<12} {:<10}    {}\n", "layer", "type", "output");
   for (std::size_t i = 0; i < model.num_layers(); ++i) {
@@ -240,7 +237,8 @@ int run_inspect(const InspectOptions& o) {
                      sha.is_string() ? "sha256 " + sha.get<std::string>() : sha.dump());
       for (const auto& [key, value] : d.items())
         if (key != "name" && key != "files")
-          fmt::print("  {}  {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
+          fmt::print("  {}  {}\n", key,
+                     value.is_string() ? value.get<std::string>() : value.dump());
     } catch (const nlohmann::json::exception&) {
       fmt::print("training data: {}\n", train_data);
     }

@@ -173,16 +173,15 @@ std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& m
   }
   const std::uint64_t seed = static_cast<std::uint64_t>(number("recur.view_seed"));
   if (set->rows != rows || set->cols != cols) {
-    const SequenceView trained = SequenceView::make(kind, static_cast<int>(rows),
-                                                    static_cast<int>(cols), seed);
+    const SequenceView trained =
+        SequenceView::make(kind, static_cast<int>(rows), static_cast<int>(cols), seed);
     const SequenceView given = SequenceView::make(kind, set->rows, set->cols, seed);
     throw Error(model_path,
                 fmt::format("model expects {} steps of {} features ({} view of {}x{} images) but "
                             "the images in {} are {}x{}, which the {} view reads as {} steps of "
                             "{} features",
-                            trained.steps(), trained.features(), v->second, rows, cols,
-                            set->source, set->rows, set->cols, v->second, given.steps(),
-                            given.features()));
+                            trained.steps(), trained.features(), v->second, rows, cols, set->source,
+                            set->rows, set->cols, v->second, given.steps(), given.features()));
   }
   const SequenceView view = SequenceView::make(kind, set->rows, set->cols, seed);
   RECUR_CHECK(view.features() == model.spec().input.features, model_path,

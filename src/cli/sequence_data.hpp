@@ -93,5 +93,4 @@ int run_sequence_eval(const std::string& model_path, std::string data, const std
 // Texts from --text, or one per line from stdin when none is given.
 int run_text_predict(const std::string& model_path, std::vector<std::string> texts, bool json);
 
-
 }  // namespace recur::cli

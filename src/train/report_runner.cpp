@@ -138,7 +138,6 @@ const PlannedModel& find_planned(const std::vector<PlannedModel>& plan, const st
   throw Error("--train-one", "no model '" + name + "' in the report's plan");
 }
 
-
 constexpr int kThroughputBatch = kReportThroughputBatch;
 using Timing = InferenceTiming;
 

@@ -21,8 +21,8 @@
 #include "recur/fs.hpp"
 #include "recur/plot.hpp"
 #include "recur/safetensors.hpp"
-#include "recur/sha256.hpp"
 #include "recur/seq_train.hpp"
+#include "recur/sha256.hpp"
 #include "recur/train.hpp"
 #include "train/resume_file.hpp"
 #include "train/run_dir.hpp"
@@ -175,9 +175,9 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
               fmt::format("validation size {} must be at least 0 and less than the {} training "
                           "images",
                           opt.validation, train_set->count));
-  const std::int64_t trainable = std::min(
-      train_set->count - opt.validation,
-      opt.train_limit > 0 ? opt.train_limit : std::numeric_limits<std::int64_t>::max());
+  const std::int64_t trainable =
+      std::min(train_set->count - opt.validation,
+               opt.train_limit > 0 ? opt.train_limit : std::numeric_limits<std::int64_t>::max());
   RECUR_CHECK(opt.batch <= trainable, "--batch",
               fmt::format("{} is more than the {} training images (at most {})", opt.batch,
                           trainable, trainable));
@@ -222,11 +222,11 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
                                          to_string(train->input_shape()), classes, e.what()));
     }
     for (const LayerSpec& l : opt.layers)
-      RECUR_CHECK(l.untied_steps == 0 || l.untied_steps == train->max_length(), "--model",
-                  fmt::format("the {} layer has untied weights for {} steps, but the {} view "
-                              "reads these images as {} steps",
-                              to_string(l.cell), l.untied_steps, to_string(opt.view),
-                              train->max_length()));
+      RECUR_CHECK(
+          l.untied_steps == 0 || l.untied_steps == train->max_length(), "--model",
+          fmt::format("the {} layer has untied weights for {} steps, but the {} view "
+                      "reads these images as {} steps",
+                      to_string(l.cell), l.untied_steps, to_string(opt.view), train->max_length()));
     so.title = "recur " + std::filesystem::path(opt.data_dir).filename().string();
   } else {
     ModelConfig mc = opt.model;
@@ -240,8 +240,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   }
   so.train_limit = listed ? 0 : opt.train_limit;
   so.holdout = listed ? SeqTrainOptions::Holdout::drawn : SeqTrainOptions::Holdout::first;
-  so.batching =
-      listed ? SeqTrainOptions::Batching::by_length : SeqTrainOptions::Batching::shuffled;
+  so.batching = listed ? SeqTrainOptions::Batching::by_length : SeqTrainOptions::Batching::shuffled;
   so.threads = threads;
   so.data_name = opt.images ? train_set->source : "--data " + opt.data_dir;
   // What a shared checkpoint says of its training: the options and the data's checksums, never

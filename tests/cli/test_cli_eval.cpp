@@ -161,8 +161,9 @@ TEST(EvalCli, ModelThatDoesNotFitTheDataExitsWith2) {
   const CliResult r =
       run_cli("eval " + quote(shared_run().model()) + " --data " + quote(data.string()));
   std::string expected = shared_run().model();
-  expected += ": model expects 28 steps of 28 features (rows view of 28x28 images) but the images "
-              "in ";
+  expected +=
+      ": model expects 28 steps of 28 features (rows view of 28x28 images) but the images "
+      "in ";
   expected += (data / "t10k-images-idx3-ubyte").string();
   expected += " are 14x14, which the rows view reads as 14 steps of 14 features";
   EXPECT_TRUE(fails_with(r, expected));

@@ -10,9 +10,9 @@
 #include <limits>
 
 #include "kernels/gemm.hpp"
+#include "nn/init_fill.hpp"
 #include "nn/recurrent.hpp"
 #include "recur/error.hpp"
-#include "nn/init_fill.hpp"
 #include "recur/safetensors.hpp"
 #include "support/fixed_network.hpp"
 
@@ -316,8 +316,6 @@ void Network<T>::init(std::uint64_t seed) {
     }
   }
 }
-
-
 
 // ---- version-1 files ----
 

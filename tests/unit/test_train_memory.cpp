@@ -15,9 +15,9 @@
 #include "recur/data.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
-#include "recur/safetensors.hpp"
 #include "recur/optim.hpp"
 #include "recur/rng.hpp"
+#include "recur/safetensors.hpp"
 #include "recur/train.hpp"
 #include "support/fixed_network.hpp"
 
