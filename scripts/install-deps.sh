@@ -27,7 +27,7 @@ packages=(
 )
 if $test_deps; then
   packages+=(
-    git curl libgtest-dev libgmock-dev libbenchmark-dev
+    ccache git curl libgtest-dev libgmock-dev libbenchmark-dev
     python3 python3-numpy python3-torch python3-dev pybind11-dev python3-pytest
     libopenmpi-dev openmpi-bin
     chromium
