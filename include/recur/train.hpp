@@ -131,12 +131,12 @@ struct StopRequested {
   std::string message;
 };
 
+// What a finished run reports (and writes to summary.json).
 struct TrainSummary {
-  double val_accuracy = 0, val_loss = 0, best_val_accuracy = 0;
-  double test_accuracy = 0, test_loss = 0;
-  bool tested = false;  // the test images were evaluated
-  double wall_seconds = 0, samples_per_second = 0;
+  double test_accuracy = 0, test_loss = 0, val_accuracy = 0, val_loss = 0, best_val_accuracy = 0;
+  double train_seconds = 0, wall_seconds = 0, samples_per_second = 0;
   std::int64_t steps = 0, samples = 0, skipped_steps = 0;
+  bool tested = false;  // test_accuracy / test_loss hold a test pass
 };
 
 // Trains a model built from layers on images with train_sequences (recur/seq_train.hpp): the

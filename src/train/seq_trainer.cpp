@@ -24,316 +24,6 @@
 
 namespace recur {
 
-// ---- sources ----
-
-TokenSequences::TokenSequences(const TextSet& texts, const Vocabulary& vocab, int max_len,
-                               Truncate keep)
-    : classes_(texts.num_classes) {
-  RECUR_CHECK(max_len >= 1, "--max-len", "must be at least 1, got " + std::to_string(max_len));
-  offsets_.reserve(texts.texts.size() + 1);
-  offsets_.push_back(0);
-  labels_ = texts.labels;
-  for (const std::string& text : texts.texts) {
-    const std::vector<std::int32_t> ids = vocab.encode(text, max_len, keep);
-    for (std::int32_t id : ids) unknown_ += id == Vocabulary::kUnk;
-    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
-    offsets_.push_back(static_cast<std::int64_t>(tokens_.size()));
-    max_length_ = std::max(max_length_, static_cast<int>(ids.size()));
-  }
-}
-
-ActShape TokenSequences::input_shape() const {
-  ActShape s{ActKind::sequence, 0};
-  s.ids = true;
-  return s;
-}
-
-void TokenSequences::fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
-                          float*) const {
-  std::fill(ids, ids + static_cast<std::size_t>(seq.steps) * n, Vocabulary::kPad);
-  for (int b = 0; b < n; ++b) {
-    const std::int32_t* tok = tokens(idx[b]);
-    const int len = length(idx[b]);
-    for (int t = 0; t < len; ++t) ids[static_cast<std::size_t>(t) * n + b] = tok[t];
-  }
-}
-
-void ArraySequences::fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t*,
-                          float* x) const {
-  const int F = set_->features, T = set_->steps;
-  std::fill(x, x + static_cast<std::size_t>(seq.steps) * n * F, 0.f);
-  for (int b = 0; b < n; ++b) {
-    const float* src = set_->x.data() + static_cast<std::size_t>(idx[b]) * T * F;
-    const int len = length(idx[b]);
-    for (int t = 0; t < len; ++t)
-      std::memcpy(x + (static_cast<std::size_t>(t) * n + b) * F,
-                  src + static_cast<std::size_t>(t) * F, sizeof(float) * F);
-  }
-}
-
-ImageSamples::ImageSamples(std::shared_ptr<const ImageSet> set, std::vector<std::int64_t> indices)
-    : set_(std::move(set)), indices_(std::move(indices)) {
-  if (indices_.empty()) {
-    indices_.resize(static_cast<std::size_t>(set_->count));
-    std::iota(indices_.begin(), indices_.end(), 0);
-  }
-}
-
-ActShape ImageSamples::input_shape() const {
-  ActShape s{ActKind::image, 1};
-  s.height = set_->rows;
-  s.width = set_->cols;
-  return s;
-}
-
-void ImageSamples::fill(const std::int64_t* idx, int n, const SeqInfo&, std::int32_t*,
-                        float* x) const {
-  const std::size_t pixels = static_cast<std::size_t>(set_->rows) * set_->cols;
-  for (int b = 0; b < n; ++b) {
-    const std::uint8_t* p = set_->image(image_index(idx[b]));
-    float* o = x + static_cast<std::size_t>(b) * pixels;
-    for (std::size_t k = 0; k < pixels; ++k) o[k] = static_cast<float>(p[k]) * (1.f / 255.f);
-  }
-}
-
-// ---- batches by length ----
-
-std::vector<std::vector<std::int64_t>> length_batches(const SequenceSource& src,
-                                                      std::vector<std::int64_t> indices, int batch,
-                                                      std::uint64_t seed, std::int64_t epoch,
-                                                      bool shuffle) {
-  RECUR_CHECK(batch >= 1, "--batch", "must be at least 1");
-  std::vector<std::vector<std::int64_t>> batches;
-  auto longest_first = [&src](std::int64_t a, std::int64_t b) {
-    return src.length(a) > src.length(b);
-  };
-  if (!shuffle) {
-    std::stable_sort(indices.begin(), indices.end(), longest_first);
-    for (std::size_t k = 0; k < indices.size(); k += static_cast<std::size_t>(batch))
-      batches.emplace_back(
-          indices.begin() + static_cast<std::ptrdiff_t>(k),
-          indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), k + batch)));
-    return batches;
-  }
-  std::uint64_t mix = seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(epoch);
-  Rng rng(splitmix64(mix));
-  for (std::size_t k = indices.size(); k > 1; --k) std::swap(indices[k - 1], indices[rng.below(k)]);
-  const std::size_t pool = static_cast<std::size_t>(batch) * kPoolBatches;
-  for (std::size_t p = 0; p < indices.size(); p += pool) {
-    const auto first = indices.begin() + static_cast<std::ptrdiff_t>(p);
-    const auto last =
-        indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), p + pool));
-    std::stable_sort(first, last, longest_first);
-    for (auto it = first; it < last; it += std::min<std::ptrdiff_t>(batch, last - it))
-      batches.emplace_back(it, it + std::min<std::ptrdiff_t>(batch, last - it));
-  }
-  for (std::size_t k = batches.size(); k > 1; --k) std::swap(batches[k - 1], batches[rng.below(k)]);
-  return batches;
-}
-
-// ---- the runner ----
-
-struct SequenceRunner::Chunk {
-  ModelWorkspace<float> ws;
-  std::vector<float> grads, x, dlogits, probs;
-  std::vector<std::int32_t> ids, labels;
-  SeqInfo seq;
-  Stats stats;
-};
-
-SequenceRunner::SequenceRunner(Model<float>& model, int threads)
-    : model_(model), threads_(std::max(1, threads)) {
-  // recur owns the threading: BLAS runs on one thread inside each of ours, so the two never
-  // oversubscribe the cores and a product is split the same way whatever the machine.
-  kernels::blas_single_threaded();
-  pool_ = std::make_unique<ThreadPool>(threads_);
-  for (int k = 0; k < threads_; ++k) chunks_.push_back(std::make_unique<Chunk>());
-}
-
-SequenceRunner::~SequenceRunner() = default;
-
-namespace {
-
-constexpr int kInferBlock = 64;
-
-// Splits a batch sorted longest first into `parts` contiguous chunks of about equal token
-// counts (each at least one sample). Returns the chunk starts, plus the end.
-std::vector<int> split_by_tokens(const SequenceSource& src, const std::vector<std::int64_t>& idx,
-                                 int parts) {
-  const int n = static_cast<int>(idx.size());
-  parts = std::max(1, std::min(parts, n));
-  std::int64_t total = 0;
-  for (std::int64_t i : idx) total += src.length(i);
-  std::vector<int> starts{0};
-  std::int64_t acc = 0;
-  for (int b = 0; b < n && static_cast<int>(starts.size()) < parts; ++b) {
-    acc += src.length(idx[b]);
-    const std::int64_t target = total * static_cast<std::int64_t>(starts.size()) / parts;
-    const int remaining_parts = parts - static_cast<int>(starts.size());
-    if ((acc >= target && b + 1 < n) || n - (b + 1) == remaining_parts) starts.push_back(b + 1);
-  }
-  starts.push_back(n);
-  return starts;
-}
-
-// Fills chunk c with samples idx[0, n) (sorted longest first): lengths, inputs, labels.
-ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src,
-                             const std::int64_t* idx, int n) {
-  std::vector<int> lengths(static_cast<std::size_t>(n));
-  for (int b = 0; b < n; ++b) lengths[b] = src.length(idx[b]);
-  c.seq = SeqInfo::from_lengths(lengths);
-  const std::size_t rows = static_cast<std::size_t>(c.seq.steps) * n;
-  const bool ids = src.input_shape().ids;
-  if (ids)
-    c.ids.resize(rows);
-  else
-    c.x.resize(rows * src.input_shape().per_row());
-  src.fill(idx, n, c.seq, c.ids.data(), c.x.data());
-  c.labels.resize(n);
-  for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[b]);
-  ModelInput<float> in;
-  in.batch = n;
-  in.seq = &c.seq;
-  in.ids = ids ? c.ids.data() : nullptr;
-  in.x = ids ? nullptr : c.x.data();
-  return in;
-}
-
-}  // namespace
-
-SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
-                                                  const std::vector<std::int64_t>& idx,
-                                                  float* grads, std::uint64_t dropout_seed) {
-  const int n = std::min(threads_, static_cast<int>(idx.size()));
-  return train_chunks(src, idx, grads, dropout_seed, 0, n, n);
-}
-
-SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
-                                                   const std::vector<std::int64_t>& idx,
-                                                   float* grads, std::uint64_t dropout_seed,
-                                                   int first, int count, int chunks) {
-  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
-               chunks <= static_cast<int>(idx.size()));
-  if (count == 0) return {};
-  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
-  const int C = model_.spec().num_classes;
-  const float scale = 1.f / static_cast<float>(idx.size());
-  const std::size_t P = model_.num_params();
-  pool_->run(count, [&](int k) {
-    Chunk& c = *chunks_[k];
-    const int begin = starts[first + k], n = starts[first + k + 1] - begin;
-    const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
-    std::uint64_t stream = dropout_seed + static_cast<std::uint64_t>(first + k);
-    Rng rng(splitmix64(stream));
-    const float* logits = model_.forward(in, c.ws, true, &rng);
-    c.dlogits.resize(static_cast<std::size_t>(n) * C);
-    int correct = 0;
-    c.stats.loss_sum = softmax_cross_entropy<float>(logits, c.labels.data(), n, C, scale,
-                                                    c.dlogits.data(), &correct) /
-                       scale;
-    c.stats.correct = correct;
-    c.stats.count = n;
-    float* g = k == 0 ? grads : (c.grads.resize(P), c.grads.data());
-    std::fill(g, g + P, 0.f);
-    model_.backward(in, c.ws, c.dlogits.data(), g);
-  });
-  Stats total;
-  for (int k = 0; k < count; ++k) {
-    if (k > 0) {
-      const float* g = chunks_[k]->grads.data();
-      for (std::size_t j = 0; j < P; ++j) grads[j] += g[j];
-    }
-    total.loss_sum += chunks_[k]->stats.loss_sum;
-    total.correct += chunks_[k]->stats.correct;
-    total.count += chunks_[k]->stats.count;
-  }
-  return total;
-}
-
-SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
-                                                  const std::vector<std::int64_t>& idx,
-                                                  std::int32_t* predictions, float* probs) {
-  const int n = std::min(threads_, static_cast<int>(idx.size()));
-  return infer_chunks(src, idx, predictions, probs, 0, n, n);
-}
-
-SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
-                                                   const std::vector<std::int64_t>& idx,
-                                                   std::int32_t* predictions, float* probs,
-                                                   int first, int count, int chunks) {
-  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
-               chunks <= static_cast<int>(idx.size()));
-  if (count == 0) return {};
-  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
-  const int C = model_.spec().num_classes;
-  pool_->run(count, [&](int k) {
-    Chunk& c = *chunks_[k];
-    c.stats = {};
-    // Blocks of at most kInferBlock samples keep a block's activations in cache (a whole
-    // 500-sequence chunk at once ran at two thirds of the speed on MNIST rows).
-    for (int begin = starts[first + k]; begin < starts[first + k + 1]; begin += kInferBlock) {
-      const int n = std::min(kInferBlock, starts[first + k + 1] - begin);
-      const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
-      const float* logits = model_.forward(in, c.ws, false);
-      int correct = 0;
-      c.stats.loss_sum +=
-          softmax_cross_entropy<float>(logits, c.labels.data(), n, C, 1.f, nullptr, &correct);
-      c.stats.correct += correct;
-      c.stats.count += n;
-      for (int b = 0; b < n; ++b) {
-        const float* z = logits + static_cast<std::size_t>(b) * C;
-        int best = 0;
-        for (int j = 1; j < C; ++j)
-          if (z[j] > z[best]) best = j;
-        if (predictions) predictions[begin + b] = best;
-        if (probs) {
-          double sum = 0;
-          for (int j = 0; j < C; ++j) sum += std::exp(static_cast<double>(z[j] - z[best]));
-          for (int j = 0; j < C; ++j)
-            probs[static_cast<std::size_t>(begin + b) * C + j] =
-                static_cast<float>(std::exp(static_cast<double>(z[j] - z[best])) / sum);
-        }
-      }
-    }
-  });
-  Stats total;
-  for (int k = 0; k < count; ++k) {
-    total.loss_sum += chunks_[k]->stats.loss_sum;
-    total.correct += chunks_[k]->stats.correct;
-    total.count += chunks_[k]->stats.count;
-  }
-  return total;
-}
-
-EvalResult evaluate_sequences(SequenceRunner& runner, const SequenceSource& src, int batch) {
-  std::vector<std::int64_t> all(static_cast<std::size_t>(src.size()));
-  std::iota(all.begin(), all.end(), 0);
-  const int C = src.num_classes();
-  EvalResult r;
-  r.count = src.size();
-  r.predictions.assign(all.size(), 0);
-  r.probabilities.assign(all.size() * C, 0.f);
-  std::vector<std::int32_t> pred;
-  std::vector<float> probs;
-  double loss = 0;
-  for (const auto& b : length_batches(src, all, batch, 0, 0, false)) {
-    pred.resize(b.size());
-    probs.resize(b.size() * C);
-    const auto s = runner.infer_batch(src, b, pred.data(), probs.data());
-    loss += s.loss_sum;
-    r.correct += s.correct;
-    for (std::size_t k = 0; k < b.size(); ++k) {
-      const auto i = static_cast<std::size_t>(b[k]);
-      r.predictions[i] = pred[k];
-      std::copy(probs.begin() + static_cast<std::ptrdiff_t>(k * C),
-                probs.begin() + static_cast<std::ptrdiff_t>((k + 1) * C),
-                r.probabilities.begin() + static_cast<std::ptrdiff_t>(i * C));
-    }
-  }
-  r.loss = r.count ? loss / static_cast<double>(r.count) : 0.0;
-  return r;
-}
-
 // ---- the training loop ----
 
 namespace {
@@ -595,322 +285,401 @@ SeqTrainOptions seq_train_options(const TrainOptions& o) {
   return so;
 }
 
-SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
-                                std::shared_ptr<const SequenceSource> train_all,
-                                std::shared_ptr<const SequenceSource> test, std::ostream& out,
-                                bool interactive) {
-  const auto t0 = Clock::now();
-  RECUR_CHECK(opt.batch >= 1, "--batch", "must be at least 1, got " + std::to_string(opt.batch));
-  RECUR_CHECK(opt.epochs >= 1 || opt.steps > 0, "--epochs", "give a positive --epochs or --steps");
-  RECUR_CHECK(opt.epochs >= 0, "--epochs", "must not be negative");
-  RECUR_CHECK(opt.steps >= 0, "--steps", "must not be negative");
-  RECUR_CHECK(opt.eval_batch >= 1 && opt.eval_batch <= kMaxEvalBatch, "--eval-batch",
+namespace {
+
+// One training run of train_sequences, in named parts: plan (hold-out, model, steps), join the
+// processes of an MPI job, open the run folder (new, or resumed from its checkpoint), then steps
+// until the plan or a stop ends it, each epoch ending in a validation and checkpoints, and finish
+// (test pass, summary). The order of every floating-point operation is the one a resumed run and
+// an uninterrupted one share, so both end bit-identical.
+class Trainer {
+ public:
+  Trainer(const SeqTrainOptions& opt, std::shared_ptr<const SequenceSource> all,
+          std::shared_ptr<const SequenceSource> test, std::ostream& out, bool interactive)
+      : opt_(opt),
+        all_(std::move(all)),
+        test_(std::move(test)),
+        out_(out),
+        interactive_(interactive),
+        t0_(Clock::now()) {}
+
+  TrainSummary run() {
+    check_options();
+    plan();
+    join_processes();
+    open_run_folder();
+    print_plan();
+    while (pos_.step < total_steps_ && !stopped_) step();
+    return finish();
+  }
+
+ private:
+  void check_options() const;
+  void plan();
+  void join_processes();
+  void open_run_folder();
+  void resume();
+  void print_plan();
+  void step();
+  void log_window(float lr);
+  void end_epoch();
+  void write_checkpoint();
+  void stop_if_signalled(int signal, bool checkpointed);
+  TrainSummary finish();
+  void emit(const TrainEvent& e) {
+    if (opt_.on_event && !opt_.on_event(e)) stopped_ = true;
+  }
+  TrainEvent event(TrainEvent::Kind kind) const {
+    TrainEvent e;
+    e.kind = kind;
+    e.step = pos_.step;
+    e.total_steps = total_steps_;
+    e.epoch = pos_.epoch;
+    return e;
+  }
+
+  const SeqTrainOptions& opt_;
+  std::shared_ptr<const SequenceSource> all_, test_, train_, val_;
+  std::ostream& out_;
+  const bool interactive_;
+  const Clock::time_point t0_;
+  int threads_ = 1;
+  std::unique_ptr<Model<float>> model_;
+  std::vector<std::int64_t> order_;  // the training samples 0..n-1, cut into each epoch's batches
+  std::int64_t total_steps_ = 0;
+  ScheduleConfig schedule_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<SequenceRunner> runner_;
+  std::unique_ptr<SequenceParallel> parallel_;
+  bool distributed_ = false, writer_ = true;
+  std::string resume_path_;
+  Metadata resume_meta_;
+  std::unique_ptr<MetricsLog> metrics_;
+  SeqPosition pos_;
+  std::vector<float> grads_;
+  std::vector<std::vector<std::int64_t>> batches_;  // of epoch batches_epoch_
+  std::int64_t batches_epoch_ = -1;
+  bool stopped_ = false;  // by on_event
+};
+
+void Trainer::check_options() const {
+  const SeqTrainOptions& o = opt_;
+  RECUR_CHECK(o.batch >= 1, "--batch", "must be at least 1, got " + std::to_string(o.batch));
+  RECUR_CHECK(o.epochs >= 1 || o.steps > 0, "--epochs", "give a positive --epochs or --steps");
+  RECUR_CHECK(o.epochs >= 0, "--epochs", "must not be negative");
+  RECUR_CHECK(o.steps >= 0, "--steps", "must not be negative");
+  RECUR_CHECK(o.eval_batch >= 1 && o.eval_batch <= kMaxEvalBatch, "--eval-batch",
               "must be in [1, " + std::to_string(kMaxEvalBatch) + "]");
-  RECUR_CHECK(opt.validation >= 0 && opt.validation < train_all->size(), "--val",
-              "must be in [0, " + std::to_string(train_all->size()) + ")");
-  RECUR_CHECK(opt.checkpoint_every >= 0, "--checkpoint-every", "must not be negative");
-  RECUR_CHECK(opt.train_limit >= 0, "--train-limit", "must not be negative");
-  RECUR_CHECK(opt.clip_norm >= 0, "--clip-norm", "must not be negative");
-  RECUR_CHECK(opt.clip_value >= 0, "--clip-value", "must not be negative");
-  RECUR_ASSERT(opt.resumable || !opt.resume);
-  check_optimizer_config(opt.optimizer);
-  const int threads = resolve_threads(opt.threads);
+  RECUR_CHECK(o.validation >= 0 && o.validation < all_->size(), "--val",
+              "must be in [0, " + std::to_string(all_->size()) + ")");
+  RECUR_CHECK(o.checkpoint_every >= 0, "--checkpoint-every", "must not be negative");
+  RECUR_CHECK(o.train_limit >= 0, "--train-limit", "must not be negative");
+  RECUR_CHECK(o.clip_norm >= 0, "--clip-norm", "must not be negative");
+  RECUR_CHECK(o.clip_value >= 0, "--clip-value", "must not be negative");
+  RECUR_ASSERT(o.resumable || !o.resume);
+  check_optimizer_config(o.optimizer);
+}
 
-  std::shared_ptr<const SequenceSource> train, val;
-  split_source(opt, train_all, train, val);
-  if (opt.batching == SeqTrainOptions::Batching::shuffled)
-    RECUR_CHECK(opt.batch <= train->size(), "--batch",
-                fmt::format("{} is more than the {} training samples (at most {})", opt.batch,
-                            train->size(), train->size()));
+// The hold-out, the model and its initial weights, the number of steps and the schedule.
+void Trainer::plan() {
+  threads_ = resolve_threads(opt_.threads);
+  split_source(opt_, all_, train_, val_);
+  if (opt_.batching == SeqTrainOptions::Batching::shuffled)
+    RECUR_CHECK(opt_.batch <= train_->size(), "--batch",
+                fmt::format("{} is more than the {} training samples (at most {})", opt_.batch,
+                            train_->size(), train_->size()));
+  model_ = std::make_unique<Model<float>>(opt_.model);
+  model_->init(opt_.seed);
+  order_.resize(static_cast<std::size_t>(train_->size()));
+  std::iota(order_.begin(), order_.end(), 0);
+  const auto per_epoch = static_cast<std::int64_t>(epoch_batches(opt_, *train_, order_, 0).size());
+  total_steps_ = opt_.epochs > 0 ? per_epoch * opt_.epochs : opt_.steps;
+  if (opt_.steps > 0) total_steps_ = std::min(total_steps_, opt_.steps);
+  schedule_ = opt_.schedule;
+  if (schedule_.total_steps <= 0) schedule_.total_steps = total_steps_;
+  check_schedule_config(schedule_);
+  optimizer_ = std::make_unique<Optimizer>(opt_.optimizer, model_->num_params());
+  runner_ = std::make_unique<SequenceRunner>(*model_, threads_);
+  grads_.assign(model_->num_params(), 0.f);
+}
 
-  Model<float> model(opt.model);
-  model.init(opt.seed);
-
-  std::vector<std::int64_t> all(static_cast<std::size_t>(train->size()));
-  std::iota(all.begin(), all.end(), 0);
-  const std::int64_t per_epoch =
-      static_cast<std::int64_t>(epoch_batches(opt, *train, all, 0).size());
-  std::int64_t total_steps = opt.epochs > 0 ? per_epoch * opt.epochs : opt.steps;
-  if (opt.steps > 0) total_steps = std::min(total_steps, opt.steps);
-  ScheduleConfig schedule = opt.schedule;
-  if (schedule.total_steps <= 0) schedule.total_steps = total_steps;
-  check_schedule_config(schedule);
-
-  Optimizer optimizer(opt.optimizer, model.num_params());
-  SequenceRunner runner(model, threads);
-  // What a resume checkpoint and every rank of an MPI job must agree on.
-  const bool distributed = dist::size() > 1;
-  const std::uint64_t data_print = opt.resumable || distributed ? data_fingerprint(*train_all) : 0;
+// Collective under mpirun: every rank's threads, and the check that all run the same thing,
+// before rank 0 touches the run folder.
+void Trainer::join_processes() {
+  distributed_ = dist::size() > 1;
+  const std::uint64_t data_print = opt_.resumable || distributed_ ? data_fingerprint(*all_) : 0;
   std::uint64_t run_print = 0;
-  if (distributed) {
+  if (distributed_) {
     Fingerprint f;
-    f.add(to_json(model.spec()));
+    f.add(to_json(model_->spec()));
     f.add(data_print);
-    f.add(test ? data_fingerprint(*test) : 0);
-    for (std::int64_t v : {static_cast<std::int64_t>(opt.batch), total_steps, opt.validation,
-                           static_cast<std::int64_t>(opt.eval_batch), opt.train_limit})
+    f.add(test_ ? data_fingerprint(*test_) : 0);
+    for (std::int64_t v : {static_cast<std::int64_t>(opt_.batch), total_steps_, opt_.validation,
+                           static_cast<std::int64_t>(opt_.eval_batch), opt_.train_limit})
       f.add(v);
-    f.add(opt.seed);
-    f.add(opt.optimizer.lr);
-    f.add(opt.clip_norm);
-    f.add(opt.clip_value);
-    f.add(static_cast<int>(opt.holdout));
-    f.add(static_cast<int>(opt.batching));
+    f.add(opt_.seed);
+    f.add(opt_.optimizer.lr);
+    f.add(opt_.clip_norm);
+    f.add(opt_.clip_value);
+    f.add(static_cast<int>(opt_.holdout));
+    f.add(static_cast<int>(opt_.batching));
     run_print = f.value();
   }
-  // Collective under mpirun: every rank's threads, and the check that all run the same thing,
-  // before rank 0 touches the run folder.
-  SequenceParallel parallel(runner, model.num_params(), run_print);
-  const bool writer = dist::rank() == 0;
-  const std::string resume_path = opt.out_dir + "/resume.safetensors";
+  parallel_ = std::make_unique<SequenceParallel>(*runner_, model_->num_params(), run_print);
+  writer_ = dist::rank() == 0;
+  resume_meta_ = opt_.metadata;
+  resume_meta_["recur.spec"] = to_json(model_->spec());
+  resume_meta_["recur.data_fingerprint"] = hex(data_print);
+}
 
-  Metadata meta = opt.metadata;
-  Metadata resume_meta = meta;
-  resume_meta["recur.spec"] = to_json(model.spec());
-  resume_meta["recur.data_fingerprint"] = hex(data_print);
-  MetricsLog metrics(opt.out_dir, writer);
-  SeqPosition pos;
-  if (opt.resume) {
-    if (writer) {
-      if (std::filesystem::exists(opt.out_dir + "/summary.json"))
-        throw Error("--resume", opt.out_dir + " is a finished run; nothing to resume");
-      const SafetensorsFile file = open_resume_file(resume_path);
-      auto stored = [&](const char* key) {
-        auto it = file.metadata.find(key);
-        return it == file.metadata.end() ? std::string() : it->second;
-      };
-      if (stored("recur.spec").empty() && !stored("recur.model").empty())
-        throw Error(resume_path,
-                    "was written by an older recur (fixed-shape model, format 1), whose runs "
-                    "cannot be continued by this one; its last.safetensors and best.safetensors "
-                    "still load everywhere; start a new run");
-      if (auto v = meta.find("recur.vocab"); v != meta.end() && stored("recur.vocab") != v->second)
-        throw Error(opt.data_name,
-                    "its vocabulary differs from the one in " + resume_path +
-                        ": the training data changed since the run started; resume it on the "
-                        "same data or start a new run");
-      if (stored("recur.data_fingerprint") != resume_meta["recur.data_fingerprint"])
-        throw Error(opt.data_name, "differs from the data " + resume_path +
-                                       " was trained on: the training data changed since the "
-                                       "run started; resume it on the same data or start a new "
-                                       "run");
-      if (stored("recur.spec") != resume_meta["recur.spec"])
-        throw Error(resume_path, "the checkpoint's model differs from the run's config.toml");
-      pos = position_from_json(
-          read_resume_state(resume_path, file, model.layout(), model.params().data(), optimizer),
-          resume_path);
-      if (pos.step > total_steps)
-        throw Error(resume_path,
-                    fmt::format("the checkpoint is at step {}, past the run's {} steps", pos.step,
-                                total_steps));
-      metrics.restore(pos.step);
-      // A run killed inside a checkpoint write leaves that write's temporary file behind.
-      remove_stale_temporaries(opt.out_dir);
-    }
-    share_resume_state(model.params().data(), model.num_params(), optimizer, &pos, sizeof(pos));
-  } else if (writer) {
-    prepare_run_dir(opt.out_dir);
-    write_file_atomic(opt.out_dir + "/config.toml", opt.config_text);
+void Trainer::open_run_folder() {
+  resume_path_ = opt_.out_dir + "/resume.safetensors";
+  metrics_ = std::make_unique<MetricsLog>(opt_.out_dir, writer_);
+  if (opt_.resume) {
+    if (writer_) resume();
+    share_resume_state(model_->params().data(), model_->num_params(), *optimizer_, &pos_,
+                       sizeof(pos_));
+  } else if (writer_) {
+    prepare_run_dir(opt_.out_dir);
+    write_file_atomic(opt_.out_dir + "/config.toml", opt_.config_text);
   }
+}
 
-  std::vector<float> grads(model.num_params());
-  out << fmt::format(
+// Rank 0 reads the weights, the optimizer state and the position from resume.safetensors, after
+// checking that it belongs to this run and this data.
+void Trainer::resume() {
+  if (std::filesystem::exists(opt_.out_dir + "/summary.json"))
+    throw Error("--resume", opt_.out_dir + " is a finished run; nothing to resume");
+  const SafetensorsFile file = open_resume_file(resume_path_);
+  auto stored = [&](const char* key) {
+    auto it = file.metadata.find(key);
+    return it == file.metadata.end() ? std::string() : it->second;
+  };
+  if (stored("recur.spec").empty() && !stored("recur.model").empty())
+    throw Error(resume_path_,
+                "was written by an older recur (fixed-shape model, format 1), whose runs "
+                "cannot be continued by this one; its last.safetensors and best.safetensors "
+                "still load everywhere; start a new run");
+  if (auto v = opt_.metadata.find("recur.vocab");
+      v != opt_.metadata.end() && stored("recur.vocab") != v->second)
+    throw Error(opt_.data_name,
+                "its vocabulary differs from the one in " + resume_path_ +
+                    ": the training data changed since the run started; resume it on the "
+                    "same data or start a new run");
+  if (stored("recur.data_fingerprint") != resume_meta_["recur.data_fingerprint"])
+    throw Error(opt_.data_name, "differs from the data " + resume_path_ +
+                                    " was trained on: the training data changed since the "
+                                    "run started; resume it on the same data or start a new "
+                                    "run");
+  if (stored("recur.spec") != resume_meta_["recur.spec"])
+    throw Error(resume_path_, "the checkpoint's model differs from the run's config.toml");
+  pos_ = position_from_json(
+      read_resume_state(resume_path_, file, model_->layout(), model_->params().data(), *optimizer_),
+      resume_path_);
+  if (pos_.step > total_steps_)
+    throw Error(resume_path_, fmt::format("the checkpoint is at step {}, past the run's {} steps",
+                                          pos_.step, total_steps_));
+  metrics_->restore(pos_.step);
+  // A run killed inside a checkpoint write leaves that write's temporary file behind.
+  remove_stale_temporaries(opt_.out_dir);
+}
+
+void Trainer::print_plan() {
+  out_ << fmt::format(
       "{}: {} parameters, {} training samples ({} held out), {} steps of {}, {} "
       "thread(s)\n",
-      opt.title, model.num_params(), train->size(), val ? val->size() : 0, total_steps, opt.batch,
-      threads);
-  if (distributed)
-    out << fmt::format("data-parallel: {} ranks, {} threads in all; rank 0 writes the run folder\n",
-                       parallel.group().ranks(), parallel.group().total_threads());
-  if (opt.resume)
-    out << fmt::format("resuming {} at step {} (epoch {})\n", opt.out_dir, pos.step, pos.epoch + 1);
-  out.flush();
+      opt_.title, model_->num_params(), train_->size(), val_ ? val_->size() : 0, total_steps_,
+      opt_.batch, threads_);
+  if (distributed_)
+    out_ << fmt::format(
+        "data-parallel: {} ranks, {} threads in all; rank 0 writes the run folder\n",
+        parallel_->group().ranks(), parallel_->group().total_threads());
+  if (opt_.resume)
+    out_ << fmt::format("resuming {} at step {} (epoch {})\n", opt_.out_dir, pos_.step,
+                        pos_.epoch + 1);
+  out_.flush();
+}
 
-  bool stopped = false;  // by on_event
-  auto report = [&](const TrainEvent& e) {
-    if (opt.on_event && !opt.on_event(e)) stopped = true;
-  };
-  auto checkpoint = [&] {
-    if (writer && opt.resumable)
-      write_resume_file(resume_path, model.layout(), model.params().data(), optimizer,
-                        position_json(pos), resume_meta);
-  };
-  auto end_of_epoch = [&] {
-    if (interactive) out << "\n";
-    model.prepare();
-    if (val) {
-      const EvalResult r = parallel.evaluate(*val, opt.eval_batch);
-      metrics.log({{"kind", "validation"},
-                   {"step", pos.step},
-                   {"epoch", pos.epoch},
+// One batch: its gradient, clipping and the optimizer's update (or a skipped non-finite step),
+// the events and the log, the epoch's end and the checkpoints due at this step.
+void Trainer::step() {
+  if (batches_epoch_ != pos_.epoch) {
+    batches_ = epoch_batches(opt_, *train_, order_, pos_.epoch);
+    batches_epoch_ = pos_.epoch;
+  }
+  RECUR_CHECK(pos_.cursor < static_cast<std::int64_t>(batches_.size()), resume_path_,
+              "the run position in the metadata is out of range");
+  const auto& b = batches_[static_cast<std::size_t>(pos_.cursor)];
+  const auto ts = Clock::now();
+  const float lr = learning_rate_at(schedule_, opt_.optimizer.lr, pos_.step);
+  model_->prepare();  // packed once for all threads, for this step's forward and backward
+  const auto batch = parallel_->train_batch(
+      *train_, b, grads_.data(), opt_.seed * 1000003ull + static_cast<std::uint64_t>(pos_.step),
+      stop_signal_received());
+  const SequenceRunner::Stats& s = batch.stats;
+  const bool finite = std::isfinite(s.loss_sum) && all_finite(grads_);
+  if (!finite && !opt_.skip_nonfinite)
+    throw Error("training",
+                fmt::format("the {} became non-finite at step {} (loss {}); the last good "
+                            "checkpoint is kept in {}; lower --lr, keep --clip-norm on, or "
+                            "give --skip-nonfinite to skip such steps",
+                            std::isfinite(s.loss_sum) ? "gradient" : "loss", pos_.step + 1,
+                            s.loss_sum / std::max(1, s.count), opt_.out_dir));
+  if (finite) {
+    if (opt_.clip_value > 0)
+      clip_grad_value(grads_.data(), grads_.size(), static_cast<float>(opt_.clip_value));
+    if (opt_.clip_norm > 0)
+      clip_grad_norm(grads_.data(), grads_.size(), static_cast<float>(opt_.clip_norm));
+    optimizer_->step(model_->params().data(), grads_.data(), lr);
+    pos_.win_loss += s.loss_sum;
+    pos_.win_correct += s.correct;
+    pos_.win_count += s.count;
+  } else {
+    ++pos_.skipped;
+  }
+  const double took = seconds_since(ts);
+  pos_.train_seconds += took;
+  pos_.win_seconds += took;
+  ++pos_.step;
+  ++pos_.cursor;
+  pos_.samples += s.count;
+  TrainEvent ev = event(TrainEvent::Kind::step);
+  ev.loss = s.loss_sum / s.count;
+  ev.accuracy = static_cast<double>(s.correct) / s.count;
+  ev.lr = lr;
+  emit(ev);
+  if (pos_.step % opt_.display_step == 0 || pos_.step == total_steps_ || stopped_) log_window(lr);
+  const bool epoch_done = pos_.cursor == static_cast<std::int64_t>(batches_.size()) ||
+                          pos_.step == total_steps_ || stopped_;
+  if (epoch_done) {
+    end_epoch();
+    if (pos_.cursor == static_cast<std::int64_t>(batches_.size())) {
+      ++pos_.epoch;
+      pos_.cursor = 0;
+    }
+    write_checkpoint();
+  } else if (opt_.checkpoint_every > 0 && pos_.step % opt_.checkpoint_every == 0) {
+    write_checkpoint();
+  }
+  // Every rank of a data-parallel run stops at the same step: the one whose exchange first
+  // carried a rank's signal.
+  stop_if_signalled(distributed_ ? batch.stop_signal : stop_signal_received(), epoch_done);
+}
+
+// The means since the last log point: metrics.jsonl, the event and the progress line.
+void Trainer::log_window(float lr) {
+  const double count = std::max(1.0, pos_.win_count);
+  const double loss = pos_.win_loss / count, acc = pos_.win_correct / count;
+  const double sps = count / std::max(pos_.win_seconds, 1e-9);
+  metrics_->log({{"kind", "train"},
+                 {"step", pos_.step},
+                 {"epoch", pos_.epoch},
+                 {"loss", loss},
+                 {"accuracy", acc},
+                 {"lr", lr},
+                 {"samples_per_s", sps},
+                 {"seconds", pos_.train_seconds}});
+  TrainEvent ev = event(TrainEvent::Kind::train_log);
+  ev.loss = loss;
+  ev.accuracy = acc;
+  ev.lr = lr;
+  ev.samples_per_second = sps;
+  emit(ev);
+  out_ << fmt::format(
+      "{}step {}/{} epoch {} loss {:.4f} acc {:.2f}% lr {:.2e} {:.0f} "
+      "samples/s{}",
+      interactive_ ? "\r" : "", pos_.step, total_steps_, pos_.epoch + 1, loss, 100 * acc, lr, sps,
+      interactive_ ? "   " : "\n");
+  out_.flush();
+  pos_.win_loss = pos_.win_correct = pos_.win_count = pos_.win_seconds = 0;
+}
+
+// Validation, last.safetensors, best.safetensors (the best validation accuracy; without a
+// validation split the last model) and the curves.
+void Trainer::end_epoch() {
+  if (interactive_) out_ << "\n";
+  model_->prepare();
+  if (val_) {
+    const EvalResult r = parallel_->evaluate(*val_, opt_.eval_batch);
+    metrics_->log({{"kind", "validation"},
+                   {"step", pos_.step},
+                   {"epoch", pos_.epoch},
                    {"loss", r.loss},
                    {"accuracy", r.accuracy()}});
-      out << fmt::format("epoch {}: validation accuracy {:.2f}% loss {:.4f}\n", pos.epoch + 1,
-                         100 * r.accuracy(), r.loss);
-      pos.val_accuracy = r.accuracy();
-      pos.val_loss = r.loss;
-      TrainEvent e;
-      e.kind = TrainEvent::Kind::validation;
-      e.step = pos.step;
-      e.total_steps = total_steps;
-      e.epoch = pos.epoch;
-      e.loss = r.loss;
-      e.accuracy = r.accuracy();
-      report(e);
-    }
-    Metadata m = meta;
-    m["recur.step"] = std::to_string(pos.step);
-    m["recur.epoch"] = std::to_string(pos.epoch + 1);
-    if (val) {
-      m["recur.val_accuracy"] = fmt::format("{:.6f}", pos.val_accuracy);
-      m["recur.val_loss"] = fmt::format("{:.6f}", pos.val_loss);
-    }
-    if (writer) save_layered_model(opt.out_dir + "/last.safetensors", model, m);
-    // Without a validation split the best model is the last one.
-    if (!val || pos.val_accuracy > pos.best) {
-      pos.best = pos.val_accuracy;
-      if (writer) save_layered_model(opt.out_dir + "/best.safetensors", model, m);
-    }
-    metrics.write_curves(opt.title);
-    out.flush();
-  };
-
-  std::vector<std::vector<std::int64_t>> batches;
-  std::int64_t batches_epoch = -1;
-  while (pos.step < total_steps && !stopped) {
-    if (batches_epoch != pos.epoch) {
-      batches = epoch_batches(opt, *train, all, pos.epoch);
-      batches_epoch = pos.epoch;
-    }
-    RECUR_CHECK(pos.cursor < static_cast<std::int64_t>(batches.size()), resume_path,
-                "the run position in the metadata is out of range");
-    const auto& b = batches[static_cast<std::size_t>(pos.cursor)];
-    const auto ts = Clock::now();
-    const float lr = learning_rate_at(schedule, opt.optimizer.lr, pos.step);
-    model.prepare();  // packed once for all threads, for this step's forward and backward
-    const auto step = parallel.train_batch(
-        *train, b, grads.data(), opt.seed * 1000003ull + static_cast<std::uint64_t>(pos.step),
-        stop_signal_received());
-    const SequenceRunner::Stats& s = step.stats;
-    const bool finite = std::isfinite(s.loss_sum) && all_finite(grads);
-    if (!finite && !opt.skip_nonfinite)
-      throw Error("training",
-                  fmt::format("the {} became non-finite at step {} (loss {}); the last good "
-                              "checkpoint is kept in {}; lower --lr, keep --clip-norm on, or "
-                              "give --skip-nonfinite to skip such steps",
-                              std::isfinite(s.loss_sum) ? "gradient" : "loss", pos.step + 1,
-                              s.loss_sum / std::max(1, s.count), opt.out_dir));
-    if (finite) {
-      if (opt.clip_value > 0)
-        clip_grad_value(grads.data(), grads.size(), static_cast<float>(opt.clip_value));
-      if (opt.clip_norm > 0)
-        clip_grad_norm(grads.data(), grads.size(), static_cast<float>(opt.clip_norm));
-      optimizer.step(model.params().data(), grads.data(), lr);
-      pos.win_loss += s.loss_sum;
-      pos.win_correct += s.correct;
-      pos.win_count += s.count;
-    } else {
-      ++pos.skipped;
-    }
-    const double took = seconds_since(ts);
-    pos.train_seconds += took;
-    pos.win_seconds += took;
-    ++pos.step;
-    ++pos.cursor;
-    pos.samples += s.count;
-    {
-      TrainEvent ev;
-      ev.step = pos.step;
-      ev.total_steps = total_steps;
-      ev.epoch = pos.epoch;
-      ev.loss = s.loss_sum / s.count;
-      ev.accuracy = static_cast<double>(s.correct) / s.count;
-      ev.lr = lr;
-      report(ev);
-    }
-    if (pos.step % opt.display_step == 0 || pos.step == total_steps || stopped) {
-      const double count = std::max(1.0, pos.win_count);
-      const double loss = pos.win_loss / count, acc = pos.win_correct / count;
-      const double sps = count / std::max(pos.win_seconds, 1e-9);
-      metrics.log({{"kind", "train"},
-                   {"step", pos.step},
-                   {"epoch", pos.epoch},
-                   {"loss", loss},
-                   {"accuracy", acc},
-                   {"lr", lr},
-                   {"samples_per_s", sps},
-                   {"seconds", pos.train_seconds}});
-      TrainEvent ev;
-      ev.kind = TrainEvent::Kind::train_log;
-      ev.step = pos.step;
-      ev.total_steps = total_steps;
-      ev.epoch = pos.epoch;
-      ev.loss = loss;
-      ev.accuracy = acc;
-      ev.lr = lr;
-      ev.samples_per_second = sps;
-      report(ev);
-      out << fmt::format(
-          "{}step {}/{} epoch {} loss {:.4f} acc {:.2f}% lr {:.2e} {:.0f} "
-          "samples/s{}",
-          interactive ? "\r" : "", pos.step, total_steps, pos.epoch + 1, loss, 100 * acc, lr, sps,
-          interactive ? "   " : "\n");
-      out.flush();
-      pos.win_loss = pos.win_correct = pos.win_count = pos.win_seconds = 0;
-    }
-    const bool epoch_done = pos.cursor == static_cast<std::int64_t>(batches.size()) ||
-                            pos.step == total_steps || stopped;
-    if (epoch_done) {
-      end_of_epoch();
-      if (pos.cursor == static_cast<std::int64_t>(batches.size())) {
-        ++pos.epoch;
-        pos.cursor = 0;
-      }
-      checkpoint();
-    } else if (opt.checkpoint_every > 0 && pos.step % opt.checkpoint_every == 0) {
-      checkpoint();
-    }
-    // Every rank of a data-parallel run stops at the same step: the one whose exchange first
-    // carried a rank's signal.
-    const int sig = distributed ? step.stop_signal : stop_signal_received();
-    if (opt.resumable && sig != 0) {
-      if (!epoch_done) checkpoint();
-      if (interactive) out << "\n";
-      out.flush();
-      throw StopRequested{sig,
-                          fmt::format("stopped by {} at step {}; checkpoint written. Resume "
-                                      "with: recur train --resume {}",
-                                      sig == SIGINT ? "SIGINT" : "SIGTERM", pos.step, opt.out_dir)};
-    }
+    out_ << fmt::format("epoch {}: validation accuracy {:.2f}% loss {:.4f}\n", pos_.epoch + 1,
+                        100 * r.accuracy(), r.loss);
+    pos_.val_accuracy = r.accuracy();
+    pos_.val_loss = r.loss;
+    TrainEvent e = event(TrainEvent::Kind::validation);
+    e.loss = r.loss;
+    e.accuracy = r.accuracy();
+    emit(e);
   }
+  Metadata m = opt_.metadata;
+  m["recur.step"] = std::to_string(pos_.step);
+  m["recur.epoch"] = std::to_string(pos_.epoch + 1);
+  if (val_) {
+    m["recur.val_accuracy"] = fmt::format("{:.6f}", pos_.val_accuracy);
+    m["recur.val_loss"] = fmt::format("{:.6f}", pos_.val_loss);
+  }
+  if (writer_) save_layered_model(opt_.out_dir + "/last.safetensors", *model_, m);
+  if (!val_ || pos_.val_accuracy > pos_.best) {
+    pos_.best = pos_.val_accuracy;
+    if (writer_) save_layered_model(opt_.out_dir + "/best.safetensors", *model_, m);
+  }
+  metrics_->write_curves(opt_.title);
+  out_.flush();
+}
 
-  SeqTrainSummary summary;
-  summary.val_accuracy = pos.val_accuracy;
-  summary.val_loss = pos.val_loss;
-  summary.best_val_accuracy = std::max(pos.best, 0.0);
-  summary.steps = pos.step;
-  summary.samples = pos.samples;
-  summary.skipped_steps = pos.skipped;
-  summary.train_seconds = pos.train_seconds;
-  summary.samples_per_second = pos.samples / std::max(pos.train_seconds, 1e-9);
-  model.prepare();
-  if (val)
-    out << fmt::format("validation accuracy {:.2f}% (best {:.2f}%)\n", 100 * pos.val_accuracy,
-                       100 * summary.best_val_accuracy);
-  if (test && test->size() > 0) {
-    const EvalResult r = parallel.evaluate(*test, opt.eval_batch);
+// resume.safetensors: weights, optimizer state and position, one atomic file.
+void Trainer::write_checkpoint() {
+  if (writer_ && opt_.resumable)
+    write_resume_file(resume_path_, model_->layout(), model_->params().data(), *optimizer_,
+                      position_json(pos_), resume_meta_);
+}
+
+// After SIGINT / SIGTERM: the step is done; write the checkpoint (unless this step wrote one at
+// its epoch's end) and stop with StopRequested.
+void Trainer::stop_if_signalled(int signal, bool checkpointed) {
+  if (!opt_.resumable || signal == 0) return;
+  if (!checkpointed) write_checkpoint();
+  if (interactive_) out_ << "\n";
+  out_.flush();
+  throw StopRequested{
+      signal, fmt::format("stopped by {} at step {}; checkpoint written. Resume "
+                          "with: recur train --resume {}",
+                          signal == SIGINT ? "SIGINT" : "SIGTERM", pos_.step, opt_.out_dir)};
+}
+
+// The test pass and summary.json (written last: a run folder without it is unfinished).
+TrainSummary Trainer::finish() {
+  TrainSummary summary;
+  summary.val_accuracy = pos_.val_accuracy;
+  summary.val_loss = pos_.val_loss;
+  summary.best_val_accuracy = std::max(pos_.best, 0.0);
+  summary.steps = pos_.step;
+  summary.samples = pos_.samples;
+  summary.skipped_steps = pos_.skipped;
+  summary.train_seconds = pos_.train_seconds;
+  summary.samples_per_second = pos_.samples / std::max(pos_.train_seconds, 1e-9);
+  model_->prepare();
+  if (val_)
+    out_ << fmt::format("validation accuracy {:.2f}% (best {:.2f}%)\n", 100 * pos_.val_accuracy,
+                        100 * summary.best_val_accuracy);
+  if (test_ && test_->size() > 0) {
+    const EvalResult r = parallel_->evaluate(*test_, opt_.eval_batch);
     summary.tested = true;
     summary.test_accuracy = r.accuracy();
     summary.test_loss = r.loss;
-    out << fmt::format("test accuracy {:.2f}% ({} of {}), loss {:.4f}\n", 100 * r.accuracy(),
-                       r.correct, r.count, r.loss);
+    out_ << fmt::format("test accuracy {:.2f}% ({} of {}), loss {:.4f}\n", 100 * r.accuracy(),
+                        r.correct, r.count, r.loss);
   }
-  summary.wall_seconds = seconds_since(t0);
-  out << fmt::format(
+  summary.wall_seconds = seconds_since(t0_);
+  out_ << fmt::format(
       "training took {:.1f} s ({:.0f} samples/s){}; model: {}/last.safetensors\n",
       summary.train_seconds, summary.samples_per_second,
-      pos.skipped ? fmt::format(", {} non-finite steps skipped", pos.skipped) : std::string(),
-      opt.out_dir);
+      pos_.skipped ? fmt::format(", {} non-finite steps skipped", pos_.skipped) : std::string(),
+      opt_.out_dir);
   nlohmann::json j = {{"val_accuracy", summary.val_accuracy},
                       {"val_loss", summary.val_loss},
                       {"best_val_accuracy", summary.best_val_accuracy},
@@ -920,14 +689,23 @@ SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
                       {"steps", summary.steps},
                       {"samples", summary.samples},
                       {"skipped_steps", summary.skipped_steps},
-                      {"threads", threads}};
+                      {"threads", threads_}};
   if (summary.tested) {
     j["test_accuracy"] = summary.test_accuracy;
     j["test_loss"] = summary.test_loss;
   }
-  if (distributed) j["ranks"] = parallel.group().ranks();
-  if (writer) write_file_atomic(opt.out_dir + "/summary.json", j.dump(2) + "\n");
+  if (distributed_) j["ranks"] = parallel_->group().ranks();
+  if (writer_) write_file_atomic(opt_.out_dir + "/summary.json", j.dump(2) + "\n");
   return summary;
+}
+
+}  // namespace
+
+TrainSummary train_sequences(const SeqTrainOptions& opt,
+                             std::shared_ptr<const SequenceSource> train_all,
+                             std::shared_ptr<const SequenceSource> test, std::ostream& out,
+                             bool interactive) {
+  return Trainer(opt, std::move(train_all), std::move(test), out, interactive).run();
 }
 
 }  // namespace recur

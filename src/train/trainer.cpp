@@ -267,20 +267,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       trainable, opt.validation, opt.images ? train_set->source : opt.data_dir, opt.batch,
       total_steps, threads,
       test ? fmt::format("; {} test images at the end", test->size()) : std::string());
-  const SeqTrainSummary s = train_sequences(so, train, test, out, interactive);
-  TrainSummary summary;
-  summary.val_accuracy = s.val_accuracy;
-  summary.val_loss = s.val_loss;
-  summary.best_val_accuracy = s.best_val_accuracy;
-  summary.test_accuracy = s.test_accuracy;
-  summary.test_loss = s.test_loss;
-  summary.tested = s.tested;
-  summary.wall_seconds = s.wall_seconds;
-  summary.samples_per_second = s.samples_per_second;
-  summary.steps = s.steps;
-  summary.samples = s.samples;
-  summary.skipped_steps = s.skipped_steps;
-  return summary;
+  return train_sequences(so, train, test, out, interactive);
 }
 
 }  // namespace recur

@@ -1,0 +1,142 @@
+// The one batch source every model trains and predicts from: the samples of a data set as
+// sequences with lengths (token ids of texts, feature vectors of .npy arrays, images read through
+// a view) or as whole images, and the epoch batches cut from them.
+//
+// Batches are cut by length: each epoch's shuffled order is split into pools of kPoolBatches
+// batches, each pool sorted by length (longest first) and cut into batches, and the batches of
+// the epoch shuffled; so a batch holds samples of similar length and little compute goes to
+// padding.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "recur/data.hpp"
+#include "recur/layers.hpp"
+#include "recur/text.hpp"
+
+namespace recur {
+
+// Where the samples of a sequence data set come from.
+class SequenceSource {
+ public:
+  virtual ~SequenceSource() = default;
+  virtual std::int64_t size() const = 0;
+  virtual int length(std::int64_t i) const = 0;  // >= 1
+  virtual std::int32_t label(std::int64_t i) const = 0;
+  virtual int num_classes() const = 0;
+  virtual ActShape input_shape() const = 0;  // sequence of ids, or of features
+  virtual int max_length() const = 0;
+  // The time-major batch of samples idx[0, n), sorted longest first (seq made from their
+  // lengths): ids [S, n] for ids, else x [S, n, F]; zero at padded steps.
+  virtual void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+                    float* x) const = 0;
+};
+
+// Token ids of texts: encoded once, held as one flat array.
+class TokenSequences final : public SequenceSource {
+ public:
+  TokenSequences(const TextSet& texts, const Vocabulary& vocab, int max_len, Truncate keep);
+  std::int64_t size() const override { return static_cast<std::int64_t>(labels_.size()); }
+  int length(std::int64_t i) const override {
+    return static_cast<int>(offsets_[static_cast<std::size_t>(i) + 1] -
+                            offsets_[static_cast<std::size_t>(i)]);
+  }
+  std::int32_t label(std::int64_t i) const override { return labels_[static_cast<std::size_t>(i)]; }
+  int num_classes() const override { return classes_; }
+  ActShape input_shape() const override;
+  int max_length() const override { return max_length_; }
+  void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+            float* x) const override;
+  // Token ids of sample i.
+  const std::int32_t* tokens(std::int64_t i) const {
+    return tokens_.data() + offsets_[static_cast<std::size_t>(i)];
+  }
+  std::int64_t unknown_tokens() const { return unknown_; }
+  std::int64_t total_tokens() const { return static_cast<std::int64_t>(tokens_.size()); }
+
+ private:
+  std::vector<std::int32_t> tokens_;
+  std::vector<std::int64_t> offsets_;
+  std::vector<std::int32_t> labels_;
+  int classes_ = 2, max_length_ = 0;
+  std::int64_t unknown_ = 0;
+};
+
+// Feature sequences from .npy arrays (a SequenceSet), held by reference.
+class ArraySequences final : public SequenceSource {
+ public:
+  explicit ArraySequences(std::shared_ptr<const SequenceSet> set) : set_(std::move(set)) {}
+  std::int64_t size() const override { return set_->count; }
+  int length(std::int64_t i) const override { return set_->lengths[static_cast<std::size_t>(i)]; }
+  std::int32_t label(std::int64_t i) const override {
+    return set_->labels[static_cast<std::size_t>(i)];
+  }
+  int num_classes() const override { return set_->num_classes; }
+  ActShape input_shape() const override { return ActShape{ActKind::sequence, set_->features}; }
+  int max_length() const override { return set_->steps; }
+  void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+            float* x) const override;
+
+ private:
+  std::shared_ptr<const SequenceSet> set_;
+};
+
+// Images as one-step samples for image models (MLP, CNN): input [batch, 1, rows, cols], pixels
+// scaled to [0, 1]; `indices` picks and orders the images used (all when empty).
+class ImageSamples final : public SequenceSource {
+ public:
+  ImageSamples(std::shared_ptr<const ImageSet> set, std::vector<std::int64_t> indices = {});
+  std::int64_t size() const override { return static_cast<std::int64_t>(indices_.size()); }
+  int length(std::int64_t) const override { return 1; }
+  std::int32_t label(std::int64_t i) const override {
+    return set_->labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
+  }
+  int num_classes() const override { return set_->num_classes; }
+  ActShape input_shape() const override;
+  int max_length() const override { return 1; }
+  void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+            float* x) const override;
+  // The image behind sample i.
+  std::int64_t image_index(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
+
+ private:
+  std::shared_ptr<const ImageSet> set_;
+  std::vector<std::int64_t> indices_;
+};
+
+// Images read as sequences through a view (rows, cols, pixels, permuted): every sample has the
+// view's steps; `indices` picks and orders the images used (all when empty).
+class ImageSequences final : public SequenceSource {
+ public:
+  ImageSequences(std::shared_ptr<const ImageSet> set, SequenceView view,
+                 std::vector<std::int64_t> indices = {});
+  std::int64_t size() const override { return static_cast<std::int64_t>(indices_.size()); }
+  int length(std::int64_t) const override { return view_.steps(); }
+  std::int32_t label(std::int64_t i) const override {
+    return set_->labels[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
+  }
+  int num_classes() const override { return set_->num_classes; }
+  ActShape input_shape() const override { return ActShape{ActKind::sequence, view_.features()}; }
+  int max_length() const override { return view_.steps(); }
+  void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+            float* x) const override;
+  std::int64_t image_index(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
+  const SequenceView& view() const { return view_; }
+
+ private:
+  std::shared_ptr<const ImageSet> set_;
+  SequenceView view_;
+  std::vector<std::int64_t> indices_;
+};
+
+inline constexpr int kPoolBatches = 32;
+// One epoch's batches of `indices`, each sorted longest first. shuffle=false (evaluation): all
+// of them sorted by length and cut in that order. The order is a pure function of (seed, epoch).
+std::vector<std::vector<std::int64_t>> length_batches(const SequenceSource& src,
+                                                      std::vector<std::int64_t> indices, int batch,
+                                                      std::uint64_t seed, std::int64_t epoch,
+                                                      bool shuffle);
+
+}  // namespace recur

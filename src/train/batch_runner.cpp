@@ -1,0 +1,213 @@
+// SequenceRunner: a batch's forward and backward split between threads (recur/seq_train.hpp).
+#include <algorithm>
+#include <numeric>
+
+#include "core/thread_pool.hpp"
+#include "kernels/gemm.hpp"
+#include "recur/error.hpp"
+#include "recur/seq_train.hpp"
+
+namespace recur {
+
+struct SequenceRunner::Chunk {
+  ModelWorkspace<float> ws;
+  std::vector<float> grads, x, dlogits, probs;
+  std::vector<std::int32_t> ids, labels;
+  SeqInfo seq;
+  Stats stats;
+};
+
+SequenceRunner::SequenceRunner(Model<float>& model, int threads)
+    : model_(model), threads_(std::max(1, threads)) {
+  // recur owns the threading: BLAS runs on one thread inside each of ours, so the two never
+  // oversubscribe the cores and a product is split the same way whatever the machine.
+  kernels::blas_single_threaded();
+  pool_ = std::make_unique<ThreadPool>(threads_);
+  for (int k = 0; k < threads_; ++k) chunks_.push_back(std::make_unique<Chunk>());
+}
+
+SequenceRunner::~SequenceRunner() = default;
+
+namespace {
+
+constexpr int kInferBlock = 64;
+
+// Splits a batch sorted longest first into `parts` contiguous chunks of about equal token
+// counts (each at least one sample). Returns the chunk starts, plus the end.
+std::vector<int> split_by_tokens(const SequenceSource& src, const std::vector<std::int64_t>& idx,
+                                 int parts) {
+  const int n = static_cast<int>(idx.size());
+  parts = std::max(1, std::min(parts, n));
+  std::int64_t total = 0;
+  for (std::int64_t i : idx) total += src.length(i);
+  std::vector<int> starts{0};
+  std::int64_t acc = 0;
+  for (int b = 0; b < n && static_cast<int>(starts.size()) < parts; ++b) {
+    acc += src.length(idx[b]);
+    const std::int64_t target = total * static_cast<std::int64_t>(starts.size()) / parts;
+    const int remaining_parts = parts - static_cast<int>(starts.size());
+    if ((acc >= target && b + 1 < n) || n - (b + 1) == remaining_parts) starts.push_back(b + 1);
+  }
+  starts.push_back(n);
+  return starts;
+}
+
+// Fills chunk c with samples idx[0, n) (sorted longest first): lengths, inputs, labels.
+ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src,
+                             const std::int64_t* idx, int n) {
+  std::vector<int> lengths(static_cast<std::size_t>(n));
+  for (int b = 0; b < n; ++b) lengths[b] = src.length(idx[b]);
+  c.seq = SeqInfo::from_lengths(lengths);
+  const std::size_t rows = static_cast<std::size_t>(c.seq.steps) * n;
+  const bool ids = src.input_shape().ids;
+  if (ids)
+    c.ids.resize(rows);
+  else
+    c.x.resize(rows * src.input_shape().per_row());
+  src.fill(idx, n, c.seq, c.ids.data(), c.x.data());
+  c.labels.resize(n);
+  for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[b]);
+  ModelInput<float> in;
+  in.batch = n;
+  in.seq = &c.seq;
+  in.ids = ids ? c.ids.data() : nullptr;
+  in.x = ids ? nullptr : c.x.data();
+  return in;
+}
+
+}  // namespace
+
+SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
+                                                  const std::vector<std::int64_t>& idx,
+                                                  float* grads, std::uint64_t dropout_seed) {
+  const int n = std::min(threads_, static_cast<int>(idx.size()));
+  return train_chunks(src, idx, grads, dropout_seed, 0, n, n);
+}
+
+SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
+                                                   const std::vector<std::int64_t>& idx,
+                                                   float* grads, std::uint64_t dropout_seed,
+                                                   int first, int count, int chunks) {
+  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
+               chunks <= static_cast<int>(idx.size()));
+  if (count == 0) return {};
+  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
+  const int C = model_.spec().num_classes;
+  const float scale = 1.f / static_cast<float>(idx.size());
+  const std::size_t P = model_.num_params();
+  pool_->run(count, [&](int k) {
+    Chunk& c = *chunks_[k];
+    const int begin = starts[first + k], n = starts[first + k + 1] - begin;
+    const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
+    std::uint64_t stream = dropout_seed + static_cast<std::uint64_t>(first + k);
+    Rng rng(splitmix64(stream));
+    const float* logits = model_.forward(in, c.ws, true, &rng);
+    c.dlogits.resize(static_cast<std::size_t>(n) * C);
+    int correct = 0;
+    c.stats.loss_sum = softmax_cross_entropy<float>(logits, c.labels.data(), n, C, scale,
+                                                    c.dlogits.data(), &correct) /
+                       scale;
+    c.stats.correct = correct;
+    c.stats.count = n;
+    float* g = k == 0 ? grads : (c.grads.resize(P), c.grads.data());
+    std::fill(g, g + P, 0.f);
+    model_.backward(in, c.ws, c.dlogits.data(), g);
+  });
+  Stats total;
+  for (int k = 0; k < count; ++k) {
+    if (k > 0) {
+      const float* g = chunks_[k]->grads.data();
+      for (std::size_t j = 0; j < P; ++j) grads[j] += g[j];
+    }
+    total.loss_sum += chunks_[k]->stats.loss_sum;
+    total.correct += chunks_[k]->stats.correct;
+    total.count += chunks_[k]->stats.count;
+  }
+  return total;
+}
+
+SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
+                                                  const std::vector<std::int64_t>& idx,
+                                                  std::int32_t* predictions, float* probs) {
+  const int n = std::min(threads_, static_cast<int>(idx.size()));
+  return infer_chunks(src, idx, predictions, probs, 0, n, n);
+}
+
+SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
+                                                   const std::vector<std::int64_t>& idx,
+                                                   std::int32_t* predictions, float* probs,
+                                                   int first, int count, int chunks) {
+  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
+               chunks <= static_cast<int>(idx.size()));
+  if (count == 0) return {};
+  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
+  const int C = model_.spec().num_classes;
+  pool_->run(count, [&](int k) {
+    Chunk& c = *chunks_[k];
+    c.stats = {};
+    // Blocks of at most kInferBlock samples keep a block's activations in cache (a whole
+    // 500-sequence chunk at once ran at two thirds of the speed on MNIST rows).
+    for (int begin = starts[first + k]; begin < starts[first + k + 1]; begin += kInferBlock) {
+      const int n = std::min(kInferBlock, starts[first + k + 1] - begin);
+      const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
+      const float* logits = model_.forward(in, c.ws, false);
+      int correct = 0;
+      c.stats.loss_sum +=
+          softmax_cross_entropy<float>(logits, c.labels.data(), n, C, 1.f, nullptr, &correct);
+      c.stats.correct += correct;
+      c.stats.count += n;
+      for (int b = 0; b < n; ++b) {
+        const float* z = logits + static_cast<std::size_t>(b) * C;
+        int best = 0;
+        for (int j = 1; j < C; ++j)
+          if (z[j] > z[best]) best = j;
+        if (predictions) predictions[begin + b] = best;
+        if (probs) {
+          double sum = 0;
+          for (int j = 0; j < C; ++j) sum += std::exp(static_cast<double>(z[j] - z[best]));
+          for (int j = 0; j < C; ++j)
+            probs[static_cast<std::size_t>(begin + b) * C + j] =
+                static_cast<float>(std::exp(static_cast<double>(z[j] - z[best])) / sum);
+        }
+      }
+    }
+  });
+  Stats total;
+  for (int k = 0; k < count; ++k) {
+    total.loss_sum += chunks_[k]->stats.loss_sum;
+    total.correct += chunks_[k]->stats.correct;
+    total.count += chunks_[k]->stats.count;
+  }
+  return total;
+}
+
+EvalResult evaluate_sequences(SequenceRunner& runner, const SequenceSource& src, int batch) {
+  std::vector<std::int64_t> all(static_cast<std::size_t>(src.size()));
+  std::iota(all.begin(), all.end(), 0);
+  const int C = src.num_classes();
+  EvalResult r;
+  r.count = src.size();
+  r.predictions.assign(all.size(), 0);
+  r.probabilities.assign(all.size() * C, 0.f);
+  std::vector<std::int32_t> pred;
+  std::vector<float> probs;
+  double loss = 0;
+  for (const auto& b : length_batches(src, all, batch, 0, 0, false)) {
+    pred.resize(b.size());
+    probs.resize(b.size() * C);
+    const auto s = runner.infer_batch(src, b, pred.data(), probs.data());
+    loss += s.loss_sum;
+    r.correct += s.correct;
+    for (std::size_t k = 0; k < b.size(); ++k) {
+      const auto i = static_cast<std::size_t>(b[k]);
+      r.predictions[i] = pred[k];
+      std::copy(probs.begin() + static_cast<std::ptrdiff_t>(k * C),
+                probs.begin() + static_cast<std::ptrdiff_t>((k + 1) * C),
+                r.probabilities.begin() + static_cast<std::ptrdiff_t>(i * C));
+    }
+  }
+  r.loss = r.count ? loss / static_cast<double>(r.count) : 0.0;
+  return r;
+}
+
+}  // namespace recur
