@@ -1,8 +1,9 @@
 // Model checkpoints: a safetensors file whose tensors carry the PyTorch state_dict names of the
-// model (see recur/model.hpp), so `torch.nn.LSTM` & co. load them unchanged, and whose metadata
-// holds the model config ("recur.model", JSON), the data view ("recur.view", "recur.view_seed")
-// and whatever else the caller adds (training config, metrics). Optimizer state for resuming
-// lives in the run's resume.safetensors (src/train/trainer.cpp).
+// model, so `torch.nn.LSTM` & co. load them unchanged, and whose metadata holds the model
+// ("recur.spec": the layer list as JSON; version-1 files hold the fixed-shape config in
+// "recur.model"), the data view ("recur.view", "recur.view_seed") and whatever else the caller
+// adds (training config, metrics). Optimizer state for resuming lives in the run's
+// resume.safetensors (src/train/resume_file.hpp).
 #pragma once
 
 #include <map>
@@ -26,8 +27,8 @@ struct LoadedLayeredModel {
   int format = 2;  // 1: a fixed-shape checkpoint read through its layer form
 };
 // Reads either format: version 2 by its layer list; version 1 (recur.model) through
-// model_spec_from_config, so every existing checkpoint loads and gives the same logits. The
-// same checks as load_model; errors name the file.
+// model_spec_from_config, so every existing checkpoint loads and gives the same logits. Errors
+// (not a safetensors file, no recur model, tensors missing or of the wrong shape) name the file.
 LoadedLayeredModel load_layered_model(const std::string& path);
 // True when the file's metadata describes a model built from layers (version 2).
 bool is_layered_checkpoint(const Metadata& metadata);

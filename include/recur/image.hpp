@@ -9,15 +9,14 @@
 #include <string_view>
 #include <vector>
 
+#include "recur/limits.hpp"
+
 namespace recur {
 
 struct Rgb {
   std::uint8_t r = 0, g = 0, b = 0;
   friend bool operator==(const Rgb&, const Rgb&) = default;
 };
-
-// The largest width or height recur reads, writes or allocates.
-inline constexpr int kMaxImageSide = 16384;
 
 // 8-bit grayscale, row-major, pixels.size() == width * height.
 struct GrayImage {

@@ -90,4 +90,9 @@ template <typename T>
 double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B, int C, T scale,
                              T* dlogits, int* correct);
 
+// The class probabilities of one row of logits z [C] into probs [C] (softmax, shifted by the
+// largest logit, summed in double); returns the predicted class (the first largest logit). What
+// every front end reports: recur predict, eval, Python and the report read it here.
+int softmax_probabilities(const float* z, int C, float* probs);
+
 }  // namespace recur

@@ -51,24 +51,40 @@ std::string meta_of(const Metadata& m, const std::string& key) {
   return it == m.end() ? std::string() : it->second;
 }
 
-// Every checkpoint, either format, is read as its layer list (version 1 through its layer form).
-int run_inspect(const InspectOptions& o) {
-  LoadedLayeredModel loaded = load_layered_model(o.model);
-  const Model<float>& model = *loaded.model;
-  const ModelSpec& spec = model.spec();
-  const Metadata& m = loaded.metadata;
-  std::error_code ec;
-  const auto file_bytes = std::filesystem::file_size(o.model, ec);
-  const auto& entries = model.layout().entries();
-  // Checkpoints written before recur dropped local folders from the metadata still hold them.
-  const std::string train_config = without_local_paths(meta_of(m, "recur.train_config"));
-  const std::string train_data = meta_of(m, "recur.train_data");
-  const std::string format =
-      meta_of(m, "recur.format").empty() ? "recur-model-1" : meta_of(m, "recur.format");
-
+// What inspect shows of a checkpoint, either format, read as its layer list (version 1 through
+// its layer form).
+struct Inspection {
+  std::string path, format, train_config, train_data;
+  LoadedLayeredModel loaded;
+  std::uintmax_t file_bytes = 0;
   // The architecture in a few rows: the recurrent stack (the short form's settings), the view
   // of image models, the sequence or image each sample is.
   std::vector<std::pair<std::string, nlohmann::json>> arch;
+  bool images = false;
+  std::string view;
+  std::vector<std::string> shown;  // a text model's most frequent tokens
+  nlohmann::json text_info;        // null for models that do not read text
+  const Model<float>& model() const { return *loaded.model; }
+  const Metadata& meta() const { return loaded.metadata; }
+};
+
+const char* const kMetricKeys[] = {"recur.step", "recur.epoch", "recur.val_accuracy",
+                                   "recur.val_loss"};
+
+Inspection inspect_checkpoint(const std::string& path) {
+  Inspection in;
+  in.path = path;
+  in.loaded = load_layered_model(path);
+  const ModelSpec& spec = in.model().spec();
+  const Metadata& m = in.meta();
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path, ec);
+  in.file_bytes = ec ? 0 : file_bytes;
+  // Checkpoints written before recur dropped local folders from the metadata still hold them.
+  in.train_config = without_local_paths(meta_of(m, "recur.train_config"));
+  in.train_data = meta_of(m, "recur.train_data");
+  in.format = meta_of(m, "recur.format").empty() ? "recur-model-1" : meta_of(m, "recur.format");
+  auto& arch = in.arch;
   arch.emplace_back("layers", layer_list_text(spec.layers));
   for (const LayerSpec& l : spec.layers) {
     if (l.type != "recurrent") continue;
@@ -88,10 +104,11 @@ int run_inspect(const InspectOptions& o) {
       arch.emplace_back("pooling", to_string(l.pooling));
       break;
     }
-  const bool images = is_image_model(m);
-  const std::string view = meta_of(m, "recur.view");
+  in.images = is_image_model(m);
+  in.view = meta_of(m, "recur.view");
+  const bool images = in.images;
   if (images) {
-    arch.emplace_back("view", view.empty() ? "image" : view);
+    arch.emplace_back("view", in.view.empty() ? "image" : in.view);
     arch.emplace_back(
         "view_seed",
         meta_value(meta_of(m, "recur.view_seed").empty() ? "0" : meta_of(m, "recur.view_seed")));
@@ -109,62 +126,71 @@ int run_inspect(const InspectOptions& o) {
   }
   arch.emplace_back("classes", spec.num_classes);
 
-  const char* metric_keys[] = {"recur.step", "recur.epoch", "recur.val_accuracy", "recur.val_loss"};
-  std::vector<std::string> shown;
-  nlohmann::json text_info;
   if (is_text_model(m)) {
-    const TextCodec codec = text_codec(m, o.model);
+    const TextCodec codec = text_codec(m, path);
     for (int i = 0; i < std::min(codec.vocab.size(), 30); ++i)
-      shown.push_back(codec.vocab.token(i));
-    text_info = {{"vocabulary", codec.vocab.size()},
-                 {"max_len", codec.max_len},
-                 {"truncate", to_string(codec.truncate)},
-                 {"class_names", codec.class_names},
-                 {"first_tokens", shown}};
+      in.shown.push_back(codec.vocab.token(i));
+    in.text_info = {{"vocabulary", codec.vocab.size()},
+                    {"max_len", codec.max_len},
+                    {"truncate", to_string(codec.truncate)},
+                    {"class_names", codec.class_names},
+                    {"first_tokens", in.shown}};
   }
+  return in;
+}
 
-  if (o.json) {
-    nlohmann::json tensors = nlohmann::json::array();
-    for (const ParamInfo& p : entries)
-      tensors.push_back({{"name", p.name}, {"shape", p.shape}, {"parameters", p.size}});
-    nlohmann::json metrics = nlohmann::json::object();
-    for (const char* key : metric_keys)
-      if (const std::string v = meta_of(m, key); !v.empty())
-        metrics[std::string(key).substr(6)] = meta_value(v);
-    nlohmann::json architecture = nlohmann::json::object();
-    for (const auto& [k, v] : arch) architecture[k == "layers_stacked" ? "stacked" : k] = v;
-    architecture["layers"] = architecture.value("stacked", 0);  // recurrent layers stacked
-    architecture.erase("stacked");
-    architecture["layers_text"] = layer_list_text(spec.layers);
-    nlohmann::json report = {{"model", o.model},
-                             {"format", format},
-                             {"file_bytes", ec ? 0 : file_bytes},
-                             {"architecture", architecture},
-                             {"layers", nlohmann::json::parse(to_json(spec))["layers"]},
-                             {"tensors", tensors},
-                             {"parameters", model.num_params()},
-                             {"classes", spec.num_classes},
-                             {"train_config", train_config},
-                             {"metrics", metrics}};
-    if (!train_data.empty()) {
-      try {
-        report["train_data"] = nlohmann::json::parse(train_data);
-      } catch (const nlohmann::json::exception&) {
-        report["train_data"] = train_data;
-      }
+void print_json(const Inspection& in) {
+  const ModelSpec& spec = in.model().spec();
+  const Metadata& m = in.meta();
+  const auto& arch = in.arch;
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const ParamInfo& p : in.model().layout().entries())
+    tensors.push_back({{"name", p.name}, {"shape", p.shape}, {"parameters", p.size}});
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const char* key : kMetricKeys)
+    if (const std::string v = meta_of(m, key); !v.empty())
+      metrics[std::string(key).substr(6)] = meta_value(v);
+  nlohmann::json architecture = nlohmann::json::object();
+  for (const auto& [k, v] : arch) architecture[k == "layers_stacked" ? "stacked" : k] = v;
+  architecture["layers"] = architecture.value("stacked", 0);  // recurrent layers stacked
+  architecture.erase("stacked");
+  architecture["layers_text"] = layer_list_text(spec.layers);
+  nlohmann::json report = {{"model", in.path},
+                           {"format", in.format},
+                           {"file_bytes", in.file_bytes},
+                           {"architecture", architecture},
+                           {"layers", nlohmann::json::parse(to_json(spec))["layers"]},
+                           {"tensors", tensors},
+                           {"parameters", in.model().num_params()},
+                           {"classes", spec.num_classes},
+                           {"train_config", in.train_config},
+                           {"metrics", metrics}};
+  if (!in.train_data.empty()) {
+    try {
+      report["train_data"] = nlohmann::json::parse(in.train_data);
+    } catch (const nlohmann::json::exception&) {
+      report["train_data"] = in.train_data;
     }
-    if (!text_info.is_null()) report["text"] = text_info;
-    if (const std::string v1 = meta_of(m, "recur.model"); !v1.empty())
-      report["model_config"] = nlohmann::json::parse(v1);
-    std::cout << report.dump(2) << "\n";
-    return 0;
   }
+  if (!in.text_info.is_null()) report["text"] = in.text_info;
+  if (const std::string v1 = meta_of(m, "recur.model"); !v1.empty())
+    report["model_config"] = nlohmann::json::parse(v1);
+  std::cout << report.dump(2) << "\n";
+}
 
-  fmt::print("model: {} ({}, {} bytes)\n", o.model, format, ec ? 0 : file_bytes);
+// The architecture, the layers and their outputs, the tensors.
+void print_model(const Inspection& in) {
+  const Model<float>& model = in.model();
+  const ModelSpec& spec = model.spec();
+  const Metadata& m = in.meta();
+  const auto& entries = model.layout().entries();
+  const bool images = in.images;
+  const std::string& view = in.view;
+  fmt::print("model: {} ({}, {} bytes)\n", in.path, in.format, in.file_bytes);
   const auto row = [](const std::string& name, const std::string& value) {
     fmt::print("  {:<12}{}\n", name, value);
   };
-  for (const auto& [k, v] : arch) {
+  for (const auto& [k, v] : in.arch) {
     if (k == "view_seed" || k == "image_rows" || k == "image_cols" || k == "steps" ||
         k == "features" || k == "untied" || k == "bias")
       continue;
@@ -181,9 +207,9 @@ int run_inspect(const InspectOptions& o) {
     }
     row(k == "layers_stacked" ? "stacked" : k, v.is_string() ? v.get<std::string>() : v.dump());
   }
-  for (const auto& [k, v] : arch)
+  for (const auto& [k, v] : in.arch)
     if (k == "steps")
-      for (const auto& [k2, f] : arch)
+      for (const auto& [k2, f] : in.arch)
         if (k2 == "features")
           row("sequence", fmt::format("{} steps x {} features", v.get<int>(), f.get<int>()));
 
@@ -204,7 +230,12 @@ int run_inspect(const InspectOptions& o) {
     fmt::print("  {:<{}}  {:<{}}  {:>10}\n", p.name, name_width, shape_text(p.shape), shape_width,
                p.size);
   fmt::print("total parameters {}\n", model.num_params());
+}
 
+// The metrics, the text settings, the training data and config stored with the weights.
+void print_training(const Inspection& in) {
+  const Metadata& m = in.meta();
+  const std::string &train_data = in.train_data, &train_config = in.train_config;
   std::string metrics;
   const auto add = [&](const std::string& text) {
     metrics += (metrics.empty() ? "" : ", ") + text;
@@ -219,12 +250,12 @@ int run_inspect(const InspectOptions& o) {
   if (const std::string v = meta_of(m, "recur.val_loss"); !v.empty()) add("validation loss " + v);
   fmt::print("\nmetrics: {}\n", metrics.empty() ? "none stored" : metrics);
 
-  if (!text_info.is_null()) {
+  if (!in.text_info.is_null()) {
     std::string first;
-    for (const auto& t : shown) first += (first.empty() ? "" : " ") + t;
+    for (const auto& t : in.shown) first += (first.empty() ? "" : " ") + t;
     fmt::print("text: vocabulary of {} tokens, at most {} tokens per text (keep {}), classes {}\n",
-               text_info["vocabulary"].get<int>(), text_info["max_len"].get<int>(),
-               text_info["truncate"].get<std::string>(), text_info["class_names"].dump());
+               in.text_info["vocabulary"].get<int>(), in.text_info["max_len"].get<int>(),
+               in.text_info["truncate"].get<std::string>(), in.text_info["class_names"].dump());
     fmt::print("  most frequent: {}\n", first);
   }
   if (!train_data.empty()) {
@@ -254,6 +285,16 @@ int run_inspect(const InspectOptions& o) {
       fmt::print("  {}\n", train_config.substr(start, end - start));
       start = end + 1;
     }
+  }
+}
+
+int run_inspect(const InspectOptions& o) {
+  const Inspection in = inspect_checkpoint(o.model);
+  if (o.json) {
+    print_json(in);
+  } else {
+    print_model(in);
+    print_training(in);
   }
   return 0;
 }

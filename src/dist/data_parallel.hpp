@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "recur/train.hpp"
+#include "recur/error.hpp"
 
 namespace recur::dist {
 

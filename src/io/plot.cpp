@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/chart_style.hpp"
 #include "recur/error.hpp"
 #include "recur/image.hpp"
 #include "recur/plot.hpp"
@@ -15,15 +16,7 @@ namespace recur {
 
 namespace {
 
-constexpr Rgb kWhite{255, 255, 255};
-constexpr Rgb kTitleColor{30, 30, 30};
-constexpr Rgb kLabelColor{50, 50, 50};
-constexpr Rgb kTickColor{90, 90, 90};
-constexpr Rgb kFrameColor{120, 120, 120};
-constexpr Rgb kGridColor{232, 232, 232};
-constexpr Rgb kLegendBorder{205, 205, 205};
-constexpr Rgb kTrainColor{38, 110, 200};
-constexpr Rgb kValColor{232, 110, 20};
+using namespace chart;
 
 struct Rect {
   int x = 0, y = 0, w = 0, h = 0;
@@ -179,6 +172,80 @@ LegendLayout legend_layout(const std::vector<CurveSeries>& series, int ui) {
   return l;
 }
 
+// The series' lines and markers inside `area`; returns which of its pixels they touched.
+template <typename MapX, typename MapY>
+std::vector<unsigned char> draw_curves(RgbImage& img, Rect area,
+                                       const std::vector<CurveSeries>& series, MapX map_x,
+                                       MapY map_y, int ui) {
+  CoverageCanvas canvas(area);
+  std::vector<unsigned char> occupied(static_cast<std::size_t>(area.w) * area.h, 0);
+  for (const CurveSeries& s : series) {
+    canvas.clear();
+    double half = std::clamp(s.line_width, 0.5, 20.0) * ui / 2.0;
+    std::size_t n = std::min(s.x.size(), s.y.size());
+    auto finite = [&](std::size_t i) {
+      return i < n && std::isfinite(s.x[i]) && std::isfinite(s.y[i]);
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!finite(i)) continue;
+      double px = map_x(s.x[i]), py = map_y(s.y[i]);
+      bool prev = i > 0 && finite(i - 1);
+      if (finite(i + 1)) {
+        canvas.segment(px, py, map_x(s.x[i + 1]), map_y(s.y[i + 1]), half);
+      } else if (!prev) {
+        canvas.dot(px, py, half + 1.5 * ui);  // isolated point
+      }
+      if (s.markers) canvas.dot(px, py, half + 1.2 * ui);
+    }
+    canvas.composite(img, s.color, occupied);
+  }
+  return occupied;
+}
+
+// The legend, in the corner of `area` the curves cross least (`occupied`), when it fits.
+void draw_legend(RgbImage& img, Rect area, const std::vector<CurveSeries>& series, int ui,
+                 const std::vector<unsigned char>& occupied) {
+  const int label_h = kFontCapHeight * ui;
+  LegendLayout lg = legend_layout(series, ui);
+  int inset = 10 * ui;
+  if (lg.entries.empty() || lg.w > area.w - 2 * inset || lg.h > area.h - 2 * inset) return;
+  int lx[2] = {area.x + area.w - inset - lg.w, area.x + inset};
+  int ly[2] = {area.y + inset, area.y + area.h - inset - lg.h};
+  const int order[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};  // top-right first
+  long best = -1;
+  int bx = lx[0], by = ly[0];
+  for (const auto& o : order) {
+    int x0 = lx[o[0]], y0 = ly[o[1]];
+    long hits = 0;
+    for (int y = y0; y < y0 + lg.h; ++y) {
+      for (int x = x0; x < x0 + lg.w; ++x) {
+        hits += occupied[static_cast<std::size_t>(y - area.y) * area.w + (x - area.x)];
+      }
+    }
+    if (best < 0 || hits < best) {
+      best = hits;
+      bx = x0;
+      by = y0;
+    }
+  }
+  img.fill_rect(bx, by, lg.w, lg.h, kWhite);
+  img.draw_rect(bx, by, lg.w, lg.h, kLegendBorder);
+  for (std::size_t i = 0; i < lg.entries.size(); ++i) {
+    const CurveSeries& s = *lg.entries[i];
+    int ry = by + lg.pad + static_cast<int>(i) * lg.row;
+    double mid = ry + label_h / 2.0;
+    double half = std::clamp(s.line_width, 0.5, 20.0) * ui / 2.0;
+    double centre = bx + lg.pad + lg.sample / 2.0;
+    if (has_segment(s)) {
+      draw_line(img, bx + lg.pad, mid, bx + lg.pad + lg.sample, mid, s.color, 2.0 * half);
+      if (s.markers) draw_line(img, centre, mid, centre, mid, s.color, 2.0 * half + 2.4 * ui);
+    } else {
+      draw_line(img, centre, mid, centre, mid, s.color, 2.0 * half + 3.0 * ui);
+    }
+    draw_text(img, bx + lg.pad + lg.sample + 7 * ui, ry, s.label, kLabelColor, ui);
+  }
+}
+
 void draw_panel(RgbImage& img, Rect box, const Panel& p) {
   const std::vector<CurveSeries>& series = *p.series;
   const int ui = p.ui;
@@ -238,28 +305,7 @@ void draw_panel(RgbImage& img, Rect box, const Panel& p) {
   for (double v : yt.values) img.hline(area.x, area.x + area.w - 1, pixel_y(v), kGridColor);
 
   // Curves.
-  CoverageCanvas canvas(area);
-  std::vector<unsigned char> occupied(static_cast<std::size_t>(area.w) * area.h, 0);
-  for (const CurveSeries& s : series) {
-    canvas.clear();
-    double half = std::clamp(s.line_width, 0.5, 20.0) * ui / 2.0;
-    std::size_t n = std::min(s.x.size(), s.y.size());
-    auto finite = [&](std::size_t i) {
-      return i < n && std::isfinite(s.x[i]) && std::isfinite(s.y[i]);
-    };
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!finite(i)) continue;
-      double px = map_x(s.x[i]), py = map_y(s.y[i]);
-      bool prev = i > 0 && finite(i - 1);
-      if (finite(i + 1)) {
-        canvas.segment(px, py, map_x(s.x[i + 1]), map_y(s.y[i + 1]), half);
-      } else if (!prev) {
-        canvas.dot(px, py, half + 1.5 * ui);  // isolated point
-      }
-      if (s.markers) canvas.dot(px, py, half + 1.2 * ui);
-    }
-    canvas.composite(img, s.color, occupied);
-  }
+  const std::vector<unsigned char> occupied = draw_curves(img, area, series, map_x, map_y, ui);
 
   // Frame, ticks, tick labels.
   img.draw_rect(area.x - 1, area.y - 1, area.w + 2, area.h + 2, kFrameColor);
@@ -302,45 +348,7 @@ void draw_panel(RgbImage& img, Rect box, const Panel& p) {
     draw_centered(img, cx, ty, none, kTickColor, 2 * ui);
   }
 
-  // Legend, in the corner the curves cross least.
-  LegendLayout lg = legend_layout(series, ui);
-  int inset = 10 * ui;
-  if (lg.entries.empty() || lg.w > area.w - 2 * inset || lg.h > area.h - 2 * inset) return;
-  int lx[2] = {area.x + area.w - inset - lg.w, area.x + inset};
-  int ly[2] = {area.y + inset, area.y + area.h - inset - lg.h};
-  const int order[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};  // top-right first
-  long best = -1;
-  int bx = lx[0], by = ly[0];
-  for (const auto& o : order) {
-    int x0 = lx[o[0]], y0 = ly[o[1]];
-    long hits = 0;
-    for (int y = y0; y < y0 + lg.h; ++y) {
-      for (int x = x0; x < x0 + lg.w; ++x) {
-        hits += occupied[static_cast<std::size_t>(y - area.y) * area.w + (x - area.x)];
-      }
-    }
-    if (best < 0 || hits < best) {
-      best = hits;
-      bx = x0;
-      by = y0;
-    }
-  }
-  img.fill_rect(bx, by, lg.w, lg.h, kWhite);
-  img.draw_rect(bx, by, lg.w, lg.h, kLegendBorder);
-  for (std::size_t i = 0; i < lg.entries.size(); ++i) {
-    const CurveSeries& s = *lg.entries[i];
-    int ry = by + lg.pad + static_cast<int>(i) * lg.row;
-    double mid = ry + label_h / 2.0;
-    double half = std::clamp(s.line_width, 0.5, 20.0) * ui / 2.0;
-    double centre = bx + lg.pad + lg.sample / 2.0;
-    if (has_segment(s)) {
-      draw_line(img, bx + lg.pad, mid, bx + lg.pad + lg.sample, mid, s.color, 2.0 * half);
-      if (s.markers) draw_line(img, centre, mid, centre, mid, s.color, 2.0 * half + 2.4 * ui);
-    } else {
-      draw_line(img, centre, mid, centre, mid, s.color, 2.0 * half + 3.0 * ui);
-    }
-    draw_text(img, bx + lg.pad + lg.sample + 7 * ui, ry, s.label, kLabelColor, ui);
-  }
+  draw_legend(img, area, series, ui, occupied);
 }
 
 int ui_scale(int width, int height) {

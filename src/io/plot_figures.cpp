@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "io/chart_style.hpp"
 #include "recur/error.hpp"
 #include "recur/image.hpp"
 #include "recur/plot.hpp"
@@ -14,11 +15,11 @@ namespace recur {
 
 namespace {
 
-constexpr Rgb kWhite{255, 255, 255};
-constexpr Rgb kTitleColor{30, 30, 30};
-constexpr Rgb kLabelColor{50, 50, 50};
-constexpr Rgb kTickColor{90, 90, 90};
-constexpr Rgb kFrameColor{150, 150, 150};
+using chart::kLabelColor;
+using chart::kTickColor;
+using chart::kTitleColor;
+using chart::kWhite;
+constexpr Rgb kCellFrameColor{150, 150, 150};  // lighter than a plot's frame: it rings the cells
 constexpr Rgb kZeroTextColor{175, 180, 188};
 
 // Sequential blue scale for t in [0, 1]: near-white to deep blue.
@@ -191,7 +192,7 @@ RgbImage draw_confusion(const std::vector<std::int64_t>& counts, int k,
     double level = grid > 1 ? 1.0 - static_cast<double>(y) / (grid - 1) : 1.0;
     img.fill_rect(bar_x, y0 + y, bar_w, 1, heat_color(level));
   }
-  img.draw_rect(bar_x - 1, y0 - 1, bar_w + 2, grid + 2, kFrameColor);
+  img.draw_rect(bar_x - 1, y0 - 1, bar_w + 2, grid + 2, kCellFrameColor);
   const double shares[] = {1.0, 0.5, 0.25, 0.05, 0.01, 0.0};
   const char* share_labels[] = {"100%", "50%", "25%", "5%", "1%", "0%"};
   int last_label_y = -1000;
@@ -201,7 +202,7 @@ RgbImage draw_confusion(const std::vector<std::int64_t>& counts, int k,
       continue;
     }
     last_label_y = y;
-    img.fill_rect(bar_x + bar_w + 1, y, 4, 1, kFrameColor);
+    img.fill_rect(bar_x + bar_w + 1, y, 4, 1, kCellFrameColor);
     draw_text(img, bar_x + bar_w + 7, y - kFontCapHeight * bar_scale / 2, share_labels[i],
               kLabelColor, bar_scale);
   }
@@ -282,7 +283,7 @@ RgbImage draw_digit_grid(const std::string& title, const std::vector<DigitTile>&
         img.fill_rect(tx + x * scale, ty + y * scale, scale, scale, Rgb{v, v, v});
       }
     }
-    img.draw_rect(cx + (cell_w - tile_w) / 2 - 1, cy - 1, tile_w + 2, tile_h + 2, kFrameColor);
+    img.draw_rect(cx + (cell_w - tile_w) / 2 - 1, cy - 1, tile_w + 2, tile_h + 2, kCellFrameColor);
     if (!t.caption.empty()) {
       draw_centered(img, cx + cell_w / 2, cy + tile_h + 7, t.caption, t.caption_color,
                     caption_scale);

@@ -8,7 +8,7 @@
 #include "kernels/conv.hpp"
 #include "nn/init_fill.hpp"
 #include "recur/error.hpp"
-#include "recur/image.hpp"
+#include "recur/limits.hpp"
 
 namespace recur {
 

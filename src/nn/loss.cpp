@@ -6,6 +6,35 @@
 
 namespace recur {
 
+namespace {
+
+// The first largest of z [C].
+template <typename T>
+int argmax(const T* z, int C) {
+  int best = 0;
+  for (int k = 1; k < C; ++k)
+    if (z[k] > z[best]) best = k;
+  return best;
+}
+
+// sum_k e^(z_k - top), in double.
+template <typename T>
+double shifted_exp_sum(const T* z, int C, T top) {
+  double sum = 0;
+  for (int k = 0; k < C; ++k) sum += std::exp(static_cast<double>(z[k] - top));
+  return sum;
+}
+
+}  // namespace
+
+int softmax_probabilities(const float* z, int C, float* probs) {
+  const int best = argmax(z, C);
+  const double sum = shifted_exp_sum(z, C, z[best]);
+  for (int k = 0; k < C; ++k)
+    probs[k] = static_cast<float>(std::exp(static_cast<double>(z[k] - z[best])) / sum);
+  return best;
+}
+
 template <typename T>
 double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B, int C, T scale,
                              T* dlogits, int* correct) {
@@ -13,16 +42,11 @@ double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B,
   int hits = 0;
   for (int b = 0; b < B; ++b) {
     const T* z = logits + static_cast<std::size_t>(b) * C;
-    int best = 0;
-    T zmax = z[0];
-    for (int k = 1; k < C; ++k)
-      if (z[k] > zmax) {
-        zmax = z[k];
-        best = k;
-      }
+    const int best = argmax(z, C);
+    const T zmax = z[best];
     if (best == labels[b]) ++hits;
-    double sum = 0;
-    for (int k = 0; k < C; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
+    const double sum = shifted_exp_sum(z, C, zmax);
+    // The gradient's probabilities come from the log-sum: e^(z_k - log sum e^z).
     const double log_sum = std::log(sum) + static_cast<double>(zmax);
     total += log_sum - static_cast<double>(z[labels[b]]);
     if (dlogits) {

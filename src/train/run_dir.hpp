@@ -70,13 +70,6 @@ class MetricsLog {
   TrainingCurves curves_;
 };
 
-inline std::string progress_bar(double fraction, int width) {
-  const int filled = static_cast<int>(fraction * width + 0.5);
-  std::string s = "[";
-  for (int k = 0; k < width; ++k) s += k < filled ? '#' : '.';
-  return s + "]";
-}
-
 inline void prepare_run_dir(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
