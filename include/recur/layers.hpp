@@ -119,6 +119,26 @@ std::vector<LayerSpec> parse_layer_list(const std::string& text, const std::stri
 // The text parse_layer_list reads back as the same layers (initialisation aside).
 std::string layer_list_text(const std::vector<LayerSpec>& layers);
 
+// ---- initialisation flags ----
+
+// `--init-recurrent auto`: orthogonal recurrent matrices for LSTM and GRU, PyTorch's uniform for
+// the plain RNNs (measured best: README, "What recur train does by default"). The one place this
+// rule is written; the short form, layer lists and the report's models all ask it.
+InitKind auto_recurrent_init(CellKind cell);
+
+// What recur train's initialisation flags ask of a model. The short form takes `init` through
+// ModelConfig::init; a layer list through apply_init_flags.
+struct InitFlags {
+  InitConfig init;  // input, recurrent, head (projection: the short form's --projection only)
+  bool recurrent_auto = false;  // each recurrent layer: init_recurrent.kind from its own cell
+  bool no_bias = false;         // recurrent layers lose their biases
+};
+// Applies the flags to a finished layer list, each layer by its kind's rule: a recurrent layer
+// takes init.input, init.recurrent (kind = auto_recurrent_init(cell) when recurrent_auto),
+// init.forget_bias and, with no_bias, bias = false; the last layer, when linear (the head),
+// takes init.head. Other layers keep their own.
+void apply_init_flags(const InitFlags& flags, std::vector<LayerSpec>& layers);
+
 // ---- the layer interface ----
 
 template <typename T>

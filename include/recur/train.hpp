@@ -73,9 +73,9 @@ struct TrainOptions {
   ModelConfig model = [] {      // input_size and steps are set from the view
     ModelConfig m;
     m.init.forget_bias = 1.0;
-    // Best for LSTM and GRU; `recur train` takes PyTorch's init for the plain RNNs
-    // (--init-recurrent auto), which measured better there.
-    m.init.recurrent.kind = InitKind::orthogonal;
+    // --init-recurrent auto for the default cell (orthogonal for LSTM); a caller changing the
+    // cell asks auto_recurrent_init again, as `recur train` does.
+    m.init.recurrent.kind = auto_recurrent_init(m.cell);
     return m;
   }();
   OptimizerConfig optimizer = [] {

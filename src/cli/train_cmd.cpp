@@ -23,8 +23,7 @@ namespace {
 
 struct TrainFlags {
   std::string view = "rows", cell = "lstm", pooling = "last";
-  // "auto": orthogonal for LSTM and GRU, PyTorch's uniform for the plain RNNs (measured best:
-  // README, "What recur train does by default").
+  // "auto": auto_recurrent_init of each recurrent layer's cell.
   std::string init_input = "pytorch", init_recurrent = "auto", init_head = "pytorch",
               init_projection = "pytorch";
   double init_sigma = 0.01, head_sigma = 0.01;
@@ -106,21 +105,19 @@ void check_short_form_unused(const TrainFlags& f) {
                                  "; describe that in the list instead (docs/LAYERS.md)");
 }
 
-// The initialisation flags on a layer list: every recurrent layer takes --init,
-// --init-recurrent (auto: orthogonal for LSTM and GRU), --bias-init, --forget-bias and --no-bias;
-// the last linear layer (the head) takes --head-init and its bias options.
-void apply_init_flags(const TrainFlags& f, const InitConfig& in, std::vector<LayerSpec>& layers) {
-  for (LayerSpec& l : layers) {
-    if (l.type != "recurrent") continue;
-    const bool plain = l.cell == CellKind::rnn_tanh || l.cell == CellKind::rnn_relu;
-    l.init = in.input;
-    l.init_recurrent = in.recurrent;
-    if (f.init_recurrent == "auto")
-      l.init_recurrent.kind = plain ? InitKind::pytorch : InitKind::orthogonal;
-    l.forget_bias = in.forget_bias;
-    if (f.no_bias) l.bias = false;
-  }
-  if (!layers.empty() && layers.back().type == "linear") layers.back().init = in.head;
+// The projection's init flags belong to the short form's --projection; a layer list has no
+// projection layer for them to reach, so setting one beside --model is refused, not ignored.
+void check_projection_init_unused(const TrainFlags& f) {
+  const TrainFlags d;
+  const std::pair<const char*, bool> changed[] = {
+      {"--projection-init", f.init_projection != d.init_projection},
+      {"--projection-bias-init", f.projection_bias_init != d.projection_bias_init},
+      {"--projection-bias-value", f.projection_bias_value != d.projection_bias_value}};
+  for (const auto& [name, differs] : changed)
+    if (differs)
+      throw Error("--model", std::string(name) +
+                                 " applies to the short form's --projection only; a layer list "
+                                 "initialises its linear layers as PyTorch does");
 }
 
 // The options as a TOML file that --config reads back; run-control options are left out.
@@ -305,6 +302,7 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       if (listed) {
         f.seq.layers = parse_layer_list(f.model, "--model");
         check_short_form_unused(f);
+        check_projection_init_unused(f);
       }
       if (sequences) {
         for (const auto& [name, value] : sequence_defaults()) {
@@ -318,18 +316,15 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       }
       check_sequence_flags(f.seq);
       TrainOptions opts = f.o;
-      opts.layers = f.seq.layers;
       opts.view = parse_view(f.view);
       opts.model.cell = parse_cell(f.cell);
       opts.model.pooling = parse_pooling(f.pooling);
       opts.model.bias = !f.no_bias;
       auto& in = opts.model.init;
       in.input.kind = parse_init(f.init_input);
-      const bool plain_rnn =
-          opts.model.cell == CellKind::rnn_tanh || opts.model.cell == CellKind::rnn_relu;
-      in.recurrent.kind = f.init_recurrent == "auto"
-                              ? (plain_rnn ? InitKind::pytorch : InitKind::orthogonal)
-                              : parse_init(f.init_recurrent, "--init-recurrent");
+      const bool recurrent_auto = f.init_recurrent == "auto";
+      in.recurrent.kind = recurrent_auto ? auto_recurrent_init(opts.model.cell)
+                                         : parse_init(f.init_recurrent, "--init-recurrent");
       in.input.sigma = in.recurrent.sigma = f.init_sigma;
       in.input.bias = in.recurrent.bias = parse_bias_init(f.bias_init);
       in.input.bias_value = in.recurrent.bias_value = f.bias_value;
@@ -344,7 +339,10 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       opts.optimizer.kind = parse_optimizer(f.optimizer);
       opts.schedule.kind = parse_schedule(f.schedule);
       opts.config_text = resolved_config(*cmd);
-      if (listed) apply_init_flags(f, opts.model.init, f.seq.layers);
+      // The flags reach a layer list once it is final and before anything copies it: the image
+      // trainer reads opts.layers, text and arrays read f.seq.layers, Python reads opts.
+      if (listed) apply_init_flags(InitFlags{in, recurrent_auto, f.no_bias}, f.seq.layers);
+      opts.layers = f.seq.layers;
       if (parsed_only) {
         *parsed_only = std::move(opts);
         return 0;

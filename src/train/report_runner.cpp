@@ -57,8 +57,7 @@ PlannedModel recurrent_model(const std::string& name, const std::string& family,
   t.model.layers = layers;
   t.model.bidirectional = bidirectional;
   t.model.num_classes = set.num_classes;
-  // recur train's --init-recurrent auto: PyTorch's uniform init measured better for plain RNNs.
-  if (cell == CellKind::rnn_tanh) t.model.init.recurrent.kind = InitKind::pytorch;
+  t.model.init.recurrent.kind = auto_recurrent_init(cell);  // recur train's --init-recurrent auto
   if (tiny) {
     t.model.hidden = 16;
     t.batch = 32;

@@ -1,0 +1,163 @@
+// recur train's initialisation flags reach a layer list exactly as they reach the short form:
+// a list spelling out the short form's chain (same layer names, so the same tensor names and
+// random streams) starts from bit-identical tensors under every flag, and every flag changes
+// them. Runs take one step at learning rate 0 on a tiny IDX set, so last.safetensors holds the
+// initial weights: the list and the short form hold out and batch differently (a drawn hold-out
+// and batches by length against MNIST's first-N hold-out and shuffled batches), which a step at
+// a non-zero rate would show.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/cli_helpers.hpp"
+
+namespace recur_cli_test {
+namespace {
+
+// 96 random 8x8 images with labels 0..9, in MNIST's file names.
+void write_tiny_training_set(const fs::path& dir) {
+  fs::create_directories(dir);
+  constexpr int kCount = 96, kSide = 8;
+  auto be32 = [](std::string& s, std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) s += static_cast<char>((v >> shift) & 0xff);
+  };
+  std::string images = {0, 0, 8, 3}, labels = {0, 0, 8, 1};
+  be32(images, kCount);
+  be32(images, kSide);
+  be32(images, kSide);
+  std::uint32_t state = 12345;
+  for (int i = 0; i < kCount * kSide * kSide; ++i) {
+    state = state * 1664525u + 1013904223u;
+    images += static_cast<char>(state >> 24);
+  }
+  be32(labels, kCount);
+  for (int i = 0; i < kCount; ++i) labels += static_cast<char>(i % 10);
+  std::ofstream(dir / "train-images-idx3-ubyte", std::ios::binary) << images;
+  std::ofstream(dir / "train-labels-idx1-ubyte", std::ios::binary) << labels;
+}
+
+using Tensors = std::map<std::string, std::vector<std::uint8_t>>;
+
+class InitFlagsCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = new ScratchDir();
+    write_tiny_training_set(scratch_->path() / "tiny");
+  }
+  static void TearDownTestSuite() {
+    delete scratch_;
+    scratch_ = nullptr;
+  }
+
+  // The tensors after one step at rate 0 (the initial weights) of `model_args` plus `flags`.
+  static Tensors initial(const std::string& model_args, const std::string& flags) {
+    static int runs = 0;
+    const std::string out = *scratch_ / ("run" + std::to_string(++runs));
+    const CliResult r =
+        run_cli("train --data " + quote(*scratch_ / "tiny") + " " + model_args + " " + flags +
+                " --steps 1 --lr 0 --schedule constant --val 16 --batch 16 "
+                "--eval-batch 16 --seed 7 --threads 1 --out " +
+                quote(out));
+    EXPECT_EQ(r.code, 0) << r.err << r.out;
+    Tensors t;
+    if (r.code != 0) return t;
+    for (const auto& [name, tensor] : recur::read_safetensors(out + "/last.safetensors").tensors)
+      t[name] = tensor.bytes;
+    return t;
+  }
+  static Tensors short_form(const std::string& flags, const std::string& cell = "lstm") {
+    return initial("--hidden 8 --cell " + cell, flags);
+  }
+  static Tensors listed(const std::string& flags, const std::string& cell = "lstm") {
+    return initial("--model " + quote(cell + " 8 name=rnn, pool last name=pool, linear name=head"),
+                   flags);
+  }
+
+  static ScratchDir* scratch_;
+};
+
+ScratchDir* InitFlagsCli::scratch_ = nullptr;
+
+TEST_F(InitFlagsCli, AListSpellingOutTheShortFormStartsFromItsTensors) {
+  const Tensors s = short_form("");
+  ASSERT_FALSE(s.empty());
+  EXPECT_TRUE(s.count("rnn.weight_hh_l0") && s.count("head.weight"));
+  EXPECT_EQ(listed(""), s);  // orthogonal recurrent weights and forget bias 1 included
+}
+
+TEST_F(InitFlagsCli, AutoRecurrentInitFollowsEachListsCell) {
+  // auto is PyTorch's uniform for a plain RNN, orthogonal for GRU (LSTM: the test above).
+  for (const std::string cell : {"rnn", "rnn_relu", "gru"}) {
+    const Tensors s = short_form("", cell);
+    ASSERT_FALSE(s.empty()) << cell;
+    EXPECT_EQ(listed("", cell), s) << cell;
+    EXPECT_NE(short_form("--init-recurrent orthogonal", cell) == s, cell.rfind("rnn", 0) == 0)
+        << cell;
+  }
+}
+
+struct FlagCase {
+  const char* flag;  // the flag under test and its value
+  const char* base;  // flags it needs to matter (e.g. a normal init for a sigma)
+};
+
+// Every initialisation flag that applies to a layer list.
+const FlagCase kFlagCases[] = {
+    {"--init glorot", ""},
+    {"--init-sigma 0.3", "--init normal"},
+    {"--init-recurrent glorot", ""},
+    {"--init-recurrent pytorch", ""},
+    {"--bias-init normal", ""},
+    {"--bias-value 0.5", "--bias-init constant"},
+    {"--forget-bias 3", ""},
+    {"--no-bias", ""},
+    {"--head-init glorot", ""},
+    {"--head-sigma 0.5", "--head-init normal"},
+    {"--head-bias-init constant", ""},
+    {"--head-bias-value 0.25", "--head-bias-init constant"},
+};
+
+TEST_F(InitFlagsCli, EveryFlagChangesAListAsItChangesTheShortForm) {
+  for (const FlagCase& c : kFlagCases) {
+    const std::string with = std::string(c.base) + " " + c.flag;
+    const Tensors before = short_form(c.base);
+    const Tensors after = short_form(with);
+    ASSERT_FALSE(after.empty()) << c.flag;
+    EXPECT_NE(after, before) << c.flag << " changes nothing in the short form";
+    EXPECT_EQ(listed(with), after) << c.flag << " reaches the list otherwise";
+  }
+}
+
+TEST_F(InitFlagsCli, TheCheckpointOfAListRecordsTheInitItWasGiven) {
+  const std::string out = *scratch_ / "recorded";
+  const CliResult r =
+      run_cli("train --data " + quote(*scratch_ / "tiny") +
+              " --model 'rnn 8, pool max, linear' --forget-bias 2 --init glorot --steps 1 --val 16 "
+              "--batch 16 --eval-batch 16 --out " +
+              quote(out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto meta = recur::read_safetensors(out + "/last.safetensors").metadata;
+  const auto spec = nlohmann::json::parse(meta.at("recur.spec"));
+  const auto& rnn = spec.at("layers").at(0);
+  EXPECT_EQ(rnn.at("init").at("kind"), "glorot");
+  EXPECT_EQ(rnn.at("init_recurrent").at("kind"), "pytorch");  // auto, for a plain RNN
+  EXPECT_EQ(rnn.at("forget_bias").get<double>(), 2.0);
+  EXPECT_TRUE(contains(slurp(out + "/config.toml"), "forget-bias=2"));
+}
+
+TEST_F(InitFlagsCli, ProjectionFlagsBesideAListAreRefused) {
+  const std::string out = *scratch_ / "never";
+  for (const std::string flag :
+       {"--projection-init glorot", "--projection-bias-init normal", "--projection-bias-value 2"}) {
+    const CliResult r =
+        run_cli("train --data " + quote(*scratch_ / "tiny") +
+                " --model 'lstm 8, pool last, linear' --steps 1 --out " + quote(out) + " " + flag);
+    EXPECT_TRUE(fails_with(r, flag.substr(0, flag.find(' ')) + " applies to the short form"));
+  }
+  EXPECT_FALSE(fs::exists(out));
+}
+
+}  // namespace
+}  // namespace recur_cli_test
