@@ -70,6 +70,12 @@ struct Report {
   std::vector<ReportModel> models;
 };
 
+// The k x k confusion matrix of predictions against labels (paired by index): row = true class,
+// column = predicted class. Throws recur::Error("confusion", ...) when the two differ in length
+// or a class is outside [0, k).
+std::vector<std::int64_t> confusion_counts(const std::vector<std::int32_t>& labels,
+                                           const std::vector<std::int32_t>& predictions, int k);
+
 // The off-diagonal cells of a k x k confusion matrix (row = true class, column = predicted),
 // largest first (equal counts: by true, then predicted class), zeros left out, at most `top`.
 // Throws recur::Error("confusion", ...) when the size is not k*k or a count is negative.

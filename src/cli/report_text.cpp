@@ -226,14 +226,14 @@ ReportModel measure_text(const ReportRunOptions& o, const TextPlan& p, const Tex
       self_peak_rss() / 1e6, kReportThroughputBatch);
 
   const int C = model.spec().num_classes;
-  std::vector<std::int64_t> confusion(static_cast<std::size_t>(C) * C, 0);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(test.size()));
   std::vector<std::int64_t> wrong;
   for (std::int64_t i = 0; i < test.size(); ++i) {
-    const int truth = test.label(i), guess = r.predictions[static_cast<std::size_t>(i)];
-    ++confusion[static_cast<std::size_t>(truth) * C + static_cast<std::size_t>(guess)];
-    if (truth != guess) wrong.push_back(i);
+    labels[static_cast<std::size_t>(i)] = test.label(i);
+    if (labels[static_cast<std::size_t>(i)] != r.predictions[static_cast<std::size_t>(i)])
+      wrong.push_back(i);
   }
-  m.confused = most_confused(confusion, C, 5);
+  m.confused = most_confused(confusion_counts(labels, r.predictions, C), C, 5);
   auto confidence = [&](std::int64_t i) {
     return static_cast<double>(
         r.probabilities[static_cast<std::size_t>(i) * C +

@@ -19,6 +19,19 @@ namespace recur {
 
 // ---- measures ----
 
+std::vector<std::int64_t> confusion_counts(const std::vector<std::int32_t>& labels,
+                                           const std::vector<std::int32_t>& predictions, int k) {
+  RECUR_CHECK(labels.size() == predictions.size(), "confusion",
+              fmt::format("{} labels but {} predictions", labels.size(), predictions.size()));
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(k) * k, 0);
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    RECUR_CHECK(labels[i] >= 0 && labels[i] < k && predictions[i] >= 0 && predictions[i] < k,
+                "confusion", fmt::format("sample {}: a class outside [0, {})", i, k));
+    ++counts[static_cast<std::size_t>(labels[i]) * k + static_cast<std::size_t>(predictions[i])];
+  }
+  return counts;
+}
+
 std::vector<ConfusedPair> most_confused(const std::vector<std::int64_t>& confusion, int classes,
                                         std::size_t top) {
   RECUR_CHECK(classes >= 1 && confusion.size() == static_cast<std::size_t>(classes) * classes,

@@ -195,11 +195,7 @@ ReportModel measure(const ReportRunOptions& o, const PlannedModel& p, const Imag
   m.latency_us = timing.latency_us;
 
   const int C = test.num_classes;
-  std::vector<std::int64_t> confusion(static_cast<std::size_t>(C) * C, 0);
-  for (std::int64_t i = 0; i < test.count; ++i)
-    ++confusion[static_cast<std::size_t>(test.labels[static_cast<std::size_t>(i)]) * C +
-                static_cast<std::size_t>(r.predictions[static_cast<std::size_t>(i)])];
-  m.confused = most_confused(confusion, C, 5);
+  m.confused = most_confused(confusion_counts(test.labels, r.predictions, C), C, 5);
   for (std::int64_t i : pick_misclassified(test.labels, r.predictions, 10)) {
     MisclassifiedImage img;
     img.width = test.cols;

@@ -323,6 +323,16 @@ TEST(ReportMeasures, MostConfusedPairsAndMisclassifiedPicks) {
   EXPECT_EQ(pick_misclassified(labels, predictions, 10), (std::vector<std::int64_t>{1, 5, 2, 4}));
 }
 
+TEST(ReportMeasures, ConfusionCountsRowsAreTruthColumnsPredictions) {
+  const std::vector<std::int32_t> labels = {0, 0, 0, 1, 0, 2, 2};
+  const std::vector<std::int32_t> predictions = {0, 1, 2, 1, 1, 0, 2};
+  EXPECT_EQ(confusion_counts(labels, predictions, 3),
+            (std::vector<std::int64_t>{1, 2, 1, 0, 1, 0, 1, 0, 1}));
+  EXPECT_EQ(confusion_counts({}, {}, 2), (std::vector<std::int64_t>{0, 0, 0, 0}));
+  EXPECT_THROW(confusion_counts(labels, {0, 1}, 3), Error);       // lengths differ
+  EXPECT_THROW(confusion_counts(labels, predictions, 2), Error);  // class 2 outside [0, 2)
+}
+
 TEST(ReportMeasures, EpochCurveFromMetricsLines) {
   const std::string jsonl =
       R"({"kind":"train","step":50,"epoch":0,"loss":1.0,"accuracy":0.5})"
