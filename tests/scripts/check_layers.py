@@ -31,8 +31,10 @@ ALLOWED = {
     "serve": {"core", "kernels", "nn", "io", "data", "train", "infer"},
     "cli": {"core", "kernels", "nn", "optim", "io", "data", "dist", "train", "infer", "report",
             "export", "serve"},
+    # Python still compiles the command line's option table for recur.train's keywords (the run
+    # options have not moved into the library yet): the one arrow left to remove.
     "python": {"core", "kernels", "nn", "optim", "io", "data", "dist", "train", "infer",
-               "report", "export"},
+               "report", "export", "cli"},
 }
 
 # Which folder implements each public header.
