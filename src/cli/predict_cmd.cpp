@@ -25,6 +25,7 @@
 #include "recur/error.hpp"
 #include "recur/image.hpp"
 #include "recur/layers.hpp"
+#include "recur/predictor.hpp"
 #include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
@@ -170,37 +171,25 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
   // Either checkpoint format: version 1 reads through its layer form.
-  LoadedLayeredModel layered = load_layered_model(o.model);
-  if (!o.texts.empty() || (o.inputs.empty() && !is_image_model(layered.metadata))) {
-    if (!is_text_model(layered.metadata))
+  const Predictor predictor(o.model);
+  const bool images = predictor.input_kind() == InputKind::image_sequence ||
+                      predictor.input_kind() == InputKind::whole_image;
+  if (!o.texts.empty() || (o.inputs.empty() && !images)) {
+    if (predictor.input_kind() != InputKind::text)
       throw Error("--text", o.model + " is not a text model; give it pictures to classify");
     RECUR_CHECK(o.inputs.empty(), "--text", "give either --text or picture files, not both");
-    return run_text_predict(o.model, o.texts, o.json);
+    return run_text_predict(predictor, o.texts, o.json);
   }
   if (o.inputs.empty())
     throw Error("predict",
                 "inputs is required: give the PNG or PGM files to classify (or --text "
                 "for a text model)");
   const Invert invert = parse_invert(o.invert);
-  if (!is_image_model(layered.metadata))
+  if (!images)
     throw Error(o.model, "is not an image model; give it --text or the data it was trained on");
-  const int num_classes = layered.model->spec().num_classes;
-  const auto size = [&](const char* key) {
-    auto it = layered.metadata.find(key);
-    int v = 0;
-    if (it == layered.metadata.end() || std::sscanf(it->second.c_str(), "%d", &v) != 1 || v < 1 ||
-        v > kMaxImageSide)
-      throw Error(o.model, std::string("metadata ") + key + " is missing or invalid");
-    return v;
-  };
-  const int model_rows = size("recur.image_rows");
-  const int model_cols = size("recur.image_cols");
-  // The view and the model's input are checked once, on an empty set of the model's size.
-  auto probe = std::make_shared<ImageSet>();
-  probe->rows = model_rows;
-  probe->cols = model_cols;
-  probe->source = "images resized to the model's size";
-  layered_image_source(*layered.model, layered.metadata, probe, o.model);
+  const int num_classes = predictor.num_classes();
+  const int model_rows = predictor.image_rows();
+  const int model_cols = predictor.image_cols();
 
   std::vector<Sample> samples;
   for (const std::string& input : o.inputs) {
@@ -215,24 +204,13 @@ int run_predict(const PredictOptions& o) {
     }
   }
 
-  // All samples as one image set read through the model's view, in batches.
-  ImageSet set;
-  set.source = "predict inputs";
-  set.rows = model_rows;
-  set.cols = model_cols;
-  set.num_classes = num_classes;
-  set.count = static_cast<std::int64_t>(samples.size());
-  for (const Sample& s : samples)
-    set.pixels.insert(set.pixels.end(), s.pixels.begin(), s.pixels.end());
-  set.labels.assign(samples.size(), 0);
-  std::vector<float> probs(samples.size() * static_cast<std::size_t>(num_classes));
-  std::vector<float> logits(probs.size());
-  {
-    const auto source = layered_image_source(
-        *layered.model, layered.metadata,
-        std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}), o.model);
-    layered_image_forward(*layered.model, *source, probs.data(), logits.data());
-  }
+  // All samples in one batch, read through the model's view.
+  std::vector<std::uint8_t> pixels;
+  for (const Sample& s : samples) pixels.insert(pixels.end(), s.pixels.begin(), s.pixels.end());
+  const Predictions result =
+      predictor.predict_images(pixels.data(), static_cast<std::int64_t>(samples.size()));
+  const std::vector<float>& probs = result.probabilities;
+  const std::vector<float>& logits = result.logits;
 
   nlohmann::json all = nlohmann::json::array();
   for (std::size_t i = 0; i < samples.size(); ++i) {
