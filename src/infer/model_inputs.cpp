@@ -57,13 +57,19 @@ std::shared_ptr<const SequenceSource> image_model_source(const Model<float>& mod
       throw Error(model_path, "metadata " + key + " is not a number: '" + it->second + "'");
     }
   };
-  const long long rows = number("recur.image_rows"), cols = number("recur.image_cols");
-  if (model.spec().input.kind == ActKind::image) {
-    RECUR_CHECK(set->rows == rows && set->cols == cols, model_path,
-                fmt::format("model reads {}x{} images but the images in {} are {}x{}", rows, cols,
-                            set->source, set->rows, set->cols));
+  const ActShape& input = model.spec().input;
+  if (input.kind == ActKind::image) {
+    // A whole-image model's size is in its input shape (the report's models have no image
+    // metadata).
+    RECUR_CHECK(input.features == 1, model_path,
+                fmt::format("the model reads images of {} channels; recur's images have one",
+                            input.features));
+    RECUR_CHECK(set->rows == input.height && set->cols == input.width, model_path,
+                fmt::format("model reads {}x{} images but the images in {} are {}x{}", input.height,
+                            input.width, set->source, set->rows, set->cols));
     return std::make_shared<ImageSamples>(set);
   }
+  const long long rows = number("recur.image_rows"), cols = number("recur.image_cols");
   auto v = metadata.find("recur.view");
   if (v == metadata.end()) throw Error(model_path, "metadata has no recur.view");
   ViewKind kind;

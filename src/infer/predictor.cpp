@@ -88,10 +88,12 @@ Predictor::Predictor(const std::string& path) : path_(path) {
   metadata_ = std::move(loaded.metadata);
   format_ = loaded.format;
   const ActShape& in = model_->spec().input;
-  if (is_image_model(metadata_)) {
-    rows_ = image_side(metadata_, "recur.image_rows", path);
-    cols_ = image_side(metadata_, "recur.image_cols", path);
+  if (in.kind == ActKind::image || is_image_model(metadata_)) {
     kind_ = in.kind == ActKind::image ? InputKind::whole_image : InputKind::image_sequence;
+    rows_ = kind_ == InputKind::whole_image ? in.height
+                                            : image_side(metadata_, "recur.image_rows", path);
+    cols_ = kind_ == InputKind::whole_image ? in.width
+                                            : image_side(metadata_, "recur.image_cols", path);
     // The view and the model's input are checked once, on an empty set of the model's size.
     auto probe = std::make_shared<ImageSet>();
     probe->rows = rows_;
@@ -103,8 +105,6 @@ Predictor::Predictor(const std::string& path) : path_(path) {
     kind_ = InputKind::text;
     text_ = std::make_unique<TextCodec>(text_codec(metadata_, path));
   } else {
-    RECUR_CHECK(in.kind == ActKind::sequence, path,
-                "a model of images without the image size in its metadata");
     kind_ = InputKind::sequence;
   }
   // recur owns the threading: BLAS runs on the calling thread, so results never depend on how

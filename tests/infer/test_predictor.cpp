@@ -59,6 +59,10 @@ struct StreamCase {
   std::string layers;
   bool exact = true;  // bit for bit, not only within 1e-5
 };
+// Test names show the layer list (not the object's bytes, which hold a pointer).
+void PrintTo(const StreamCase& c, std::ostream* os) {
+  *os << c.layers;
+}
 
 class StreamingMatchesWhole : public ::testing::TestWithParam<StreamCase> {};
 
