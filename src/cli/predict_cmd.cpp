@@ -1,5 +1,6 @@
 // recur predict MODEL INPUT... [--index N ...] [--json] [--invert auto|yes|no] [--top K] [--raw]
-// Classifies digit pictures (PNG or PGM of any size) or images of an IDX file (with --index).
+// Classifies digit pictures (PNG or PGM of any size) or images of an IDX file (with --index);
+// texts (--text) with text models, .npy sequences (--lengths) with array models.
 // A picture is first brought to MNIST's framing (recur/digit_frame.hpp): a digit photographed or
 // drawn on paper, at any size and place, reaches the model as MNIST's own digits did. --raw
 // only resizes (and inverts as --invert says). IDX images are MNIST-framed already and are
@@ -27,6 +28,7 @@
 #include "recur/layers.hpp"
 #include "recur/predictor.hpp"
 #include "recur/seq_train.hpp"
+#include "recur/text.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -42,6 +44,7 @@ struct PredictOptions {
   int top = 3;
   bool raw = false;
   std::vector<std::string> texts;  // text models
+  std::string lengths;             // array models: lengths of the one input's sequences
 };
 
 enum class Invert { automatic, yes, no };
@@ -168,10 +171,59 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
   }
 }
 
+// Array models: each input a .npy of sequences x [N, T, F] (float32, or uint8 scaled by 1/255)
+// as recur train reads x_train.npy; --lengths gives their lengths (one input only).
+int run_array_predict(const Predictor& predictor, const PredictOptions& o) {
+  if (o.inputs.empty())
+    throw Error(
+        "predict",
+        "inputs is required: give .npy files of sequences [N, steps, features] to classify");
+  RECUR_CHECK(o.lengths.empty() || o.inputs.size() == 1, "--lengths",
+              "goes with one input file; classify one .npy at a time");
+  const int C = predictor.num_classes();
+  nlohmann::json all = nlohmann::json::array();
+  for (const std::string& input : o.inputs) {
+    const SequenceSet set = load_npy_sequences(input, "", o.lengths);
+    RECUR_CHECK(set.features == predictor.features(), input,
+                fmt::format("holds {} features per step but the model reads {}", set.features,
+                            predictor.features()));
+    const Predictions r =
+        predictor.predict_sequences(set.x.data(), set.count, set.steps, set.lengths.data());
+    for (std::int64_t i = 0; i < set.count; ++i) {
+      const auto best = top_k(r.probabilities.data() + i * C, C, o.top);
+      if (!o.json) {
+        std::string ranks;
+        for (const ClassProbability& c : best)
+          ranks += fmt::format("{}{} {:.2f}%", ranks.empty() ? "" : ", ", c.label,
+                               100.0 * c.probability);
+        fmt::print("{}[{}]: {}  top {}: {}\n", input, i, best.front().label, best.size(), ranks);
+        continue;
+      }
+      nlohmann::json top = nlohmann::json::array();
+      for (const ClassProbability& c : best)
+        top.push_back({{"class", c.label}, {"probability", c.probability}});
+      all.push_back({{"input", input},
+                     {"index", i},
+                     {"length", set.lengths[static_cast<std::size_t>(i)]},
+                     {"prediction", best.front().label},
+                     {"probability", best.front().probability},
+                     {"top", top},
+                     {"logits", std::vector<float>(r.logits.begin() + i * C,
+                                                   r.logits.begin() + (i + 1) * C)}});
+    }
+  }
+  if (o.json) std::cout << all.dump(2) << "\n";
+  return 0;
+}
+
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
   // Either checkpoint format: version 1 reads through its layer form.
   const Predictor predictor(o.model);
+  RECUR_CHECK(o.lengths.empty() || predictor.input_kind() == InputKind::sequence, "--lengths",
+              "only models trained on .npy arrays read sequences with lengths");
+  if (predictor.input_kind() == InputKind::sequence && o.texts.empty())
+    return run_array_predict(predictor, o);
   const bool images = predictor.input_kind() == InputKind::image_sequence ||
                       predictor.input_kind() == InputKind::whole_image;
   if (!o.texts.empty() || (o.inputs.empty() && !images)) {
@@ -260,7 +312,11 @@ void add_predict_command(CLI::App& app, Runner& run) {
       "Classify digit pictures (PNG, PGM), images of an IDX file, or texts with a model");
   cmd->add_option("model", o->model, "Checkpoint (.safetensors) written by recur train")
       ->required();
-  cmd->add_option("inputs", o->inputs, "PNG or PGM files; IDX images files with --index");
+  cmd->add_option("inputs", o->inputs,
+                  "PNG or PGM files; IDX images files with --index; .npy files of sequences "
+                  "[N, steps, features] for models trained on arrays");
+  cmd->add_option("--lengths", o->lengths,
+                  "Array models: a .npy of the input's sequence lengths [N] (default: all steps)");
   cmd->add_option("--text", o->texts,
                   "Text models: a text to classify (repeatable); without it, one text per line "
                   "from stdin");
