@@ -164,7 +164,8 @@ struct SequenceSet {
   std::vector<std::int32_t> labels;
   std::vector<std::int32_t> lengths;  // each in [1, steps]; all `steps` when no lengths file
 };
-// x: [N, T, F] float32 or uint8 (or [N, T], read as F = 1); y: [N] integer labels in [0, 1000);
+// x: [N, T, F] float32 or uint8 (or [N, T], read as F = 1); y: [N] integer labels in [0, 1000)
+// ("" for none: every label 0, as for inputs to classify);
 // lengths (optional, "" for none): [N] integers in [1, T]. num_classes = max label + 1 (>= 2).
 // Errors name the file and the reason (wrong dtype, rank or shape, count mismatch, label or
 // length out of range, NaN or infinite values).

@@ -91,7 +91,8 @@ class Model:
 
         Returns ``(labels, probabilities)``: int64 ``[N]`` and float32 ``[N, classes]``; the
         class names are ``config["class_names"]``. Raises TypeError for a model of images or
-        arrays, ValueError for a text that is not valid UTF-8 or is over 1 MiB.
+        arrays, ValueError for a text that is not valid UTF-8, is over 1 MiB, or has nothing
+        to read (empty or whitespace only: no token to classify).
         """
         if not isinstance(self._core, _recur.TextModel):
             raise TypeError("predict_text needs a text model; this one reads images or "

@@ -19,7 +19,6 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -32,6 +31,7 @@
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
+#include "recur/predictor.hpp"
 #include "recur/safetensors.hpp"
 #include "recur/seq_train.hpp"
 #include "recur/train.hpp"
@@ -161,38 +161,33 @@ class NullBuffer : public std::streambuf {
 }  // namespace
 
 // A model of images, either checkpoint format (version 1 through its layer form): whole images
-// (MLP, CNN) or sequences through the view in its metadata; predict runs blocks of 256 on one
-// thread as `recur predict` does (cli::layered_image_forward), so the two agree bit for bit.
-// Sequence models also take float32 sequences [N, steps, features], the model's inputs as they
-// are.
+// (MLP, CNN) or sequences through the view in its metadata. Predictions come from the library's
+// Predictor, as `recur predict`'s do, so the two agree bit for bit. Sequence models also take
+// float32 sequences [N, steps, features], the model's inputs as they are. The Predictor may be
+// shared by threads, so calls run without a lock, the GIL released.
 class ImageModel {
  public:
   explicit ImageModel(const std::string& path) : path_(path) {
     try {
-      loaded_ = load_layered_model(path);
-      if (!cli::is_image_model(loaded_.metadata))
+      predictor_ = std::make_unique<Predictor>(path);
+      if (predictor_->input_kind() != InputKind::image_sequence &&
+          predictor_->input_kind() != InputKind::whole_image)
         throw Error(path, "not an image model (a text or array model)");
-      rows_ = std::stoi(loaded_.metadata.at("recur.image_rows"));
-      cols_ = std::stoi(loaded_.metadata.at("recur.image_cols"));
-      // The view and the image size are checked here once, on an empty set of the model's size.
-      auto probe = std::make_shared<ImageSet>();
-      probe->rows = rows_;
-      probe->cols = cols_;
-      cli::layered_image_source(*loaded_.model, loaded_.metadata, probe, path);
+      rows_ = predictor_->image_rows();
+      cols_ = predictor_->image_cols();
     } catch (const Error& e) {
       raise_file_error(e, path);
-    } catch (const std::exception&) {
-      raise(PyExc_ValueError, path + ": the image size in its metadata is invalid");
     }
   }
 
-  int num_classes() const { return loaded_.model->spec().num_classes; }
+  int num_classes() const { return predictor_->num_classes(); }
 
   py::dict config_dict() const {
-    py::dict d = py::module_::import("json").attr("loads")(to_json(loaded_.model->spec()));
-    d["layers_text"] = layer_list_text(loaded_.model->spec().layers);
+    const ModelSpec& spec = predictor_->model().spec();
+    py::dict d = py::module_::import("json").attr("loads")(to_json(spec));
+    d["layers_text"] = layer_list_text(spec.layers);
     // The short form's settings, read off its layers (model_spec_from_config's chain).
-    for (const LayerSpec& l : loaded_.model->spec().layers) {
+    for (const LayerSpec& l : spec.layers) {
       if (l.type == "recurrent" && !d.contains("cell")) {
         d["cell"] = to_string(l.cell);
         d["hidden"] = l.size;
@@ -206,47 +201,45 @@ class ImageModel {
       }
     }
     d["view"] = view_name();
-    auto seed = loaded_.metadata.find("recur.view_seed");
-    d["view_seed"] = seed == loaded_.metadata.end() ? 0 : std::stoll(seed->second);
+    const Metadata& meta = predictor_->metadata();
+    auto seed = meta.find("recur.view_seed");
+    d["view_seed"] = seed == meta.end() ? 0 : std::stoll(seed->second);
     d["image_rows"] = rows_;
     d["image_cols"] = cols_;
     if (reads_sequences()) {
       d["steps"] = steps();
       d["input_size"] = features();
     }
-    d["format"] = loaded_.format;
+    d["format"] = predictor_->format();
     return d;
   }
 
   py::dict metadata() const {
     py::dict d;
-    for (const auto& [k, v] : loaded_.metadata) d[py::str(k)] = v;
+    for (const auto& [k, v] : predictor_->metadata()) d[py::str(k)] = v;
     return d;
   }
 
   std::string path() const { return path_; }
   std::string repr() const {
-    return "<recur.Model " + path_ + ": " + layer_list_text(loaded_.model->spec().layers) + ", " +
-           std::to_string(loaded_.model->num_params()) + " parameters>";
+    return "<recur.Model " + path_ + ": " + layer_list_text(predictor_->model().spec().layers) +
+           ", " + std::to_string(predictor_->model().num_params()) + " parameters>";
   }
 
   py::tuple predict(const py::array& x, bool logits) {
     const std::int64_t n = check_input(x);
     const int C = num_classes();
+    const Predictions r = run(x, n);
     py::array_t<std::int64_t> labels(n);
     py::array_t<float> probs({n, static_cast<std::int64_t>(C)});
     py::array_t<float> raw({n, static_cast<std::int64_t>(C)});
-    {
-      const auto source = as_source(x, n, nullptr);
-      float* p = probs.mutable_data();
-      float* z = raw.mutable_data();
-      std::int64_t* l = labels.mutable_data();
-      py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lock(mutex_);
-      cli::layered_image_forward(*loaded_.model, *source, p, z);
-      for (std::int64_t i = 0; i < n; ++i)
-        l[i] = std::max_element(p + i * C, p + (i + 1) * C) - (p + i * C);
-    }
+    std::copy(r.probabilities.begin(), r.probabilities.end(), probs.mutable_data());
+    std::copy(r.logits.begin(), r.logits.end(), raw.mutable_data());
+    // The likeliest class as `recur predict` prints it: the first largest probability.
+    const float* p = r.probabilities.data();
+    std::int64_t* l = labels.mutable_data();
+    for (std::int64_t i = 0; i < n; ++i)
+      l[i] = std::max_element(p + i * C, p + (i + 1) * C) - (p + i * C);
     if (logits) return py::make_tuple(labels, probs, raw);
     return py::make_tuple(labels, probs);
   }
@@ -255,21 +248,15 @@ class ImageModel {
     const std::int64_t n = check_input(x);
     const int C = num_classes();
     const std::vector<std::int32_t> labels = read_labels(y, n, "y", C);
-    std::vector<float> probs(static_cast<std::size_t>(n) * C), logits(probs.size());
+    const Predictions r = run(x, n);
     double loss_sum = 0;
     int correct = 0;
-    {
-      const auto source = as_source(x, n, &labels);
-      py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lock(mutex_);
-      cli::layered_image_forward(*loaded_.model, *source, probs.data(), logits.data());
-      for (std::int64_t start = 0; start < n; start += 256) {
-        const int b = static_cast<int>(std::min<std::int64_t>(256, n - start));
-        int hits = 0;
-        loss_sum += softmax_cross_entropy<float>(logits.data() + start * C, labels.data() + start,
-                                                 b, C, 1.0f, nullptr, &hits);
-        correct += hits;
-      }
+    for (std::int64_t start = 0; start < n; start += 256) {
+      const int b = static_cast<int>(std::min<std::int64_t>(256, n - start));
+      int hits = 0;
+      loss_sum += softmax_cross_entropy<float>(r.logits.data() + start * C, labels.data() + start,
+                                               b, C, 1.0f, nullptr, &hits);
+      correct += hits;
     }
     py::dict d;
     d["count"] = n;
@@ -282,20 +269,17 @@ class ImageModel {
   void save(const std::string& path) const {
     try {
       py::gil_scoped_release nogil;
-      save_layered_model(path, *loaded_.model, loaded_.metadata);
+      save_layered_model(path, predictor_->model(), predictor_->metadata());
     } catch (const Error& e) {
       raise_file_error(e, path);
     }
   }
 
  private:
-  bool reads_sequences() const { return loaded_.model->spec().input.kind == ActKind::sequence; }
-  int steps() const { return features() > 0 ? rows_ * cols_ / features() : 0; }
-  int features() const { return loaded_.model->spec().input.features; }
-  std::string view_name() const {
-    auto v = loaded_.metadata.find("recur.view");
-    return v == loaded_.metadata.end() ? std::string("image") : v->second;
-  }
+  bool reads_sequences() const { return predictor_->input_kind() == InputKind::image_sequence; }
+  int steps() const { return predictor_->steps(); }
+  int features() const { return predictor_->features(); }
+  std::string view_name() const { return predictor_->view_name(); }
 
   // uint8 images [N, rows, cols], or (sequence models) float32 sequences [N, steps, features].
   std::int64_t check_input(const py::array& x) const {
@@ -324,56 +308,21 @@ class ImageModel {
                                           "but x is [N, {}, {}]",
                                           steps(), features(), a, b));
     require_c_contiguous(x, "x");
-    if (floats) {
-      const float* v = static_cast<const float*>(x.data());
-      const std::int64_t n = x.shape(0) * a * b;
-      for (std::int64_t i = 0; i < n; ++i)
-        if (!std::isfinite(v[i]))
-          raise(PyExc_ValueError, fmt::format("x[{}, {}, {}] is {}: inputs must be finite",
-                                              i / (a * b), (i / b) % a, i % b, v[i]));
-    }
     return x.shape(0);
   }
 
-  // The samples as the model reads them: images through the checkpoint's view, or the float
-  // sequences as they are.
-  std::shared_ptr<const SequenceSource> as_source(const py::array& x, std::int64_t n,
-                                                  const std::vector<std::int32_t>* labels) const {
-    if (x.dtype().is(py::dtype::of<float>())) {
-      auto set = std::make_shared<SequenceSet>();
-      set->source = "x";
-      set->count = n;
-      set->steps = steps();
-      set->features = features();
-      set->num_classes = num_classes();
-      const auto* v = static_cast<const float*>(x.data());
-      set->x.assign(v, v + n * steps() * features());
-      set->lengths.assign(static_cast<std::size_t>(n), steps());
-      if (labels)
-        set->labels = *labels;
-      else
-        set->labels.assign(static_cast<std::size_t>(n), 0);
-      return std::make_shared<ArraySequences>(set);
-    }
-    auto set = std::make_shared<ImageSet>();
-    set->source = "x";
-    set->count = n;
-    set->rows = rows_;
-    set->cols = cols_;
-    set->num_classes = num_classes();
-    const auto* px = static_cast<const std::uint8_t*>(x.data());
-    set->pixels.assign(px, px + n * rows_ * cols_);
-    if (labels)
-      set->labels = *labels;
-    else
-      set->labels.assign(static_cast<std::size_t>(n), 0);
-    return cli::layered_image_source(*loaded_.model, loaded_.metadata, set, path_);
+  // uint8 images through the checkpoint's view, or float sequences as they are; the library
+  // checks that floats are finite (ValueError naming the element).
+  Predictions run(const py::array& x, std::int64_t n) const {
+    py::gil_scoped_release nogil;
+    if (x.dtype().is(py::dtype::of<float>()))
+      return predictor_->predict_sequences(static_cast<const float*>(x.data()), n, steps());
+    return predictor_->predict_images(static_cast<const std::uint8_t*>(x.data()), n);
   }
 
   std::string path_;
-  LoadedLayeredModel loaded_;
+  std::unique_ptr<Predictor> predictor_;
   int rows_ = 0, cols_ = 0;
-  std::mutex mutex_;
 };
 
 namespace {

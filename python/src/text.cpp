@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/predictor.hpp"
 #include "recur/safetensors.hpp"
 #include "recur/seq_train.hpp"
 #include "recur/text.hpp"
@@ -37,77 +37,60 @@ class TextModel {
  public:
   explicit TextModel(const std::string& path) : path_(path) {
     try {
-      loaded_ = load_layered_model(path);
-      codec_ = cli::text_codec(loaded_.metadata, path);
+      predictor_ = std::make_unique<Predictor>(path);
+      predictor_->text();  // Error when the checkpoint has no vocabulary
     } catch (const Error& e) {
       raise_for(e, path);
     }
-    loaded_.model->prepare();
-    runner_ = std::make_unique<SequenceRunner>(*loaded_.model, 1);
   }
 
-  int num_classes() const { return loaded_.model->spec().num_classes; }
+  int num_classes() const { return predictor_->num_classes(); }
 
   py::dict config() const {
-    py::dict d = py::module_::import("json").attr("loads")(to_json(loaded_.model->spec()));
-    d["vocabulary"] = codec_.vocab.size();
-    d["max_len"] = codec_.max_len;
-    d["truncate"] = to_string(codec_.truncate);
-    d["class_names"] = codec_.class_names;
+    const TextCodec& codec = predictor_->text();
+    py::dict d = py::module_::import("json").attr("loads")(to_json(predictor_->model().spec()));
+    d["vocabulary"] = codec.vocab.size();
+    d["max_len"] = codec.max_len;
+    d["truncate"] = to_string(codec.truncate);
+    d["class_names"] = codec.class_names;
     return d;
   }
 
   py::dict metadata() const {
     py::dict d;
-    for (const auto& [k, v] : loaded_.metadata) d[py::str(k)] = v;
+    for (const auto& [k, v] : predictor_->metadata()) d[py::str(k)] = v;
     return d;
   }
 
   // (labels int64 [N], probabilities float32 [N, C]); each text on its own, so a text's result
-  // never depends on the others.
+  // never depends on the others. ValueError for a text the model cannot read (invalid UTF-8,
+  // over 1 MiB, empty or whitespace only).
   py::tuple predict_text(const std::vector<std::string>& texts) {
-    TextSet set;
-    set.source = "texts";
-    set.num_classes = num_classes();
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-      std::size_t bad = 0;
-      if (!valid_utf8(texts[i], &bad))
-        throw py::value_error("texts[" + std::to_string(i) + "]: invalid UTF-8 at byte " +
-                              std::to_string(bad));
-      if (texts[i].size() > kMaxTextBytes)
-        throw py::value_error("texts[" + std::to_string(i) + "]: longer than " +
-                              std::to_string(kMaxTextBytes) + " bytes");
-    }
-    set.texts = texts;
-    set.labels.assign(texts.size(), 0);
-    const int C = num_classes();
-    const auto n = static_cast<py::ssize_t>(texts.size());
-    py::array_t<std::int64_t> labels(n);
-    py::array_t<float> probs({n, static_cast<py::ssize_t>(C)});
-    std::vector<std::int32_t> pred(texts.size());
+    for (std::size_t i = 0; i < texts.size(); ++i)
+      if (const std::string problem = predictor_->text_problem(texts[i]); !problem.empty())
+        throw py::value_error("texts[" + std::to_string(i) + "] " + problem);
+    Predictions r;
     {
       py::gil_scoped_release release;
-      TokenSequences src(set, codec_.vocab, codec_.max_len, codec_.truncate);
-      float* p = probs.mutable_data();
-      for (std::size_t i = 0; i < texts.size(); ++i)
-        runner_->infer_batch(src, {static_cast<std::int64_t>(i)}, pred.data() + i,
-                             p + i * static_cast<std::size_t>(C));
+      r = predictor_->predict_texts(texts);
     }
+    const auto n = static_cast<py::ssize_t>(texts.size());
+    py::array_t<std::int64_t> labels(n);
+    py::array_t<float> probs({n, static_cast<py::ssize_t>(r.classes)});
+    std::copy(r.probabilities.begin(), r.probabilities.end(), probs.mutable_data());
     auto l = labels.mutable_unchecked<1>();
-    for (py::ssize_t i = 0; i < n; ++i) l(i) = pred[static_cast<std::size_t>(i)];
+    for (py::ssize_t i = 0; i < n; ++i) l(i) = r.labels[static_cast<std::size_t>(i)];
     return py::make_tuple(labels, probs);
   }
 
   std::string repr() const {
-    return "<recur text model " + path_ + ": " + std::to_string(loaded_.model->num_params()) +
-           " parameters, vocabulary " + std::to_string(codec_.vocab.size()) + ">";
+    return "<recur text model " + path_ + ": " + std::to_string(predictor_->model().num_params()) +
+           " parameters, vocabulary " + std::to_string(predictor_->text().vocab.size()) + ">";
   }
 
  private:
   std::string path_;
-  LoadedLayeredModel loaded_;
-  cli::TextCodec codec_;
-  std::unique_ptr<SequenceRunner> runner_;
+  std::unique_ptr<Predictor> predictor_;
 };
 
 py::tuple side(const TextSet& s) {
@@ -131,7 +114,7 @@ void add_text_bindings(py::module_& m) {
       "is_text_model",
       [](const std::string& path) {
         try {
-          return cli::is_text_model(read_safetensors(path).metadata);
+          return is_text_model(read_safetensors(path).metadata);
         } catch (const Error&) {
           return false;
         }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "recur/fs.hpp"
 #include "recur/layers.hpp"
 #include "recur/plot.hpp"
+#include "recur/predictor.hpp"
 #include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
@@ -27,15 +29,19 @@ namespace recur::cli {
 
 namespace {
 
-constexpr int kDefaultEvalBatch = 1000;
+// Defaults that depend on what the model reads: images are small and come from MNIST; text
+// batches hold hundreds of steps, and text or array data is named by the model's metadata.
+constexpr int kImageEvalBatch = 1000;
+constexpr int kSequenceEvalBatch = 64;
+constexpr const char* kImageData = "data/mnist";
 
 struct EvalOptions {
   std::string model;
-  std::string data = "data/mnist";
-  std::string out;  // empty: the model's folder
+  std::optional<std::string> data;  // unset: data/mnist for images, else the model's data set
+  std::string out;                  // empty: the model's folder
   bool json = false;
   int threads = 0;
-  int batch = kDefaultEvalBatch;
+  std::optional<int> batch;  // unset: kImageEvalBatch for images, else kSequenceEvalBatch
   int gallery = 24;
 };
 
@@ -133,35 +139,29 @@ void make_folder(const std::string& dir) {
 constexpr int kMaxGallery = 1000;
 
 int run_eval(const EvalOptions& o) {
-  RECUR_CHECK(o.batch >= 1 && o.batch <= kMaxEvalBatch, "--batch",
-              fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, o.batch));
+  if (o.batch)
+    RECUR_CHECK(*o.batch >= 1 && *o.batch <= kMaxEvalBatch, "--batch",
+                fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, *o.batch));
   resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
   RECUR_CHECK(o.gallery >= 0 && o.gallery <= kMaxGallery, "--gallery",
               fmt::format("must be 0 (no pictures) up to {}, got {}", kMaxGallery, o.gallery));
-  EvalResult r;
-  std::shared_ptr<const ImageSet> images;
-  std::string described, view_name;
-  {
-    // Either checkpoint format: version 1 reads through its layer form.
-    LoadedLayeredModel loaded = load_layered_model(o.model);
-    if (!is_image_model(loaded.metadata))
-      // Text batches hold hundreds of steps: 64 reviews at a time unless --batch says otherwise.
-      return run_sequence_eval(o.model, o.data == "data/mnist" ? "" : o.data, o.out, o.json,
-                               o.threads, o.batch == kDefaultEvalBatch ? 64 : o.batch);
-    images = std::make_shared<ImageSet>(load_mnist(o.data, false));
-    Model<float>& model = *loaded.model;
-    const auto source = layered_image_source(model, loaded.metadata, images, o.model);
-    RECUR_CHECK(images->num_classes <= model.spec().num_classes, images->source,
-                fmt::format("labels go up to {} but the model has {} classes",
-                            images->num_classes - 1, model.spec().num_classes));
-    make_folder(o.out.empty() ? parent_folder(o.model) : o.out);
-    model.prepare();
-    SequenceRunner runner(model, resolve_threads(o.threads));
-    r = evaluate_sequences(runner, *source, o.batch);
-    described = layer_list_text(model.spec().layers);
-    auto v = loaded.metadata.find("recur.view");
-    view_name = v == loaded.metadata.end() ? "image" : v->second;
-  }
+  // Either checkpoint format: version 1 reads through its layer form. Loaded once, whatever
+  // the model reads.
+  const Predictor predictor(o.model);
+  if (predictor.input_kind() == InputKind::text || predictor.input_kind() == InputKind::sequence)
+    return run_sequence_eval(predictor, o.data.value_or(""), o.out, o.json, o.threads,
+                             o.batch.value_or(kSequenceEvalBatch));
+  const std::string data = o.data.value_or(kImageData);
+  const auto images = std::make_shared<ImageSet>(load_mnist(data, false));
+  const auto source = predictor.image_source(images);
+  RECUR_CHECK(images->num_classes <= predictor.num_classes(), images->source,
+              fmt::format("labels go up to {} but the model has {} classes",
+                          images->num_classes - 1, predictor.num_classes()));
+  make_folder(o.out.empty() ? parent_folder(o.model) : o.out);
+  BatchRunner runner(predictor, resolve_threads(o.threads));
+  const EvalResult r = runner.evaluate(*source, o.batch.value_or(kImageEvalBatch));
+  const std::string described = layer_list_text(predictor.model().spec().layers);
+  const std::string view_name = predictor.view_name();
   const ImageSet& set = *images;
   const std::string out = o.out.empty() ? parent_folder(o.model) : o.out;
 
@@ -204,11 +204,12 @@ int run_eval(const EvalOptions& o) {
     const auto row = counts.begin() + static_cast<std::ptrdiff_t>(i) * k;
     confusion.push_back(std::vector<std::int64_t>(row, row + k));
   }
-  const nlohmann::json report = {
-      {"model", o.model},       {"data", o.data},           {"images", set.source},
-      {"view", view_name},      {"count", r.count},         {"correct", r.correct},
-      {"misclassified", wrong}, {"accuracy", r.accuracy()}, {"loss", r.loss},
-      {"per_class", per_class}, {"confusion", confusion}};
+  const nlohmann::json report = {{"model", o.model},       {"data", data},
+                                 {"images", set.source},   {"view", view_name},
+                                 {"count", r.count},       {"correct", r.correct},
+                                 {"misclassified", wrong}, {"accuracy", r.accuracy()},
+                                 {"loss", r.loss},         {"per_class", per_class},
+                                 {"confusion", confusion}};
   const std::string json_text = report.dump(2) + "\n";
   write_file_atomic(out + "/eval.json", json_text);
   written.push_back("eval.json");
@@ -218,7 +219,7 @@ int run_eval(const EvalOptions& o) {
     return 0;
   }
   fmt::print("model: {} ({})\n", o.model, described);
-  fmt::print("data: {} test images from {}\n", set.count, o.data);
+  fmt::print("data: {} test images from {}\n", set.count, data);
   fmt::print("test accuracy {:.2f}% (loss {:.4f}) on {} images, {} misclassified\n\n",
              100.0 * r.accuracy(), r.loss, r.count, wrong);
   fmt::print("{}\n{}\n", scores_text(scores), confusion_text(counts, k));
@@ -237,13 +238,14 @@ void add_eval_command(CLI::App& app, Runner& run) {
   cmd->add_option("model", o->model, "Checkpoint (.safetensors) written by recur train")
       ->required();
   cmd->add_option("--data", o->data,
-                  "Folder with the MNIST files; for text and array models: imdb, a text folder or "
-                  "file, a folder of .npy arrays (default: the model's own data set)")
-      ->capture_default_str();
+                  "Folder with the MNIST files (default: data/mnist); for text and array models: "
+                  "imdb, a text folder or file, a folder of .npy arrays (default: the model's own "
+                  "data set)");
   cmd->add_option("--out", o->out, "Folder for eval.json and the pictures (default: the model's)");
   cmd->add_flag("--json", o->json, "Print the report as JSON instead of text");
   cmd->add_option("--threads", o->threads, "Threads; 0 = all cores")->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Images per forward pass")->capture_default_str();
+  cmd->add_option("--batch", o->batch,
+                  "Samples per forward pass (default: 1000 images, 64 texts or sequences)");
   cmd->add_option("--gallery", o->gallery, "Digits in each picture of (mis)classified digits")
       ->capture_default_str();
   cmd->callback([o, &run] { run = [o] { return run_eval(*o); }; });

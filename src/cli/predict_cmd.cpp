@@ -1,5 +1,6 @@
 // recur predict MODEL INPUT... [--index N ...] [--json] [--invert auto|yes|no] [--top K] [--raw]
-// Classifies digit pictures (PNG or PGM of any size) or images of an IDX file (with --index).
+// Classifies digit pictures (PNG or PGM of any size) or images of an IDX file (with --index);
+// texts (--text) with text models, .npy sequences (--lengths) with array models.
 // A picture is first brought to MNIST's framing (recur/digit_frame.hpp): a digit photographed or
 // drawn on paper, at any size and place, reaches the model as MNIST's own digits did. --raw
 // only resizes (and inverts as --invert says). IDX images are MNIST-framed already and are
@@ -25,7 +26,9 @@
 #include "recur/error.hpp"
 #include "recur/image.hpp"
 #include "recur/layers.hpp"
+#include "recur/predictor.hpp"
 #include "recur/seq_train.hpp"
+#include "recur/text.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -41,6 +44,7 @@ struct PredictOptions {
   int top = 3;
   bool raw = false;
   std::vector<std::string> texts;  // text models
+  std::string lengths;             // array models: lengths of the one input's sequences
 };
 
 enum class Invert { automatic, yes, no };
@@ -167,40 +171,77 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
   }
 }
 
+// Array models: each input a .npy of sequences x [N, T, F] (float32, or uint8 scaled by 1/255)
+// as recur train reads x_train.npy; --lengths gives their lengths (one input only).
+int run_array_predict(const Predictor& predictor, const PredictOptions& o) {
+  if (o.inputs.empty())
+    throw Error(
+        "predict",
+        "inputs is required: give .npy files of sequences [N, steps, features] to classify");
+  RECUR_CHECK(o.lengths.empty() || o.inputs.size() == 1, "--lengths",
+              "goes with one input file; classify one .npy at a time");
+  const int C = predictor.num_classes();
+  nlohmann::json all = nlohmann::json::array();
+  for (const std::string& input : o.inputs) {
+    const SequenceSet set = load_npy_sequences(input, "", o.lengths);
+    RECUR_CHECK(set.features == predictor.features(), input,
+                fmt::format("holds {} features per step but the model reads {}", set.features,
+                            predictor.features()));
+    const Predictions r =
+        predictor.predict_sequences(set.x.data(), set.count, set.steps, set.lengths.data());
+    for (std::int64_t i = 0; i < set.count; ++i) {
+      const auto best = top_k(r.probabilities.data() + i * C, C, o.top);
+      if (!o.json) {
+        std::string ranks;
+        for (const ClassProbability& c : best)
+          ranks += fmt::format("{}{} {:.2f}%", ranks.empty() ? "" : ", ", c.label,
+                               100.0 * c.probability);
+        fmt::print("{}[{}]: {}  top {}: {}\n", input, i, best.front().label, best.size(), ranks);
+        continue;
+      }
+      nlohmann::json top = nlohmann::json::array();
+      for (const ClassProbability& c : best)
+        top.push_back({{"class", c.label}, {"probability", c.probability}});
+      all.push_back({{"input", input},
+                     {"index", i},
+                     {"length", set.lengths[static_cast<std::size_t>(i)]},
+                     {"prediction", best.front().label},
+                     {"probability", best.front().probability},
+                     {"top", top},
+                     {"logits", std::vector<float>(r.logits.begin() + i * C,
+                                                   r.logits.begin() + (i + 1) * C)}});
+    }
+  }
+  if (o.json) std::cout << all.dump(2) << "\n";
+  return 0;
+}
+
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
   // Either checkpoint format: version 1 reads through its layer form.
-  LoadedLayeredModel layered = load_layered_model(o.model);
-  if (!o.texts.empty() || (o.inputs.empty() && !is_image_model(layered.metadata))) {
-    if (!is_text_model(layered.metadata))
+  const Predictor predictor(o.model);
+  RECUR_CHECK(o.lengths.empty() || predictor.input_kind() == InputKind::sequence, "--lengths",
+              "only models trained on .npy arrays read sequences with lengths");
+  if (predictor.input_kind() == InputKind::sequence && o.texts.empty())
+    return run_array_predict(predictor, o);
+  const bool images = predictor.input_kind() == InputKind::image_sequence ||
+                      predictor.input_kind() == InputKind::whole_image;
+  if (!o.texts.empty() || (o.inputs.empty() && !images)) {
+    if (predictor.input_kind() != InputKind::text)
       throw Error("--text", o.model + " is not a text model; give it pictures to classify");
     RECUR_CHECK(o.inputs.empty(), "--text", "give either --text or picture files, not both");
-    return run_text_predict(o.model, o.texts, o.json);
+    return run_text_predict(predictor, o.texts, o.json);
   }
   if (o.inputs.empty())
     throw Error("predict",
                 "inputs is required: give the PNG or PGM files to classify (or --text "
                 "for a text model)");
   const Invert invert = parse_invert(o.invert);
-  if (!is_image_model(layered.metadata))
+  if (!images)
     throw Error(o.model, "is not an image model; give it --text or the data it was trained on");
-  const int num_classes = layered.model->spec().num_classes;
-  const auto size = [&](const char* key) {
-    auto it = layered.metadata.find(key);
-    int v = 0;
-    if (it == layered.metadata.end() || std::sscanf(it->second.c_str(), "%d", &v) != 1 || v < 1 ||
-        v > kMaxImageSide)
-      throw Error(o.model, std::string("metadata ") + key + " is missing or invalid");
-    return v;
-  };
-  const int model_rows = size("recur.image_rows");
-  const int model_cols = size("recur.image_cols");
-  // The view and the model's input are checked once, on an empty set of the model's size.
-  auto probe = std::make_shared<ImageSet>();
-  probe->rows = model_rows;
-  probe->cols = model_cols;
-  probe->source = "images resized to the model's size";
-  layered_image_source(*layered.model, layered.metadata, probe, o.model);
+  const int num_classes = predictor.num_classes();
+  const int model_rows = predictor.image_rows();
+  const int model_cols = predictor.image_cols();
 
   std::vector<Sample> samples;
   for (const std::string& input : o.inputs) {
@@ -215,24 +256,13 @@ int run_predict(const PredictOptions& o) {
     }
   }
 
-  // All samples as one image set read through the model's view, in batches.
-  ImageSet set;
-  set.source = "predict inputs";
-  set.rows = model_rows;
-  set.cols = model_cols;
-  set.num_classes = num_classes;
-  set.count = static_cast<std::int64_t>(samples.size());
-  for (const Sample& s : samples)
-    set.pixels.insert(set.pixels.end(), s.pixels.begin(), s.pixels.end());
-  set.labels.assign(samples.size(), 0);
-  std::vector<float> probs(samples.size() * static_cast<std::size_t>(num_classes));
-  std::vector<float> logits(probs.size());
-  {
-    const auto source = layered_image_source(
-        *layered.model, layered.metadata,
-        std::shared_ptr<const ImageSet>(&set, [](const ImageSet*) {}), o.model);
-    layered_image_forward(*layered.model, *source, probs.data(), logits.data());
-  }
+  // All samples in one batch, read through the model's view.
+  std::vector<std::uint8_t> pixels;
+  for (const Sample& s : samples) pixels.insert(pixels.end(), s.pixels.begin(), s.pixels.end());
+  const Predictions result =
+      predictor.predict_images(pixels.data(), static_cast<std::int64_t>(samples.size()));
+  const std::vector<float>& probs = result.probabilities;
+  const std::vector<float>& logits = result.logits;
 
   nlohmann::json all = nlohmann::json::array();
   for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -282,7 +312,11 @@ void add_predict_command(CLI::App& app, Runner& run) {
       "Classify digit pictures (PNG, PGM), images of an IDX file, or texts with a model");
   cmd->add_option("model", o->model, "Checkpoint (.safetensors) written by recur train")
       ->required();
-  cmd->add_option("inputs", o->inputs, "PNG or PGM files; IDX images files with --index");
+  cmd->add_option("inputs", o->inputs,
+                  "PNG or PGM files; IDX images files with --index; .npy files of sequences "
+                  "[N, steps, features] for models trained on arrays");
+  cmd->add_option("--lengths", o->lengths,
+                  "Array models: a .npy of the input's sequence lengths [N] (default: all steps)");
   cmd->add_option("--text", o->texts,
                   "Text models: a text to classify (repeatable); without it, one text per line "
                   "from stdin");

@@ -180,20 +180,19 @@ ReportModel measure_text(const ReportRunOptions& o, const TextPlan& p, const Tex
   m.family = p.family;
   m.epochs = p.epochs;
   m.checkpoint_bytes = static_cast<std::int64_t>(fs::file_size(ckpt));
-  LoadedLayeredModel loaded = load_layered_model(ckpt);
-  const TextCodec codec = text_codec(loaded.metadata, ckpt);
-  Model<float>& model = *loaded.model;
-  model.prepare();
+  const Predictor predictor(ckpt);
+  const TextCodec& codec = predictor.text();
+  const Model<float>& model = predictor.model();
   m.parameters = static_cast<std::int64_t>(model.num_params());
   m.class_names = codec.class_names;
   const TokenSequences test(split.test, codec.vocab, codec.max_len, codec.truncate);
   const int threads = resolve_threads(o.threads);
-  SequenceRunner runner(model, threads);
-  const EvalResult r = evaluate_sequences(runner, test, 100);
+  BatchRunner runner(predictor, threads);
+  const EvalResult r = runner.evaluate(test, 100);
   m.test_accuracy = r.accuracy();
   m.test_count = r.count;
 
-  SequenceRunner single(model, 1);
+  BatchRunner single(predictor, 1);
   std::vector<std::int32_t> pred(kReportThroughputBatch);
   std::vector<std::int64_t> one(1);
   const InferenceTiming timing = time_report_inference(
@@ -203,11 +202,11 @@ ReportModel measure_text(const ReportRunOptions& o, const TextPlan& p, const Tex
         std::stable_sort(sorted.begin(), sorted.end(), [&](std::int64_t a, std::int64_t b) {
           return test.length(a) > test.length(b);
         });
-        runner.infer_batch(test, sorted, pred.data(), nullptr);
+        runner.infer(test, sorted, pred.data(), nullptr);
       },
       [&](std::int64_t i) {
         one[0] = i;
-        single.infer_batch(test, one, pred.data(), nullptr);
+        single.infer(test, one, pred.data(), nullptr);
       });
   m.inference_per_second = timing.per_second;
   m.latency_us = timing.latency_us;

@@ -69,11 +69,11 @@ std::string default_data(const Metadata& m) {
 
 }  // namespace
 
-int run_sequence_eval(const std::string& model_path, std::string data, const std::string& out_dir,
+int run_sequence_eval(const Predictor& predictor, std::string data, const std::string& out_dir,
                       bool json, int threads, int batch) {
-  LoadedLayeredModel loaded = load_layered_model(model_path);
-  Model<float>& model = *loaded.model;
-  if (data.empty()) data = default_data(loaded.metadata);
+  const std::string& model_path = predictor.path();
+  const Model<float>& model = predictor.model();
+  if (data.empty()) data = default_data(predictor.metadata());
   if (data.empty())
     throw Error("--data",
                 "name the data to evaluate on (the model was trained on arrays or a "
@@ -82,8 +82,8 @@ int run_sequence_eval(const std::string& model_path, std::string data, const std
   std::shared_ptr<const SequenceSource> test;
   TextSet texts;
   std::vector<std::string> class_names;
-  if (is_text_model(loaded.metadata)) {
-    const TextCodec codec = text_codec(loaded.metadata, model_path);
+  if (predictor.input_kind() == InputKind::text) {
+    const TextCodec& codec = predictor.text();
     if (data == "imdb" && !std::filesystem::exists(path + "/reviews.json"))
       throw Error("--data", "data/imdb/reviews.json is missing; run `recur data fetch imdb` first");
     texts = load_text_splits(path).test;
@@ -110,9 +110,8 @@ int run_sequence_eval(const std::string& model_path, std::string data, const std
   if (ec || !std::filesystem::is_directory(out))
     throw Error("--out", "cannot create folder " + out);
 
-  model.prepare();
-  SequenceRunner runner(model, resolve_threads(threads));
-  const EvalResult r = evaluate_sequences(runner, *test, batch);
+  BatchRunner runner(predictor, resolve_threads(threads));
+  const EvalResult r = runner.evaluate(*test, batch);
   std::vector<std::int64_t> counts(static_cast<std::size_t>(k) * k, 0);
   for (std::int64_t i = 0; i < r.count; ++i)
     ++counts[static_cast<std::size_t>(test->label(i)) * k +
@@ -186,11 +185,11 @@ int run_sequence_eval(const std::string& model_path, std::string data, const std
   return 0;
 }
 
-int run_text_predict(const std::string& model_path, std::vector<std::string> texts, bool json) {
-  LoadedLayeredModel loaded = load_layered_model(model_path);
-  Model<float>& model = *loaded.model;
-  const TextCodec codec = text_codec(loaded.metadata, model_path);
+int run_text_predict(const Predictor& predictor, std::vector<std::string> texts, bool json) {
+  const TextCodec& codec = predictor.text();
+  std::string source = "--text";
   if (texts.empty()) {
+    source = "stdin";
     std::string line;
     while (std::getline(std::cin, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -199,31 +198,19 @@ int run_text_predict(const std::string& model_path, std::vector<std::string> tex
     if (texts.empty())
       throw Error("stdin", "no text to classify: give --text \"...\" or one text per line");
   }
-  TextSet set;
-  set.source = "predict inputs";
-  set.num_classes = model.spec().num_classes;
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    std::size_t bad = 0;
-    if (!valid_utf8(texts[i], &bad))
-      throw Error(fmt::format("text {}", i + 1), fmt::format("invalid UTF-8 at byte {}", bad));
-    if (texts[i].size() > kMaxTextBytes)
-      throw Error(fmt::format("text {}", i + 1),
-                  fmt::format("longer than {} bytes", kMaxTextBytes));
-  }
-  set.texts = texts;
-  set.labels.assign(texts.size(), 0);
-  TokenSequences src(set, codec.vocab, codec.max_len, codec.truncate);
-  model.prepare();
-  SequenceRunner runner(model, 1);
-  const int k = model.spec().num_classes;
-  std::vector<std::int64_t> idx(texts.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  std::vector<std::int32_t> pred(texts.size());
-  std::vector<float> probs(texts.size() * k);
-  // One text at a time: a text's result never depends on what else was given.
   for (std::size_t i = 0; i < texts.size(); ++i)
-    runner.infer_batch(src, {static_cast<std::int64_t>(i)}, pred.data() + i,
-                       probs.data() + i * static_cast<std::size_t>(k));
+    if (const std::string problem = predictor.text_problem(texts[i]); !problem.empty())
+      throw Error(source, texts.size() == 1 ? "the text " + problem
+                                            : fmt::format("text {} {}", i + 1, problem));
+  const Predictions result = predictor.predict_texts(texts);
+  const int k = result.classes;
+  const std::vector<std::int32_t>& pred = result.labels;
+  const std::vector<float>& probs = result.probabilities;
+  // Token counts as the model read them (after truncation).
+  std::vector<int> token_counts;
+  for (const std::string& text : texts)
+    token_counts.push_back(
+        static_cast<int>(codec.vocab.encode(text, codec.max_len, codec.truncate).size()));
   nlohmann::json all = nlohmann::json::array();
   for (std::size_t i = 0; i < texts.size(); ++i) {
     const std::string& name = pred[i] < static_cast<int>(codec.class_names.size())
@@ -236,7 +223,7 @@ int run_text_predict(const std::string& model_path, std::vector<std::string> tex
            {"prediction", name},
            {"class", pred[i]},
            {"probability", p},
-           {"tokens", src.length(static_cast<std::int64_t>(i))},
+           {"tokens", token_counts[i]},
            {"probabilities",
             std::vector<float>(probs.begin() + static_cast<std::ptrdiff_t>(i * k),
                                probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * k))}});

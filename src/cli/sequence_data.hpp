@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "recur/checkpoint.hpp"
+#include "recur/predictor.hpp"
 #include "recur/seq_train.hpp"
 #include "recur/text.hpp"
 #include "recur/train.hpp"
@@ -52,45 +53,25 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
 // the checkpoint and return 128 + the signal; under mpirun rank 0 alone prints.
 int run_sequence_train_command(const TrainOptions& o, const SequenceFlags& f);
 
-// A model built from layers that reads images (recur::train): its metadata has
-// recur.image_rows.
-bool is_image_model(const Metadata& metadata);
-// The images of `set` as the model reads them: whole images, or sequences through the view in
-// its metadata. Throws Error(set.source, ...) when the image size differs from the model's.
-std::shared_ptr<const SequenceSource> layered_image_source(const Model<float>& model,
-                                                           const Metadata& metadata,
-                                                           std::shared_ptr<const ImageSet> set,
-                                                           const std::string& model_path);
-
-// Logits and softmax probabilities [N, C] of every sample of `source` (one-step images or
-// fixed-length sequences), in order, computed in blocks of 256 samples on this thread: what
-// `recur predict` and the Python module's predict both give, bit for bit.
-void layered_image_forward(Model<float>& model, const SequenceSource& source, float* probs,
-                           float* logits);
-
 // A text shortened for a terminal line or a report: line breaks and "<br />" become spaces, at
 // most `limit` bytes, never cutting a UTF-8 character ("..." marks a cut).
 std::string excerpt(const std::string& text, std::size_t limit);
 
-// How a text model turns text into ids: read back from a checkpoint's metadata.
-struct TextCodec {
-  Vocabulary vocab;
-  int max_len = 400;
-  Truncate truncate = Truncate::head;
-  std::vector<std::string> class_names;
-};
-// Throws Error(path, ...) when the checkpoint has no (valid) vocabulary: not a text model.
-TextCodec text_codec(const Metadata& metadata, const std::string& path);
-bool is_text_model(const Metadata& metadata);
+// What a checkpoint says about its input lives in the library's predictor now.
+using recur::is_image_model;
+using recur::is_text_model;
+using recur::text_codec;
+using recur::TextCodec;
 
 // True when the checkpoint at `path` is a model built from layers (format 2); false for a
 // fixed-shape checkpoint and for a file that cannot be read (its own command then says why).
 bool is_layered_file(const std::string& path);
-// recur eval / predict / inspect for models built from layers. `data` "" = the data the model
-// was trained on, when that is a named data set (imdb).
-int run_sequence_eval(const std::string& model_path, std::string data, const std::string& out_dir,
+// recur eval for text and array models. `data` "" = the data the model was trained on, when
+// that is a named data set (imdb).
+int run_sequence_eval(const Predictor& predictor, std::string data, const std::string& out_dir,
                       bool json, int threads, int batch);
-// Texts from --text, or one per line from stdin when none is given.
-int run_text_predict(const std::string& model_path, std::vector<std::string> texts, bool json);
+// Texts from --text, or one per line from stdin when none is given. Throws Error("--text" or
+// "stdin", ...) for a text it cannot read (empty, whitespace only, invalid UTF-8, too long).
+int run_text_predict(const Predictor& predictor, std::vector<std::string> texts, bool json);
 
 }  // namespace recur::cli

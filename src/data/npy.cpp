@@ -342,7 +342,8 @@ SequenceSet load_npy_sequences(const std::string& x_path, const std::string& y_p
   set.count = n;
   set.steps = static_cast<int>(steps);
   set.features = static_cast<int>(features);
-  set.labels = integer_vector(read_npy(y_path), n, 0, 999, "labels");
+  set.labels = y_path.empty() ? std::vector<std::int32_t>(static_cast<std::size_t>(n), 0)
+                              : integer_vector(read_npy(y_path), n, 0, 999, "labels");
   if (!lengths_path.empty()) {
     set.lengths = integer_vector(read_npy(lengths_path), n, 1, steps, "lengths");
   } else {

@@ -17,6 +17,7 @@
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
+#include "recur/predictor.hpp"
 
 extern char** environ;
 
@@ -162,31 +163,23 @@ ReportModel measure(const ReportRunOptions& o, const PlannedModel& p, const Imag
   {
     // Every model is built from layers (the recurrent ones through their short form); runs
     // trained before that have fixed-shape checkpoints, which load through their layer form.
-    LoadedLayeredModel loaded = load_layered_model(ckpt);
-    Model<float>& model = *loaded.model;
-    model.prepare();
-    m.parameters = static_cast<std::int64_t>(model.num_params());
-    std::shared_ptr<const SequenceSource> samples;
-    if (p.layered) {
-      samples = std::make_shared<ImageSamples>(test_ptr);
-    } else {
-      const TrainOptions& t = p.recurrent;
-      samples = std::make_shared<ImageSequences>(
-          test_ptr, SequenceView::make(t.view, test.rows, test.cols, t.view_seed));
-    }
-    SequenceRunner runner(model, threads);
-    r = evaluate_sequences(runner, *samples, kThroughputBatch);
-    SequenceRunner single(model, 1);
+    // The test images are read as the checkpoint says (whole, or through its view).
+    const Predictor predictor(ckpt);
+    m.parameters = static_cast<std::int64_t>(predictor.model().num_params());
+    const std::shared_ptr<const SequenceSource> samples = predictor.image_source(test_ptr);
+    BatchRunner runner(predictor, threads);
+    r = runner.evaluate(*samples, kThroughputBatch);
+    BatchRunner single(predictor, 1);
     std::vector<std::int32_t> pred(kThroughputBatch);
     std::vector<std::int64_t> one(1);
     timing = time_inference(
         test.count,
         [&](const std::vector<std::int64_t>& idx) {
-          runner.infer_batch(*samples, idx, pred.data(), nullptr);
+          runner.infer(*samples, idx, pred.data(), nullptr);
         },
         [&](std::int64_t i) {
           one[0] = i;
-          single.infer_batch(*samples, one, pred.data(), nullptr);
+          single.infer(*samples, one, pred.data(), nullptr);
         });
   }
   m.test_accuracy = r.accuracy();
