@@ -1,0 +1,53 @@
+#include "kernels/reference/pool1d_reference.hpp"
+
+#include <cmath>
+#include <cstddef>
+
+namespace recur::kernels::reference {
+
+namespace {
+
+// The input step holding the maximum of sample b's window o, feature f: the first of equal
+// values, a NaN as soon as one comes (PyTorch's CPU rule).
+int argmax(const Pool1dDims& d, int len, const double* x, int o, int b, int f) {
+  auto at = [&](int t) { return x[(static_cast<std::size_t>(t) * d.batch + b) * d.features + f]; };
+  const int start = o * d.stride;
+  const int end = start + d.kernel < len ? start + d.kernel : len;
+  int best = start;
+  for (int t = start + 1; t < end; ++t)
+    if (at(t) > at(best) || std::isnan(at(t))) best = t;
+  return best;
+}
+
+}  // namespace
+
+void maxpool1d_forward(const Pool1dDims& d, const std::vector<int>& lengths, const double* x,
+                       double* y) {
+  const int S_out = d.out_steps();
+  for (int b = 0; b < d.batch; ++b)
+    for (int f = 0; f < d.features; ++f)
+      for (int o = 0; o < S_out; ++o) {
+        double& out = y[(static_cast<std::size_t>(o) * d.batch + b) * d.features + f];
+        if (o >= pool1d_length(lengths[b], d.kernel, d.stride)) {
+          out = 0;
+          continue;
+        }
+        const int t = argmax(d, lengths[b], x, o, b, f);
+        out = x[(static_cast<std::size_t>(t) * d.batch + b) * d.features + f];
+      }
+}
+
+void maxpool1d_backward(const Pool1dDims& d, const std::vector<int>& lengths, const double* x,
+                        const double* dy, double* dx) {
+  const std::size_t n = static_cast<std::size_t>(d.steps) * d.batch * d.features;
+  for (std::size_t k = 0; k < n; ++k) dx[k] = 0;
+  for (int b = 0; b < d.batch; ++b)
+    for (int f = 0; f < d.features; ++f)
+      for (int o = 0; o < pool1d_length(lengths[b], d.kernel, d.stride); ++o) {
+        const int t = argmax(d, lengths[b], x, o, b, f);
+        dx[(static_cast<std::size_t>(t) * d.batch + b) * d.features + f] +=
+            dy[(static_cast<std::size_t>(o) * d.batch + b) * d.features + f];
+      }
+}
+
+}  // namespace recur::kernels::reference
