@@ -21,15 +21,6 @@ namespace recur {
 
 namespace {
 
-// Whether a field differs from its default (an init is never compared: JSON always has it).
-template <typename V>
-bool differs(const V& a, const V& b) {
-  if constexpr (std::is_same_v<V, WeightInit>)
-    return true;
-  else
-    return !(a == b);
-}
-
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> parts;
   std::string cur;
@@ -132,21 +123,19 @@ void read_value(const LayerParam& p, const std::string& text, const LayerReader&
       p.field);
 }
 
-// The text of a field in the list, and whether it differs from a default LayerSpec's.
-std::pair<std::string, bool> value_text(const LayerParam& p, const LayerSpec& l) {
-  static const LayerSpec kDefault;
+// The text of a field in the list.
+std::string value_text(const LayerParam& p, const LayerSpec& l) {
   return std::visit(
-      [&](auto member) -> std::pair<std::string, bool> {
+      [&](auto member) -> std::string {
         using V = std::decay_t<decltype(l.*member)>;
-        const bool set = differs(l.*member, kDefault.*member);
         if constexpr (std::is_same_v<V, bool>)
-          return {l.*member ? "true" : "false", set};
+          return l.*member ? "true" : "false";
         else if constexpr (std::is_same_v<V, Pooling>)
-          return {to_string(l.*member), set};
+          return to_string(l.*member);
         else if constexpr (std::is_same_v<V, int> || std::is_same_v<V, double>)
-          return {fmt::format("{}", l.*member), set};
+          return fmt::format("{}", l.*member);
         else
-          return {"", false};
+          return "";
       },
       p.field);
 }
@@ -232,10 +221,10 @@ std::string layer_list_text(const std::vector<LayerSpec>& layers) {
     std::string s = kind && kind->word_of ? kind->word_of(l) : l.type;
     for (const LayerParam& p : kind ? kind->params : std::vector<LayerParam>{}) {
       if (!p.key) continue;
-      const auto [text, set] = value_text(p, l);
       if (p.switches[0]) {
         if (l.*std::get<bool LayerSpec::*>(p.field)) s += std::string(" ") + p.switches[0];
-      } else if (p.required || set) {
+      } else if (p.required || nn::field_is_set(l, p.field)) {
+        const std::string text = value_text(p, l);
         s += p.positional ? " " + text : fmt::format(" {}={}", p.key, text);
       }
     }

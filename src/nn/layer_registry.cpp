@@ -41,35 +41,31 @@ std::string known_layer_words() {
   return out;
 }
 
-namespace {
-
-// Whether a field differs from its default (an init is never compared: JSON always has it).
-template <typename V>
-bool differs(const V& a, const V& b) {
-  if constexpr (std::is_same_v<V, WeightInit>)
-    return true;
-  else
-    return !(a == b);
-}
-
-// A field's value in JSON, and whether it differs from a default LayerSpec's.
-struct FieldJson {
-  nlohmann::json value;
-  bool set = false;
-};
-
-FieldJson field_json(const LayerSpec& l, const SpecField& field) {
+bool field_is_set(const LayerSpec& l, const SpecField& field) {
   static const LayerSpec kDefault;
   return std::visit(
-      [&](auto member) -> FieldJson {
+      [&](auto member) {
         using V = std::decay_t<decltype(l.*member)>;
-        const bool set = differs(l.*member, kDefault.*member);
-        if constexpr (std::is_same_v<V, Pooling> || std::is_same_v<V, CellKind>)
-          return {to_string(l.*member), set};
-        else if constexpr (std::is_same_v<V, WeightInit>)
-          return {init_json(l.*member), true};
+        if constexpr (std::is_same_v<V, WeightInit>)
+          return true;  // never compared: JSON always holds a layer's init
         else
-          return {l.*member, set};
+          return !(l.*member == kDefault.*member);
+      },
+      field);
+}
+
+namespace {
+
+nlohmann::json field_json(const LayerSpec& l, const SpecField& field) {
+  return std::visit(
+      [&](auto member) -> nlohmann::json {
+        using V = std::decay_t<decltype(l.*member)>;
+        if constexpr (std::is_same_v<V, Pooling> || std::is_same_v<V, CellKind>)
+          return to_string(l.*member);
+        else if constexpr (std::is_same_v<V, WeightInit>)
+          return init_json(l.*member);
+        else
+          return l.*member;
       },
       field);
 }
@@ -103,8 +99,7 @@ nlohmann::json layer_json(const LayerSpec& l) {
   if (!kind) return j;
   for (const LayerParam& p : kind->params) {
     if (!p.json) continue;
-    FieldJson f = field_json(l, p.field);
-    if (!p.json_if_set || f.set) j[p.json] = std::move(f.value);
+    if (!p.json_if_set || field_is_set(l, p.field)) j[p.json] = field_json(l, p.field);
   }
   return j;
 }

@@ -92,6 +92,9 @@ const LayerKind* find_layer_word(const std::string& word);
 // The known list words, for an error ("embedding, linear, lstm, ...").
 std::string known_layer_words();
 
+// Whether `l`'s field differs from a default LayerSpec's (an init always counts as set).
+bool field_is_set(const LayerSpec& l, const SpecField& field);
+
 // A layer's JSON object, as checkpoints store it ({"type", "name", then its parameters}).
 nlohmann::json layer_json(const LayerSpec& spec);
 // Throws recur::Error(source, ...) for an unknown type, nlohmann exceptions for bad values.
