@@ -63,7 +63,7 @@ struct SeqInfo {
 // One layer as configs and checkpoints describe it. Unused fields keep their defaults.
 struct LayerSpec {
   std::string type;  // a kind of nn/layer_registry.cpp: embedding, linear, recurrent, pool,
-                     // dropout, relu, tanh, flatten, conv1d, conv2d, maxpool2d, maxpool1d
+                     // dropout, relu, tanh, flatten, conv1d, conv2d, maxpool2d, max/avgpool1d
   std::string name;  // tensor-name prefix; "" = the layer's index in the chain (nn.Sequential)
   int size = 0;      // embedding dim, linear outputs (0 = the classes, for a head), recurrent
                      // hidden size, conv1d/conv2d output channels
@@ -77,7 +77,7 @@ struct LayerSpec {
   bool bias = true;                 // recurrent, linear, conv2d
   double dropout = 0.0;             // dropout: drop probability; recurrent: between stacked layers
   Pooling pooling = Pooling::last;  // pool
-  int kernel = 0, stride = 0, padding = 0;  // conv1d/2d, maxpool2d/1d (stride 0 = kernel)
+  int kernel = 0, stride = 0, padding = 0;  // conv1d/2d, maxpool2d, max/avgpool1d (0: kernel)
   // Initialisation (see WeightInit in model.hpp); forget_bias for LSTM input biases.
   WeightInit init, init_recurrent;
   double forget_bias = 0.0;

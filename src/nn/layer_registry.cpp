@@ -15,9 +15,9 @@ namespace nn {
 const std::vector<const LayerKind*>& layer_kinds() {
   // Help and docs list the kinds in this order.
   static const std::vector<const LayerKind*> kinds = {
-      &embedding_kind(), &recurrent_kind(), &pool_kind(),      &linear_kind(),
-      &dropout_kind(),   &relu_kind(),      &tanh_kind(),      &flatten_kind(),
-      &conv1d_kind(),    &conv2d_kind(),    &maxpool2d_kind(), &maxpool1d_kind()};
+      &embedding_kind(), &recurrent_kind(), &pool_kind(),     &linear_kind(), &dropout_kind(),
+      &relu_kind(),      &tanh_kind(),      &flatten_kind(),  &conv1d_kind(), &conv2d_kind(),
+      &maxpool2d_kind(), &maxpool1d_kind(), &avgpool1d_kind()};
   return kinds;
 }
 

@@ -6,7 +6,7 @@
 // all read these entries and nothing else.
 //
 // Adding a kind: one source file that defines `const LayerKind& NAME_kind()` beside the layer
-// (see nn/maxpool1d_layer.cpp), one line in the table of nn/layer_registry.cpp, its kernel and
+// (see nn/pool1d_layer.cpp), one line in the table of nn/layer_registry.cpp, its kernel and
 // its tests (a gradient check, a golden test against PyTorch, a docs row).
 #pragma once
 
@@ -116,5 +116,6 @@ const LayerKind& conv1d_kind();
 const LayerKind& conv2d_kind();
 const LayerKind& maxpool2d_kind();
 const LayerKind& maxpool1d_kind();
+const LayerKind& avgpool1d_kind();
 
 }  // namespace recur::nn

@@ -11,7 +11,7 @@ cross-entropy loss and every parameter's gradient ("grad." prefix). recur's desc
 model is stored as JSON in the metadata key "recur.spec".
 
 Run from the repository root:  /usr/bin/python3 tests/golden/make_layer_fixtures.py
-(append `pool1d` to write only the maxpool1d fixtures)
+(append `pool1d` to write only the maxpool1d / avgpool1d fixtures)
 """
 import json
 import os
@@ -63,15 +63,15 @@ class TextNet(torch.nn.Module):
 
 
 class PooledTextNet(TextNet):
-    """[embedding ->] MaxPool1d(kernel, stride) over each sample's real steps -> TextNet's
+    """[embedding ->] MaxPool1d or AvgPool1d(kernel, stride) over each sample's real steps -> TextNet's
     recurrent stack, pooling and head on the pooled lengths, (L - kernel) // stride + 1 (every
     sample at least `kernel` steps long: PyTorch's own rule). "output" is the pooled sequence,
     zero past each sample's pooled length."""
 
-    def __init__(self, kernel, stride, *args):
+    def __init__(self, kernel, stride, kind, *args):
         super().__init__(*args)
         self.kernel, self.stride = kernel, stride
-        self.pool1d = torch.nn.MaxPool1d(kernel, stride)
+        self.pool1d = (torch.nn.AvgPool1d if kind == "avg" else torch.nn.MaxPool1d)(kernel, stride)
 
     def forward(self, inputs, lengths):
         x = self.embed(inputs) if hasattr(self, "embed") else inputs
@@ -95,7 +95,7 @@ def spec(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes, feat
         inp = {"kind": "sequence", "features": features, "height": 0, "width": 0, "ids": False}
         chain = []
     if pool1d:
-        chain.append({"type": "maxpool1d", "name": "pool1d", "kernel": pool1d[0],
+        chain.append({"type": pool1d[2] + "pool1d", "name": "pool1d", "kernel": pool1d[0],
                       "stride": pool1d[1]})
     chain += [{"type": "recurrent", "name": "rnn", "cell": cell, "size": hidden,
                "layers": layers, "bidirectional": bidirectional, "bias": True, "dropout": 0.0,
@@ -189,18 +189,21 @@ def make_conv(name, kernel, lengths, vocab=23, seed=0):
 
 
 def make_pool1d():
-    """Strided max pooling over time before a recurrent layer (the layer that changes lengths)."""
+    """Strided max and average pooling over time before a recurrent layer (layers that change
+    lengths)."""
     make("embed_maxpool1d_k3s2_lstm_last", "lstm", 1, False, "last",
-         [13, 12, 12, 10, 9, 7, 5, 4, 3], seed=13, pool1d=(3, 2))
+         [13, 12, 12, 10, 9, 7, 5, 4, 3], seed=13, pool1d=(3, 2, "max"))
     make("features_maxpool1d_k2_bigru_b9_mean", "gru", 1, True, "mean", [10] * 9, vocab=0,
-         seed=14, pool1d=(2, 2))
+         seed=14, pool1d=(2, 2, "max"))
     make("features_maxpool1d_k3s1_rnn_ragged_max", "rnn_tanh", 1, False, "max",
-         [8, 8, 7, 5, 4, 3, 3], vocab=0, seed=15, pool1d=(3, 1))
+         [8, 8, 7, 5, 4, 3, 3], vocab=0, seed=15, pool1d=(3, 1, "max"))
+    make("embed_avgpool1d_k3s2_gru_mean", "gru", 1, True, "mean",
+         [13, 12, 12, 10, 9, 7, 5, 4, 3], seed=16, pool1d=(3, 2, "avg"))
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    if sys.argv[1:] == ["pool1d"]:  # only the maxpool1d fixtures (the others stay as written)
+    if sys.argv[1:] == ["pool1d"]:  # only the pooling fixtures (the others stay as written)
         make_pool1d()
         print("fixtures written to", OUT)
         return

@@ -1,4 +1,5 @@
-// maxpool1d, the layer that changes sequence lengths: the kernel against its reference (ragged
+// maxpool1d and avgpool1d, the layers that change sequence lengths: the kernels against their
+// reference (ragged
 // batches, windows that overlap, leave gaps or are longer than a sample), the length rule, a
 // padded batch against its samples run one at a time, and finite differences through a model
 // whose layers after the pooling run on the new lengths.
@@ -62,6 +63,15 @@ void kernel_matches_reference(const std::vector<int>& lengths, int kernel, int s
     ASSERT_EQ(y[k], static_cast<T>(y_ref[k])) << what << " output " << k;  // a copy: exact
   for (std::size_t k = 0; k < n_in; ++k)
     ASSERT_NEAR(static_cast<double>(dx[k]), dx_ref[k], 1e-6) << what << " input gradient " << k;
+
+  kernels::reference::avgpool1d_forward(d, lengths, x.data(), y_ref.data());
+  kernels::reference::avgpool1d_backward(d, lengths, dy.data(), dx_ref.data());
+  kernels::avgpool1d_forward(d, lengths.data(), xt.data(), y.data());
+  kernels::avgpool1d_backward(d, lengths.data(), dyt.data(), dx.data());
+  for (std::size_t k = 0; k < n_out; ++k)
+    ASSERT_NEAR(static_cast<double>(y[k]), y_ref[k], 1e-6) << what << " average " << k;
+  for (std::size_t k = 0; k < n_in; ++k)
+    ASSERT_NEAR(static_cast<double>(dx[k]), dx_ref[k], 1e-6) << what << " avg gradient " << k;
 }
 
 TEST(MaxPool1d, KernelMatchesReference) {
@@ -117,7 +127,9 @@ Batch ragged_batch(const std::vector<int>& lengths, int F, std::uint64_t seed) {
 TEST(LayerGradients, MaxPool1dMatchesFiniteDifferences) {
   for (const std::string list : {"linear 4, maxpool1d 3 stride=2, gru 4, pool mean, linear",
                                  "linear 4, maxpool1d 2, lstm 3 bidirectional, pool last, linear",
-                                 "linear 4, tanh, maxpool1d 3 stride=1, pool max, linear"}) {
+                                 "linear 4, tanh, maxpool1d 3 stride=1, pool max, linear",
+                                 "linear 4, avgpool1d 3 stride=2, gru 4, pool last, linear",
+                                 "linear 4, avgpool1d 2 stride=3, pool mean, linear"}) {
     Model<double> model(pooled_spec(list));
     model.init(5);
     const Batch batch = ragged_batch({9, 8, 6, 5, 3, 2, 1}, 3, 11);
@@ -159,8 +171,9 @@ TEST(LayerGradients, MaxPool1dMatchesFiniteDifferences) {
 
 // A padded batch gives each sample's logits and summed gradients as if it ran alone, and the
 // pooled sequence is zero past each sample's own output length.
-TEST(MaxPool1d, PaddedBatchEqualsOneAtATime) {
-  Model<double> model(pooled_spec("maxpool1d 3 stride=2, gru 4, pool last, linear"));
+void padded_batch_equals_one_at_a_time(const std::string& pool) {
+  SCOPED_TRACE(pool);
+  Model<double> model(pooled_spec(pool + " 3 stride=2, gru 4, pool last, linear"));
   model.init(3);
   const std::vector<int> lengths = {9, 9, 8, 7, 5, 4, 3, 2, 1};
   const Batch batch = ragged_batch(lengths, 3, 7);
@@ -204,6 +217,13 @@ TEST(MaxPool1d, PaddedBatchEqualsOneAtATime) {
   }
   for (std::size_t k = 0; k < grads.size(); ++k)
     EXPECT_NEAR(summed[k], grads[k], 1e-12 * std::max(1.0, std::fabs(grads[k]))) << k;
+}
+
+TEST(MaxPool1d, PaddedBatchEqualsOneAtATime) {
+  padded_batch_equals_one_at_a_time("maxpool1d");
+}
+TEST(AvgPool1d, PaddedBatchEqualsOneAtATime) {
+  padded_batch_equals_one_at_a_time("avgpool1d");
 }
 
 TEST(MaxPool1d, BadSpecsAreRefusedNamingTheLayer) {

@@ -50,4 +50,41 @@ void maxpool1d_backward(const Pool1dDims& d, const std::vector<int>& lengths, co
       }
 }
 
+// Per sample, per feature: the output o is (1/n) * sum of x over its window's n steps, so each of
+// those steps' gradient is dy[o] / n.
+void avgpool1d_forward(const Pool1dDims& d, const std::vector<int>& lengths, const double* x,
+                       double* y) {
+  const int S_out = d.out_steps();
+  auto at = [&](int t, int b, int f) {
+    return (static_cast<std::size_t>(t) * d.batch + b) * d.features + f;
+  };
+  for (int b = 0; b < d.batch; ++b)
+    for (int f = 0; f < d.features; ++f)
+      for (int o = 0; o < S_out; ++o) {
+        y[at(o, b, f)] = 0;
+        if (o >= pool1d_length(lengths[b], d.kernel, d.stride)) continue;
+        const int start = o * d.stride;
+        const int end = start + d.kernel < lengths[b] ? start + d.kernel : lengths[b];
+        double sum = 0;
+        for (int t = start; t < end; ++t) sum += x[at(t, b, f)];
+        y[at(o, b, f)] = sum / (end - start);
+      }
+}
+
+void avgpool1d_backward(const Pool1dDims& d, const std::vector<int>& lengths, const double* dy,
+                        double* dx) {
+  auto at = [&](int t, int b, int f) {
+    return (static_cast<std::size_t>(t) * d.batch + b) * d.features + f;
+  };
+  const std::size_t n = static_cast<std::size_t>(d.steps) * d.batch * d.features;
+  for (std::size_t k = 0; k < n; ++k) dx[k] = 0;
+  for (int b = 0; b < d.batch; ++b)
+    for (int f = 0; f < d.features; ++f)
+      for (int o = 0; o < pool1d_length(lengths[b], d.kernel, d.stride); ++o) {
+        const int start = o * d.stride;
+        const int end = start + d.kernel < lengths[b] ? start + d.kernel : lengths[b];
+        for (int t = start; t < end; ++t) dx[at(t, b, f)] += dy[at(o, b, f)] / (end - start);
+      }
+}
+
 }  // namespace recur::kernels::reference
