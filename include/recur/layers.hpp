@@ -62,8 +62,8 @@ struct SeqInfo {
 
 // One layer as configs and checkpoints describe it. Unused fields keep their defaults.
 struct LayerSpec {
-  std::string type;  // embedding, linear, recurrent, pool, dropout, relu, tanh, conv1d, conv2d,
-                     // maxpool2d, flatten
+  std::string type;  // a kind of nn/layer_registry.cpp: embedding, linear, recurrent, pool,
+                     // dropout, relu, tanh, flatten, conv1d, conv2d, maxpool2d, max/avgpool1d
   std::string name;  // tensor-name prefix; "" = the layer's index in the chain (nn.Sequential)
   int size = 0;      // embedding dim, linear outputs (0 = the classes, for a head), recurrent
                      // hidden size, conv1d/conv2d output channels
@@ -77,7 +77,7 @@ struct LayerSpec {
   bool bias = true;                 // recurrent, linear, conv2d
   double dropout = 0.0;             // dropout: drop probability; recurrent: between stacked layers
   Pooling pooling = Pooling::last;  // pool
-  int kernel = 0, stride = 0, padding = 0;  // conv1d, conv2d, maxpool2d (stride 0 = kernel)
+  int kernel = 0, stride = 0, padding = 0;  // conv1d/2d, maxpool2d, max/avgpool1d (0: kernel)
   // Initialisation (see WeightInit in model.hpp); forget_bias for LSTM input biases.
   WeightInit init, init_recurrent;
   double forget_bias = 0.0;
@@ -109,15 +109,22 @@ ModelSpec model_spec_from_config(const ModelConfig& config);
 // layers separated by commas, each a type, an optional positional value and key=value settings:
 //   "conv2d 6 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 120, relu, linear"
 //   "embedding 128, lstm 128 layers=2 bidirectional dropout=0.2, pool max, dropout 0.3, linear"
-// Types: embedding W [vocab=N], linear [W] (no W: the classes), lstm|gru|rnn|rnn_relu H
-// [layers=N] [bidirectional] [dropout=P] [untied=STEPS], pool last|mean|max, dropout P, relu, tanh,
-// flatten, conv1d C kernel=K, conv2d C kernel=K [stride=S] [padding=P], maxpool2d K [stride=S]; any
-// layer takes name=NAME (its tensor-name prefix) and the weighted ones bias=false. Throws
+// The types and their settings are the layer registry's (nn/layer_registry.hpp; layer_grammar
+// below, docs/LAYERS.md); any layer takes name=NAME (its tensor-name prefix). Throws
 // recur::Error(where, ...) naming the layer and the reason. Shapes are checked later, against
 // the data (ModelSpec::validate).
 std::vector<LayerSpec> parse_layer_list(const std::string& text, const std::string& where);
 // The text parse_layer_list reads back as the same layers (initialisation aside).
 std::string layer_list_text(const std::vector<LayerSpec>& layers);
+// Every layer type with its positional value and settings, for --model's help:
+// "embedding W [vocab=N]; lstm|gru|rnn|rnn_relu H [layers=N] [bidirectional] ...".
+std::string layer_grammar();
+// The table of docs/LAYERS.md ("| layer | positional value | settings | PyTorch twin |"), one
+// row per layer kind; a test holds the docs to it.
+std::string layer_table_markdown();
+// True when a list starting with this layer reads whole images (conv2d, maxpool2d, flatten):
+// otherwise images go through a view as sequences.
+bool reads_whole_images(const std::vector<LayerSpec>& layers);
 
 // ---- initialisation flags ----
 
@@ -171,8 +178,15 @@ class Layer {
   const ActShape& input_shape() const { return in_; }
   const ActShape& output_shape() const { return out_; }
 
-  // Output elements of a batch: rows x per_row, rows = steps * batch for sequences.
+  // Output elements of a batch: rows x per_row, rows = steps * batch for sequences (the input's
+  // steps: for a layer that keeps lengths).
   std::size_t output_size(const LayerContext<T>& ctx) const;
+
+  // A layer that changes sequence lengths (maxpool1d) says so and gives the lengths of its
+  // output for a batch of input lengths; the model runs the next layer on them. forward and
+  // backward still get the input's lengths in ctx.seq. Default: lengths unchanged.
+  virtual bool changes_lengths() const { return false; }
+  virtual SeqInfo output_lengths(const SeqInfo& in) const { return in; }
 
   // Fills this layer's tensors from `seed` (each tensor its own stream, by name).
   virtual void init(T* params, std::uint64_t seed) const = 0;
@@ -257,6 +271,10 @@ class Model {
 template <typename T>
 struct ModelWorkspace {
   std::vector<std::vector<T>> outs, douts;  // per layer
+  // Per layer, the lengths of its input (sequences): the batch's, or those of the last layer
+  // before it that changes lengths (kept in `lengths`).
+  std::vector<const SeqInfo*> seqs;
+  std::vector<SeqInfo> lengths;
   std::vector<std::unique_ptr<LayerWorkspace<T>>> layer_ws;
   SeqInfo fixed_seq;
   const std::int32_t* ids = nullptr;

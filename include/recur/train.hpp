@@ -110,10 +110,6 @@ struct TrainOptions {
   bool test = true;
 };
 
-// True when a layer list reads whole images ([B, 1, rows, cols]: conv2d, maxpool2d or flatten
-// first) rather than images read as sequences through a view.
-bool reads_whole_images(const std::vector<LayerSpec>& layers);
-
 // A resolved config (key=value lines) without the options that name the trainer's own folders
 // (data, out): what a checkpoint's metadata keeps, so a shared file reveals no local layout.
 std::string without_local_paths(const std::string& config);

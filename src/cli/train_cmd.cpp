@@ -168,7 +168,8 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
                   "The model as a list of layers, e.g. \"lstm 128, pool last, linear\" or "
                   "\"conv2d 6 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 64, relu, "
                   "linear\" (docs/LAYERS.md); replaces --cell, --hidden, --layers, "
-                  "--bidirectional, --projection, --pooling, --dropout, --embed");
+                  "--bidirectional, --projection, --pooling, --dropout, --embed. Layers: " +
+                      layer_grammar());
   cmd->add_option("--view", flags->view,
                   "How an image becomes a sequence: rows, cols, pixels, permuted")
       ->capture_default_str();

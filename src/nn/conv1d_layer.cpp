@@ -7,6 +7,7 @@
 #include "kernels/conv1d.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/init_fill.hpp"
+#include "nn/layer_registry.hpp"
 #include "recur/error.hpp"
 
 namespace recur {
@@ -134,5 +135,21 @@ template std::unique_ptr<Layer<float>> make_conv1d<float>(const LayerSpec&, cons
 template std::unique_ptr<Layer<double>> make_conv1d<double>(const LayerSpec&, const ActShape&,
                                                             const std::string&, ParamLayout&,
                                                             const std::string&);
+
+namespace nn {
+
+const LayerKind& conv1d_kind() {
+  static const LayerKind k{
+      .type = "conv1d",
+      .words = {"conv1d"},
+      .params = conv_params("`stride=1` (only)", "`padding=K/2` (only: \"same\")"),
+      .doc_layer = "`conv1d C`",
+      .twin = "`nn.Conv1d` (padding K/2, K odd)",
+      .make_float = &make_conv1d<float>,
+      .make_double = &make_conv1d<double>};
+  return k;
+}
+
+}  // namespace nn
 
 }  // namespace recur

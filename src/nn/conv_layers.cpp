@@ -1,4 +1,5 @@
 #include "nn/conv_layers.hpp"
+#include "nn/layer_registry.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -331,5 +332,118 @@ std::unique_ptr<Layer<T>> make_activation(const LayerSpec& spec, const ActShape&
 RECUR_CONV_LAYERS_INSTANTIATE(float)
 RECUR_CONV_LAYERS_INSTANTIATE(double)
 #undef RECUR_CONV_LAYERS_INSTANTIATE
+
+// ---- registry entries (nn/layer_registry.hpp) ----
+
+namespace nn {
+
+namespace {
+
+LayerParam conv_param(const char* key, int LayerSpec::*field, int lo, const char* meta,
+                      const char* doc, bool required = false) {
+  return {.key = key,
+          .json = key,
+          .field = field,
+          .label = key,
+          .lo = lo,
+          .hi = 4096,
+          .required = required,
+          .meta = meta,
+          .doc = doc};
+}
+
+const LayerKind& no_param_kind(const char* type, const char* doc, const char* twin,
+                               bool reads_images, MakeLayer<float> f, MakeLayer<double> d) {
+  static std::vector<std::unique_ptr<LayerKind>> kinds;
+  kinds.push_back(std::make_unique<LayerKind>(LayerKind{.type = type,
+                                                        .words = {type},
+                                                        .doc_layer = doc,
+                                                        .twin = twin,
+                                                        .reads_images = reads_images,
+                                                        .make_float = f,
+                                                        .make_double = d}));
+  return *kinds.back();
+}
+
+}  // namespace
+
+std::vector<LayerParam> conv_params(const char* stride_doc, const char* padding_doc) {
+  return {{.key = "size",
+           .json = "size",
+           .field = &LayerSpec::size,
+           .label = "the channels",
+           .lo = 1,
+           .hi = 1 << 20,
+           .positional = true,
+           .required = true,
+           .missing = "needs its output channels, e.g. '{} 16 kernel=5'",
+           .meta = "C",
+           .doc = "output channels"},
+          conv_param("kernel", &LayerSpec::kernel, 1, "K", "`kernel=K` (required)", true),
+          conv_param("stride", &LayerSpec::stride, 1, "S", stride_doc),
+          conv_param("padding", &LayerSpec::padding, 0, "P", padding_doc),
+          {.key = "bias",
+           .json = "bias",
+           .field = &LayerSpec::bias,
+           .label = "bias",
+           .meta = "false",
+           .doc = "`bias=false`"},
+          {.json = "init", .field = &LayerSpec::init}};
+}
+
+const LayerKind& conv2d_kind() {
+  static const LayerKind k{.type = "conv2d",
+                           .words = {"conv2d"},
+                           .params = conv_params("`stride=S`", "`padding=P`"),
+                           .doc_layer = "`conv2d C`",
+                           .twin = "`nn.Conv2d`",
+                           .reads_images = true,
+                           .make_float = &make_conv2d<float>,
+                           .make_double = &make_conv2d<double>};
+  return k;
+}
+
+const LayerKind& maxpool2d_kind() {
+  static const LayerKind k{
+      .type = "maxpool2d",
+      .words = {"maxpool2d"},
+      .params = {{.key = "kernel",
+                  .json = "kernel",
+                  .field = &LayerSpec::kernel,
+                  .label = "the window",
+                  .lo = 1,
+                  .hi = 4096,
+                  .positional = true,
+                  .required = true,
+                  .missing = "needs its window, e.g. 'maxpool2d 2'",
+                  .meta = "K",
+                  .doc = "window"},
+                 conv_param("stride", &LayerSpec::stride, 1, "S", "`stride=S` (default K)"),
+                 conv_param("padding", &LayerSpec::padding, 0, "P", "`padding=P`")},
+      .doc_layer = "`maxpool2d K`",
+      .twin = "`nn.MaxPool2d`",
+      .reads_images = true,
+      .make_float = &make_maxpool2d<float>,
+      .make_double = &make_maxpool2d<double>};
+  return k;
+}
+
+const LayerKind& flatten_kind() {
+  static const LayerKind& k = no_param_kind("flatten", "`flatten`", "`nn.Flatten`", true,
+                                            &make_flatten<float>, &make_flatten<double>);
+  return k;
+}
+const LayerKind& relu_kind() {
+  static const LayerKind& k = no_param_kind("relu", "`relu`", "`nn.ReLU`", false,
+                                            &make_activation<float>, &make_activation<double>);
+  return k;
+}
+const LayerKind& tanh_kind() {
+  static const LayerKind& k = no_param_kind("tanh", "`tanh`", "`nn.Tanh`", false,
+                                            &make_activation<float>, &make_activation<double>);
+  return k;
+}
+
+}  // namespace nn
 
 }  // namespace recur

@@ -11,6 +11,9 @@
 #include <cstdlib>
 #include <sstream>
 
+#include <algorithm>
+
+#include "nn/layer_registry.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
 
@@ -45,10 +48,6 @@ std::string trimmed(const std::string& s) {
   const auto a = s.find_first_not_of(" \t\r\n");
   if (a == std::string::npos) return "";
   return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
-}
-
-bool is_recurrent_word(const std::string& w) {
-  return w == "lstm" || w == "gru" || w == "rnn" || w == "rnn_tanh" || w == "rnn_relu";
 }
 
 // Reads one layer; `where` names the flag or file, `at` the layer ("layer 3 'linear 10'").
@@ -88,115 +87,118 @@ class LayerReader {
   std::string where_, at_;
 };
 
-constexpr int kMaxWidth = 1 << 20;
-constexpr int kMaxSteps = 1 << 20;  // ModelConfig's bound on steps
+using nn::LayerKind;
+using nn::LayerParam;
+
+// A bare word that is some kind's switch ("bidirectional", "bi") is never a positional value.
+bool is_switch_word(const std::string& word) {
+  for (const LayerKind* k : nn::layer_kinds())
+    for (const LayerParam& p : k->params)
+      for (const char* w : p.switches)
+        if (w && word == w) return true;
+  return false;
+}
+
+// Sets the field of `p` from its text in the list.
+void read_value(const LayerParam& p, const std::string& text, const LayerReader& r, LayerSpec& l) {
+  std::visit(
+      [&](auto member) {
+        using V = std::decay_t<decltype(l.*member)>;
+        if constexpr (std::is_same_v<V, int>) {
+          l.*member = r.integer(p.label, text, p.lo, p.hi);
+        } else if constexpr (std::is_same_v<V, double>) {
+          l.*member = r.probability(p.label, text);
+        } else if constexpr (std::is_same_v<V, bool>) {
+          l.*member = r.boolean(p.label, text);
+        } else if constexpr (std::is_same_v<V, Pooling>) {
+          try {
+            l.*member = parse_pooling(text);
+          } catch (const Error&) {
+            r.fail(fmt::format("{} must be last, mean or max, got '{}'", p.label, text));
+          }
+        } else {
+          r.fail(fmt::format("{} cannot be set in a list", p.label));
+        }
+      },
+      p.field);
+}
+
+// The text of a field in the list.
+std::string value_text(const LayerParam& p, const LayerSpec& l) {
+  return std::visit(
+      [&](auto member) -> std::string {
+        using V = std::decay_t<decltype(l.*member)>;
+        if constexpr (std::is_same_v<V, bool>)
+          return l.*member ? "true" : "false";
+        else if constexpr (std::is_same_v<V, Pooling>)
+          return to_string(l.*member);
+        else if constexpr (std::is_same_v<V, int> || std::is_same_v<V, double>)
+          return fmt::format("{}", l.*member);
+        else
+          return "";
+      },
+      p.field);
+}
+
+const LayerParam* keyed(const LayerKind& kind, const std::string& key) {
+  for (const LayerParam& p : kind.params)
+    if (p.key && !p.positional && key == p.key) return &p;
+  return nullptr;
+}
 
 LayerSpec read_layer(const std::string& text, std::size_t index, const std::string& where) {
   const std::vector<std::string> w = words(text);
   const LayerReader r(where, fmt::format("layer {} '{}'", index, trimmed(text)));
   if (w.empty()) r.fail("is empty (two commas in a row, or a comma at the end?)");
+  const std::string& word = w[0];
+  const LayerKind* kind = nn::find_layer_word(word);
+  if (!kind) r.fail("unknown layer type (known: " + nn::known_layer_words() + ")");
   LayerSpec l;
-  const std::string& type = w[0];
+  l.type = kind->type;
+  if (kind->from_word) kind->from_word(word, l);
   std::size_t next = 1;
-  // The positional value, when the next word is not key=value or a bare switch.
-  auto positional = [&]() -> const std::string* {
-    if (next < w.size() && w[next].find('=') == std::string::npos && w[next] != "bidirectional" &&
-        w[next] != "bi")
-      return &w[next++];
-    return nullptr;
-  };
-  if (is_recurrent_word(type)) {
-    l.type = "recurrent";
-    l.cell = parse_cell(type == "rnn" ? "rnn_tanh" : type);
-    const std::string* size = positional();
-    if (!size) r.fail("needs its hidden size, e.g. '" + type + " 128'");
-    l.size = r.integer("the hidden size", *size, 1, kMaxWidth);
-  } else if (type == "embedding") {
-    l.type = type;
-    const std::string* size = positional();
-    if (!size) r.fail("needs its width, e.g. 'embedding 128'");
-    l.size = r.integer("the width", *size, 1, kMaxWidth);
-  } else if (type == "linear") {
-    l.type = type;
-    if (const std::string* size = positional())
-      l.size = r.integer("the width", *size, 1, kMaxWidth);  // none: the classes (a head)
-  } else if (type == "conv2d" || type == "conv1d") {
-    l.type = type;
-    const std::string* size = positional();
-    if (!size) r.fail("needs its output channels, e.g. '" + type + " 16 kernel=5'");
-    l.size = r.integer("the channels", *size, 1, kMaxWidth);
-  } else if (type == "maxpool2d") {
-    l.type = type;
-    const std::string* k = positional();
-    if (!k) r.fail("needs its window, e.g. 'maxpool2d 2'");
-    l.kernel = r.integer("the window", *k, 1, 4096);
-  } else if (type == "pool") {
-    l.type = type;
-    const std::string* p = positional();
-    if (!p) r.fail("needs last, mean or max, e.g. 'pool max'");
-    try {
-      l.pooling = parse_pooling(*p);
-    } catch (const Error&) {
-      r.fail("pooling must be last, mean or max, got '" + *p + "'");
+  std::vector<const LayerParam*> given;
+  for (const LayerParam& p : kind->params) {
+    if (!p.positional) continue;
+    if (next < w.size() && w[next].find('=') == std::string::npos && !is_switch_word(w[next])) {
+      read_value(p, w[next++], r, l);
+      given.push_back(&p);
+    } else if (p.required) {
+      r.fail(fmt::format(fmt::runtime(p.missing), word));
     }
-  } else if (type == "dropout") {
-    l.type = type;
-    const std::string* p = positional();
-    if (!p) r.fail("needs its drop probability, e.g. 'dropout 0.3'");
-    l.dropout = r.probability("the drop probability", *p);
-  } else if (type == "relu" || type == "tanh" || type == "flatten") {
-    l.type = type;
-  } else {
-    r.fail(
-        "unknown layer type (known: embedding, linear, lstm, gru, rnn, rnn_relu, pool, dropout, "
-        "relu, tanh, flatten, conv1d, conv2d, maxpool2d)");
   }
   for (; next < w.size(); ++next) {
-    const std::string& word = w[next];
-    const auto eq = word.find('=');
+    const std::string& item = w[next];
+    const auto eq = item.find('=');
     if (eq == std::string::npos) {
-      if ((word == "bidirectional" || word == "bi") && l.type == "recurrent") {
-        l.bidirectional = true;
+      const LayerParam* p = keyed(*kind, item);
+      for (const LayerParam& q : kind->params)
+        for (const char* s : q.switches)
+          if (s && item == s) p = &q;
+      if (p && p->switches[0]) {
+        l.*std::get<bool LayerSpec::*>(p->field) = true;
         continue;
       }
-      if (word == "untied" && l.type == "recurrent")
-        r.fail("untied needs the sequences' number of steps, e.g. 'untied=28'");
-      r.fail(fmt::format("unexpected '{}' (settings are key=value)", word));
+      if (p && p->bare) r.fail(p->bare);
+      r.fail(fmt::format("unexpected '{}' (settings are key=value)", item));
     }
-    const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
-    const bool recurrent = l.type == "recurrent";
-    const bool conv = l.type == "conv2d" || l.type == "conv1d";
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
     if (key == "name") {
       if (value.empty() || value.find_first_of(".\"\\") != std::string::npos)
         r.fail("name must be non-empty, without '.', '\"' or '\\'");
       l.name = value;
-    } else if (key == "layers" && recurrent) {
-      l.layers = r.integer("layers", value, 1, 64);
-    } else if (key == "dropout" && recurrent) {
-      l.dropout = r.probability("dropout", value);
-    } else if (key == "untied" && recurrent) {
-      // One weight set per step: the value is the number of steps every sequence must have.
-      if (value == "0" || (!value.empty() && value[0] == '-'))
-        r.fail("untied must be the sequences' number of steps (at least 1), got '" + value +
-               "'; leave untied out for weights shared by all steps");
-      l.untied_steps = r.integer("untied (the number of steps)", value, 1, kMaxSteps);
-    } else if (key == "bidirectional" && recurrent) {
-      l.bidirectional = r.boolean(key, value);
-    } else if (key == "bias" && (recurrent || conv || l.type == "linear")) {
-      l.bias = r.boolean(key, value);
-    } else if (key == "vocab" && l.type == "embedding") {
-      l.vocab = r.integer("vocab", value, 3, 1 << 24);
-    } else if (key == "kernel" && conv) {
-      l.kernel = r.integer("kernel", value, 1, 4096);
-    } else if (key == "stride" && (conv || l.type == "maxpool2d")) {
-      l.stride = r.integer("stride", value, 1, 4096);
-    } else if (key == "padding" && (conv || l.type == "maxpool2d")) {
-      l.padding = r.integer("padding", value, 0, 4096);
+    } else if (const LayerParam* p = keyed(*kind, key)) {
+      if (p->precheck)
+        if (const std::string why = p->precheck(value); !why.empty()) r.fail(why);
+      read_value(*p, value, r, l);
+      given.push_back(p);
     } else {
-      r.fail(fmt::format("'{}' is not a setting of {}", key, type));
+      r.fail(fmt::format("'{}' is not a setting of {}", key, word));
     }
   }
-  if ((l.type == "conv2d" || l.type == "conv1d") && l.kernel == 0) r.fail("needs kernel=K");
+  for (const LayerParam& p : kind->params)
+    if (p.required && !p.positional && std::find(given.begin(), given.end(), &p) == given.end())
+      r.fail(fmt::format("needs {}={}", p.key, p.meta));
   return l;
 }
 
@@ -215,35 +217,16 @@ std::string layer_list_text(const std::vector<LayerSpec>& layers) {
   std::string out;
   for (const LayerSpec& l : layers) {
     if (!out.empty()) out += ", ";
-    std::string s;
-    if (l.type == "recurrent") {
-      s = fmt::format("{} {}", l.cell == CellKind::rnn_tanh ? "rnn" : to_string(l.cell), l.size);
-      if (l.layers != 1) s += fmt::format(" layers={}", l.layers);
-      if (l.bidirectional) s += " bidirectional";
-      if (l.dropout > 0) s += fmt::format(" dropout={}", l.dropout);
-      if (l.untied_steps > 0) s += fmt::format(" untied={}", l.untied_steps);
-      if (!l.bias) s += " bias=false";
-    } else if (l.type == "embedding") {
-      s = fmt::format("embedding {}", l.size);
-      if (l.vocab > 0) s += fmt::format(" vocab={}", l.vocab);
-    } else if (l.type == "linear") {
-      s = l.size > 0 ? fmt::format("linear {}", l.size) : std::string("linear");
-      if (!l.bias) s += " bias=false";
-    } else if (l.type == "conv2d" || l.type == "conv1d") {
-      s = fmt::format("{} {} kernel={}", l.type, l.size, l.kernel);
-      if (l.stride > 0) s += fmt::format(" stride={}", l.stride);
-      if (l.padding > 0) s += fmt::format(" padding={}", l.padding);
-      if (!l.bias) s += " bias=false";
-    } else if (l.type == "maxpool2d") {
-      s = fmt::format("maxpool2d {}", l.kernel);
-      if (l.stride > 0) s += fmt::format(" stride={}", l.stride);
-      if (l.padding > 0) s += fmt::format(" padding={}", l.padding);
-    } else if (l.type == "pool") {
-      s = "pool " + to_string(l.pooling);
-    } else if (l.type == "dropout") {
-      s = fmt::format("dropout {}", l.dropout);
-    } else {
-      s = l.type;
+    const LayerKind* kind = nn::find_layer_kind(l.type);
+    std::string s = kind && kind->word_of ? kind->word_of(l) : l.type;
+    for (const LayerParam& p : kind ? kind->params : std::vector<LayerParam>{}) {
+      if (!p.key) continue;
+      if (p.switches[0]) {
+        if (l.*std::get<bool LayerSpec::*>(p.field)) s += std::string(" ") + p.switches[0];
+      } else if (p.required || nn::field_is_set(l, p.field)) {
+        const std::string text = value_text(p, l);
+        s += p.positional ? " " + text : fmt::format(" {}={}", p.key, text);
+      }
     }
     if (!l.name.empty()) s += " name=" + l.name;
     out += s;

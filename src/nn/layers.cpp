@@ -11,6 +11,7 @@
 #include "kernels/gemm.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/init_fill.hpp"
+#include "nn/layer_registry.hpp"
 #include "nn/recurrent.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
@@ -484,33 +485,204 @@ class DropoutLayer final : public Layer<T> {
 
 }  // namespace
 
-template <typename T>
-std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, const ActShape& in,
-                                     const std::string& name, ParamLayout& layout,
-                                     const std::string& where) {
-  const std::string& t = spec.type;
-  if (t == "embedding") return std::make_unique<EmbeddingLayer<T>>(spec, in, name, layout, where);
-  if (t == "linear") return std::make_unique<LinearLayer<T>>(spec, in, name, layout, where);
-  if (t == "recurrent") return std::make_unique<RecurrentLayer<T>>(spec, in, name, layout, where);
-  if (t == "pool") return std::make_unique<PoolLayer<T>>(spec, in, name, layout, where);
-  if (t == "dropout") return std::make_unique<DropoutLayer<T>>(spec, in, name, layout, where);
-  if (t == "conv2d") return make_conv2d<T>(spec, in, name, layout, where);
-  if (t == "conv1d") return make_conv1d<T>(spec, in, name, layout, where);
-  if (t == "maxpool2d") return make_maxpool2d<T>(spec, in, name, layout, where);
-  if (t == "flatten") return make_flatten<T>(spec, in, name, layout, where);
-  if (t == "relu" || t == "tanh") return make_activation<T>(spec, in, name, layout, where);
-  throw Error(where, "unknown layer type '" + t +
-                         "' (embedding, linear, recurrent, pool, dropout, conv1d, conv2d, "
-                         "maxpool2d, flatten, relu, tanh)");
+// ---- registry entries (nn/layer_registry.hpp) ----
+
+namespace nn {
+
+namespace {
+
+constexpr int kMaxWidth = 1 << 20;      // the list's bound; each layer checks its own
+constexpr int kListMaxSteps = 1 << 20;  // ModelConfig's bound on steps
+
+std::string untied_precheck(const std::string& value) {
+  if (value == "0" || (!value.empty() && value[0] == '-'))
+    return "untied must be the sequences' number of steps (at least 1), got '" + value +
+           "'; leave untied out for weights shared by all steps";
+  return "";
 }
+
+}  // namespace
+
+const LayerKind& embedding_kind() {
+  static const LayerKind k{.type = "embedding",
+                           .words = {"embedding"},
+                           .params = {{.key = "size",
+                                       .json = "size",
+                                       .field = &LayerSpec::size,
+                                       .label = "the width",
+                                       .lo = 1,
+                                       .hi = kMaxWidth,
+                                       .positional = true,
+                                       .required = true,
+                                       .missing = "needs its width, e.g. 'embedding 128'",
+                                       .meta = "W",
+                                       .doc = "width"},
+                                      {.key = "vocab",
+                                       .json = "vocab",
+                                       .field = &LayerSpec::vocab,
+                                       .label = "vocab",
+                                       .lo = 3,
+                                       .hi = 1 << 24,
+                                       .meta = "N",
+                                       .doc = "`vocab=N` (default: the vocabulary's size)"},
+                                      {.json = "init", .field = &LayerSpec::init}},
+                           .doc_layer = "`embedding W`",
+                           .twin = "`nn.Embedding`",
+                           .make_float = &construct_layer<EmbeddingLayer, float>,
+                           .make_double = &construct_layer<EmbeddingLayer, double>};
+  return k;
+}
+
+const LayerKind& linear_kind() {
+  static const LayerKind k{.type = "linear",
+                           .words = {"linear"},
+                           .params = {{.key = "size",
+                                       .json = "size",
+                                       .field = &LayerSpec::size,
+                                       .label = "the width",
+                                       .lo = 1,
+                                       .hi = kMaxWidth,
+                                       .positional = true,
+                                       .meta = "W",
+                                       .doc = "outputs; none = one per class (the head)"},
+                                      {.key = "bias",
+                                       .json = "bias",
+                                       .field = &LayerSpec::bias,
+                                       .label = "bias",
+                                       .meta = "false",
+                                       .doc = "`bias=false`"},
+                                      {.json = "init", .field = &LayerSpec::init}},
+                           .doc_layer = "`linear [W]`",
+                           .twin = "`nn.Linear`",
+                           // The last layer is the head: --head-init and its bias options.
+                           .init_rule =
+                               [](const InitFlags& f, bool last, LayerSpec& l) {
+                                 if (last) l.init = f.init.head;
+                               },
+                           .make_float = &construct_layer<LinearLayer, float>,
+                           .make_double = &construct_layer<LinearLayer, double>};
+  return k;
+}
+
+const LayerKind& recurrent_kind() {
+  static const LayerKind k{
+      .type = "recurrent",
+      .words = {"lstm", "gru", "rnn", "rnn_relu", "rnn_tanh"},
+      .shown = 4,
+      .params = {{.key = "size",
+                  .json = "size",
+                  .field = &LayerSpec::size,
+                  .label = "the hidden size",
+                  .lo = 1,
+                  .hi = kMaxWidth,
+                  .positional = true,
+                  .required = true,
+                  .missing = "needs its hidden size, e.g. '{} 128'",
+                  .meta = "H",
+                  .doc = "hidden units per direction"},
+                 {.key = "layers",
+                  .json = "layers",
+                  .field = &LayerSpec::layers,
+                  .label = "layers",
+                  .lo = 1,
+                  .hi = 64,
+                  .meta = "N",
+                  .doc = "`layers=N`"},
+                 {.key = "bidirectional",
+                  .json = "bidirectional",
+                  .field = &LayerSpec::bidirectional,
+                  .label = "bidirectional",
+                  .doc = "`bidirectional` (or `bi`)",
+                  .switches = {"bidirectional", "bi"}},
+                 {.key = "dropout",
+                  .json = "dropout",
+                  .field = &LayerSpec::dropout,
+                  .label = "dropout",
+                  .meta = "P",
+                  .doc = "`dropout=P` (between stacked layers)"},
+                 {.key = "untied",
+                  .json = "untied_steps",
+                  .field = &LayerSpec::untied_steps,
+                  .label = "untied (the number of steps)",
+                  .lo = 1,
+                  .hi = kListMaxSteps,
+                  .json_if_set = true,
+                  .meta = "STEPS",
+                  .doc = "`untied=S` (one weight set per step)",
+                  .precheck = &untied_precheck,
+                  .bare = "untied needs the sequences' number of steps, e.g. 'untied=28'"},
+                 {.key = "bias",
+                  .json = "bias",
+                  .field = &LayerSpec::bias,
+                  .label = "bias",
+                  .meta = "false",
+                  .doc = "`bias=false`"},
+                 {.json = "cell", .field = &LayerSpec::cell},
+                 {.json = "init", .field = &LayerSpec::init},
+                 {.json = "init_recurrent", .field = &LayerSpec::init_recurrent},
+                 {.json = "forget_bias", .field = &LayerSpec::forget_bias}},
+      .doc_layer = "`lstm H`, `gru H`, `rnn H` (tanh), `rnn_relu H`",
+      .twin = "`nn.LSTM`, `nn.GRU`, `nn.RNN` (none for `untied`)",
+      .from_word = [](const std::string& word,
+                      LayerSpec& l) { l.cell = parse_cell(word == "rnn" ? "rnn_tanh" : word); },
+      .word_of = [](const LayerSpec& l) -> std::string {
+        return l.cell == CellKind::rnn_tanh ? "rnn" : to_string(l.cell);
+      },
+      // --init, --init-recurrent (auto: by the cell), --bias-init, --forget-bias, --no-bias.
+      .init_rule =
+          [](const InitFlags& f, bool, LayerSpec& l) {
+            l.init = f.init.input;
+            l.init_recurrent = f.init.recurrent;
+            if (f.recurrent_auto) l.init_recurrent.kind = auto_recurrent_init(l.cell);
+            l.forget_bias = f.init.forget_bias;
+            if (f.no_bias) l.bias = false;
+          },
+      .make_float = &construct_layer<RecurrentLayer, float>,
+      .make_double = &construct_layer<RecurrentLayer, double>};
+  return k;
+}
+
+const LayerKind& pool_kind() {
+  static const LayerKind k{.type = "pool",
+                           .words = {"pool"},
+                           .params = {{.key = "pooling",
+                                       .json = "pooling",
+                                       .field = &LayerSpec::pooling,
+                                       .label = "pooling",
+                                       .positional = true,
+                                       .required = true,
+                                       .missing = "needs last, mean or max, e.g. 'pool max'",
+                                       .meta = "last|mean|max",
+                                       .doc = "the pooling"}},
+                           .doc_layer = "`pool last\\|mean\\|max`",
+                           .twin = "over each sequence's real steps",
+                           .make_float = &construct_layer<PoolLayer, float>,
+                           .make_double = &construct_layer<PoolLayer, double>};
+  return k;
+}
+
+const LayerKind& dropout_kind() {
+  static const LayerKind k{.type = "dropout",
+                           .words = {"dropout"},
+                           .params = {{.key = "p",
+                                       .json = "dropout",
+                                       .field = &LayerSpec::dropout,
+                                       .label = "the drop probability",
+                                       .positional = true,
+                                       .required = true,
+                                       .missing = "needs its drop probability, e.g. 'dropout 0.3'",
+                                       .meta = "P",
+                                       .doc = "drop probability in [0, 1)"}},
+                           .doc_layer = "`dropout P`",
+                           .twin = "`nn.Dropout`",
+                           .make_float = &construct_layer<DropoutLayer, float>,
+                           .make_double = &construct_layer<DropoutLayer, double>};
+  return k;
+}
+
+}  // namespace nn
 
 template class Layer<float>;
 template class Layer<double>;
-template std::unique_ptr<Layer<float>> make_layer<float>(const LayerSpec&, const ActShape&,
-                                                         const std::string&, ParamLayout&,
-                                                         const std::string&);
-template std::unique_ptr<Layer<double>> make_layer<double>(const LayerSpec&, const ActShape&,
-                                                           const std::string&, ParamLayout&,
-                                                           const std::string&);
 
 }  // namespace recur

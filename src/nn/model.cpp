@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_util.hpp"
-#include "nn/config_json.hpp"
+#include "nn/layer_registry.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
 
@@ -96,11 +96,6 @@ std::vector<std::unique_ptr<Layer<T>>> build_chain(const ModelSpec& spec, ParamL
   return chain;
 }
 
-const std::pair<const char*, CellKind> kCellNames[] = {{"lstm", CellKind::lstm},
-                                                       {"gru", CellKind::gru},
-                                                       {"rnn_tanh", CellKind::rnn_tanh},
-                                                       {"rnn_relu", CellKind::rnn_relu}};
-
 nlohmann::json shape_json(const ActShape& s) {
   const char* kind = s.kind == ActKind::sequence ? "sequence"
                      : s.kind == ActKind::vector ? "vector"
@@ -145,43 +140,7 @@ std::uint64_t ModelSpec::parameter_count() const {
 
 std::string to_json(const ModelSpec& spec) {
   nlohmann::json layers = nlohmann::json::array();
-  for (const LayerSpec& l : spec.layers) {
-    nlohmann::json j = {{"type", l.type}, {"name", l.name}};
-    if (l.type == "embedding") {
-      j["vocab"] = l.vocab;
-      j["size"] = l.size;
-      j["init"] = init_json(l.init);
-    } else if (l.type == "linear" || l.type == "conv2d" || l.type == "conv1d") {
-      j["size"] = l.size;
-      j["bias"] = l.bias;
-      j["init"] = init_json(l.init);
-      if (l.type == "conv2d" || l.type == "conv1d") {
-        j["kernel"] = l.kernel;
-        j["stride"] = l.stride;
-        j["padding"] = l.padding;
-      }
-    } else if (l.type == "recurrent") {
-      j["cell"] = to_string(l.cell);
-      j["size"] = l.size;
-      j["layers"] = l.layers;
-      j["bidirectional"] = l.bidirectional;
-      j["bias"] = l.bias;
-      j["dropout"] = l.dropout;
-      if (l.untied_steps != 0) j["untied_steps"] = l.untied_steps;  // tied specs read as before
-      j["init"] = init_json(l.init);
-      j["init_recurrent"] = init_json(l.init_recurrent);
-      j["forget_bias"] = l.forget_bias;
-    } else if (l.type == "pool") {
-      j["pooling"] = to_string(l.pooling);
-    } else if (l.type == "dropout") {
-      j["dropout"] = l.dropout;
-    } else if (l.type == "maxpool2d") {
-      j["kernel"] = l.kernel;
-      j["stride"] = l.stride;
-      j["padding"] = l.padding;
-    }
-    layers.push_back(std::move(j));
-  }
+  for (const LayerSpec& l : spec.layers) layers.push_back(nn::layer_json(l));
   const nlohmann::json j = {{"input", shape_json(spec.input)},
                             {"num_classes", spec.num_classes},
                             {"layers", std::move(layers)}};
@@ -197,29 +156,7 @@ ModelSpec model_spec_from_json(const std::string& text, const std::string& sourc
     const auto& layers = j.at("layers");
     if (!layers.is_array() || layers.size() > 1000)
       throw Error(source, "'layers' must be an array of at most 1000 layers");
-    for (const auto& lj : layers) {
-      LayerSpec l;
-      l.type = lj.at("type").get<std::string>();
-      l.name = lj.at("name").get<std::string>();
-      if (lj.contains("size")) l.size = json_integer<int>(lj, "size", source);
-      if (lj.contains("vocab")) l.vocab = json_integer<int>(lj, "vocab", source);
-      if (lj.contains("bias")) l.bias = lj.at("bias").get<bool>();
-      if (lj.contains("init")) l.init = init_from(lj.at("init"), source);
-      if (lj.contains("init_recurrent"))
-        l.init_recurrent = init_from(lj.at("init_recurrent"), source);
-      if (lj.contains("forget_bias")) l.forget_bias = json_number(lj, "forget_bias", source);
-      if (lj.contains("cell")) l.cell = parse_cell(lj.at("cell").get<std::string>());
-      if (lj.contains("layers")) l.layers = json_integer<int>(lj, "layers", source);
-      if (lj.contains("bidirectional")) l.bidirectional = lj.at("bidirectional").get<bool>();
-      if (lj.contains("untied_steps"))
-        l.untied_steps = json_integer<int>(lj, "untied_steps", source);
-      if (lj.contains("dropout")) l.dropout = json_number(lj, "dropout", source);
-      if (lj.contains("pooling")) l.pooling = parse_pooling(lj.at("pooling").get<std::string>());
-      if (lj.contains("kernel")) l.kernel = json_integer<int>(lj, "kernel", source);
-      if (lj.contains("stride")) l.stride = json_integer<int>(lj, "stride", source);
-      if (lj.contains("padding")) l.padding = json_integer<int>(lj, "padding", source);
-      spec.layers.push_back(std::move(l));
-    }
+    for (const auto& lj : layers) spec.layers.push_back(nn::layer_from_json(lj, source));
     spec.validate();
     return spec;
   } catch (const nlohmann::json::exception& e) {
@@ -298,6 +235,18 @@ void Model<T>::drop_prepared() {
   prepared_.clear();
 }
 
+namespace {
+
+// Elements of a layer's output for `batch` samples running on `seq` (null for images).
+std::size_t output_elements(const ActShape& out, const SeqInfo* seq, int batch) {
+  const std::size_t rows = out.kind == ActKind::sequence
+                               ? static_cast<std::size_t>(seq->steps) * batch
+                               : static_cast<std::size_t>(batch);
+  return rows * out.per_row();
+}
+
+}  // namespace
+
 template <typename T>
 const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train,
                            Rng* rng) const {
@@ -308,6 +257,8 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
     ws.outs.assign(n, {});
     ws.douts.assign(n, {});
   }
+  ws.seqs.assign(n + 1, nullptr);
+  ws.lengths.resize(n);
   ws.batch = in.batch;
   ws.ids = in.ids;
   const SeqInfo* seq = in.seq;
@@ -318,12 +269,18 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
   const T* x = in.x;
   for (std::size_t i = 0; i < n; ++i) {
     const Layer<T>& layer = *layers_[i];
-    const std::size_t size = layer.output_size(ctx);
+    ws.seqs[i] = ctx.seq = seq;
+    if (layer.changes_lengths()) {
+      ws.lengths[i] = layer.output_lengths(*seq);
+      seq = &ws.lengths[i];
+    }
+    const std::size_t size = output_elements(layer.output_shape(), seq, in.batch);
     if (ws.outs[i].size() < size) ws.outs[i].resize(size);
     const PreparedWeights* prep = i < prepared_.size() ? prepared_[i].get() : nullptr;
     layer.forward(ctx, prep, x, ws.outs[i].data(), ws.layer_ws[i].get());
     x = ws.outs[i].data();
   }
+  ws.seqs[n] = seq;
   return x;
 }
 
@@ -331,15 +288,16 @@ template <typename T>
 void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits,
                         T* grads) const {
   const std::size_t n = layers_.size();
-  RECUR_ASSERT(ws.layer_ws.size() == n && ws.batch == in.batch);
+  RECUR_ASSERT(ws.layer_ws.size() == n && ws.batch == in.batch && ws.seqs.size() == n + 1);
   LayerContext<T> ctx{params_.data(), in.batch, in.seq, in.ids, true, nullptr};
   const T* dout = dlogits;
   for (std::size_t i = n; i-- > 0;) {
     const Layer<T>& layer = *layers_[i];
     const T* x = i == 0 ? in.x : ws.outs[i - 1].data();
     T* din = nullptr;
+    ctx.seq = ws.seqs[i];
     if (i > 0) {
-      const std::size_t size = layers_[i - 1]->output_size(ctx);
+      const std::size_t size = output_elements(layers_[i - 1]->output_shape(), ctx.seq, in.batch);
       if (ws.douts[i - 1].size() < size) ws.douts[i - 1].resize(size);
       din = ws.douts[i - 1].data();
     }

@@ -143,12 +143,6 @@ int stop_signal_received() {
   return g_stop_signal.load();
 }
 
-bool reads_whole_images(const std::vector<LayerSpec>& layers) {
-  if (layers.empty()) return false;
-  const std::string& t = layers.front().type;
-  return t == "conv2d" || t == "maxpool2d" || t == "flatten";
-}
-
 TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive) {
   // Everything that can be wrong with the input is checked before the run directory is touched
   // and before any thread starts or any buffer is sized from an option.

@@ -11,6 +11,7 @@ cross-entropy loss and every parameter's gradient ("grad." prefix). recur's desc
 model is stored as JSON in the metadata key "recur.spec".
 
 Run from the repository root:  /usr/bin/python3 tests/golden/make_layer_fixtures.py
+(append `pool1d` to write only the maxpool1d / avgpool1d fixtures)
 """
 import json
 import os
@@ -42,8 +43,8 @@ class TextNet(torch.nn.Module):
         self.head = torch.nn.Linear(hidden * (2 if bidirectional else 1), classes)
         self.hidden, self.pooling = hidden, pooling
 
-    def forward(self, inputs, lengths):
-        x = self.embed(inputs) if hasattr(self, "embed") else inputs
+    def forward(self, inputs, lengths, embedded=False):
+        x = self.embed(inputs) if hasattr(self, "embed") and not embedded else inputs
         steps, batch = x.shape[0], x.shape[1]
         packed = pack_padded_sequence(x, lengths)
         out, _ = self.rnn(packed)
@@ -61,7 +62,31 @@ class TextNet(torch.nn.Module):
         return out, self.head(pooled)
 
 
-def spec(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes, features):
+class PooledTextNet(TextNet):
+    """[embedding ->] MaxPool1d or AvgPool1d(kernel, stride) over each sample's real steps -> TextNet's
+    recurrent stack, pooling and head on the pooled lengths, (L - kernel) // stride + 1 (every
+    sample at least `kernel` steps long: PyTorch's own rule). "output" is the pooled sequence,
+    zero past each sample's pooled length."""
+
+    def __init__(self, kernel, stride, kind, *args):
+        super().__init__(*args)
+        self.kernel, self.stride = kernel, stride
+        self.pool1d = (torch.nn.AvgPool1d if kind == "avg" else torch.nn.MaxPool1d)(kernel, stride)
+
+    def forward(self, inputs, lengths):
+        x = self.embed(inputs) if hasattr(self, "embed") else inputs
+        pooled_lengths = (lengths - self.kernel) // self.stride + 1
+        batch, width = x.shape[1], x.shape[2]
+        pooled = torch.zeros(int(pooled_lengths[0]), batch, width, dtype=x.dtype)
+        for b in range(batch):
+            sample = x[:int(lengths[b]), b, :].t().unsqueeze(0)        # [1, F, L]
+            pooled[:int(pooled_lengths[b]), b, :] = self.pool1d(sample)[0].t()
+        _, logits = super().forward(pooled, pooled_lengths, embedded=True)
+        return pooled, logits
+
+
+def spec(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes, features,
+         pool1d=None):
     if vocab:
         inp = {"kind": "sequence", "features": 0, "height": 0, "width": 0, "ids": True}
         chain = [{"type": "embedding", "name": "embed", "vocab": vocab, "size": dim,
@@ -69,6 +94,9 @@ def spec(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes, feat
     else:
         inp = {"kind": "sequence", "features": features, "height": 0, "width": 0, "ids": False}
         chain = []
+    if pool1d:
+        chain.append({"type": pool1d[2] + "pool1d", "name": "pool1d", "kernel": pool1d[0],
+                      "stride": pool1d[1]})
     chain += [{"type": "recurrent", "name": "rnn", "cell": cell, "size": hidden,
                "layers": layers, "bidirectional": bidirectional, "bias": True, "dropout": 0.0,
                "init": INIT, "init_recurrent": INIT, "forget_bias": 0.0},
@@ -77,13 +105,13 @@ def spec(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes, feat
     return {"input": inp, "num_classes": classes, "layers": chain}
 
 
-def make(name, cell, layers, bidirectional, pooling, lengths, vocab=23, seed=0):
+def make(name, cell, layers, bidirectional, pooling, lengths, vocab=23, seed=0, pool1d=None):
     torch.manual_seed(seed)
     dim, hidden, classes, features = 6, 5, 3, 4
     lengths = torch.tensor(lengths, dtype=torch.int64)
     steps, batch = int(lengths[0]), len(lengths)
-    net = TextNet(vocab, dim, cell, hidden, layers, bidirectional, pooling, classes,
-                  features).double()
+    args = (vocab, dim, cell, hidden, layers, bidirectional, pooling, classes, features)
+    net = (PooledTextNet(*pool1d, *args) if pool1d else TextNet(*args)).double()
     mask = torch.arange(steps)[:, None] < lengths[None, :]
     tensors = {}
     if vocab:
@@ -103,8 +131,7 @@ def make(name, cell, layers, bidirectional, pooling, lengths, vocab=23, seed=0):
                     "loss": loss.detach().reshape(1)})
     for k, p in net.named_parameters():
         tensors["grad." + k] = p.grad
-    meta = {"recur.spec": json.dumps(spec(vocab, dim, cell, hidden, layers, bidirectional,
-                                          pooling, classes, features)),
+    meta = {"recur.spec": json.dumps(spec(*args, pool1d=pool1d)),
             "generator": "tests/golden/make_layer_fixtures.py", "torch": torch.__version__}
     write_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
 
@@ -161,8 +188,25 @@ def make_conv(name, kernel, lengths, vocab=23, seed=0):
     write_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
 
 
+def make_pool1d():
+    """Strided max and average pooling over time before a recurrent layer (layers that change
+    lengths)."""
+    make("embed_maxpool1d_k3s2_lstm_last", "lstm", 1, False, "last",
+         [13, 12, 12, 10, 9, 7, 5, 4, 3], seed=13, pool1d=(3, 2, "max"))
+    make("features_maxpool1d_k2_bigru_b9_mean", "gru", 1, True, "mean", [10] * 9, vocab=0,
+         seed=14, pool1d=(2, 2, "max"))
+    make("features_maxpool1d_k3s1_rnn_ragged_max", "rnn_tanh", 1, False, "max",
+         [8, 8, 7, 5, 4, 3, 3], vocab=0, seed=15, pool1d=(3, 1, "max"))
+    make("embed_avgpool1d_k3s2_gru_mean", "gru", 1, True, "mean",
+         [13, 12, 12, 10, 9, 7, 5, 4, 3], seed=16, pool1d=(3, 2, "avg"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["pool1d"]:  # only the pooling fixtures (the others stay as written)
+        make_pool1d()
+        print("fixtures written to", OUT)
+        return
     ragged = [9, 8, 8, 6, 5, 3, 3, 2, 1]
     make("embed_bilstm_max", "lstm", 1, True, "max", ragged, seed=1)
     make("embed_bilstm2_max", "lstm", 2, True, "max", ragged, seed=2)
@@ -179,6 +223,7 @@ def main():
     # 1-D convolutions over embeddings on ragged batches (kernels wider than the shortest samples).
     make_conv("embed_conv1d_k5_max", 5, ragged, seed=11)
     make_conv("embed_conv1d_k3_max", 3, [12, 11, 9, 9, 7, 4, 2, 2, 1, 1], seed=12)
+    make_pool1d()
     print("fixtures written to", OUT)
 
 
