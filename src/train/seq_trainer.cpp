@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -775,6 +776,12 @@ SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
     out.flush();
   };
 
+  // Fault injection for the resume tests (tests/cli/test_cli_resume.cpp): with
+  // RECUR_KILL_AFTER_STEP=N the process ends itself with SIGKILL once step N is done (after that
+  // step's checkpoint, if it writes one), as a crash at a known point would.
+  const char* kill_env = std::getenv("RECUR_KILL_AFTER_STEP");
+  const std::int64_t kill_after_step = kill_env != nullptr ? std::atoll(kill_env) : 0;
+
   std::vector<std::vector<std::int64_t>> batches;
   std::int64_t batches_epoch = -1;
   while (pos.step < total_steps && !stopped) {
@@ -870,6 +877,7 @@ SeqTrainSummary train_sequences(const SeqTrainOptions& opt,
     } else if (opt.checkpoint_every > 0 && pos.step % opt.checkpoint_every == 0) {
       checkpoint();
     }
+    if (pos.step == kill_after_step) std::raise(SIGKILL);
     // Every rank of a data-parallel run stops at the same step: the one whose exchange first
     // carried a rank's signal.
     const int sig = distributed ? step.stop_signal : stop_signal_received();
