@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--cli", required=True)
     ap.add_argument("--work", required=True)
     a = ap.parse_args()
+    cli = os.path.abspath(a.cli)
     python = "/usr/bin/python3"
     lines = readme_python_block(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read())
     if not lines or not any("recur.train(" in line for line in lines):
@@ -83,7 +84,7 @@ def main():
     os.makedirs(os.path.join(scratch, "data"))
     os.symlink(os.path.join(ROOT, "data", "mnist"), os.path.join(scratch, "data", "mnist"))
     shutil.copytree(os.path.join(ROOT, "examples"), os.path.join(scratch, "examples"))
-    r = run([a.cli, "train", "--cell", "gru", "--steps", "20", "--val", "200", "--train-limit",
+    r = run([cli, "train", "--cell", "gru", "--steps", "20", "--val", "200", "--train-limit",
              "2000", "--out", "runs/gru"], cwd=scratch)
     if r.returncode != 0:
         print("FAIL: recur train for runs/gru failed")
