@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds recur's libFuzzer harnesses with clang (ASan + UBSan) in build-fuzz/ and runs each one in
-# turn, one process at a time, on a copy of its committed seed corpus (tests/fuzz/corpus/NAME).
+# Builds recur's libFuzzer harnesses with clang (ASan + UBSan) in build-asan/, the sanitizer build
+# it shares with scripts/sanitize.sh (scripts/asan-build.sh), and runs each one in turn, one
+# process at a time, on a copy of its committed seed corpus (tests/fuzz/corpus/NAME).
 #
 #   scripts/fuzz.sh [SECONDS] [RUNS] [HARNESS...]
 #     SECONDS  time per harness (default 10); 0 = no time limit (then RUNS must be given)
@@ -10,9 +11,10 @@
 # CI smoke: `scripts/fuzz.sh 5`. Long run: `scripts/fuzz.sh 0 1000000`. Prints a line per harness
 # with its executions, time and result, and exits non-zero when any harness reports a crash, a
 # hang, a leak, an out-of-memory or a sanitizer error; the input that caused it is kept under
-# build-fuzz/artifacts/NAME/ and the log under build-fuzz/logs/NAME.log. Inputs that found new
-# coverage go to build-fuzz/corpus/NAME/ (kept between runs, never committed automatically).
-# Environment: RECUR_FUZZ_BUILD_DIR (default build-fuzz), RECUR_FUZZ_JOBS (build jobs, default 2).
+# build-asan/artifacts/NAME/ and the log under build-asan/logs/NAME.log. Inputs that found new
+# coverage go to build-asan/corpus/NAME/ (kept between runs, never committed automatically).
+# Environment: RECUR_ASAN_BUILD_DIR (default build-asan), RECUR_ASAN_JOBS (build jobs, default 2),
+# RECUR_ASAN_BUILD_TYPE (default Debug; RelWithDebInfo runs a long fuzz run faster).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -27,14 +29,10 @@ if [[ "$seconds" == 0 && -z "$runs" ]]; then
   exit 2
 fi
 
-RECUR_FUZZ_DEPS=1 bash scripts/install-deps.sh
-build_dir=${RECUR_FUZZ_BUILD_DIR:-$root/build-fuzz}
-cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++ -DRECUR_FUZZ=ON -DRECUR_TESTS=OFF \
-  -DRECUR_BENCH=OFF >/dev/null
+build_dir=${RECUR_ASAN_BUILD_DIR:-$root/build-asan}
 targets=()
 for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
-cmake --build "$build_dir" -j "${RECUR_FUZZ_JOBS:-2}" --target "${targets[@]}"
+RECUR_ASAN_BUILD_DIR=$build_dir bash scripts/asan-build.sh "${targets[@]}"
 
 # Leaks are findings; UBSan stops at its first report (the build also makes it abort).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

@@ -12,6 +12,48 @@ from conftest import read_safetensors, run_cli
 N = 300  # test images compared per model
 
 
+def permuted_order(seed, n):
+    """The permuted view's pixel order (src/data/view.cpp): Fisher-Yates over 0..n-1 with recur's
+    Rng (include/recur/rng.hpp: xoshiro256** seeded by splitmix64, `below` without modulo bias)."""
+    mask = (1 << 64) - 1
+    state = []
+    sm = seed & mask
+    for _ in range(4):
+        sm = (sm + 0x9E3779B97F4A7C15) & mask
+        z = sm
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        state.append(z ^ (z >> 31))
+
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & mask
+
+    def next_u64():
+        s = state
+        result = (rotl((s[1] * 5) & mask, 7) * 9) & mask
+        t = (s[1] << 17) & mask
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def below(k):
+        limit = mask - (mask % k)
+        while True:
+            r = next_u64()
+            if r < limit:
+                return r % k
+
+    order = list(range(n))
+    for i in range(n, 1, -1):
+        j = below(i)
+        order[i - 1], order[j] = order[j], order[i - 1]
+    return np.array(order)
+
+
 def cli_predictions(cli, model_path, data_dir, count):
     images = os.path.join(data_dir, "t10k-images-idx3-ubyte")
     out = run_cli(cli, "predict", model_path, images, "--index",
@@ -61,7 +103,9 @@ def test_predict_float_sequences_equal_images(cli_model, mnist):
     elif view == "cols":
         seq = np.ascontiguousarray(scaled.transpose(0, 2, 1))
     else:
-        pytest.skip("the permuted view's order is internal to recur")
+        assert view == "permuted", view
+        order = permuted_order(model.config["view_seed"], 28 * 28)
+        seq = np.ascontiguousarray(scaled.reshape(len(images), 28 * 28)[:, order][:, :, None])
     l1, p1 = model.predict(images)
     l2, p2 = model.predict(seq)
     assert np.array_equal(p1, p2) and np.array_equal(l1, l2)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -360,6 +361,10 @@ class Trainer {
   std::vector<std::vector<std::int64_t>> batches_;  // of epoch batches_epoch_
   std::int64_t batches_epoch_ = -1;
   bool stopped_ = false;  // by on_event
+  const std::int64_t kill_after_step_ = [] {
+    const char* v = std::getenv("RECUR_KILL_AFTER_STEP");
+    return v != nullptr ? std::atoll(v) : std::int64_t{0};
+  }();
 };
 
 void Trainer::check_options() const {
@@ -561,6 +566,10 @@ void Trainer::step() {
   } else if (opt_.checkpoint_every > 0 && pos_.step % opt_.checkpoint_every == 0) {
     write_checkpoint();
   }
+  // Fault injection for the resume tests (tests/cli/test_cli_resume.cpp): with
+  // RECUR_KILL_AFTER_STEP=N the process ends itself with SIGKILL once step N is done (after that
+  // step's checkpoint, if it writes one), as a crash at a known point would.
+  if (pos_.step == kill_after_step_) std::raise(SIGKILL);
   // Every rank of a data-parallel run stops at the same step: the one whose exchange first
   // carried a rank's signal.
   stop_if_signalled(distributed_ ? batch.stop_signal : stop_signal_received(), epoch_done);

@@ -3,8 +3,8 @@
 // with one message; a rank killed mid-run ends the job within 30 s naming the rank; a run resumed
 // under mpirun ends bit-identical to one never interrupted; checkpoints move between 2 ranks and
 // 1 process; text runs and image layer lists too (2 ranks x 1 thread = 1 process x 2 threads,
-// one message for a bad value). Skipped in builds without MPI (the sanitizer build, see
-// scripts/sanitize.sh).
+// one message for a bad value). Skipped in builds without MPI (the sanitizer build, which does
+// not run the cli tests: scripts/asan-build.sh).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,6 +1,8 @@
-// Never lose a run: a training run killed (SIGKILL) at random points and resumed ends with
-// weights bit-identical to a run never interrupted; SIGINT writes a checkpoint and says how to
-// resume; a checkpoint write that fails (file-size limit) leaves the previous one intact.
+// Never lose a run: a training run killed (SIGKILL) at known steps and resumed ends with weights
+// bit-identical to a run never interrupted; SIGINT writes a checkpoint and says how to resume; a
+// checkpoint write that fails (file-size limit) leaves the previous one intact. The kills come
+// from the trainer itself (RECUR_KILL_AFTER_STEP=N: SIGKILL once step N is done), so every run
+// of the test covers the same points: between checkpoints, right after one, at an epoch's end.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -8,21 +10,27 @@
 
 #include <algorithm>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "cli/cli_helpers.hpp"
-#include "recur/rng.hpp"
 
 namespace recur_cli_test {
 namespace {
 
-// Starts `recur args...` with stdout/stderr to `log`, optionally under a file-size limit.
+// Starts `recur args...` with stdout/stderr to `log`, optionally killed by the trainer after
+// step `kill_after` (0: never) or under a file-size limit.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log,
-            rlim_t fsize = RLIM_INFINITY) {
+            std::int64_t kill_after = 0, rlim_t fsize = RLIM_INFINITY) {
   const pid_t pid = ::fork();
   if (pid == 0) {
+    if (kill_after > 0)
+      ::setenv("RECUR_KILL_AFTER_STEP", std::to_string(kill_after).c_str(), 1);
+    else
+      ::unsetenv("RECUR_KILL_AFTER_STEP");
     if (fsize != RLIM_INFINITY) {
       rlimit lim{fsize, fsize};
       ::setrlimit(RLIMIT_FSIZE, &lim);
@@ -52,7 +60,7 @@ std::vector<std::string> train_args(const std::string& out) {
   return {"train",   "--data",
           kMnistDir, "--hidden",
           "48",      "--train-limit",
-          "12000",   "--val",
+          "4000",    "--val",
           "200",     "--batch",
           "32",      "--epochs",
           "2",       "--checkpoint-every",
@@ -82,42 +90,56 @@ bool wait_for_file(const fs::path& path, double seconds) {
   return false;
 }
 
-TEST(ResumeCli, KilledAtRandomPointsAndResumedIsBitIdentical) {
+constexpr std::int64_t kCheckpointEvery = 7;  // train_args' --checkpoint-every
+
+// The steps of one epoch: the step of a finished run's first validation.
+std::int64_t steps_per_epoch(const fs::path& run) {
+  std::istringstream lines(slurp(run / "metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.value("kind", "") == "validation") return j.at("step").get<std::int64_t>();
+  }
+  return 0;
+}
+
+// The step a run killed after step `killed` resumes at: its last checkpoint, written every
+// kCheckpointEvery steps and at the end of each epoch.
+std::int64_t resume_step(std::int64_t killed, std::int64_t epoch) {
+  return std::max(killed / kCheckpointEvery * kCheckpointEvery, killed / epoch * epoch);
+}
+
+TEST(ResumeCli, KilledAtKnownStepsAndResumedIsBitIdentical) {
   ScratchDir dir;
   const std::string reference = dir / "reference";
   ASSERT_EQ(wait_exit(spawn(train_args(reference), dir / "reference.log")), 0)
       << slurp(dir / "reference.log");
   const std::string want = weights_of(reference + "/last.safetensors");
+  const std::int64_t epoch = steps_per_epoch(reference);
+  ASSERT_GT(epoch, 3 * kCheckpointEvery) << slurp(reference + "/metrics.jsonl");
 
-  recur::Rng rng(2024);
-  int resumed = 0;
-  for (int trial = 0; trial < 3; ++trial) {
+  // Each trial: the steps after which the first run and then each resume are killed; the last
+  // resume runs to the end. Between two checkpoints (3 steps are redone), right after one, at
+  // the last step of the first epoch (its checkpoint is the epoch's), a resume killed again
+  // just after the epoch boundary.
+  const std::vector<std::vector<std::int64_t>> trials = {
+      {10}, {2 * kCheckpointEvery}, {epoch}, {10, epoch + 2}};
+  for (std::size_t trial = 0; trial < trials.size(); ++trial) {
     const std::string out = dir / ("killed-" + std::to_string(trial));
-    const pid_t pid = spawn(train_args(out), dir / "killed.log");
-    // Kill once a checkpoint exists, after a further random delay.
-    ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60))
-        << slurp(dir / "killed.log");
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng.uniform(0, 300))));
-    ::kill(pid, SIGKILL);
-    wait_exit(pid);
-    // Resume until the run finishes, killing the first resume once more on odd trials.
-    int attempts = 0;
-    while (!fs::exists(fs::path(out) / "summary.json") && attempts++ < 5) {
-      const pid_t again = spawn({"train", "--resume", out}, dir / "resume.log");
-      if (trial % 2 == 1 && attempts == 1) {
-        std::this_thread::sleep_for(
-            std::chrono::milliseconds(static_cast<int>(rng.uniform(100, 600))));
-        ::kill(again, SIGKILL);
-        wait_exit(again);
-      } else {
-        ASSERT_EQ(wait_exit(again), 0) << slurp(dir / "resume.log");
-      }
-      ++resumed;
+    const std::string log = dir / ("killed-" + std::to_string(trial) + ".log");
+    const auto& kills = trials[trial];
+    ASSERT_EQ(wait_exit(spawn(train_args(out), log, kills[0])), 128 + SIGKILL) << slurp(log);
+    for (std::size_t k = 0; k < kills.size(); ++k) {
+      ASSERT_FALSE(fs::exists(fs::path(out) / "summary.json")) << "trial " << trial;
+      const std::int64_t next = k + 1 < kills.size() ? kills[k + 1] : 0;
+      const pid_t again = spawn({"train", "--resume", out}, log, next);
+      ASSERT_EQ(wait_exit(again), next > 0 ? 128 + SIGKILL : 0) << slurp(log);
+      EXPECT_TRUE(contains(slurp(log), "resuming " + out + " at step " +
+                                           std::to_string(resume_step(kills[k], epoch)) + " "))
+          << "trial " << trial << " kill " << k << ": " << slurp(log);
     }
-    ASSERT_TRUE(fs::exists(fs::path(out) / "summary.json"));
+    ASSERT_TRUE(fs::exists(fs::path(out) / "summary.json")) << slurp(log);
     EXPECT_EQ(weights_of(out + "/last.safetensors"), want) << "trial " << trial;
   }
-  EXPECT_GE(resumed, 3);
 }
 
 // A layer list on images (a GRU over rows, as `--model` gives it) resumes the same way.
@@ -134,14 +156,13 @@ TEST(ResumeCli, ImageLayerListKilledAndResumedIsBitIdentical) {
   ASSERT_EQ(wait_exit(spawn(args(reference), dir / "reference.log")), 0)
       << slurp(dir / "reference.log");
   const std::string out = dir / "killed";
-  const pid_t pid = spawn(args(out), dir / "killed.log");
-  ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60)) << slurp(dir / "killed.log");
-  ::kill(pid, SIGKILL);
-  wait_exit(pid);
-  ASSERT_FALSE(fs::exists(fs::path(out) / "summary.json")) << "the run ended before the kill";
+  ASSERT_EQ(wait_exit(spawn(args(out), dir / "killed.log", 10)), 128 + SIGKILL)
+      << slurp(dir / "killed.log");
+  ASSERT_FALSE(fs::exists(fs::path(out) / "summary.json"));
   ASSERT_EQ(wait_exit(spawn({"train", "--resume", out}, dir / "resume.log")), 0)
       << slurp(dir / "resume.log");
-  EXPECT_TRUE(contains(slurp(dir / "resume.log"), "resuming " + out)) << slurp(dir / "resume.log");
+  EXPECT_TRUE(contains(slurp(dir / "resume.log"), "resuming " + out + " at step 7 "))
+      << slurp(dir / "resume.log");
   EXPECT_EQ(weights_of(out + "/last.safetensors"), weights_of(reference + "/last.safetensors"));
 }
 
@@ -184,14 +205,11 @@ TEST(ResumeCli, SigintCheckpointsAndSaysHowToResume) {
 TEST(ResumeCli, FailedCheckpointWriteKeepsThePreviousOne) {
   ScratchDir dir;
   const std::string out = dir / "run";
-  const pid_t pid = spawn(train_args(out), dir / "run.log");
-  ASSERT_TRUE(wait_for_file(fs::path(out) / "resume.safetensors", 60));
-  ::kill(pid, SIGKILL);
-  wait_exit(pid);
+  // Killed between two checkpoints, in the middle of no write.
+  ASSERT_EQ(wait_exit(spawn(train_args(out), dir / "run.log", 10)), 128 + SIGKILL)
+      << slurp(dir / "run.log");
   const fs::path checkpoint = fs::path(out) / "resume.safetensors";
   const std::string before = slurp(checkpoint);
-  // SIGKILL can land inside a checkpoint write and leave its temporary file; only files the
-  // failed write would add count below.
   auto temporaries = [&] {
     std::set<std::string> names;
     for (const auto& e : fs::directory_iterator(out))
@@ -199,10 +217,15 @@ TEST(ResumeCli, FailedCheckpointWriteKeepsThePreviousOne) {
         names.insert(e.path().filename());
     return names;
   };
-  const std::set<std::string> stale = temporaries();
+  ASSERT_TRUE(temporaries().empty());
   ASSERT_GT(before.size(), 1000u);
+  // What a kill inside a checkpoint write leaves behind (src/core/fs.cpp names it so).
+  {
+    std::ofstream stale(fs::path(out) / ".resume.safetensors.tmp-Ab12Cd");
+    stale << "half a checkpoint";
+  }
   // Files may grow to just under the checkpoint's size: the next checkpoint cannot be written.
-  const pid_t again = spawn({"train", "--resume", out}, dir / "resume.log", before.size() - 100);
+  const pid_t again = spawn({"train", "--resume", out}, dir / "resume.log", 0, before.size() - 100);
   const int code = wait_exit(again);
   const std::string log = slurp(dir / "resume.log");
   EXPECT_EQ(code, 2) << log;
@@ -210,8 +233,8 @@ TEST(ResumeCli, FailedCheckpointWriteKeepsThePreviousOne) {
   EXPECT_TRUE(contains(log, "resume.safetensors")) << log;
   EXPECT_TRUE(contains(log, "File too large")) << log;
   EXPECT_EQ(slurp(checkpoint), before);
-  // The resumed run swept the killed run's leftovers, and its own failed write left nothing.
-  EXPECT_TRUE(temporaries().empty()) << stale.size() << " stale before";
+  // The resumed run swept the killed write's leftover, and its own failed write left nothing.
+  EXPECT_TRUE(temporaries().empty());
 }
 
 }  // namespace

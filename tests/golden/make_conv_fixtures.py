@@ -81,12 +81,15 @@ def main():
           ("conv2d", {"size": 16, "kernel": 5}), ("relu", {}), ("maxpool2d", {"kernel": 2}),
           ("flatten", {})], seed=1)
     # A whole small CNN classifier: convolutions, pooling, flatten and linear layers to 10 scores.
-    make("classifier", [3, 1, 12, 12],
-         [("conv2d", {"size": 4, "kernel": 3, "padding": 1}), ("relu", {}),
-          ("maxpool2d", {"kernel": 2}),
-          ("conv2d", {"size": 6, "kernel": 3}), ("relu", {}), ("maxpool2d", {"kernel": 2}),
-          ("flatten", {"features": 24}), ("linear", {"size": 16}), ("tanh", {}),
-          ("linear", {"size": 10})], seed=4)
+    classifier = [("conv2d", {"size": 4, "kernel": 3, "padding": 1}), ("relu", {}),
+                  ("maxpool2d", {"kernel": 2}),
+                  ("conv2d", {"size": 6, "kernel": 3}), ("relu", {}), ("maxpool2d", {"kernel": 2}),
+                  ("flatten", {"features": 24}), ("linear", {"size": 16}), ("tanh", {}),
+                  ("linear", {"size": 10})]
+    make("classifier", [3, 1, 12, 12], classifier, seed=4)
+    # The same classifier on a batch of 11: past the 8 rows from which recur's batched paths
+    # (packed kernels) take over, and not a multiple of their blocks.
+    make("classifier_b11", [11, 1, 12, 12], classifier, seed=5)
     # Strides, padding on both layer kinds, odd sizes, no bias, tanh.
     make("strided", [3, 2, 9, 7],
          [("conv2d", {"size": 4, "kernel": 3, "stride": 2, "padding": 1}), ("tanh", {}),

@@ -1,20 +1,19 @@
 // Golden tests: recur's convolutional layers chained as torch.nn.Sequential against PyTorch, on
 // the fixtures of tests/golden/make_conv_fixtures.py (LeNet-5's feature extractor; strides,
-// padding, no bias, tanh; 1x1 and full-size kernels; a whole small CNN classifier). The layers
-// are built by make_layer under the Sequential's names ("0", "3", ...), load the fixture's
-// state_dict, and must give its output and the gradients of sum(y * dy) for every parameter and
-// the input: err(a, ref) = max|a - ref| / max|ref| per tensor, 1e-9 in double, 1e-5 in float.
-// The classifier also runs as a Model (recur/layers.hpp) built from its ModelSpec.
+// padding, no bias, tanh; 1x1 and full-size kernels; a whole small CNN classifier, on batches of 3
+// and 11). The layers are built by make_layer under the Sequential's names ("0", "3", ...), load
+// the fixture's state_dict, and must give its output and the gradients of sum(y * dy) for every
+// parameter and the input: err(a, ref) = max|a - ref| / max|ref| per tensor, 1e-9 in double, 1e-5
+// in float. The classifiers also run as a Model (recur/layers.hpp) built from its ModelSpec.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "golden/golden_util.hpp"
 #include "recur/layers.hpp"
 #include "recur/safetensors.hpp"
 
@@ -23,23 +22,8 @@ namespace {
 
 const std::string kConvFixtures = std::string(RECUR_TEST_DIR) + "/golden/conv";
 
-std::vector<double> f64(const StoredTensor& t) {
-  EXPECT_EQ(t.dtype, DType::F64);
-  std::vector<double> v(static_cast<std::size_t>(t.numel()));
-  std::memcpy(v.data(), t.bytes.data(), v.size() * sizeof(double));
-  return v;
-}
-
-template <typename T>
-double rel_error(const std::vector<T>& a, const std::vector<double>& ref) {
-  EXPECT_EQ(a.size(), ref.size());
-  double diff = 0, scale = 0;
-  for (std::size_t k = 0; k < ref.size() && k < a.size(); ++k) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[k]) - ref[k]));
-    scale = std::max(scale, std::fabs(ref[k]));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+using golden::as_f64;
+using golden::rel_error;
 
 template <typename T>
 void run_fixture(const std::string& fixture, double tol) {
@@ -66,7 +50,7 @@ void run_fixture(const std::string& fixture, double tol) {
   for (const ParamInfo& p : layout.entries()) {
     const StoredTensor& t = f.at(p.name);
     ASSERT_EQ(t.shape, p.shape) << p.name;
-    const auto v = f64(t);
+    const auto v = as_f64(t);
     std::copy(v.begin(), v.end(), params.begin() + static_cast<std::ptrdiff_t>(p.offset));
   }
   LayerContext<T> ctx;
@@ -75,7 +59,7 @@ void run_fixture(const std::string& fixture, double tol) {
   ctx.train = true;
   // acts[i] is layer i's input; acts.back() the output.
   std::vector<std::vector<T>> acts;
-  const auto x = f64(f.at("x"));
+  const auto x = as_f64(f.at("x"));
   acts.emplace_back(x.begin(), x.end());
   std::vector<std::unique_ptr<LayerWorkspace<T>>> ws;
   for (const auto& layer : layers) {
@@ -83,8 +67,8 @@ void run_fixture(const std::string& fixture, double tol) {
     acts.emplace_back(static_cast<std::size_t>(B) * layer->output_shape().per_row());
     layer->forward(ctx, nullptr, acts[acts.size() - 2].data(), acts.back().data(), ws.back().get());
   }
-  EXPECT_LT(rel_error(acts.back(), f64(f.at("y"))), tol) << "y";
-  const auto dy = f64(f.at("dy"));
+  EXPECT_LT(rel_error(acts.back(), as_f64(f.at("y"))), tol) << "y";
+  const auto dy = as_f64(f.at("dy"));
   std::vector<T> grad(dy.begin(), dy.end()), grads(layout.total(), T(0));
   for (std::size_t i = layers.size(); i-- > 0;) {
     std::vector<T> din(acts[i].size());
@@ -92,18 +76,18 @@ void run_fixture(const std::string& fixture, double tol) {
                         grads.data(), ws[i].get());
     grad = std::move(din);
   }
-  EXPECT_LT(rel_error(grad, f64(f.at("grad.x"))), tol) << "grad.x";
+  EXPECT_LT(rel_error(grad, as_f64(f.at("grad.x"))), tol) << "grad.x";
   for (const ParamInfo& p : layout.entries()) {
     const std::vector<T> g(grads.begin() + static_cast<std::ptrdiff_t>(p.offset),
                            grads.begin() + static_cast<std::ptrdiff_t>(p.offset + p.size));
-    EXPECT_LT(rel_error(g, f64(f.at("grad." + p.name))), tol) << "grad." << p.name;
+    EXPECT_LT(rel_error(g, as_f64(f.at("grad." + p.name))), tol) << "grad." << p.name;
   }
 }
 
-// The classifier fixture as a Model: logits, and the gradients of sum(logits * dy).
+// A classifier fixture as a Model: logits, and the gradients of sum(logits * dy).
 template <typename T>
-void run_model(double tol) {
-  const SafetensorsFile f = read_safetensors(kConvFixtures + "/classifier.safetensors");
+void run_model(const std::string& fixture, double tol) {
+  const SafetensorsFile f = read_safetensors(kConvFixtures + "/" + fixture + ".safetensors");
   const auto input = nlohmann::json::parse(f.metadata.at("recur.input"));
   ModelSpec spec;
   spec.input = ActShape{ActKind::image, input[1].get<int>(), input[2].get<int>(),
@@ -121,11 +105,11 @@ void run_model(double tol) {
   Model<T> model(spec);
   ASSERT_EQ(model.layout().entries().size(), 8u);  // two convolutions, two linear layers
   for (const ParamInfo& p : model.layout().entries()) {
-    const auto v = f64(f.at(p.name));
+    const auto v = as_f64(f.at(p.name));
     ASSERT_EQ(v.size(), p.size) << p.name;
     std::copy(v.begin(), v.end(), model.params().begin() + static_cast<std::ptrdiff_t>(p.offset));
   }
-  const auto x64 = f64(f.at("x"));
+  const auto x64 = as_f64(f.at("x"));
   const std::vector<T> x(x64.begin(), x64.end());
   ModelInput<T> in;
   in.x = x.data();
@@ -133,24 +117,30 @@ void run_model(double tol) {
   ModelWorkspace<T> ws;
   const T* logits = model.forward(in, ws, true);
   const std::vector<T> out(logits, logits + static_cast<std::size_t>(in.batch) * 10);
-  EXPECT_LT(rel_error(out, f64(f.at("y"))), tol) << "logits";
-  const auto dy64 = f64(f.at("dy"));
+  EXPECT_LT(rel_error(out, as_f64(f.at("y"))), tol) << "logits";
+  const auto dy64 = as_f64(f.at("dy"));
   const std::vector<T> dy(dy64.begin(), dy64.end());
   std::vector<T> grads(model.num_params(), T(0));
   model.backward(in, ws, dy.data(), grads.data());
   for (const ParamInfo& p : model.layout().entries()) {
     const std::vector<T> g(grads.begin() + static_cast<std::ptrdiff_t>(p.offset),
                            grads.begin() + static_cast<std::ptrdiff_t>(p.offset + p.size));
-    EXPECT_LT(rel_error(g, f64(f.at("grad." + p.name))), tol) << "grad." << p.name;
+    EXPECT_LT(rel_error(g, as_f64(f.at("grad." + p.name))), tol) << "grad." << p.name;
   }
 }
 
-TEST(GoldenConvModel, DoubleMatchesPyTorch) {
-  run_model<double>(1e-9);
+class GoldenConvModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenConvModel, DoubleMatchesPyTorch) {
+  run_model<double>(GetParam(), 1e-9);
 }
-TEST(GoldenConvModel, FloatMatchesPyTorch) {
-  run_model<float>(1e-5);
+TEST_P(GoldenConvModel, FloatMatchesPyTorch) {
+  run_model<float>(GetParam(), 1e-5);
 }
+
+// Batches of 3 and of 11 (past the 8 rows from which the batched paths take over).
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenConvModel,
+                         ::testing::Values("classifier", "classifier_b11"));
 
 class GoldenConv : public ::testing::TestWithParam<std::string> {};
 
@@ -162,14 +152,13 @@ TEST_P(GoldenConv, FloatMatchesPyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenConv,
-                         ::testing::Values("lenet", "strided", "pointwise", "classifier"));
+                         ::testing::Values("lenet", "strided", "pointwise", "classifier",
+                                           "classifier_b11"));
 
 TEST(GoldenConvFixtures, EveryFixtureIsTested) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(kConvFixtures))
-    if (e.path().extension() == ".safetensors") names.push_back(e.path().stem().string());
-  std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"classifier", "lenet", "pointwise", "strided"}));
+  EXPECT_EQ(
+      golden::fixture_files(kConvFixtures),
+      (std::vector<std::string>{"classifier", "classifier_b11", "lenet", "pointwise", "strided"}));
 }
 
 }  // namespace

@@ -10,50 +10,32 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "golden/golden_util.hpp"
 #include "recur/layers.hpp"
 #include "recur/safetensors.hpp"
 
 namespace recur {
 namespace {
 
+using golden::as_f64;
+using golden::as_i32;
+using golden::rel_error;
+
 const std::string kFixtures = std::string(RECUR_TEST_DIR) + "/golden/layers";
 
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(kFixtures))
-    if (e.path().extension() == ".safetensors") names.push_back(e.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::vector<double> as_f64(const StoredTensor& t) {
-  EXPECT_EQ(t.dtype, DType::F64);
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  std::memcpy(v.data(), t.bytes.data(), v.size() * sizeof(double));
-  return v;
-}
-
-std::vector<std::int32_t> as_i32(const StoredTensor& t) {
-  EXPECT_EQ(t.dtype, DType::I32);
-  std::vector<std::int32_t> v(static_cast<size_t>(t.numel()));
-  std::memcpy(v.data(), t.bytes.data(), v.size() * 4);
-  return v;
-}
-
-template <typename T>
-double error(const T* a, const std::vector<double>& ref) {
-  double diff = 0, scale = 0;
-  for (size_t k = 0; k < ref.size(); ++k) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[k]) - ref[k]));
-    scale = std::max(scale, std::fabs(ref[k]));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+// Every fixture make_layer_fixtures.py writes, by name.
+const std::vector<std::string> kFixtureNames = {
+    "embed_bigru_mean", "embed_bilstm2_max", "embed_bilstm_max", "embed_birnn_last",
+    "embed_conv1d_k3_max", "embed_conv1d_k5_max", "embed_gru_max", "embed_lstm_last",
+    "features_bigru_b9_mean", "features_bilstm_ragged_mean", "features_lstm_b9_last",
+    "features_rnn_b9_max",
+    // Layers that change sequence lengths.
+    "embed_maxpool1d_k3s2_lstm_last", "embed_avgpool1d_k3s2_gru_mean",
+    "features_maxpool1d_k2_bigru_b9_mean", "features_maxpool1d_k3s1_rnn_ragged_max"};
 
 template <typename T>
 void run_fixture(const std::string& name, double tol, bool prepared) {
@@ -75,21 +57,28 @@ void run_fixture(const std::string& name, double tol, bool prepared) {
   ModelInput<T> in;
   in.batch = seq.batch;
   in.seq = &seq;
+  const int B = seq.batch, C = spec.num_classes;
+  ASSERT_EQ(labels.size(), static_cast<std::size_t>(B));
+  const std::size_t rows = static_cast<std::size_t>(seq.steps) * B;  // time-major input rows
   if (spec.input.ids) {
     ids = as_i32(f.at("ids"));
+    ASSERT_EQ(ids.size(), rows);
     in.ids = ids.data();
   } else {
     const auto xd = as_f64(f.at("x"));
+    ASSERT_EQ(xd.size(), rows * static_cast<std::size_t>(spec.input.features));
     x.assign(xd.begin(), xd.end());
     in.x = x.data();
   }
-  const int B = seq.batch, C = spec.num_classes;
   ModelWorkspace<T> ws;
   const T* logits = model.forward(in, ws, true);
-  EXPECT_LT(error(logits, as_f64(f.at("logits"))), tol) << "logits";
+  EXPECT_LT(rel_error(std::span<const T>(logits, static_cast<std::size_t>(B) * C),
+                      as_f64(f.at("logits"))),
+            tol)
+      << "logits";
   // The recurrent layer's padded output sequence (zero at padded steps, as PyTorch pads).
   const std::size_t rnn = spec.input.ids ? 1 : 0;
-  EXPECT_LT(error(ws.outs[rnn].data(), as_f64(f.at("output"))), tol) << "output";
+  EXPECT_LT(rel_error(ws.outs[rnn], as_f64(f.at("output"))), tol) << "output";
 
   std::vector<T> dlogits(static_cast<size_t>(B) * C);
   const double loss =
@@ -99,7 +88,9 @@ void run_fixture(const std::string& name, double tol, bool prepared) {
   std::vector<T> grads(model.num_params(), T(0));
   model.backward(in, ws, dlogits.data(), grads.data());
   for (const ParamInfo& p : model.layout().entries())
-    EXPECT_LT(error(grads.data() + p.offset, as_f64(f.at("grad." + p.name))), tol)
+    EXPECT_LT(rel_error(std::span<const T>(grads.data() + p.offset, p.size),
+                        as_f64(f.at("grad." + p.name))),
+              tol)
         << "grad." << p.name;
 }
 
@@ -116,11 +107,13 @@ TEST_P(GoldenLayers, FloatPreparedMatchesPyTorch) {
   run_fixture<float>(GetParam(), 1e-5, true);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenLayers, ::testing::ValuesIn(fixture_names()),
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenLayers, ::testing::ValuesIn(kFixtureNames),
                          [](const auto& test) { return test.param; });
 
-TEST(GoldenLayerFixtures, AllPresent) {
-  EXPECT_GE(fixture_names().size(), 10u);
+TEST(GoldenLayerFixtures, FolderHoldsExactlyTheListedFixtures) {
+  std::vector<std::string> listed = kFixtureNames;
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(golden::fixture_files(kFixtures), listed);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "golden/golden_util.hpp"
 #include "recur/error.hpp"
 #include "recur/optim.hpp"
 #include "recur/safetensors.hpp"
@@ -106,12 +107,20 @@ TEST_P(OptimGolden, MatchesTorchStepByStep) {
   EXPECT_EQ(ours, theirs);
 }
 
-INSTANTIATE_TEST_SUITE_P(Optim, OptimGolden,
-                         ::testing::Values("sgd", "sgd_momentum", "sgd_nesterov_wd",
-                                           "sgd_dampening_wd", "adam", "adam_wd", "adamw",
-                                           "rmsprop", "rmsprop_centered_momentum",
-                                           "rmsprop_wd_momentum"),
+const std::vector<std::string> kOptimFixtures = {
+    "sgd",   "sgd_momentum", "sgd_nesterov_wd",           "sgd_dampening_wd",   "adam", "adam_wd",
+    "adamw", "rmsprop",      "rmsprop_centered_momentum", "rmsprop_wd_momentum"};
+
+INSTANTIATE_TEST_SUITE_P(Optim, OptimGolden, ::testing::ValuesIn(kOptimFixtures),
                          [](const auto& param_info) { return param_info.param; });
+
+// The folder holds exactly the fixtures tested here (the optimizers' and the clipping one).
+TEST(OptimGoldenFixtures, FolderHoldsExactlyTheTestedFixtures) {
+  std::vector<std::string> tested = kOptimFixtures;
+  tested.push_back("clip");
+  std::sort(tested.begin(), tested.end());
+  EXPECT_EQ(golden::fixture_files(std::string(RECUR_TEST_DIR) + "/golden/optim"), tested);
+}
 
 std::vector<float> random_values(std::size_t n, uint32_t seed, float lo, float hi) {
   std::mt19937 rng(seed);

@@ -90,15 +90,30 @@ TEST(ThreadPool, OneThreadPerCpuPinsAndRestoresTheCaller) {
   EXPECT_TRUE(CPU_EQUAL(&before, &after));
 }
 
-TEST(ThreadPool, FewerThreadsThanCpusPinsNothing) {
+// Only a pool of exactly one thread per allowed CPU pins: with fewer threads than CPUs (a
+// machine of 3 or more) or more threads than CPUs (any machine), every thread keeps the whole
+// affinity mask, so processes running side by side can spread out.
+TEST(ThreadPool, ThreadsUnequalToCpusPinNothing) {
   const int cpus = allowed_cpu_count();
-  if (cpus < 3) GTEST_SKIP() << "needs at least 3 CPUs";
-  ThreadPool pool(2);
-  pool.run(2, [&](int) {
-    cpu_set_t mine;
-    ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine), 0);
-    EXPECT_EQ(CPU_COUNT(&mine), cpus);
-  });
+  ASSERT_GE(cpus, 1);
+  cpu_set_t before;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(before), &before), 0);
+  std::vector<int> sizes{cpus + 1, cpus + 3};
+  if (cpus >= 3) sizes.push_back(cpus - 1);
+  if (cpus >= 4) sizes.push_back(2);
+  for (const int threads : sizes) {
+    ThreadPool pool(threads);
+    std::mutex m;
+    int tasks = 0;
+    pool.run(threads, [&](int) {
+      cpu_set_t mine;
+      ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine), 0);
+      EXPECT_TRUE(CPU_EQUAL(&mine, &before)) << threads << " threads on " << cpus << " CPUs";
+      std::lock_guard<std::mutex> lock(m);
+      ++tasks;
+    });
+    EXPECT_EQ(tasks, threads);
+  }
 }
 
 }  // namespace
