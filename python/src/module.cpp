@@ -354,6 +354,53 @@ std::string flag_of(std::string name) {
   return "--" + name;
 }
 
+// One image set of `parts` (a list of (uint8 images [N, rows, cols], labels) concatenated in
+// order), checked as a file's contents would be; raises TypeError / ValueError naming x, y or
+// val[0], val[1].
+std::shared_ptr<ImageSet> images_from_parts(const py::list& parts) {
+  auto set = std::make_shared<ImageSet>();
+  set->source = "the training arrays";
+  std::vector<std::vector<std::int32_t>> labels;
+  int max_label = 0;
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    const auto part = parts[k].cast<py::tuple>();
+    const std::string xn = k + 1 == parts.size() ? "x" : "val[0]";
+    const std::string yn = k + 1 == parts.size() ? "y" : "val[1]";
+    const auto x = part[0].cast<py::array>();
+    const auto y = part[1].cast<py::array>();
+    if (!x.dtype().is(py::dtype::of<std::uint8_t>()))
+      raise(PyExc_TypeError,
+            xn +
+                " must be uint8 images [N, rows, cols] (training reads images through a view), "
+                "got dtype " +
+                dtype_text(x));
+    if (x.ndim() != 3)
+      raise(PyExc_ValueError,
+            xn + " must have 3 dimensions, [N, rows, cols], got shape " + shape_text(x));
+    require_c_contiguous(x, xn);
+    if (k == 0) {
+      set->rows = static_cast<int>(x.shape(1));
+      set->cols = static_cast<int>(x.shape(2));
+    } else if (x.shape(1) != set->rows || x.shape(2) != set->cols) {
+      raise(PyExc_ValueError, fmt::format("{} holds {}x{} images but val[0] holds {}x{}", xn,
+                                          x.shape(1), x.shape(2), set->rows, set->cols));
+    }
+    if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(0) < 1)
+      raise(PyExc_ValueError, xn + " holds no pixels: shape " + shape_text(x));
+    labels.push_back(read_labels(y, x.shape(0), yn, 0));
+    for (std::int32_t l : labels.back()) max_label = std::max(max_label, l);
+    const auto* p = static_cast<const std::uint8_t*>(x.data());
+    set->pixels.insert(set->pixels.end(), p, p + x.size());
+    set->count += x.shape(0);
+  }
+  for (const auto& l : labels) set->labels.insert(set->labels.end(), l.begin(), l.end());
+  set->num_classes = max_label + 1;
+  if (set->num_classes < 2)
+    raise(PyExc_ValueError, "y holds a single class (" + std::to_string(max_label) +
+                                "); a classifier needs at least 2");
+  return set;
+}
+
 // Trains as `recur train` does with the given options (Python keywords named like the flags)
 // on `parts` (a list of (uint8 images, labels) concatenated in order) or, when empty, on the
 // files of the `data` option. Returns the run folder's last model and the history.
@@ -409,49 +456,7 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
                                 "' is text or arrays, which train from the command line only for "
                                 "now: recur train --data ... (recur.load reads the result)");
 
-  if (!parts.empty()) {
-    auto set = std::make_shared<ImageSet>();
-    set->source = "the training arrays";
-    std::vector<std::vector<std::int32_t>> labels;
-    int max_label = 0;
-    for (std::size_t k = 0; k < parts.size(); ++k) {
-      const auto part = parts[k].cast<py::tuple>();
-      const std::string xn = k + 1 == parts.size() ? "x" : "val[0]";
-      const std::string yn = k + 1 == parts.size() ? "y" : "val[1]";
-      const auto x = part[0].cast<py::array>();
-      const auto y = part[1].cast<py::array>();
-      if (!x.dtype().is(py::dtype::of<std::uint8_t>()))
-        raise(PyExc_TypeError,
-              xn +
-                  " must be uint8 images [N, rows, cols] (training reads images through a view), "
-                  "got dtype " +
-                  dtype_text(x));
-      if (x.ndim() != 3)
-        raise(PyExc_ValueError,
-              xn + " must have 3 dimensions, [N, rows, cols], got shape " + shape_text(x));
-      require_c_contiguous(x, xn);
-      if (k == 0) {
-        set->rows = static_cast<int>(x.shape(1));
-        set->cols = static_cast<int>(x.shape(2));
-      } else if (x.shape(1) != set->rows || x.shape(2) != set->cols) {
-        raise(PyExc_ValueError, fmt::format("{} holds {}x{} images but val[0] holds {}x{}", xn,
-                                            x.shape(1), x.shape(2), set->rows, set->cols));
-      }
-      if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(0) < 1)
-        raise(PyExc_ValueError, xn + " holds no pixels: shape " + shape_text(x));
-      labels.push_back(read_labels(y, x.shape(0), yn, 0));
-      for (std::int32_t l : labels.back()) max_label = std::max(max_label, l);
-      const auto* p = static_cast<const std::uint8_t*>(x.data());
-      set->pixels.insert(set->pixels.end(), p, p + x.size());
-      set->count += x.shape(0);
-    }
-    for (const auto& l : labels) set->labels.insert(set->labels.end(), l.begin(), l.end());
-    set->num_classes = max_label + 1;
-    if (set->num_classes < 2)
-      raise(PyExc_ValueError, "y holds a single class (" + std::to_string(max_label) +
-                                  "); a classifier needs at least 2");
-    opts.images = std::move(set);
-  }
+  if (!parts.empty()) opts.images = images_from_parts(parts);
 
   // The history, and the callback at every logged step. Ctrl-C is checked at every step when
   // training runs on the main thread (Python runs signal handlers there only).

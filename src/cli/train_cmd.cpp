@@ -132,22 +132,14 @@ std::string resolved_config(CLI::App& cmd) {
   return out;
 }
 
-}  // namespace
-
-void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
-  auto flags = std::make_shared<TrainFlags>();
-  TrainOptions& o = flags->o;
-  CLI::App* cmd =
-      app.add_subcommand("train", "Train a recurrent classifier on images read as sequences");
-  auto config_path = std::make_shared<std::string>();
-  cmd->add_option("--config", *config_path,
-                  "TOML file of options (same names as the flags); flags override it");
-
+// --data and what text data needs (the first options, in the order --help lists them).
+void add_data_options(CLI::App* cmd, TrainFlags& flags) {
+  TrainOptions& o = flags.o;
   cmd->add_option("--data", o.data_dir,
                   "Folder with the IDX files (MNIST naming); imdb (data/imdb), a text folder or "
                   "label<TAB>text file, or a folder of .npy arrays (docs/TEXT.md)")
       ->capture_default_str();
-  SequenceFlags& sf = flags->seq;
+  SequenceFlags& sf = flags.seq;
   cmd->add_option("--embed", sf.embed, "Text: embedding width")->capture_default_str();
   cmd->add_option("--vocab", sf.vocab, "Text: vocabulary size, <pad> and <unk> included")
       ->capture_default_str();
@@ -164,65 +156,80 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
   cmd->add_option("--head-dropout", sf.head_dropout,
                   "Text and arrays: dropout before the head, training only")
       ->capture_default_str();
-  cmd->add_option("--model", flags->model,
+}
+
+// The model: a layer list (--model) or the short form and its view.
+void add_model_options(CLI::App* cmd, TrainFlags& flags) {
+  TrainOptions& o = flags.o;
+  cmd->add_option("--model", flags.model,
                   "The model as a list of layers, e.g. \"lstm 128, pool last, linear\" or "
                   "\"conv2d 6 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 64, relu, "
                   "linear\" (docs/LAYERS.md); replaces --cell, --hidden, --layers, "
                   "--bidirectional, --projection, --pooling, --dropout, --embed. Layers: " +
                       layer_grammar());
-  cmd->add_option("--view", flags->view,
+  cmd->add_option("--view", flags.view,
                   "How an image becomes a sequence: rows, cols, pixels, permuted")
       ->capture_default_str();
   cmd->add_option("--view-seed", o.view_seed, "Seed of the permuted view's permutation")
       ->check(kNotNegative)
       ->capture_default_str();
-  cmd->add_option("--cell", flags->cell, "rnn (tanh), rnn_relu, lstm, gru")->capture_default_str();
+  cmd->add_option("--cell", flags.cell, "rnn (tanh), rnn_relu, lstm, gru")->capture_default_str();
   cmd->add_option("--hidden", o.model.hidden, "Hidden units per layer and direction")
       ->capture_default_str();
   cmd->add_option("--layers", o.model.layers, "Stacked recurrent layers")->capture_default_str();
   cmd->add_flag("--bidirectional", o.model.bidirectional, "Run each layer in both directions");
   cmd->add_option("--projection", o.model.projection, "Width of a Dense input projection; 0 = none")
       ->capture_default_str();
-  cmd->add_option("--pooling", flags->pooling, "Outputs to the head: last, mean, max")
+  cmd->add_option("--pooling", flags.pooling, "Outputs to the head: last, mean, max")
       ->capture_default_str();
   cmd->add_option("--dropout", o.model.dropout, "Dropout between stacked layers")
       ->capture_default_str();
   cmd->add_flag("--untied", o.model.untied,
                 "Separate input and recurrent weights for every timestep");
-  cmd->add_flag("--no-bias", flags->no_bias, "No recurrent biases");
-  cmd->add_option("--init", flags->init_input,
+}
+
+// Initialisation of the recurrent layers, the head and the projection.
+void add_init_options(CLI::App* cmd, TrainFlags& flags) {
+  TrainOptions& o = flags.o;
+  cmd->add_flag("--no-bias", flags.no_bias, "No recurrent biases");
+  cmd->add_option("--init", flags.init_input,
                   "Input weights: pytorch, glorot, normal, truncated_normal")
       ->capture_default_str();
-  cmd->add_option("--init-recurrent", flags->init_recurrent,
+  cmd->add_option("--init-recurrent", flags.init_recurrent,
                   "Recurrent weights: pytorch, glorot, orthogonal, normal, truncated_normal; auto "
                   "= orthogonal for lstm and gru, pytorch for rnn and rnn_relu")
       ->capture_default_str();
-  cmd->add_option("--init-sigma", flags->init_sigma, "Sigma of normal inits of recurrent tensors")
+  cmd->add_option("--init-sigma", flags.init_sigma, "Sigma of normal inits of recurrent tensors")
       ->capture_default_str();
-  cmd->add_option("--bias-init", flags->bias_init, "Recurrent biases: pytorch, constant, normal")
+  cmd->add_option("--bias-init", flags.bias_init, "Recurrent biases: pytorch, constant, normal")
       ->capture_default_str();
-  cmd->add_option("--bias-value", flags->bias_value, "Value of constant recurrent biases")
+  cmd->add_option("--bias-value", flags.bias_value, "Value of constant recurrent biases")
       ->capture_default_str();
   cmd->add_option("--forget-bias", o.model.init.forget_bias, "Added to the LSTM forget gate's bias")
       ->capture_default_str();
-  cmd->add_option("--head-init", flags->init_head,
+  cmd->add_option("--head-init", flags.init_head,
                   "Head weights: pytorch, glorot, normal, truncated_normal")
       ->capture_default_str();
-  cmd->add_option("--head-sigma", flags->head_sigma, "Sigma of the head's normal init")
+  cmd->add_option("--head-sigma", flags.head_sigma, "Sigma of the head's normal init")
       ->capture_default_str();
-  cmd->add_option("--head-bias-init", flags->head_bias_init, "Head bias: pytorch, constant, normal")
+  cmd->add_option("--head-bias-init", flags.head_bias_init, "Head bias: pytorch, constant, normal")
       ->capture_default_str();
-  cmd->add_option("--head-bias-value", flags->head_bias_value, "Value of a constant head bias")
+  cmd->add_option("--head-bias-value", flags.head_bias_value, "Value of a constant head bias")
       ->capture_default_str();
-  cmd->add_option("--projection-init", flags->init_projection, "Projection weights init")
+  cmd->add_option("--projection-init", flags.init_projection, "Projection weights init")
       ->capture_default_str();
-  cmd->add_option("--projection-bias-init", flags->projection_bias_init,
+  cmd->add_option("--projection-bias-init", flags.projection_bias_init,
                   "Projection bias: pytorch, constant, normal")
       ->capture_default_str();
-  cmd->add_option("--projection-bias-value", flags->projection_bias_value,
+  cmd->add_option("--projection-bias-value", flags.projection_bias_value,
                   "Value of a constant projection bias")
       ->capture_default_str();
-  cmd->add_option("--optimizer", flags->optimizer, "sgd, adam, adamw, rmsprop")
+}
+
+// Optimizer and learning-rate schedule.
+void add_optimizer_options(CLI::App* cmd, TrainFlags& flags) {
+  TrainOptions& o = flags.o;
+  cmd->add_option("--optimizer", flags.optimizer, "sgd, adam, adamw, rmsprop")
       ->capture_default_str();
   cmd->add_option("--lr", o.optimizer.lr, "Learning rate")->capture_default_str();
   cmd->add_option("--momentum", o.optimizer.momentum, "Momentum (sgd, rmsprop)")
@@ -235,7 +242,7 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
   cmd->add_option("--eps", o.optimizer.eps, "Optimizer epsilon")->capture_default_str();
   cmd->add_option("--alpha", o.optimizer.alpha, "RMSProp smoothing constant")
       ->capture_default_str();
-  cmd->add_option("--schedule", flags->schedule, "Learning-rate schedule: constant, step, cosine")
+  cmd->add_option("--schedule", flags.schedule, "Learning-rate schedule: constant, step, cosine")
       ->capture_default_str();
   cmd->add_option("--warmup", o.schedule.warmup_steps, "Linear warmup steps")
       ->capture_default_str();
@@ -245,6 +252,11 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       ->capture_default_str();
   cmd->add_option("--min-lr", o.schedule.min_lr, "Cosine schedule: final learning rate")
       ->capture_default_str();
+}
+
+// Clipping, batches, epochs, hold-out, seeds, threads, logging and the run folder.
+void add_run_options(CLI::App* cmd, TrainFlags& flags) {
+  TrainOptions& o = flags.o;
   cmd->add_option("--clip-norm", o.clip_norm, "Clip gradients to this global norm; 0 = off")
       ->capture_default_str();
   cmd->add_option("--clip-value", o.clip_value, "Clip each gradient to [-v, v]; 0 = off")
@@ -272,6 +284,23 @@ void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
       ->capture_default_str();
   cmd->add_flag("--skip-nonfinite", o.skip_nonfinite,
                 "Skip and count steps with a non-finite loss or gradient instead of stopping");
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only) {
+  auto flags = std::make_shared<TrainFlags>();
+  CLI::App* cmd =
+      app.add_subcommand("train", "Train a recurrent classifier on images read as sequences");
+  auto config_path = std::make_shared<std::string>();
+  cmd->add_option("--config", *config_path,
+                  "TOML file of options (same names as the flags); flags override it");
+
+  add_data_options(cmd, *flags);
+  add_model_options(cmd, *flags);
+  add_init_options(cmd, *flags);
+  add_optimizer_options(cmd, *flags);
+  add_run_options(cmd, *flags);
   auto resume_dir = std::make_shared<std::string>();
   cmd->add_option(
       "--resume", *resume_dir,

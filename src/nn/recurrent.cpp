@@ -338,6 +338,29 @@ void RecurrentStack<T>::backward(const T* params, const T* dhn, const T* dcn, St
   }
 }
 
+namespace {
+
+// The biases' gradients from the gate gradients of all S*B rows, dgates [SB, GH] (and, for GRU,
+// dgates_hid, the hidden half's): GRU's b_ih and b_hh see different gradients; for the other
+// cells both enter the same sum, so their gradients are equal: one pass over dgates into `sums`.
+template <typename T>
+void add_bias_grads(bool gru, const T* dgates, const T* dgates_hid, std::size_t SB, int GH, T* sums,
+                    T* g_b_ih, T* g_b_hh) {
+  if (gru) {
+    add_column_sums<T>(dgates, SB, GH, g_b_ih);
+    add_column_sums<T>(dgates_hid, SB, GH, g_b_hh);
+    return;
+  }
+  std::fill(sums, sums + GH, T(0));
+  add_column_sums<T>(dgates, SB, GH, sums);
+  for (int j = 0; j < GH; ++j) {
+    g_b_ih[j] += sums[j];
+    g_b_hh[j] += sums[j];
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, const T* in,
                                            const T* dhn, const T* dcn, StackWorkspace<T>& ws,
@@ -478,19 +501,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     }
   }
   if (spec_.bias) {
-    if (cell == CellKind::gru) {
-      add_column_sums<T>(dgates, SB, GH, grads + p.b_ih);
-      add_column_sums<T>(dgates_hid, SB, GH, grads + p.b_hh);
-    } else {
-      // b_ih and b_hh enter the same sum, so their gradients are equal: one pass over dgates.
-      T* sums = ws.bias_sums.data();
-      std::fill(sums, sums + GH, T(0));
-      add_column_sums<T>(dgates, SB, GH, sums);
-      for (int j = 0; j < GH; ++j) {
-        grads[p.b_ih + j] += sums[j];
-        grads[p.b_hh + j] += sums[j];
-      }
-    }
+    add_bias_grads<T>(cell == CellKind::gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(),
+                      grads + p.b_ih, grads + p.b_hh);
   }
 }
 
