@@ -32,6 +32,16 @@ inline Rgb series_color(std::size_t i) {
   return kPalette[i % std::size(kPalette)];
 }
 
+// Text centred on x = cx (a title, an axis label), bold or not.
+inline void draw_centered(RgbImage& img, int cx, int y, const std::string& text, Rgb color,
+                          int scale, bool bold = false) {
+  const int x = cx - text_width(text, scale) / 2;
+  if (bold)
+    draw_text_bold(img, x, y, text, color, scale);
+  else
+    draw_text(img, x, y, text, color, scale);
+}
+
 // "#rrggbb", as SVG and CSS write a colour.
 inline std::string hex(Rgb c) {
   return fmt::format("#{:02x}{:02x}{:02x}", c.r, c.g, c.b);

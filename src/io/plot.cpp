@@ -140,16 +140,6 @@ struct Panel {
   int axis_scale = 1;  // of the axis labels
 };
 
-void draw_centered(RgbImage& img, int cx, int y, const std::string& text, Rgb color, int scale,
-                   bool bold = false) {
-  int x = cx - text_width(text, scale) / 2;
-  if (bold) {
-    draw_text_bold(img, x, y, text, color, scale);
-  } else {
-    draw_text(img, x, y, text, color, scale);
-  }
-}
-
 // Legend box size for the labelled series.
 struct LegendLayout {
   std::vector<const CurveSeries*> entries;

@@ -15,6 +15,7 @@ namespace recur {
 
 namespace {
 
+using chart::draw_centered;
 using chart::kLabelColor;
 using chart::kTickColor;
 using chart::kTitleColor;
@@ -48,16 +49,6 @@ Rgb heat_color(double t) {
 // Shading of a cell holding `share` of its row: square root, so small confusions show.
 double heat_level(double share) {
   return std::sqrt(std::clamp(share, 0.0, 1.0));
-}
-
-void draw_centered(RgbImage& img, int cx, int y, const std::string& text, Rgb color, int scale,
-                   bool bold = false) {
-  int x = cx - text_width(text, scale) / 2;
-  if (bold) {
-    draw_text_bold(img, x, y, text, color, scale);
-  } else {
-    draw_text(img, x, y, text, color, scale);
-  }
 }
 
 void check_picture_size(const std::string& subject, long long w, long long h) {

@@ -52,6 +52,14 @@ std::vector<int> split_by_tokens(const SequenceSource& src, const std::vector<st
   return starts;
 }
 
+// split_by_tokens for chunks [first, first + count) of `chunks` run by a pool of `threads`.
+std::vector<int> chunk_starts(const SequenceSource& src, const std::vector<std::int64_t>& idx,
+                              int threads, int first, int count, int chunks) {
+  RECUR_ASSERT(count >= 0 && count <= threads && first >= 0 && first + count <= chunks &&
+               chunks <= static_cast<int>(idx.size()));
+  return split_by_tokens(src, idx, chunks);
+}
+
 // Fills chunk c with samples idx[0, n) (sorted longest first): lengths, inputs, labels.
 ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src,
                              const std::int64_t* idx, int n) {
@@ -88,10 +96,8 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
                                                    const std::vector<std::int64_t>& idx,
                                                    float* grads, std::uint64_t dropout_seed,
                                                    int first, int count, int chunks) {
-  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
-               chunks <= static_cast<int>(idx.size()));
   if (count == 0) return {};
-  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
+  const std::vector<int> starts = chunk_starts(src, idx, threads_, first, count, chunks);
   const int C = model_.spec().num_classes;
   const float scale = 1.f / static_cast<float>(idx.size());
   const std::size_t P = model_.num_params();
@@ -137,10 +143,8 @@ SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
                                                    const std::vector<std::int64_t>& idx,
                                                    std::int32_t* predictions, float* probs,
                                                    int first, int count, int chunks) {
-  RECUR_ASSERT(count >= 0 && count <= threads_ && first >= 0 && first + count <= chunks &&
-               chunks <= static_cast<int>(idx.size()));
   if (count == 0) return {};
-  const std::vector<int> starts = split_by_tokens(src, idx, chunks);
+  const std::vector<int> starts = chunk_starts(src, idx, threads_, first, count, chunks);
   const int C = model_.spec().num_classes;
   pool_->run(count, [&](int k) {
     Chunk& c = *chunks_[k];
