@@ -81,6 +81,15 @@ InferenceTiming time_report_inference(
     std::int64_t test_count, const std::function<void(const std::vector<std::int64_t>&)>& batch,
     const std::function<void(std::int64_t)>& one);
 
+// A model measured by an earlier run of the report: when `dir` holds measures.json, adds its model
+// to `report`, says so on `out` and returns true; else returns false.
+bool reuse_measures(const std::string& dir, const std::string& name, std::ostream& out,
+                    Report& report);
+// A model just measured: written to `dir`/measures.json (what reuse_measures reads back), its
+// line printed on `out`, and added to `report`.
+void keep_measures(const std::string& dir, const std::string& name, ReportModel model,
+                   std::ostream& out, Report& report);
+
 // The whole report: trains (in child processes) or reuses each model, measures it, writes
 // OUT/report.json, OUT/report.html and OUT/report.md (after options.extend). Returns the report.
 Report run_report(const ReportRunOptions& options, std::ostream& out);

@@ -334,25 +334,12 @@ void add_text_report_models(const ReportRunOptions& o, Report& report, std::ostr
   }
   for (const TextPlan& p : plan) {
     const std::string dir = run_dir(o, p.name);
-    const std::string measures = dir + "/measures.json";
-    std::error_code ec;
-    if (fs::exists(measures, ec)) {
-      Report one = report_from_json(read_file(measures), measures);
-      out << fmt::format("{}: reused {}\n", p.name, dir);
-      report.models.push_back(std::move(one.models.at(0)));
-      continue;
-    }
+    if (reuse_measures(dir, p.name, out, report)) continue;
     out << fmt::format("{}: measuring the trained model in {}\n", p.name, dir);
     if (!split) split = std::make_unique<TextSplit>(load_text_splits(data));
     ReportModel m = measure_text(o, p, *split, out);
     m.group = group;
-    Report one;
-    one.models.push_back(m);
-    write_file_atomic(measures, report_to_json(one));
-    out << fmt::format("{}: test accuracy {:.2f}%, {} parameters, {:.0f} samples/s, {:.0f} us\n",
-                       p.name, 100 * m.test_accuracy, m.parameters, m.inference_per_second,
-                       m.latency_us);
-    report.models.push_back(std::move(m));
+    keep_measures(dir, p.name, std::move(m), out, report);
   }
   report.title += "; " + group + ": a BiLSTM against a 1-D CNN";
   report.data += fmt::format("; {}: {} ({} models, {} held out for validation)", group, data,

@@ -352,6 +352,28 @@ void train_report_model(const ReportRunOptions& o, const std::string& name, std:
   write_file_atomic(dir + "/train.json", nlohmann::json{{"train_seconds", seconds}}.dump() + "\n");
 }
 
+bool reuse_measures(const std::string& dir, const std::string& name, std::ostream& out,
+                    Report& report) {
+  const std::string measures = dir + "/measures.json";
+  std::error_code ec;
+  if (!fs::exists(measures, ec)) return false;
+  Report one = report_from_json(read_file(measures), measures);
+  out << fmt::format("{}: reused {}\n", name, dir);
+  report.models.push_back(std::move(one.models.at(0)));
+  return true;
+}
+
+void keep_measures(const std::string& dir, const std::string& name, ReportModel model,
+                   std::ostream& out, Report& report) {
+  Report one;
+  one.models.push_back(model);
+  write_file_atomic(dir + "/measures.json", report_to_json(one));
+  out << fmt::format("{}: test accuracy {:.2f}%, {} parameters, {:.0f} samples/s, {:.0f} us\n",
+                     name, 100 * model.test_accuracy, model.parameters, model.inference_per_second,
+                     model.latency_us);
+  report.models.push_back(std::move(model));
+}
+
 Report run_report(const ReportRunOptions& o, std::ostream& out) {
   const auto t0 = Clock::now();
   resolve_threads(o.threads);  // a bad --threads fails before anything is written
@@ -375,15 +397,8 @@ Report run_report(const ReportRunOptions& o, std::ostream& out) {
       fmt::format("{} threads, {} CPUs allowed", resolve_threads(o.threads), allowed_cpus());
   for (const PlannedModel& p : plan) {
     const std::string dir = run_dir(o, p.name);
-    const std::string measures = dir + "/measures.json";
     if (trained(o, p)) {
-      std::error_code ec;
-      if (fs::exists(measures, ec)) {
-        Report one = report_from_json(read_file(measures), measures);
-        out << fmt::format("{}: reused {}\n", p.name, dir);
-        report.models.push_back(std::move(one.models.at(0)));
-        continue;
-      }
+      if (reuse_measures(dir, p.name, out, report)) continue;
       out << fmt::format("{}: reused the trained model in {}, measuring\n", p.name, dir);
     } else {
       out << fmt::format("{}: training ({})\n", p.name, p.description);
@@ -395,13 +410,7 @@ Report run_report(const ReportRunOptions& o, std::ostream& out) {
       write_file_atomic(dir + "/plan.txt", p.fingerprint);
     }
     ReportModel m = measure(o, p, *test_ptr, test_ptr);
-    Report one;
-    one.models.push_back(m);
-    write_file_atomic(measures, report_to_json(one));
-    out << fmt::format("{}: test accuracy {:.2f}%, {} parameters, {:.0f} samples/s, {:.0f} us\n",
-                       p.name, 100 * m.test_accuracy, m.parameters, m.inference_per_second,
-                       m.latency_us);
-    report.models.push_back(std::move(m));
+    keep_measures(dir, p.name, std::move(m), out, report);
   }
   if (o.extend) o.extend(report, out);
   write_file_atomic(o.out_dir + "/report.json", report_to_json(report));
