@@ -292,3 +292,26 @@ def test_an_error_writing_progress_propagates(mnist, monkeypatch):
     monkeypatch.setattr("sys.stdout", Broken())
     with pytest.raises(OSError, match="stdout is gone"):
         recur.train(x[:400], y[:400], val=100, hidden=8, steps=3, batch=50)
+
+
+def test_a_layer_list_takes_the_init_flags(mnist, tmp_path):
+    """recur.train(model=...) applies the init flags as the short form does: a list naming its
+    layers as the short form does starts from the short form's tensors under the same flags, and
+    a flag changes the list's weights (one step at learning rate 0 keeps the initial ones)."""
+    (x, y), _ = mnist
+    run = dict(steps=1, lr=0.0, schedule="constant", batch=50, val=100, threads=1, seed=3,
+               verbose=False)
+    listed = "lstm 16 name=rnn, pool last name=pool, linear name=head"
+    flags = dict(init_recurrent="glorot", forget_bias=0.5, head_init="normal")
+    short, _ = recur.train(x[:600], y[:600], hidden=16, out=tmp_path / "short", **flags, **run)
+    lst, _ = recur.train(x[:600], y[:600], model=listed, out=tmp_path / "list", **flags, **run)
+    plain, _ = recur.train(x[:600], y[:600], model=listed, out=tmp_path / "plain", **run)
+    w_short = saved_weights(short, tmp_path, "short.safetensors")
+    w_list = saved_weights(lst, tmp_path, "list.safetensors")
+    w_plain = saved_weights(plain, tmp_path, "plain.safetensors")
+    assert sorted(w_list) == sorted(w_short)
+    for name in w_short:
+        assert w_list[name] == w_short[name], name
+    # --init-recurrent, --head-init, and --forget-bias (added to the forget gate's input bias).
+    for name in ("rnn.weight_hh_l0", "head.weight", "rnn.bias_ih_l0"):
+        assert w_list[name] != w_plain[name], name
