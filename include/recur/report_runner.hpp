@@ -81,6 +81,10 @@ InferenceTiming time_report_inference(
     std::int64_t test_count, const std::function<void(const std::vector<std::int64_t>&)>& batch,
     const std::function<void(std::int64_t)>& one);
 
+// What a model's run folder `dir` records of its training: the epoch curve (metrics.jsonl), the
+// training time per epoch of `epochs` and the peak RSS (train.json), into `m`.
+void read_training_record(const std::string& dir, int epochs, ReportModel& m);
+
 // A model measured by an earlier run of the report: when `dir` holds measures.json, adds its model
 // to `report`, says so on `out` and returns true; else returns false.
 bool reuse_measures(const std::string& dir, const std::string& name, std::ostream& out,

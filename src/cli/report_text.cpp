@@ -249,10 +249,7 @@ ReportModel measure_text(const ReportRunOptions& o, const TextPlan& p, const Tex
     t.confidence = std::clamp(confidence(i), 0.0, 1.0);
     m.mistakes.push_back(std::move(t));
   }
-  m.curve = epoch_curve_from_metrics(read_file(dir + "/metrics.jsonl"), dir + "/metrics.jsonl");
-  const nlohmann::json train = nlohmann::json::parse(read_file(dir + "/train.json"));
-  m.train_seconds_per_epoch = train.at("train_seconds").get<double>() / std::max(1, p.epochs);
-  m.peak_rss_bytes = train.value("peak_rss_bytes", std::int64_t{0});
+  read_training_record(dir, p.epochs, m);
   return m;
 }
 

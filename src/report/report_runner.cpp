@@ -199,11 +199,7 @@ ReportModel measure(const ReportRunOptions& o, const PlannedModel& p, const Imag
     img.predicted = r.predictions[static_cast<std::size_t>(i)];
     m.misclassified.push_back(std::move(img));
   }
-  m.curve = epoch_curve_from_metrics(read_file(dir + "/metrics.jsonl"), dir + "/metrics.jsonl");
-
-  const nlohmann::json train = nlohmann::json::parse(read_file(dir + "/train.json"));
-  m.train_seconds_per_epoch = train.at("train_seconds").get<double>() / std::max(1, p.epochs);
-  m.peak_rss_bytes = train.value("peak_rss_bytes", std::int64_t{0});
+  read_training_record(dir, p.epochs, m);
   return m;
 }
 
@@ -350,6 +346,13 @@ void train_report_model(const ReportRunOptions& o, const std::string& name, std:
   }
   const double seconds = seconds_since(t0);
   write_file_atomic(dir + "/train.json", nlohmann::json{{"train_seconds", seconds}}.dump() + "\n");
+}
+
+void read_training_record(const std::string& dir, int epochs, ReportModel& m) {
+  m.curve = epoch_curve_from_metrics(read_file(dir + "/metrics.jsonl"), dir + "/metrics.jsonl");
+  const nlohmann::json train = nlohmann::json::parse(read_file(dir + "/train.json"));
+  m.train_seconds_per_epoch = train.at("train_seconds").get<double>() / std::max(1, epochs);
+  m.peak_rss_bytes = train.value("peak_rss_bytes", std::int64_t{0});
 }
 
 bool reuse_measures(const std::string& dir, const std::string& name, std::ostream& out,

@@ -19,6 +19,7 @@
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
 #include "recur/rng.hpp"
+#include "support/finite_difference.hpp"
 
 namespace recur {
 namespace {
@@ -261,13 +262,7 @@ void finite_difference_check(bool ids, Pooling pooling, int kernel) {
   const double h = 1e-6;
   int checked = 0;
   for (size_t k = 0; k < model.num_params(); ++k) {
-    const double keep = model.params()[k];
-    model.params()[k] = keep + h;
-    const double up = loss();
-    model.params()[k] = keep - h;
-    const double down = loss();
-    model.params()[k] = keep;
-    const double numeric = (up - down) / (2 * h);
+    const double numeric = test::central_difference(model.params()[k], h, loss);
     EXPECT_NEAR(grads[k], numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << "parameter " << k;
     ++checked;
   }

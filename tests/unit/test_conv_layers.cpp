@@ -17,6 +17,7 @@
 #include "kernels/reference/conv_reference.hpp"
 #include "nn/conv_layers.hpp"
 #include "recur/error.hpp"
+#include "support/finite_difference.hpp"
 
 namespace recur {
 namespace {
@@ -243,13 +244,7 @@ void gradient_check(const LayerSpec& spec, const ActShape& in_shape, int batch,
   auto check = [&](std::vector<double>& v, const std::vector<double>& analytic,
                    const std::string& what) {
     for (std::size_t i = 0; i < v.size(); ++i) {
-      const double keep = v[i];
-      v[i] = keep + h;
-      const double up = loss();
-      v[i] = keep - h;
-      const double down = loss();
-      v[i] = keep;
-      const double numeric = (up - down) / (2 * h);
+      const double numeric = test::central_difference(v[i], h, loss);
       ASSERT_LE(std::fabs(analytic[i] - numeric),
                 1e-6 * (std::fabs(analytic[i]) + std::fabs(numeric)) + 1e-9)
           << spec.type << " " << what << "[" << i << "]: analytic " << analytic[i] << ", numeric "

@@ -14,6 +14,7 @@
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
+#include "support/finite_difference.hpp"
 
 namespace recur {
 namespace {
@@ -100,13 +101,7 @@ TEST(ConvModel, GradientCheckOfASmallCnn) {
   model.backward(in, ws, r.data(), grads.data());
   const double h = 1e-5;
   for (std::size_t i = 0; i < grads.size(); ++i) {
-    const double keep = model.params()[i];
-    model.params()[i] = keep + h;
-    const double up = loss();
-    model.params()[i] = keep - h;
-    const double down = loss();
-    model.params()[i] = keep;
-    const double numeric = (up - down) / (2 * h);
+    const double numeric = test::central_difference(model.params()[i], h, loss);
     // A relu or pooling tie within h of switching would move the numeric value; the inputs are
     // random and continuous, so a mismatch here means a wrong gradient.
     ASSERT_LE(std::fabs(grads[i] - numeric),

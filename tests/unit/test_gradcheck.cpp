@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "recur/model.hpp"
+#include "support/finite_difference.hpp"
 #include "support/fixed_network.hpp"
 
 namespace recur {
@@ -122,13 +123,7 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
   auto check = [&](std::vector<double>& values, const std::vector<double>& analytic,
                    const std::string& what, size_t begin, size_t end) {
     for (size_t k = begin; k < end; ++k) {
-      const double keep = values[k];
-      values[k] = keep + eps;
-      const double up = loss();
-      values[k] = keep - eps;
-      const double down = loss();
-      values[k] = keep;
-      const double numeric = (up - down) / (2 * eps);
+      const double numeric = test::central_difference(values[k], eps, loss);
       ASSERT_TRUE(close(analytic[k], numeric))
           << what << "[" << k - begin << "] analytic " << analytic[k] << " numeric " << numeric;
     }

@@ -13,6 +13,7 @@
 #include "kernels/reference/pool1d_reference.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
+#include "support/finite_difference.hpp"
 
 namespace recur {
 namespace {
@@ -154,13 +155,7 @@ TEST(LayerGradients, MaxPool1dMatchesFiniteDifferences) {
     const double h = 1e-6;
     double nonzero_first = 0;  // the linear layer before the pooling gets a gradient
     for (std::size_t k = 0; k < model.num_params(); ++k) {
-      const double keep = model.params()[k];
-      model.params()[k] = keep + h;
-      const double up = loss();
-      model.params()[k] = keep - h;
-      const double down = loss();
-      model.params()[k] = keep;
-      const double numeric = (up - down) / (2 * h);
+      const double numeric = test::central_difference(model.params()[k], h, loss);
       EXPECT_NEAR(grads[k], numeric, 1e-6 * std::max(1.0, std::fabs(numeric)))
           << "parameter " << k << " of " << list;
       if (k < 16) nonzero_first += std::fabs(grads[k]);
