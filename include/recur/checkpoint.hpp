@@ -19,9 +19,9 @@ using Metadata = std::map<std::string, std::string>;
 
 // Models built from layers (format "recur-model-2"): the layer list as JSON in "recur.spec",
 // the tensors under their PyTorch names; text models add "recur.vocab" and "recur.text".
-void save_layered_model(const std::string& path, const Model<float>& model, const Metadata& extra);
+void save_checkpoint(const std::string& path, const Model<float>& model, const Metadata& extra);
 
-struct LoadedLayeredModel {
+struct LoadedCheckpoint {
   std::unique_ptr<Model<float>> model;
   Metadata metadata;
   int format = 2;  // 1: a fixed-shape checkpoint read through its layer form
@@ -29,8 +29,8 @@ struct LoadedLayeredModel {
 // Reads either format: version 2 by its layer list; version 1 (recur.model) through
 // model_spec_from_config, so every existing checkpoint loads and gives the same logits. Errors
 // (not a safetensors file, no recur model, tensors missing or of the wrong shape) name the file.
-LoadedLayeredModel load_layered_model(const std::string& path);
+LoadedCheckpoint load_checkpoint(const std::string& path);
 // True when the file's metadata describes a model built from layers (version 2).
-bool is_layered_checkpoint(const Metadata& metadata);
+bool is_layer_list_checkpoint(const Metadata& metadata);
 
 }  // namespace recur

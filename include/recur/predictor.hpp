@@ -23,8 +23,8 @@
 
 #include "recur/checkpoint.hpp"
 #include "recur/data.hpp"
+#include "recur/fit.hpp"
 #include "recur/layers.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/text.hpp"
 #include "recur/train.hpp"
 

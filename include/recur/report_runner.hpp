@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "recur/data.hpp"
+#include "recur/fit.hpp"
 #include "recur/report.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace recur {
@@ -43,12 +43,12 @@ struct ReportRunOptions {
 };
 
 // One model of the report and how it is trained: recurrent models over an image view with
-// train() (TrainOptions), image models (MLP, CNN) with train_sequences on ImageSamples.
+// train() (TrainOptions), image models (MLP, CNN) with fit on ImageSamples.
 struct PlannedModel {
   std::string name, family, description;
   bool layered = false;
   TrainOptions recurrent;  // !layered
-  SeqTrainOptions image;   // layered
+  FitOptions image;        // layered
   int epochs = 0;
   std::string checkpoint;   // file name in the run folder that is measured
   std::string fingerprint;  // what must match for a trained run to be reused

@@ -1,5 +1,5 @@
 // Training on image data sets: the short form (--cell, --hidden, ...) or a layer list, through
-// the trainer of models built from layers (recur/seq_train.hpp), with MNIST's conventions. Also
+// the trainer of models built from layers (recur/fit.hpp), with MNIST's conventions. Also
 // the thread-count helpers every runner uses. Same seed, same thread count, same data:
 // bit-identical weights.
 #pragma once
@@ -120,7 +120,7 @@ std::string describe_training_data(const std::string& dir);
 // Set by SIGINT / SIGTERM (see install_stop_signals): training finishes the current step, writes
 // resume.safetensors and stops with StopRequested.
 void install_stop_signals();
-// The signal that install_stop_signals' handler caught, or 0 (train_sequences checks it too).
+// The signal that install_stop_signals' handler caught, or 0 (fit checks it too).
 int stop_signal_received();
 struct StopRequested {
   int signal = 0;
@@ -135,7 +135,7 @@ struct TrainSummary {
   bool tested = false;  // test_accuracy / test_loss hold a test pass
 };
 
-// Trains a model built from layers on images with train_sequences (recur/seq_train.hpp): the
+// Trains a model built from layers on images with fit (recur/fit.hpp): the
 // short form's chain (model_spec_from_config) with MNIST's conventions, the first `validation`
 // images held out and one seeded shuffle per epoch cut in order, so it gives bit for bit the
 // weights the fixed-shape trainer gave before it

@@ -30,10 +30,10 @@
 #include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/layers.hpp"
 #include "recur/predictor.hpp"
 #include "recur/safetensors.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace py = pybind11;
@@ -269,7 +269,7 @@ class ImageModel {
   void save(const std::string& path) const {
     try {
       py::gil_scoped_release nogil;
-      save_layered_model(path, predictor_->model(), predictor_->metadata());
+      save_checkpoint(path, predictor_->model(), predictor_->metadata());
     } catch (const Error& e) {
       raise_file_error(e, path);
     }

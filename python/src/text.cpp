@@ -12,9 +12,9 @@
 
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/predictor.hpp"
 #include "recur/safetensors.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/text.hpp"
 
 namespace py = pybind11;

@@ -21,9 +21,9 @@
 #include "kernels/gemm.hpp"
 #include "recur/data.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/model.hpp"
 #include "recur/optim.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {

@@ -18,11 +18,11 @@
 #include "cli/model_io.hpp"
 #include "cli/sequence_data.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/fs.hpp"
 #include "recur/layers.hpp"
 #include "recur/plot.hpp"
 #include "recur/predictor.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {

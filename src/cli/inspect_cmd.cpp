@@ -55,7 +55,7 @@ std::string meta_of(const Metadata& m, const std::string& key) {
 // its layer form).
 struct Inspection {
   std::string path, format, train_config, train_data;
-  LoadedLayeredModel loaded;
+  LoadedCheckpoint loaded;
   std::uintmax_t file_bytes = 0;
   // The architecture in a few rows: the recurrent stack (the short form's settings), the view
   // of image models, the sequence or image each sample is.
@@ -74,7 +74,7 @@ const char* const kMetricKeys[] = {"recur.step", "recur.epoch", "recur.val_accur
 Inspection inspect_checkpoint(const std::string& path) {
   Inspection in;
   in.path = path;
-  in.loaded = load_layered_model(path);
+  in.loaded = load_checkpoint(path);
   const ModelSpec& spec = in.model().spec();
   const Metadata& m = in.meta();
   std::error_code ec;

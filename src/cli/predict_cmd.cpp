@@ -24,10 +24,10 @@
 #include "cli/sequence_data.hpp"
 #include "recur/digit_frame.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/image.hpp"
 #include "recur/layers.hpp"
 #include "recur/predictor.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/text.hpp"
 #include "recur/train.hpp"
 

@@ -14,8 +14,8 @@
 #include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/fs.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/text.hpp"
 
 namespace recur::cli {

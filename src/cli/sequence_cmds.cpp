@@ -18,9 +18,9 @@
 
 namespace recur::cli {
 
-bool is_layered_file(const std::string& path) {
+bool is_layer_list_file(const std::string& path) {
   try {
-    return is_layered_checkpoint(read_safetensors(path).metadata);
+    return is_layer_list_checkpoint(read_safetensors(path).metadata);
   } catch (const Error&) {
     return false;
   }

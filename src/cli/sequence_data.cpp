@@ -138,7 +138,7 @@ std::string join_names(const std::vector<std::string>& names) {
 int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::ostream& out,
                           bool interactive) {
   const std::string path = resolve_data_path(o.data_dir);
-  SeqTrainOptions so = seq_train_options(o);
+  FitOptions so = fit_options(o);
   so.data_name = path;
   check_sequence_flags(f);
   // Everything is checked before the run folder is made.
@@ -209,7 +209,7 @@ int run_sequence_training(const TrainOptions& o, const SequenceFlags& f, std::os
   }
   so.metadata["recur.train_config"] = without_local_paths(o.config_text);
   so.metadata["recur.train_data"] = data_info.dump();
-  train_sequences(so, train, test, out, interactive);
+  fit(so, train, test, out, interactive);
   return 0;
 }
 

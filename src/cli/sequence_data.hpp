@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "recur/checkpoint.hpp"
+#include "recur/fit.hpp"
 #include "recur/predictor.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/text.hpp"
 #include "recur/train.hpp"
 
@@ -65,7 +65,7 @@ using recur::TextCodec;
 
 // True when the checkpoint at `path` is a model built from layers (format 2); false for a
 // fixed-shape checkpoint and for a file that cannot be read (its own command then says why).
-bool is_layered_file(const std::string& path);
+bool is_layer_list_file(const std::string& path);
 // recur eval for text and array models. `data` "" = the data the model was trained on, when
 // that is a named data set (imdb).
 int run_sequence_eval(const Predictor& predictor, std::string data, const std::string& out_dir,

@@ -18,7 +18,7 @@
 namespace recur::dist {
 
 // The threads of a data-parallel job, rank by rank, and the sums of a step over them
-// (train_sequences: images, text and arrays alike).
+// (fit: images, text and arrays alike).
 class ThreadGroup {
  public:
   // Collective: learns every rank's thread count. `fingerprint` sums up what must be the same on

@@ -83,7 +83,7 @@ void forward_one(const Model<float>& model, ModelWorkspace<float>& ws, const std
 }  // namespace
 
 Predictor::Predictor(const std::string& path) : path_(path) {
-  LoadedLayeredModel loaded = load_layered_model(path);
+  LoadedCheckpoint loaded = load_checkpoint(path);
   model_ = std::move(loaded.model);
   metadata_ = std::move(loaded.metadata);
   format_ = loaded.format;

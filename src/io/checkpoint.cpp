@@ -44,11 +44,11 @@ std::uint64_t stored_values(const SafetensorsFile& file) {
 
 }  // namespace
 
-bool is_layered_checkpoint(const Metadata& metadata) {
+bool is_layer_list_checkpoint(const Metadata& metadata) {
   return metadata.count("recur.spec") > 0;
 }
 
-void save_layered_model(const std::string& path, const Model<float>& model, const Metadata& extra) {
+void save_checkpoint(const std::string& path, const Model<float>& model, const Metadata& extra) {
   std::vector<TensorRef> refs;
   for (const ParamInfo& p : model.layout().entries())
     refs.push_back({p.name, DType::F32, p.shape, model.params().data() + p.offset});
@@ -58,9 +58,9 @@ void save_layered_model(const std::string& path, const Model<float>& model, cons
   write_safetensors(path, refs, meta);
 }
 
-LoadedLayeredModel load_layered_model(const std::string& path) {
+LoadedCheckpoint load_checkpoint(const std::string& path) {
   SafetensorsFile file = read_safetensors(path);
-  LoadedLayeredModel out;
+  LoadedCheckpoint out;
   ModelSpec spec;
   if (auto it = file.metadata.find("recur.spec"); it != file.metadata.end()) {
     spec = model_spec_from_json(it->second, path);

@@ -98,7 +98,7 @@ PlannedModel image_model(const std::string& name, const std::string& family,
   p.name = name;
   p.family = family;
   p.layered = true;
-  SeqTrainOptions& s = p.image;
+  FitOptions& s = p.image;
   s.model.input = ActShape{ActKind::image, 1, set.rows, set.cols};
   s.model.num_classes = set.num_classes;
   s.model.layers = std::move(layers);
@@ -337,8 +337,8 @@ void train_report_model(const ReportRunOptions& o, const std::string& name, std:
   const auto t0 = Clock::now();
   if (p.layered) {
     auto test_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, false));
-    train_sequences(p.image, std::make_shared<ImageSamples>(train_set),
-                    std::make_shared<ImageSamples>(test_set), out, false);
+    fit(p.image, std::make_shared<ImageSamples>(train_set),
+        std::make_shared<ImageSamples>(test_set), out, false);
   } else {
     TrainOptions t = p.recurrent;
     t.images = train_set;

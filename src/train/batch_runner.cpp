@@ -1,11 +1,11 @@
-// SequenceRunner: a batch's forward and backward split between threads (recur/seq_train.hpp).
+// SequenceRunner: a batch's forward and backward split between threads (recur/fit.hpp).
 #include <algorithm>
 #include <numeric>
 
 #include "core/thread_pool.hpp"
 #include "kernels/gemm.hpp"
 #include "recur/error.hpp"
-#include "recur/seq_train.hpp"
+#include "recur/fit.hpp"
 
 namespace recur {
 

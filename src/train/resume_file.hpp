@@ -1,4 +1,4 @@
-// A run's resume.safetensors, whatever trains it (train() on images, train_sequences on text
+// A run's resume.safetensors, whatever trains it (train() on images, fit on text
 // and arrays): the parameter arena under its tensor names, the optimizer's state buffers as
 // "optimizer.NAME", and metadata holding the caller's entries, "recur.optimizer" and
 // "recur.position" (JSON: where the run stands, plus "optimizer_steps"). One atomic file, so a

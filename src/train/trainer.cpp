@@ -18,10 +18,10 @@
 #include "dist/data_parallel.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/fs.hpp"
 #include "recur/plot.hpp"
 #include "recur/safetensors.hpp"
-#include "recur/seq_train.hpp"
 #include "recur/sha256.hpp"
 #include "recur/train.hpp"
 #include "train/resume_file.hpp"
@@ -180,7 +180,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   const int classes = std::max(train_set->num_classes, test_set ? test_set->num_classes : 0);
 
   // The model: the layer list, or the short form's fixed chain (model_spec_from_config).
-  SeqTrainOptions so = seq_train_options(opt);
+  FitOptions so = fit_options(opt);
   std::shared_ptr<const SequenceSource> train, test;
   std::string shape;
   const bool listed = !opt.layers.empty();
@@ -233,8 +233,8 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     so.title = fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
   }
   so.train_limit = listed ? 0 : opt.train_limit;
-  so.holdout = listed ? SeqTrainOptions::Holdout::drawn : SeqTrainOptions::Holdout::first;
-  so.batching = listed ? SeqTrainOptions::Batching::by_length : SeqTrainOptions::Batching::shuffled;
+  so.holdout = listed ? FitOptions::Holdout::drawn : FitOptions::Holdout::first;
+  so.batching = listed ? FitOptions::Batching::by_length : FitOptions::Batching::shuffled;
   so.threads = threads;
   so.data_name = opt.images ? train_set->source : "--data " + opt.data_dir;
   // What a shared checkpoint says of its training: the options and the data's checksums, never
@@ -261,7 +261,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       trainable, opt.validation, opt.images ? train_set->source : opt.data_dir, opt.batch,
       total_steps, threads,
       test ? fmt::format("; {} test images at the end", test->size()) : std::string());
-  return train_sequences(so, train, test, out, interactive);
+  return fit(so, train, test, out, interactive);
 }
 
 }  // namespace recur

@@ -27,7 +27,7 @@ inline std::string write_model(const std::filesystem::path& path, const std::str
   // Biases away from zero, so a wrong offset or a missed bias shows in the logits.
   recur::Rng rng(seed + 1);
   for (float& p : model.params()) p += static_cast<float>(0.05 * rng.normal());
-  recur::save_layered_model(path.string(), model, metadata);
+  recur::save_checkpoint(path.string(), model, metadata);
   return path.string();
 }
 

@@ -45,7 +45,7 @@ HEADER_HOME = {
     "optim": "optim",
     "safetensors": "io", "image": "io", "checkpoint": "io", "plot": "io", "report": "io",
     "data": "data", "text": "data", "digit_frame": "data", "sources": "data",
-    "train": "train", "seq_train": "train",
+    "train": "train", "fit": "train",
     "report_runner": "report",
     "predictor": "infer",
 }

@@ -10,8 +10,8 @@
 #include <memory>
 #include <vector>
 
+#include "recur/fit.hpp"
 #include "recur/rng.hpp"
-#include "recur/seq_train.hpp"
 
 namespace {
 

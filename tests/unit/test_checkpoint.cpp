@@ -53,7 +53,7 @@ struct CheckpointTest : ::testing::Test {
 
 void expect_error(const std::string& path, const std::string& part) {
   try {
-    load_layered_model(path);  // version-1 files read through their layer form
+    load_checkpoint(path);  // version-1 files read through their layer form
     FAIL() << "no error for " << path;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
@@ -65,7 +65,7 @@ TEST_F(CheckpointTest, RoundTripIsExact) {
   Network<float> net(config());
   net.init(4);
   save_model((dir / "m.safetensors").string(), net, {{"recur.view", "cols"}});
-  const LoadedLayeredModel m = load_layered_model((dir / "m.safetensors").string());
+  const LoadedCheckpoint m = load_checkpoint((dir / "m.safetensors").string());
   EXPECT_EQ(m.format, 1);
   EXPECT_EQ(m.model->params(), net.params());
   EXPECT_EQ(to_json(m.model->spec()), to_json(model_spec_from_config(net.config())));

@@ -131,8 +131,8 @@ TEST(ConvModel, CheckpointRoundTripGivesTheSameLogits) {
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("recur-lenet-" + std::to_string(::getpid()) + ".safetensors"))
                                .string();
-  save_layered_model(path, model, {});
-  const LoadedLayeredModel loaded = load_layered_model(path);
+  save_checkpoint(path, model, {});
+  const LoadedCheckpoint loaded = load_checkpoint(path);
   std::filesystem::remove(path);
   ASSERT_EQ(loaded.format, 2);
   ASSERT_EQ(loaded.model->params(), model.params());

@@ -520,7 +520,7 @@ TEST(LayerForm, UntiedVersion1CheckpointLoads) {
   Network<float> net(cfg);
   net.init(8);
   save_model(path, net, {{"recur.view", "rows"}});
-  const LoadedLayeredModel loaded = load_layered_model(path);
+  const LoadedCheckpoint loaded = load_checkpoint(path);
   fs::remove_all(dir);
   EXPECT_EQ(loaded.format, 1);
   ASSERT_TRUE(loaded.model);

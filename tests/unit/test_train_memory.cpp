@@ -213,7 +213,7 @@ TEST(CheckImageSet, NamesWhatIsWrong) {
   EXPECT_FALSE(fs::exists(tmp.path("run")));
 }
 
-// The short form trains through its layer list (model_spec_from_config) with train_sequences;
+// The short form trains through its layer list (model_spec_from_config) with fit;
 // here the fixed-shape Network, in the loop recur trained it with before: the first `val` images
 // held out, one Batcher shuffle per epoch cut in order, each batch split into near-equal
 // contiguous chunks (one per thread, dropout stream splitmix64(seed * 1000003 + step + chunk)),

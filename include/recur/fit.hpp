@@ -64,7 +64,7 @@ class SequenceRunner {
 // Accuracy, loss and per-sample predictions/probabilities (in the source's order).
 EvalResult evaluate_sequences(SequenceRunner& runner, const SequenceSource& src, int batch);
 
-struct SeqTrainOptions {
+struct FitOptions {
   ModelSpec model;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
@@ -109,7 +109,7 @@ struct SeqTrainOptions {
 // steps, validation, seed, threads, evaluation batch, logging, run folder, config text, events,
 // resume (resumable, resume, checkpoint_every) and skip_nonfinite. The caller adds the model,
 // the metadata and what its data needs. Throws Error("--display-step") below 1.
-SeqTrainOptions seq_train_options(const TrainOptions& o);
+FitOptions fit_options(const TrainOptions& o);
 
 // Trains and writes the run folder: config.toml, metrics.jsonl, curves.png, last.safetensors,
 // best.safetensors (the best validation accuracy; the last model without a validation split),
@@ -121,9 +121,7 @@ SeqTrainOptions seq_train_options(const TrainOptions& o);
 // chunk order, so N ranks x 1 thread give the weights of 1 process x N threads bit for bit.
 // Validation and test batches are split and reduced the same way. Rank 0 alone writes the run
 // folder and prints (give the others a silent `out`).
-TrainSummary train_sequences(const SeqTrainOptions& options,
-                             std::shared_ptr<const SequenceSource> train,
-                             std::shared_ptr<const SequenceSource> test, std::ostream& out,
-                             bool interactive);
+TrainSummary fit(const FitOptions& options, std::shared_ptr<const SequenceSource> train,
+                 std::shared_ptr<const SequenceSource> test, std::ostream& out, bool interactive);
 
 }  // namespace recur

@@ -1,5 +1,5 @@
 // Training and evaluation of models built from layers on sequences with lengths (see
-// recur/seq_train.hpp).
+// recur/fit.hpp).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,8 +18,8 @@
 #include "dist/data_parallel.hpp"
 #include "kernels/gemm.hpp"
 #include "recur/error.hpp"
+#include "recur/fit.hpp"
 #include "recur/fs.hpp"
-#include "recur/seq_train.hpp"
 #include "train/resume_file.hpp"
 #include "train/run_dir.hpp"
 
@@ -161,7 +161,7 @@ SeqPosition position_from_json(const nlohmann::json& j, const std::string& path)
 }
 
 // The training and evaluation batches of one process, or of every rank of an MPI job (see
-// train_sequences).
+// fit).
 class SequenceParallel {
  public:
   SequenceParallel(SequenceRunner& runner, std::size_t params, std::uint64_t fingerprint)
@@ -216,15 +216,15 @@ class SequenceParallel {
 
 namespace {
 
-// The training samples and the held-out validation samples of a source (see SeqTrainOptions).
-void split_source(const SeqTrainOptions& opt, const std::shared_ptr<const SequenceSource>& all,
+// The training samples and the held-out validation samples of a source (see FitOptions).
+void split_source(const FitOptions& opt, const std::shared_ptr<const SequenceSource>& all,
                   std::shared_ptr<const SequenceSource>& train,
                   std::shared_ptr<const SequenceSource>& val) {
   train = all;
   if (opt.validation == 0 && opt.train_limit == 0) return;
   std::vector<std::int64_t> order(static_cast<std::size_t>(all->size()));
   std::iota(order.begin(), order.end(), 0);
-  if (opt.holdout == SeqTrainOptions::Holdout::drawn) {
+  if (opt.holdout == FitOptions::Holdout::drawn) {
     Rng rng(opt.seed ^ 0x76616c6964ull);
     for (std::size_t k = order.size(); k > 1; --k) std::swap(order[k - 1], order[rng.below(k)]);
   }
@@ -239,11 +239,11 @@ void split_source(const SeqTrainOptions& opt, const std::shared_ptr<const Sequen
 }
 
 // One epoch's batches of samples [0, n) of the training source.
-std::vector<std::vector<std::int64_t>> epoch_batches(const SeqTrainOptions& opt,
+std::vector<std::vector<std::int64_t>> epoch_batches(const FitOptions& opt,
                                                      const SequenceSource& train,
                                                      const std::vector<std::int64_t>& all,
                                                      std::int64_t epoch) {
-  if (opt.batching == SeqTrainOptions::Batching::by_length)
+  if (opt.batching == FitOptions::Batching::by_length)
     return length_batches(train, all, opt.batch, opt.seed, epoch, true);
   Batcher batcher(all, opt.batch, opt.seed);
   batcher.seek(epoch, 0);
@@ -261,9 +261,9 @@ bool all_finite(const std::vector<float>& v) {
 
 }  // namespace
 
-SeqTrainOptions seq_train_options(const TrainOptions& o) {
+FitOptions fit_options(const TrainOptions& o) {
   RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
-  SeqTrainOptions so;
+  FitOptions so;
   so.optimizer = o.optimizer;
   so.schedule = o.schedule;
   so.clip_norm = o.clip_norm;
@@ -288,14 +288,14 @@ SeqTrainOptions seq_train_options(const TrainOptions& o) {
 
 namespace {
 
-// One training run of train_sequences, in named parts: plan (hold-out, model, steps), join the
+// One training run of fit, in named parts: plan (hold-out, model, steps), join the
 // processes of an MPI job, open the run folder (new, or resumed from its checkpoint), then steps
 // until the plan or a stop ends it, each epoch ending in a validation and checkpoints, and finish
 // (test pass, summary). The order of every floating-point operation is the one a resumed run and
 // an uninterrupted one share, so both end bit-identical.
 class Trainer {
  public:
-  Trainer(const SeqTrainOptions& opt, std::shared_ptr<const SequenceSource> all,
+  Trainer(const FitOptions& opt, std::shared_ptr<const SequenceSource> all,
           std::shared_ptr<const SequenceSource> test, std::ostream& out, bool interactive)
       : opt_(opt),
         all_(std::move(all)),
@@ -339,7 +339,7 @@ class Trainer {
     return e;
   }
 
-  const SeqTrainOptions& opt_;
+  const FitOptions& opt_;
   std::shared_ptr<const SequenceSource> all_, test_, train_, val_;
   std::ostream& out_;
   const bool interactive_;
@@ -368,7 +368,7 @@ class Trainer {
 };
 
 void Trainer::check_options() const {
-  const SeqTrainOptions& o = opt_;
+  const FitOptions& o = opt_;
   RECUR_CHECK(o.batch >= 1, "--batch", "must be at least 1, got " + std::to_string(o.batch));
   RECUR_CHECK(o.epochs >= 1 || o.steps > 0, "--epochs", "give a positive --epochs or --steps");
   RECUR_CHECK(o.epochs >= 0, "--epochs", "must not be negative");
@@ -389,7 +389,7 @@ void Trainer::check_options() const {
 void Trainer::plan() {
   threads_ = resolve_threads(opt_.threads);
   split_source(opt_, all_, train_, val_);
-  if (opt_.batching == SeqTrainOptions::Batching::shuffled)
+  if (opt_.batching == FitOptions::Batching::shuffled)
     RECUR_CHECK(opt_.batch <= train_->size(), "--batch",
                 fmt::format("{} is more than the {} training samples (at most {})", opt_.batch,
                             train_->size(), train_->size()));
@@ -631,10 +631,10 @@ void Trainer::end_epoch() {
     m["recur.val_accuracy"] = fmt::format("{:.6f}", pos_.val_accuracy);
     m["recur.val_loss"] = fmt::format("{:.6f}", pos_.val_loss);
   }
-  if (writer_) save_layered_model(opt_.out_dir + "/last.safetensors", *model_, m);
+  if (writer_) save_checkpoint(opt_.out_dir + "/last.safetensors", *model_, m);
   if (!val_ || pos_.val_accuracy > pos_.best) {
     pos_.best = pos_.val_accuracy;
-    if (writer_) save_layered_model(opt_.out_dir + "/best.safetensors", *model_, m);
+    if (writer_) save_checkpoint(opt_.out_dir + "/best.safetensors", *model_, m);
   }
   metrics_->write_curves(opt_.title);
   out_.flush();
@@ -710,10 +710,8 @@ TrainSummary Trainer::finish() {
 
 }  // namespace
 
-TrainSummary train_sequences(const SeqTrainOptions& opt,
-                             std::shared_ptr<const SequenceSource> train_all,
-                             std::shared_ptr<const SequenceSource> test, std::ostream& out,
-                             bool interactive) {
+TrainSummary fit(const FitOptions& opt, std::shared_ptr<const SequenceSource> train_all,
+                 std::shared_ptr<const SequenceSource> test, std::ostream& out, bool interactive) {
   return Trainer(opt, std::move(train_all), std::move(test), out, interactive).run();
 }
 
