@@ -382,12 +382,7 @@ std::vector<LayerParam> conv_params(const char* stride_doc, const char* padding_
           conv_param("kernel", &LayerSpec::kernel, 1, "K", "`kernel=K` (required)", true),
           conv_param("stride", &LayerSpec::stride, 1, "S", stride_doc),
           conv_param("padding", &LayerSpec::padding, 0, "P", padding_doc),
-          {.key = "bias",
-           .json = "bias",
-           .field = &LayerSpec::bias,
-           .label = "bias",
-           .meta = "false",
-           .doc = "`bias=false`"},
+          bias_param(),
           {.json = "init", .field = &LayerSpec::init}};
 }
 

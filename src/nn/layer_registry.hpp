@@ -102,6 +102,8 @@ LayerSpec layer_from_json(const nlohmann::json& j, const std::string& source);
 
 // The parameters of conv2d and conv1d: C kernel=K [stride=S] [padding=P] [bias=false], and init.
 std::vector<LayerParam> conv_params(const char* stride_doc, const char* padding_doc);
+// `bias=false`: the switch every layer with a bias (linear, recurrent, conv) takes.
+LayerParam bias_param();
 
 // The kinds with a registry entry, as the table of nn/layer_registry.cpp lists them.
 const LayerKind& embedding_kind();

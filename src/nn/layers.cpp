@@ -503,6 +503,15 @@ std::string untied_precheck(const std::string& value) {
 
 }  // namespace
 
+LayerParam bias_param() {
+  return {.key = "bias",
+          .json = "bias",
+          .field = &LayerSpec::bias,
+          .label = "bias",
+          .meta = "false",
+          .doc = "`bias=false`"};
+}
+
 const LayerKind& embedding_kind() {
   static const LayerKind k{.type = "embedding",
                            .words = {"embedding"},
@@ -545,12 +554,7 @@ const LayerKind& linear_kind() {
                                        .positional = true,
                                        .meta = "W",
                                        .doc = "outputs; none = one per class (the head)"},
-                                      {.key = "bias",
-                                       .json = "bias",
-                                       .field = &LayerSpec::bias,
-                                       .label = "bias",
-                                       .meta = "false",
-                                       .doc = "`bias=false`"},
+                                      bias_param(),
                                       {.json = "init", .field = &LayerSpec::init}},
                            .doc_layer = "`linear [W]`",
                            .twin = "`nn.Linear`",
@@ -611,12 +615,7 @@ const LayerKind& recurrent_kind() {
                   .doc = "`untied=S` (one weight set per step)",
                   .precheck = &untied_precheck,
                   .bare = "untied needs the sequences' number of steps, e.g. 'untied=28'"},
-                 {.key = "bias",
-                  .json = "bias",
-                  .field = &LayerSpec::bias,
-                  .label = "bias",
-                  .meta = "false",
-                  .doc = "`bias=false`"},
+                 bias_param(),
                  {.json = "cell", .field = &LayerSpec::cell},
                  {.json = "init", .field = &LayerSpec::init},
                  {.json = "init_recurrent", .field = &LayerSpec::init_recurrent},
