@@ -153,7 +153,7 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   const ModelConfig mc = model_for(o, view, *set);
   Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  net.prepare();  // once per model for inference
+  net.prepare(PrepareFor::inference);  // once per model for inference
   SequenceRunner runner(net, resolve_threads(o.threads));
   const ImageSequences samples(set, view);
   const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set->count));
@@ -190,7 +190,7 @@ nlohmann::json bench_latency(const BenchOptions& o) {
   const ModelConfig mc = model_for(o, view, *set);
   Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  net.prepare();
+  net.prepare(PrepareFor::inference);
   SequenceRunner runner(net, 1);
   const ImageSequences samples(set, view);
   std::vector<std::int64_t> one(1);
