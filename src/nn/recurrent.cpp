@@ -101,11 +101,9 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
     for (int d = 0; d < D; ++d) {
       auto& dir = L.dir[d];
       grow(dir.gates, gate_rows * G * H);
-      if (train) grow(dir.dgates, SB * G * H);
       if (spec_.cell == CellKind::lstm) grow(dir.cell, cell_rows * H);
       if (spec_.cell == CellKind::gru) {
         grow(dir.hidden, gate_rows * G * H);
-        if (train) grow(dir.dgates_hid, SB * G * H);
       }
     }
   }
@@ -420,8 +418,12 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   const T* c0 = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
   const T* out = L.out.data();
   const T* dout = L.dout.data();
-  T* dgates = W.dgates.data();
-  T* dgates_hid = cell == CellKind::gru ? W.dgates_hid.data() : dgates;
+  // Gate gradients overwrite the gates (and GRU's hidden-side gradients its hidden products)
+  // step by step: step t's activations are read only to make step t's gradients, element by
+  // element before it is written, and nothing reads them after. Half the training memory of
+  // a recurrent layer.
+  T* dgates = W.gates.data();
+  T* dgates_hid = cell == CellKind::gru ? W.hidden.data() : dgates;
   T* dh = ws.dh.data();
   T* dc = ws.dc.data();
   T* dh_total = ws.dh_total.data();
@@ -470,15 +472,13 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       case CellKind::lstm: {
         const T* c = W.cell.data() + t * BH;
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
-        kernels::lstm_pointwise_backward<T>(Bt, H, W.gates.data() + t * BG, c_prev, c, dh_total, dc,
-                                            dg);
+        kernels::lstm_pointwise_backward<T>(Bt, H, dg, c_prev, c, dh_total, dc, dg);
         step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh);
         break;
       }
       case CellKind::gru: {
         T* dgh = dgates_hid + t * BG;
-        kernels::gru_pointwise_backward<T>(Bt, H, W.gates.data() + t * BG, W.hidden.data() + t * BG,
-                                           h_prev, ld_prev, dh_total, dg, dgh, dh);
+        kernels::gru_pointwise_backward<T>(Bt, H, dg, dgh, h_prev, ld_prev, dh_total, dg, dgh, dh);
         step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh);
         break;
       }

@@ -54,11 +54,10 @@ struct StackPacked {
 template <typename T>
 struct StackWorkspace {
   struct Direction {
-    AlignedVector<T> gates;               // [S, B, G*H] pre-activations, then activations
-    AlignedVector<T> cell;                // [S, B, H] LSTM cell states
-    AlignedVector<T> hidden;              // [S, B, G*H] GRU: W_hh h_prev + b_hh
-    AlignedVector<T> dgates;              // [S, B, G*H] gradient on the input-side pre-activations
-    AlignedVector<T> dgates_hid;          // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
+    AlignedVector<T> gates;   // [S, B, G*H] pre-activations, activations, then (backward) their
+                              // gradients
+    AlignedVector<T> cell;    // [S, B, H] LSTM cell states
+    AlignedVector<T> hidden;  // [S, B, G*H] GRU: W_hh h_prev + b_hh
     kernels::PackedMatrix w_in_packed;    // float: [W_ih | W_hh] and biases (GRU: W_ih, b_ih)
     kernels::PackedMatrix w_hh_packed;    // float GRU: W_hh and b_hh for the forward step
     kernels::PackedMatrix w_hh_packed_t;  // float: W_hh packed for the backward step
