@@ -268,6 +268,7 @@ FitOptions fit_options(const TrainOptions& o) {
   so.schedule = o.schedule;
   so.clip_norm = o.clip_norm;
   so.clip_value = o.clip_value;
+  so.label_smoothing = o.label_smoothing;
   so.skip_nonfinite = o.skip_nonfinite;
   so.batch = o.batch;
   so.epochs = o.epochs;
@@ -381,6 +382,8 @@ void Trainer::check_options() const {
   RECUR_CHECK(o.train_limit >= 0, "--train-limit", "must not be negative");
   RECUR_CHECK(o.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(o.clip_value >= 0, "--clip-value", "must not be negative");
+  RECUR_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing",
+              fmt::format("must be in [0, 1), got {}", o.label_smoothing));
   RECUR_ASSERT(o.resumable || !o.resume);
   check_optimizer_config(o.optimizer);
 }
@@ -405,6 +408,7 @@ void Trainer::plan() {
   check_schedule_config(schedule_);
   optimizer_ = std::make_unique<Optimizer>(opt_.optimizer, model_->num_params());
   runner_ = std::make_unique<SequenceRunner>(*model_, threads_);
+  runner_->set_label_smoothing(opt_.label_smoothing);
   grads_.assign(model_->num_params(), 0.f);
 }
 
@@ -426,6 +430,7 @@ void Trainer::join_processes() {
     f.add(opt_.optimizer.lr);
     f.add(opt_.clip_norm);
     f.add(opt_.clip_value);
+    f.add(opt_.label_smoothing);
     f.add(static_cast<int>(opt_.holdout));
     f.add(static_cast<int>(opt_.batching));
     run_print = f.value();

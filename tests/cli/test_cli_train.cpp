@@ -98,6 +98,27 @@ TEST(TrainCli, ResolvedConfigGivesTheSameRun) {
   EXPECT_EQ(a.at("val_loss"), b.at("val_loss"));
 }
 
+// --label-smoothing trains against the smoothed target: other weights than without it (same
+// seed), the resolved config records it, and that config trains the same weights again.
+TEST(TrainCli, LabelSmoothingChangesTheTrainingAndIsRecorded) {
+  ScratchDir tmp;
+  const std::string args = "train --data " + quote(kMnistDir) + " " + kTinyArgs;
+  const fs::path plain = tmp / "plain", smooth = tmp / "smooth";
+  ASSERT_EQ(run_cli(args + " --out " + quote(plain.string())).code, 0);
+  const CliResult r = run_cli(args + " --label-smoothing 0.2 --out " + quote(smooth.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(slurp(plain / "last.safetensors"), slurp(smooth / "last.safetensors"));
+  EXPECT_NE(slurp(smooth / "config.toml").find("label-smoothing=0.2"), std::string::npos)
+      << slurp(smooth / "config.toml");
+  // The run given its own config trains the same weights again.
+  const fs::path again = tmp / "again";
+  ASSERT_EQ(run_cli("train --config " + quote((smooth / "config.toml").string()) + " --out " +
+                    quote(again.string()))
+                .code,
+            0);
+  EXPECT_EQ(slurp(smooth / "last.safetensors"), slurp(again / "last.safetensors"));
+}
+
 TEST(TrainCli, UnknownFlagExitsWith2) {
   const CliResult r = run_cli("train --bogus");
   EXPECT_TRUE(fails_with(r, "--bogus"));
