@@ -104,8 +104,11 @@ struct FitOptions {
   Holdout holdout = Holdout::drawn;
   Batching batching = Batching::by_length;
   std::int64_t train_limit = 0;
-  double clip_value = 0;        // 0 = off; applied before clip_norm
-  double label_smoothing = 0;   // training loss against (1 - eps) onehot + eps / C; 0 = off
+  double clip_value = 0;       // 0 = off; applied before clip_norm
+  double label_smoothing = 0;  // training loss against (1 - eps) onehot + eps / C; 0 = off
+  // Stop after this many validations in a row without a better accuracy than the best; 0 = off.
+  // Needs a validation split.
+  std::int64_t patience = 0;
   bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
 

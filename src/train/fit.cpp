@@ -114,6 +114,7 @@ std::string hex(std::uint64_t v) {
 // log point after a resume is the one the uninterrupted run logs). Broadcast as bytes.
 struct SeqPosition {
   std::int64_t step = 0, epoch = 0, cursor = 0, samples = 0, skipped = 0;
+  std::int64_t since_best = 0;  // validations since the best one (--patience)
   double best = -1, val_accuracy = 0, val_loss = 0, train_seconds = 0;
   double win_loss = 0, win_correct = 0, win_count = 0, win_seconds = 0;
 };
@@ -132,7 +133,8 @@ nlohmann::json position_json(const SeqPosition& p) {
           {"train_seconds", p.train_seconds},
           {"window_loss", p.win_loss},
           {"window_correct", p.win_correct},
-          {"window_count", p.win_count}};
+          {"window_count", p.win_count},
+          {"since_best", p.since_best}};
 }
 
 SeqPosition position_from_json(const nlohmann::json& j, const std::string& path) {
@@ -152,6 +154,7 @@ SeqPosition position_from_json(const nlohmann::json& j, const std::string& path)
     if (j.contains("skipped")) p.skipped = json_integer<std::int64_t>(j, "skipped", path);
     if (j.contains("val_loss")) p.val_loss = json_number(j, "val_loss", path);
     if (j.contains("window_seconds")) p.win_seconds = json_number(j, "window_seconds", path);
+    if (j.contains("since_best")) p.since_best = json_integer<std::int64_t>(j, "since_best", path);
   } catch (const nlohmann::json::exception&) {
     throw Error(path, "the run position in the metadata is unreadable");
   }
@@ -269,6 +272,7 @@ FitOptions fit_options(const TrainOptions& o) {
   so.clip_norm = o.clip_norm;
   so.clip_value = o.clip_value;
   so.label_smoothing = o.label_smoothing;
+  so.patience = o.patience;
   so.skip_nonfinite = o.skip_nonfinite;
   so.batch = o.batch;
   so.epochs = o.epochs;
@@ -361,7 +365,8 @@ class Trainer {
   std::vector<float> grads_;
   std::vector<std::vector<std::int64_t>> batches_;  // of epoch batches_epoch_
   std::int64_t batches_epoch_ = -1;
-  bool stopped_ = false;  // by on_event
+  bool stopped_ = false;  // by on_event or early stopping (--patience)
+  bool stopped_early_ = false;
   const std::int64_t kill_after_step_ = [] {
     const char* v = std::getenv("RECUR_KILL_AFTER_STEP");
     return v != nullptr ? std::atoll(v) : std::int64_t{0};
@@ -384,6 +389,10 @@ void Trainer::check_options() const {
   RECUR_CHECK(o.clip_value >= 0, "--clip-value", "must not be negative");
   RECUR_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing",
               fmt::format("must be in [0, 1), got {}", o.label_smoothing));
+  RECUR_CHECK(o.patience >= 0, "--patience", "must not be negative");
+  RECUR_CHECK(o.patience == 0 || o.validation > 0, "--patience",
+              "stops when the validation accuracy stops improving, so it needs a validation "
+              "split: give --val N");
   RECUR_ASSERT(o.resumable || !o.resume);
   check_optimizer_config(o.optimizer);
 }
@@ -639,7 +648,18 @@ void Trainer::end_epoch() {
   if (writer_) save_checkpoint(opt_.out_dir + "/last.safetensors", *model_, m);
   if (!val_ || pos_.val_accuracy > pos_.best) {
     pos_.best = pos_.val_accuracy;
+    pos_.since_best = 0;
     if (writer_) save_checkpoint(opt_.out_dir + "/best.safetensors", *model_, m);
+  } else {
+    ++pos_.since_best;
+  }
+  // Early stopping: the last `patience` validations found nothing better than the best.
+  if (val_ && opt_.patience > 0 && pos_.since_best >= opt_.patience && !stopped_) {
+    out_ << fmt::format(
+        "stopping early: validation accuracy has not improved for {} epoch{} (best {:.2f}%)\n",
+        pos_.since_best, pos_.since_best == 1 ? "" : "s", 100 * pos_.best);
+    stopped_ = true;
+    stopped_early_ = true;
   }
   metrics_->write_curves(opt_.title);
   out_.flush();
@@ -709,6 +729,7 @@ TrainSummary Trainer::finish() {
     j["test_loss"] = summary.test_loss;
   }
   if (distributed_) j["ranks"] = parallel_->group().ranks();
+  if (opt_.patience > 0) j["stopped_early"] = stopped_early_;
   if (writer_) write_file_atomic(opt_.out_dir + "/summary.json", j.dump(2) + "\n");
   return summary;
 }
