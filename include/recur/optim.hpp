@@ -22,6 +22,8 @@
 //          p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 // adamw    p *= 1 - lr * weight_decay                             (decoupled, first)
 //          then adam's update without the weight_decay term on g
+// decoupled_weight_decay (any optimizer): p *= 1 - lr * weight_decay first, as adamw, then the
+//          optimizer's update without the weight_decay term on g
 // rmsprop  g += weight_decay * p                                  (if weight_decay != 0)
 //          s = alpha * s + (1 - alpha) * g * g
 //          if centered: a = alpha * a + (1 - alpha) * g;  d = sqrt(s - a * a) + eps
@@ -59,6 +61,10 @@ struct OptimizerConfig {
   float dampening = 0;
   bool nesterov = false;
   float weight_decay = 0;
+  // Decoupled weight decay for sgd, adam and rmsprop too (adamw always is): p *= 1 - lr * wd
+  // before the update, whose gradient then has no weight_decay * p term (SGDW; adam becomes
+  // adamw bit for bit).
+  bool decoupled_weight_decay = false;
   float beta1 = 0.9f, beta2 = 0.999f;
   float eps = 1e-8f;
   float alpha = 0.99f;  // rmsprop smoothing constant

@@ -237,6 +237,9 @@ void add_optimizer_options(CLI::App* cmd, TrainFlags& flags) {
   cmd->add_flag("--nesterov", o.optimizer.nesterov, "Nesterov momentum (sgd)");
   cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Weight decay")
       ->capture_default_str();
+  cmd->add_flag("--decoupled-weight-decay", o.optimizer.decoupled_weight_decay,
+                "Decay the weights apart from the gradient (p *= 1 - lr * wd, as adamw) for sgd, "
+                "adam and rmsprop too");
   cmd->add_option("--beta1", o.optimizer.beta1, "Adam beta1")->capture_default_str();
   cmd->add_option("--beta2", o.optimizer.beta2, "Adam beta2")->capture_default_str();
   cmd->add_option("--eps", o.optimizer.eps, "Optimizer epsilon")->capture_default_str();

@@ -180,6 +180,11 @@ void check_optimizer_config(const OptimizerConfig& cfg) {
   check_non_negative("--alpha", cfg.alpha);
   check_beta("--beta1", cfg.beta1);
   check_beta("--beta2", cfg.beta2);
+  if (cfg.decoupled_weight_decay && cfg.weight_decay == 0)
+    throw Error("--decoupled-weight-decay", "needs a --weight-decay above 0 to decouple");
+  if (cfg.decoupled_weight_decay && cfg.kind == OptimizerKind::adamw)
+    throw Error("--decoupled-weight-decay",
+                "adamw's weight decay is decoupled already; drop the flag or use --optimizer adam");
   if (cfg.nesterov && cfg.kind != OptimizerKind::sgd)
     throw Error("--nesterov", "applies to --optimizer sgd only");
   if (cfg.kind == OptimizerKind::sgd && cfg.nesterov && (cfg.momentum <= 0 || cfg.dampening != 0)) {
@@ -208,6 +213,23 @@ Optimizer::Optimizer(const OptimizerConfig& cfg, std::size_t n) : cfg_(cfg), n_(
 
 void Optimizer::step(float* params, const float* grads, float lr) {
   if (!(lr >= 0)) throw Error("--lr", fmt::format("must be a non-negative number, got {}", lr));
+  if (cfg_.decoupled_weight_decay && cfg_.weight_decay != 0 && cfg_.kind != OptimizerKind::adamw) {
+    // The decay first, on its own (adamw's scale, rounded to float once), then the update with
+    // no decay term: the state is kept exactly as without weight decay.
+    const float scale =
+        as_kernel_scalar(1.0 - decimal_value(lr) * decimal_value(cfg_.weight_decay));
+    for (std::size_t i = 0; i < n_; ++i) params[i] = params[i] * scale;
+    const float wd = cfg_.weight_decay;
+    cfg_.weight_decay = 0;
+    try {
+      step(params, grads, lr);
+    } catch (...) {
+      cfg_.weight_decay = wd;
+      throw;
+    }
+    cfg_.weight_decay = wd;
+    return;
+  }
   switch (cfg_.kind) {
     case OptimizerKind::sgd:
       step_sgd(params, grads, lr);

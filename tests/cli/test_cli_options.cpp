@@ -66,6 +66,7 @@ const std::map<std::string, std::string> kBad = {
     {"--lr", "--lr -0.1"},
     {"--momentum", "--momentum -1"},
     {"--nesterov", "--optimizer sgd --nesterov"},
+    {"--decoupled-weight-decay", "--decoupled-weight-decay"},
     {"--weight-decay", "--weight-decay -1"},
     {"--beta1", "--beta1 1.5"},
     {"--beta2", "--beta2 1"},
