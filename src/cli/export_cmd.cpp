@@ -25,7 +25,8 @@ OnnxFault parse_fault(const std::string& name) {
   if (name.empty()) return OnnxFault::none;
   if (name == "pytorch-gate-order") return OnnxFault::pytorch_gate_order;
   if (name == "gru-reset-before") return OnnxFault::gru_reset_before;
-  throw Error("--test-fault", "unknown fault '" + name + "' (pytorch-gate-order, gru-reset-before)");
+  throw Error("--test-fault",
+              "unknown fault '" + name + "' (pytorch-gate-order, gru-reset-before)");
 }
 
 int run_export(const ExportOptions& o) {
@@ -33,10 +34,12 @@ int run_export(const ExportOptions& o) {
   options.fault = parse_fault(o.fault);
   const Predictor predictor(o.model);
   const OnnxExport r = export_onnx(predictor, o.onnx, options);
-  fmt::print("wrote {} ({} bytes, {} operators)\n  inputs: {}\n  outputs: logits, probabilities "
-             "float [batch, {}]\n",
-             r.path, r.bytes, r.nodes, r.inputs, predictor.num_classes());
-  if (!r.tokenizer_path.empty()) fmt::print("wrote {} (vocabulary and tokenizer settings)\n", r.tokenizer_path);
+  fmt::print(
+      "wrote {} ({} bytes, {} operators)\n  inputs: {}\n  outputs: logits, probabilities "
+      "float [batch, {}]\n",
+      r.path, r.bytes, r.nodes, r.inputs, predictor.num_classes());
+  if (!r.tokenizer_path.empty())
+    fmt::print("wrote {} (vocabulary and tokenizer settings)\n", r.tokenizer_path);
   return 0;
 }
 

@@ -26,7 +26,7 @@ constexpr int kOpset = 17;
 
 // A sequence in the graph, with what it knows of its samples' lengths.
 struct Seq {
-  std::string x;       // float [T, B, F]
+  std::string x;  // float [T, B, F]
   int features = 0;
   int directions = 1;  // the last recurrent layer's: its output is [forward | reverse]
   std::string lens;    // int64 [B]; "" when every sample has all T steps
@@ -37,8 +37,8 @@ struct Seq {
 // What flows between layers.
 struct Act {
   ActKind kind = ActKind::sequence;
-  Seq seq;          // sequences
-  std::string x;    // vectors [B, F], images [B, C, H, W]
+  Seq seq;        // sequences
+  std::string x;  // vectors [B, F], images [B, C, H, W]
 };
 
 class Exporter {
@@ -60,7 +60,7 @@ class Exporter {
 
   // Masks of real steps.
   const std::string& keep(Seq& s);
-  std::string masked(Seq& s, const std::string& fill);
+  std::string masked(Seq& s, float fill);
   void set_lengths(Seq& s, const std::string& lens);
 
   // The weights of a tensor of the checkpoint.
@@ -119,7 +119,8 @@ Act Exporter::input(std::string& text) {
       text = "images uint8 [batch, " + std::to_string(R) + ", " + std::to_string(C) + "]";
       // pixel / 255 in float, as recur's views scale them.
       const std::string unit = g_.node(
-          "Div", {g_.node("Cast", {"images"}, {OnnxAttr::integer("to", 1)}), g_.scalar("255", 255.f)});
+          "Div",
+          {g_.node("Cast", {"images"}, {OnnxAttr::integer("to", 1)}), g_.scalar("255", 255.f)});
       if (p_.input_kind() == InputKind::whole_image) {
         a.kind = ActKind::image;
         a.x = unsqueeze(unit, {1});  // [B, 1, R, C]
@@ -185,10 +186,10 @@ const std::string& Exporter::keep(Seq& s) {
   return s.keep;
 }
 
-// The sequence with `fill` (a float scalar initializer) at every step past a sample's end.
-std::string Exporter::masked(Seq& s, const std::string& fill) {
+// The sequence with `fill` at every step past a sample's end.
+std::string Exporter::masked(Seq& s, float fill) {
   if (s.lens.empty()) return s.x;
-  return g_.node("Where", {keep(s), s.x, fill});
+  return g_.node("Where", {keep(s), s.x, g_.scalar(fill == 0.f ? "zero" : "fill", fill)});
 }
 
 // ---- layers ----
@@ -326,13 +327,12 @@ void Exporter::recurrent_tied(std::size_t i, int l, Seq& s) {
     }
   }
   const std::string name = prefix + "l" + std::to_string(l);
-  const std::vector<std::string> in = {s.x,
-                                       g_.initializer(name + ".W", {D, G * H, I}, W),
+  const std::vector<std::string> in = {s.x, g_.initializer(name + ".W", {D, G * H, I}, W),
                                        g_.initializer(name + ".R", {D, G * H, H}, R),
-                                       g_.initializer(name + ".B", {D, 2 * G * H}, B),
-                                       s.lens32};
-  std::vector<OnnxAttr> attrs = {OnnxAttr::integer("hidden_size", H),
-                                 OnnxAttr::string("direction", D == 2 ? "bidirectional" : "forward")};
+                                       g_.initializer(name + ".B", {D, 2 * G * H}, B), s.lens32};
+  std::vector<OnnxAttr> attrs = {
+      OnnxAttr::integer("hidden_size", H),
+      OnnxAttr::string("direction", D == 2 ? "bidirectional" : "forward")};
   std::string op = "RNN";
   if (spec.cell == CellKind::lstm) {
     op = "LSTM";
@@ -420,18 +420,18 @@ std::string Exporter::untied_direction(std::size_t i, int l, int d, const Seq& s
 
 // pool last / mean / max over each sample's real steps: [T, B, F] -> [B, F].
 std::string Exporter::pool(const LayerSpec& spec, Seq& s) {
-  const std::string axis0 = g_.ints("axes", {0});
   const OnnxAttr drop = OnnxAttr::integer("keepdims", 0);
   switch (spec.pooling) {
     case Pooling::mean: {
-      const std::string sum = g_.node("ReduceSum", {masked(s, g_.scalar("zero", 0.f)), axis0}, {drop});
+      const std::string sum = g_.node("ReduceSum", {masked(s, 0.f), g_.ints("axes", {0})}, {drop});
       const std::string count =
           s.lens.empty() ? g_.node("Cast", {dim(s.x, 0)}, {OnnxAttr::integer("to", 1)})
                          : unsqueeze(g_.node("Cast", {s.lens}, {OnnxAttr::integer("to", 1)}), {1});
       return g_.node("Mul", {sum, g_.node("Reciprocal", {count})});
     }
     case Pooling::max:
-      return g_.node("ReduceMax", {masked(s, g_.scalar("minus_inf", -INFINITY)), axis0}, {drop});
+      // ReduceMax takes its axes as an attribute until opset 18.
+      return g_.node("ReduceMax", {masked(s, -INFINITY)}, {OnnxAttr::ints_of("axes", {0}), drop});
     case Pooling::last:
       break;
   }
@@ -446,7 +446,7 @@ std::string Exporter::pool(const LayerSpec& spec, Seq& s) {
                                       {OnnxAttr::integer("axis", 0)});
     last = g_.node("GatherElements", {s.x, g_.node("Expand", {idx, shape})},
                    {OnnxAttr::integer("axis", 0)});
-    last = g_.node("Squeeze", {last, axis0});
+    last = g_.node("Squeeze", {last, g_.ints("axes", {0})});
   }
   if (s.directions == 1) return last;
   const int H = s.features / 2;
@@ -466,7 +466,7 @@ std::string Exporter::pool(const LayerSpec& spec, Seq& s) {
 std::string Exporter::conv1d(std::size_t i, Seq& s) {
   const LayerSpec& spec = p_.model().layer(i).spec();
   const std::string name = p_.model().spec().layer_name(i);
-  const std::string x = transpose(masked(s, g_.scalar("zero", 0.f)), {1, 2, 0});  // [B, F, T]
+  const std::string x = transpose(masked(s, 0.f), {1, 2, 0});  // [B, F, T]
   std::vector<std::string> in = {x, weight(name + ".weight")};
   if (spec.bias) in.push_back(weight(name + ".bias"));
   const int pad = spec.kernel / 2;
@@ -488,9 +488,8 @@ std::string Exporter::windowed_pool(const LayerSpec& spec, Seq& s) {
     set_lengths(s, g_.node("Expand", {T, dim(s.x, 1)}));
   }
   const std::string fill = g_.scalar(average ? "zero" : "minus_inf", average ? 0.f : -INFINITY);
-  const std::string x = transpose(masked(s, fill), {1, 2, 0});  // [B, F, T]
-  const std::string padded =
-      g_.node("Pad", {x, g_.ints("pads", {0, 0, 0, 0, 0, K - 1}), fill});
+  const std::string x = transpose(masked(s, average ? 0.f : -INFINITY), {1, 2, 0});  // [B, F, T]
+  const std::string padded = g_.node("Pad", {x, g_.ints("pads", {0, 0, 0, 0, 0, K - 1}), fill});
   const std::vector<OnnxAttr> attrs = {OnnxAttr::ints_of("kernel_shape", {K}),
                                        OnnxAttr::ints_of("strides", {S})};
   std::string y = transpose(g_.node(average ? "AveragePool" : "MaxPool", {padded}, attrs),
@@ -500,17 +499,17 @@ std::string Exporter::windowed_pool(const LayerSpec& spec, Seq& s) {
   if (average) {
     // A short sample's window averaged K steps, L of them its own: scale by K / L.
     const std::string lf = g_.node("Cast", {s.lens}, {OnnxAttr::integer("to", 1)});
-    const std::string scale = g_.node(
-        "Where", {short_sample, g_.node("Div", {g_.scalar("K", static_cast<float>(K)), lf}),
-                  g_.scalar("one", 1.f)});
-    y = g_.node("Mul", {y, unsqueeze(scale, {0, 1})});
+    const std::string scale =
+        g_.node("Where", {short_sample, g_.node("Div", {g_.scalar("K", static_cast<float>(K)), lf}),
+                          g_.scalar("one", 1.f)});
+    y = g_.node("Mul", {y, unsqueeze(scale, {1})});  // [T', B, F] by [B, 1]
   }
-  const std::string full = g_.node(
-      "Add", {g_.node("Div", {g_.node("Sub", {s.lens, k}), g_.ints("S", {S}, true)}),
-              g_.ints("one", {1}, true)});
+  const std::string full =
+      g_.node("Add", {g_.node("Div", {g_.node("Sub", {s.lens, k}), g_.ints("S", {S}, true)}),
+                      g_.ints("one", {1}, true)});
   set_lengths(s, g_.node("Where", {short_sample, g_.ints("one", {1}, true), full}));
   s.x = y;
-  s.x = masked(s, g_.scalar("zero", 0.f));
+  s.x = masked(s, 0.f);
   return s.x;
 }
 

@@ -176,18 +176,27 @@ std::string OnnxGraph::initializer(const std::string& name, const std::vector<st
   return tensors_.back().name;
 }
 
+std::string OnnxGraph::constant(const std::string& name, OnnxType type,
+                                std::vector<std::int64_t> dims, std::string raw) {
+  std::string key =
+      std::to_string(static_cast<int>(type)) + ":" + std::to_string(dims.size()) + ":" + raw;
+  auto it = constants_.find(key);
+  if (it != constants_.end()) return it->second;
+  tensors_.push_back(Tensor{unique(name), type, std::move(dims), std::move(raw)});
+  constants_.emplace(std::move(key), tensors_.back().name);
+  return tensors_.back().name;
+}
+
 std::string OnnxGraph::ints(const std::string& name, const std::vector<std::int64_t>& values,
                             bool scalar) {
   RECUR_ASSERT(!scalar || values.size() == 1);
   std::vector<std::int64_t> dims;
   if (!scalar) dims.push_back(static_cast<std::int64_t>(values.size()));
-  tensors_.push_back(Tensor{unique(name), OnnxType::int64, dims, little_endian(values)});
-  return tensors_.back().name;
+  return constant(name, OnnxType::int64, std::move(dims), little_endian(values));
 }
 
 std::string OnnxGraph::scalar(const std::string& name, float value) {
-  tensors_.push_back(Tensor{unique(name), OnnxType::float32, {}, little_endian<float>({value})});
-  return tensors_.back().name;
+  return constant(name, OnnxType::float32, {}, little_endian<float>({value}));
 }
 
 std::string OnnxGraph::node(const std::string& op, const std::vector<std::string>& inputs,

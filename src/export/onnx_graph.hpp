@@ -51,7 +51,7 @@ class OnnxGraph {
   // A float tensor of the graph's weights; returns its (unique) name.
   std::string initializer(const std::string& name, const std::vector<std::int64_t>& dims,
                           const std::vector<float>& values);
-  // Small constants, as initializers.
+  // Small constants, as initializers; asking twice for the same value gives the same one.
   std::string ints(const std::string& name, const std::vector<std::int64_t>& values,
                    bool scalar = false);
   std::string scalar(const std::string& name, float value);
@@ -86,11 +86,14 @@ class OnnxGraph {
     std::vector<std::string> dims;
   };
   std::string unique(const std::string& name);
+  std::string constant(const std::string& name, OnnxType type, std::vector<std::int64_t> dims,
+                       std::string raw);
 
   std::vector<Node> nodes_;
   std::vector<Tensor> tensors_;
   std::vector<Value> inputs_, outputs_;
   std::map<std::string, int> taken_;
+  std::map<std::string, std::string> constants_;  // type, rank and bytes -> name
 };
 
 }  // namespace recur::onnx
