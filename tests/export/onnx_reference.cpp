@@ -4,12 +4,18 @@
 //   onnx_reference MODEL images N FILE OUT          uint8 [N, rows, cols]
 //   onnx_reference MODEL sequences N T FILE LENGTHS OUT   float [N, T, F], int64 [N]
 //   onnx_reference MODEL tokens N T FILE LENGTHS OUT      int64 [N, T], int64 [N]
-// OUT receives float32 logits [N, classes]. Images go through Predictor::predict_images, float
+// OUT receives float32 logits [N, classes]. With ONNX_REFERENCE_REPEAT=R in the environment it
+// computes them R more times and prints the median milliseconds of one computation (the speed
+// side of bench/onnx_compare.py). Images go through Predictor::predict_images, float
 // sequences through predict_sequences, token ids one text at a time through the model, as
 // Predictor::predict_texts runs them.
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -61,22 +67,43 @@ int main(int argc, char** argv) {
     const std::string& kind = a[1];
     const std::int64_t n = std::stoll(a[2]);
     std::vector<float> logits;
+    std::function<void()> compute;
+    std::vector<std::uint8_t> pixels;
+    std::vector<float> x;
+    std::vector<std::int64_t> tokens, lengths;
+    std::vector<int> lens;
     if (kind == "images" && a.size() == 5) {
-      const auto pixels = read_values<std::uint8_t>(
+      pixels = read_values<std::uint8_t>(
           a[3], static_cast<std::size_t>(n) * p.image_rows() * p.image_cols());
-      logits = p.predict_images(pixels.data(), n).logits;
+      compute = [&] { logits = p.predict_images(pixels.data(), n).logits; };
     } else if ((kind == "sequences" || kind == "tokens") && a.size() == 7) {
       const int steps = std::stoi(a[3]);
-      const auto lengths = read_values<std::int64_t>(a[5], static_cast<std::size_t>(n));
+      lengths = read_values<std::int64_t>(a[5], static_cast<std::size_t>(n));
       if (kind == "tokens") {
-        logits = token_logits(p, n, steps, read_values<std::int64_t>(a[4], n * steps), lengths);
+        tokens = read_values<std::int64_t>(a[4], static_cast<std::size_t>(n) * steps);
+        compute = [&, steps] { logits = token_logits(p, n, steps, tokens, lengths); };
       } else {
-        const auto x = read_values<float>(a[4], static_cast<std::size_t>(n) * steps * p.features());
-        const std::vector<int> lens(lengths.begin(), lengths.end());
-        logits = p.predict_sequences(x.data(), n, steps, lens.data()).logits;
+        x = read_values<float>(a[4], static_cast<std::size_t>(n) * steps * p.features());
+        lens.assign(lengths.begin(), lengths.end());
+        compute = [&, steps] {
+          logits = p.predict_sequences(x.data(), n, steps, lens.data()).logits;
+        };
       }
     } else {
       throw recur::Error("usage", "unknown kind or wrong argument count");
+    }
+    compute();
+    if (const char* r = std::getenv("ONNX_REFERENCE_REPEAT")) {
+      std::vector<double> ms;
+      for (int k = 0; k < std::atoi(r); ++k) {
+        const auto t0 = std::chrono::steady_clock::now();
+        compute();
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count());
+      }
+      std::sort(ms.begin(), ms.end());
+      if (!ms.empty()) std::printf("{\"ms_median\": %.6f}\n", ms[ms.size() / 2]);
     }
     std::ofstream out(a.back(), std::ios::binary);
     out.write(reinterpret_cast<const char*>(logits.data()),

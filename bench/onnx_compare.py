@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""recur's inference against ONNX Runtime running recur's exported model, in one run.
+
+Models: the MNIST recipes (examples/mnist-{lstm,gru,rnn}.toml: 128 hidden units over image rows)
+and the IMDb BiLSTM (examples/imdb-bilstm.toml: embedding 128, 128 per direction, vocabulary
+20,000, max pooling), trained for a few steps (speed and equality do not depend on accuracy),
+exported with `recur export --onnx`.
+
+Equality: the whole MNIST test set (10,000 images) through each MNIST model and 1,000 token
+sequences of 1 to 500 tokens (one padded batch) through the BiLSTM, in ONNX Runtime and in
+recur: the largest error relative to each sample's largest logit, and argmax differences.
+
+Speed, 1 and 2 threads:
+  recur, MNIST    `recur bench --mode latency` (batch 1, median of 500) and `--mode infer`
+                  (batch 1,000, median of 10) on a model of the same shape
+  recur, IMDb     tests/export/onnx_reference timing Predictor-style one-text-at-a-time runs
+                  (as predict_texts; one thread whatever the setting)
+  ONNX Runtime    bench/onnx_time.js (onnxruntime-node, intra-op threads 1 or 2), the same
+                  inputs: batch 1 median of 500 runs, batch 1,000 median of 10
+  python3 bench/onnx_compare.py --recur build/recur --reference build/tests/onnx_reference
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "export"))
+import test_onnx_export as t  # noqa: E402  (the test's input makers and comparison)
+
+
+def run(cmd, env=None):
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")
+    return r.stdout
+
+
+def save_inputs(folder, arrays):
+    os.makedirs(folder, exist_ok=True)
+    specs = []
+    for k, a in arrays.items():
+        path = os.path.join(folder, k + ".bin")
+        a.tofile(path)
+        specs.append({"name": k, "type": str(a.dtype), "dims": list(a.shape), "file": path})
+    with open(os.path.join(folder, "inputs.json"), "w") as f:
+        json.dump(specs, f)
+    return os.path.join(folder, "inputs.json")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recur", default=os.path.join(ROOT, "build", "recur"))
+    ap.add_argument("--reference", default=os.path.join(ROOT, "build", "tests", "onnx_reference"))
+    ap.add_argument("--work", default="")
+    args = ap.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="onnx-compare-")
+    env = dict(os.environ, NODE_PATH=os.path.join(ROOT, ".cache", "npm", "node_modules"))
+    suite = t.Suite(argparse.Namespace(cli=args.recur, reference=args.reference, work=work))
+    os.makedirs(os.path.join(work, "onnx"), exist_ok=True)
+    rows = []
+    rng = np.random.default_rng(1)
+    mnist = ["--data", t.MNIST, "--val", "100", "--train-limit", "300"]
+    full = t.image_inputs(10000)
+    one = {"kind": "images", "n": 1, "arrays": {"images": full["arrays"]["images"][:1].copy()}}
+    thousand = {"kind": "images", "n": 1000,
+                "arrays": {"images": full["arrays"]["images"][:1000].copy()}}
+    for cell in ("lstm", "gru", "rnn"):
+        name = f"mnist-{cell}"
+        model = suite.train(name, ["--config", f"examples/mnist-{cell}.toml"], mnist)
+        onnx_path = os.path.join(work, "onnx", name + ".onnx")
+        suite.export(model, onnx_path)
+        ref, ort = suite.logits_pair(name, model, onnx_path, full)
+        err, diff = t.worst_error(ref, ort)
+        print(f"{name}: 10,000 test images, error {err:.2e}, {diff} argmax differences", flush=True)
+        for threads in (1, 2):
+            lat = json.loads(run([args.recur, "bench", "--mode", "latency", "--cell", cell,
+                                  "--threads", str(threads), "--latency-runs", "500", "--json"]))
+            thr = json.loads(run([args.recur, "bench", "--mode", "infer", "--cell", cell,
+                                  "--threads", str(threads), "--steps", "10", "--json"]))
+            o1 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path,
+                                 save_inputs(os.path.join(work, "t1"), one["arrays"]),
+                                 str(threads), "500"], env))
+            o2 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path,
+                                 save_inputs(os.path.join(work, "t1000"), thousand["arrays"]),
+                                 str(threads), "10"], env))
+            rows.append((name, threads, lat["latency_us_median"], o1["ms_median"] * 1000,
+                         thr["infer_samples_per_s"], 1000 / (o2["ms_median"] / 1000), err, diff))
+            print(rows[-1], flush=True)
+
+    text = ["--data", t.IMDB, "--train-limit", "2000"]
+    model = suite.train("imdb-bilstm", ["--config", "examples/imdb-bilstm.toml"], text)
+    onnx_path = os.path.join(work, "onnx", "imdb-bilstm.onnx")
+    suite.export(model, onnx_path)
+    tokens = t.text_inputs(t.vocab_size(model), 1000, rng)
+    ref, ort = suite.logits_pair("imdb-bilstm", model, onnx_path, tokens)
+    err, diff = t.worst_error(ref, ort)
+    print(f"imdb-bilstm: 1,000 sequences of 1-500 tokens, error {err:.2e}, {diff} argmax "
+          f"differences", flush=True)
+    single = {"tokens": tokens["arrays"]["tokens"][:1].copy(),
+              "lengths": tokens["arrays"]["lengths"][:1].copy()}  # 500 tokens
+    f1 = save_inputs(os.path.join(work, "x1"), single)
+    f1000 = save_inputs(os.path.join(work, "x1000"), tokens["arrays"])
+    renv = dict(os.environ, ONNX_REFERENCE_REPEAT="50")
+    rec1 = json.loads(run([args.reference, model, "tokens", "1", "500",
+                           os.path.join(work, "x1", "tokens.bin"),
+                           os.path.join(work, "x1", "lengths.bin"),
+                           os.path.join(work, "x1", "out.bin")], renv))
+    renv["ONNX_REFERENCE_REPEAT"] = "3"
+    rec1000 = json.loads(run([args.reference, model, "tokens", "1000", "500",
+                              os.path.join(work, "x1000", "tokens.bin"),
+                              os.path.join(work, "x1000", "lengths.bin"),
+                              os.path.join(work, "x1000", "out.bin")], renv))
+    for threads in (1, 2):
+        o1 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path, f1,
+                             str(threads), "50"], env))
+        o2 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path, f1000,
+                             str(threads), "3"], env))
+        rows.append(("imdb-bilstm", threads, rec1["ms_median"] * 1000, o1["ms_median"] * 1000,
+                     1000 / (rec1000["ms_median"] / 1000), 1000 / (o2["ms_median"] / 1000), err,
+                     diff))
+        print(rows[-1], flush=True)
+
+    print("\n| model | threads | recur batch 1 (us) | ORT batch 1 (us) | recur/ORT time | "
+          "recur batch 1,000 (samples/s) | ORT batch 1,000 (samples/s) | recur/ORT rate |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, th, r1, o1, rt, ot, _, _ in rows:
+        print(f"| {name} | {th} | {r1:,.0f} | {o1:,.0f} | {r1 / o1:.2f} | {rt:,.0f} | {ot:,.0f} | "
+              f"{rt / ot:.2f} |")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
