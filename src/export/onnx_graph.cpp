@@ -162,7 +162,7 @@ void OnnxGraph::output(const std::string& value, const std::string& name, OnnxTy
                        const std::vector<std::string>& dims) {
   RECUR_ASSERT(taken_.count(name) == 0);
   taken_[name] = 1;
-  nodes_.push_back(Node{"Identity", name + "_out", {value}, {name}, {}});
+  nodes_.push_back(Node{"Identity", unique(name + "_out"), {value}, {name}, {}});
   outputs_.push_back(Value{name, type, dims});
 }
 
@@ -209,6 +209,7 @@ std::string OnnxGraph::node(const std::string& op, const std::vector<std::string
   base += op;
   n.name = unique(base);
   n.inputs = inputs;
+  while (!n.inputs.empty() && n.inputs.back().empty()) n.inputs.pop_back();  // optional, absent
   n.attrs = attrs;
   for (int k = 0; k < outputs; ++k) n.outputs.push_back(unique(n.name + "_" + std::to_string(k)));
   nodes_.push_back(std::move(n));

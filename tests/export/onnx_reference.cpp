@@ -4,11 +4,14 @@
 //   onnx_reference MODEL images N FILE OUT          uint8 [N, rows, cols]
 //   onnx_reference MODEL sequences N T FILE LENGTHS OUT   float [N, T, F], int64 [N]
 //   onnx_reference MODEL tokens N T FILE LENGTHS OUT      int64 [N, T], int64 [N]
-// OUT receives float32 logits [N, classes]. With ONNX_REFERENCE_REPEAT=R in the environment it
-// computes them R more times and prints the median milliseconds of one computation (the speed
-// side of bench/onnx_compare.py). Images go through Predictor::predict_images, float
-// sequences through predict_sequences, token ids one text at a time through the model, as
-// Predictor::predict_texts runs them.
+//   onnx_reference MODEL texts N FILE TOKENS LENGTHS OUT  N texts separated by NUL bytes
+// OUT receives float32 logits [N, classes]. For texts they are Predictor::predict_texts's, and
+// TOKENS / LENGTHS receive what the exported model takes for them (int64 [N, longest], int64
+// [N]): each text encoded by the checkpoint's vocabulary, max_len and truncation. With
+// ONNX_REFERENCE_REPEAT=R in the environment it computes them R more times and prints the median
+// milliseconds of one computation (the speed side of bench/onnx_compare.py). Images go through
+// Predictor::predict_images, float sequences through predict_sequences, token ids one text at a
+// time through the model, as Predictor::predict_texts runs them.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -22,6 +25,7 @@
 
 #include "recur/error.hpp"
 #include "recur/predictor.hpp"
+#include "recur/text.hpp"
 
 namespace {
 
@@ -57,6 +61,44 @@ std::vector<float> token_logits(const recur::Predictor& p, std::int64_t n, int s
   return logits;
 }
 
+std::vector<std::string> split_texts(const std::string& path, std::int64_t n) {
+  std::ifstream in(path, std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> texts;
+  std::size_t start = 0;
+  while (start <= all.size() && static_cast<std::int64_t>(texts.size()) < n) {
+    std::size_t end = all.find('\0', start);
+    if (end == std::string::npos) end = all.size();
+    texts.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  if (static_cast<std::int64_t>(texts.size()) != n)
+    throw recur::Error(path, "expected " + std::to_string(n) + " texts");
+  return texts;
+}
+
+void write_tokens(const recur::Predictor& p, const std::vector<std::string>& texts,
+                  const std::string& tokens_path, const std::string& lengths_path) {
+  const recur::TextCodec& codec = p.text();
+  std::vector<std::vector<std::int32_t>> ids;
+  std::size_t longest = 1;
+  for (const std::string& t : texts) {
+    ids.push_back(codec.vocab.encode(t, codec.max_len, codec.truncate));
+    longest = std::max(longest, ids.back().size());
+  }
+  std::vector<std::int64_t> tokens(texts.size() * longest, 0), lengths;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    std::copy(ids[i].begin(), ids[i].end(), tokens.begin() + i * longest);
+    lengths.push_back(static_cast<std::int64_t>(ids[i].size()));
+  }
+  std::ofstream(tokens_path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(tokens.data()),
+             static_cast<std::streamsize>(tokens.size() * sizeof(std::int64_t)));
+  std::ofstream(lengths_path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(lengths.data()),
+             static_cast<std::streamsize>(lengths.size() * sizeof(std::int64_t)));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +114,7 @@ int main(int argc, char** argv) {
     std::vector<float> x;
     std::vector<std::int64_t> tokens, lengths;
     std::vector<int> lens;
+    std::vector<std::string> texts;
     if (kind == "images" && a.size() == 5) {
       pixels = read_values<std::uint8_t>(
           a[3], static_cast<std::size_t>(n) * p.image_rows() * p.image_cols());
@@ -89,6 +132,10 @@ int main(int argc, char** argv) {
           logits = p.predict_sequences(x.data(), n, steps, lens.data()).logits;
         };
       }
+    } else if (kind == "texts" && a.size() == 7) {
+      texts = split_texts(a[3], n);
+      compute = [&] { logits = p.predict_texts(texts).logits; };
+      write_tokens(p, texts, a[4], a[5]);
     } else {
       throw recur::Error("usage", "unknown kind or wrong argument count");
     }

