@@ -28,7 +28,7 @@ constexpr int kOpset = 17;
 struct Seq {
   std::string x;  // float [T, B, F]
   int features = 0;
-  int directions = 1;  // the last recurrent layer's: its output is [forward | reverse]
+  int directions = 1;  // 2: [forward | reverse] halves, as the model's pooling reads them
   std::string lens;    // int64 [B]; "" when every sample has all T steps
   std::string lens32;  // int32 [B], for the recurrent operators
   std::string keep;    // bool [T, B, 1]: step t is one of sample b's (made when needed)
@@ -212,12 +212,13 @@ void Exporter::layer(std::size_t i, Act& a) {
   } else if (t == "recurrent") {
     recurrent(i, a.seq);
   } else if (t == "pool") {
+    // Which half is a reverse direction's, as the model's own pooling reads it.
+    a.seq.directions = p_.model().layer(i).input_shape().directions;
     a.x = pool(spec, a.seq);
     a.kind = ActKind::vector;
   } else if (t == "conv1d") {
     a.seq.x = conv1d(i, a.seq);
     a.seq.features = spec.size;
-    a.seq.directions = 1;
   } else if (t == "maxpool1d" || t == "avgpool1d") {
     a.seq.x = windowed_pool(spec, a.seq);
   } else if (t == "flatten") {
@@ -262,7 +263,6 @@ void Exporter::linear(std::size_t i, Act& a) {
   if (spec.bias) y = g_.node("Add", {y, weight(name + ".bias")});
   a.seq.x = y;
   a.seq.features = static_cast<int>(O);
-  a.seq.directions = 1;
 }
 
 // ---- recurrent layers ----
@@ -280,7 +280,6 @@ void Exporter::recurrent(std::size_t i, Seq& s) {
     s.x = D == 1 ? dirs[0] : g_.node("Concat", dirs, {OnnxAttr::integer("axis", 2)});
   }
   s.features = spec.size * D;
-  s.directions = D;
 }
 
 // Gate blocks in ONNX's order, as indices of PyTorch's blocks: LSTM i,o,f,c from i,f,g,o; GRU

