@@ -7,6 +7,7 @@
 // (text, arrays, and after a layer that changes lengths) the graph carries them: the recurrent
 // operators get them as sequence_lens, pooling and the windowed layers build masks from them.
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "export/onnx_graph.hpp"
@@ -554,7 +555,18 @@ OnnxExport export_onnx(const Predictor& predictor, const std::string& path,
     j["class_names"] = codec.class_names;
     j["inputs"] = r.inputs;
     r.tokenizer_path = onnx_tokenizer_path(path);
+    // The tokenizer first, then the model; when the model cannot be written, a tokenizer file
+    // this call created goes too, so a failure leaves nothing new behind.
+    std::error_code ec;
+    const bool had_tokenizer = std::filesystem::exists(r.tokenizer_path, ec);
     write_file_atomic(r.tokenizer_path, j.dump(1) + "\n");
+    try {
+      write_file_atomic(path, bytes.data(), bytes.size());
+    } catch (const Error&) {
+      if (!had_tokenizer) std::filesystem::remove(r.tokenizer_path, ec);
+      throw;
+    }
+    return r;
   }
   write_file_atomic(path, bytes.data(), bytes.size());
   return r;

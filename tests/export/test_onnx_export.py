@@ -256,6 +256,26 @@ def check_fault(suite, name, model, inputs, fault):
         suite.fail(f"{name}: the fault {fault} passed the comparison")
 
 
+def check_every_layer_kind(suite):
+    """Every layer word of `recur train --model`'s grammar (the layer registry) appears in some
+    case above, so a layer kind added later fails here until a case exports it."""
+    r = suite.run([suite.cli, "train", "--help"])
+    grammar = r.stdout.split("Layers: ", 1)[1].split("; any layer takes")[0]
+    words = {w for entry in grammar.split("; ") for w in entry.split(" ")[0].split("|")}
+    texts = " ".join(" ".join(args) for _, args in IMAGE_CASES + TEXT_CASES)
+    # The configs' short forms: recurrent layers of each cell, pool, linear.
+    for _, args in IMAGE_CASES + TEXT_CASES:
+        if args[0] == "--config":
+            with open(os.path.join(ROOT, args[1])) as f:
+                texts += " " + f.read().replace('"', " ") + " pool linear"
+    tokens = set(texts.replace(",", " ").replace("=", " ").split())
+    missing = sorted(w for w in words if w not in tokens)
+    print(f"{'ok  ' if words and not missing else 'FAIL'} layer kinds covered: "
+          f"{len(words) - len(missing)} of {len(words)}", flush=True)
+    if not words or missing:
+        suite.fail(f"layer kinds no case exports: {missing}")
+
+
 def check_bad_inputs(suite, good_model):
     bad = os.path.join(suite.work, "bad")
     shutil.rmtree(bad, ignore_errors=True)
@@ -378,6 +398,7 @@ def main():
                      "arrays": {"sequences": x, "lengths": lengths}})
 
     if not args.only:
+        check_every_layer_kind(suite)
         check_fault(suite, "mnist-lstm", models["mnist-lstm"], images, "pytorch-gate-order")
         check_fault(suite, "mnist-gru", models["mnist-gru"], images, "pytorch-gate-order")
         check_fault(suite, "mnist-gru", models["mnist-gru"], images, "gru-reset-before")
