@@ -276,6 +276,20 @@ def check_every_layer_kind(suite):
         suite.fail(f"layer kinds no case exports: {missing}")
 
 
+def check_text_model_left_nothing(suite, text_model):
+    """A text model whose .onnx cannot be written (a folder has its name) leaves no tokenizer."""
+    bad = os.path.join(suite.work, "bad-text")
+    shutil.rmtree(bad, ignore_errors=True)
+    os.makedirs(os.path.join(bad, "m.onnx"))
+    r = suite.run([suite.cli, "export", text_model, "--onnx", os.path.join(bad, "m.onnx")])
+    left = sorted(os.listdir(bad))
+    ok = r.returncode == 2 and left == ["m.onnx"] and "m.onnx" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} bad input, a text model's output is a folder: "
+          f"{r.stderr.strip()} (left: {left})", flush=True)
+    if not ok:
+        suite.fail(f"text model export over a folder: exit {r.returncode}, left {left}")
+
+
 def check_bad_inputs(suite, good_model):
     bad = os.path.join(suite.work, "bad")
     shutil.rmtree(bad, ignore_errors=True)
@@ -403,6 +417,7 @@ def main():
         check_fault(suite, "mnist-gru", models["mnist-gru"], images, "pytorch-gate-order")
         check_fault(suite, "mnist-gru", models["mnist-gru"], images, "gru-reset-before")
         check_bad_inputs(suite, models["mnist-lstm"])
+        check_text_model_left_nothing(suite, models["text-linear-lstm-last"])
 
     if suite.failures:
         print(f"{len(suite.failures)} failures:\n  " + "\n  ".join(suite.failures))
