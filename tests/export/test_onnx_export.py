@@ -256,6 +256,65 @@ def check_fault(suite, name, model, inputs, fault):
         suite.fail(f"{name}: the fault {fault} passed the comparison")
 
 
+def golden_checkpoints():
+    """The golden tests' checkpoints of float-sequence models (PyTorch's weights): format 1
+    (the short form's config) and layer lists over features. (Name, path, features, untied
+    steps or 0.)"""
+    found = []
+    for folder, prefix in (("fixtures", ""), ("layers", "features_")):
+        d = os.path.join(ROOT, "tests", "golden", folder)
+        for f in sorted(os.listdir(d)):
+            if not (f.startswith(prefix) and f.endswith(".safetensors")):
+                continue
+            with open(os.path.join(d, f), "rb") as fh:
+                size = struct.unpack("<Q", fh.read(8))[0]
+                meta = json.loads(fh.read(size)).get("__metadata__", {})
+            if "recur.model" in meta:
+                config = json.loads(meta["recur.model"])
+                untied = config["steps"] if config.get("untied") else 0
+                found.append((f, os.path.join(d, f), config["input_size"], untied))
+            elif "recur.spec" in meta:
+                spec = json.loads(meta["recur.spec"])
+                found.append((f, os.path.join(d, f), spec["input"]["features"], 0))
+    return found
+
+
+def model_tensors_only(path, out):
+    """A copy of a golden fixture with the model's tensors only (its inputs, outputs and
+    gradients, stored beside them for the golden tests, left out)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    size = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + size])
+    data = blob[8 + size:]
+    kept, chunks, offset = {"__metadata__": header.pop("__metadata__")}, [], 0
+    for name, info in header.items():
+        if "." not in name or name.startswith("grad."):
+            continue
+        begin, end = info["data_offsets"]
+        kept[name] = dict(info, data_offsets=[offset, offset + end - begin])
+        chunks.append(data[begin:end])
+        offset += end - begin
+    text = json.dumps(kept).encode()
+    text += b" " * (-len(text) % 8)
+    with open(out, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
+    return out
+
+
+def check_golden(suite, rng, n):
+    folder = os.path.join(suite.work, "golden")
+    os.makedirs(folder, exist_ok=True)
+    for name, fixture, features, untied in golden_checkpoints():
+        path = model_tensors_only(fixture, os.path.join(folder, name))
+        steps = untied or 9
+        lengths = (np.full(n, steps) if untied else rng.integers(1, steps + 1, size=n))
+        lengths = lengths.astype(np.int64)
+        x = rng.normal(size=(n, steps, features)).astype(np.float32)
+        check_equal(suite, "golden-" + name.replace(".safetensors", ""), path,
+                    {"kind": "sequences", "n": n, "arrays": {"sequences": x, "lengths": lengths}})
+
+
 def check_every_layer_kind(suite):
     """Every layer word of `recur train --model`'s grammar (the layer registry) appears in some
     case above, so a layer kind added later fails here until a case exports it."""
@@ -410,6 +469,9 @@ def main():
         check_equal(suite, "npy", models["npy"],
                     {"kind": "sequences", "n": n_seq,
                      "arrays": {"sequences": x, "lengths": lengths}})
+
+    if not args.only or "golden" in args.only:
+        check_golden(suite, rng, min(args.samples, 1000))
 
     if not args.only:
         check_every_layer_kind(suite)
