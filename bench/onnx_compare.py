@@ -17,6 +17,8 @@ Speed, 1 and 2 threads:
                   (as predict_texts; one thread whatever the setting)
   ONNX Runtime    bench/onnx_time.js (onnxruntime-node, intra-op threads 1 or 2), the same
                   inputs: batch 1 median of 500 runs, batch 1,000 median of 10
+Each figure is the median over --rounds rounds (3), recur measured first in even rounds and
+ONNX Runtime first in odd ones.
   python3 bench/onnx_compare.py --recur build/recur --reference build/tests/onnx_reference
 """
 import argparse
@@ -24,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -61,18 +62,24 @@ def main():
     ap.add_argument("--recur", default=os.path.join(ROOT, "build", "recur"))
     ap.add_argument("--reference", default=os.path.join(ROOT, "build", "tests", "onnx_reference"))
     ap.add_argument("--work", default="")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="onnx-compare-")
     env = dict(os.environ, NODE_PATH=os.path.join(ROOT, ".cache", "npm", "node_modules"))
     suite = t.Suite(argparse.Namespace(cli=args.recur, reference=args.reference, work=work))
     os.makedirs(os.path.join(work, "onnx"), exist_ok=True)
-    rows = []
     rng = np.random.default_rng(1)
     mnist = ["--data", t.MNIST, "--val", "100", "--train-limit", "300"]
     full = t.image_inputs(10000)
     one = {"kind": "images", "n": 1, "arrays": {"images": full["arrays"]["images"][:1].copy()}}
     thousand = {"kind": "images", "n": 1000,
                 "arrays": {"images": full["arrays"]["images"][:1000].copy()}}
+    node = ["node", os.path.join(HERE, "onnx_time.js")]
+    t1 = save_inputs(os.path.join(work, "t1"), one["arrays"])
+    t1000 = save_inputs(os.path.join(work, "t1000"), thousand["arrays"])
+    # Each row: (name, threads, four measures): recur batch 1 (us), ONNX Runtime batch 1 (us),
+    # recur batch 1,000 (samples/s), ONNX Runtime batch 1,000 (samples/s).
+    plan = []
     for cell in ("lstm", "gru", "rnn"):
         name = f"mnist-{cell}"
         model = suite.train(name, ["--config", f"examples/mnist-{cell}.toml"], mnist)
@@ -80,21 +87,22 @@ def main():
         suite.export(model, onnx_path)
         ref, ort = suite.logits_pair(name, model, onnx_path, full)
         err, diff = t.worst_error(ref, ort)
-        print(f"{name}: 10,000 test images, error {err:.2e}, {diff} argmax differences", flush=True)
+        print(f"{name}: 10,000 test images, error {err:.2e} of the largest logit, {diff} argmax "
+              f"differences", flush=True)
         for threads in (1, 2):
-            lat = json.loads(run([args.recur, "bench", "--mode", "latency", "--cell", cell,
-                                  "--threads", str(threads), "--latency-runs", "500", "--json"]))
-            thr = json.loads(run([args.recur, "bench", "--mode", "infer", "--cell", cell,
-                                  "--threads", str(threads), "--steps", "10", "--json"]))
-            o1 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path,
-                                 save_inputs(os.path.join(work, "t1"), one["arrays"]),
-                                 str(threads), "500"], env))
-            o2 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path,
-                                 save_inputs(os.path.join(work, "t1000"), thousand["arrays"]),
-                                 str(threads), "10"], env))
-            rows.append((name, threads, lat["latency_us_median"], o1["ms_median"] * 1000,
-                         thr["infer_samples_per_s"], 1000 / (o2["ms_median"] / 1000), err, diff))
-            print(rows[-1], flush=True)
+            th = str(threads)
+            plan.append((name, threads, [
+                lambda c=cell, th=th: json.loads(run(
+                    [args.recur, "bench", "--mode", "latency", "--cell", c, "--threads", th,
+                     "--latency-runs", "500", "--json"]))["latency_us_median"],
+                lambda o=onnx_path, th=th: 1000 * json.loads(
+                    run(node + [o, t1, th, "500"], env))["ms_median"],
+                lambda c=cell, th=th: json.loads(run(
+                    [args.recur, "bench", "--mode", "infer", "--cell", c, "--threads", th,
+                     "--steps", "10", "--json"]))["infer_samples_per_s"],
+                lambda o=onnx_path, th=th: 1e6 / json.loads(
+                    run(node + [o, t1000, th, "10"], env))["ms_median"],
+            ]))
 
     text = ["--data", t.IMDB, "--train-limit", "2000"]
     model = suite.train("imdb-bilstm", ["--config", "examples/imdb-bilstm.toml"], text)
@@ -103,36 +111,47 @@ def main():
     tokens = t.text_inputs(t.vocab_size(model), 1000, rng)
     ref, ort = suite.logits_pair("imdb-bilstm", model, onnx_path, tokens)
     err, diff = t.worst_error(ref, ort)
-    print(f"imdb-bilstm: 1,000 sequences of 1-500 tokens, error {err:.2e}, {diff} argmax "
-          f"differences", flush=True)
+    print(f"imdb-bilstm: 1,000 sequences of 1-500 tokens, error {err:.2e} of the largest logit, "
+          f"{diff} argmax differences", flush=True)
     single = {"tokens": tokens["arrays"]["tokens"][:1].copy(),
               "lengths": tokens["arrays"]["lengths"][:1].copy()}  # 500 tokens
     f1 = save_inputs(os.path.join(work, "x1"), single)
     f1000 = save_inputs(os.path.join(work, "x1000"), tokens["arrays"])
-    renv = dict(os.environ, ONNX_REFERENCE_REPEAT="50")
-    rec1 = json.loads(run([args.reference, model, "tokens", "1", "500",
-                           os.path.join(work, "x1", "tokens.bin"),
-                           os.path.join(work, "x1", "lengths.bin"),
-                           os.path.join(work, "x1", "out.bin")], renv))
-    renv["ONNX_REFERENCE_REPEAT"] = "3"
-    rec1000 = json.loads(run([args.reference, model, "tokens", "1000", "500",
-                              os.path.join(work, "x1000", "tokens.bin"),
-                              os.path.join(work, "x1000", "lengths.bin"),
-                              os.path.join(work, "x1000", "out.bin")], renv))
-    for threads in (1, 2):
-        o1 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path, f1,
-                             str(threads), "50"], env))
-        o2 = json.loads(run(["node", os.path.join(HERE, "onnx_time.js"), onnx_path, f1000,
-                             str(threads), "3"], env))
-        rows.append(("imdb-bilstm", threads, rec1["ms_median"] * 1000, o1["ms_median"] * 1000,
-                     1000 / (rec1000["ms_median"] / 1000), 1000 / (o2["ms_median"] / 1000), err,
-                     diff))
-        print(rows[-1], flush=True)
 
+    def recur_text(folder, n, repeat):
+        out = json.loads(run([args.reference, model, "tokens", str(n), "500",
+                              os.path.join(work, folder, "tokens.bin"),
+                              os.path.join(work, folder, "lengths.bin"),
+                              os.path.join(work, folder, "out.bin")],
+                             dict(os.environ, ONNX_REFERENCE_REPEAT=str(repeat))))
+        return out["ms_median"]
+
+    for threads in (1, 2):  # recur runs texts on one thread: both rows time the same thing
+        th = str(threads)
+        plan.append(("imdb-bilstm", threads, [
+            lambda: 1000 * recur_text("x1", 1, 50),
+            lambda th=th: 1000 * json.loads(run(node + [onnx_path, f1, th, "50"], env))["ms_median"],
+            lambda: 1e6 / recur_text("x1000", 1000, 3),
+            lambda th=th: 1e6 / json.loads(run(node + [onnx_path, f1000, th, "3"], env))["ms_median"],
+        ]))
+
+    print(f"load average before the rounds: {os.getloadavg()}", flush=True)
+    # Rounds: recur first in even rounds, ONNX Runtime first in odd ones; medians over rounds.
+    values = {(name, th): [[] for _ in range(4)] for name, th, _ in plan}
+    for r in range(args.rounds):
+        for name, th, measures in plan:
+            order = (0, 2, 1, 3) if r % 2 == 0 else (1, 3, 0, 2)
+            for k in order:
+                values[(name, th)][k].append(measures[k]())
+            print(f"round {r + 1}: {name}, {th} threads: "
+                  f"{[round(v[-1], 1) for v in values[(name, th)]]}", flush=True)
+
+    print(f"load average after the rounds: {os.getloadavg()}", flush=True)
     print("\n| model | threads | recur batch 1 (us) | ORT batch 1 (us) | recur/ORT time | "
           "recur batch 1,000 (samples/s) | ORT batch 1,000 (samples/s) | recur/ORT rate |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, th, r1, o1, rt, ot, _, _ in rows:
+    for (name, th), v in values.items():
+        r1, o1, rt, ot = (statistics.median(x) for x in v)
         print(f"| {name} | {th} | {r1:,.0f} | {o1:,.0f} | {r1 / o1:.2f} | {rt:,.0f} | {ot:,.0f} | "
               f"{rt / ot:.2f} |")
     if not args.work:
