@@ -8,15 +8,17 @@ exported with `recur export --onnx`.
 
 Equality: the whole MNIST test set (10,000 images) through each MNIST model and 1,000 token
 sequences of 1 to 500 tokens (one padded batch) through the BiLSTM, in ONNX Runtime and in
-recur: the largest error relative to each sample's largest logit, and argmax differences.
+recur: the largest error relative to the largest logit, and argmax differences.
 
 Speed, 1 and 2 threads:
   recur, MNIST    `recur bench --mode latency` (batch 1, median of 500) and `--mode infer`
                   (batch 1,000, median of 10) on a model of the same shape
-  recur, IMDb     tests/export/onnx_reference timing Predictor-style one-text-at-a-time runs
-                  (as predict_texts; one thread whatever the setting)
+  recur, IMDb     Predictor::predict_texts on 1,000 real reviews (the last of reviews.json) and
+                  on the longest of them, timed by tests/export/onnx_reference (one thread
+                  whatever the setting; tokenizing included)
   ONNX Runtime    bench/onnx_time.js (onnxruntime-node, intra-op threads 1 or 2), the same
-                  inputs: batch 1 median of 500 runs, batch 1,000 median of 10
+                  inputs (reviews: their token ids, one padded batch with lengths): batch 1
+                  median of 500 runs (IMDb 30), batch 1,000 median of 10 (IMDb 3)
 Each figure is the median over --rounds rounds (3), recur measured first in even rounds and
 ONNX Runtime first in odd ones.
   python3 bench/onnx_compare.py --recur build/recur --reference build/tests/onnx_reference
@@ -113,29 +115,42 @@ def main():
     err, diff = t.worst_error(ref, ort)
     print(f"imdb-bilstm: 1,000 sequences of 1-500 tokens, error {err:.2e} of the largest logit, "
           f"{diff} argmax differences", flush=True)
-    single = {"tokens": tokens["arrays"]["tokens"][:1].copy(),
-              "lengths": tokens["arrays"]["lengths"][:1].copy()}  # 500 tokens
-    f1 = save_inputs(os.path.join(work, "x1"), single)
-    f1000 = save_inputs(os.path.join(work, "x1000"), tokens["arrays"])
+    # Speed on real reviews: recur's predict_texts (tokenizing included, a small share) against
+    # ONNX Runtime on the ids the checkpoint's tokenizer settings give (onnx_reference writes
+    # them). Batch 1: the longest of the 1,000 reviews (max_len 500 tokens).
+    reviews = t.review_inputs(1000)["texts"]
+    longest = max(reviews, key=len)
 
-    def recur_text(folder, n, repeat):
-        out = json.loads(run([args.reference, model, "tokens", str(n), "500",
-                              os.path.join(work, folder, "tokens.bin"),
-                              os.path.join(work, folder, "lengths.bin"),
-                              os.path.join(work, folder, "out.bin")],
+    def recur_texts(folder, texts, repeat):
+        d = os.path.join(work, folder)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "texts.bin"), "wb") as f:
+            f.write(b"\0".join(x.encode() for x in texts))
+        out = json.loads(run([args.reference, model, "texts", str(len(texts)),
+                              os.path.join(d, "texts.bin"), os.path.join(d, "tokens.bin"),
+                              os.path.join(d, "lengths.bin"), os.path.join(d, "out.bin")],
                              dict(os.environ, ONNX_REFERENCE_REPEAT=str(repeat))))
+        steps = os.path.getsize(os.path.join(d, "tokens.bin")) // 8 // len(texts)
+        with open(os.path.join(d, "inputs.json"), "w") as f:
+            json.dump([{"name": "tokens", "type": "int64", "dims": [len(texts), steps],
+                        "file": os.path.join(d, "tokens.bin")},
+                       {"name": "lengths", "type": "int64", "dims": [len(texts)],
+                        "file": os.path.join(d, "lengths.bin")}], f)
         return out["ms_median"]
 
-    for threads in (1, 2):  # recur runs texts on one thread: both rows time the same thing
+    recur_texts("r1", [longest], 1)
+    recur_texts("r1000", reviews, 1)
+    f1 = os.path.join(work, "r1", "inputs.json")
+    f1000 = os.path.join(work, "r1000", "inputs.json")
+    for threads in (1, 2):  # recur's predict_texts runs on one thread: both rows time the same
         th = str(threads)
         plan.append(("imdb-bilstm", threads, [
-            lambda: 1000 * recur_text("x1", 1, 50),
-            lambda th=th: 1000 * json.loads(run(node + [onnx_path, f1, th, "50"], env))["ms_median"],
-            lambda: 1e6 / recur_text("x1000", 1000, 3),
+            lambda: 1000 * recur_texts("r1", [longest], 30),
+            lambda th=th: 1000 * json.loads(run(node + [onnx_path, f1, th, "30"], env))["ms_median"],
+            lambda: 1e6 / recur_texts("r1000", reviews, 3),
             lambda th=th: 1e6 / json.loads(run(node + [onnx_path, f1000, th, "3"], env))["ms_median"],
         ]))
 
-    print(f"load average before the rounds: {os.getloadavg()}", flush=True)
     # Rounds: recur first in even rounds, ONNX Runtime first in odd ones; medians over rounds.
     values = {(name, th): [[] for _ in range(4)] for name, th, _ in plan}
     for r in range(args.rounds):
