@@ -11,7 +11,7 @@
 // ONNX_REFERENCE_REPEAT=R in the environment it computes them R more times and prints the median
 // milliseconds of one computation (the speed side of bench/onnx_compare.py). Images go through
 // Predictor::predict_images, float sequences through predict_sequences, token ids one text at a
-// time through the model, as Predictor::predict_texts runs them.
+// time through the model (the result a text gets alone, which predict_texts promises).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
