@@ -151,6 +151,7 @@ def main():
             lambda th=th: 1e6 / json.loads(run(node + [onnx_path, f1000, th, "3"], env))["ms_median"],
         ]))
 
+    print(f"load average before the rounds: {os.getloadavg()}", flush=True)
     # Rounds: recur first in even rounds, ONNX Runtime first in odd ones; medians over rounds.
     values = {(name, th): [[] for _ in range(4)] for name, th, _ in plan}
     for r in range(args.rounds):
