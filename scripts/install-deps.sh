@@ -3,7 +3,9 @@
 #   bash scripts/install-deps.sh           the main job: build recur, fetch MNIST, train, evaluate
 #   bash scripts/install-deps.sh --test    also the test suite's needs (GoogleTest, Google
 #                                          Benchmark, PyTorch for the golden and round-trip tests,
-#                                          Chromium to check the HTML report in a real browser)
+#                                          Chromium to check the HTML report in a real browser,
+#                                          python3-onnx's checker and, from npm into .cache/npm,
+#                                          onnxruntime-node for the ONNX export tests)
 #   --list                                 print the package list instead of installing
 # Idempotent: packages already installed are skipped, and nothing is fetched when all are there.
 set -euo pipefail
@@ -31,6 +33,7 @@ if $test_deps; then
     python3 python3-numpy python3-torch python3-dev pybind11-dev python3-pytest
     libopenmpi-dev openmpi-bin
     chromium
+    python3-onnx
   )
 fi
 if [[ "${RECUR_FUZZ_DEPS:-0}" == 1 ]]; then
@@ -51,12 +54,26 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-sudo_cmd=()
-if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -q
-"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+# ONNX Runtime for the export tests (tests/export): the npm package carries its CPU library, so
+# its install script (which would download more) is skipped; Debian's node runs it.
+if $test_deps; then
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  ort_version=1.30.0
+  ort_dir="$root/.cache/npm"
+  if [[ "$(node -p "require('$ort_dir/node_modules/onnxruntime-node/package.json').version" \
+          2>/dev/null)" != "$ort_version" ]]; then
+    echo "install-deps: installing onnxruntime-node@$ort_version into $ort_dir"
+    mkdir -p "$ort_dir"
+    (cd "$ort_dir" && ONNXRUNTIME_NODE_INSTALL=skip npm install --ignore-scripts --no-audit \
+      --no-fund --no-save "onnxruntime-node@$ort_version" >/dev/null)
+  fi
+fi

@@ -115,6 +115,16 @@ class Model:
         command line and by ``recur.load``."""
         self._core.save(os.fspath(path))
 
+    def export_onnx(self, path: PathLike) -> dict:
+        """Writes the model as ONNX (atomically), as ``recur export MODEL --onnx PATH`` does:
+        ONNX Runtime runs it with recur's logits. Image models take uint8 ``images``
+        [batch, rows, cols]; text models ``tokens`` and ``lengths`` (int64), their vocabulary
+        going beside the file as ``*.tokenizer.json``; outputs ``logits`` and ``probabilities``.
+        Returns ``{"path", "tokenizer_path", "inputs", "operators", "bytes"}``; raises ValueError
+        (the command line's message) for an unwritable path. docs/EXPORT.md has the details.
+        """
+        return self._core.export_onnx(os.fspath(path))
+
     def __repr__(self) -> str:
         return repr(self._core)
 

@@ -41,6 +41,8 @@ namespace py = pybind11;
 namespace recur::python {
 
 void add_text_bindings(py::module_& m);  // text.cpp
+// What recur::export_onnx wrote, as a dict (text.cpp).
+py::dict onnx_export_dict(const Predictor& predictor, const std::string& path);
 
 namespace {
 
@@ -181,6 +183,9 @@ class ImageModel {
   }
 
   int num_classes() const { return predictor_->num_classes(); }
+  py::dict export_onnx_file(const std::string& path) const {
+    return onnx_export_dict(*predictor_, path);
+  }
 
   py::dict config_dict() const {
     const ModelSpec& spec = predictor_->model().spec();
@@ -556,6 +561,7 @@ PYBIND11_MODULE(_recur, m) {
       .def("predict", &ImageModel::predict, py::arg("x"), py::arg("logits") = false)
       .def("evaluate", &ImageModel::evaluate, py::arg("x"), py::arg("y"))
       .def("save", &ImageModel::save, py::arg("path"))
+      .def("export_onnx", &ImageModel::export_onnx_file, py::arg("path"))
       .def("__repr__", &ImageModel::repr);
   recur::python::add_text_bindings(m);
   m.def("load_mnist", &recur::python::load_mnist_arrays, py::arg("path"), py::arg("train"));

@@ -12,6 +12,7 @@
 
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
+#include "recur/export.hpp"
 #include "recur/fit.hpp"
 #include "recur/predictor.hpp"
 #include "recur/safetensors.hpp"
@@ -20,6 +21,9 @@
 namespace py = pybind11;
 
 namespace recur::python {
+
+// What recur::export_onnx wrote, as a dict (ImageModel's and TextModel's export_onnx).
+py::dict onnx_export_dict(const Predictor& predictor, const std::string& path);
 
 namespace {
 
@@ -83,6 +87,10 @@ class TextModel {
     return py::make_tuple(labels, probs);
   }
 
+  py::dict export_onnx_file(const std::string& path) const {
+    return onnx_export_dict(*predictor_, path);
+  }
+
   std::string repr() const {
     return "<recur text model " + path_ + ": " + std::to_string(predictor_->model().num_params()) +
            " parameters, vocabulary " + std::to_string(predictor_->text().vocab.size()) + ">";
@@ -102,6 +110,18 @@ py::tuple side(const TextSet& s) {
 
 }  // namespace
 
+py::dict onnx_export_dict(const Predictor& predictor, const std::string& path) {
+  const OnnxExport r = recur::export_onnx(predictor, path);
+  py::dict d;
+  d["path"] = r.path;
+  d["tokenizer_path"] =
+      r.tokenizer_path.empty() ? py::object(py::none()) : py::str(r.tokenizer_path);
+  d["inputs"] = r.inputs;
+  d["operators"] = r.nodes;
+  d["bytes"] = r.bytes;
+  return d;
+}
+
 void add_text_bindings(py::module_& m) {
   py::class_<TextModel, std::shared_ptr<TextModel>>(m, "TextModel")
       .def(py::init<const std::string&>(), py::arg("path"))
@@ -109,6 +129,7 @@ void add_text_bindings(py::module_& m) {
       .def_property_readonly("metadata", &TextModel::metadata)
       .def_property_readonly("num_classes", &TextModel::num_classes)
       .def("predict_text", &TextModel::predict_text, py::arg("texts"))
+      .def("export_onnx", &TextModel::export_onnx_file, py::arg("path"))
       .def("__repr__", &TextModel::repr);
   m.def(
       "is_text_model",

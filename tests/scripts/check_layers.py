@@ -48,6 +48,7 @@ HEADER_HOME = {
     "train": "train", "fit": "train",
     "report_runner": "report",
     "predictor": "infer",
+    "export": "export",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
