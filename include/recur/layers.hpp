@@ -169,6 +169,10 @@ struct LayerContext {
 struct PreparedWeights {
   virtual ~PreparedWeights() = default;
 };
+// What the packing is for: a training step (the weights change after it) or inference (the
+// weights stay; layers that train through BLAS pack their weights for inference only, where
+// recur's kernels make each row's result independent of the batch around it).
+enum class PrepareFor { training, inference };
 
 template <typename T>
 class Layer {
@@ -191,7 +195,11 @@ class Layer {
   // Fills this layer's tensors from `seed` (each tensor its own stream, by name).
   virtual void init(T* params, std::uint64_t seed) const = 0;
   // Packs weights for the fast kernels; nullptr when the layer has nothing to pack.
-  virtual std::unique_ptr<PreparedWeights> prepare(const T* params) const { return nullptr; }
+  virtual std::unique_ptr<PreparedWeights> prepare(const T* params, PrepareFor use) const {
+    (void)params;
+    (void)use;
+    return nullptr;
+  }
   virtual std::unique_ptr<LayerWorkspace<T>> make_workspace() const { return nullptr; }
 
   // in: the previous layer's output (null for an embedding, which reads ctx.ids). Writes out.
@@ -249,8 +257,12 @@ class Model {
   void init(std::uint64_t seed);
   // Packs every layer's weights from params(); forward/backward use them until the next call.
   // Without it (or after params change without it), each call packs for itself.
-  void prepare();
+  void prepare(PrepareFor use = PrepareFor::training);
   void drop_prepared();
+  // Layer i's packed weights from the last prepare(), or null.
+  const PreparedWeights* prepared(std::size_t i) const {
+    return i < prepared_.size() ? prepared_[i].get() : nullptr;
+  }
 
   // Logits [batch, classes], valid until ws is used again.
   const T* forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train,

@@ -5,11 +5,13 @@
 // prints the same JSON keys for PyTorch; bench/compare.py puts the two side by side.
 #include <fmt/core.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -24,6 +26,7 @@
 #include "recur/fit.hpp"
 #include "recur/model.hpp"
 #include "recur/optim.hpp"
+#include "recur/predictor.hpp"
 #include "recur/train.hpp"
 
 namespace recur::cli {
@@ -153,7 +156,7 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   const ModelConfig mc = model_for(o, view, *set);
   Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  net.prepare();  // once per model for inference
+  net.prepare(PrepareFor::inference);  // once per model for inference
   SequenceRunner runner(net, resolve_threads(o.threads));
   const ImageSequences samples(set, view);
   const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set->count));
@@ -190,7 +193,7 @@ nlohmann::json bench_latency(const BenchOptions& o) {
   const ModelConfig mc = model_for(o, view, *set);
   Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  net.prepare();
+  net.prepare(PrepareFor::inference);
   SequenceRunner runner(net, 1);
   const ImageSequences samples(set, view);
   std::vector<std::int64_t> one(1);
@@ -209,6 +212,74 @@ nlohmann::json bench_latency(const BenchOptions& o) {
   j["latency_us_median"] = 1e6 * quantile(times, 0.5);
   j["latency_us_p90"] = 1e6 * quantile(times, 0.9);
   j["latency_us_min"] = 1e6 * quantile(times, 0.0);
+  return j;
+}
+
+// Streaming through the library's Predictor: the model is saved and loaded as a checkpoint of
+// images read through the view, then each test image is fed one step at a time (feed_pixels,
+// one view step per call) and read at the end, against predicting it whole (predict_images
+// with one image). Reports the median of single feed calls, of a whole stream (every step fed
+// and one read) and of the whole-image prediction.
+nlohmann::json bench_stream(const BenchOptions& o) {
+  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, false));
+  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
+  const ModelConfig mc = model_for(o, view, *set);
+  Model<float> net(model_spec_from_config(mc));
+  net.init(1);
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            fmt::format("recur-bench-stream-{}.safetensors", ::getpid()))
+                               .string();
+  save_checkpoint(path, net,
+                  {{"recur.image_rows", std::to_string(set->rows)},
+                   {"recur.image_cols", std::to_string(set->cols)},
+                   {"recur.view", o.view},
+                   {"recur.view_seed", "0"}});
+  std::unique_ptr<Predictor> p;
+  try {
+    p = std::make_unique<Predictor>(path);
+  } catch (...) {
+    std::filesystem::remove(path);
+    throw;
+  }
+  std::filesystem::remove(path);
+  const int S = p->steps(), F = p->features();
+  const int runs = std::max(200, o.latency_runs), warm = std::max(10, o.warmup);
+  std::vector<double> step_times, stream_times, whole_times;
+  double checksum = 0;
+  for (int run = 0; run < warm + runs; ++run) {
+    const std::uint8_t* image =
+        set->pixels.data() + static_cast<std::size_t>(run % set->count) * set->rows * set->cols;
+    // The view's steps of this image as uint8, for feed_pixels.
+    const std::vector<float> x = p->image_steps(image);
+    std::vector<std::uint8_t> steps(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i)
+      steps[i] = static_cast<std::uint8_t>(x[i] * 255.f + 0.5f);
+    const auto t0 = Clock::now();
+    StreamState state = p->start();
+    for (int t = 0; t < S; ++t) {
+      const auto ts = Clock::now();
+      p->feed_pixels(state, steps.data() + static_cast<std::size_t>(t) * F, 1);
+      if (run >= warm) step_times.push_back(seconds_since(ts));
+    }
+    const StreamReading r = p->read(state);
+    const double stream_dt = seconds_since(t0);
+    const auto t1 = Clock::now();
+    const Predictions whole = p->predict_images(image, 1);
+    const double whole_dt = seconds_since(t1);
+    checksum += r.logits[0] - whole.logits[0];
+    if (run >= warm) {
+      stream_times.push_back(stream_dt);
+      whole_times.push_back(whole_dt);
+    }
+  }
+  nlohmann::json j = common_fields(o, net);
+  j["latency_runs"] = runs;
+  j["steps_per_sample"] = S;
+  j["stream_step_us_median"] = 1e6 * quantile(step_times, 0.5);
+  j["stream_us_median"] = 1e6 * quantile(stream_times, 0.5);
+  j["whole_us_median"] = 1e6 * quantile(whole_times, 0.5);
+  j["stream_over_whole"] = quantile(stream_times, 0.5) / quantile(whole_times, 0.5);
+  j["stream_minus_whole_logit_sum"] = checksum;  // 0 when streams end on the whole's bits
   return j;
 }
 
@@ -278,6 +349,13 @@ void print_text(const nlohmann::json& j) {
         "inference  batch {}: {:.0f} samples/s (median call {:.2f} ms), {:.1f} effective GFLOP/s\n",
         j["infer_batch"].get<int>(), j["infer_samples_per_s"].get<double>(),
         j["infer_ms_median"].get<double>(), j["infer_effective_gflops"].get<double>());
+  } else if (mode == "stream") {
+    fmt::print(
+        "streaming  one step {:.2f} us (median feed); {} steps fed one by one and read {:.1f} us "
+        "against {:.1f} us for the whole image ({:.2f}x)\n",
+        j["stream_step_us_median"].get<double>(), j["steps_per_sample"].get<int>(),
+        j["stream_us_median"].get<double>(), j["whole_us_median"].get<double>(),
+        j["stream_over_whole"].get<double>());
   } else if (mode == "latency") {
     fmt::print("latency    batch 1: median {:.1f} us, p90 {:.1f} us, min {:.1f} us over {} runs\n",
                j["latency_us_median"].get<double>(), j["latency_us_p90"].get<double>(),
@@ -306,10 +384,12 @@ int run_bench(const BenchOptions& o) {
     j = bench_infer(o);
   else if (o.mode == "latency")
     j = bench_latency(o);
+  else if (o.mode == "stream")
+    j = bench_stream(o);
   else if (o.mode == "sgemm")
     j = bench_sgemm(o);
   else
-    throw Error("--mode", "unknown mode '" + o.mode + "' (train, infer, latency, sgemm)");
+    throw Error("--mode", "unknown mode '" + o.mode + "' (train, infer, latency, stream, sgemm)");
   j["peak_rss_mb"] = peak_rss_mb();
   if (o.json)
     std::cout << j.dump() << "\n";
@@ -324,7 +404,8 @@ void add_bench_command(CLI::App& app, Runner& run) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand(
       "bench", "Measure training and inference speed on real MNIST batches (see bench/README.md)");
-  cmd->add_option("--mode", o->mode, "train, infer, latency or sgemm")->capture_default_str();
+  cmd->add_option("--mode", o->mode, "train, infer, latency, stream or sgemm")
+      ->capture_default_str();
   cmd->add_option("--cell", o->cell, "rnn (tanh), rnn_relu, lstm, gru")->capture_default_str();
   cmd->add_option("--hidden", o->hidden, "Hidden units")->capture_default_str();
   cmd->add_option("--batch", o->batch, "Training batch size")->capture_default_str();
@@ -337,7 +418,8 @@ void add_bench_command(CLI::App& app, Runner& run) {
   cmd->add_option("--data", o->data_dir, "Folder with the MNIST IDX files")->capture_default_str();
   cmd->add_option("--infer-batch", o->infer_batch, "Batch size of --mode infer")
       ->capture_default_str();
-  cmd->add_option("--latency-runs", o->latency_runs, "Timed runs of --mode latency (at least 200)")
+  cmd->add_option("--latency-runs", o->latency_runs,
+                  "Timed runs of --mode latency and stream (at least 200)")
       ->capture_default_str();
   cmd->add_option("--sgemm-size", o->sgemm_size, "N of the N x N x N product of --mode sgemm")
       ->capture_default_str();

@@ -110,7 +110,7 @@ Predictor::Predictor(const std::string& path) : path_(path) {
   // recur owns the threading: BLAS runs on the calling thread, so results never depend on how
   // BLAS would split a product between its threads.
   kernels::blas_single_threaded();
-  model_->prepare();
+  model_->prepare(PrepareFor::inference);
   stream_ = plan_stream(*model_, path_, not_streamable_);
 }
 

@@ -129,6 +129,8 @@ std::unique_ptr<Predictor::Stream> plan_stream(const Model<float>& model, const 
                     "internal: tensor " + e.name + " is not where the recurrent layer keeps it");
       }
       stage.params = model.params().data() + base;
+      // The kernels of whole-sequence inference, so that a stream ends on the same bits.
+      stage.stack->prepare(stage.params, stage.packed, false);
       stage.state_size = static_cast<std::size_t>(l.layers) * l.size;
       stage.lstm = l.cell == CellKind::lstm;
     }
@@ -167,7 +169,7 @@ void feed_steps(const Model<float>& model, const Predictor::Stream& plan, Stream
     StreamState::Impl::StageState& ss = st.stages[s];
     if (stage.stack) {
       stage.stack->forward(stage.params, in, k, 1, ss.h.data(), stage.lstm ? ss.c.data() : nullptr,
-                           false, nullptr, ss.stack_ws);
+                           false, nullptr, ss.stack_ws, nullptr, &stage.packed);
       std::copy(ss.stack_ws.hn.begin(), ss.stack_ws.hn.begin() + ss.h.size(), ss.h.begin());
       if (stage.lstm)
         std::copy(ss.stack_ws.cn.begin(), ss.stack_ws.cn.begin() + ss.c.size(), ss.c.begin());
@@ -177,7 +179,7 @@ void feed_steps(const Model<float>& model, const Predictor::Stream& plan, Stream
     const Layer<float>& layer = model.layer(stage.layer);
     std::vector<float>& out = in == st.step_a.data() ? st.step_b : st.step_a;
     out.resize(layer.output_size(ctx));
-    layer.forward(ctx, nullptr, in, out.data(), ss.layer_ws.get());
+    layer.forward(ctx, model.prepared(stage.layer), in, out.data(), ss.layer_ws.get());
     in = out.data();
   }
   // The pooling layer's arithmetic, one step at a time in the same order.
@@ -283,7 +285,7 @@ StreamReading Predictor::read(const StreamState& state) const {
     const Layer<float>& layer = model_->layer(i);
     std::vector<float>& out = in == st.vec_a.data() ? st.vec_b : st.vec_a;
     out.resize(layer.output_size(ctx));
-    layer.forward(ctx, nullptr, in, out.data(), st.head_ws[i - plan.pool].get());
+    layer.forward(ctx, model_->prepared(i), in, out.data(), st.head_ws[i - plan.pool].get());
     in = out.data();
   }
   const int C = num_classes();

@@ -21,7 +21,8 @@ struct Predictor::Stream {
     std::size_t layer = 0;                             // index in the model
     std::unique_ptr<nn::RecurrentStack<float>> stack;  // recurrent layers only
     const float* params = nullptr;                     // the stack's tensors: arena + offset
-    std::size_t state_size = 0;                        // h (and c) elements: layers * hidden
+    nn::StackPacked packed;      // its weights packed as the model's layer packs them for inference
+    std::size_t state_size = 0;  // h (and c) elements: layers * hidden
     bool lstm = false;
   };
   std::vector<Stage> stages;  // layers [0, pool)

@@ -85,6 +85,78 @@ template <int MR>
     store_row(acc[r][0], acc[r][1], accumulate, C + static_cast<std::size_t>(r) * ldc, cols);
 }
 
+// A few rows against P adjacent panels at once (panel q at panel + q * panel_stride): for one
+// row, one panel gives only two accumulator chains, and the step waits on the FMA latency. Each
+// output element is summed exactly as tile<MR> sums it (its bias, then k in order, one FMA per
+// k), so a row's result never depends on how many rows run beside it.
+template <int MR, int P>
+[[gnu::always_inline]] inline void tile_panels(const Run* runs, int nruns, std::size_t m,
+                                               const float* panel, std::size_t panel_stride,
+                                               const float* bias, bool accumulate, float* C,
+                                               int ldc) {
+  v16 acc[MR][P][2];
+  for (int q = 0; q < P; ++q) {
+    v16 init0{}, init1{};
+    if (bias) {
+      load16(init0, bias + q * kPanelWidth);
+      load16(init1, bias + q * kPanelWidth + 16);
+    }
+    for (int r = 0; r < MR; ++r) {
+      acc[r][q][0] = init0;
+      acc[r][q][1] = init1;
+    }
+  }
+  for (int u = 0; u < nruns; ++u) {
+    const int lda = runs[u].lda, K = runs[u].k;
+    const float* A = runs[u].a + m * lda;
+    for (int k = 0; k < K; ++k) {
+#pragma GCC unroll 8
+      for (int q = 0; q < P; ++q) {
+        v16 b0, b1;
+        load16(b0, panel + q * panel_stride + k * kPanelWidth);
+        load16(b1, panel + q * panel_stride + k * kPanelWidth + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          const float a = A[r * lda + k];
+          acc[r][q][0] += a * b0;
+          acc[r][q][1] += a * b1;
+        }
+      }
+    }
+    panel += static_cast<std::size_t>(K) * kPanelWidth;
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < P; ++q)
+      store_row(acc[r][q][0], acc[r][q][1], accumulate,
+                C + static_cast<std::size_t>(r) * ldc + q * kPanelWidth, kPanelWidth);
+}
+
+// Rows [m, m + MR) of the runs against the whole panels [p0, p_end) in groups of P, the rest one
+// by one through tile<MR>; for the small row counts of batch-1 and streaming inference.
+template <int MR, int P>
+[[gnu::always_inline]] inline void row_block_panels(const Run* runs, int nruns, std::size_t m,
+                                                    const PackedMatrix& W, int k0, bool has_bias,
+                                                    bool accumulate, float* C, int ldc) {
+  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
+  const int whole = W.N / kPanelWidth;
+  const std::size_t stride = static_cast<std::size_t>(W.K) * kPanelWidth;
+  int p = 0;
+  for (; p + P <= whole; p += P) {
+    const float* panel = W.panels.data() + p * stride + static_cast<std::size_t>(k0) * kPanelWidth;
+    const float* bias =
+        has_bias ? W.bias.data() + static_cast<std::size_t>(p) * kPanelWidth : nullptr;
+    tile_panels<MR, P>(runs, nruns, m, panel, stride, bias, accumulate,
+                       C + m * ldc + p * kPanelWidth, ldc);
+  }
+  for (; p < panels; ++p) {
+    const float* panel = W.panels.data() + p * stride + static_cast<std::size_t>(k0) * kPanelWidth;
+    const float* bias =
+        has_bias ? W.bias.data() + static_cast<std::size_t>(p) * kPanelWidth : nullptr;
+    const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, W.N - n0);
+    tile<MR>(runs, nruns, m, panel, bias, accumulate, C + m * ldc + n0, ldc, cols);
+  }
+}
+
 // Rows [0, M) of the runs against rows [k0, k0 + sum of run lengths) of every panel. The switch
 // over the tail's row count is spelled out here and in gemm_tn_accumulate on purpose: a generic
 // lambda dispatching on it was compiled outside the target_clones clones, without AVX-512, and
@@ -92,8 +164,26 @@ template <int MR>
 [[gnu::always_inline]] inline void gemm_packed_block(int M, const Run* runs, int nruns,
                                                      const PackedMatrix& W, int k0, bool add_bias,
                                                      bool accumulate, float* C, int ldc) {
-  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
   const bool has_bias = add_bias && !W.bias.empty();
+  // One to four rows (batch-1 and streaming inference, small server batches): several panels
+  // per pass. The same arithmetic per element as the tiles below.
+  switch (M) {
+    case 1:
+      row_block_panels<1, 4>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      return;
+    case 2:
+      row_block_panels<2, 2>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      return;
+    case 3:
+      row_block_panels<3, 2>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      return;
+    case 4:
+      row_block_panels<4, 2>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      return;
+    default:
+      break;
+  }
+  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
   for (int p = 0; p < panels; ++p) {
     const float* panel = W.panels.data() + (static_cast<std::size_t>(p) * W.K + k0) * kPanelWidth;
     const float* bias =

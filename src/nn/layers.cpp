@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "kernels/gemm.hpp"
+#include "kernels/packed_gemm.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/init_fill.hpp"
 #include "nn/layer_registry.hpp"
@@ -119,6 +120,10 @@ class EmbeddingLayer final : public Layer<T> {
 };
 
 // ---- linear: [rows, in] -> [rows, out] (per step for sequences); nn.Linear(in, out) ----
+struct LinearPrepared final : PreparedWeights {
+  kernels::PackedMatrix packed;  // W and the bias, for inference
+};
+
 template <typename T>
 class LinearLayer final : public Layer<T> {
  public:
@@ -148,10 +153,32 @@ class LinearLayer final : public Layer<T> {
       nn::fill_bias(params + bias_, static_cast<std::size_t>(out), this->spec_.init, bound, rb);
     }
   }
-  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+  // Inference packs W (and the bias, which starts each accumulator) for recur's kernel: a row's
+  // result is then the same bits alone or in any batch. Training keeps BLAS (its backward is
+  // BLAS too, and packing every optimizer step would cost more than it saves).
+  std::unique_ptr<PreparedWeights> prepare(const T* params, PrepareFor use) const override {
+    if constexpr (!std::is_same_v<T, float>) {
+      return nullptr;
+    } else {
+      if (use != PrepareFor::inference) return nullptr;
+      auto p = std::make_unique<LinearPrepared>();
+      kernels::pack_weights_pair(this->spec_.size, params + weight_, this->in_.features, nullptr, 0,
+                                 this->spec_.bias ? params + bias_ : nullptr, nullptr, p->packed);
+      return p;
+    }
+  }
+  void forward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in, T* out,
                LayerWorkspace<T>*) const override {
     const int O = this->spec_.size, I = this->in_.features;
     const std::size_t rows = rows_of(this->in_, ctx);
+    if constexpr (std::is_same_v<T, float>) {
+      if (prepared && !ctx.train) {
+        const auto& packed = static_cast<const LinearPrepared*>(prepared)->packed;
+        kernels::gemm_packed(static_cast<int>(rows), in, I, packed, false, out, O);
+        if (this->in_.kind == ActKind::sequence) zero_padded_rows(out, *ctx.seq, ctx.batch, O);
+        return;
+      }
+    }
     gemm<T>(false, true, static_cast<int>(rows), O, I, T(1), in, I, ctx.params + weight_, I, T(0),
             out, O);
     if (this->spec_.bias) {
@@ -243,12 +270,12 @@ class RecurrentLayer final : public Layer<T> {
         }
       }
   }
-  std::unique_ptr<PreparedWeights> prepare(const T* params) const override {
+  std::unique_ptr<PreparedWeights> prepare(const T* params, PrepareFor use) const override {
     if constexpr (!std::is_same_v<T, float>) {
       return nullptr;
     } else {
       auto p = std::make_unique<StackPrepared>();
-      stack_.prepare(params, p->packed);
+      stack_.prepare(params, p->packed, use == PrepareFor::training);
       return p;
     }
   }

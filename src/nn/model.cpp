@@ -224,10 +224,10 @@ void Model<T>::init(std::uint64_t seed) {
 }
 
 template <typename T>
-void Model<T>::prepare() {
+void Model<T>::prepare(PrepareFor use) {
   prepared_.resize(layers_.size());
   for (std::size_t i = 0; i < layers_.size(); ++i)
-    prepared_[i] = layers_[i]->prepare(params_.data());
+    prepared_[i] = layers_[i]->prepare(params_.data(), use);
 }
 
 template <typename T>

@@ -17,7 +17,8 @@ using kernels::gemm;
 
 namespace {
 
-// Below this many rows the steps' GEMMs go to BLAS instead of recur's packed kernel.
+// Below this many rows, without weights packed beforehand, the steps' GEMMs go to BLAS instead of
+// recur's packed kernel.
 constexpr int kMinPackedRows = 8;
 
 // The step GEMM h_prev[B,H] x W_hh^T -> [B,G*H] through BLAS (the unfused path).
@@ -113,8 +114,9 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
 }
 
 template <typename T>
-void RecurrentStack<T>::prepare(const T* params, StackPacked& out) const {
+void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_training) const {
   out.dirs.clear();
+  out.every_batch = !for_training;
   if constexpr (std::is_same_v<T, float>) {
     if (spec_.untied) return;
     const int GH = gate_count(spec_.cell) * spec_.hidden, H = spec_.hidden;
@@ -132,7 +134,7 @@ void RecurrentStack<T>::prepare(const T* params, StackPacked& out) const {
         kernels::pack_weights_pair(GH, params + p.w_ih, p.input_size, params + p.w_hh, H, b_ih,
                                    b_hh, d.w_in);
       }
-      kernels::pack_weights(params + p.w_hh, H, GH, true, d.w_hh_t);
+      if (for_training) kernels::pack_weights(params + p.w_hh, H, GH, true, d.w_hh_t);
     }
   }
 }
@@ -211,13 +213,15 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   // Float with tied weights and a batch of rows: pack the weights once for the whole sequence
   // and let each step's GEMM do the input side too, the biases starting its accumulators
   // (LSTM / RNN: [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the
-  // two products apart because of r * (W_hn h + b_hn)). For one sequence, packing costs more
-  // than it saves (185 us of latency against 131 us without), so BLAS does the steps.
+  // two products apart because of r * (W_hn h + b_hn)). With weights packed for inference
+  // every batch size takes this path, so a row's bits never depend on the rows beside it;
+  // otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more
+  // than it saves, and training stays as the fixed-shape network computes it).
   bool fused = false;
   const kernels::PackedMatrix* w_in_packed = nullptr;
   const kernels::PackedMatrix* w_hh_packed = nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    if (!spec_.untied && B >= kMinPackedRows) {
+    if (!spec_.untied && (B >= kMinPackedRows || (ws.packed && ws.packed->every_batch))) {
       fused = true;
       if (ws.packed) {
         w_in_packed = &ws.packed->dirs[layer * D + dir].w_in;

@@ -45,6 +45,10 @@ struct StackPacked {
     kernels::PackedMatrix w_in, w_hh, w_hh_t;
   };
   std::vector<Direction> dirs;  // [layer * D + dir]
+  // Packed for inference: every batch size runs through the packed kernel (a row's bits then
+  // never depend on its batch). Packed for training, batches under 8 rows keep BLAS, as the
+  // fixed-shape network the trainer is held to does.
+  bool every_batch = false;
 };
 
 template <typename T>
@@ -108,7 +112,8 @@ class RecurrentStack {
                const StackPacked* packed = nullptr) const;
 
   // Packs every direction's weights for the float fast path (does nothing for double or untied).
-  void prepare(const T* params, StackPacked& out) const;
+  // Packs the float fast path's weights; the backward step's only `for_training`.
+  void prepare(const T* params, StackPacked& out, bool for_training = true) const;
 
   // Needs ws.layers.back().dout filled with the gradient on the output sequence (zero at padded
   // steps). dhn, dcn [L*D, B, H] may be null. Adds into grads; writes ws.dinput when want_dinput,

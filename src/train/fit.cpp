@@ -607,7 +607,7 @@ void Trainer::log_window(float lr) {
 // validation split the last model) and the curves.
 void Trainer::end_epoch() {
   if (interactive_) out_ << "\n";
-  model_->prepare();
+  model_->prepare(PrepareFor::inference);  // as recur eval runs the checkpoint
   if (val_) {
     const EvalResult r = parallel_->evaluate(*val_, opt_.eval_batch);
     metrics_->log({{"kind", "validation"},
@@ -671,7 +671,7 @@ TrainSummary Trainer::finish() {
   summary.skipped_steps = pos_.skipped;
   summary.train_seconds = pos_.train_seconds;
   summary.samples_per_second = pos_.samples / std::max(pos_.train_seconds, 1e-9);
-  model_->prepare();
+  model_->prepare(PrepareFor::inference);
   if (val_)
     out_ << fmt::format("validation accuracy {:.2f}% (best {:.2f}%)\n", 100 * pos_.val_accuracy,
                         100 * summary.best_val_accuracy);

@@ -103,6 +103,48 @@ TEST(PackedGemm, BiasOfAPairPackIsAddedByGemmPacked) {
   EXPECT_TRUE(P.bias.empty());
 }
 
+// A row's result is the same bits whatever rows run beside it: each row of a product of M rows
+// (M = 1 .. 20: the one-to-four-row multi-panel path, whole 8-row tiles and every tail) equals
+// that row computed alone. Pair and single products, with and without a bias, across depth
+// blocks, N with and without a panel tail.
+void check_rows_independent(int N, int K1, int K2, bool bias) {
+  Rng rng(N * 7 + K1 * 3 + K2);
+  const int Mmax = 20, K = K1 + K2;
+  std::vector<float> A1(static_cast<size_t>(Mmax) * K1), A2(static_cast<size_t>(Mmax) * K2 + 1),
+      W1(static_cast<size_t>(N) * K1), W2(static_cast<size_t>(N) * K2), b(N);
+  for (auto* v : {&A1, &A2, &W1, &W2, &b})
+    for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+  PackedMatrix pair, single;
+  pack_weights_pair(N, W1.data(), K1, K2 ? W2.data() : nullptr, K2, bias ? b.data() : nullptr,
+                    nullptr, pair);
+  pack_weights_pair(N, W1.data(), K1, nullptr, 0, bias ? b.data() : nullptr, nullptr, single);
+  // Each row alone.
+  std::vector<float> alone_pair(static_cast<size_t>(Mmax) * N),
+      alone_single(static_cast<size_t>(Mmax) * N);
+  for (int m = 0; m < Mmax; ++m) {
+    gemm_packed_pair(1, A1.data() + m * K1, K1, K1, A2.data() + m * K2, K2, pair,
+                     alone_pair.data() + m * N, N);
+    gemm_packed(1, A1.data() + m * K1, K1, single, false, alone_single.data() + m * N, N);
+  }
+  for (int M = 1; M <= Mmax; ++M) {
+    std::vector<float> cp(static_cast<size_t>(M) * N), cs(static_cast<size_t>(M) * N);
+    gemm_packed_pair(M, A1.data(), K1, K1, A2.data(), K2, pair, cp.data(), N);
+    gemm_packed(M, A1.data(), K1, single, false, cs.data(), N);
+    for (int i = 0; i < M * N; ++i) {
+      ASSERT_EQ(cp[i], alone_pair[i]) << "pair N=" << N << " K=" << K << " M=" << M << " at " << i;
+      ASSERT_EQ(cs[i], alone_single[i]) << "single N=" << N << " K1=" << K1 << " M=" << M;
+    }
+  }
+}
+
+TEST(PackedGemm, RowsDoNotDependOnTheirNeighbours) {
+  check_rows_independent(512, 28, 128, true);   // LSTM-128 step on MNIST rows
+  check_rows_independent(384, 28, 128, false);  // GRU-128
+  check_rows_independent(10, 128, 0, true);     // a classification head: one partial panel
+  check_rows_independent(200, 300, 40, true);   // depth blocks, 6 whole panels and a tail
+  check_rows_independent(96, 17, 5, true);      // three whole panels (a group and a single)
+}
+
 // C += A^T X (the weight-gradient kernel) against the reference, with row and column tails,
 // strided X and C, and K across several depth blocks.
 void check_tn(int M, int N, int K, int lda, int ldx, int ldc) {
