@@ -337,6 +337,10 @@ ModelShape shape_of(const Predictor& p) {
 }
 
 InferRequest parse_infer_request(std::string_view body, const ModelShape& m) {
+  // JSON is UTF-8: say where it is not (a text in Latin-1, a binary upload sent as JSON).
+  if (std::size_t bad = 0; !valid_utf8(body, &bad))
+    refuse("body",
+           fmt::format("has invalid UTF-8 at byte {}: JSON and its texts must be UTF-8", bad));
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) refuse("body", "is not valid JSON");
   if (!j.is_object()) refuse("body", "must be a JSON object");
