@@ -62,7 +62,7 @@ const char* digits_script() {
       else fctx.strokeRect(0.5, current * s + 0.5, framed.width - 1, s - 1);
     }
   }
-  let generation = 0, timer = null;
+  let generation = 0, timer = null, strokes = 0;
   async function classify(g) {
     const blob = await new Promise((res) => pad.toBlob(res, 'image/png'));
     const url = '/v2/models/' + encodeURIComponent(meta.name);
@@ -99,7 +99,7 @@ const char* digits_script() {
     return label;
   }
   function schedule() {
-    const g = ++generation;
+    const g = ++generation, drawn = strokes;
     verdict.dataset.state = 'busy';
     clearTimeout(timer);
     timer = setTimeout(async () => {
@@ -108,6 +108,7 @@ const char* digits_script() {
         if (g !== generation || label === undefined) return;
         verdict.textContent = String(label);
         verdict.dataset.label = String(label);
+        verdict.dataset.strokes = String(drawn);
         verdict.dataset.state = 'done';
       } catch (e) {
         if (g === generation) { recur.fail(e); verdict.dataset.state = 'error'; }
@@ -126,8 +127,8 @@ const char* digits_script() {
     ++generation; verdict.dataset.state = 'busy'; clearTimeout(timer);
   });
   pad.addEventListener('pointermove', (e) => { if (!last) return; const p = pos(e); line(last, p); last = p; });
-  pad.addEventListener('pointerup', () => { if (!last) return; last = null; schedule(); });
-  document.getElementById('clear').addEventListener('click', () => { ++generation; clearTimeout(timer); clear(); });
+  pad.addEventListener('pointerup', () => { if (!last) return; last = null; ++strokes; schedule(); });
+  document.getElementById('clear').addEventListener('click', () => { ++generation; strokes = 0; clearTimeout(timer); clear(); });
   clear();
   document.body.dataset.ready = '1';
 })();
@@ -169,6 +170,7 @@ const char* text_script() {
     verdict.textContent = name + ' (' + (100 * probs[(texts.length - 1) * C + label]).toFixed(1) + '%)';
     verdict.dataset.label = String(label);
     verdict.dataset.verdict = name;
+    verdict.dataset.chars = String(text.length);
     verdict.dataset.state = 'done';
   }
   area.addEventListener('input', () => {
