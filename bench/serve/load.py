@@ -3,7 +3,8 @@
 with the same client: wrk (Debian) with C connections (default 64) for S seconds (default 30),
 each request one test digit as a KServe v2 infer request (UINT8 [1, 28, 28]).
 
-  recur       build/recur serve MODEL (dynamic batching, its defaults), request log to /dev/null
+  recur       build/recur serve MODEL --quiet (dynamic batching, its defaults; no request log,
+              as the peers keep none)
   pytorch     the checkpoint in torch.nn.LSTM behind Python's ThreadingHTTPServer
               (bench/serve/torch_server.py, /usr/bin/python3 with Debian's python3-torch)
   onnxruntime the same network exported by torch.onnx, run by onnxruntime-node behind Node's
@@ -57,7 +58,8 @@ def start(kind, cli, model, onnx, work):
     log = open(os.path.join(work, kind + ".log"), "w")
     env = dict(os.environ, NODE_PATH=os.path.join(ROOT, ".cache", "npm", "node_modules"))
     if kind == "recur":
-        cmd = [cli, "serve", f"mnist={model}", "--host", "127.0.0.1", "--port", "0"]
+        # --quiet: no request log, as the peers keep none.
+        cmd = [cli, "serve", f"mnist={model}", "--host", "127.0.0.1", "--port", "0", "--quiet"]
     elif kind == "pytorch":
         cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_server.py"), model, "--port", "0"]
     else:
