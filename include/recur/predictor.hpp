@@ -55,9 +55,11 @@ std::shared_ptr<const SequenceSource> image_model_source(const Model<float>& mod
                                                          std::shared_ptr<const ImageSet> set,
                                                          const std::string& model_path);
 
-// Logits and softmax probabilities [N, C] of every sample of `source` (one-step images or
-// sequences that all have max_length() steps), in order, in blocks of 256 samples on this
-// thread. `model` must be prepared (Model::prepare) or is packed per call.
+// Logits and softmax probabilities [N, C] of every sample of `source` (images, sequences or
+// token ids), in the source's order, on this thread: samples of one length in blocks of 256,
+// of varied lengths longest first in blocks of 64 (packed sequences). With `model` prepared for
+// inference (Model::prepare(PrepareFor::inference), as the Predictor does) each sample's result
+// is the same bits whatever else is in its block; unprepared, each call packs for itself.
 void forward_in_blocks(const Model<float>& model, const SequenceSource& source, float* probs,
                        float* logits);
 
@@ -129,14 +131,15 @@ class Predictor {
   // IDX file: through the view, pixels scaled to [0, 1]; computed in blocks of 256.
   Predictions predict_images(const std::uint8_t* pixels, std::int64_t n) const;
   // float sequences x [n, steps, features()] with lengths [n] (each in [1, steps]; null = all
-  // steps). Models of image sequences take exactly their view's steps, all full length; a
-  // batch whose samples all have `steps` runs in blocks of 256, one of varied lengths one
-  // sample at a time. Throws Error("x", ...) / Error("lengths", ...).
+  // steps). Models of image sequences take exactly their view's steps, all full length. Runs as
+  // forward_in_blocks; a sample's result equals its result alone, bit for bit. Throws
+  // Error("x", ...) / Error("lengths", ...).
   Predictions predict_sequences(const float* x, std::int64_t n, int steps,
                                 const int* lengths = nullptr) const;
-  // Texts (text models), each tokenized as training did and run on its own, so a text's result
-  // never depends on the others. Throws Error("texts", "text N " + text_problem) (N from 1) for
-  // the first text it cannot read.
+  // Texts (text models), each tokenized as training did, run longest first in blocks of 64; a
+  // text's result never depends on the others (each row's arithmetic is its own), bit for bit
+  // the result of predicting it alone. Throws Error("texts", "text N " + text_problem) (N from 1)
+  // for the first text it cannot read.
   Predictions predict_texts(const std::vector<std::string>& texts) const;
   // Why predict_texts cannot read `text`, as a clause ("is empty: there is nothing to classify",
   // "holds only whitespace: ...", "has invalid UTF-8 at byte N", "is longer than N bytes"); ""

@@ -99,30 +99,52 @@ std::shared_ptr<const SequenceSource> image_model_source(const Model<float>& mod
 
 void forward_in_blocks(const Model<float>& model, const SequenceSource& source, float* probs,
                        float* logits) {
-  constexpr int kBlock = 256;
+  const std::int64_t n_all = source.size();
   const int C = model.spec().num_classes;
-  const int steps = source.max_length();
-  const std::size_t per_step = source.input_shape().per_row();
+  const ActShape shape = source.input_shape();
+  const std::size_t per_step = shape.ids ? 1 : shape.per_row();
+  // Samples of varied lengths run longest first in blocks of 64 (as packed sequences: each block
+  // is as long as its longest sample); equal lengths in their order, in blocks of 256.
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n_all));
+  for (std::int64_t i = 0; i < n_all; ++i) order[static_cast<std::size_t>(i)] = i;
+  bool varied = false;
+  for (std::int64_t i = 0; i < n_all && !varied; ++i)
+    varied = source.length(i) != source.max_length();
+  if (varied)
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+      return source.length(a) > source.length(b);
+    });
+  const int block = varied ? 64 : 256;
   // BLAS on this thread alone: its own threads would split the products another way, and the
   // command line and the Python module must agree bit for bit.
   kernels::blas_single_threaded();
   ModelWorkspace<float> ws;
-  std::vector<std::int64_t> idx;
   std::vector<float> x;
-  for (std::int64_t start = 0; start < source.size(); start += kBlock) {
-    const int n = static_cast<int>(std::min<std::int64_t>(kBlock, source.size() - start));
-    idx.resize(static_cast<std::size_t>(n));
-    for (int b = 0; b < n; ++b) idx[static_cast<std::size_t>(b)] = start + b;
-    const SeqInfo seq = SeqInfo::fixed(steps, n);
-    x.assign(static_cast<std::size_t>(steps) * n * per_step, 0.f);
-    source.fill(idx.data(), n, seq, nullptr, x.data());
+  std::vector<std::int32_t> ids;
+  std::vector<int> lengths;
+  for (std::int64_t start = 0; start < n_all; start += block) {
+    const int n = static_cast<int>(std::min<std::int64_t>(block, n_all - start));
+    const std::int64_t* idx = order.data() + start;
+    lengths.resize(static_cast<std::size_t>(n));
+    for (int b = 0; b < n; ++b) lengths[static_cast<std::size_t>(b)] = source.length(idx[b]);
+    const SeqInfo seq =
+        varied ? SeqInfo::from_lengths(lengths) : SeqInfo::fixed(source.max_length(), n);
+    const std::size_t elements = static_cast<std::size_t>(seq.steps) * n * per_step;
     ModelInput<float> in;
-    in.x = x.data();
     in.batch = n;
     in.seq = &seq;
+    if (shape.ids) {
+      ids.assign(elements, 0);
+      source.fill(idx, n, seq, ids.data(), nullptr);
+      in.ids = ids.data();
+    } else {
+      x.assign(elements, 0.f);
+      source.fill(idx, n, seq, nullptr, x.data());
+      in.x = x.data();
+    }
     const float* out = model.forward(in, ws, false);
     for (int b = 0; b < n; ++b) {
-      const std::size_t row = static_cast<std::size_t>(start + b) * C;
+      const std::size_t row = static_cast<std::size_t>(idx[b]) * C;
       const float* l = out + static_cast<std::size_t>(b) * C;
       std::copy(l, l + C, logits + row);
       softmax_probabilities(l, C, probs + row);

@@ -65,21 +65,6 @@ void fill_labels(Predictions& r) {
   }
 }
 
-// One sample of `len` steps (ids, or x [len, F]) through the model as a batch of one.
-void forward_one(const Model<float>& model, ModelWorkspace<float>& ws, const std::int32_t* ids,
-                 const float* x, int len, float* logits, float* probs) {
-  const SeqInfo seq = SeqInfo::from_lengths({len});
-  ModelInput<float> in;
-  in.batch = 1;
-  in.seq = &seq;
-  in.ids = ids;
-  in.x = x;
-  const float* out = model.forward(in, ws, false);
-  const int C = model.spec().num_classes;
-  std::copy(out, out + C, logits);
-  softmax_probabilities(out, C, probs);
-}
-
 }  // namespace
 
 Predictor::Predictor(const std::string& path) : path_(path) {
@@ -186,25 +171,20 @@ Predictions Predictor::predict_sequences(const float* x, std::int64_t n, int ste
       throw Error("x", fmt::format("x[{}, {}, {}] is {}: inputs must be finite", k / per_sample,
                                    (k / F) % steps, k % F, x[k]));
   Predictions r = empty_predictions(n, num_classes());
-  const int C = num_classes();
-  if (full) {
-    auto set = std::make_shared<SequenceSet>();
-    static const std::string kSource = "x";  // a literal here trips GCC 12's -Wrestrict
-    set->source = kSource;
-    set->count = n;
-    set->steps = steps;
-    set->features = F;
-    set->num_classes = C;
-    set->x.assign(x, x + n * per_sample);
+  auto set = std::make_shared<SequenceSet>();
+  static const std::string kSource = "x";  // a literal here trips GCC 12's -Wrestrict
+  set->source = kSource;
+  set->count = n;
+  set->steps = steps;
+  set->features = F;
+  set->num_classes = num_classes();
+  set->x.assign(x, x + n * per_sample);
+  if (lengths)
+    set->lengths.assign(lengths, lengths + n);
+  else
     set->lengths.assign(static_cast<std::size_t>(n), steps);
-    set->labels.assign(static_cast<std::size_t>(n), 0);
-    forward_in_blocks(*model_, ArraySequences(set), r.probabilities.data(), r.logits.data());
-  } else {
-    ModelWorkspace<float> ws;
-    for (std::int64_t i = 0; i < n; ++i)
-      forward_one(*model_, ws, nullptr, x + i * per_sample, lengths[i], r.logits.data() + i * C,
-                  r.probabilities.data() + i * C);
-  }
+  set->labels.assign(static_cast<std::size_t>(n), 0);
+  forward_in_blocks(*model_, ArraySequences(set), r.probabilities.data(), r.logits.data());
   fill_labels(r);
   return r;
 }
@@ -229,13 +209,8 @@ Predictions Predictor::predict_texts(const std::vector<std::string>& texts) cons
   set.texts = texts;
   set.labels.assign(texts.size(), 0);
   const TokenSequences tokens(set, codec.vocab, codec.max_len, codec.truncate);
-  const auto n = static_cast<std::int64_t>(texts.size());
-  const int C = num_classes();
-  Predictions r = empty_predictions(n, C);
-  ModelWorkspace<float> ws;
-  for (std::int64_t i = 0; i < n; ++i)
-    forward_one(*model_, ws, tokens.tokens(i), nullptr, tokens.length(i), r.logits.data() + i * C,
-                r.probabilities.data() + i * C);
+  Predictions r = empty_predictions(static_cast<std::int64_t>(texts.size()), num_classes());
+  forward_in_blocks(*model_, tokens, r.probabilities.data(), r.logits.data());
   fill_labels(r);
   return r;
 }

@@ -21,7 +21,8 @@ void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h,
 
 // LSTM backward: gates [B,4H] activations, c_prev and c [B,H], dh [B,H] total gradient on h.
 // dc [B,H]: on entry the gradient reaching c from the next step, on return the gradient on c_prev.
-// Writes dgates [B,4H], the gradient on the pre-activations.
+// Writes dgates [B,4H], the gradient on the pre-activations; dgates may be gates itself (each
+// element's activations are read before its gradient is written).
 template <typename T>
 void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, const T* c, const T* dh,
                              T* dc, T* dgates);
@@ -35,6 +36,7 @@ void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_p
 // GRU backward: gates [B,3H] activations, hidden [B,3H], h_prev (ld_prev), dh [B,H] total gradient.
 // Writes dgate_in [B,3H] (gradient on the input-side pre-activations), dgate_hid [B,3H] (on
 // W_h h_prev + b_h) and dh_prev [B,H] = the part of dh_prev that bypasses W_h (dh * z).
+// dgate_in may be gates and dgate_hid hidden (in place, as for the LSTM).
 template <typename T>
 void gru_pointwise_backward(int B, int H, const T* gates, const T* hidden, const T* h_prev,
                             int ld_prev, const T* dh, T* dgate_in, T* dgate_hid, T* dh_prev);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/gemm.hpp"
 
@@ -55,7 +56,7 @@ void fill_col(const Conv1dDims& d, const int* batch_sizes, const T* x, int t0, i
 
 template <typename T>
 void conv1d_forward(const Conv1dDims& d, const int* batch_sizes, const T* x, const T* w, const T* b,
-                    T* y, std::vector<T>& col) {
+                    T* y, std::vector<T>& col, const PackedMatrix* packed) {
   const int B = d.batch, C = d.out_channels, S = d.steps;
   const std::size_t W = d.col_width();
   const int cs = chunk_steps(d);
@@ -64,12 +65,20 @@ void conv1d_forward(const Conv1dDims& d, const int* batch_sizes, const T* x, con
     const int t1 = std::min(S, t0 + cs);
     fill_col(d, batch_sizes, x, t0, t1, col.data());
     T* y0 = y + static_cast<std::size_t>(t0) * B * C;
-    gemm<T>(false, true, (t1 - t0) * B, C, static_cast<int>(W), T(1), col.data(),
-            static_cast<int>(W), w, static_cast<int>(W), T(0), y0, C);
+    bool bias_added = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed) {
+        gemm_packed((t1 - t0) * B, col.data(), static_cast<int>(W), *packed, false, y0, C);
+        bias_added = true;  // the packed bias starts each accumulator
+      }
+    }
+    if (!bias_added)
+      gemm<T>(false, true, (t1 - t0) * B, C, static_cast<int>(W), T(1), col.data(),
+              static_cast<int>(W), w, static_cast<int>(W), T(0), y0, C);
     for (int t = t0; t < t1; ++t) {
       const int bt = rows_at(d, batch_sizes, t);
       T* yt = y + static_cast<std::size_t>(t) * B * C;
-      if (b)
+      if (b && !bias_added)
         for (int r = 0; r < bt; ++r)
           for (int c = 0; c < C; ++c) yt[static_cast<std::size_t>(r) * C + c] += b[c];
       std::fill(yt + static_cast<std::size_t>(bt) * C, yt + static_cast<std::size_t>(B) * C, T(0));
@@ -162,7 +171,7 @@ void conv1d_forward_direct(const Conv1dDims& d, const int* batch_sizes, const T*
 
 #define RECUR_CONV1D_INSTANTIATE(T)                                                                \
   template void conv1d_forward<T>(const Conv1dDims&, const int*, const T*, const T*, const T*, T*, \
-                                  std::vector<T>&);                                                \
+                                  std::vector<T>&, const PackedMatrix*);                           \
   template void conv1d_backward<T>(const Conv1dDims&, const int*, const T*, const T*, const T*,    \
                                    T*, T*, T*, std::vector<T>&, std::vector<T>&);                  \
   template void conv1d_forward_direct<T>(const Conv1dDims&, const int*, const T*, const T*,        \

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "kernels/packed_gemm.hpp"
+
 namespace recur::kernels {
 
 struct Conv1dDims {
@@ -26,10 +28,12 @@ struct Conv1dDims {
 inline constexpr int kConv1dChunkRows = 2048;
 
 // batch_sizes: [steps] non-increasing row counts, or null when every row runs every step.
-// col: resized as needed (the caller keeps it between calls).
+// col: resized as needed (the caller keeps it between calls). `packed` (float inference: w as
+// [C, F*k] and b packed by pack_weights_pair) runs the product through recur's packed kernel,
+// where each output row's bits do not depend on the batch; null: BLAS with w and b.
 template <typename T>
 void conv1d_forward(const Conv1dDims& d, const int* batch_sizes, const T* x, const T* w, const T* b,
-                    T* y, std::vector<T>& col);
+                    T* y, std::vector<T>& col, const PackedMatrix* packed = nullptr);
 
 // dy [S, B, C] (padded rows ignored) -> dx [S, B, F] (assigned, zero at padded rows; skipped when
 // null); adds to dw [C, F, k] and db [C] (may be null).

@@ -2,6 +2,7 @@
 // (nn/conv_layers.hpp; kernels/conv1d.hpp does the work).
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/conv1d.hpp"
@@ -20,6 +21,10 @@ constexpr int kMaxConv1dChannels = 1 << 16;
 template <typename T>
 struct Conv1dWorkspace final : LayerWorkspace<T> {
   std::vector<T> col, dcol;
+};
+
+struct Conv1dPrepared final : PreparedWeights {
+  kernels::PackedMatrix packed;  // w as [C, F*k] and b, for inference
 };
 
 template <typename T>
@@ -83,12 +88,29 @@ class Conv1dLayer final : public Layer<T> {
     return std::make_unique<Conv1dWorkspace<T>>();
   }
 
-  void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
+  // Inference packs the weights (and bias) for recur's kernel, so that a row's output never
+  // depends on the rows batched with it; training keeps BLAS, as its backward does.
+  std::unique_ptr<PreparedWeights> prepare(const T* params, PrepareFor use) const override {
+    if constexpr (!std::is_same_v<T, float>) {
+      return nullptr;
+    } else {
+      if (use != PrepareFor::inference) return nullptr;
+      auto p = std::make_unique<Conv1dPrepared>();
+      kernels::pack_weights_pair(dims_.out_channels, params + weight_,
+                                 static_cast<int>(dims_.col_width()), nullptr, 0,
+                                 this->spec_.bias ? params + bias_ : nullptr, nullptr, p->packed);
+      return p;
+    }
+  }
+
+  void forward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in, T* out,
                LayerWorkspace<T>* ws) const override {
     Conv1dWorkspace<T> local;
     Conv1dWorkspace<T>& w = workspace(ws, local);
+    const kernels::PackedMatrix* packed =
+        prepared && !ctx.train ? &static_cast<const Conv1dPrepared*>(prepared)->packed : nullptr;
     kernels::conv1d_forward(dims(ctx), batch_sizes(ctx), in, ctx.params + weight_,
-                            this->spec_.bias ? ctx.params + bias_ : nullptr, out, w.col);
+                            this->spec_.bias ? ctx.params + bias_ : nullptr, out, w.col, packed);
   }
 
   void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, const T*,

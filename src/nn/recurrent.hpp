@@ -54,11 +54,10 @@ struct StackPacked {
 template <typename T>
 struct StackWorkspace {
   struct Direction {
-    AlignedVector<T> gates;               // [S, B, G*H] pre-activations, then activations
-    AlignedVector<T> cell;                // [S, B, H] LSTM cell states
-    AlignedVector<T> hidden;              // [S, B, G*H] GRU: W_hh h_prev + b_hh
-    AlignedVector<T> dgates;              // [S, B, G*H] gradient on the input-side pre-activations
-    AlignedVector<T> dgates_hid;          // [S, B, G*H] GRU: gradient on W_hh h_prev + b_hh
+    AlignedVector<T> gates;   // [S, B, G*H] pre-activations, activations, then (backward) their
+                              // gradients
+    AlignedVector<T> cell;    // [S, B, H] LSTM cell states
+    AlignedVector<T> hidden;  // [S, B, G*H] GRU: W_hh h_prev + b_hh
     kernels::PackedMatrix w_in_packed;    // float: [W_ih | W_hh] and biases (GRU: W_ih, b_ih)
     kernels::PackedMatrix w_hh_packed;    // float GRU: W_hh and b_hh for the forward step
     kernels::PackedMatrix w_hh_packed_t;  // float: W_hh packed for the backward step
@@ -73,15 +72,20 @@ struct StackWorkspace {
   };
   int steps = 0, batch = 0;
   std::vector<Layer> layers;
-  AlignedVector<T> hn, cn;              // [L*D, B, H]
-  AlignedVector<T> zeros;               // [B, H]
-  AlignedVector<T> dh, dc, dh_total;    // [B, H] running state gradients
-  AlignedVector<T> dinput;              // [S, B, I0] gradient on the stack's input
-  AlignedVector<T> bias_sums;           // [G*H] column sums of dgates
-  AlignedVector<float> tn_scratch;      // float: packing space of the weight-gradient kernel
-  std::vector<int> batch_sizes;         // [S] rows running at step t (packed sequences)
-  std::vector<int> lengths;             // [B] each row's length
-  bool variable = false;                // some row is shorter than S
+  AlignedVector<T> hn, cn;            // [L*D, B, H]
+  AlignedVector<T> zeros;             // [B, H]
+  AlignedVector<T> dh, dc, dh_total;  // [B, H] running state gradients
+  AlignedVector<T> dinput;            // [S, B, I0] gradient on the stack's input
+  AlignedVector<T> bias_sums;         // [G*H] column sums of dgates
+  AlignedVector<float> tn_scratch;    // float: packing space of the weight-gradient kernel
+  std::vector<int> batch_sizes;       // [S] rows running at step t (packed sequences)
+  std::vector<int> lengths;           // [B] each row's length
+  bool variable = false;              // some row is shorter than S
+  // The last forward ran for training: every step's gates and cell states are kept for backward
+  // and the gradient buffers exist. Inference on the packed path keeps one step of them.
+  bool train = false;
+  bool fused = false;     // float, tied weights, packed kernel (see forward_direction)
+  bool one_step = false;  // fused inference: gates, GRU hidden products and cells of one step
   const StackPacked* packed = nullptr;  // shared packed weights, or null
   const T* input = nullptr;             // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;
@@ -111,13 +115,13 @@ class RecurrentStack {
                Rng* rng, StackWorkspace<T>& ws, const int* batch_sizes = nullptr,
                const StackPacked* packed = nullptr) const;
 
-  // Packs every direction's weights for the float fast path (does nothing for double or untied).
-  // Packs the float fast path's weights; the backward step's only `for_training`.
+  // Packs every direction's weights for the float fast path (does nothing for double or untied);
+  // the backward step's only `for_training`.
   void prepare(const T* params, StackPacked& out, bool for_training = true) const;
 
-  // Needs ws.layers.back().dout filled with the gradient on the output sequence (zero at padded
-  // steps). dhn, dcn [L*D, B, H] may be null. Adds into grads; writes ws.dinput when want_dinput,
-  // and dh0 / dc0 when non-null.
+  // Needs a forward with train = true on ws, and ws.layers.back().dout filled with the gradient on
+  // the output sequence (zero at padded steps). dhn, dcn [L*D, B, H] may be null. Adds into grads;
+  // writes ws.dinput when want_dinput, and dh0 / dc0 when non-null.
   void backward(const T* params, const T* dhn, const T* dcn, StackWorkspace<T>& ws, T* grads,
                 bool want_dinput, T* dh0, T* dc0) const;
 

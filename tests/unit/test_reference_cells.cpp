@@ -140,5 +140,67 @@ INSTANTIATE_TEST_SUITE_P(
              "_batch" + std::to_string(test.param.batch);
     });
 
+// Inference keeps one step of gates and cell states (two alternating buffers) where training
+// keeps every step: with the same packed weights, both give the same outputs and final states
+// bit for bit, on sequences of varied lengths (packed batches) and full ones, for a stack of two
+// bidirectional layers, in batches of 1, 5 and 11 rows.
+TEST(RecurrentStack, InferenceKeepsOneStepAndGivesTrainingsBits) {
+  for (const CellKind cell : {CellKind::lstm, CellKind::gru, CellKind::rnn_tanh})
+    for (const int B : {1, 5, 11})
+      for (const bool varied : {false, true}) {
+        const int S = 9, I = 4, H = 7, D = 2, L = 2;
+        nn::StackSpec spec;
+        spec.cell = cell;
+        spec.input_size = I;
+        spec.hidden = H;
+        spec.directions = D;
+        spec.layers = L;
+        ParamLayout layout;
+        nn::RecurrentStack<float> stack(spec, layout, "rnn.");
+        Rng rng(11);
+        std::vector<float> params(layout.total()), x(static_cast<size_t>(S) * B * I);
+        for (auto& v : params) v = static_cast<float>(rng.uniform(-0.5, 0.5));
+        for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+        // Lengths S, S-1, ... (at least 1), longest first, as packed sequences are sorted.
+        std::vector<int> sizes(S, B);
+        if (varied)
+          for (int t = 0; t < S; ++t) {
+            int n = 0;
+            for (int b = 0; b < B; ++b) n += std::max(1, S - 2 * b) > t ? 1 : 0;
+            sizes[t] = n;
+          }
+        nn::StackPacked for_inference, for_training;
+        stack.prepare(params.data(), for_inference, false);
+        stack.prepare(params.data(), for_training, true);
+        nn::StackWorkspace<float> infer_ws, train_ws;
+        const int* bs = varied ? sizes.data() : nullptr;
+        stack.forward(params.data(), x.data(), S, B, nullptr, nullptr, false, nullptr, infer_ws, bs,
+                      &for_inference);
+        // Training's path on the same kernel: weights packed for inference run every batch size
+        // through it, as the inference call did.
+        stack.forward(params.data(), x.data(), S, B, nullptr, nullptr, true, nullptr, train_ws, bs,
+                      &for_inference);
+        const std::string what = to_string(cell) + " B=" + std::to_string(B) +
+                                 (varied ? " varied lengths" : " full length");
+        const size_t out = static_cast<size_t>(S) * B * D * H,
+                     states = static_cast<size_t>(L) * D * B * H;
+        EXPECT_TRUE(std::equal(infer_ws.layers.back().out.begin(),
+                               infer_ws.layers.back().out.begin() + out,
+                               train_ws.layers.back().out.begin()))
+            << what << ": outputs";
+        EXPECT_TRUE(
+            std::equal(infer_ws.hn.begin(), infer_ws.hn.begin() + states, train_ws.hn.begin()))
+            << what << ": hn";
+        if (cell == CellKind::lstm) {
+          EXPECT_TRUE(
+              std::equal(infer_ws.cn.begin(), infer_ws.cn.begin() + states, train_ws.cn.begin()))
+              << what << ": cn";
+        }
+        // Inference kept one step of gates, training all of them.
+        EXPECT_LT(infer_ws.layers[0].dir[0].gates.size(), train_ws.layers[0].dir[0].gates.size())
+            << what;
+      }
+}
+
 }  // namespace
 }  // namespace recur
