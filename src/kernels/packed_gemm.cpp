@@ -131,16 +131,13 @@ template <int MR, int P>
                 C + static_cast<std::size_t>(r) * ldc + q * kPanelWidth, kPanelWidth);
 }
 
-// Rows [m, m + MR) of the runs against the whole panels [p0, p_end) in groups of P, the rest one
-// by one through tile<MR>; for the small row counts of batch-1 and streaming inference.
+// Rows [m, m + MR) against whole panels from p on in groups of P; returns the first panel left.
 template <int MR, int P>
-[[gnu::always_inline]] inline void row_block_panels(const Run* runs, int nruns, std::size_t m,
-                                                    const PackedMatrix& W, int k0, bool has_bias,
-                                                    bool accumulate, float* C, int ldc) {
-  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
+[[gnu::always_inline]] inline int panel_groups(const Run* runs, int nruns, std::size_t m,
+                                               const PackedMatrix& W, int k0, bool has_bias,
+                                               bool accumulate, float* C, int ldc, int p) {
   const int whole = W.N / kPanelWidth;
   const std::size_t stride = static_cast<std::size_t>(W.K) * kPanelWidth;
-  int p = 0;
   for (; p + P <= whole; p += P) {
     const float* panel = W.panels.data() + p * stride + static_cast<std::size_t>(k0) * kPanelWidth;
     const float* bias =
@@ -148,6 +145,23 @@ template <int MR, int P>
     tile_panels<MR, P>(runs, nruns, m, panel, stride, bias, accumulate,
                        C + m * ldc + p * kPanelWidth, ldc);
   }
+  return p;
+}
+
+// Rows [m, m + MR) of the runs against every panel: whole panels in groups of P, then of P/2
+// down to 2, the rest one by one through tile<MR>; for the small row counts of batch-1 and
+// streaming inference (LSTM-128 at batch 1: 64 against 87 us with groups of 4 only).
+template <int MR, int P>
+[[gnu::always_inline]] inline void row_block_panels(const Run* runs, int nruns, std::size_t m,
+                                                    const PackedMatrix& W, int k0, bool has_bias,
+                                                    bool accumulate, float* C, int ldc) {
+  int p = panel_groups<MR, P>(runs, nruns, m, W, k0, has_bias, accumulate, C, ldc, 0);
+  if constexpr (P >= 4)
+    p = panel_groups<MR, P / 2>(runs, nruns, m, W, k0, has_bias, accumulate, C, ldc, p);
+  if constexpr (P >= 8)
+    p = panel_groups<MR, P / 4>(runs, nruns, m, W, k0, has_bias, accumulate, C, ldc, p);
+  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
+  const std::size_t stride = static_cast<std::size_t>(W.K) * kPanelWidth;
   for (; p < panels; ++p) {
     const float* panel = W.panels.data() + p * stride + static_cast<std::size_t>(k0) * kPanelWidth;
     const float* bias =
@@ -169,10 +183,14 @@ template <int MR, int P>
   // per pass. The same arithmetic per element as the tiles below.
   switch (M) {
     case 1:
-      row_block_panels<1, 4>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      // Groups of 8 panels only pay where there are 8 (an RNN-128's 4 panels ran 15 -> 18 us).
+      if (W.N >= 8 * kPanelWidth)
+        row_block_panels<1, 8>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      else
+        row_block_panels<1, 4>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
       return;
     case 2:
-      row_block_panels<2, 2>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      row_block_panels<2, 4>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
       return;
     case 3:
       row_block_panels<3, 2>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
