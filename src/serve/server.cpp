@@ -312,8 +312,12 @@ void Server::log(const httplib::Request& req, const httplib::Response& res) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_arrived).count();
   metrics_.request(t_model, res.status, seconds);
   if (!options_.log_requests) return;
+  // The path arrives percent-decoded: a control character in it must not forge a log line.
+  std::string path = req.path.substr(0, 256);
+  for (char& c : path)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   std::lock_guard<std::mutex> lock(log_mutex_);
-  fmt::print(out_, "{} {} {} {:.3f} ms {}B\n", req.method, req.path, res.status, seconds * 1e3,
+  fmt::print(out_, "{} {} {} {:.3f} ms {}B\n", req.method, path, res.status, seconds * 1e3,
              req.body.size());
   std::fflush(out_);
 }
