@@ -50,6 +50,8 @@ class SequenceRunner {
   Stats infer_chunks(const SequenceSource& src, const std::vector<std::int64_t>& idx,
                      std::int32_t* predictions, float* probs, int first, int count, int chunks);
   int threads() const { return threads_; }
+  // Label smoothing of train_batch / train_chunks' loss (softmax_cross_entropy); 0 = off.
+  void set_label_smoothing(double eps) { label_smoothing_ = eps; }
 
  public:
   struct Chunk;  // one thread's share of a batch and its buffers
@@ -57,6 +59,7 @@ class SequenceRunner {
  private:
   Model<float>& model_;
   int threads_;
+  double label_smoothing_ = 0;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
 };
@@ -101,7 +104,11 @@ struct FitOptions {
   Holdout holdout = Holdout::drawn;
   Batching batching = Batching::by_length;
   std::int64_t train_limit = 0;
-  double clip_value = 0;        // 0 = off; applied before clip_norm
+  double clip_value = 0;       // 0 = off; applied before clip_norm
+  double label_smoothing = 0;  // training loss against (1 - eps) onehot + eps / C; 0 = off
+  // Stop after this many validations in a row without a better accuracy than the best; 0 = off.
+  // Needs a validation split.
+  std::int64_t patience = 0;
   bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
 

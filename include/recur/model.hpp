@@ -85,10 +85,12 @@ ModelConfig model_config_from_json(const std::string& json, const std::string& s
 // Mean softmax cross-entropy of logits [B, C] against labels, computed with log-sum-exp.
 // Returns sum over the batch of per-sample losses times `scale` (pass 1/N for a mean over N).
 // When dlogits is non-null it receives d(loss)/d(logits) with the same scale. `correct`, when
-// non-null, receives the number of argmax hits.
+// non-null, receives the number of argmax hits. With label smoothing eps in (0, 1) the target is
+// (1 - eps) on the label plus eps / C on every class, and the loss is the cross-entropy against
+// that mixture; eps = 0 is the plain loss, computed exactly as without it.
 template <typename T>
 double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B, int C, T scale,
-                             T* dlogits, int* correct);
+                             T* dlogits, int* correct, double smoothing = 0);
 
 // The class probabilities of one row of logits z [C] into probs [C] (softmax, shifted by the
 // largest logit, summed in double); returns the predicted class (the first largest logit). What

@@ -89,8 +89,10 @@ struct TrainOptions {
     s.min_lr = 5e-5f;
     return s;
   }();
-  double clip_norm = 5;   // 0 = off
-  double clip_value = 0;  // 0 = off
+  double clip_norm = 5;        // 0 = off
+  double clip_value = 0;       // 0 = off
+  double label_smoothing = 0;  // 0 = off (--label-smoothing)
+  std::int64_t patience = 0;   // early stopping after N validations without progress (--patience)
   int batch = 128;
   int epochs = 10;
   std::int64_t steps = 0;  // stop after this many steps; 0 = run all epochs

@@ -261,6 +261,14 @@ void add_run_options(CLI::App* cmd, TrainFlags& flags) {
       ->capture_default_str();
   cmd->add_option("--clip-value", o.clip_value, "Clip each gradient to [-v, v]; 0 = off")
       ->capture_default_str();
+  cmd->add_option("--patience", o.patience,
+                  "Stop early after N epochs whose validation accuracy is not above the best; 0 = "
+                  "off (needs --val)")
+      ->capture_default_str();
+  cmd->add_option("--label-smoothing", o.label_smoothing,
+                  "Train against (1 - eps) on the label and eps / classes on every class; 0 = off "
+                  "(validation and test report the plain loss)")
+      ->capture_default_str();
   cmd->add_option("--batch", o.batch, "Batch size")->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "Epochs")->capture_default_str();
   cmd->add_option("--steps", o.steps, "Stop after this many steps; 0 = all epochs")

@@ -37,7 +37,7 @@ int softmax_probabilities(const float* z, int C, float* probs) {
 
 template <typename T>
 double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B, int C, T scale,
-                             T* dlogits, int* correct) {
+                             T* dlogits, int* correct, double smoothing) {
   double total = 0;
   int hits = 0;
   for (int b = 0; b < B; ++b) {
@@ -48,14 +48,31 @@ double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B,
     const double sum = shifted_exp_sum(z, C, zmax);
     // The gradient's probabilities come from the log-sum: e^(z_k - log sum e^z).
     const double log_sum = std::log(sum) + static_cast<double>(zmax);
-    total += log_sum - static_cast<double>(z[labels[b]]);
+    if (smoothing == 0) {
+      total += log_sum - static_cast<double>(z[labels[b]]);
+    } else {
+      // -sum_k q_k log p_k with q = (1 - eps) onehot + eps / C.
+      double z_sum = 0;
+      for (int k = 0; k < C; ++k) z_sum += static_cast<double>(z[k]);
+      total +=
+          log_sum - (1 - smoothing) * static_cast<double>(z[labels[b]]) - smoothing / C * z_sum;
+    }
     if (dlogits) {
       T* d = dlogits + static_cast<std::size_t>(b) * C;
       for (int k = 0; k < C; ++k) {
         const double prob = std::exp(static_cast<double>(z[k]) - log_sum);
         d[k] = static_cast<T>(prob * static_cast<double>(scale));
       }
-      d[labels[b]] -= scale;
+      if (smoothing == 0) {
+        d[labels[b]] -= scale;
+      } else {
+        const double s = static_cast<double>(scale);
+        for (int k = 0; k < C; ++k) {
+          const double prob = std::exp(static_cast<double>(z[k]) - log_sum);
+          const double target = (k == labels[b] ? 1 - smoothing : 0) + smoothing / C;
+          d[k] = static_cast<T>((prob - target) * s);
+        }
+      }
     }
   }
   if (correct) *correct = hits;
@@ -63,8 +80,8 @@ double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B,
 }
 
 template double softmax_cross_entropy<float>(const float*, const std::int32_t*, int, int, float,
-                                             float*, int*);
+                                             float*, int*, double);
 template double softmax_cross_entropy<double>(const double*, const std::int32_t*, int, int, double,
-                                              double*, int*);
+                                              double*, int*, double);
 
 }  // namespace recur

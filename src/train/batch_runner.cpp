@@ -111,7 +111,7 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
     c.dlogits.resize(static_cast<std::size_t>(n) * C);
     int correct = 0;
     c.stats.loss_sum = softmax_cross_entropy<float>(logits, c.labels.data(), n, C, scale,
-                                                    c.dlogits.data(), &correct) /
+                                                    c.dlogits.data(), &correct, label_smoothing_) /
                        scale;
     c.stats.correct = correct;
     c.stats.count = n;

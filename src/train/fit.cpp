@@ -114,6 +114,7 @@ std::string hex(std::uint64_t v) {
 // log point after a resume is the one the uninterrupted run logs). Broadcast as bytes.
 struct SeqPosition {
   std::int64_t step = 0, epoch = 0, cursor = 0, samples = 0, skipped = 0;
+  std::int64_t since_best = 0;  // validations since the best one (--patience)
   double best = -1, val_accuracy = 0, val_loss = 0, train_seconds = 0;
   double win_loss = 0, win_correct = 0, win_count = 0, win_seconds = 0;
 };
@@ -132,7 +133,8 @@ nlohmann::json position_json(const SeqPosition& p) {
           {"train_seconds", p.train_seconds},
           {"window_loss", p.win_loss},
           {"window_correct", p.win_correct},
-          {"window_count", p.win_count}};
+          {"window_count", p.win_count},
+          {"since_best", p.since_best}};
 }
 
 SeqPosition position_from_json(const nlohmann::json& j, const std::string& path) {
@@ -152,6 +154,7 @@ SeqPosition position_from_json(const nlohmann::json& j, const std::string& path)
     if (j.contains("skipped")) p.skipped = json_integer<std::int64_t>(j, "skipped", path);
     if (j.contains("val_loss")) p.val_loss = json_number(j, "val_loss", path);
     if (j.contains("window_seconds")) p.win_seconds = json_number(j, "window_seconds", path);
+    if (j.contains("since_best")) p.since_best = json_integer<std::int64_t>(j, "since_best", path);
   } catch (const nlohmann::json::exception&) {
     throw Error(path, "the run position in the metadata is unreadable");
   }
@@ -268,6 +271,8 @@ FitOptions fit_options(const TrainOptions& o) {
   so.schedule = o.schedule;
   so.clip_norm = o.clip_norm;
   so.clip_value = o.clip_value;
+  so.label_smoothing = o.label_smoothing;
+  so.patience = o.patience;
   so.skip_nonfinite = o.skip_nonfinite;
   so.batch = o.batch;
   so.epochs = o.epochs;
@@ -360,7 +365,8 @@ class Trainer {
   std::vector<float> grads_;
   std::vector<std::vector<std::int64_t>> batches_;  // of epoch batches_epoch_
   std::int64_t batches_epoch_ = -1;
-  bool stopped_ = false;  // by on_event
+  bool stopped_ = false;  // by on_event or early stopping (--patience)
+  bool stopped_early_ = false;
   const std::int64_t kill_after_step_ = [] {
     const char* v = std::getenv("RECUR_KILL_AFTER_STEP");
     return v != nullptr ? std::atoll(v) : std::int64_t{0};
@@ -381,6 +387,12 @@ void Trainer::check_options() const {
   RECUR_CHECK(o.train_limit >= 0, "--train-limit", "must not be negative");
   RECUR_CHECK(o.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(o.clip_value >= 0, "--clip-value", "must not be negative");
+  RECUR_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing",
+              fmt::format("must be in [0, 1), got {}", o.label_smoothing));
+  RECUR_CHECK(o.patience >= 0, "--patience", "must not be negative");
+  RECUR_CHECK(o.patience == 0 || o.validation > 0, "--patience",
+              "stops when the validation accuracy stops improving, so it needs a validation "
+              "split: give --val N");
   RECUR_ASSERT(o.resumable || !o.resume);
   check_optimizer_config(o.optimizer);
 }
@@ -405,6 +417,7 @@ void Trainer::plan() {
   check_schedule_config(schedule_);
   optimizer_ = std::make_unique<Optimizer>(opt_.optimizer, model_->num_params());
   runner_ = std::make_unique<SequenceRunner>(*model_, threads_);
+  runner_->set_label_smoothing(opt_.label_smoothing);
   grads_.assign(model_->num_params(), 0.f);
 }
 
@@ -426,6 +439,7 @@ void Trainer::join_processes() {
     f.add(opt_.optimizer.lr);
     f.add(opt_.clip_norm);
     f.add(opt_.clip_value);
+    f.add(opt_.label_smoothing);
     f.add(static_cast<int>(opt_.holdout));
     f.add(static_cast<int>(opt_.batching));
     run_print = f.value();
@@ -634,7 +648,18 @@ void Trainer::end_epoch() {
   if (writer_) save_checkpoint(opt_.out_dir + "/last.safetensors", *model_, m);
   if (!val_ || pos_.val_accuracy > pos_.best) {
     pos_.best = pos_.val_accuracy;
+    pos_.since_best = 0;
     if (writer_) save_checkpoint(opt_.out_dir + "/best.safetensors", *model_, m);
+  } else {
+    ++pos_.since_best;
+  }
+  // Early stopping: the last `patience` validations found nothing better than the best.
+  if (val_ && opt_.patience > 0 && pos_.since_best >= opt_.patience && !stopped_) {
+    out_ << fmt::format(
+        "stopping early: validation accuracy has not improved for {} epoch{} (best {:.2f}%)\n",
+        pos_.since_best, pos_.since_best == 1 ? "" : "s", 100 * pos_.best);
+    stopped_ = true;
+    stopped_early_ = true;
   }
   metrics_->write_curves(opt_.title);
   out_.flush();
@@ -704,6 +729,7 @@ TrainSummary Trainer::finish() {
     j["test_loss"] = summary.test_loss;
   }
   if (distributed_) j["ranks"] = parallel_->group().ranks();
+  if (opt_.patience > 0) j["stopped_early"] = stopped_early_;
   if (writer_) write_file_atomic(opt_.out_dir + "/summary.json", j.dump(2) + "\n");
   return summary;
 }

@@ -78,6 +78,8 @@ const std::map<std::string, std::string> kBad = {
     {"--min-lr", "--min-lr -1"},
     {"--clip-norm", "--clip-norm -1"},
     {"--clip-value", "--clip-value -1"},
+    {"--label-smoothing", "--label-smoothing 1"},
+    {"--patience", "--patience -1"},
     {"--batch", "--batch 100000"},
     {"--epochs", "--epochs -1"},
     {"--steps", "--steps -5"},

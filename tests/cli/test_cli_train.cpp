@@ -98,6 +98,55 @@ TEST(TrainCli, ResolvedConfigGivesTheSameRun) {
   EXPECT_EQ(a.at("val_loss"), b.at("val_loss"));
 }
 
+// --label-smoothing trains against the smoothed target: other weights than without it (same
+// seed), the resolved config records it, and that config trains the same weights again.
+TEST(TrainCli, LabelSmoothingChangesTheTrainingAndIsRecorded) {
+  ScratchDir tmp;
+  const std::string args = "train --data " + quote(kMnistDir) + " " + kTinyArgs;
+  const fs::path plain = tmp / "plain", smooth = tmp / "smooth";
+  ASSERT_EQ(run_cli(args + " --out " + quote(plain.string())).code, 0);
+  const CliResult r = run_cli(args + " --label-smoothing 0.2 --out " + quote(smooth.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(slurp(plain / "last.safetensors"), slurp(smooth / "last.safetensors"));
+  EXPECT_NE(slurp(smooth / "config.toml").find("label-smoothing=0.2"), std::string::npos)
+      << slurp(smooth / "config.toml");
+  // The run given its own config trains the same weights again.
+  const fs::path again = tmp / "again";
+  ASSERT_EQ(run_cli("train --config " + quote((smooth / "config.toml").string()) + " --out " +
+                    quote(again.string()))
+                .code,
+            0);
+  EXPECT_EQ(slurp(smooth / "last.safetensors"), slurp(again / "last.safetensors"));
+}
+
+// --patience N stops after N epochs without a better validation accuracy: with a learning rate
+// too small to change any prediction, epoch 1 is the best and epoch 2 does not beat it, so a
+// 10-epoch run with --patience 1 ends after 2 epochs, says so and records it; without a
+// validation split the flag is refused before anything is written.
+TEST(TrainCli, PatienceStopsWhenValidationStopsImproving) {
+  ScratchDir tmp;
+  const fs::path out = tmp / "run";
+  const CliResult r = run_cli("train --data " + quote(kMnistDir) +
+                              " --train-limit 64 --batch 32 --val 256 --hidden 8 --threads 1 "
+                              "--epochs 10 --lr 1e-12 --patience 1 --out " +
+                              quote(out.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("stopping early: validation accuracy has not improved for 1 epoch"),
+            std::string::npos)
+      << r.out;
+  const auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary.at("steps").get<int>(), 4);  // 2 epochs of 2 batches, not 10
+  EXPECT_TRUE(summary.at("stopped_early").get<bool>());
+  const fs::path no_val = tmp / "no-val";
+  const CliResult refused =
+      run_cli("train --data " + quote(kMnistDir) +
+              " --steps 2 --train-limit 64 --hidden 8 --threads 1 --val 0 --patience 2 --out " +
+              quote(no_val.string()));
+  EXPECT_TRUE(fails_with(refused, "--patience: stops when the validation accuracy stops"))
+      << refused.err;
+  EXPECT_FALSE(fs::exists(no_val));
+}
+
 TEST(TrainCli, UnknownFlagExitsWith2) {
   const CliResult r = run_cli("train --bogus");
   EXPECT_TRUE(fails_with(r, "--bogus"));
