@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh [SECONDS] [RUNS] [HARNESS...]
 #     SECONDS  time per harness (default 10); 0 = no time limit (then RUNS must be given)
 #     RUNS     executions per harness (default: no limit); the first limit reached ends a harness
-#     HARNESS  idx safetensors toml_config image model_json text npy (default: all)
+#     HARNESS  idx safetensors toml_config image model_json text npy infer_request (default: all)
 #
 # CI smoke: `scripts/fuzz.sh 5`. Long run: `scripts/fuzz.sh 0 1000000`. Prints a line per harness
 # with its executions, time and result, and exits non-zero when any harness reports a crash, a
@@ -23,7 +23,7 @@ seconds=${1:-10}
 runs=${2:-}
 shift $(($# < 2 ? $# : 2))
 harnesses=("$@")
-if ((${#harnesses[@]} == 0)); then harnesses=(idx safetensors toml_config image model_json text npy); fi
+if ((${#harnesses[@]} == 0)); then harnesses=(idx safetensors toml_config image model_json text npy infer_request); fi
 if [[ "$seconds" == 0 && -z "$runs" ]]; then
   echo "fuzz.sh: give a time limit or a number of runs" >&2
   exit 2

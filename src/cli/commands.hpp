@@ -26,5 +26,6 @@ void add_inspect_command(CLI::App& app, Runner& run);
 void add_bench_command(CLI::App& app, Runner& run);
 void add_report_command(CLI::App& app, Runner& run);
 void add_export_command(CLI::App& app, Runner& run);
+void add_serve_command(CLI::App& app, Runner& run);
 
 }  // namespace recur::cli

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   recur::cli::add_bench_command(app, run);
   recur::cli::add_report_command(app, run);
   recur::cli::add_export_command(app, run);
+  recur::cli::add_serve_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

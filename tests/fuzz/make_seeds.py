@@ -353,10 +353,52 @@ def make_npy():
     write("npy", "bad_header", b"\x93NUMPY\x01\x00\x10\x00{'descr': <f4}\n")
 
 
+# --- infer_request: [model (mod 5)][body of POST /v2/models/NAME/infer] -------------------------
+
+def make_infer_request():
+    def req(model, body):
+        return bytes([model]) + (json.dumps(body) if not isinstance(body, (bytes, str)) else
+                                 body).encode() if not isinstance(body, bytes) else \
+            bytes([model]) + body
+
+    row = list(range(28))
+    write("infer_request", "valid_images", req(0, {"inputs": [{"name": "input", "datatype": "UINT8",
+                                                               "shape": [1, 28, 28],
+                                                               "data": row * 28}]}))
+    write("infer_request", "valid_nested_f32", req(0, {"inputs": [{
+        "name": "input", "datatype": "FP32", "shape": [1, 28, 28],
+        "data": [[[0.5] * 28] * 28]}], "outputs": [{"name": "labels"}]}))
+    write("infer_request", "valid_stream_row", req(0, {
+        "inputs": [{"name": "input", "datatype": "UINT8", "shape": [1, 1, 28], "data": row}],
+        "parameters": {"sequence_id": 7, "sequence_start": True}}))
+    write("infer_request", "valid_whole", req(1, {"inputs": [{"name": "x", "datatype": "UINT8",
+                                                              "shape": [2, 8, 8],
+                                                              "data": [1] * 128}]}))
+    write("infer_request", "valid_texts", req(2, {"id": "a", "inputs": [{
+        "name": "input", "datatype": "BYTES", "shape": [2], "data": ["a fine film", "dull"]}]}))
+    write("infer_request", "valid_tokens", req(2, {
+        "inputs": [{"name": "input", "datatype": "INT32", "shape": [1, 3], "data": [1, 2, 49]}],
+        "parameters": {"sequence_id": "s", "sequence_end": True}}))
+    write("infer_request", "valid_lengths", req(3, {"inputs": [
+        {"name": "input", "datatype": "FP32", "shape": [2, 2, 3], "data": [0.1] * 12},
+        {"name": "lengths", "datatype": "INT32", "shape": [2], "data": [2, 1]}]}))
+    write("infer_request", "bad_stream_bidirectional", req(4, {
+        "inputs": [{"name": "input", "datatype": "BYTES", "shape": [1], "data": ["x"]}],
+        "parameters": {"sequence_id": 1, "sequence_start": True}}))
+    write("infer_request", "bad_utf8", req(2, b'{"inputs":[{"datatype":"BYTES","shape":[1],'
+                                              b'"data":["\xff"]}]}'))
+    write("infer_request", "bad_truncated", req(0, '{"inputs": [{"datatype": "UINT8", "sha'))
+    write("infer_request", "bad_shape_overflow", req(0, {"inputs": [{
+        "datatype": "UINT8", "shape": [4294967296, 4294967296, 28], "data": []}]}))
+    write("infer_request", "bad_deep", req(3, '{"inputs":[{"datatype":"FP32","shape":[1,1,3],'
+                                              '"data":' + "[" * 50 + "]" * 50 + '}]}'))
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
-    for harness in ("idx", "safetensors", "toml_config", "image", "model_json", "text", "npy"):
+    for harness in ("idx", "safetensors", "toml_config", "image", "model_json", "text", "npy",
+                    "infer_request"):
         os.makedirs(os.path.join(CORPUS, harness))
     make_idx()
     make_safetensors()
@@ -365,6 +407,7 @@ def main():
     make_model_json()
     make_text()
     make_npy()
+    make_infer_request()
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
 
 main=$(bash scripts/install-deps.sh --list) || fail "install-deps.sh --list exited non-zero"
 tests=$(bash scripts/install-deps.sh --list --test) || fail "install-deps.sh --list --test exited non-zero"
-for p in python3-torch libgtest-dev libbenchmark-dev chromium python3-onnx; do
+for p in python3-torch libgtest-dev libbenchmark-dev chromium wrk python3-onnx; do
   grep -qx "$p" <<<"$main" && fail "the main job's packages include $p"
   grep -qx "$p" <<<"$tests" || fail "the test command's packages lack $p"
 done
-for p in g++ cmake libopenblas-dev npm; do
+for p in g++ cmake libopenblas-dev libcpp-httplib-dev npm; do
   grep -qx "$p" <<<"$main" || fail "the main job's packages lack $p"
 done
 grep -q '^bash scripts/install-deps.sh$' scripts/demo.sh || fail "demo.sh does not call install-deps.sh without --test"

@@ -1,0 +1,72 @@
+// Dynamic batching: concurrent requests for one model are joined into one forward pass.
+//
+// A request's samples wait in the model's queue; a worker takes the oldest request and every
+// other waiting request of the same kind (u8 images, or f32 sequences of the same steps) up to
+// max_batch samples, waiting at most max_delay_us from the oldest request's arrival for more to
+// come when the batch is not full, runs the Predictor once on the joined batch and hands every
+// request its rows. Requests larger than max_batch run on their own.
+//
+// A row's answer does not depend on its neighbours as far as the Predictor's kernels keep rows
+// independent (include/recur/predictor.hpp); the server adds no arithmetic of its own.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "recur/predictor.hpp"
+
+namespace recur::serve {
+
+struct BatchOptions {
+  int max_batch = 64;       // samples per forward pass
+  int max_delay_us = 2000;  // longest wait for a batch to fill
+  int workers = 1;          // forward passes run at once for this model
+};
+
+class Batcher {
+ public:
+  // Called after each forward pass with its sample count (for metrics); may be empty.
+  using BatchObserver = std::function<void(std::int64_t samples)>;
+  Batcher(const Predictor& predictor, BatchOptions options, BatchObserver observer);
+  ~Batcher();  // finishes the queued requests, then joins the workers
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // u8 images [n, rows, cols]: the answer of predict_images on exactly these rows.
+  Predictions images(std::vector<std::uint8_t> pixels, std::int64_t n);
+  // f32 sequences [n, steps, features], all full length (image-sequence models).
+  Predictions sequences(std::vector<float> x, std::int64_t n, int steps);
+
+ private:
+  struct Job {
+    bool is_u8 = true;
+    int steps = 0;
+    std::int64_t n = 0;
+    std::vector<std::uint8_t> u8;
+    std::vector<float> f32;
+    std::chrono::steady_clock::time_point arrived;
+    std::promise<Predictions> answer;
+  };
+  Predictions submit(Job job);
+  void work();
+  void run(std::vector<Job>& jobs);
+
+  const Predictor& predictor_;
+  BatchOptions options_;
+  BatchObserver observer_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace recur::serve

@@ -1,0 +1,103 @@
+// Streaming sessions (sessions.hpp).
+#include "serve/sessions.hpp"
+
+#include <fmt/core.h>
+
+namespace recur::serve {
+
+SessionTable::SessionTable(const Predictor& predictor, SessionOptions options)
+    : predictor_(predictor), options_(options) {}
+
+void SessionTable::drop_idle(std::chrono::steady_clock::time_point now) {
+  const auto idle = std::chrono::duration<double>(options_.idle_s);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (now - it->second->used > idle) {
+      it = sessions_.erase(it);
+      ++expired_;
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::size_t SessionTable::live() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  drop_idle(std::chrono::steady_clock::now());
+  return sessions_.size();
+}
+
+std::shared_ptr<SessionTable::Session> SessionTable::find_or_start(const SequenceParams& seq) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(mutex_);
+  drop_idle(now);
+  auto it = sessions_.find(seq.id);
+  if (seq.start) {
+    // A new start restarts a sequence of that id (as Triton does).
+    if (it == sessions_.end() &&
+        sessions_.size() >= static_cast<std::size_t>(options_.max_sessions))
+      throw BadRequest(429, "parameters.sequence_start",
+                       fmt::format("{} sessions are open, the most this server keeps "
+                                   "(--max-sessions); end one with sequence_end or retry later",
+                                   sessions_.size()));
+    auto s = std::make_shared<Session>();
+    s->state = predictor_.start();
+    s->used = now;
+    sessions_[seq.id] = s;
+    return s;
+  }
+  if (it == sessions_.end())
+    throw BadRequest(400, "parameters.sequence_id",
+                     "sequence " + seq.id +
+                         " is not open (never started, ended, or idle past --session-idle-s); "
+                         "start it with sequence_start: true");
+  it->second->used = now;
+  return it->second;
+}
+
+Predictions SessionTable::feed(const InferRequest& r, std::int64_t& steps_read) {
+  const std::shared_ptr<Session> s = find_or_start(r.sequence);
+  StreamReading reading;
+  {
+    std::lock_guard<std::mutex> lock(s->mutex);
+    if (s->ended)
+      throw BadRequest(400, "parameters.sequence_id", "sequence " + r.sequence.id + " has ended");
+    switch (r.payload) {
+      case Payload::steps_u8:
+        predictor_.feed_pixels(s->state, r.u8.data(), r.steps);
+        break;
+      case Payload::steps_f32:
+        predictor_.feed(s->state, r.f32.data(), r.steps);
+        break;
+      case Payload::tokens:
+        predictor_.feed_tokens(s->state, r.ids.data(), r.steps);
+        break;
+      case Payload::texts: {
+        const std::vector<std::int32_t> ids = predictor_.text_tokens(r.texts.front());
+        if (!ids.empty())
+          predictor_.feed_tokens(s->state, ids.data(), static_cast<int>(ids.size()));
+        if (s->state.steps == 0)
+          throw BadRequest(400, "inputs[0].data", "the text holds no word yet: nothing to read");
+        break;
+      }
+      case Payload::images:
+        throw BadRequest(400, "inputs[0].shape", "a stream takes steps [1, k, features]");
+    }
+    reading = predictor_.read(s->state);
+    steps_read = s->state.steps;
+    if (r.sequence.end) s->ended = true;
+  }
+  if (r.sequence.end) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = sessions_.find(r.sequence.id);
+    if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+  }
+  Predictions p;
+  p.count = 1;
+  p.classes = static_cast<int>(reading.logits.size());
+  p.labels = {reading.label};
+  p.probabilities = std::move(reading.probabilities);
+  p.logits = std::move(reading.logits);
+  return p;
+}
+
+}  // namespace recur::serve
