@@ -140,9 +140,11 @@ def read_idx_labels(count):
         return list(f.read(count))
 
 
-def reviews(count):
-    """The last `count` reviews of data/imdb/reviews.json (text, label)."""
-    with open(os.path.join(IMDB, "reviews.json")) as f:
-        data = json.load(f)
-    return [(r["t"], r["s"]) for r in data[-count:]] if "s" in data[0] else \
-        [(r["t"], None) for r in data[-count:]]
+def reviews(count, cli):
+    """The first `count` test reviews of recur's IMDb split (text, label), the split `recur train
+    --data imdb` tests on, read through the Python module built beside `cli` (build/python)."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(cli)), "python"))
+    import recur
+    _, (texts, labels) = recur.datasets.imdb(IMDB)
+    return list(zip(texts[:count], [int(y) for y in labels[:count]]))

@@ -105,7 +105,7 @@ def check_digits_and_reviews(server, cli, mnist, imdb, digits, failures):
     if bad:
         failures.append(f"{bad} of {N_DIGITS} digits differ from recur predict --json")
 
-    texts = [t.replace("\n", " ").replace("\r", " ") for t, _ in ss.reviews(N_REVIEWS)]
+    texts = [t.replace("\n", " ").replace("\r", " ") for t, _ in ss.reviews(N_REVIEWS, cli)]
     want = predict_json(cli, [imdb], stdin="\n".join(texts) + "\n")
     assert len(want) == N_REVIEWS, len(want)
     bad = 0
