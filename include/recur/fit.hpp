@@ -118,6 +118,10 @@ struct FitOptions {
 // the metadata and what its data needs. Throws Error("--display-step") below 1.
 FitOptions fit_options(const TrainOptions& o);
 
+// --label-smoothing in [0, 1); --patience >= 0, and only with a validation split (`validation`
+// samples held out). Error naming the flag otherwise. Both trainers' option checks call it.
+void check_training_methods(double label_smoothing, std::int64_t patience, std::int64_t validation);
+
 // Trains and writes the run folder: config.toml, metrics.jsonl, curves.png, last.safetensors,
 // best.safetensors (the best validation accuracy; the last model without a validation split),
 // resume.safetensors (when resumable), summary.json (last: a folder without it is an unfinished

@@ -98,6 +98,11 @@ class Optimizer {
   void set_step_count(int64_t t);
 
  private:
+  // The weight decay that enters the gradient: 0 when it is decoupled (applied to p by step()).
+  float gradient_decay() const {
+    return cfg_.decoupled_weight_decay && cfg_.kind != OptimizerKind::adamw ? 0.f
+                                                                            : cfg_.weight_decay;
+  }
   void step_sgd(float* params, const float* grads, float lr);
   void step_adam(float* params, const float* grads, float lr);
   void step_rmsprop(float* params, const float* grads, float lr);

@@ -214,21 +214,11 @@ Optimizer::Optimizer(const OptimizerConfig& cfg, std::size_t n) : cfg_(cfg), n_(
 void Optimizer::step(float* params, const float* grads, float lr) {
   if (!(lr >= 0)) throw Error("--lr", fmt::format("must be a non-negative number, got {}", lr));
   if (cfg_.decoupled_weight_decay && cfg_.weight_decay != 0 && cfg_.kind != OptimizerKind::adamw) {
-    // The decay first, on its own (adamw's scale, rounded to float once), then the update with
-    // no decay term: the state is kept exactly as without weight decay.
+    // The decay first, on its own (adamw's scale, rounded to float once); the update below then
+    // sees no decay term (gradient_decay() is 0).
     const float scale =
         as_kernel_scalar(1.0 - decimal_value(lr) * decimal_value(cfg_.weight_decay));
     for (std::size_t i = 0; i < n_; ++i) params[i] = params[i] * scale;
-    const float wd = cfg_.weight_decay;
-    cfg_.weight_decay = 0;
-    try {
-      step(params, grads, lr);
-    } catch (...) {
-      cfg_.weight_decay = wd;
-      throw;
-    }
-    cfg_.weight_decay = wd;
-    return;
   }
   switch (cfg_.kind) {
     case OptimizerKind::sgd:
@@ -245,10 +235,11 @@ void Optimizer::step(float* params, const float* grads, float lr) {
 }
 
 void Optimizer::step_sgd(float* params, const float* grads, float lr) {
-  const SgdScalars s{cfg_.weight_decay, cfg_.momentum,
-                     as_kernel_scalar(1.0 - decimal_value(cfg_.dampening)), -lr, steps_ == 0};
+  const float wd = gradient_decay();
+  const SgdScalars s{wd, cfg_.momentum, as_kernel_scalar(1.0 - decimal_value(cfg_.dampening)), -lr,
+                     steps_ == 0};
   ++steps_;
-  const bool decay = cfg_.weight_decay != 0;
+  const bool decay = wd != 0;
   if (cfg_.momentum == 0) {
     decay ? sgd_plain_update<true>(params, grads, n_, s)
           : sgd_plain_update<false>(params, grads, n_, s);
@@ -272,7 +263,8 @@ void Optimizer::step_adam(float* params, const float* grads, float lr) {
   const double rate = decimal_value(lr);
   const double bias_correction1 = 1.0 - std::pow(beta1, t);
   const double bias_correction2 = 1.0 - std::pow(beta2, t);
-  const double wd = decimal_value(cfg_.weight_decay);
+  const float decay = gradient_decay();
+  const double wd = decimal_value(decay);
   const AdamScalars s{cfg_.beta1,
                       as_kernel_scalar(1.0 - beta1),
                       cfg_.beta2,
@@ -280,11 +272,11 @@ void Optimizer::step_adam(float* params, const float* grads, float lr) {
                       as_kernel_scalar(-(rate / bias_correction1)),
                       as_kernel_scalar(std::sqrt(bias_correction2)),
                       cfg_.eps,
-                      cfg_.weight_decay,
+                      decay,
                       as_kernel_scalar(1.0 - rate * wd)};
   float* m = exp_avg_.data();
   float* v = exp_avg_sq_.data();
-  if (cfg_.weight_decay == 0) {
+  if (decay == 0) {
     adam_update<false, false>(params, grads, m, v, n_, s);
   } else if (cfg_.kind == OptimizerKind::adamw) {
     adam_update<false, true>(params, grads, m, v, n_, s);
@@ -296,12 +288,12 @@ void Optimizer::step_adam(float* params, const float* grads, float lr) {
 void Optimizer::step_rmsprop(float* params, const float* grads, float lr) {
   ++steps_;
   const RmspropScalars s{cfg_.alpha,    as_kernel_scalar(1.0 - decimal_value(cfg_.alpha)),
-                         cfg_.eps,      cfg_.weight_decay,
+                         cfg_.eps,      gradient_decay(),
                          cfg_.momentum, -lr};
   float* sq = square_avg_.data();
   float* avg = grad_avg_.data();
   float* buf = momentum_buffer_.data();
-  const bool decay = cfg_.weight_decay != 0;
+  const bool decay = gradient_decay() != 0;
   const bool momentum = cfg_.momentum > 0;
   // Eight instantiations: each configuration gets a loop without branches.
   const int variant = (decay ? 4 : 0) + (cfg_.centered ? 2 : 0) + (momentum ? 1 : 0);

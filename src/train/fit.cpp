@@ -264,6 +264,16 @@ bool all_finite(const std::vector<float>& v) {
 
 }  // namespace
 
+void check_training_methods(double label_smoothing, std::int64_t patience,
+                            std::int64_t validation) {
+  RECUR_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing",
+              fmt::format("must be in [0, 1), got {}", label_smoothing));
+  RECUR_CHECK(patience >= 0, "--patience", "must not be negative");
+  RECUR_CHECK(patience == 0 || validation > 0, "--patience",
+              "stops when the validation accuracy stops improving, so it needs a validation "
+              "split: give --val N");
+}
+
 FitOptions fit_options(const TrainOptions& o) {
   RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
   FitOptions so;
@@ -387,12 +397,7 @@ void Trainer::check_options() const {
   RECUR_CHECK(o.train_limit >= 0, "--train-limit", "must not be negative");
   RECUR_CHECK(o.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(o.clip_value >= 0, "--clip-value", "must not be negative");
-  RECUR_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing",
-              fmt::format("must be in [0, 1), got {}", o.label_smoothing));
-  RECUR_CHECK(o.patience >= 0, "--patience", "must not be negative");
-  RECUR_CHECK(o.patience == 0 || o.validation > 0, "--patience",
-              "stops when the validation accuracy stops improving, so it needs a validation "
-              "split: give --val N");
+  check_training_methods(o.label_smoothing, o.patience, o.validation);
   RECUR_ASSERT(o.resumable || !o.resume);
   check_optimizer_config(o.optimizer);
 }

@@ -157,12 +157,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   RECUR_CHECK(opt.checkpoint_every >= 0, "--checkpoint-every", "must not be negative");
   RECUR_CHECK(opt.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(opt.clip_value >= 0, "--clip-value", "must not be negative");
-  RECUR_CHECK(opt.label_smoothing >= 0 && opt.label_smoothing < 1, "--label-smoothing",
-              fmt::format("must be in [0, 1), got {}", opt.label_smoothing));
-  RECUR_CHECK(opt.patience >= 0, "--patience", "must not be negative");
-  RECUR_CHECK(opt.patience == 0 || opt.validation > 0, "--patience",
-              "stops when the validation accuracy stops improving, so it needs a validation "
-              "split: give --val N");
+  check_training_methods(opt.label_smoothing, opt.patience, opt.validation);
   RECUR_CHECK(opt.train_limit >= 0, "--train-limit", "must not be negative");
   check_optimizer_config(opt.optimizer);
   check_schedule_options(opt.schedule);
