@@ -293,7 +293,6 @@ FitOptions fit_options(const TrainOptions& o) {
   so.eval_batch = o.eval_batch;
   so.display_step = o.display_step;
   so.out_dir = o.out_dir;
-  so.config_text = o.config_text;
   so.on_event = o.on_event;
   so.resumable = true;
   so.resume = o.resume;

@@ -23,9 +23,12 @@
 #include "recur/plot.hpp"
 #include "recur/safetensors.hpp"
 #include "recur/sha256.hpp"
+#include "recur/sources.hpp"
 #include "recur/train.hpp"
+#include "recur/train_options.hpp"
 #include "train/resume_file.hpp"
 #include "train/run_dir.hpp"
+#include "train/train_parts.hpp"
 
 namespace recur {
 
@@ -143,7 +146,73 @@ int stop_signal_received() {
   return g_stop_signal.load();
 }
 
-TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive) {
+namespace {
+
+// --model replaces the short form of the model: refuses a short-form option set away from its
+// default, naming it; and the projection's init flags, which only the short form's --projection
+// takes.
+void check_short_form_unused(const TrainOptions& o) {
+  const TrainOptions d;
+  const ModelConfig &m = o.model, &dm = d.model;
+  const std::pair<const char*, bool> changed[] = {
+      {"--cell", m.cell != dm.cell},
+      {"--hidden", m.hidden != dm.hidden},
+      {"--layers", m.layers != dm.layers},
+      {"--bidirectional", m.bidirectional != dm.bidirectional},
+      {"--projection", m.projection != dm.projection},
+      {"--pooling", m.pooling != dm.pooling},
+      {"--dropout", m.dropout != dm.dropout},
+      {"--untied", m.untied != dm.untied},
+      {"--embed", o.embed != d.embed},
+      {"--embed-dropout", o.embed_dropout != d.embed_dropout},
+      {"--head-dropout", o.head_dropout != d.head_dropout}};
+  for (const auto& [name, differs] : changed)
+    if (differs)
+      throw Error("--model", std::string("the layer list replaces ") + name +
+                                 "; describe that in the list instead (docs/LAYERS.md)");
+  const WeightInit &p = m.init.projection, &dp = dm.init.projection;
+  const std::pair<const char*, bool> projection[] = {
+      {"--projection-init", p.kind != dp.kind},
+      {"--projection-bias-init", p.bias != dp.bias},
+      {"--projection-bias-value", p.bias_value != dp.bias_value}};
+  for (const auto& [name, differs] : projection)
+    if (differs)
+      throw Error("--model", std::string(name) +
+                                 " applies to the short form's --projection only; a layer list "
+                                 "initialises its linear layers as PyTorch does");
+}
+
+// The model options as training reads them: --init-recurrent auto resolved from the cell, and
+// a layer list given the init flags once it is final and before anything copies it.
+TrainOptions resolve_model_options(const TrainOptions& given) {
+  TrainOptions o = given;
+  if (!o.layers.empty()) {
+    check_short_form_unused(o);
+    apply_init_flags(InitFlags{o.model.init, o.recurrent_init_auto, !o.model.bias}, o.layers);
+  }
+  if (o.recurrent_init_auto) o.model.init.recurrent.kind = auto_recurrent_init(o.model.cell);
+  return o;
+}
+
+TrainSummary train_images(const TrainOptions& opt, const std::string& config, std::ostream& out,
+                          bool interactive);
+
+}  // namespace
+
+TrainSummary train(const TrainOptions& options, std::ostream& out, bool interactive) {
+  // The resolved config keeps the options as given ("auto", the list without the init flags).
+  const std::string config = train_config_toml(options);
+  check_text_options(options);
+  const TrainOptions o = resolve_model_options(options);
+  if (!o.images && is_sequence_data(o.data_dir))
+    return train_sequence_data(o, config, out, interactive);
+  return train_images(o, config, out, interactive);
+}
+
+namespace {
+
+TrainSummary train_images(const TrainOptions& opt, const std::string& config, std::ostream& out,
+                          bool interactive) {
   // Everything that can be wrong with the input is checked before the run directory is touched
   // and before any thread starts or any buffer is sized from an option.
   const int threads = resolve_threads(opt.threads);
@@ -242,7 +311,8 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   // the trainer's own folders (--data, --out).
   so.metadata["recur.image_rows"] = std::to_string(train_set->rows);
   so.metadata["recur.image_cols"] = std::to_string(train_set->cols);
-  so.metadata["recur.train_config"] = without_local_paths(opt.config_text);
+  so.metadata["recur.train_config"] = without_local_paths(config);
+  so.config_text = config;
   so.metadata["recur.train_data"] =
       opt.images ? describe_arrays(*train_set) : describe_training_data(opt.data_dir);
 
@@ -264,5 +334,7 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       test ? fmt::format("; {} test images at the end", test->size()) : std::string());
   return fit(so, train, test, out, interactive);
 }
+
+}  // namespace
 
 }  // namespace recur
