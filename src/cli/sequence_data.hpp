@@ -17,10 +17,6 @@
 
 namespace recur::cli {
 
-// A text shortened for a terminal line or a report: line breaks and "<br />" become spaces, at
-// most `limit` bytes, never cutting a UTF-8 character ("..." marks a cut).
-std::string excerpt(const std::string& text, std::size_t limit);
-
 // What a checkpoint says about its input lives in the library's predictor now.
 using recur::is_image_model;
 using recur::is_text_model;

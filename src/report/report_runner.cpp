@@ -1,5 +1,6 @@
 // recur report: plan, train in child processes, reuse, measure, write (recur/report_runner.hpp).
 #include "recur/report_runner.hpp"
+#include "report/report_text.hpp"
 
 #include <fmt/core.h>
 #include <spawn.h>
@@ -329,6 +330,10 @@ std::vector<PlannedModel> report_plan(const ReportRunOptions& o, const ImageSet&
 }
 
 void train_report_model(const ReportRunOptions& o, const std::string& name, std::ostream& out) {
+  if (is_text_report_model(name)) {
+    train_text_report_model(o, name, out);
+    return;
+  }
   auto train_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, true));
   const std::vector<PlannedModel> plan = report_plan(o, *train_set);
   const PlannedModel& p = find_planned(plan, name);
@@ -380,6 +385,7 @@ void keep_measures(const std::string& dir, const std::string& name, ReportModel 
 Report run_report(const ReportRunOptions& o, std::ostream& out) {
   const auto t0 = Clock::now();
   resolve_threads(o.threads);  // a bad --threads fails before anything is written
+  if (o.text) check_text_report_data(o);  // so does missing text data
   const ImageSet train_set = load_mnist(o.data_dir, true);
   auto test_ptr = std::make_shared<ImageSet>(load_mnist(o.data_dir, false));
   if (test_ptr->rows != train_set.rows || test_ptr->cols != train_set.cols)
@@ -415,7 +421,7 @@ Report run_report(const ReportRunOptions& o, std::ostream& out) {
     ReportModel m = measure(o, p, *test_ptr, test_ptr);
     keep_measures(dir, p.name, std::move(m), out, report);
   }
-  if (o.extend) o.extend(report, out);
+  if (o.text) add_text_report_models(o, report, out);
   write_file_atomic(o.out_dir + "/report.json", report_to_json(report));
   write_report(o.out_dir, report);
   out << fmt::format("wrote {}/report.html and {}/report.md ({} models) in {:.1f} s\n", o.out_dir,

@@ -1,5 +1,5 @@
-// recur report --text: the IMDb pair (cli/report_text.hpp).
-#include "cli/report_text.hpp"
+// recur report --text: the IMDb pair (report/report_text.hpp).
+#include "report/report_text.hpp"
 
 #include <fmt/core.h>
 #include <sys/resource.h>
@@ -11,15 +11,16 @@
 #include <numeric>
 #include <ostream>
 
-#include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/fit.hpp"
 #include "recur/fs.hpp"
+#include "recur/predictor.hpp"
+#include "recur/sources.hpp"
 #include "recur/text.hpp"
 #include "recur/train_options.hpp"
 
-namespace recur::cli {
+namespace recur {
 
 namespace {
 
@@ -241,7 +242,7 @@ ReportModel measure_text(const ReportRunOptions& o, const TextPlan& p, const Tex
   for (std::size_t k = 0; k < std::min<std::size_t>(6, wrong.size()); ++k) {
     const std::int64_t i = wrong[k];
     MisclassifiedText t;
-    t.excerpt = excerpt(split.test.texts[static_cast<std::size_t>(i)], 400);
+    t.excerpt = text_excerpt(split.test.texts[static_cast<std::size_t>(i)], 400);
     t.truth = test.label(i);
     t.predicted = r.predictions[static_cast<std::size_t>(i)];
     t.confidence = std::clamp(confidence(i), 0.0, 1.0);
@@ -338,4 +339,4 @@ void add_text_report_models(const ReportRunOptions& o, Report& report, std::ostr
                              plan.size(), tiny(o) ? 20 : 2500);
 }
 
-}  // namespace recur::cli
+}  // namespace recur
