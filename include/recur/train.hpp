@@ -156,12 +156,13 @@ struct TrainSummary {
   bool tested = false;  // test_accuracy / test_loss hold a test pass
 };
 
-// Trains a model built from layers on images with fit (recur/fit.hpp): the
-// short form's chain (model_spec_from_config) with MNIST's conventions, the first `validation`
-// images held out and one seeded shuffle per epoch cut in order, so it gives bit for bit the
-// weights the fixed-shape trainer gave before it
-// (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork); a layer list (`layers`) as
-// the layer trainer trains any data, a seeded draw held out and batches by length. Logs to `out`
+// Trains the model (the short form's chain, model_spec_from_config, or the layer list `layers`)
+// with fit (recur/fit.hpp) on the data options name. Images keep MNIST's conventions, the first
+// `validation` images held out and one seeded shuffle per epoch cut in order, so the short form
+// gives bit for bit the weights the fixed-shape trainer gave before it
+// (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork) and a list that spells it out
+// with its names the same; text and arrays (is_sequence_data) hold out a seeded draw and cut
+// batches by length. Logs to `out`
 // (a progress bar when `interactive`) and writes the run directory (checkpoints in the layer
 // format, "recur-model-2"):
 // config.toml, metrics.jsonl, last.safetensors, best.safetensors, resume.safetensors (weights,

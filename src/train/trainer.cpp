@@ -254,21 +254,17 @@ TrainSummary train_images(const TrainOptions& opt, const std::string& config, st
   std::shared_ptr<const SequenceSource> train, test;
   std::string shape;
   const bool listed = !opt.layers.empty();
-  // A layer list trains as the layer trainer does on any data: a seeded draw of --val samples
-  // held out of the first --train-limit + --val images, batches by length. The short form keeps
-  // MNIST's conventions, so it gives the weights the fixed-shape trainer gave.
-  std::vector<std::int64_t> used;
-  if (listed && opt.train_limit > 0)
-    for (std::int64_t i = 0; i < std::min(train_set->count, opt.train_limit + opt.validation); ++i)
-      used.push_back(i);
+  // Images keep MNIST's conventions whatever describes the model, so a short form and the layer
+  // list that spells it out (with its names) train the same weights: the first --val images held
+  // out, one seeded shuffle per epoch cut in order, --train-limit images after the hold-out.
   if (listed && reads_whole_images(opt.layers)) {
-    train = std::make_shared<ImageSamples>(train_set, used);
+    train = std::make_shared<ImageSamples>(train_set);
     if (test_set) test = std::make_shared<ImageSamples>(test_set);
     shape = fmt::format("{}x{} images", train_set->rows, train_set->cols);
   } else {
     const SequenceView view =
         SequenceView::make(opt.view, train_set->rows, train_set->cols, opt.view_seed);
-    train = std::make_shared<ImageSequences>(train_set, view, used);
+    train = std::make_shared<ImageSequences>(train_set, view);
     if (test_set) test = std::make_shared<ImageSequences>(test_set, view);
     so.metadata["recur.view"] = to_string(opt.view);
     so.metadata["recur.view_seed"] = std::to_string(opt.view_seed);
@@ -302,9 +298,9 @@ TrainSummary train_images(const TrainOptions& opt, const std::string& config, st
     so.model = model_spec_from_config(mc);
     so.title = fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
   }
-  so.train_limit = listed ? 0 : opt.train_limit;
-  so.holdout = listed ? FitOptions::Holdout::drawn : FitOptions::Holdout::first;
-  so.batching = listed ? FitOptions::Batching::by_length : FitOptions::Batching::shuffled;
+  so.train_limit = opt.train_limit;
+  so.holdout = FitOptions::Holdout::first;
+  so.batching = FitOptions::Batching::shuffled;
   so.threads = threads;
   so.data_name = opt.images ? train_set->source : "--data " + opt.data_dir;
   // What a shared checkpoint says of its training: the options and the data's checksums, never
