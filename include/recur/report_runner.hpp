@@ -39,13 +39,12 @@ struct ReportRunOptions {
   std::string text_data = "data/imdb";
 };
 
-// One model of the report and how it is trained: recurrent models over an image view with
-// train() (TrainOptions), image models (MLP, CNN) with fit on ImageSamples.
+// One model of the report and how it is trained: with train(), as `recur train` would, the
+// recurrent models in the short form over an image view, the MLP and CNN as layer lists.
 struct PlannedModel {
   std::string name, family, description;
-  bool layered = false;
-  TrainOptions recurrent;  // !layered
-  FitOptions image;        // layered
+  bool layered = false;  // a layer list reading whole images
+  TrainOptions options;
   int epochs = 0;
   std::string checkpoint;   // file name in the run folder that is measured
   std::string fingerprint;  // what must match for a trained run to be reused

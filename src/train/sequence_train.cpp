@@ -105,13 +105,13 @@ ModelSpec sequence_model(const TrainOptions& o, const SequenceData& d) {
 TrainSummary train_sequence_data(const TrainOptions& o, const std::string& config,
                                  std::ostream& out, bool interactive) {
   check_text_options(o);
-  FitOptions so = fit_options(o);
+  FitPlan so;
   so.data_name = resolve_data_path(o.data_dir);
   // Everything is checked before the run folder is made.
   if (!o.resume)
     RECUR_CHECK(
-        !std::filesystem::exists(so.out_dir) || std::filesystem::is_empty(so.out_dir), "--out",
-        so.out_dir + " exists and is not empty; choose another folder, remove it, or --resume it");
+        !std::filesystem::exists(o.out_dir) || std::filesystem::is_empty(o.out_dir), "--out",
+        o.out_dir + " exists and is not empty; choose another folder, remove it, or --resume it");
   SequenceData d = open_sequence_data(
       o.data_dir, TextSettings{o.vocab, o.min_count, o.max_len, o.truncate, o.test_data});
   so.model = sequence_model(o, d);
@@ -120,7 +120,7 @@ TrainSummary train_sequence_data(const TrainOptions& o, const std::string& confi
   so.config_text = config;
   so.title = d.title;
   if (!d.summary.empty()) out << d.summary << "\n";
-  return fit(so, d.train, d.test, out, interactive);
+  return fit(o, so, d.train, d.test, out, interactive);
 }
 
 }  // namespace recur

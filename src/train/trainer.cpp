@@ -250,7 +250,7 @@ TrainSummary train_images(const TrainOptions& opt, const std::string& config, st
   const int classes = std::max(train_set->num_classes, test_set ? test_set->num_classes : 0);
 
   // The model: the layer list, or the short form's fixed chain (model_spec_from_config).
-  FitOptions so = fit_options(opt);
+  FitPlan so;
   std::shared_ptr<const SequenceSource> train, test;
   std::string shape;
   const bool listed = !opt.layers.empty();
@@ -298,10 +298,8 @@ TrainSummary train_images(const TrainOptions& opt, const std::string& config, st
     so.model = model_spec_from_config(mc);
     so.title = fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
   }
-  so.train_limit = opt.train_limit;
-  so.holdout = FitOptions::Holdout::first;
-  so.batching = FitOptions::Batching::shuffled;
-  so.threads = threads;
+  so.holdout = FitPlan::Holdout::first;
+  so.batching = FitPlan::Batching::shuffled;
   so.data_name = opt.images ? train_set->source : "--data " + opt.data_dir;
   // What a shared checkpoint says of its training: the options and the data's checksums, never
   // the trainer's own folders (--data, --out).
@@ -328,7 +326,7 @@ TrainSummary train_images(const TrainOptions& opt, const std::string& config, st
       trainable, opt.validation, opt.images ? train_set->source : opt.data_dir, opt.batch,
       total_steps, threads,
       test ? fmt::format("; {} test images at the end", test->size()) : std::string());
-  return fit(so, train, test, out, interactive);
+  return fit(opt, so, train, test, out, interactive);
 }
 
 }  // namespace
