@@ -39,6 +39,16 @@ runs=(
   "tutorial-004|--config examples/tutorial-004-lstm.toml"
   "layer-list|--model 'gru 64 layers=2 dropout=0.2, pool mean, dropout 0.1, linear 32, tanh, linear'|--init-recurrent pytorch"
   "imdb|--config examples/imdb-bilstm.toml --data data/imdb"
+  "short-form-as-list||--model 'lstm 128 name=rnn, pool last name=pool, linear name=head'"
+)
+# Runs that differ on purpose from builds before a known change: they print the reason and do not
+# fail the comparison. Image layer lists hold out the first --val images and batch as the short
+# form does since the commit "Images keep MNIST's hold-out and batches whatever describes the
+# model" (before: a seeded draw and batches by length), so an old build trains them otherwise.
+declare -A intended=(
+  [mnist-mlp]="image layer list: MNIST's hold-out and batches now"
+  [mnist-cnn]="image layer list: MNIST's hold-out and batches now"
+  [layer-list]="image layer list: MNIST's hold-out and batches now"
 )
 
 if [[ "${1:-}" == --list ]]; then
@@ -108,6 +118,8 @@ print(f"same ({len(a)} tensors in each file)")
 EOF
   ); then
     echo "$name: $verdict"
+  elif [[ -n "${intended[$name]:-}" ]]; then
+    echo "$name: $verdict (intended against older builds: ${intended[$name]})"
   else
     echo "$name: $verdict"
     differ=1

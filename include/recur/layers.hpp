@@ -81,6 +81,9 @@ struct LayerSpec {
   // Initialisation (see WeightInit in model.hpp); forget_bias for LSTM input biases.
   WeightInit init, init_recurrent;
   double forget_bias = 0.0;
+  // What keys the layer's initial draws (set when the chain is built: ModelSpec::draw_name);
+  // "" = its tensor names. Never stored.
+  std::string draw;
 };
 
 struct ModelSpec {
@@ -89,6 +92,12 @@ struct ModelSpec {
   std::vector<LayerSpec> layers;
   // The prefix each layer's tensors get (its name, or its index), e.g. "rnn", "3".
   std::string layer_name(std::size_t i) const;
+  // What keys a layer's initial draws: its name when it has one, else its role's name in the
+  // short form's chain when it is the first layer of that role ("embed" for an embedding, "rnn"
+  // for a recurrent layer, "proj" for a linear layer before it, "head" for the last linear
+  // layer), else its index. So a list that spells out the short form without names starts from
+  // the short form's weights, and its tensors keep nn.Sequential's index names.
+  std::string draw_name(std::size_t i) const;
   // Throws recur::Error naming the layer (its index and type) and the field when invalid,
   // e.g. a recurrent layer after pooling, or a last layer whose width is not num_classes.
   void validate() const;

@@ -70,7 +70,8 @@ class Conv1dLayer final : public Layer<T> {
     // torch.nn.Conv1d.reset_parameters: kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(F*k), and
     // the bias takes the same bound.
     const double bound = 1.0 / std::sqrt(static_cast<double>(F) * K);
-    Rng rng = nn::tensor_rng(seed, name_ + ".weight");
+    const std::string& key = this->spec_.draw.empty() ? name_ : this->spec_.draw;
+    Rng rng = nn::tensor_rng(seed, key + ".weight");
     T* w = params + weight_;
     if (init.kind == InitKind::glorot) {
       const double a = std::sqrt(6.0 / (static_cast<double>(F) * K + static_cast<double>(C) * K));
@@ -80,7 +81,7 @@ class Conv1dLayer final : public Layer<T> {
       nn::fill_matrix(w, C, F * K, init, bound, rng);
     }
     if (!this->spec_.bias) return;
-    Rng brng = nn::tensor_rng(seed, name_ + ".bias");
+    Rng brng = nn::tensor_rng(seed, key + ".bias");
     nn::fill_bias(params + bias_, static_cast<std::size_t>(C), init, bound, brng);
   }
 

@@ -120,7 +120,8 @@ class Conv2dLayer final : public Layer<T> {
     // torch.nn.Conv2d.reset_parameters: kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in),
     // and the bias takes the same bound.
     const double bound = 1.0 / std::sqrt(static_cast<double>(C) * KK);
-    Rng rng = nn::tensor_rng(seed, name_ + ".weight");
+    const std::string& key = this->spec_.draw.empty() ? name_ : this->spec_.draw;
+    Rng rng = nn::tensor_rng(seed, key + ".weight");
     T* w = params + weight_;
     if (init.kind == InitKind::glorot) {
       // Xavier's fans of a convolution count the kernel on both sides: C*k*k in, O*k*k out.
@@ -131,7 +132,7 @@ class Conv2dLayer final : public Layer<T> {
       nn::fill_matrix(w, O, C * KK, init, bound, rng);
     }
     if (!this->spec_.bias) return;
-    Rng brng = nn::tensor_rng(seed, name_ + ".bias");
+    Rng brng = nn::tensor_rng(seed, key + ".bias");
     nn::fill_bias(params + bias_, static_cast<std::size_t>(O), init, bound, brng);
   }
 

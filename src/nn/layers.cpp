@@ -70,7 +70,7 @@ class EmbeddingLayer final : public Layer<T> {
     this->out_ = ActShape{ActKind::sequence, spec.size};
   }
   void init(T* params, std::uint64_t seed) const override {
-    Rng rng = nn::tensor_rng(seed, name_);
+    Rng rng = nn::tensor_rng(seed, this->spec_.draw.empty() ? name_ : this->spec_.draw + ".weight");
     const WeightInit& w = this->spec_.init;
     const std::size_t n = static_cast<std::size_t>(this->spec_.vocab) * this->spec_.size;
     T* p = params + weight_;
@@ -146,10 +146,11 @@ class LinearLayer final : public Layer<T> {
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     RECUR_CHECK(this->spec_.init.kind != InitKind::orthogonal, name_ + " init",
                 "orthogonal applies to recurrent matrices only");
-    Rng rw = nn::tensor_rng(seed, name_ + ".weight");
+    const std::string& key = this->spec_.draw.empty() ? name_ : this->spec_.draw;
+    Rng rw = nn::tensor_rng(seed, key + ".weight");
     nn::fill_matrix(params + weight_, out, in, this->spec_.init, bound, rw);
     if (this->spec_.bias) {
-      Rng rb = nn::tensor_rng(seed, name_ + ".bias");
+      Rng rb = nn::tensor_rng(seed, key + ".bias");
       nn::fill_bias(params + bias_, static_cast<std::size_t>(out), this->spec_.init, bound, rb);
     }
   }
@@ -250,7 +251,7 @@ class RecurrentLayer final : public Layer<T> {
       for (int d = 0; d < D; ++d) {
         const std::string suffix = "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
         const nn::DirectionParams& p = stack_.direction_params(l, d);
-        const std::string pre = name_ + ".";
+        const std::string pre = (s.draw.empty() ? name_ : s.draw) + ".";
         Rng r1 = nn::tensor_rng(seed, pre + "weight_ih" + suffix);
         for (std::size_t k = 0; k < blocks; ++k)
           nn::fill_matrix(params + p.w_ih + k * H * p.input_size, H, p.input_size, s.init, bound,

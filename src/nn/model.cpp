@@ -59,6 +59,32 @@ std::string ModelSpec::layer_name(std::size_t i) const {
   return layers[i].name.empty() ? std::to_string(i) : layers[i].name;
 }
 
+std::string ModelSpec::draw_name(std::size_t i) const {
+  if (!layers[i].name.empty()) return layers[i].name;
+  const std::string& type = layers[i].type;
+  auto is_recurrent = [](const LayerSpec& l) { return l.type == "recurrent"; };
+  auto first_of = [&](auto&& same) {
+    for (std::size_t k = 0; k < i; ++k)
+      if (same(layers[k])) return false;
+    return true;
+  };
+  std::string role;
+  if (type == "embedding" && first_of([](const LayerSpec& l) { return l.type == "embedding"; }))
+    role = "embed";
+  else if (is_recurrent(layers[i]) && first_of(is_recurrent))
+    role = "rnn";
+  else if (type == "linear" && i + 1 == layers.size())
+    role = "head";
+  else if (type == "linear" && first_of([](const LayerSpec& l) { return l.type == "linear"; })) {
+    for (std::size_t k = i + 1; k < layers.size(); ++k)
+      if (is_recurrent(layers[k])) role = "proj";
+  }
+  // A role's name that another layer carries as its own would share its draws: the index then.
+  for (const LayerSpec& l : layers)
+    if (!role.empty() && l.name == role) role.clear();
+  return role.empty() ? std::to_string(i) : role;
+}
+
 namespace {
 
 std::string where_of(const ModelSpec& spec, std::size_t i) {
@@ -83,6 +109,7 @@ std::vector<std::unique_ptr<Layer<T>>> build_chain(const ModelSpec& spec, ParamL
     RECUR_CHECK(std::find(names.begin(), names.end(), name) == names.end(), where_of(spec, i),
                 "two layers are named '" + name + "'");
     names.push_back(name);
+    ls.draw = spec.draw_name(i);
     chain.push_back(make_layer<T>(ls, shape, name, layout, where_of(spec, i)));
     shape = chain.back()->output_shape();
   }

@@ -87,9 +87,22 @@ TEST_F(InitFlagsCli, AListSpellingOutTheShortFormStartsFromItsTensors) {
   EXPECT_EQ(listed(""), s);  // orthogonal recurrent weights and forget bias 1 included
 }
 
-TEST_F(InitFlagsCli, ANamedListTrainsAsTheShortForm) {
+// The tensors of `t` under the short form's names: a list's layer at index i named as the
+// short form names that layer.
+Tensors renamed(const Tensors& t, const std::map<std::string, std::string>& names) {
+  Tensors out;
+  for (const auto& [name, bytes] : t) {
+    const std::string prefix = name.substr(0, name.find('.'));
+    const auto it = names.find(prefix);
+    out[(it == names.end() ? prefix : it->second) + name.substr(name.find('.'))] = bytes;
+  }
+  return out;
+}
+
+TEST_F(InitFlagsCli, AListTrainsAsTheShortForm) {
   // Six steps at the default rate with dropout between two layers: the same hold-out, batches,
-  // dropout streams and weights; an unnamed list (tensors named by position) starts elsewhere.
+  // dropout streams and weights, named or not (unnamed: tensors named by index, draws keyed by
+  // the layers' roles).
   const std::string train = "--steps 6 --train-limit 60";
   const Tensors s = initial("--hidden 8 --layers 2 --dropout 0.3", "", train);
   ASSERT_FALSE(s.empty());
@@ -101,6 +114,12 @@ TEST_F(InitFlagsCli, ANamedListTrainsAsTheShortForm) {
   const Tensors unnamed =
       initial("--model " + quote("lstm 8 layers=2 dropout=0.3, pool last, linear"), "", train);
   EXPECT_TRUE(unnamed.count("0.weight_hh_l1") && unnamed.count("2.bias"));
+  EXPECT_EQ(renamed(unnamed, {{"0", "rnn"}, {"2", "head"}}), s);
+  // With a projection: a linear layer before the recurrent one draws as the short form's proj.
+  const Tensors p = initial("--hidden 8 --projection 6 --cell gru", "", train);
+  const Tensors listed_p =
+      initial("--model " + quote("linear 6, gru 8, pool last, linear"), "", train);
+  EXPECT_EQ(renamed(listed_p, {{"0", "proj"}, {"1", "rnn"}, {"3", "head"}}), p);
 }
 
 TEST_F(InitFlagsCli, AutoRecurrentInitFollowsEachListsCell) {
