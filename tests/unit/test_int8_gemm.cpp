@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -215,6 +216,11 @@ TEST(Int8Gemm, TheSimdKernelsAreChosenOnlyWhereCpuidHasThem) {
     if (!int8_kernel_supported(k)) {
       EXPECT_THROW(set_int8_kernel(k), Error);
     }
+  }
+  // Unless the environment forces one, weights are quantized for cpuid's choice.
+  const char* forced = std::getenv("RECUR_INT8_KERNEL");
+  if (forced == nullptr || *forced == '\0') {
+    EXPECT_EQ(int8_kernel(), choose_int8_kernel(here));
   }
   const Int8Kernel before = set_int8_kernel(Int8Kernel::portable);
   EXPECT_EQ(int8_kernel(), Int8Kernel::portable);
