@@ -282,6 +282,29 @@ RECUR_AVX512_VNNI [[gnu::always_inline]] inline void gemm512_impl(const Job& j) 
 RECUR_AVX512_VNNI void gemm512_float(const Job& j) {
   gemm512_impl<true>(j);
 }
+
+// j1's product into C, then j2's added, tile by tile: each tile of C is read back from L1
+// rather than after the whole of j1 (64 x 512 floats: more than L1) is written.
+RECUR_AVX512_VNNI void gemm512_pair(const Job& j1, const Job& j2) {
+  const int panels = j1.W->Np / kInt8Panel;
+  if (j1.M <= 2) {
+    gemm512_impl<true>(j1);
+    gemm512_impl<true>(j2);
+    return;
+  }
+  for (int p = 0; p < panels; p += 2) {
+    const int end = std::min(panels, p + 2);
+    int m = 0;
+    for (; m + 4 <= j1.M; m += 4) {
+      rows512<4, 2, true>(j1, m, p, end);
+      rows512<4, 2, true>(j2, m, p, end);
+    }
+    for (; m < j1.M; ++m) {
+      rows512<1, 2, true>(j1, m, p, end);
+      rows512<1, 2, true>(j2, m, p, end);
+    }
+  }
+}
 RECUR_AVX512_VNNI void gemm512_s32(const Job& j) {
   gemm512_impl<false>(j);
 }
@@ -421,6 +444,17 @@ void quantize_rows(int M, const float* X, int ldx, int K, std::uint8_t* q, int l
 void int8_gemm_s32(int M, const std::uint8_t* A, int lda, const QuantizedMatrix& W, std::int32_t* C,
                    int ldc) {
   run(Job{M, A, lda, nullptr, &W, false, nullptr, C, ldc}, false);
+}
+
+void int8_gemm_pair(int M, const std::uint8_t* A1, int lda1, const float* scales1,
+                    const QuantizedMatrix& W1, const std::uint8_t* A2, int lda2,
+                    const float* scales2, const QuantizedMatrix& W2, float* C, int ldc) {
+  RECUR_ASSERT(W1.N == W2.N && W1.kernel == W2.kernel);
+  const Job j1{M, A1, lda1, scales1, &W1, false, C, nullptr, ldc};
+  const Job j2{M, A2, lda2, scales2, &W2, true, C, nullptr, ldc};
+  if (M > 0 && W1.kernel == Int8Kernel::avx512_vnni) return gemm512_pair(j1, j2);
+  run(j1, true);
+  run(j2, true);
 }
 
 void int8_gemm(int M, const std::uint8_t* A, int lda, const float* a_scales,

@@ -94,4 +94,11 @@ void int8_gemm_s32(int M, const std::uint8_t* A, int lda, const QuantizedMatrix&
 void int8_gemm(int M, const std::uint8_t* A, int lda, const float* a_scales,
                const QuantizedMatrix& W, bool accumulate, float* C, int ldc);
 
+// C = A1's product with W1 (with W1's bias) + A2's product with W2, the same bits as int8_gemm
+// of A1 then int8_gemm of A2 accumulating (an LSTM or RNN step: x_t's side, then h_{t-1}'s);
+// W1 and W2 have the same N and kernel.
+void int8_gemm_pair(int M, const std::uint8_t* A1, int lda1, const float* scales1,
+                    const QuantizedMatrix& W1, const std::uint8_t* A2, int lda2,
+                    const float* scales2, const QuantizedMatrix& W2, float* C, int ldc);
+
 }  // namespace recur::kernels

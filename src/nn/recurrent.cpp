@@ -54,11 +54,13 @@ void int8_step(const StackPacked::Int8Direction& q, int B, const float* x_t, int
   const int ldx = kernels::quantized_row_bytes(I), ldh = kernels::quantized_row_bytes(H);
   kernels::quantize_rows(B, x_t, I, I, ws.q_in.data(), ldx, ws.s_in.data());
   kernels::quantize_rows(B, h_prev, ld_prev, H, ws.q_h.data(), ldh, ws.s_h.data());
-  kernels::int8_gemm(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, false, g, GH);
-  if (hid)
+  if (hid) {
+    kernels::int8_gemm(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, false, g, GH);
     kernels::int8_gemm(B, ws.q_h.data(), ldh, ws.s_h.data(), q.w_hh, false, hid, GH);
-  else
-    kernels::int8_gemm(B, ws.q_h.data(), ldh, ws.s_h.data(), q.w_hh, true, g, GH);
+  } else {
+    kernels::int8_gemm_pair(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, ws.q_h.data(), ldh,
+                            ws.s_h.data(), q.w_hh, g, GH);
+  }
 }
 
 }  // namespace
