@@ -180,8 +180,11 @@ struct PreparedWeights {
 };
 // What the packing is for: a training step (the weights change after it) or inference (the
 // weights stay; layers that train through BLAS pack their weights for inference only, where
-// recur's kernels make each row's result independent of the batch around it).
-enum class PrepareFor { training, inference };
+// recur's kernels make each row's result independent of the batch around it). int8 is inference
+// with the recurrent and linear layers' weights quantized to int8 per output row and their
+// inputs quantized per row as they arrive (docs/INFERENCE.md); every other layer (embedding,
+// conv, pooling, ...) prepares and runs as for fp32 inference.
+enum class PrepareFor { training, inference, int8 };
 
 template <typename T>
 class Layer {
@@ -288,6 +291,11 @@ class Model {
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   std::vector<std::unique_ptr<PreparedWeights>> prepared_;
 };
+
+// Bytes of the model's parameters as int8 inference holds them (Model::prepare(PrepareFor::int8)):
+// one per weight of the recurrent and linear matrices, four per row scale of those matrices, four
+// per other parameter (biases, embeddings, convolution kernels, untied recurrent weights).
+std::uint64_t int8_parameter_bytes(const Model<float>& model);
 
 template <typename T>
 struct ModelWorkspace {

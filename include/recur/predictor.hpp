@@ -102,11 +102,30 @@ struct StreamReading {
   std::vector<float> logits;         // [classes]
 };
 
+// ---- precision ----
+
+// How a predictor computes: fp32 (the default), or int8: the recurrent and linear layers' weights
+// quantized per output row, their inputs per row as each step arrives, int32 sums scaled back to
+// fp32 (Model::prepare(PrepareFor::int8); docs/INFERENCE.md). Other layers stay fp32.
+enum class InferPrecision { fp32, int8 };
+std::string to_string(InferPrecision precision);
+// "fp32" or "int8"; anything else throws Error(flag, ...).
+InferPrecision parse_infer_precision(const std::string& name,
+                                     const std::string& flag = "--precision");
+// The int8 kernel this CPU runs ("avx512_vnni", "avx_vnni"; "portable" where it has neither:
+// plain C++, the same results, slower than fp32).
+std::string int8_kernel_name();
+
+struct PredictorOptions {
+  InferPrecision precision = InferPrecision::fp32;
+};
+
 class Predictor {
  public:
   // Loads either checkpoint format (version 1 through its layer form). Throws Error(path, ...)
   // for a file that is not a valid recur model or whose input metadata is invalid.
   explicit Predictor(const std::string& path);
+  Predictor(const std::string& path, const PredictorOptions& options);
   ~Predictor();
   Predictor(Predictor&&) noexcept;
   Predictor& operator=(Predictor&&) noexcept;
@@ -115,6 +134,7 @@ class Predictor {
   const Model<float>& model() const { return *model_; }
   const Metadata& metadata() const { return metadata_; }
   int format() const { return format_; }  // 1: a fixed-shape checkpoint, 2: a layer list
+  InferPrecision precision() const { return precision_; }
   InputKind input_kind() const { return kind_; }
   int num_classes() const;
   // Image models: the image size; sequence models: the steps and features per step they read
@@ -188,6 +208,7 @@ class Predictor {
   std::unique_ptr<TextCodec> text_;
   std::unique_ptr<Stream> stream_;  // null when not streamable
   std::string not_streamable_;      // why, when stream_ is null
+  InferPrecision precision_ = InferPrecision::fp32;
 };
 
 // Batches split across threads (recur eval, recur report): a SequenceRunner over the

@@ -40,7 +40,13 @@ struct BenchOptions {
   int hidden = 128, batch = 128, threads = 2, steps = 30, warmup = 3;
   int infer_batch = 1000, latency_runs = 500, sgemm_size = 2048;
   bool json = false;
+  std::string precision = "fp32";  // infer, latency and stream: fp32 or int8
 };
+
+PrepareFor inference_preparation(const BenchOptions& o) {
+  return parse_infer_precision(o.precision) == InferPrecision::int8 ? PrepareFor::int8
+                                                                    : PrepareFor::inference;
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -92,11 +98,12 @@ ModelConfig model_for(const BenchOptions& o, const SequenceView& view, const Ima
 }
 
 nlohmann::json common_fields(const BenchOptions& o, const Model<float>& net) {
-  return {{"impl", "recur"},    {"mode", o.mode},
-          {"cell", o.cell},     {"hidden", o.hidden},
-          {"batch", o.batch},   {"threads", o.threads},
-          {"view", o.view},     {"steps", o.steps},
-          {"warmup", o.warmup}, {"params", net.num_params()}};
+  return {{"impl", "recur"},         {"mode", o.mode},
+          {"cell", o.cell},          {"hidden", o.hidden},
+          {"batch", o.batch},        {"threads", o.threads},
+          {"view", o.view},          {"steps", o.steps},
+          {"warmup", o.warmup},      {"params", net.num_params()},
+          {"precision", o.precision}};
 }
 
 // Training: median and total samples/s over `steps` timed steps after `warmup` untimed ones.
@@ -156,7 +163,7 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   const ModelConfig mc = model_for(o, view, *set);
   Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  net.prepare(PrepareFor::inference);  // once per model for inference
+  net.prepare(inference_preparation(o));  // once per model for inference
   SequenceRunner runner(net, resolve_threads(o.threads));
   const ImageSequences samples(set, view);
   const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set->count));
@@ -193,7 +200,7 @@ nlohmann::json bench_latency(const BenchOptions& o) {
   const ModelConfig mc = model_for(o, view, *set);
   Model<float> net(model_spec_from_config(mc));
   net.init(1);
-  net.prepare(PrepareFor::inference);
+  net.prepare(inference_preparation(o));
   SequenceRunner runner(net, 1);
   const ImageSequences samples(set, view);
   std::vector<std::int64_t> one(1);
@@ -236,7 +243,9 @@ nlohmann::json bench_stream(const BenchOptions& o) {
                    {"recur.view_seed", "0"}});
   std::unique_ptr<Predictor> p;
   try {
-    p = std::make_unique<Predictor>(path);
+    PredictorOptions options;
+    options.precision = parse_infer_precision(o.precision);
+    p = std::make_unique<Predictor>(path, options);
   } catch (...) {
     std::filesystem::remove(path);
     throw;
@@ -330,9 +339,10 @@ nlohmann::json bench_sgemm(const BenchOptions& o) {
 void print_text(const nlohmann::json& j) {
   const std::string mode = j["mode"];
   if (mode != "sgemm")
-    fmt::print("recur bench {}: {} hidden {}, {} view, {} threads, {} parameters\n", mode,
+    fmt::print("recur bench {}: {} hidden {}, {} view, {} threads, {} parameters, {}\n", mode,
                j["cell"].get<std::string>(), j["hidden"].get<int>(), j["view"].get<std::string>(),
-               j["threads"].get<int>(), j["params"].get<std::size_t>());
+               j["threads"].get<int>(), j["params"].get<std::size_t>(),
+               j["precision"].get<std::string>());
   if (mode == "train") {
     fmt::print(
         "training   batch {}: {:.0f} samples/s (median step {:.2f} ms), {:.0f} samples/s over all "
@@ -377,6 +387,14 @@ int run_bench(const BenchOptions& o) {
   RECUR_CHECK(o.infer_batch > 0 && o.infer_batch <= kMaxEvalBatch, "--infer-batch",
               fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, o.infer_batch));
   resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
+  if (parse_infer_precision(o.precision) == InferPrecision::int8) {
+    RECUR_CHECK(o.mode == "infer" || o.mode == "latency" || o.mode == "stream", "--precision",
+                "int8 applies to --mode infer, latency and stream, not " + o.mode);
+    if (int8_kernel_name() == "portable")
+      fmt::print(stderr,
+                 "notice: this CPU has neither AVX-512 VNNI nor AVX-VNNI; --precision int8 "
+                 "runs recur's portable int8 kernel (slower than fp32)\n");
+  }
   nlohmann::json j;
   if (o.mode == "train")
     j = bench_train(o);
@@ -424,6 +442,10 @@ void add_bench_command(CLI::App& app, Runner& run) {
   cmd->add_option("--sgemm-size", o->sgemm_size, "N of the N x N x N product of --mode sgemm")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->add_option("--precision", o->precision,
+                  "fp32, or int8 (--mode infer, latency, stream): recurrent and linear layers "
+                  "with int8 weights and activations (docs/INFERENCE.md)")
+      ->capture_default_str();
   cmd->callback([o, &run] { run = [o]() { return run_bench(*o); }; });
 }
 

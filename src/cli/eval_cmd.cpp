@@ -43,6 +43,7 @@ struct EvalOptions {
   int threads = 0;
   std::optional<int> batch;  // unset: kImageEvalBatch for images, else kSequenceEvalBatch
   int gallery = 24;
+  std::string precision = "fp32";
 };
 
 constexpr int kGalleryColumns = 6;
@@ -145,9 +146,15 @@ int run_eval(const EvalOptions& o) {
   resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
   RECUR_CHECK(o.gallery >= 0 && o.gallery <= kMaxGallery, "--gallery",
               fmt::format("must be 0 (no pictures) up to {}, got {}", kMaxGallery, o.gallery));
+  PredictorOptions options;
+  options.precision = parse_infer_precision(o.precision);
+  if (options.precision == InferPrecision::int8 && int8_kernel_name() == "portable")
+    fmt::print(stderr,
+               "notice: this CPU has neither AVX-512 VNNI nor AVX-VNNI; --precision int8 runs "
+               "recur's portable int8 kernel (the same results, slower than fp32)\n");
   // Either checkpoint format: version 1 reads through its layer form. Loaded once, whatever
   // the model reads.
-  const Predictor predictor(o.model);
+  const Predictor predictor(o.model, options);
   if (predictor.input_kind() == InputKind::text || predictor.input_kind() == InputKind::sequence)
     return run_sequence_eval(predictor, o.data.value_or(""), o.out, o.json, o.threads,
                              o.batch.value_or(kSequenceEvalBatch));
@@ -209,7 +216,7 @@ int run_eval(const EvalOptions& o) {
                                  {"count", r.count},       {"correct", r.correct},
                                  {"misclassified", wrong}, {"accuracy", r.accuracy()},
                                  {"loss", r.loss},         {"per_class", per_class},
-                                 {"confusion", confusion}};
+                                 {"confusion", confusion}, {"precision", o.precision}};
   const std::string json_text = report.dump(2) + "\n";
   write_file_atomic(out + "/eval.json", json_text);
   written.push_back("eval.json");
@@ -220,6 +227,9 @@ int run_eval(const EvalOptions& o) {
   }
   fmt::print("model: {} ({})\n", o.model, described);
   fmt::print("data: {} test images from {}\n", set.count, data);
+  if (predictor.precision() == InferPrecision::int8)
+    fmt::print("precision: int8 ({} kernel; embeddings and convolutions stay fp32)\n",
+               int8_kernel_name());
   fmt::print("test accuracy {:.2f}% (loss {:.4f}) on {} images, {} misclassified\n\n",
              100.0 * r.accuracy(), r.loss, r.count, wrong);
   fmt::print("{}\n{}\n", scores_text(scores), confusion_text(counts, k));
@@ -247,6 +257,10 @@ void add_eval_command(CLI::App& app, Runner& run) {
   cmd->add_option("--batch", o->batch,
                   "Samples per forward pass (default: 1000 images, 64 texts or sequences)");
   cmd->add_option("--gallery", o->gallery, "Digits in each picture of (mis)classified digits")
+      ->capture_default_str();
+  cmd->add_option("--precision", o->precision,
+                  "fp32, or int8: recurrent and linear layers with int8 weights and activations "
+                  "(other layers stay fp32; docs/INFERENCE.md)")
       ->capture_default_str();
   cmd->callback([o, &run] { run = [o] { return run_eval(*o); }; });
 }

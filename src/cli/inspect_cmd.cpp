@@ -162,6 +162,8 @@ void print_json(const Inspection& in) {
                            {"layers", nlohmann::json::parse(to_json(spec))["layers"]},
                            {"tensors", tensors},
                            {"parameters", in.model().num_params()},
+                           {"fp32_bytes", 4 * in.model().num_params()},
+                           {"int8_bytes", int8_parameter_bytes(in.model())},
                            {"classes", spec.num_classes},
                            {"train_config", in.train_config},
                            {"metrics", metrics}};
@@ -230,6 +232,11 @@ void print_model(const Inspection& in) {
     fmt::print("  {:<{}}  {:<{}}  {:>10}\n", p.name, name_width, shape_text(p.shape), shape_width,
                p.size);
   fmt::print("total parameters {}\n", model.num_params());
+  // What the weights take in memory: fp32, and with --precision int8 (a byte per weight of the
+  // recurrent and linear matrices, a scale per row; the rest stays fp32).
+  fmt::print("weights: fp32 size: {:.1f} kB, int8 size: {:.1f} kB\n",
+             4.0 * static_cast<double>(model.num_params()) / 1e3,
+             static_cast<double>(int8_parameter_bytes(model)) / 1e3);
 }
 
 // The metrics, the text settings, the training data and config stored with the weights.

@@ -45,6 +45,7 @@ struct PredictOptions {
   bool raw = false;
   std::vector<std::string> texts;  // text models
   std::string lengths;             // array models: lengths of the one input's sequences
+  std::string precision = "fp32";
 };
 
 enum class Invert { automatic, yes, no };
@@ -218,8 +219,14 @@ int run_array_predict(const Predictor& predictor, const PredictOptions& o) {
 
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
+  PredictorOptions options;
+  options.precision = parse_infer_precision(o.precision);
+  if (options.precision == InferPrecision::int8 && int8_kernel_name() == "portable")
+    fmt::print(stderr,
+               "notice: this CPU has neither AVX-512 VNNI nor AVX-VNNI; --precision int8 runs "
+               "recur's portable int8 kernel (the same results, slower than fp32)\n");
   // Either checkpoint format: version 1 reads through its layer form.
-  const Predictor predictor(o.model);
+  const Predictor predictor(o.model, options);
   RECUR_CHECK(o.lengths.empty() || predictor.input_kind() == InputKind::sequence, "--lengths",
               "only models trained on .npy arrays read sequences with lengths");
   if (predictor.input_kind() == InputKind::sequence && o.texts.empty())
@@ -325,6 +332,10 @@ void add_predict_command(CLI::App& app, Runner& run) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_flag("--json", o->json, "Print a JSON array instead of text");
+  cmd->add_option("--precision", o->precision,
+                  "fp32, or int8: recurrent and linear layers with int8 weights and activations "
+                  "(other layers stay fp32; docs/INFERENCE.md)")
+      ->capture_default_str();
   cmd->add_option("--invert", o->invert,
                   "auto: invert dark digits on light paper; yes, no: always, never")
       ->capture_default_str();

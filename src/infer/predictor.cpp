@@ -9,6 +9,7 @@
 
 #include "infer/stream.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/int8_gemm.hpp"
 #include "recur/error.hpp"
 #include "recur/image.hpp"
 
@@ -67,7 +68,24 @@ void fill_labels(Predictions& r) {
 
 }  // namespace
 
-Predictor::Predictor(const std::string& path) : path_(path) {
+std::string to_string(InferPrecision precision) {
+  return precision == InferPrecision::int8 ? "int8" : "fp32";
+}
+
+InferPrecision parse_infer_precision(const std::string& name, const std::string& flag) {
+  if (name == "fp32") return InferPrecision::fp32;
+  if (name == "int8") return InferPrecision::int8;
+  throw Error(flag, "unknown precision '" + name + "' (fp32, int8)");
+}
+
+std::string int8_kernel_name() {
+  return kernels::to_string(kernels::int8_kernel());
+}
+
+Predictor::Predictor(const std::string& path) : Predictor(path, PredictorOptions{}) {}
+
+Predictor::Predictor(const std::string& path, const PredictorOptions& options)
+    : path_(path), precision_(options.precision) {
   LoadedCheckpoint loaded = load_checkpoint(path);
   model_ = std::move(loaded.model);
   metadata_ = std::move(loaded.metadata);
@@ -95,8 +113,9 @@ Predictor::Predictor(const std::string& path) : path_(path) {
   // recur owns the threading: BLAS runs on the calling thread, so results never depend on how
   // BLAS would split a product between its threads.
   kernels::blas_single_threaded();
-  model_->prepare(PrepareFor::inference);
-  stream_ = plan_stream(*model_, path_, not_streamable_);
+  const bool int8 = precision_ == InferPrecision::int8;
+  model_->prepare(int8 ? PrepareFor::int8 : PrepareFor::inference);
+  stream_ = plan_stream(*model_, path_, not_streamable_, int8);
 }
 
 Predictor::~Predictor() = default;

@@ -81,7 +81,7 @@ std::string unstreamable_layer(const Model<float>& model, std::size_t i) {
 }  // namespace
 
 std::unique_ptr<Predictor::Stream> plan_stream(const Model<float>& model, const std::string& path,
-                                               std::string& why_not) {
+                                               std::string& why_not, bool int8) {
   const ModelSpec& spec = model.spec();
   if (spec.input.kind != ActKind::sequence) {
     why_not = "the model reads whole images at once, not a sequence of timesteps";
@@ -130,7 +130,10 @@ std::unique_ptr<Predictor::Stream> plan_stream(const Model<float>& model, const 
       }
       stage.params = model.params().data() + base;
       // The kernels of whole-sequence inference, so that a stream ends on the same bits.
-      stage.stack->prepare(stage.params, stage.packed, false);
+      if (int8)
+        stage.stack->prepare_int8(stage.params, stage.packed);
+      else
+        stage.stack->prepare(stage.params, stage.packed, false);
       stage.state_size = static_cast<std::size_t>(l.layers) * l.size;
       stage.lstm = l.cell == CellKind::lstm;
     }

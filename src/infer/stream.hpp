@@ -31,8 +31,9 @@ struct Predictor::Stream {
   int pooled = 0;  // features of the pooled vector
 };
 
-// The plan for `model`, or null with `why_not` saying why the model cannot be streamed.
+// The plan for `model`, or null with `why_not` saying why the model cannot be streamed. `int8`:
+// the recurrent layers' weights quantized as Model::prepare(PrepareFor::int8) quantizes them.
 std::unique_ptr<Predictor::Stream> plan_stream(const Model<float>& model, const std::string& path,
-                                               std::string& why_not);
+                                               std::string& why_not, bool int8 = false);
 
 }  // namespace recur

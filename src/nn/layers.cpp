@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "kernels/gemm.hpp"
+#include "kernels/int8_gemm.hpp"
 #include "kernels/packed_gemm.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/init_fill.hpp"
@@ -122,6 +123,15 @@ class EmbeddingLayer final : public Layer<T> {
 // ---- linear: [rows, in] -> [rows, out] (per step for sequences); nn.Linear(in, out) ----
 struct LinearPrepared final : PreparedWeights {
   kernels::PackedMatrix packed;  // W and the bias, for inference
+  kernels::QuantizedMatrix q;    // W and the bias for int8 inference (then `packed` is empty)
+  bool int8 = false;
+};
+
+// int8 inference: the input rows quantized.
+template <typename T>
+struct LinearWorkspace final : LayerWorkspace<T> {
+  AlignedVector<std::uint8_t> q;
+  AlignedVector<float> scales;
 };
 
 template <typename T>
@@ -161,21 +171,46 @@ class LinearLayer final : public Layer<T> {
     if constexpr (!std::is_same_v<T, float>) {
       return nullptr;
     } else {
-      if (use != PrepareFor::inference) return nullptr;
+      if (use == PrepareFor::training) return nullptr;
       auto p = std::make_unique<LinearPrepared>();
+      if (use == PrepareFor::int8 && this->in_.features <= kernels::kMaxInt8Depth) {
+        const int I = this->in_.features;
+        kernels::quantize_weights(params + weight_, this->spec_.size, I, I,
+                                  this->spec_.bias ? params + bias_ : nullptr, nullptr,
+                                  kernels::int8_kernel(), p->q);
+        p->int8 = true;
+        return p;
+      }
       kernels::pack_weights_pair(this->spec_.size, params + weight_, this->in_.features, nullptr, 0,
                                  this->spec_.bias ? params + bias_ : nullptr, nullptr, p->packed);
       return p;
     }
   }
+  std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
+    return std::make_unique<LinearWorkspace<T>>();
+  }
   void forward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in, T* out,
-               LayerWorkspace<T>*) const override {
+               LayerWorkspace<T>* ws) const override {
     const int O = this->spec_.size, I = this->in_.features;
     const std::size_t rows = rows_of(this->in_, ctx);
     if constexpr (std::is_same_v<T, float>) {
       if (prepared && !ctx.train) {
-        const auto& packed = static_cast<const LinearPrepared*>(prepared)->packed;
-        kernels::gemm_packed(static_cast<int>(rows), in, I, packed, false, out, O);
+        const auto& prep = *static_cast<const LinearPrepared*>(prepared);
+        if (prep.int8) {
+          // Each row quantized on its own: a row's result never depends on the others.
+          auto* w = static_cast<LinearWorkspace<T>*>(ws);
+          LinearWorkspace<T> local;
+          if (!w) w = &local;
+          const int ldq = kernels::quantized_row_bytes(I);
+          if (w->q.size() < rows * ldq) w->q.resize(rows * ldq);
+          if (w->scales.size() < rows) w->scales.resize(rows);
+          kernels::quantize_rows(static_cast<int>(rows), in, I, I, w->q.data(), ldq,
+                                 w->scales.data());
+          kernels::int8_gemm(static_cast<int>(rows), w->q.data(), ldq, w->scales.data(), prep.q,
+                             false, out, O);
+        } else {
+          kernels::gemm_packed(static_cast<int>(rows), in, I, prep.packed, false, out, O);
+        }
         if (this->in_.kind == ActKind::sequence) zero_padded_rows(out, *ctx.seq, ctx.batch, O);
         return;
       }
@@ -276,7 +311,10 @@ class RecurrentLayer final : public Layer<T> {
       return nullptr;
     } else {
       auto p = std::make_unique<StackPrepared>();
-      stack_.prepare(params, p->packed, use == PrepareFor::training);
+      if (use == PrepareFor::int8)
+        stack_.prepare_int8(params, p->packed);
+      else
+        stack_.prepare(params, p->packed, use == PrepareFor::training);
       return p;
     }
   }
@@ -711,5 +749,24 @@ const LayerKind& dropout_kind() {
 
 template class Layer<float>;
 template class Layer<double>;
+
+std::uint64_t int8_parameter_bytes(const Model<float>& model) {
+  std::uint64_t quantized = 0, rows = 0;
+  auto count = [&](const kernels::QuantizedMatrix& q) {
+    quantized += static_cast<std::uint64_t>(q.N) * q.K;
+    rows += static_cast<std::uint64_t>(q.N);
+  };
+  for (std::size_t i = 0; i < model.num_layers(); ++i) {
+    const auto prepared = model.layer(i).prepare(model.params().data(), PrepareFor::int8);
+    if (const auto* l = dynamic_cast<const LinearPrepared*>(prepared.get()); l && l->int8)
+      count(l->q);
+    if (const auto* r = dynamic_cast<const StackPrepared*>(prepared.get()))
+      for (const auto& d : r->packed.int8) {
+        count(d.w_ih);
+        count(d.w_hh);
+      }
+  }
+  return 4 * (static_cast<std::uint64_t>(model.num_params()) - quantized) + quantized + 4 * rows;
+}
 
 }  // namespace recur

@@ -46,6 +46,23 @@ void grow(V& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+// One int8 step: x_t [B, I] and h_prev [B, H] quantized per row, then the input side with its
+// biases into g and the recurrent side added to g (LSTM, RNN) or into hid (GRU).
+void int8_step(const StackPacked::Int8Direction& q, int B, const float* x_t, int I,
+               const float* h_prev, int ld_prev, int H, float* g, float* hid, int GH,
+               StackWorkspace<float>& ws) {
+  const int ldx = kernels::quantized_row_bytes(I), ldh = kernels::quantized_row_bytes(H);
+  kernels::quantize_rows(B, x_t, I, I, ws.q_in.data(), ldx, ws.s_in.data());
+  kernels::quantize_rows(B, h_prev, ld_prev, H, ws.q_h.data(), ldh, ws.s_h.data());
+  if (hid) {
+    kernels::int8_gemm(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, false, g, GH);
+    kernels::int8_gemm(B, ws.q_h.data(), ldh, ws.s_h.data(), q.w_hh, false, hid, GH);
+  } else {
+    kernels::int8_gemm_pair(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, ws.q_h.data(), ldh,
+                            ws.s_h.data(), q.w_hh, g, GH);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -107,6 +124,14 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
       }
     }
   }
+  if (ws.int8) {
+    int widest = 0;
+    for (int l = 0; l < spec_.layers; ++l) widest = std::max(widest, params_[l * D].input_size);
+    grow(ws.q_in, static_cast<std::size_t>(B) * kernels::quantized_row_bytes(widest));
+    grow(ws.q_h, static_cast<std::size_t>(B) * kernels::quantized_row_bytes(H));
+    grow(ws.s_in, static_cast<std::size_t>(B));
+    grow(ws.s_h, static_cast<std::size_t>(B));
+  }
   const std::size_t states = static_cast<std::size_t>(spec_.layers) * D * B * H;
   grow(ws.hn, states);
   if (spec_.cell == CellKind::lstm) grow(ws.cn, states);
@@ -148,6 +173,36 @@ void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_trai
 }
 
 template <typename T>
+bool RecurrentStack<T>::prepare_int8(const T* params, StackPacked& out) const {
+  if constexpr (std::is_same_v<T, float>) {
+    bool fits = !spec_.untied && spec_.hidden <= kernels::kMaxInt8Depth;
+    for (const DirectionParams& p : params_) fits = fits && p.input_size <= kernels::kMaxInt8Depth;
+    if (fits) {
+      const int GH = gate_count(spec_.cell) * spec_.hidden, H = spec_.hidden;
+      const kernels::Int8Kernel kernel = kernels::int8_kernel();
+      out.dirs.clear();
+      out.every_batch = true;
+      out.int8.resize(params_.size());
+      for (std::size_t k = 0; k < params_.size(); ++k) {
+        const DirectionParams& p = params_[k];
+        const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
+        const T* b_hh = spec_.bias ? params + p.b_hh : nullptr;
+        const bool gru = spec_.cell == CellKind::gru;
+        auto& d = out.int8[k];
+        kernels::quantize_weights(params + p.w_ih, GH, p.input_size, p.input_size, b_ih,
+                                  gru ? nullptr : b_hh, kernel, d.w_ih);
+        kernels::quantize_weights(params + p.w_hh, GH, H, H, gru ? b_hh : nullptr, nullptr, kernel,
+                                  d.w_hh);
+      }
+      return true;
+    }
+  }
+  prepare(params, out, false);
+  out.int8.clear();
+  return false;
+}
+
+template <typename T>
 void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0,
                                 bool train, Rng* rng, StackWorkspace<T>& ws, const int* batch_sizes,
                                 const StackPacked* packed) const {
@@ -156,11 +211,13 @@ void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const
   ws.train = train;
   // Float with tied weights runs the packed kernel on batches of 8 rows or more, and on every
   // batch when the weights were packed for inference (forward_direction says why).
-  ws.packed = packed && !packed->dirs.empty() ? packed : nullptr;
+  ws.packed = packed && (!packed->dirs.empty() || !packed->int8.empty()) ? packed : nullptr;
+  ws.int8 = std::is_same_v<T, float> && !train && ws.packed && !ws.packed->int8.empty();
   if constexpr (std::is_same_v<T, float>)
     ws.fused = !spec_.untied && (B >= kMinPackedRows || (ws.packed && ws.packed->every_batch));
   else
     ws.fused = false;
+  RECUR_ASSERT(!train || !packed || packed->int8.empty());  // int8 weights are for inference
   ws.one_step = ws.fused && !train;
   reserve(ws, S, B);
   ws.batch_sizes.assign(static_cast<std::size_t>(S), B);
@@ -237,7 +294,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   const kernels::PackedMatrix* w_in_packed = nullptr;
   const kernels::PackedMatrix* w_hh_packed = nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    if (fused) {
+    if (fused && !ws.int8) {
       if (ws.packed) {
         w_in_packed = &ws.packed->dirs[layer * D + dir].w_in;
         w_hh_packed = &ws.packed->dirs[layer * D + dir].w_hh;
@@ -288,7 +345,10 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     if (cell == CellKind::gru) {
       T* hid = W.hidden.data() + at * BG;
       if constexpr (std::is_same_v<T, float>) {
-        if (fused) {
+        if (ws.int8) {
+          int8_step(ws.packed->int8[layer * D + dir], Bt, x_t, I, h_prev, ld_prev, H, g, hid, GH,
+                    ws);
+        } else if (fused) {
           kernels::gemm_packed(Bt, x_t, I, *w_in_packed, false, g, GH);
           kernels::gemm_packed(Bt, h_prev, ld_prev, *w_hh_packed, false, hid, GH);
         }
@@ -300,7 +360,11 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
       kernels::gru_pointwise_forward<T>(Bt, H, g, hid, h_prev, ld_prev, h, DH);
     } else {
       if constexpr (std::is_same_v<T, float>) {
-        if (fused) kernels::gemm_packed_pair(Bt, x_t, I, I, h_prev, ld_prev, *w_in_packed, g, GH);
+        if (ws.int8)
+          int8_step(ws.packed->int8[layer * D + dir], Bt, x_t, I, h_prev, ld_prev, H, g, nullptr,
+                    GH, ws);
+        else if (fused)
+          kernels::gemm_packed_pair(Bt, x_t, I, I, h_prev, ld_prev, *w_in_packed, g, GH);
       }
       if (!fused) step_forward_gemm<T>(Bt, GH, H, h_prev, ld_prev, w_hh_t, true, g);
       if (cell == CellKind::lstm) {

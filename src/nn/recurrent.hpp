@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/aligned.hpp"
+#include "kernels/int8_gemm.hpp"
 #include "kernels/packed_gemm.hpp"
 #include "recur/cell.hpp"
 #include "recur/params.hpp"
@@ -45,6 +46,13 @@ struct StackPacked {
     kernels::PackedMatrix w_in, w_hh, w_hh_t;
   };
   std::vector<Direction> dirs;  // [layer * D + dir]
+  // int8 inference (prepare_int8): per (layer, direction) W_ih with the biases of the input side
+  // (LSTM, RNN: b_ih + b_hh; GRU: b_ih) and W_hh (GRU: with b_hh), quantized per output row.
+  // When present, forward quantizes x_t and h_{t-1} per row each step and runs on these.
+  struct Int8Direction {
+    kernels::QuantizedMatrix w_ih, w_hh;
+  };
+  std::vector<Int8Direction> int8;  // [layer * D + dir], or empty
   // Packed for inference: every batch size runs through the packed kernel (a row's bits then
   // never depend on its batch). Packed for training, batches under 8 rows keep BLAS, as the
   // fixed-shape network the trainer is held to does.
@@ -86,8 +94,11 @@ struct StackWorkspace {
   bool train = false;
   bool fused = false;     // float, tied weights, packed kernel (see forward_direction)
   bool one_step = false;  // fused inference: gates, GRU hidden products and cells of one step
-  const StackPacked* packed = nullptr;  // shared packed weights, or null
-  const T* input = nullptr;             // the forward's input, h0, c0 (kept for backward)
+  const StackPacked* packed = nullptr;    // shared packed weights, or null
+  bool int8 = false;                      // float inference on packed->int8
+  AlignedVector<std::uint8_t> q_in, q_h;  // int8: one step's x_t and h_{t-1}, quantized
+  AlignedVector<float> s_in, s_h;         // int8: their scales per row
+  const T* input = nullptr;               // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;
   const T* c0 = nullptr;
 };
@@ -118,6 +129,10 @@ class RecurrentStack {
   // Packs every direction's weights for the float fast path (does nothing for double or untied);
   // the backward step's only `for_training`.
   void prepare(const T* params, StackPacked& out, bool for_training = true) const;
+  // Quantizes every direction's weights for int8 inference (kernels/int8_gemm.hpp) with the
+  // kernel this CPU runs; float with tied weights only. Returns false (and packs for fp32
+  // inference instead) for double, untied weights or an inner dimension beyond the kernels'.
+  bool prepare_int8(const T* params, StackPacked& out) const;
 
   // Needs a forward with train = true on ws, and ws.layers.back().dout filled with the gradient on
   // the output sequence (zero at padded steps). dhn, dcn [L*D, B, H] may be null. Adds into grads;

@@ -1,0 +1,465 @@
+#include "kernels/int8_gemm.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/activations.hpp"
+#include "recur/error.hpp"
+
+namespace recur::kernels {
+
+std::string to_string(Int8Kernel k) {
+  switch (k) {
+    case Int8Kernel::avx512_vnni:
+      return "avx512_vnni";
+    case Int8Kernel::avx_vnni:
+      return "avx_vnni";
+    case Int8Kernel::portable:
+      return "portable";
+  }
+  return "portable";
+}
+
+Int8CpuFeatures detect_int8_features() {
+  // libgcc's cpuid reading also checks (xgetbv) that the OS saves the vector registers.
+  __builtin_cpu_init();
+  Int8CpuFeatures f;
+  f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
+  f.avx_vnni = __builtin_cpu_supports("avxvnni");
+  f.avx2 = __builtin_cpu_supports("avx2");
+  f.fma = __builtin_cpu_supports("fma");
+  return f;
+}
+
+Int8Kernel choose_int8_kernel(const Int8CpuFeatures& f) {
+  if (f.avx512_vnni && f.avx512bw) return Int8Kernel::avx512_vnni;
+  if (f.avx_vnni && f.avx2 && f.fma) return Int8Kernel::avx_vnni;
+  return Int8Kernel::portable;
+}
+
+bool int8_kernel_supported(Int8Kernel k) {
+  const Int8CpuFeatures f = detect_int8_features();
+  switch (k) {
+    case Int8Kernel::avx512_vnni:
+      return f.avx512_vnni && f.avx512bw;
+    case Int8Kernel::avx_vnni:
+      return f.avx_vnni && f.avx2 && f.fma;
+    case Int8Kernel::portable:
+      return true;
+  }
+  return false;
+}
+
+namespace {
+
+Int8Kernel initial_kernel() {
+  const char* env = std::getenv("RECUR_INT8_KERNEL");
+  if (!env || !*env) return choose_int8_kernel(detect_int8_features());
+  const std::string name = env;
+  for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni}) {
+    if (name != to_string(k)) continue;
+    RECUR_CHECK(int8_kernel_supported(k), "RECUR_INT8_KERNEL",
+                "this CPU lacks the instructions of the " + name + " kernel");
+    return k;
+  }
+  throw Error("RECUR_INT8_KERNEL",
+              "unknown kernel '" + name + "' (portable, avx_vnni, avx512_vnni)");
+}
+
+std::atomic<int>& kernel_choice() {
+  static std::atomic<int> choice{static_cast<int>(initial_kernel())};
+  return choice;
+}
+
+}  // namespace
+
+Int8Kernel int8_kernel() {
+  return static_cast<Int8Kernel>(kernel_choice().load());
+}
+
+Int8Kernel set_int8_kernel(Int8Kernel k) {
+  RECUR_CHECK(int8_kernel_supported(k), "RECUR_INT8_KERNEL",
+              "this CPU lacks the instructions of the " + to_string(k) + " kernel");
+  return static_cast<Int8Kernel>(kernel_choice().exchange(static_cast<int>(k)));
+}
+
+namespace {
+
+// max |x| over K values, as integers: for floats that are not NaN the order of |x| is the order
+// of their bits without the sign, and an integer maximum vectorizes where a float one (NaN
+// rules) does not.
+[[gnu::always_inline]] inline float abs_max(const float* x, int K) {
+  std::uint32_t m = 0;
+#pragma omp simd reduction(max : m)
+  for (int k = 0; k < K; ++k) {
+    std::uint32_t bits;
+    std::memcpy(&bits, x + k, sizeof(bits));
+    bits &= 0x7fffffffu;
+    m = bits > m ? bits : m;
+  }
+  float r;
+  std::memcpy(&r, &m, sizeof(r));
+  return r;
+}
+
+[[gnu::always_inline]] inline void quantize_rows_impl(int M, const float* X, int ldx, int K,
+                                                      std::uint8_t* q, int ldq, float* scales) {
+  const int Kp = quantized_row_bytes(K);
+  for (int m = 0; m < M; ++m) {
+    const float* x = X + static_cast<std::size_t>(m) * ldx;
+    std::uint8_t* out = q + static_cast<std::size_t>(m) * ldq;
+    const float amax = abs_max(x, K);
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    scales[m] = amax / 127.0f;
+    // No clamp is needed (a float one would not vectorize): |x| <= amax makes |x * inv| at most
+    // 127 and two roundings, which rounds to 127 at most. nearbyint, not the 1.5 * 2^23 trick:
+    // x * inv + 2^23 * 1.5 would be contracted into one fused multiply-add in the clones that
+    // have FMA, rounding differently from those that do not.
+#pragma omp simd
+    for (int k = 0; k < K; ++k)
+      out[k] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inv)) + 128);
+    for (int k = K; k < Kp; ++k) out[k] = 128;
+  }
+}
+
+// The fp32 result of one sum: the same operations, in the same order, in every kernel.
+[[gnu::always_inline]] inline float dequantize(std::int32_t s, float w_scale, float a_scale,
+                                               float base) {
+  return std::fma(static_cast<float>(s) * w_scale, a_scale, base);
+}
+
+// What a kernel writes: the int32 sums, or the fp32 results.
+struct Job {
+  int M;
+  const std::uint8_t* A;
+  int lda;
+  const float* a_scales;  // fp32 results only
+  const QuantizedMatrix* W;
+  bool accumulate;
+  float* C;
+  std::int32_t* C32;  // int32 sums only
+  int ldc;
+};
+
+// ---- portable: row dot products over K ----
+
+template <bool kFloat>
+[[gnu::always_inline]] inline void gemm_portable_impl(const Job& j) {
+  const QuantizedMatrix& W = *j.W;
+  for (int m = 0; m < j.M; ++m) {
+    const std::uint8_t* a = j.A + static_cast<std::size_t>(m) * j.lda;
+    for (int n = 0; n < W.N; ++n) {
+      const std::int8_t* w = W.w.data() + static_cast<std::size_t>(n) * W.Kp;
+      std::int32_t s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int k = 0; k < W.Kp; ++k) s += static_cast<std::int32_t>(a[k]) * w[k];
+      s -= W.compensation[n];
+      const std::size_t at = static_cast<std::size_t>(m) * j.ldc + n;
+      if constexpr (kFloat) {
+        const float base = j.accumulate ? j.C[at] : (W.bias.empty() ? 0.0f : W.bias[n]);
+        j.C[at] = dequantize(s, W.scale[n], j.a_scales[m], base);
+      } else {
+        j.C32[at] = s;
+      }
+    }
+  }
+}
+
+RECUR_CPU_DISPATCH void gemm_portable_float(const Job& j) {
+  gemm_portable_impl<true>(j);
+}
+RECUR_CPU_DISPATCH void gemm_portable_s32(const Job& j) {
+  gemm_portable_impl<false>(j);
+}
+
+// ---- AVX-512 VNNI: tiles of MR rows x P panels of 32 columns, two zmm accumulators each ----
+
+// _mm512_maskz_cvtepi32_ps with a full mask: the unmasked form trips GCC 12's
+// -Wmaybe-uninitialized on its undefined source register.
+#define RECUR_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni,fma")))
+
+// The 4 activation bytes of row r at k = 4 k4, as one int32 to broadcast.
+[[gnu::always_inline]] inline std::int32_t four_bytes(const std::uint8_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <int MR, int P, bool kFloat>
+RECUR_AVX512_VNNI [[gnu::always_inline]] inline void tile512(const Job& j, int m, int p) {
+  const QuantizedMatrix& W = *j.W;
+  const int Kq = W.Kp / 4;
+  const std::size_t stride = static_cast<std::size_t>(Kq) * kInt8Panel * 4;
+  const std::int8_t* panel = W.w.data() + static_cast<std::size_t>(p) * stride;
+  const std::uint8_t* A = j.A + static_cast<std::size_t>(m) * j.lda;
+  __m512i acc[MR][P][2];
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < P; ++q) acc[r][q][0] = acc[r][q][1] = _mm512_setzero_si512();
+  for (int k4 = 0; k4 < Kq; ++k4) {
+    __m512i w[P][2];
+#pragma GCC unroll 8
+    for (int q = 0; q < P; ++q) {
+      const std::int8_t* b = panel + q * stride + static_cast<std::size_t>(k4) * 128;
+      w[q][0] = _mm512_load_si512(b);
+      w[q][1] = _mm512_load_si512(b + 64);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512i a =
+          _mm512_set1_epi32(four_bytes(A + static_cast<std::size_t>(r) * j.lda + 4 * k4));
+#pragma GCC unroll 8
+      for (int q = 0; q < P; ++q) {
+        acc[r][q][0] = _mm512_dpbusd_epi32(acc[r][q][0], a, w[q][0]);
+        acc[r][q][1] = _mm512_dpbusd_epi32(acc[r][q][1], a, w[q][1]);
+      }
+    }
+  }
+  for (int q = 0; q < P; ++q)
+    for (int h = 0; h < 2; ++h) {
+      const int n0 = (p + q) * kInt8Panel + 16 * h;
+      const int cols = std::min(16, W.N - n0);
+      if (cols <= 0) continue;
+      const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+      const __m512i comp = _mm512_load_si512(W.compensation.data() + n0);
+      const __m512 ws = _mm512_load_ps(W.scale.data() + n0);
+      const __m512 bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
+      for (int r = 0; r < MR; ++r) {
+        const __m512i s = _mm512_sub_epi32(acc[r][q][h], comp);
+        const std::size_t at = static_cast<std::size_t>(m + r) * j.ldc + n0;
+        if constexpr (kFloat) {
+          const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(mask, j.C + at) : bias;
+          const __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s), ws);
+          _mm512_mask_storeu_ps(j.C + at, mask,
+                                _mm512_fmadd_ps(v, _mm512_set1_ps(j.a_scales[m + r]), base));
+        } else {
+          _mm512_mask_storeu_epi32(j.C32 + at, mask, s);
+        }
+      }
+    }
+}
+
+// Rows [m, m + MR) against panels [p, end) in groups of P, the rest one by one.
+template <int MR, int P, bool kFloat>
+RECUR_AVX512_VNNI [[gnu::always_inline]] inline void rows512(const Job& j, int m, int p, int end) {
+  for (; p + P <= end; p += P) tile512<MR, P, kFloat>(j, m, p);
+  for (; p < end; ++p) tile512<MR, 1, kFloat>(j, m, p);
+}
+
+template <bool kFloat>
+RECUR_AVX512_VNNI [[gnu::always_inline]] inline void gemm512_impl(const Job& j) {
+  const int panels = j.W->Np / kInt8Panel;
+  // One or two rows (batch-1 and streaming): four panels at once for independent chains.
+  if (j.M == 1) return rows512<1, 4, kFloat>(j, 0, 0, panels);
+  if (j.M == 2) return rows512<2, 4, kFloat>(j, 0, 0, panels);
+  // Two panels (2 x 32 x K bytes) stay in L1 while the rows stream past them, 4 rows a tile
+  // (16 accumulators: with 6 rows, 24, GCC shuffled registers and ran at half the speed).
+  for (int p = 0; p < panels; p += 2) {
+    const int end = std::min(panels, p + 2);
+    int m = 0;
+    for (; m + 4 <= j.M; m += 4) rows512<4, 2, kFloat>(j, m, p, end);
+    switch (j.M - m) {
+      case 3:
+        rows512<3, 2, kFloat>(j, m, p, end);
+        break;
+      case 2:
+        rows512<2, 2, kFloat>(j, m, p, end);
+        break;
+      case 1:
+        rows512<1, 2, kFloat>(j, m, p, end);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+RECUR_AVX512_VNNI void gemm512_float(const Job& j) {
+  gemm512_impl<true>(j);
+}
+
+// j1's product into C, then j2's added, tile by tile: each tile of C is read back from L1
+// rather than after the whole of j1 (64 x 512 floats: more than L1) is written.
+RECUR_AVX512_VNNI void gemm512_pair(const Job& j1, const Job& j2) {
+  const int panels = j1.W->Np / kInt8Panel;
+  if (j1.M <= 2) {
+    gemm512_impl<true>(j1);
+    gemm512_impl<true>(j2);
+    return;
+  }
+  for (int p = 0; p < panels; p += 2) {
+    const int end = std::min(panels, p + 2);
+    int m = 0;
+    for (; m + 4 <= j1.M; m += 4) {
+      rows512<4, 2, true>(j1, m, p, end);
+      rows512<4, 2, true>(j2, m, p, end);
+    }
+    for (; m < j1.M; ++m) {
+      rows512<1, 2, true>(j1, m, p, end);
+      rows512<1, 2, true>(j2, m, p, end);
+    }
+  }
+}
+RECUR_AVX512_VNNI void gemm512_s32(const Job& j) {
+  gemm512_impl<false>(j);
+}
+
+// ---- AVX-VNNI (VEX, 256-bit): tiles of MR <= 2 rows x one panel, four ymm accumulators each ----
+
+#define RECUR_AVX_VNNI __attribute__((target("avx2,fma,avxvnni")))
+
+template <int MR, bool kFloat>
+RECUR_AVX_VNNI [[gnu::always_inline]] inline void tile256(const Job& j, int m, int p) {
+  const QuantizedMatrix& W = *j.W;
+  const int Kq = W.Kp / 4;
+  const std::int8_t* panel = W.w.data() + static_cast<std::size_t>(p) * Kq * kInt8Panel * 4;
+  const std::uint8_t* A = j.A + static_cast<std::size_t>(m) * j.lda;
+  __m256i acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int h = 0; h < 4; ++h) acc[r][h] = _mm256_setzero_si256();
+  for (int k4 = 0; k4 < Kq; ++k4) {
+    __m256i w[4];
+    for (int h = 0; h < 4; ++h)
+      w[h] = _mm256_load_si256(
+          reinterpret_cast<const __m256i*>(panel + static_cast<std::size_t>(k4) * 128 + 32 * h));
+    for (int r = 0; r < MR; ++r) {
+      const __m256i a =
+          _mm256_set1_epi32(four_bytes(A + static_cast<std::size_t>(r) * j.lda + 4 * k4));
+      for (int h = 0; h < 4; ++h) acc[r][h] = _mm256_dpbusd_avx_epi32(acc[r][h], a, w[h]);
+    }
+  }
+  for (int h = 0; h < 4; ++h) {
+    const int n0 = p * kInt8Panel + 8 * h;
+    const int cols = std::min(8, W.N - n0);
+    if (cols <= 0) continue;
+    const __m256i comp =
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(W.compensation.data() + n0));
+    const __m256 ws = _mm256_load_ps(W.scale.data() + n0);
+    const __m256 bias = W.bias.empty() ? _mm256_setzero_ps() : _mm256_load_ps(W.bias.data() + n0);
+    for (int r = 0; r < MR; ++r) {
+      const __m256i s = _mm256_sub_epi32(acc[r][h], comp);
+      const std::size_t at = static_cast<std::size_t>(m + r) * j.ldc + n0;
+      alignas(32) float f[8];
+      alignas(32) std::int32_t i[8];
+      if constexpr (kFloat) {
+        __m256 base = bias;
+        if (j.accumulate) {
+          for (int c = 0; c < 8; ++c) f[c] = c < cols ? j.C[at + c] : 0.0f;
+          base = _mm256_load_ps(f);
+        }
+        const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), ws);
+        _mm256_store_ps(f, _mm256_fmadd_ps(v, _mm256_set1_ps(j.a_scales[m + r]), base));
+        for (int c = 0; c < cols; ++c) j.C[at + c] = f[c];
+      } else {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(i), s);
+        for (int c = 0; c < cols; ++c) j.C32[at + c] = i[c];
+      }
+    }
+  }
+}
+
+template <bool kFloat>
+RECUR_AVX_VNNI [[gnu::always_inline]] inline void gemm256_impl(const Job& j) {
+  const int panels = j.W->Np / kInt8Panel;
+  for (int p = 0; p < panels; ++p) {
+    int m = 0;
+    for (; m + 2 <= j.M; m += 2) tile256<2, kFloat>(j, m, p);
+    if (m < j.M) tile256<1, kFloat>(j, m, p);
+  }
+}
+
+RECUR_AVX_VNNI void gemm256_float(const Job& j) {
+  gemm256_impl<true>(j);
+}
+RECUR_AVX_VNNI void gemm256_s32(const Job& j) {
+  gemm256_impl<false>(j);
+}
+
+void run(const Job& j, bool as_float) {
+  if (j.M <= 0 || j.W->N <= 0) return;
+  switch (j.W->kernel) {
+    case Int8Kernel::avx512_vnni:
+      return as_float ? gemm512_float(j) : gemm512_s32(j);
+    case Int8Kernel::avx_vnni:
+      return as_float ? gemm256_float(j) : gemm256_s32(j);
+    case Int8Kernel::portable:
+      return as_float ? gemm_portable_float(j) : gemm_portable_s32(j);
+  }
+}
+
+}  // namespace
+
+void quantize_weights(const float* W, int N, int K, int ldw, const float* bias1, const float* bias2,
+                      Int8Kernel kernel, QuantizedMatrix& out) {
+  RECUR_ASSERT(N >= 1 && K >= 1 && K <= kMaxInt8Depth);
+  out.N = N;
+  out.K = K;
+  out.Kp = quantized_row_bytes(K);
+  out.Np = (N + kInt8Panel - 1) / kInt8Panel * kInt8Panel;
+  out.kernel = kernel;
+  out.scale.assign(out.Np, 0.0f);
+  out.compensation.assign(out.Np, 0);
+  out.w.assign(static_cast<std::size_t>(out.Np) * out.Kp, 0);
+  std::vector<std::int8_t> row(out.Kp);
+  for (int n = 0; n < N; ++n) {
+    const float* w = W + static_cast<std::size_t>(n) * ldw;
+    const float amax = abs_max(w, K);
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    out.scale[n] = amax / 127.0f;
+    std::int32_t sum = 0;
+    for (int k = 0; k < K; ++k) {
+      const float v = std::clamp(std::nearbyint(w[k] * inv), -127.0f, 127.0f);
+      row[k] = static_cast<std::int8_t>(v);
+      sum += row[k];
+    }
+    out.compensation[n] = 128 * sum;
+    for (int k = 0; k < K; ++k) {
+      std::size_t at;
+      if (kernel == Int8Kernel::portable) {
+        at = static_cast<std::size_t>(n) * out.Kp + k;
+      } else {
+        const int p = n / kInt8Panel, col = n % kInt8Panel;
+        at = ((static_cast<std::size_t>(p) * (out.Kp / 4) + k / 4) * kInt8Panel + col) * 4 + k % 4;
+      }
+      out.w[at] = row[k];
+    }
+  }
+  out.bias.clear();
+  if (bias1 || bias2) {
+    out.bias.assign(out.Np, 0.0f);
+    for (int n = 0; n < N; ++n) out.bias[n] = (bias1 ? bias1[n] : 0.0f) + (bias2 ? bias2[n] : 0.0f);
+  }
+}
+
+RECUR_CPU_DISPATCH
+void quantize_rows(int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq, float* scales) {
+  quantize_rows_impl(M, X, ldx, K, q, ldq, scales);
+}
+
+void int8_gemm_s32(int M, const std::uint8_t* A, int lda, const QuantizedMatrix& W, std::int32_t* C,
+                   int ldc) {
+  run(Job{M, A, lda, nullptr, &W, false, nullptr, C, ldc}, false);
+}
+
+void int8_gemm_pair(int M, const std::uint8_t* A1, int lda1, const float* scales1,
+                    const QuantizedMatrix& W1, const std::uint8_t* A2, int lda2,
+                    const float* scales2, const QuantizedMatrix& W2, float* C, int ldc) {
+  RECUR_ASSERT(W1.N == W2.N && W1.kernel == W2.kernel);
+  const Job j1{M, A1, lda1, scales1, &W1, false, C, nullptr, ldc};
+  const Job j2{M, A2, lda2, scales2, &W2, true, C, nullptr, ldc};
+  if (M > 0 && W1.kernel == Int8Kernel::avx512_vnni) return gemm512_pair(j1, j2);
+  run(j1, true);
+  run(j2, true);
+}
+
+void int8_gemm(int M, const std::uint8_t* A, int lda, const float* a_scales,
+               const QuantizedMatrix& W, bool accumulate, float* C, int ldc) {
+  run(Job{M, A, lda, a_scales, &W, accumulate, C, nullptr, ldc}, true);
+}
+
+}  // namespace recur::kernels
