@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/model_io.hpp"
 #include "kernels/gemm.hpp"
 #include "recur/data.hpp"
 #include "recur/error.hpp"
@@ -390,10 +391,7 @@ int run_bench(const BenchOptions& o) {
   if (parse_infer_precision(o.precision) == InferPrecision::int8) {
     RECUR_CHECK(o.mode == "infer" || o.mode == "latency" || o.mode == "stream", "--precision",
                 "int8 applies to --mode infer, latency and stream, not " + o.mode);
-    if (int8_kernel_name() == "portable")
-      fmt::print(stderr,
-                 "notice: this CPU has neither AVX-512 VNNI nor AVX-VNNI; --precision int8 "
-                 "runs recur's portable int8 kernel (slower than fp32)\n");
+    predictor_options(o.precision);  // the notice on a CPU without VNNI
   }
   nlohmann::json j;
   if (o.mode == "train")

@@ -146,12 +146,7 @@ int run_eval(const EvalOptions& o) {
   resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
   RECUR_CHECK(o.gallery >= 0 && o.gallery <= kMaxGallery, "--gallery",
               fmt::format("must be 0 (no pictures) up to {}, got {}", kMaxGallery, o.gallery));
-  PredictorOptions options;
-  options.precision = parse_infer_precision(o.precision);
-  if (options.precision == InferPrecision::int8 && int8_kernel_name() == "portable")
-    fmt::print(stderr,
-               "notice: this CPU has neither AVX-512 VNNI nor AVX-VNNI; --precision int8 runs "
-               "recur's portable int8 kernel (the same results, slower than fp32)\n");
+  const PredictorOptions options = predictor_options(o.precision);
   // Either checkpoint format: version 1 reads through its layer form. Loaded once, whatever
   // the model reads.
   const Predictor predictor(o.model, options);

@@ -26,6 +26,16 @@ void require_positive(const std::string& flag, long long value) {
   if (value < 1) throw Error(flag, "must be a positive integer, got " + std::to_string(value));
 }
 
+PredictorOptions predictor_options(const std::string& precision) {
+  PredictorOptions options;
+  options.precision = parse_infer_precision(precision);
+  if (options.precision == InferPrecision::int8 && int8_kernel_name() == "portable")
+    fmt::print(stderr,
+               "notice: this CPU has neither AVX-512 VNNI nor AVX-VNNI; --precision int8 runs "
+               "recur's portable int8 kernel (the same results, slower than fp32)\n");
+  return options;
+}
+
 std::string parent_folder(const std::string& path) {
   const std::string parent = std::filesystem::path(path).parent_path().string();
   return parent.empty() ? "." : parent;

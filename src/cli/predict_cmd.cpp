@@ -219,12 +219,7 @@ int run_array_predict(const Predictor& predictor, const PredictOptions& o) {
 
 int run_predict(const PredictOptions& o) {
   require_positive("--top", o.top);
-  PredictorOptions options;
-  options.precision = parse_infer_precision(o.precision);
-  if (options.precision == InferPrecision::int8 && int8_kernel_name() == "portable")
-    fmt::print(stderr,
-               "notice: this CPU has neither AVX-512 VNNI nor AVX-VNNI; --precision int8 runs "
-               "recur's portable int8 kernel (the same results, slower than fp32)\n");
+  const PredictorOptions options = predictor_options(o.precision);
   // Either checkpoint format: version 1 reads through its layer form.
   const Predictor predictor(o.model, options);
   RECUR_CHECK(o.lengths.empty() || predictor.input_kind() == InputKind::sequence, "--lengths",
