@@ -44,15 +44,31 @@ std::string run_dir(const ReportRunOptions& o, const std::string& name) {
   return o.out_dir + "/runs/" + name;
 }
 
-PlannedModel recurrent_model(const std::string& name, const std::string& family, CellKind cell,
-                             ViewKind view, int layers, bool bidirectional, int epochs,
-                             const ReportRunOptions& o, const ImageSet& set, bool tiny) {
+// What every planned model shares: its run folder, hold-out (a tenth of the images, at most
+// 5,000), epochs, threads, logging and the checkpoint measured.
+PlannedModel planned(const std::string& name, const std::string& family, bool layered, int epochs,
+                     const ReportRunOptions& o, const ImageSet& set, bool tiny) {
   PlannedModel p;
   p.name = name;
   p.family = family;
-  p.layered = false;
+  p.layered = layered;
+  p.epochs = epochs;
+  p.checkpoint = "best.safetensors";
   TrainOptions& t = p.options;
   t.data_dir = o.data_dir;
+  t.epochs = epochs;
+  t.validation = std::min<std::int64_t>(5000, set.count / 10);
+  t.threads = o.threads;
+  t.display_step = tiny ? 5 : 100;
+  t.out_dir = run_dir(o, name);
+  return p;
+}
+
+PlannedModel recurrent_model(const std::string& name, const std::string& family, CellKind cell,
+                             ViewKind view, int layers, bool bidirectional, int epochs,
+                             const ReportRunOptions& o, const ImageSet& set, bool tiny) {
+  PlannedModel p = planned(name, family, false, epochs, o, set, tiny);
+  TrainOptions& t = p.options;
   t.view = view;
   t.view_seed = view == ViewKind::permuted ? 1 : 0;
   t.model.cell = cell;
@@ -64,13 +80,6 @@ PlannedModel recurrent_model(const std::string& name, const std::string& family,
     t.model.hidden = 16;
     t.batch = 32;
   }
-  t.epochs = epochs;
-  t.validation = std::min<std::int64_t>(5000, set.count / 10);
-  t.threads = o.threads;
-  t.display_step = tiny ? 5 : 100;
-  t.out_dir = run_dir(o, name);
-  p.epochs = epochs;
-  p.checkpoint = "best.safetensors";
   const char* view_name = view == ViewKind::rows       ? "rows"
                           : view == ViewKind::pixels   ? "pixels"
                           : view == ViewKind::permuted ? "permuted pixels"
@@ -95,30 +104,19 @@ PlannedModel image_model(const std::string& name, const std::string& family,
                          std::vector<LayerSpec> layers, const std::string& shape, double lr,
                          int batch, int epochs, const ReportRunOptions& o, const ImageSet& set,
                          bool tiny) {
-  PlannedModel p;
-  p.name = name;
-  p.family = family;
-  p.layered = true;
+  PlannedModel p = planned(name, family, true, epochs, o, set, tiny);
   TrainOptions& s = p.options;
-  s.data_dir = o.data_dir;
   s.layers = std::move(layers);
   s.optimizer.lr = static_cast<float>(lr);
   s.schedule.kind = ScheduleKind::cosine;
   s.schedule.min_lr = static_cast<float>(lr / 100);
   s.batch = batch;
-  s.epochs = epochs;
-  s.validation = std::min<std::int64_t>(5000, set.count / 10);
-  s.threads = o.threads;
   s.eval_batch = 1000;
-  s.display_step = tiny ? 5 : 100;
-  s.out_dir = run_dir(o, name);
-  p.epochs = epochs;
-  p.checkpoint = "best.safetensors";
   p.description =
       fmt::format("{}, Adam {:g} cosine, batch {}, {} epochs", shape, lr, batch, epochs);
-  p.fingerprint =
-      fmt::format("layers {} model={} lr={} batch={} epochs={} validation={} holdout=first", name,
-                  layer_list_text(s.layers), lr, batch, epochs, s.validation);
+  p.fingerprint = fmt::format(
+      "layers {} model={} lr={} batch={} epochs={} validation={} holdout=first draw=role", name,
+      layer_list_text(s.layers), lr, batch, epochs, s.validation);
   return p;
 }
 
