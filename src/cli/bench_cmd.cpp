@@ -98,6 +98,25 @@ ModelConfig model_for(const BenchOptions& o, const SequenceView& view, const Ima
   return mc;
 }
 
+// What every mode measures on: the MNIST images (training or test file), the view, and the model
+// of the options with its seed-1 weights.
+struct BenchSetup {
+  std::shared_ptr<const ImageSet> set;
+  SequenceView view;
+  ModelConfig config;
+  std::unique_ptr<Model<float>> net;
+};
+
+BenchSetup bench_setup(const BenchOptions& o, bool training_file) {
+  BenchSetup b{
+      std::make_shared<const ImageSet>(load_mnist(o.data_dir, training_file)), {}, {}, nullptr};
+  b.view = SequenceView::make(parse_view(o.view), b.set->rows, b.set->cols);
+  b.config = model_for(o, b.view, *b.set);
+  b.net = std::make_unique<Model<float>>(model_spec_from_config(b.config));
+  b.net->init(1);
+  return b;
+}
+
 nlohmann::json common_fields(const BenchOptions& o, const Model<float>& net) {
   return {{"impl", "recur"},         {"mode", o.mode},
           {"cell", o.cell},          {"hidden", o.hidden},
@@ -109,11 +128,11 @@ nlohmann::json common_fields(const BenchOptions& o, const Model<float>& net) {
 
 // Training: median and total samples/s over `steps` timed steps after `warmup` untimed ones.
 nlohmann::json bench_train(const BenchOptions& o) {
-  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, true));
-  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
-  const ModelConfig mc = model_for(o, view, *set);
-  Model<float> net(model_spec_from_config(mc));
-  net.init(1);
+  BenchSetup setup = bench_setup(o, true);
+  const auto& set = setup.set;
+  const SequenceView& view = setup.view;
+  const ModelConfig& mc = setup.config;
+  Model<float>& net = *setup.net;
   SequenceRunner runner(net, resolve_threads(o.threads));
   const ImageSequences samples(set, view);
   Optimizer optimizer(OptimizerConfig{}, net.num_params());  // Adam, lr 1e-3
@@ -159,11 +178,11 @@ nlohmann::json bench_train(const BenchOptions& o) {
 
 // Inference: batches of infer_batch consecutive test images, cycling through the test set.
 nlohmann::json bench_infer(const BenchOptions& o) {
-  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, false));
-  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
-  const ModelConfig mc = model_for(o, view, *set);
-  Model<float> net(model_spec_from_config(mc));
-  net.init(1);
+  BenchSetup setup = bench_setup(o, false);
+  const auto& set = setup.set;
+  const SequenceView& view = setup.view;
+  const ModelConfig& mc = setup.config;
+  Model<float>& net = *setup.net;
   net.prepare(inference_preparation(o));  // once per model for inference
   SequenceRunner runner(net, resolve_threads(o.threads));
   const ImageSequences samples(set, view);
@@ -196,11 +215,10 @@ nlohmann::json bench_infer(const BenchOptions& o) {
 // Batch-1 latency of one forward (with the uint8 -> float conversion and the argmax). One sample
 // cannot be split, so this runs on the calling thread whatever --threads says.
 nlohmann::json bench_latency(const BenchOptions& o) {
-  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, false));
-  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
-  const ModelConfig mc = model_for(o, view, *set);
-  Model<float> net(model_spec_from_config(mc));
-  net.init(1);
+  BenchSetup setup = bench_setup(o, false);
+  const auto& set = setup.set;
+  const SequenceView& view = setup.view;
+  Model<float>& net = *setup.net;
   net.prepare(inference_preparation(o));
   SequenceRunner runner(net, 1);
   const ImageSequences samples(set, view);
@@ -229,11 +247,9 @@ nlohmann::json bench_latency(const BenchOptions& o) {
 // with one image). Reports the median of single feed calls, of a whole stream (every step fed
 // and one read) and of the whole-image prediction.
 nlohmann::json bench_stream(const BenchOptions& o) {
-  const auto set = std::make_shared<const ImageSet>(load_mnist(o.data_dir, false));
-  const SequenceView view = SequenceView::make(parse_view(o.view), set->rows, set->cols);
-  const ModelConfig mc = model_for(o, view, *set);
-  Model<float> net(model_spec_from_config(mc));
-  net.init(1);
+  BenchSetup setup = bench_setup(o, false);
+  const auto& set = setup.set;
+  Model<float>& net = *setup.net;
   const std::string path = (std::filesystem::temp_directory_path() /
                             fmt::format("recur-bench-stream-{}.safetensors", ::getpid()))
                                .string();

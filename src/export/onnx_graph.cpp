@@ -105,40 +105,35 @@ std::string little_endian(const std::vector<V>& values) {
 
 }  // namespace
 
-OnnxAttr OnnxAttr::integer(std::string name, std::int64_t v) {
+namespace {
+
+// An attribute of `type` named `name` whose value `set` then fills.
+template <typename Set>
+OnnxAttr attribute(std::string name, int type, Set&& set) {
   OnnxAttr a;
   a.name = std::move(name);
-  a.type = attr_type::i;
-  a.i = v;
+  a.type = type;
+  set(a);
   return a;
+}
+
+}  // namespace
+
+OnnxAttr OnnxAttr::integer(std::string name, std::int64_t v) {
+  return attribute(std::move(name), attr_type::i, [&](OnnxAttr& a) { a.i = v; });
 }
 OnnxAttr OnnxAttr::real(std::string name, float v) {
-  OnnxAttr a;
-  a.name = std::move(name);
-  a.type = attr_type::f;
-  a.f = v;
-  return a;
+  return attribute(std::move(name), attr_type::f, [&](OnnxAttr& a) { a.f = v; });
 }
 OnnxAttr OnnxAttr::string(std::string name, std::string v) {
-  OnnxAttr a;
-  a.name = std::move(name);
-  a.type = attr_type::s;
-  a.s = std::move(v);
-  return a;
+  return attribute(std::move(name), attr_type::s, [&](OnnxAttr& a) { a.s = std::move(v); });
 }
 OnnxAttr OnnxAttr::ints_of(std::string name, std::vector<std::int64_t> v) {
-  OnnxAttr a;
-  a.name = std::move(name);
-  a.type = attr_type::ints;
-  a.ints = std::move(v);
-  return a;
+  return attribute(std::move(name), attr_type::ints, [&](OnnxAttr& a) { a.ints = std::move(v); });
 }
 OnnxAttr OnnxAttr::strings_of(std::string name, std::vector<std::string> v) {
-  OnnxAttr a;
-  a.name = std::move(name);
-  a.type = attr_type::strings;
-  a.strings = std::move(v);
-  return a;
+  return attribute(std::move(name), attr_type::strings,
+                   [&](OnnxAttr& a) { a.strings = std::move(v); });
 }
 
 std::string OnnxGraph::unique(const std::string& name) {

@@ -197,17 +197,19 @@ ModelSpec model_spec_from_config(const ModelConfig& c) {
   ModelSpec spec;
   spec.input = ActShape{ActKind::sequence, c.input_size};
   spec.num_classes = c.num_classes;
+  auto layer = [](const char* type, const char* name) {
+    LayerSpec l;
+    l.type = type;
+    l.name = name;
+    return l;
+  };
   if (c.projection > 0) {
-    LayerSpec p;
-    p.type = "linear";
-    p.name = "proj";
+    LayerSpec p = layer("linear", "proj");
     p.size = c.projection;
     p.init = c.init.projection;
     spec.layers.push_back(p);
   }
-  LayerSpec r;
-  r.type = "recurrent";
-  r.name = "rnn";
+  LayerSpec r = layer("recurrent", "rnn");
   r.cell = c.cell;
   r.size = c.hidden;
   r.layers = c.layers;
@@ -219,14 +221,10 @@ ModelSpec model_spec_from_config(const ModelConfig& c) {
   r.init_recurrent = c.init.recurrent;
   r.forget_bias = c.init.forget_bias;
   spec.layers.push_back(r);
-  LayerSpec pool;
-  pool.type = "pool";
-  pool.name = "pool";
+  LayerSpec pool = layer("pool", "pool");
   pool.pooling = c.pooling;
   spec.layers.push_back(pool);
-  LayerSpec head;
-  head.type = "linear";
-  head.name = "head";
+  LayerSpec head = layer("linear", "head");
   head.size = c.num_classes;
   head.init = c.init.head;
   spec.layers.push_back(head);
