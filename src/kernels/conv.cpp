@@ -23,49 +23,57 @@ void valid_range(const Conv2dDims& d, int kw, int out_w, int& lo, int& hi) {
 
 }  // namespace
 
-template <typename T>
-void im2col(const Conv2dDims& d, const T* x, T* col) {
+// Walks the rows of the column matrix in order (channel, kernel row, kernel column, output
+// row): row(col_row, ih, xrow_offset, lo, hi) for each, where input row ih may lie outside the
+// image (the padding) and, inside it, output columns [lo, hi) read input columns
+// ow * stride + shift at xrow_offset + ow * stride.
+template <typename Row>
+void for_each_column_row(const Conv2dDims& d, Row&& row) {
   const int K = d.kernel, OH = d.out_height(), OW = d.out_width();
+  std::size_t col_row = 0;
   for (int c = 0; c < d.in_channels; ++c)
     for (int kh = 0; kh < K; ++kh)
       for (int kw = 0; kw < K; ++kw) {
         int lo, hi;
         valid_range(d, kw, OW, lo, hi);
         const int shift = kw - d.padding;
-        for (int oh = 0; oh < OH; ++oh, col += OW) {
+        for (int oh = 0; oh < OH; ++oh, ++col_row) {
           const int ih = oh * d.stride - d.padding + kh;
-          if (ih < 0 || ih >= d.height) {
-            std::fill(col, col + OW, T(0));
-            continue;
-          }
-          const T* xrow = x + (static_cast<std::size_t>(c) * d.height + ih) * d.width + shift;
-          std::fill(col, col + lo, T(0));
-          if (d.stride == 1)
-            std::memcpy(col + lo, xrow + lo, sizeof(T) * static_cast<std::size_t>(hi - lo));
-          else
-            for (int ow = lo; ow < hi; ++ow) col[ow] = xrow[ow * d.stride];
-          std::fill(col + hi, col + OW, T(0));
+          const std::ptrdiff_t offset =
+              static_cast<std::ptrdiff_t>((static_cast<std::size_t>(c) * d.height + ih) * d.width) +
+              shift;
+          row(col_row * OW, ih, offset, lo, hi);
         }
       }
 }
 
 template <typename T>
+void im2col(const Conv2dDims& d, const T* x, T* col) {
+  const int OW = d.out_width();
+  for_each_column_row(d, [&](std::size_t at, int ih, std::ptrdiff_t offset, int lo, int hi) {
+    T* out = col + at;
+    if (ih < 0 || ih >= d.height) {
+      std::fill(out, out + OW, T(0));
+      return;
+    }
+    const T* xrow = x + offset;
+    std::fill(out, out + lo, T(0));
+    if (d.stride == 1)
+      std::memcpy(out + lo, xrow + lo, sizeof(T) * static_cast<std::size_t>(hi - lo));
+    else
+      for (int ow = lo; ow < hi; ++ow) out[ow] = xrow[ow * d.stride];
+    std::fill(out + hi, out + OW, T(0));
+  });
+}
+
+template <typename T>
 void col2im(const Conv2dDims& d, const T* col, T* dx) {
-  const int K = d.kernel, OH = d.out_height(), OW = d.out_width();
   std::fill(dx, dx + static_cast<std::size_t>(d.in_channels) * d.height * d.width, T(0));
-  for (int c = 0; c < d.in_channels; ++c)
-    for (int kh = 0; kh < K; ++kh)
-      for (int kw = 0; kw < K; ++kw) {
-        int lo, hi;
-        valid_range(d, kw, OW, lo, hi);
-        const int shift = kw - d.padding;
-        for (int oh = 0; oh < OH; ++oh, col += OW) {
-          const int ih = oh * d.stride - d.padding + kh;
-          if (ih < 0 || ih >= d.height) continue;
-          T* xrow = dx + (static_cast<std::size_t>(c) * d.height + ih) * d.width + shift;
-          for (int ow = lo; ow < hi; ++ow) xrow[ow * d.stride] += col[ow];
-        }
-      }
+  for_each_column_row(d, [&](std::size_t at, int ih, std::ptrdiff_t offset, int lo, int hi) {
+    if (ih < 0 || ih >= d.height) return;
+    T* xrow = dx + offset;
+    for (int ow = lo; ow < hi; ++ow) xrow[ow * d.stride] += col[at + ow];
+  });
 }
 
 template <typename T>

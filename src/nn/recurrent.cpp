@@ -263,21 +263,42 @@ void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const
   }
 }
 
+// The sizes one direction of one layer works with: gates G, hidden H, directions D (and the
+// products GH, DH), steps S, batch B, inputs I, the strides of a step's W_ih and W_hh blocks,
+// and B * GH.
+struct DirectionDims {
+  int G, H, D, GH, DH, S, B, I;
+  std::size_t ih_stride, hh_stride, BG;
+};
+
+template <typename T>
+DirectionDims RecurrentStack<T>::direction_dims(const DirectionParams& p,
+                                                const StackWorkspace<T>& ws) const {
+  const int G = gate_count(spec_.cell), H = spec_.hidden, D = spec_.directions;
+  const int GH = G * H;
+  return {G,
+          H,
+          D,
+          GH,
+          D * H,
+          ws.steps,
+          ws.batch,
+          p.input_size,
+          static_cast<std::size_t>(GH) * p.input_size,
+          static_cast<std::size_t>(GH) * H,
+          static_cast<std::size_t>(ws.batch) * GH};
+}
+
 template <typename T>
 void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
                                           StackWorkspace<T>& ws) const {
   const CellKind cell = spec_.cell;
-  const int G = gate_count(cell), H = spec_.hidden, D = spec_.directions, GH = G * H, DH = D * H;
-  const int S = ws.steps, B = ws.batch;
-  const DirectionParams& p = params_[layer * D + dir];
-  const int I = p.input_size;
+  const DirectionParams& p = params_[layer * spec_.directions + dir];
+  const auto [G, H, D, GH, DH, S, B, I, ih_stride, hh_stride, BG] = direction_dims(p, ws);
   auto& L = ws.layers[layer];
   auto& W = L.dir[dir];
   const T* w_ih = params + p.w_ih;
   const T* w_hh = params + p.w_hh;
-  const std::size_t ih_stride = static_cast<std::size_t>(GH) * I;
-  const std::size_t hh_stride = static_cast<std::size_t>(GH) * H;
-  const std::size_t BG = static_cast<std::size_t>(B) * GH;
   T* gates = W.gates.data();
 
   const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
@@ -465,17 +486,12 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
                                            T* grads, T* din, bool din_accumulate, T* dh0,
                                            T* dc0) const {
   const CellKind cell = spec_.cell;
-  const int G = gate_count(cell), H = spec_.hidden, D = spec_.directions, GH = G * H, DH = D * H;
-  const int S = ws.steps, B = ws.batch;
-  const DirectionParams& p = params_[layer * D + dir];
-  const int I = p.input_size;
+  const DirectionParams& p = params_[layer * spec_.directions + dir];
+  const auto [G, H, D, GH, DH, S, B, I, ih_stride, hh_stride, BG] = direction_dims(p, ws);
   auto& L = ws.layers[layer];
   auto& W = L.dir[dir];
   const T* w_ih = params + p.w_ih;
   const T* w_hh = params + p.w_hh;
-  const std::size_t ih_stride = static_cast<std::size_t>(GH) * I;
-  const std::size_t hh_stride = static_cast<std::size_t>(GH) * H;
-  const std::size_t BG = static_cast<std::size_t>(B) * GH;
   const std::size_t BH = static_cast<std::size_t>(B) * H;
   const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * BH;
   const T* h0 = ws.h0 ? ws.h0 + state_off : ws.zeros.data();

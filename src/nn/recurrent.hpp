@@ -34,6 +34,7 @@ struct StackSpec {
 };
 
 // Offsets of one (layer, direction)'s tensors in the parameter arena.
+struct DirectionDims;
 struct DirectionParams {
   std::size_t w_ih = 0, w_hh = 0, b_ih = 0, b_hh = 0;
   int input_size = 0;
@@ -141,6 +142,7 @@ class RecurrentStack {
                 bool want_dinput, T* dh0, T* dc0) const;
 
  private:
+  DirectionDims direction_dims(const DirectionParams& p, const StackWorkspace<T>& ws) const;
   void reserve(StackWorkspace<T>& ws, int S, int B) const;
   void forward_direction(const T* params, int layer, int dir, const T* in,
                          StackWorkspace<T>& ws) const;
