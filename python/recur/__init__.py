@@ -129,17 +129,21 @@ class Model:
         return repr(self._core)
 
 
-def load(path: PathLike) -> Model:
+def load(path: PathLike, precision: str = "fp32") -> Model:
     """Loads a checkpoint written by ``recur train`` or ``Model.save``.
 
+    precision: ``"fp32"``, or ``"int8"`` to run the recurrent and linear layers with int8
+    weights and activations (as ``recur predict --precision int8``; docs/INFERENCE.md).
+
     Raises FileNotFoundError / IsADirectoryError for a missing file or a folder, ValueError for
-    a corrupt file or one that is not a recur model (the command line's message).
+    a corrupt file, one that is not a recur model (the command line's message) or an unknown
+    precision.
     """
     path = os.fspath(path)
     if _recur.is_text_model(path):
-        return Model(_recur.TextModel(path))
+        return Model(_recur.TextModel(path, precision))
     # Every image model, either checkpoint format: recurrent, MLP, CNN.
-    return Model(_recur.ImageModel(path))
+    return Model(_recur.ImageModel(path, precision))
 
 
 @dataclass

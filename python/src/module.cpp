@@ -167,9 +167,11 @@ class NullBuffer : public std::streambuf {
 // shared by threads, so calls run without a lock, the GIL released.
 class ImageModel {
  public:
-  explicit ImageModel(const std::string& path) : path_(path) {
+  explicit ImageModel(const std::string& path, const std::string& precision = "fp32")
+      : path_(path) {
     try {
-      predictor_ = std::make_unique<Predictor>(path);
+      predictor_ = std::make_unique<Predictor>(
+          path, PredictorOptions{parse_infer_precision(precision, "precision")});
       if (predictor_->input_kind() != InputKind::image_sequence &&
           predictor_->input_kind() != InputKind::whole_image)
         throw Error(path, "not an image model (a text or array model)");
@@ -553,7 +555,8 @@ PYBIND11_MODULE(_recur, m) {
 
   using recur::python::ImageModel;
   py::class_<ImageModel, std::shared_ptr<ImageModel>>(m, "ImageModel")
-      .def(py::init<const std::string&>(), py::arg("path"))
+      .def(py::init<const std::string&, const std::string&>(), py::arg("path"),
+           py::arg("precision") = "fp32")
       .def_property_readonly("config", &ImageModel::config_dict)
       .def_property_readonly("metadata", &ImageModel::metadata)
       .def_property_readonly("path", &ImageModel::path)

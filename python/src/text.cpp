@@ -39,9 +39,10 @@ namespace {
 
 class TextModel {
  public:
-  explicit TextModel(const std::string& path) : path_(path) {
+  explicit TextModel(const std::string& path, const std::string& precision = "fp32") : path_(path) {
     try {
-      predictor_ = std::make_unique<Predictor>(path);
+      predictor_ = std::make_unique<Predictor>(
+          path, PredictorOptions{parse_infer_precision(precision, "precision")});
       predictor_->text();  // Error when the checkpoint has no vocabulary
     } catch (const Error& e) {
       raise_for(e, path);
@@ -124,7 +125,8 @@ py::dict onnx_export_dict(const Predictor& predictor, const std::string& path) {
 
 void add_text_bindings(py::module_& m) {
   py::class_<TextModel, std::shared_ptr<TextModel>>(m, "TextModel")
-      .def(py::init<const std::string&>(), py::arg("path"))
+      .def(py::init<const std::string&, const std::string&>(), py::arg("path"),
+           py::arg("precision") = "fp32")
       .def_property_readonly("config", &TextModel::config)
       .def_property_readonly("metadata", &TextModel::metadata)
       .def_property_readonly("num_classes", &TextModel::num_classes)

@@ -91,6 +91,24 @@ def test_predict_equals_cli_json_bit_for_bit(cli, cli_model, data_dir, mnist):
     assert [r["label"] for r in rows] == y_test[:N].tolist()
 
 
+def test_int8_predictions_equal_cli_json_bit_for_bit(cli, cli_model, data_dir, mnist):
+    name, path = cli_model
+    (_, _), (x_test, _) = mnist
+    fp32 = recur.load(path).predict(x_test[:N], logits=True)[2]
+    labels, _, logits = recur.load(path, precision="int8").predict(x_test[:N], logits=True)
+    images = os.path.join(data_dir, "t10k-images-idx3-ubyte")
+    rows = json.loads(run_cli(cli, "predict", path, images, "--index",
+                              ",".join(map(str, range(N))), "--json", "--precision", "int8"))
+    cli_logits = np.array([r["logits"] for r in rows], dtype=np.float32)
+    assert np.array_equal(logits.view(np.uint32), cli_logits.view(np.uint32)), name
+    assert np.array_equal(labels, [r["prediction"] for r in rows]), name
+    # int8 is close to fp32 but its own arithmetic (not the same bits) wherever it applies.
+    scale = float(np.abs(fp32).max())
+    assert float(np.abs(logits - fp32).max()) < 0.05 * scale, name
+    with pytest.raises(ValueError, match="precision"):
+        recur.load(path, precision="int4")
+
+
 def test_predict_float_sequences_equal_images(cli_model, mnist):
     name, path = cli_model
     (_, _), (x_test, _) = mnist
