@@ -69,6 +69,10 @@ struct OptimizerConfig {
   float eps = 1e-8f;
   float alpha = 0.99f;  // rmsprop smoothing constant
   bool centered = false;
+  // An exponential moving average of the weights (--ema DECAY; 0 = none): the average starts as
+  // the weights before the first update, and after each update becomes
+  // decay * average + (1 - decay) * weights, in float (averaged()).
+  float ema = 0;
 };
 
 // Throws recur::Error naming the flag (--lr, --momentum, --weight-decay, --beta1, --beta2,
@@ -84,6 +88,10 @@ class Optimizer {
   // One update of params[0, n) from grads[0, n) at rate lr (the schedule's rate for this step).
   // Allocates nothing. Throws recur::Error("--lr", ...) for a negative or NaN lr.
   void step(float* params, const float* grads, float lr);
+
+  // The moving average of the weights (OptimizerConfig::ema), size() floats after the first
+  // step; empty without one.
+  const std::vector<float>& averaged() const { return ema_; }
 
   // Updates done so far (PyTorch's state "step").
   int64_t steps() const { return steps_; }
@@ -115,6 +123,7 @@ class Optimizer {
   std::vector<float> exp_avg_sq_;
   std::vector<float> square_avg_;
   std::vector<float> grad_avg_;
+  std::vector<float> ema_;
 };
 
 // torch.nn.utils.clip_grad_norm_ with the 2-norm: computes the norm of all n gradients together

@@ -180,6 +180,8 @@ void check_optimizer_config(const OptimizerConfig& cfg) {
   check_non_negative("--alpha", cfg.alpha);
   check_beta("--beta1", cfg.beta1);
   check_beta("--beta2", cfg.beta2);
+  if (!(cfg.ema >= 0 && cfg.ema < 1))
+    throw Error("--ema", fmt::format("must be a decay in [0, 1) (0 = off), got {}", cfg.ema));
   if (cfg.decoupled_weight_decay && cfg.weight_decay == 0)
     throw Error("--decoupled-weight-decay", "needs a --weight-decay above 0 to decouple");
   if (cfg.decoupled_weight_decay && cfg.kind == OptimizerKind::adamw)
@@ -194,6 +196,7 @@ void check_optimizer_config(const OptimizerConfig& cfg) {
 
 Optimizer::Optimizer(const OptimizerConfig& cfg, std::size_t n) : cfg_(cfg), n_(n) {
   check_optimizer_config(cfg_);
+  if (cfg_.ema > 0) ema_.assign(n_, 0.0f);
   switch (cfg_.kind) {
     case OptimizerKind::sgd:
       if (cfg_.momentum != 0) momentum_buffer_.assign(n_, 0.0f);
@@ -213,6 +216,7 @@ Optimizer::Optimizer(const OptimizerConfig& cfg, std::size_t n) : cfg_(cfg), n_(
 
 void Optimizer::step(float* params, const float* grads, float lr) {
   if (!(lr >= 0)) throw Error("--lr", fmt::format("must be a non-negative number, got {}", lr));
+  if (cfg_.ema > 0 && steps_ == 0) std::copy(params, params + n_, ema_.begin());
   if (cfg_.decoupled_weight_decay && cfg_.weight_decay != 0 && cfg_.kind != OptimizerKind::adamw) {
     // The decay first, on its own (adamw's scale, rounded to float once); the update below then
     // sees no decay term (gradient_decay() is 0).
@@ -231,6 +235,10 @@ void Optimizer::step(float* params, const float* grads, float lr) {
     case OptimizerKind::rmsprop:
       step_rmsprop(params, grads, lr);
       break;
+  }
+  if (cfg_.ema > 0) {
+    const float d = cfg_.ema, rest = as_kernel_scalar(1.0 - decimal_value(cfg_.ema));
+    for (std::size_t i = 0; i < n_; ++i) ema_[i] = d * ema_[i] + rest * params[i];
   }
 }
 
@@ -335,6 +343,7 @@ std::vector<std::pair<std::string, std::vector<float>*>> Optimizer::state_buffer
       if (cfg_.centered) add("grad_avg", grad_avg_);
       break;
   }
+  if (cfg_.ema > 0) add("ema", ema_);
   return out;
 }
 

@@ -315,9 +315,27 @@ class Trainer {
   void step();
   void log_window(float lr);
   void end_epoch();
+  void validate_and_save();
   void write_checkpoint();
   void stop_if_signalled(int signal, bool checkpointed);
   TrainSummary finish();
+  // Runs `f` with the model holding the moving average of its weights (--ema) and prepared for
+  // inference, then puts the trained weights back; without --ema, on the trained weights.
+  template <typename F>
+  void with_evaluated_weights(F&& f) {
+    const std::vector<float>& average = optimizer_->averaged();
+    if (average.empty() || optimizer_->steps() == 0) {
+      model_->prepare(PrepareFor::inference);
+      f();
+      return;
+    }
+    float* p = model_->params().data();
+    std::vector<float> trained(p, p + model_->num_params());
+    std::copy(average.begin(), average.end(), p);
+    model_->prepare(PrepareFor::inference);
+    f();
+    std::copy(trained.begin(), trained.end(), p);
+  }
   void emit(const TrainEvent& e) {
     if (opt_.on_event && !opt_.on_event(e)) stopped_ = true;
   }
@@ -605,7 +623,22 @@ void Trainer::log_window(float lr) {
 // validation split the last model) and the curves.
 void Trainer::end_epoch() {
   if (interactive_) out_ << "\n";
-  model_->prepare(PrepareFor::inference);  // as recur eval runs the checkpoint
+  // As recur eval runs the checkpoint: prepared for inference, the averaged weights with --ema.
+  with_evaluated_weights([&] { validate_and_save(); });
+  // Early stopping: the last `patience` validations found nothing better than the best.
+  if (val_ && opt_.patience > 0 && pos_.since_best >= opt_.patience && !stopped_) {
+    out_ << fmt::format(
+        "stopping early: validation accuracy has not improved for {} epoch{} (best {:.2f}%)\n",
+        pos_.since_best, pos_.since_best == 1 ? "" : "s", 100 * pos_.best);
+    stopped_ = true;
+    stopped_early_ = true;
+  }
+  metrics_->write_curves(plan_.title);
+  out_.flush();
+}
+
+// The validation pass, last.safetensors and best.safetensors of the weights the model holds.
+void Trainer::validate_and_save() {
   if (val_) {
     const EvalResult r = parallel_->evaluate(*val_, opt_.eval_batch);
     metrics_->log({{"kind", "validation"},
@@ -637,16 +670,6 @@ void Trainer::end_epoch() {
   } else {
     ++pos_.since_best;
   }
-  // Early stopping: the last `patience` validations found nothing better than the best.
-  if (val_ && opt_.patience > 0 && pos_.since_best >= opt_.patience && !stopped_) {
-    out_ << fmt::format(
-        "stopping early: validation accuracy has not improved for {} epoch{} (best {:.2f}%)\n",
-        pos_.since_best, pos_.since_best == 1 ? "" : "s", 100 * pos_.best);
-    stopped_ = true;
-    stopped_early_ = true;
-  }
-  metrics_->write_curves(plan_.title);
-  out_.flush();
 }
 
 // resume.safetensors: weights, optimizer state and position, one atomic file.
@@ -680,18 +703,18 @@ TrainSummary Trainer::finish() {
   summary.skipped_steps = pos_.skipped;
   summary.train_seconds = pos_.train_seconds;
   summary.samples_per_second = pos_.samples / std::max(pos_.train_seconds, 1e-9);
-  model_->prepare(PrepareFor::inference);
   if (val_)
     out_ << fmt::format("validation accuracy {:.2f}% (best {:.2f}%)\n", 100 * pos_.val_accuracy,
                         100 * summary.best_val_accuracy);
-  if (test_ && test_->size() > 0) {
+  with_evaluated_weights([&] {
+    if (!test_ || test_->size() == 0) return;
     const EvalResult r = parallel_->evaluate(*test_, opt_.eval_batch);
     summary.tested = true;
     summary.test_accuracy = r.accuracy();
     summary.test_loss = r.loss;
     out_ << fmt::format("test accuracy {:.2f}% ({} of {}), loss {:.4f}\n", 100 * r.accuracy(),
                         r.correct, r.count, r.loss);
-  }
+  });
   summary.wall_seconds = seconds_since(t0_);
   out_ << fmt::format(
       "training took {:.1f} s ({:.0f} samples/s){}; model: {}/last.safetensors\n",

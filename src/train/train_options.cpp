@@ -261,6 +261,10 @@ std::vector<TrainOption> run_options() {
                    "Train against (1 - eps) on the label and eps / classes on every class; 0 = "
                    "off (validation and test report the plain loss)",
                    Kind::real, label_smoothing),
+      RECUR_NUMBER("ema", "run",
+                   "Keep a moving average of the weights with this decay (e.g. 0.999) and "
+                   "validate, checkpoint and test it; 0 = off",
+                   Kind::real, optimizer.ema),
       RECUR_NUMBER("batch", "run", "Batch size", Kind::integer, batch),
       RECUR_NUMBER("epochs", "run", "Epochs", Kind::integer, epochs),
       RECUR_NUMBER("steps", "run", "Stop after this many steps; 0 = all epochs", Kind::integer,

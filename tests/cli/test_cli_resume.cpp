@@ -166,6 +166,30 @@ TEST(ResumeCli, ImageLayerListKilledAndResumedIsBitIdentical) {
   EXPECT_EQ(weights_of(out + "/last.safetensors"), weights_of(reference + "/last.safetensors"));
 }
 
+TEST(ResumeCli, EmaRunKilledAndResumedIsBitIdentical) {
+  // --ema keeps the moving average in the resume file beside the optimizer state; the
+  // checkpoints hold the average, which differs from the trained weights.
+  ScratchDir dir;
+  auto args = [](const std::string& out) {
+    std::vector<std::string> a = train_args(out);
+    a.insert(a.end() - 2, {"--ema", "0.9"});
+    return a;
+  };
+  const std::string reference = dir / "reference";
+  ASSERT_EQ(wait_exit(spawn(args(reference), dir / "reference.log")), 0)
+      << slurp(dir / "reference.log");
+  const std::string plain = dir / "plain";
+  ASSERT_EQ(wait_exit(spawn(train_args(plain), dir / "plain.log")), 0) << slurp(dir / "plain.log");
+  EXPECT_NE(weights_of(reference + "/last.safetensors"), weights_of(plain + "/last.safetensors"));
+  const std::string out = dir / "killed";
+  ASSERT_EQ(wait_exit(spawn(args(out), dir / "killed.log", 10)), 128 + SIGKILL)
+      << slurp(dir / "killed.log");
+  ASSERT_EQ(wait_exit(spawn({"train", "--resume", out}, dir / "resume.log")), 0)
+      << slurp(dir / "resume.log");
+  EXPECT_EQ(weights_of(out + "/last.safetensors"), weights_of(reference + "/last.safetensors"));
+  EXPECT_TRUE(contains(slurp(fs::path(out) / "config.toml"), "ema=0.9"));
+}
+
 // Waits until `path` holds `text` (a log being written by a running process).
 bool wait_for_text(const fs::path& path, const std::string& text, double seconds) {
   const auto t0 = std::chrono::steady_clock::now();

@@ -187,6 +187,39 @@ TEST(OptimizerState, ResumeFromSavedStateMatchesAnUninterruptedRun) {
   }
 }
 
+TEST(OptimizerEma, AverageEqualsItsClosedForm) {
+  // ema_T = d^T w_0 + sum_t (1 - d) d^(T - t) w_t over the weights after each update.
+  for (const OptimizerKind kind : {OptimizerKind::sgd, OptimizerKind::adam}) {
+    OptimizerConfig cfg;
+    cfg.kind = kind;
+    cfg.lr = 0.1f;
+    cfg.ema = 0.75f;
+    std::vector<float> w = {0.5f, -1.0f, 2.0f};
+    Optimizer opt(cfg, w.size());
+    EXPECT_TRUE(opt.averaged().size() == w.size());
+    std::vector<std::vector<double>> seen = {{w.begin(), w.end()}};
+    for (int t = 1; t <= 12; ++t) {
+      const std::vector<float> g = {0.3f * t, -0.2f, std::sin(1.0f * t)};
+      opt.step(w.data(), g.data(), cfg.lr);
+      seen.emplace_back(w.begin(), w.end());
+    }
+    const double d = cfg.ema;
+    const int T = static_cast<int>(seen.size()) - 1;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      double closed = std::pow(d, T) * seen[0][i];
+      for (int t = 1; t <= T; ++t) closed += (1 - d) * std::pow(d, T - t) * seen[t][i];
+      EXPECT_NEAR(opt.averaged()[i], closed, 1e-5) << i;
+      EXPECT_NE(opt.averaged()[i], w[i]) << i;  // an average, not the weights
+    }
+    auto buffers = opt.state_buffers();
+    EXPECT_EQ(buffers.back().first, "ema");
+  }
+  OptimizerConfig off;
+  EXPECT_TRUE(Optimizer(off, 3).averaged().empty());
+  off.ema = 1;
+  EXPECT_THROW(Optimizer(off, 3), Error);
+}
+
 TEST(OptimizerState, BufferNamesPerConfiguration) {
   auto names = [](const OptimizerConfig& cfg) {
     Optimizer opt(cfg, 3);
