@@ -116,7 +116,9 @@ Server::Server(const std::vector<NamedModel>& named, const ServeOptions& options
         *m->predictor, options_.batch,
         [this, name](std::int64_t samples) { metrics_.batch(name, samples); });
     if (m->shape.streamable)
-      m->sessions = std::make_unique<SessionTable>(*m->predictor, options_.sessions);
+      m->sessions = std::make_unique<SessionTable>(
+          *m->predictor, options_.sessions, options_.batch,
+          [this, name](std::int64_t sessions) { metrics_.session_batch(name, sessions); });
     by_name_[n.name] = m.get();
     models_.push_back(std::move(m));
   }
