@@ -41,11 +41,16 @@ Predictions Batcher::sequences(std::vector<float> x, std::int64_t n, int steps) 
 Predictions Batcher::submit(Job job) {
   job.arrived = std::chrono::steady_clock::now();
   std::future<Predictions> answer = job.answer.get_future();
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // A worker sleeps until the oldest request's deadline once it has one: wake it only for a
+    // first request or a full batch, not for every request (a context switch each).
+    wake = queue_.empty() || queued_ + job.n >= options_.max_batch;
+    queued_ += job.n;
     queue_.push_back(std::move(job));
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
   return answer.get();  // rethrows the Predictor's Error
 }
 
@@ -76,6 +81,7 @@ void Batcher::work() {
       const bool take = fits(*it) && (jobs.empty() || samples + it->n <= options_.max_batch);
       if (take) {
         samples += it->n;
+        queued_ -= it->n;
         jobs.push_back(std::move(*it));
         it = queue_.erase(it);
       } else {

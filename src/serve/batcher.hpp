@@ -65,6 +65,7 @@ class Batcher {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
+  std::int64_t queued_ = 0;  // samples in queue_
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

@@ -180,7 +180,7 @@ void Server::infer(Model& m, const httplib::Request& req, httplib::Response& res
     }
     std::int64_t steps = -1;
     const Predictions p = r.sequence.present ? m.sessions->feed(r, steps) : predict(m, r);
-    res.set_content(infer_response(m.name, r, p, steps).dump(), "application/json");
+    res.set_content(infer_response_text(m.name, r, p, steps), "application/json");
   } catch (const BadRequest& e) {
     send_error(res, e.status(), e.field(), e.reason());
   } catch (const Error& e) {

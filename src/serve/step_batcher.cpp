@@ -29,10 +29,17 @@ void StepBatcher::feed(const StreamFeed& feed) {
   Job job;
   job.feed = feed;
   job.arrived = std::chrono::steady_clock::now();
-  std::unique_lock<std::mutex> lock(mutex_);
-  queue_.push_back(&job);
-  wake_.notify_one();
-  done_.wait(lock, [&] { return job.done; });
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // A worker sleeps until the oldest feed's deadline once it has one: wake it for a first
+    // feed, a full batch, or a feed from every open session, not for every feed.
+    wake = queue_.empty() || queue_.size() + 1 >= static_cast<std::size_t>(options_.max_batch) ||
+           (open_sessions_ && queue_.size() + 1 >= open_sessions_());
+    queue_.push_back(&job);
+  }
+  if (wake) wake_.notify_one();
+  job.finished.acquire();
   if (job.error) std::rethrow_exception(job.error);
 }
 
@@ -60,9 +67,8 @@ void StepBatcher::work() {
     lock.unlock();
     if (more) wake_.notify_one();  // the rest may need another worker
     run(jobs);
+    for (Job* j : jobs) j->finished.release();
     lock.lock();
-    for (Job* j : jobs) j->done = true;
-    done_.notify_all();
   }
 }
 

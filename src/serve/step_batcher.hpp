@@ -17,6 +17,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <semaphore>
 #include <thread>
 #include <vector>
 
@@ -45,7 +46,7 @@ class StepBatcher {
   struct Job {
     StreamFeed feed;
     std::chrono::steady_clock::time_point arrived;
-    bool done = false;
+    std::binary_semaphore finished{0};  // released by the worker when the feed is done
     std::exception_ptr error;
   };
   void work();
@@ -57,7 +58,6 @@ class StepBatcher {
   std::function<std::size_t()> open_sessions_;
   std::mutex mutex_;
   std::condition_variable wake_;  // workers: a feed arrived or stopping
-  std::condition_variable done_;  // callers: a batch finished
   std::deque<Job*> queue_;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
