@@ -39,7 +39,7 @@ void StepBatcher::feed(const StreamFeed& feed) {
     queue_.push_back(&job);
   }
   if (wake) wake_.notify_one();
-  job.finished.acquire();
+  job.done.wait();
   if (job.error) std::rethrow_exception(job.error);
 }
 
@@ -67,7 +67,7 @@ void StepBatcher::work() {
     lock.unlock();
     if (more) wake_.notify_one();  // the rest may need another worker
     run(jobs);
-    for (Job* j : jobs) j->finished.release();
+    for (Job* j : jobs) j->done.signal();
     lock.lock();
   }
 }

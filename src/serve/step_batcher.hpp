@@ -17,7 +17,6 @@
 #include <exception>
 #include <functional>
 #include <mutex>
-#include <semaphore>
 #include <thread>
 #include <vector>
 
@@ -46,7 +45,7 @@ class StepBatcher {
   struct Job {
     StreamFeed feed;
     std::chrono::steady_clock::time_point arrived;
-    std::binary_semaphore finished{0};  // released by the worker when the feed is done
+    Done done;  // signalled by the worker once the result or error is set
     std::exception_ptr error;
   };
   void work();
