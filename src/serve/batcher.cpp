@@ -61,8 +61,8 @@ void Batcher::work() {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
     const Job* first = queue_.front();
-    const bool is_u8 = first->is_u8;
-    const int steps = first->steps;
+    bool is_u8 = first->is_u8;
+    int steps = first->steps;
     const auto deadline = first->arrived + std::chrono::microseconds(options_.max_delay_us);
     const auto fits = [&](const Job* j) { return j->is_u8 == is_u8 && j->steps == steps; };
     // Wait for the batch to fill, until the oldest request's deadline.
@@ -75,6 +75,10 @@ void Batcher::work() {
       if (queue_.empty() || !fits(queue_.front())) break;  // another worker took it
     }
     if (queue_.empty()) continue;
+    // Another worker may have taken the requests waited for: the batch is of the kind of the
+    // oldest request now queued.
+    is_u8 = queue_.front()->is_u8;
+    steps = queue_.front()->steps;
     // Take the oldest request and the compatible ones after it while they fit.
     std::vector<Job*> jobs;
     std::int64_t samples = 0;

@@ -30,11 +30,11 @@ namespace recur::serve {
 // which costs context switches on a busy machine).
 class Done {
  public:
+  // Notifies under the lock: the waiter may return and destroy this object as soon as it sees
+  // done_, so nothing here may touch it after the unlock.
   void signal() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
     cv_.notify_one();
   }
   void wait() {
