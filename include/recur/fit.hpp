@@ -67,56 +67,30 @@ class SequenceRunner {
 // Accuracy, loss and per-sample predictions/probabilities (in the source's order).
 EvalResult evaluate_sequences(SequenceRunner& runner, const SequenceSource& src, int batch);
 
-struct FitOptions {
+// What a run trains beyond its options (TrainOptions): the model resolved against its data, what
+// the checkpoints keep, and how the data is held out and batched.
+struct FitPlan {
   ModelSpec model;
-  OptimizerConfig optimizer;
-  ScheduleConfig schedule;
-  double clip_norm = 5;
-  int batch = 64;
-  int epochs = 5;
-  std::int64_t steps = 0;       // stop after this many steps; 0 = all epochs
-  std::int64_t validation = 0;  // training samples held out (seeded draw) to pick best.safetensors
-  std::uint64_t seed = 1;
-  int threads = 0;
-  int eval_batch = 256;
-  std::int64_t display_step = 50;
-  std::string out_dir = "runs/latest";
-  std::string config_text;  // written as config.toml
-  Metadata metadata;        // added to the checkpoints (vocabulary, text settings, data)
+  Metadata metadata;  // added to the checkpoints (vocabulary, text settings, data)
   std::string title = "recur";
-  std::function<bool(const TrainEvent&)> on_event;
+  std::string config_text;           // written as config.toml
+  std::string data_name = "--data";  // names the training data in errors (resume checks)
   // Writes resume.safetensors (weights, optimizer state, position) at every epoch end, every
   // checkpoint_every steps (0 = epoch ends only) and when stopped by a signal
   // (install_stop_signals: the step ends, the checkpoint is written, StopRequested is thrown).
-  bool resumable = false;
-  std::int64_t checkpoint_every = 0;
-  // Continue the run in out_dir from its resume.safetensors (needs `resumable`): the training
-  // data (`data_name` in errors) must be the run's, its vocabulary "recur.vocab" of `metadata`
-  // too.
-  bool resume = false;
-  std::string data_name = "--data";
+  // options.resume continues the run in out_dir from it: the training data must be the run's,
+  // its vocabulary "recur.vocab" of `metadata` too.
+  bool resumable = true;
   // Images keep MNIST's conventions, so a short-form run gives the weights the fixed-shape
   // trainer gave: the first `validation` samples are held out (not a seeded draw), each epoch is
   // one seeded shuffle cut into batches in order (Batcher; the samples all have one length), and
-  // `train_limit` (> 0) keeps only the first N training samples after the hold-out.
+  // options.train_limit (> 0) keeps only the first N training samples after the hold-out. Text
+  // and arrays: a seeded draw held out, batches by length.
   enum class Holdout { drawn, first };
   enum class Batching { by_length, shuffled };
   Holdout holdout = Holdout::drawn;
   Batching batching = Batching::by_length;
-  std::int64_t train_limit = 0;
-  double clip_value = 0;       // 0 = off; applied before clip_norm
-  double label_smoothing = 0;  // training loss against (1 - eps) onehot + eps / C; 0 = off
-  // Stop after this many validations in a row without a better accuracy than the best; 0 = off.
-  // Needs a validation split.
-  std::int64_t patience = 0;
-  bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
 };
-
-// The layer trainer's options from recur train's: optimizer, schedule, clipping, batch, epochs,
-// steps, validation, seed, threads, evaluation batch, logging, run folder, config text, events,
-// resume (resumable, resume, checkpoint_every) and skip_nonfinite. The caller adds the model,
-// the metadata and what its data needs. Throws Error("--display-step") below 1.
-FitOptions fit_options(const TrainOptions& o);
 
 // --label-smoothing in [0, 1); --patience >= 0, and only with a validation split (`validation`
 // samples held out). Error naming the flag otherwise. Both trainers' option checks call it.
@@ -132,7 +106,8 @@ void check_training_methods(double label_smoothing, std::int64_t patience, std::
 // chunk order, so N ranks x 1 thread give the weights of 1 process x N threads bit for bit.
 // Validation and test batches are split and reduced the same way. Rank 0 alone writes the run
 // folder and prints (give the others a silent `out`).
-TrainSummary fit(const FitOptions& options, std::shared_ptr<const SequenceSource> train,
+TrainSummary fit(const TrainOptions& options, const FitPlan& plan,
+                 std::shared_ptr<const SequenceSource> train,
                  std::shared_ptr<const SequenceSource> test, std::ostream& out, bool interactive);
 
 }  // namespace recur

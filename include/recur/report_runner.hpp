@@ -33,22 +33,18 @@ struct ReportRunOptions {
   int threads = 0;          // 0 = every core this process may run on
   ReportBudget budget = ReportBudget::standard;
   std::string executable;  // the recur binary the children run (`report --train-one NAME ...`)
-  // --text: the IMDb pair (a BiLSTM against a 1-D CNN over embeddings) from text_data, added by
-  // the command line (src/cli/report_text.cpp) through `extend`.
+  // --text: the IMDb pair (a BiLSTM against a 1-D CNN over embeddings) from text_data
+  // (src/report/report_text.cpp), measured after the image models.
   bool text = false;
   std::string text_data = "data/imdb";
-  // Called after the image models are measured and before anything is written: adds models
-  // (and may amend the title and data line). Empty: nothing to add.
-  std::function<void(Report&, std::ostream&)> extend;
 };
 
-// One model of the report and how it is trained: recurrent models over an image view with
-// train() (TrainOptions), image models (MLP, CNN) with fit on ImageSamples.
+// One model of the report and how it is trained: with train(), as `recur train` would, the
+// recurrent models in the short form over an image view, the MLP and CNN as layer lists.
 struct PlannedModel {
   std::string name, family, description;
-  bool layered = false;
-  TrainOptions recurrent;  // !layered
-  FitOptions image;        // layered
+  bool layered = false;  // a layer list reading whole images
+  TrainOptions options;
   int epochs = 0;
   std::string checkpoint;   // file name in the run folder that is measured
   std::string fingerprint;  // what must match for a trained run to be reused
@@ -58,8 +54,9 @@ struct PlannedModel {
 // recipes are fitted to (a validation hold-out of at most a tenth of the training images).
 std::vector<PlannedModel> report_plan(const ReportRunOptions& options, const ImageSet& train_set);
 
-// The child's part: trains the planned model `name` into OUT/runs/NAME (after emptying it) and
-// writes train.json there (training seconds). Throws Error("--train-one", ...) for an unknown name.
+// The child's part: trains the planned model `name` (an image model, or with `text` one of the
+// IMDb pair) into OUT/runs/NAME (after emptying it) and writes train.json there (training
+// seconds). Throws Error("--train-one", ...) for an unknown name.
 void train_report_model(const ReportRunOptions& options, const std::string& name,
                         std::ostream& out);
 
@@ -95,7 +92,8 @@ void keep_measures(const std::string& dir, const std::string& name, ReportModel 
                    std::ostream& out, Report& report);
 
 // The whole report: trains (in child processes) or reuses each model, measures it, writes
-// OUT/report.json, OUT/report.html and OUT/report.md (after options.extend). Returns the report.
+// OUT/report.json, OUT/report.html and OUT/report.md. With options.text, the text data is checked
+// before anything is trained or written. Returns the report.
 Report run_report(const ReportRunOptions& options, std::ostream& out);
 
 }  // namespace recur

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "recur/data.hpp"
@@ -138,5 +140,41 @@ std::vector<std::vector<std::int64_t>> length_batches(const SequenceSource& src,
                                                       std::vector<std::int64_t> indices, int batch,
                                                       std::uint64_t seed, std::int64_t epoch,
                                                       bool shuffle);
+
+// ---- the data-source factory for text and arrays ----
+
+// "imdb" is data/imdb; anything else is a path.
+std::string resolve_data_path(const std::string& data);
+// True when `data` names text (imdb, a reviews.json / aclImdb folder, a label<TAB>text file) or
+// a folder of .npy arrays, rather than IDX images.
+bool is_sequence_data(const std::string& data);
+
+// How texts become token ids: the vocabulary built from the training texts (at most `vocab`
+// entries, <pad> and <unk> included, words seen at least `min_count` times), `max_len` tokens
+// kept per text (its head or tail), and a label<TAB>text file replacing the test side.
+struct TextSettings {
+  int vocab = 20000;
+  int min_count = 2;
+  int max_len = 500;
+  Truncate truncate = Truncate::tail;
+  std::string test_data;
+};
+
+// Text or arrays opened for training: the two batch sources and what a model and a checkpoint
+// need to know of them.
+struct SequenceData {
+  std::shared_ptr<const SequenceSource> train, test;
+  ActShape input;      // token ids (input.ids) or feature vectors
+  int vocab_size = 0;  // text: the vocabulary's size; arrays: 0
+  int num_classes = 0;
+  // Checkpoint metadata: recur.vocab and recur.text (text), recur.train_data (both).
+  std::map<std::string, std::string> metadata;
+  std::string title;    // "recur imdb", "recur FOLDER"
+  std::string summary;  // one line on what was read (text: sizes, vocabulary, unknown tokens)
+};
+
+// Opens the text or arrays that `data` names (is_sequence_data; "imdb" is data/imdb). Errors
+// name the flag that chose the input (--data, --test-data) or the file, and the reason.
+SequenceData open_sequence_data(const std::string& data, const TextSettings& text);
 
 }  // namespace recur

@@ -93,6 +93,9 @@ bool valid_utf8(std::string_view s, std::size_t* bad_offset = nullptr);
 // its own; whitespace separates. Input must be valid UTF-8 (multi-byte characters are never
 // split).
 std::vector<std::string> tokenize(std::string_view text);
+// A text shortened for a terminal line or a report: line breaks and "<br />" become spaces, at
+// most `limit` bytes, never cutting a UTF-8 character ("..." marks a cut).
+std::string text_excerpt(const std::string& text, std::size_t limit);
 
 enum class Truncate { head, tail };  // keep the first / the last max_len tokens
 // Throws Error("--truncate", ...) for anything but "head" / "tail".

@@ -1,6 +1,7 @@
-// Training on image data sets: the short form (--cell, --hidden, ...) or a layer list, through
-// the trainer of models built from layers (recur/fit.hpp), with MNIST's conventions. Also
-// the thread-count helpers every runner uses. Same seed, same thread count, same data:
+// Training: one run description (TrainOptions) for every data recur reads (IDX images through a
+// view or whole, IMDb and other text, .npy arrays), the short form (--cell, --hidden, ...) or a
+// layer list, through the trainer of models built from layers (recur/fit.hpp). Also the
+// thread-count helpers every runner uses. Same seed, same thread count, same data:
 // bit-identical weights.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include "recur/layers.hpp"
 #include "recur/model.hpp"
 #include "recur/optim.hpp"
+#include "recur/text.hpp"
 
 namespace recur {
 
@@ -57,7 +59,12 @@ struct TrainEvent {
 // The largest --eval-batch (validation and `recur eval` batches): its buffers are sized from it.
 constexpr int kMaxEvalBatch = 1 << 16;
 
+// What a run is: its data, its model, its optimizer and schedule, and how it runs. recur train's
+// flags, a TOML config and Python's keywords all set it through one table
+// (recur/train_options.hpp).
 struct TrainOptions {
+  // IDX images (a folder), "imdb" (data/imdb), a text folder or label<TAB>text file, or a
+  // folder of .npy arrays (is_sequence_data).
   std::string data_dir = "data/mnist";
   // Images to train on instead of the IDX files in data_dir; the first `validation` of them are
   // the validation split, as with the files. Checked like a file's contents.
@@ -68,6 +75,16 @@ struct TrainOptions {
   std::function<bool(const TrainEvent&)> on_event;
   // The model as a layer list (`recur train --model`); empty: the short form, `model` below.
   std::vector<LayerSpec> layers;
+  // Text: the embedding width of the short form, the vocabulary (size, least count), the tokens
+  // kept per text and which end, a separate test file; dropouts around the short form.
+  int embed = 128;
+  int vocab = 20000;
+  int min_count = 2;
+  int max_len = 500;
+  Truncate truncate = Truncate::tail;  // a review's verdict tends to come at its end
+  std::string test_data;
+  double head_dropout = 0;
+  double embed_dropout = 0;
   ViewKind view = ViewKind::rows;
   std::uint64_t view_seed = 0;  // permuted view's permutation
   ModelConfig model = [] {      // input_size and steps are set from the view
@@ -78,6 +95,9 @@ struct TrainOptions {
     m.init.recurrent.kind = auto_recurrent_init(m.cell);
     return m;
   }();
+  // --init-recurrent auto: train() sets model.init.recurrent.kind from the cell (and a layer
+  // list's recurrent layers from theirs) with auto_recurrent_init.
+  bool recurrent_init_auto = false;
   OptimizerConfig optimizer = [] {
     OptimizerConfig o;
     o.lr = 4e-3f;
@@ -103,7 +123,6 @@ struct TrainOptions {
   std::int64_t display_step = 100;
   int eval_batch = 1000;
   std::string out_dir = "runs/latest";
-  std::string config_text;  // the resolved config, written to the run directory
   std::int64_t checkpoint_every =
       0;                        // also write resume.safetensors every N steps; 0 = epoch ends only
   bool resume = false;          // continue the run in out_dir from its resume.safetensors
@@ -137,12 +156,13 @@ struct TrainSummary {
   bool tested = false;  // test_accuracy / test_loss hold a test pass
 };
 
-// Trains a model built from layers on images with fit (recur/fit.hpp): the
-// short form's chain (model_spec_from_config) with MNIST's conventions, the first `validation`
-// images held out and one seeded shuffle per epoch cut in order, so it gives bit for bit the
-// weights the fixed-shape trainer gave before it
-// (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork); a layer list (`layers`) as
-// the layer trainer trains any data, a seeded draw held out and batches by length. Logs to `out`
+// Trains the model (the short form's chain, model_spec_from_config, or the layer list `layers`)
+// with fit (recur/fit.hpp) on the data options name. Images keep MNIST's conventions, the first
+// `validation` images held out and one seeded shuffle per epoch cut in order, so the short form
+// gives bit for bit the weights the fixed-shape trainer gave before it
+// (TrainFromMemory.ShortFormTrainsBitForBitAsTheFixedShapeNetwork) and a list that spells it out
+// with its names the same; text and arrays (is_sequence_data) hold out a seeded draw and cut
+// batches by length. Logs to `out`
 // (a progress bar when `interactive`) and writes the run directory (checkpoints in the layer
 // format, "recur-model-2"):
 // config.toml, metrics.jsonl, last.safetensors, best.safetensors, resume.safetensors (weights,

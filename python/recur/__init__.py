@@ -190,8 +190,10 @@ def train(x: Optional[np.ndarray] = None, y: Optional[np.ndarray] = None, *,
     ``threads=2``, ...), or ``config="examples/mnist-lstm.toml"`` (keywords override the file).
     A layer list trains too (``model="conv2d 6 kernel=5, relu, maxpool2d 2, flatten, linear"``
     or ``config="examples/mnist-cnn.toml"``); the short form is itself trained as its layer list,
-    so every model comes back in the layer format. Text and array data train from the command
-    line only for now (``recur train --data ...``): here they raise ValueError.
+    so every model comes back in the layer format. Text and arrays train as on the command line
+    (``data="imdb"``, a label<TAB>text file, an aclImdb folder or a folder of .npy arrays, with
+    the text recipe's defaults and the text keywords ``embed``, ``vocab``, ``max_len``, ...);
+    the model returned then classifies strings with ``predict_text``.
     ``out="runs/x"`` keeps the run folder (checkpoints, metrics, curves.png); without it a
     temporary folder is used and removed. Same seed, thread count and data: bit-identical to
     the command line.

@@ -12,7 +12,6 @@
 
 #include <fmt/core.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -25,16 +24,15 @@
 #include <utility>
 #include <vector>
 
-#include "cli/commands.hpp"
-#include "cli/model_io.hpp"
-#include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/fit.hpp"
 #include "recur/layers.hpp"
 #include "recur/predictor.hpp"
 #include "recur/safetensors.hpp"
+#include "recur/sources.hpp"
 #include "recur/train.hpp"
+#include "recur/train_options.hpp"
 
 namespace py = pybind11;
 
@@ -354,9 +352,56 @@ py::tuple load_mnist_arrays(const std::string& dir, bool train) {
 }
 
 // The `recur train` flag for a Python keyword: hidden -> --hidden, view_seed -> --view-seed.
-std::string flag_of(std::string name) {
+std::string option_name(std::string name) {
   std::replace(name.begin(), name.end(), '_', '-');
-  return "--" + name;
+  return name;
+}
+
+// A keyword's value as its option's text: True/False for a switch, a number or text otherwise.
+std::string option_value(const TrainOption& opt, const std::string& name, const py::object& value) {
+  const bool is_switch = opt.kind == TrainOption::Kind::toggle;
+  if (is_switch != py::isinstance<py::bool_>(value))
+    raise(PyExc_TypeError, is_switch
+                               ? "option '" + name + "' is a switch: pass True or False, got " +
+                                     py::repr(value).cast<std::string>()
+                               : "option '" + name + "' takes a number or text, not " +
+                                     py::repr(value).cast<std::string>());
+  if (is_switch) return value.cast<bool>() ? "true" : "false";
+  if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+  if (PyIndex_Check(value.ptr()))  // int, numpy integers
+    return py::str(py::int_(value)).cast<std::string>();
+  if (PyFloat_Check(value.ptr()) || PyNumber_Check(value.ptr()))  // float, numpy floats
+    return fmt::format("{}", py::float_(value).cast<double>());   // shortest exact text
+  raise(PyExc_TypeError,
+        "option '" + name + "' takes a number or text, not " + py::repr(value).cast<std::string>());
+}
+
+// The keyword arguments set through the library's option table (recur/train_options.hpp), as
+// recur train sets its flags, then config= and resume= as --config and --resume.
+TrainOptions options_from_keywords(const py::dict& keywords) {
+  TrainOptions opts = default_train_options();
+  std::set<std::string> given;
+  std::string config, resume;
+  try {
+    for (const auto& [key, item] : keywords) {
+      const auto value = py::reinterpret_borrow<py::object>(item);
+      const std::string name = py::str(key).cast<std::string>();
+      const std::string option = option_name(name);
+      if (option == "config" || option == "resume") {
+        if (!py::isinstance<py::str>(value))
+          raise(PyExc_TypeError, "option '" + name + "' takes a path");
+        (option == "config" ? config : resume) = value.cast<std::string>();
+        continue;
+      }
+      const TrainOption* opt = find_train_option(option);
+      if (!opt) raise(PyExc_ValueError, "unknown option '" + name + "' (see recur train --help)");
+      opt->set(opts, option_value(*opt, name, value));
+      given.insert(option);
+    }
+    return resolve_train_options(opts, given, config, resume);
+  } catch (const Error& e) {
+    raise(PyExc_ValueError, e.what());
+  }
 }
 
 // One image set of `parts` (a list of (uint8 images [N, rows, cols], labels) concatenated in
@@ -411,56 +456,7 @@ std::shared_ptr<ImageSet> images_from_parts(const py::list& parts) {
 // files of the `data` option. Returns the run folder's last model and the history.
 py::tuple train(const py::dict& options, const py::list& parts, const py::object& callback,
                 bool verbose) {
-  CLI::App app{"recur"};
-  cli::Runner run;
-  TrainOptions opts;
-  cli::add_train_command(app, run, &opts);
-  CLI::App* cmd = app.get_subcommand("train");
-  std::vector<std::string> args = {"recur", "train"};
-  for (const auto& [key, item] : options) {
-    const auto value = py::reinterpret_borrow<py::object>(item);
-    const std::string name = py::str(key).cast<std::string>();
-    const std::string flag = flag_of(name);
-    const CLI::Option* opt = cmd->get_option_no_throw(flag);
-    if (!opt || flag == "--help")
-      raise(PyExc_ValueError, "unknown option '" + name + "' (see recur train --help)");
-    const bool is_switch = opt->get_expected_max() == 0;
-    if (is_switch != py::isinstance<py::bool_>(value))
-      raise(PyExc_TypeError, is_switch
-                                 ? "option '" + name + "' is a switch: pass True or False, got " +
-                                       py::repr(value).cast<std::string>()
-                                 : "option '" + name + "' takes a number or text, not " +
-                                       py::repr(value).cast<std::string>());
-    std::string text;
-    if (is_switch)
-      text = value.cast<bool>() ? "true" : "false";
-    else if (py::isinstance<py::str>(value))
-      text = value.cast<std::string>();
-    else if (PyIndex_Check(value.ptr()))  // int, numpy integers
-      text = py::str(py::int_(value)).cast<std::string>();
-    else if (PyFloat_Check(value.ptr()) || PyNumber_Check(value.ptr()))  // float, numpy floats
-      text = fmt::format("{}", py::float_(value).cast<double>());        // shortest exact text
-    else
-      raise(PyExc_TypeError, "option '" + name + "' takes a number or text, not " +
-                                 py::repr(value).cast<std::string>());
-    args.push_back(flag + "=" + text);
-  }
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  try {
-    app.parse(static_cast<int>(argv.size()), argv.data());
-    run();
-  } catch (const CLI::ParseError& e) {
-    raise(PyExc_ValueError, e.what());
-  } catch (const Error& e) {
-    raise(PyExc_ValueError, e.what());
-  }
-  // Text and arrays train from the command line: refused rather than trained as something else.
-  if (cli::is_sequence_data(opts.data_dir))
-    raise(PyExc_ValueError, "data='" + opts.data_dir +
-                                "' is text or arrays, which train from the command line only for "
-                                "now: recur train --data ... (recur.load reads the result)");
-
+  TrainOptions opts = options_from_keywords(options);
   if (!parts.empty()) opts.images = images_from_parts(parts);
 
   // The history, and the callback at every logged step. Ctrl-C is checked at every step when
@@ -517,7 +513,11 @@ py::tuple train(const py::dict& options, const py::list& parts, const py::object
   out.flush();
   py_out.rethrow();
 
-  auto model = std::make_shared<ImageModel>(opts.out_dir + "/last.safetensors");
+  // Text and array models are the module's TextModel (recur.load reads them the same way).
+  const std::string last = opts.out_dir + "/last.safetensors";
+  const py::object model = is_text_model(Predictor(last).metadata())
+                               ? py::module_::import("recur._recur").attr("TextModel")(last)
+                               : py::cast(std::make_shared<ImageModel>(last));
   py::dict history;
   history["step"] = py::array(py::cast(step));
   history["epoch"] = py::array(py::cast(epoch));

@@ -315,3 +315,43 @@ def test_a_layer_list_takes_the_init_flags(mnist, tmp_path):
     # --init-recurrent, --head-init, and --forget-bias (added to the forget gate's input bias).
     for name in ("rnn.weight_hh_l0", "head.weight", "rnn.bias_ih_l0"):
         assert w_list[name] != w_plain[name], name
+
+
+def _write_reviews(path, count, seed):
+    """A small label<TAB>text file: words that lean one way per class, shuffled."""
+    rng = np.random.default_rng(seed)
+    good = ["great", "fine", "loved", "superb", "warm", "funny"]
+    bad = ["awful", "dull", "hated", "boring", "weak", "slow"]
+    plain = ["the", "film", "a", "plot", "was", "and", "actor", "scene", "it"]
+    lines = []
+    for i in range(count):
+        label = i % 2
+        words = list(rng.choice(plain, size=int(rng.integers(4, 14))))
+        words += list(rng.choice(good if label else bad, size=int(rng.integers(1, 4))))
+        rng.shuffle(words)
+        lines.append(f"{label}\t{' '.join(words)}\n")
+    path.write_text("".join(lines))
+    return path
+
+
+def test_text_trains_from_python_as_from_the_command_line(cli, tmp_path):
+    # The keywords go through the library's option table, the flags through the command line's
+    # registration of the same table: the same text recipe, the same weights bit for bit.
+    data = _write_reviews(tmp_path / "reviews.tsv", 240, seed=3)
+    options = dict(hidden=12, embed=8, steps=12, batch=16, vocab=60, max_len=20, threads=2,
+                   seed=2, display_step=4)
+    out_cli = tmp_path / "cli"
+    run_cli(cli, "train", "--data", data, "--out", out_cli, *cli_flags(options))
+    model, history = recur.train(data=str(data), out=str(tmp_path / "py"), verbose=False,
+                                 **options)
+    labels, probabilities = model.predict_text(["great warm film", "awful dull plot"])
+    assert labels.shape == (2,) and probabilities.shape == (2, 2)
+    a, b = weights(out_cli / "last.safetensors"), weights(tmp_path / "py" / "last.safetensors")
+    assert sorted(a) == sorted(b) and "embed.weight" in a
+    for name in a:
+        assert a[name] == b[name], name
+    # The text recipe applied to both (bidirectional, max pooling) and recorded alike.
+    assert (out_cli / "config.toml").read_text().replace(str(out_cli), "OUT") == \
+        (tmp_path / "py" / "config.toml").read_text().replace(str(tmp_path / "py"), "OUT")
+    assert 'pooling="max"' in (out_cli / "config.toml").read_text()
+    assert list(history.step)[-1] == 12

@@ -7,19 +7,13 @@
 namespace CLI {
 class App;
 }
-namespace recur {
-struct TrainOptions;
-}
 
 namespace recur::cli {
 
 using Runner = std::function<int()>;
 
 void add_data_command(CLI::App& app, Runner& run);
-// With `parsed_only`, the runner stores the options `recur train` resolved (flags, --config,
-// --resume) there and returns 0 without training: the Python module reads its keyword arguments
-// through the same option table.
-void add_train_command(CLI::App& app, Runner& run, TrainOptions* parsed_only = nullptr);
+void add_train_command(CLI::App& app, Runner& run);
 void add_eval_command(CLI::App& app, Runner& run);
 void add_predict_command(CLI::App& app, Runner& run);
 void add_inspect_command(CLI::App& app, Runner& run);

@@ -1,7 +1,7 @@
 // recur report [--data DIR] [--out DIR] [--long] [--text [--text-data PATH]] [--threads N]
 //   trains (or reuses) the report's models on one IDX image set, measures them and writes
 //   OUT/report.html, OUT/report.md and OUT/report.json (recur/report_runner.hpp); --text adds
-//   the IMDb pair, a BiLSTM against a 1-D CNN over embeddings (cli/report_text.hpp).
+//   the IMDb pair, a BiLSTM against a 1-D CNN over embeddings (src/report/report_text.cpp).
 // recur report --from-json FILE [--out DIR]
 //   writes report.html and report.md from measured numbers kept as JSON (recur/report.hpp's
 //   report_to_json form): the page of a finished comparison, rendered again without training.
@@ -16,7 +16,6 @@
 #include <string>
 
 #include "cli/commands.hpp"
-#include "cli/report_text.hpp"
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/report.hpp"
@@ -62,17 +61,10 @@ int run_report_cmd(const ReportOptions& o) {
   r.text = o.text;
   r.text_data = o.text_data;
   if (!o.train_one.empty()) {
-    if (is_text_report_model(o.train_one))
-      train_text_report_model(r, o.train_one, std::cout);
-    else
-      train_report_model(r, o.train_one, std::cout);
+    train_report_model(r, o.train_one, std::cout);
     return 0;
   }
   r.executable = self_executable();
-  if (r.text) {
-    check_text_report_data(r);  // before anything is trained or written
-    r.extend = [r](Report& report, std::ostream& out) { add_text_report_models(r, report, out); };
-  }
   run_report(r, std::cout);
   return 0;
 }

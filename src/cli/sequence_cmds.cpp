@@ -35,25 +35,6 @@ std::string meta(const Metadata& m, const std::string& key) {
 
 }  // namespace
 
-std::string excerpt(const std::string& text, std::size_t limit) {
-  std::string s;
-  for (std::size_t i = 0; i < text.size() && s.size() < limit; ++i) {
-    if (text.compare(i, 6, "<br />") == 0) {
-      s += ' ';
-      i += 5;
-      continue;
-    }
-    const char ch = text[i];
-    s += (ch == '\n' || ch == '\r' || ch == '\t') ? ' ' : ch;
-  }
-  if (s.size() < text.size()) {
-    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0xC0) == 0x80) s.pop_back();
-    if (!s.empty() && (static_cast<unsigned char>(s.back()) & 0x80)) s.pop_back();
-    s += "...";
-  }
-  return s;
-}
-
 namespace {
 
 // The data a layered model is evaluated on by default: the one it was trained on when that is
@@ -139,7 +120,7 @@ int run_sequence_eval(const Predictor& predictor, std::string data, const std::s
         {"prediction",
          class_names[static_cast<std::size_t>(r.predictions[static_cast<std::size_t>(i)])]},
         {"probability", confidence(i)}};
-    if (!texts.texts.empty()) j["text"] = excerpt(texts.texts[static_cast<std::size_t>(i)], 300);
+    if (!texts.texts.empty()) j["text"] = text_excerpt(texts.texts[static_cast<std::size_t>(i)], 300);
     mistakes.push_back(std::move(j));
   }
   nlohmann::json confusion = nlohmann::json::array();
@@ -219,7 +200,7 @@ int run_text_predict(const Predictor& predictor, std::vector<std::string> texts,
     const float p = probs[i * k + static_cast<std::size_t>(pred[i])];
     if (json) {
       all.push_back(
-          {{"text", excerpt(texts[i], 200)},
+          {{"text", text_excerpt(texts[i], 200)},
            {"prediction", name},
            {"class", pred[i]},
            {"probability", p},
@@ -228,7 +209,7 @@ int run_text_predict(const Predictor& predictor, std::vector<std::string> texts,
             std::vector<float>(probs.begin() + static_cast<std::ptrdiff_t>(i * k),
                                probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * k))}});
     } else {
-      fmt::print("{} {:.1f}%  {}\n", name, 100.0 * p, excerpt(texts[i], 70));
+      fmt::print("{} {:.1f}%  {}\n", name, 100.0 * p, text_excerpt(texts[i], 70));
     }
   }
   if (json) std::cout << all.dump(2) << "\n";

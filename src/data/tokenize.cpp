@@ -71,4 +71,23 @@ std::string to_string(Truncate t) {
   return t == Truncate::head ? "head" : "tail";
 }
 
+std::string text_excerpt(const std::string& text, std::size_t limit) {
+  std::string s;
+  for (std::size_t i = 0; i < text.size() && s.size() < limit; ++i) {
+    if (text.compare(i, 6, "<br />") == 0) {
+      s += ' ';
+      i += 5;
+      continue;
+    }
+    const char ch = text[i];
+    s += (ch == '\n' || ch == '\r' || ch == '\t') ? ' ' : ch;
+  }
+  if (s.size() < text.size()) {
+    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0xC0) == 0x80) s.pop_back();
+    if (!s.empty() && (static_cast<unsigned char>(s.back()) & 0x80)) s.pop_back();
+    s += "...";
+  }
+  return s;
+}
+
 }  // namespace recur

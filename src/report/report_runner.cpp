@@ -1,5 +1,6 @@
 // recur report: plan, train in child processes, reuse, measure, write (recur/report_runner.hpp).
 #include "recur/report_runner.hpp"
+#include "report/report_text.hpp"
 
 #include <fmt/core.h>
 #include <spawn.h>
@@ -50,7 +51,7 @@ PlannedModel recurrent_model(const std::string& name, const std::string& family,
   p.name = name;
   p.family = family;
   p.layered = false;
-  TrainOptions& t = p.recurrent;
+  TrainOptions& t = p.options;
   t.data_dir = o.data_dir;
   t.view = view;
   t.view_seed = view == ViewKind::permuted ? 1 : 0;
@@ -98,10 +99,9 @@ PlannedModel image_model(const std::string& name, const std::string& family,
   p.name = name;
   p.family = family;
   p.layered = true;
-  FitOptions& s = p.image;
-  s.model.input = ActShape{ActKind::image, 1, set.rows, set.cols};
-  s.model.num_classes = set.num_classes;
-  s.model.layers = std::move(layers);
+  TrainOptions& s = p.options;
+  s.data_dir = o.data_dir;
+  s.layers = std::move(layers);
   s.optimizer.lr = static_cast<float>(lr);
   s.schedule.kind = ScheduleKind::cosine;
   s.schedule.min_lr = static_cast<float>(lr / 100);
@@ -112,15 +112,13 @@ PlannedModel image_model(const std::string& name, const std::string& family,
   s.eval_batch = 1000;
   s.display_step = tiny ? 5 : 100;
   s.out_dir = run_dir(o, name);
-  s.title = "recur report " + name;
-  s.config_text = fmt::format("# recur report: {}\nmodel = {}\nlr = {}\nbatch = {}\nepochs = {}\n",
-                              name, to_json(s.model), lr, batch, epochs);
   p.epochs = epochs;
   p.checkpoint = "best.safetensors";
   p.description =
       fmt::format("{}, Adam {:g} cosine, batch {}, {} epochs", shape, lr, batch, epochs);
-  p.fingerprint = fmt::format("layers {} spec={} lr={} batch={} epochs={} validation={}", name,
-                              to_json(s.model), lr, batch, epochs, s.validation);
+  p.fingerprint =
+      fmt::format("layers {} model={} lr={} batch={} epochs={} validation={} holdout=first", name,
+                  layer_list_text(s.layers), lr, batch, epochs, s.validation);
   return p;
 }
 
@@ -303,8 +301,8 @@ std::vector<PlannedModel> report_plan(const ReportRunOptions& o, const ImageSet&
       "mlp", "MLP",
       parse_layer_list(fmt::format("flatten, linear {}, relu, linear {}, relu, linear", h1, h2),
                        "mlp"),
-      fmt::format("MLP {}-{}-{}-{}, ReLU", set.rows * set.cols, h1, h2, set.num_classes), 1e-3, 128,
-      tiny ? 2 : 10, o, set, tiny));
+      fmt::format("MLP {}-{}-{}-{}, ReLU", set.rows * set.cols, h1, h2, set.num_classes), 1e-3,
+      tiny ? 32 : 128, tiny ? 2 : 10, o, set, tiny));
   const int c1 = tiny ? 2 : 6, c2 = tiny ? 4 : 16, f1 = tiny ? 16 : 120, f2 = tiny ? 8 : 84;
   plan.push_back(image_model(
       "cnn", "CNN",
@@ -329,21 +327,19 @@ std::vector<PlannedModel> report_plan(const ReportRunOptions& o, const ImageSet&
 }
 
 void train_report_model(const ReportRunOptions& o, const std::string& name, std::ostream& out) {
+  if (is_text_report_model(name)) {
+    train_text_report_model(o, name, out);
+    return;
+  }
   auto train_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, true));
   const std::vector<PlannedModel> plan = report_plan(o, *train_set);
   const PlannedModel& p = find_planned(plan, name);
   const std::string dir = run_dir(o, p.name);
   fs::remove_all(dir);
   const auto t0 = Clock::now();
-  if (p.layered) {
-    auto test_set = std::make_shared<ImageSet>(load_mnist(o.data_dir, false));
-    fit(p.image, std::make_shared<ImageSamples>(train_set),
-        std::make_shared<ImageSamples>(test_set), out, false);
-  } else {
-    TrainOptions t = p.recurrent;
-    t.images = train_set;
-    train(t, out, false);
-  }
+  TrainOptions t = p.options;
+  t.images = train_set;  // read once for the plan; the parent measures the test pass
+  train(t, out, false);
   const double seconds = seconds_since(t0);
   write_file_atomic(dir + "/train.json", nlohmann::json{{"train_seconds", seconds}}.dump() + "\n");
 }
@@ -379,7 +375,8 @@ void keep_measures(const std::string& dir, const std::string& name, ReportModel 
 
 Report run_report(const ReportRunOptions& o, std::ostream& out) {
   const auto t0 = Clock::now();
-  resolve_threads(o.threads);  // a bad --threads fails before anything is written
+  resolve_threads(o.threads);             // a bad --threads fails before anything is written
+  if (o.text) check_text_report_data(o);  // so does missing text data
   const ImageSet train_set = load_mnist(o.data_dir, true);
   auto test_ptr = std::make_shared<ImageSet>(load_mnist(o.data_dir, false));
   if (test_ptr->rows != train_set.rows || test_ptr->cols != train_set.cols)
@@ -394,8 +391,8 @@ Report run_report(const ReportRunOptions& o, std::ostream& out) {
   report.data = fmt::format(
       "{}: {} training images ({} held out for validation), {} test "
       "images, {}x{}, {} classes",
-      o.data_dir, train_set.count, plan.front().recurrent.validation, test_ptr->count,
-      train_set.rows, train_set.cols, train_set.num_classes);
+      o.data_dir, train_set.count, plan.front().options.validation, test_ptr->count, train_set.rows,
+      train_set.cols, train_set.num_classes);
   report.machine =
       fmt::format("{} threads, {} CPUs allowed", resolve_threads(o.threads), allowed_cpus());
   for (const PlannedModel& p : plan) {
@@ -415,7 +412,7 @@ Report run_report(const ReportRunOptions& o, std::ostream& out) {
     ReportModel m = measure(o, p, *test_ptr, test_ptr);
     keep_measures(dir, p.name, std::move(m), out, report);
   }
-  if (o.extend) o.extend(report, out);
+  if (o.text) add_text_report_models(o, report, out);
   write_file_atomic(o.out_dir + "/report.json", report_to_json(report));
   write_report(o.out_dir, report);
   out << fmt::format("wrote {}/report.html and {}/report.md ({} models) in {:.1f} s\n", o.out_dir,

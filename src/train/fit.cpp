@@ -219,15 +219,16 @@ class SequenceParallel {
 
 namespace {
 
-// The training samples and the held-out validation samples of a source (see FitOptions).
-void split_source(const FitOptions& opt, const std::shared_ptr<const SequenceSource>& all,
+// The training samples and the held-out validation samples of a source (see FitPlan).
+void split_source(const TrainOptions& opt, FitPlan::Holdout holdout,
+                  const std::shared_ptr<const SequenceSource>& all,
                   std::shared_ptr<const SequenceSource>& train,
                   std::shared_ptr<const SequenceSource>& val) {
   train = all;
   if (opt.validation == 0 && opt.train_limit == 0) return;
   std::vector<std::int64_t> order(static_cast<std::size_t>(all->size()));
   std::iota(order.begin(), order.end(), 0);
-  if (opt.holdout == FitOptions::Holdout::drawn) {
+  if (holdout == FitPlan::Holdout::drawn) {
     Rng rng(opt.seed ^ 0x76616c6964ull);
     for (std::size_t k = order.size(); k > 1; --k) std::swap(order[k - 1], order[rng.below(k)]);
   }
@@ -242,11 +243,12 @@ void split_source(const FitOptions& opt, const std::shared_ptr<const SequenceSou
 }
 
 // One epoch's batches of samples [0, n) of the training source.
-std::vector<std::vector<std::int64_t>> epoch_batches(const FitOptions& opt,
+std::vector<std::vector<std::int64_t>> epoch_batches(const TrainOptions& opt,
+                                                     FitPlan::Batching batching,
                                                      const SequenceSource& train,
                                                      const std::vector<std::int64_t>& all,
                                                      std::int64_t epoch) {
-  if (opt.batching == FitOptions::Batching::by_length)
+  if (batching == FitPlan::Batching::by_length)
     return length_batches(train, all, opt.batch, opt.seed, epoch, true);
   Batcher batcher(all, opt.batch, opt.seed);
   batcher.seek(epoch, 0);
@@ -274,33 +276,6 @@ void check_training_methods(double label_smoothing, std::int64_t patience,
               "split: give --val N");
 }
 
-FitOptions fit_options(const TrainOptions& o) {
-  RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
-  FitOptions so;
-  so.optimizer = o.optimizer;
-  so.schedule = o.schedule;
-  so.clip_norm = o.clip_norm;
-  so.clip_value = o.clip_value;
-  so.label_smoothing = o.label_smoothing;
-  so.patience = o.patience;
-  so.skip_nonfinite = o.skip_nonfinite;
-  so.batch = o.batch;
-  so.epochs = o.epochs;
-  so.steps = o.steps;
-  so.validation = o.validation;
-  so.seed = o.seed;
-  so.threads = o.threads;
-  so.eval_batch = o.eval_batch;
-  so.display_step = o.display_step;
-  so.out_dir = o.out_dir;
-  so.config_text = o.config_text;
-  so.on_event = o.on_event;
-  so.resumable = true;
-  so.resume = o.resume;
-  so.checkpoint_every = o.checkpoint_every;
-  return so;
-}
-
 namespace {
 
 // One training run of fit, in named parts: plan (hold-out, model, steps), join the
@@ -310,9 +285,10 @@ namespace {
 // an uninterrupted one share, so both end bit-identical.
 class Trainer {
  public:
-  Trainer(const FitOptions& opt, std::shared_ptr<const SequenceSource> all,
+  Trainer(const TrainOptions& opt, const FitPlan& plan, std::shared_ptr<const SequenceSource> all,
           std::shared_ptr<const SequenceSource> test, std::ostream& out, bool interactive)
       : opt_(opt),
+        plan_(plan),
         all_(std::move(all)),
         test_(std::move(test)),
         out_(out),
@@ -354,7 +330,8 @@ class Trainer {
     return e;
   }
 
-  const FitOptions& opt_;
+  const TrainOptions& opt_;
+  const FitPlan& plan_;
   std::shared_ptr<const SequenceSource> all_, test_, train_, val_;
   std::ostream& out_;
   const bool interactive_;
@@ -384,7 +361,8 @@ class Trainer {
 };
 
 void Trainer::check_options() const {
-  const FitOptions& o = opt_;
+  const TrainOptions& o = opt_;
+  RECUR_CHECK(o.display_step >= 1, "--display-step", "must be at least 1");
   RECUR_CHECK(o.batch >= 1, "--batch", "must be at least 1, got " + std::to_string(o.batch));
   RECUR_CHECK(o.epochs >= 1 || o.steps > 0, "--epochs", "give a positive --epochs or --steps");
   RECUR_CHECK(o.epochs >= 0, "--epochs", "must not be negative");
@@ -398,23 +376,24 @@ void Trainer::check_options() const {
   RECUR_CHECK(o.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(o.clip_value >= 0, "--clip-value", "must not be negative");
   check_training_methods(o.label_smoothing, o.patience, o.validation);
-  RECUR_ASSERT(o.resumable || !o.resume);
+  RECUR_ASSERT(plan_.resumable || !o.resume);
   check_optimizer_config(o.optimizer);
 }
 
 // The hold-out, the model and its initial weights, the number of steps and the schedule.
 void Trainer::plan() {
   threads_ = resolve_threads(opt_.threads);
-  split_source(opt_, all_, train_, val_);
-  if (opt_.batching == FitOptions::Batching::shuffled)
+  split_source(opt_, plan_.holdout, all_, train_, val_);
+  if (plan_.batching == FitPlan::Batching::shuffled)
     RECUR_CHECK(opt_.batch <= train_->size(), "--batch",
                 fmt::format("{} is more than the {} training samples (at most {})", opt_.batch,
                             train_->size(), train_->size()));
-  model_ = std::make_unique<Model<float>>(opt_.model);
+  model_ = std::make_unique<Model<float>>(plan_.model);
   model_->init(opt_.seed);
   order_.resize(static_cast<std::size_t>(train_->size()));
   std::iota(order_.begin(), order_.end(), 0);
-  const auto per_epoch = static_cast<std::int64_t>(epoch_batches(opt_, *train_, order_, 0).size());
+  const auto per_epoch =
+      static_cast<std::int64_t>(epoch_batches(opt_, plan_.batching, *train_, order_, 0).size());
   total_steps_ = opt_.epochs > 0 ? per_epoch * opt_.epochs : opt_.steps;
   if (opt_.steps > 0) total_steps_ = std::min(total_steps_, opt_.steps);
   schedule_ = opt_.schedule;
@@ -430,7 +409,7 @@ void Trainer::plan() {
 // before rank 0 touches the run folder.
 void Trainer::join_processes() {
   distributed_ = dist::size() > 1;
-  const std::uint64_t data_print = opt_.resumable || distributed_ ? data_fingerprint(*all_) : 0;
+  const std::uint64_t data_print = plan_.resumable || distributed_ ? data_fingerprint(*all_) : 0;
   std::uint64_t run_print = 0;
   if (distributed_) {
     Fingerprint f;
@@ -445,13 +424,13 @@ void Trainer::join_processes() {
     f.add(opt_.clip_norm);
     f.add(opt_.clip_value);
     f.add(opt_.label_smoothing);
-    f.add(static_cast<int>(opt_.holdout));
-    f.add(static_cast<int>(opt_.batching));
+    f.add(static_cast<int>(plan_.holdout));
+    f.add(static_cast<int>(plan_.batching));
     run_print = f.value();
   }
   parallel_ = std::make_unique<SequenceParallel>(*runner_, model_->num_params(), run_print);
   writer_ = dist::rank() == 0;
-  resume_meta_ = opt_.metadata;
+  resume_meta_ = plan_.metadata;
   resume_meta_["recur.spec"] = to_json(model_->spec());
   resume_meta_["recur.data_fingerprint"] = hex(data_print);
 }
@@ -465,7 +444,7 @@ void Trainer::open_run_folder() {
                        sizeof(pos_));
   } else if (writer_) {
     prepare_run_dir(opt_.out_dir);
-    write_file_atomic(opt_.out_dir + "/config.toml", opt_.config_text);
+    write_file_atomic(opt_.out_dir + "/config.toml", plan_.config_text);
   }
 }
 
@@ -484,17 +463,17 @@ void Trainer::resume() {
                 "was written by an older recur (fixed-shape model, format 1), whose runs "
                 "cannot be continued by this one; its last.safetensors and best.safetensors "
                 "still load everywhere; start a new run");
-  if (auto v = opt_.metadata.find("recur.vocab");
-      v != opt_.metadata.end() && stored("recur.vocab") != v->second)
-    throw Error(opt_.data_name,
+  if (auto v = plan_.metadata.find("recur.vocab");
+      v != plan_.metadata.end() && stored("recur.vocab") != v->second)
+    throw Error(plan_.data_name,
                 "its vocabulary differs from the one in " + resume_path_ +
                     ": the training data changed since the run started; resume it on the "
                     "same data or start a new run");
   if (stored("recur.data_fingerprint") != resume_meta_["recur.data_fingerprint"])
-    throw Error(opt_.data_name, "differs from the data " + resume_path_ +
-                                    " was trained on: the training data changed since the "
-                                    "run started; resume it on the same data or start a new "
-                                    "run");
+    throw Error(plan_.data_name, "differs from the data " + resume_path_ +
+                                     " was trained on: the training data changed since the "
+                                     "run started; resume it on the same data or start a new "
+                                     "run");
   if (stored("recur.spec") != resume_meta_["recur.spec"])
     throw Error(resume_path_, "the checkpoint's model differs from the run's config.toml");
   pos_ = position_from_json(
@@ -512,7 +491,7 @@ void Trainer::print_plan() {
   out_ << fmt::format(
       "{}: {} parameters, {} training samples ({} held out), {} steps of {}, {} "
       "thread(s)\n",
-      opt_.title, model_->num_params(), train_->size(), val_ ? val_->size() : 0, total_steps_,
+      plan_.title, model_->num_params(), train_->size(), val_ ? val_->size() : 0, total_steps_,
       opt_.batch, threads_);
   if (distributed_)
     out_ << fmt::format(
@@ -528,7 +507,7 @@ void Trainer::print_plan() {
 // the events and the log, the epoch's end and the checkpoints due at this step.
 void Trainer::step() {
   if (batches_epoch_ != pos_.epoch) {
-    batches_ = epoch_batches(opt_, *train_, order_, pos_.epoch);
+    batches_ = epoch_batches(opt_, plan_.batching, *train_, order_, pos_.epoch);
     batches_epoch_ = pos_.epoch;
   }
   RECUR_CHECK(pos_.cursor < static_cast<std::int64_t>(batches_.size()), resume_path_,
@@ -643,7 +622,7 @@ void Trainer::end_epoch() {
     e.accuracy = r.accuracy();
     emit(e);
   }
-  Metadata m = opt_.metadata;
+  Metadata m = plan_.metadata;
   m["recur.step"] = std::to_string(pos_.step);
   m["recur.epoch"] = std::to_string(pos_.epoch + 1);
   if (val_) {
@@ -666,13 +645,13 @@ void Trainer::end_epoch() {
     stopped_ = true;
     stopped_early_ = true;
   }
-  metrics_->write_curves(opt_.title);
+  metrics_->write_curves(plan_.title);
   out_.flush();
 }
 
 // resume.safetensors: weights, optimizer state and position, one atomic file.
 void Trainer::write_checkpoint() {
-  if (writer_ && opt_.resumable)
+  if (writer_ && plan_.resumable)
     write_resume_file(resume_path_, model_->layout(), model_->params().data(), *optimizer_,
                       position_json(pos_), resume_meta_);
 }
@@ -680,7 +659,7 @@ void Trainer::write_checkpoint() {
 // After SIGINT / SIGTERM: the step is done; write the checkpoint (unless this step wrote one at
 // its epoch's end) and stop with StopRequested.
 void Trainer::stop_if_signalled(int signal, bool checkpointed) {
-  if (!opt_.resumable || signal == 0) return;
+  if (!plan_.resumable || signal == 0) return;
   if (!checkpointed) write_checkpoint();
   if (interactive_) out_ << "\n";
   out_.flush();
@@ -741,9 +720,10 @@ TrainSummary Trainer::finish() {
 
 }  // namespace
 
-TrainSummary fit(const FitOptions& opt, std::shared_ptr<const SequenceSource> train_all,
+TrainSummary fit(const TrainOptions& opt, const FitPlan& plan,
+                 std::shared_ptr<const SequenceSource> train_all,
                  std::shared_ptr<const SequenceSource> test, std::ostream& out, bool interactive) {
-  return Trainer(opt, std::move(train_all), std::move(test), out, interactive).run();
+  return Trainer(opt, plan, std::move(train_all), std::move(test), out, interactive).run();
 }
 
 }  // namespace recur

@@ -23,9 +23,12 @@
 #include "recur/plot.hpp"
 #include "recur/safetensors.hpp"
 #include "recur/sha256.hpp"
+#include "recur/sources.hpp"
 #include "recur/train.hpp"
+#include "recur/train_options.hpp"
 #include "train/resume_file.hpp"
 #include "train/run_dir.hpp"
+#include "train/train_parts.hpp"
 
 namespace recur {
 
@@ -143,7 +146,73 @@ int stop_signal_received() {
   return g_stop_signal.load();
 }
 
-TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive) {
+namespace {
+
+// --model replaces the short form of the model: refuses a short-form option set away from its
+// default, naming it; and the projection's init flags, which only the short form's --projection
+// takes.
+void check_short_form_unused(const TrainOptions& o) {
+  const TrainOptions d;
+  const ModelConfig &m = o.model, &dm = d.model;
+  const std::pair<const char*, bool> changed[] = {
+      {"--cell", m.cell != dm.cell},
+      {"--hidden", m.hidden != dm.hidden},
+      {"--layers", m.layers != dm.layers},
+      {"--bidirectional", m.bidirectional != dm.bidirectional},
+      {"--projection", m.projection != dm.projection},
+      {"--pooling", m.pooling != dm.pooling},
+      {"--dropout", m.dropout != dm.dropout},
+      {"--untied", m.untied != dm.untied},
+      {"--embed", o.embed != d.embed},
+      {"--embed-dropout", o.embed_dropout != d.embed_dropout},
+      {"--head-dropout", o.head_dropout != d.head_dropout}};
+  for (const auto& [name, differs] : changed)
+    if (differs)
+      throw Error("--model", std::string("the layer list replaces ") + name +
+                                 "; describe that in the list instead (docs/LAYERS.md)");
+  const WeightInit &p = m.init.projection, &dp = dm.init.projection;
+  const std::pair<const char*, bool> projection[] = {
+      {"--projection-init", p.kind != dp.kind},
+      {"--projection-bias-init", p.bias != dp.bias},
+      {"--projection-bias-value", p.bias_value != dp.bias_value}};
+  for (const auto& [name, differs] : projection)
+    if (differs)
+      throw Error("--model", std::string(name) +
+                                 " applies to the short form's --projection only; a layer list "
+                                 "initialises its linear layers as PyTorch does");
+}
+
+// The model options as training reads them: --init-recurrent auto resolved from the cell, and
+// a layer list given the init flags once it is final and before anything copies it.
+TrainOptions resolve_model_options(const TrainOptions& given) {
+  TrainOptions o = given;
+  if (!o.layers.empty()) {
+    check_short_form_unused(o);
+    apply_init_flags(InitFlags{o.model.init, o.recurrent_init_auto, !o.model.bias}, o.layers);
+  }
+  if (o.recurrent_init_auto) o.model.init.recurrent.kind = auto_recurrent_init(o.model.cell);
+  return o;
+}
+
+TrainSummary train_images(const TrainOptions& opt, const std::string& config, std::ostream& out,
+                          bool interactive);
+
+}  // namespace
+
+TrainSummary train(const TrainOptions& options, std::ostream& out, bool interactive) {
+  // The resolved config keeps the options as given ("auto", the list without the init flags).
+  const std::string config = train_config_toml(options);
+  check_text_options(options);
+  const TrainOptions o = resolve_model_options(options);
+  if (!o.images && is_sequence_data(o.data_dir))
+    return train_sequence_data(o, config, out, interactive);
+  return train_images(o, config, out, interactive);
+}
+
+namespace {
+
+TrainSummary train_images(const TrainOptions& opt, const std::string& config, std::ostream& out,
+                          bool interactive) {
   // Everything that can be wrong with the input is checked before the run directory is touched
   // and before any thread starts or any buffer is sized from an option.
   const int threads = resolve_threads(opt.threads);
@@ -181,25 +250,21 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
   const int classes = std::max(train_set->num_classes, test_set ? test_set->num_classes : 0);
 
   // The model: the layer list, or the short form's fixed chain (model_spec_from_config).
-  FitOptions so = fit_options(opt);
+  FitPlan so;
   std::shared_ptr<const SequenceSource> train, test;
   std::string shape;
   const bool listed = !opt.layers.empty();
-  // A layer list trains as the layer trainer does on any data: a seeded draw of --val samples
-  // held out of the first --train-limit + --val images, batches by length. The short form keeps
-  // MNIST's conventions, so it gives the weights the fixed-shape trainer gave.
-  std::vector<std::int64_t> used;
-  if (listed && opt.train_limit > 0)
-    for (std::int64_t i = 0; i < std::min(train_set->count, opt.train_limit + opt.validation); ++i)
-      used.push_back(i);
+  // Images keep MNIST's conventions whatever describes the model, so a short form and the layer
+  // list that spells it out (with its names) train the same weights: the first --val images held
+  // out, one seeded shuffle per epoch cut in order, --train-limit images after the hold-out.
   if (listed && reads_whole_images(opt.layers)) {
-    train = std::make_shared<ImageSamples>(train_set, used);
+    train = std::make_shared<ImageSamples>(train_set);
     if (test_set) test = std::make_shared<ImageSamples>(test_set);
     shape = fmt::format("{}x{} images", train_set->rows, train_set->cols);
   } else {
     const SequenceView view =
         SequenceView::make(opt.view, train_set->rows, train_set->cols, opt.view_seed);
-    train = std::make_shared<ImageSequences>(train_set, view, used);
+    train = std::make_shared<ImageSequences>(train_set, view);
     if (test_set) test = std::make_shared<ImageSequences>(test_set, view);
     so.metadata["recur.view"] = to_string(opt.view);
     so.metadata["recur.view_seed"] = std::to_string(opt.view_seed);
@@ -233,16 +298,15 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
     so.model = model_spec_from_config(mc);
     so.title = fmt::format("{} {} on MNIST {}", to_string(mc.cell), mc.hidden, to_string(opt.view));
   }
-  so.train_limit = listed ? 0 : opt.train_limit;
-  so.holdout = listed ? FitOptions::Holdout::drawn : FitOptions::Holdout::first;
-  so.batching = listed ? FitOptions::Batching::by_length : FitOptions::Batching::shuffled;
-  so.threads = threads;
+  so.holdout = FitPlan::Holdout::first;
+  so.batching = FitPlan::Batching::shuffled;
   so.data_name = opt.images ? train_set->source : "--data " + opt.data_dir;
   // What a shared checkpoint says of its training: the options and the data's checksums, never
   // the trainer's own folders (--data, --out).
   so.metadata["recur.image_rows"] = std::to_string(train_set->rows);
   so.metadata["recur.image_cols"] = std::to_string(train_set->cols);
-  so.metadata["recur.train_config"] = without_local_paths(opt.config_text);
+  so.metadata["recur.train_config"] = without_local_paths(config);
+  so.config_text = config;
   so.metadata["recur.train_data"] =
       opt.images ? describe_arrays(*train_set) : describe_training_data(opt.data_dir);
 
@@ -262,7 +326,9 @@ TrainSummary train(const TrainOptions& opt, std::ostream& out, bool interactive)
       trainable, opt.validation, opt.images ? train_set->source : opt.data_dir, opt.batch,
       total_steps, threads,
       test ? fmt::format("; {} test images at the end", test->size()) : std::string());
-  return fit(so, train, test, out, interactive);
+  return fit(opt, so, train, test, out, interactive);
 }
+
+}  // namespace
 
 }  // namespace recur

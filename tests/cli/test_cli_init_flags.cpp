@@ -2,9 +2,8 @@
 // a list spelling out the short form's chain (same layer names, so the same tensor names and
 // random streams) starts from bit-identical tensors under every flag, and every flag changes
 // them. Runs take one step at learning rate 0 on a tiny IDX set, so last.safetensors holds the
-// initial weights: the list and the short form hold out and batch differently (a drawn hold-out
-// and batches by length against MNIST's first-N hold-out and shuffled batches), which a step at
-// a non-zero rate would show.
+// initial weights; and a named list trains on as the short form does, since images keep MNIST's
+// hold-out and batches whatever describes the model.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -52,14 +51,15 @@ class InitFlagsCli : public ::testing::Test {
   }
 
   // The tensors after one step at rate 0 (the initial weights) of `model_args` plus `flags`.
-  static Tensors initial(const std::string& model_args, const std::string& flags) {
+  static Tensors initial(const std::string& model_args, const std::string& flags,
+                         const std::string& steps = "--steps 1 --lr 0 --schedule constant") {
     static int runs = 0;
     const std::string out = *scratch_ / ("run" + std::to_string(++runs));
-    const CliResult r =
-        run_cli("train --data " + quote(*scratch_ / "tiny") + " " + model_args + " " + flags +
-                " --steps 1 --lr 0 --schedule constant --val 16 --batch 16 "
-                "--eval-batch 16 --seed 7 --threads 1 --out " +
-                quote(out));
+    const CliResult r = run_cli("train --data " + quote(*scratch_ / "tiny") + " " + model_args +
+                                " " + flags + " " + steps +
+                                " --val 16 --batch 16 --eval-batch 16 --seed 7 --threads 1 "
+                                "--out " +
+                                quote(out));
     EXPECT_EQ(r.code, 0) << r.err << r.out;
     Tensors t;
     if (r.code != 0) return t;
@@ -85,6 +85,22 @@ TEST_F(InitFlagsCli, AListSpellingOutTheShortFormStartsFromItsTensors) {
   ASSERT_FALSE(s.empty());
   EXPECT_TRUE(s.count("rnn.weight_hh_l0") && s.count("head.weight"));
   EXPECT_EQ(listed(""), s);  // orthogonal recurrent weights and forget bias 1 included
+}
+
+TEST_F(InitFlagsCli, ANamedListTrainsAsTheShortForm) {
+  // Six steps at the default rate with dropout between two layers: the same hold-out, batches,
+  // dropout streams and weights; an unnamed list (tensors named by position) starts elsewhere.
+  const std::string train = "--steps 6 --train-limit 60";
+  const Tensors s = initial("--hidden 8 --layers 2 --dropout 0.3", "", train);
+  ASSERT_FALSE(s.empty());
+  EXPECT_EQ(initial("--model " + quote("lstm 8 layers=2 dropout=0.3 name=rnn, pool last name=pool, "
+                                       "linear name=head"),
+                    "", train),
+            s);
+  EXPECT_NE(initial("--hidden 8 --layers 2 --dropout 0.3", ""), s);  // the steps moved them
+  const Tensors unnamed =
+      initial("--model " + quote("lstm 8 layers=2 dropout=0.3, pool last, linear"), "", train);
+  EXPECT_TRUE(unnamed.count("0.weight_hh_l1") && unnamed.count("2.bias"));
 }
 
 TEST_F(InitFlagsCli, AutoRecurrentInitFollowsEachListsCell) {

@@ -31,10 +31,9 @@ ALLOWED = {
     "serve": {"core", "kernels", "nn", "io", "data", "train", "infer"},
     "cli": {"core", "kernels", "nn", "optim", "io", "data", "dist", "train", "infer", "report",
             "export", "serve"},
-    # Python still compiles the command line's option table for recur.train's keywords (the run
-    # options have not moved into the library yet): the one arrow left to remove.
+    # Python binds the library, as the command line does: never the command line itself.
     "python": {"core", "kernels", "nn", "optim", "io", "data", "dist", "train", "infer",
-               "report", "export", "cli"},
+               "report", "export"},
 }
 
 # Which folder implements each public header.
@@ -45,7 +44,7 @@ HEADER_HOME = {
     "optim": "optim",
     "safetensors": "io", "image": "io", "checkpoint": "io", "plot": "io", "report": "io",
     "data": "data", "text": "data", "digit_frame": "data", "sources": "data",
-    "train": "train", "fit": "train",
+    "train": "train", "fit": "train", "train_options": "train",
     "report_runner": "report",
     "predictor": "infer",
     "export": "export",

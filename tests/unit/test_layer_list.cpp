@@ -3,6 +3,8 @@
 // the flag, the layer and the reason; the example configs describe the report's MLP and CNN.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -10,6 +12,7 @@
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
 #include "recur/report_runner.hpp"
+#include "recur/train_options.hpp"
 
 namespace recur {
 namespace {
@@ -195,9 +198,21 @@ TEST(LayerList, ExampleConfigsAreTheReportsModels) {
   for (const auto& p : plan) {
     if (p.name != "mlp" && p.name != "cnn") continue;
     ++found;
-    ModelSpec example = p.image.model;
-    example.layers = parse_layer_list(config_model("mnist-" + p.name + ".toml"), p.name);
-    EXPECT_EQ(to_json(example), to_json(p.image.model)) << p.name;
+    // The example's whole config read as recur train reads it: the same layers and recipe.
+    TrainOptions example = default_train_options();
+    std::set<std::string> given;
+    apply_train_config_file(
+        example, std::string(RECUR_SOURCE_DIR) + "/examples/mnist-" + p.name + ".toml", given);
+    EXPECT_EQ(layer_list_text(example.layers), layer_list_text(p.options.layers)) << p.name;
+    EXPECT_EQ(layer_list_text(example.layers),
+              layer_list_text(parse_layer_list(config_model("mnist-" + p.name + ".toml"), p.name)));
+    EXPECT_EQ(example.optimizer.lr, p.options.optimizer.lr) << p.name;
+    EXPECT_EQ(example.schedule.kind, p.options.schedule.kind) << p.name;
+    EXPECT_EQ(example.schedule.min_lr, p.options.schedule.min_lr) << p.name;
+    EXPECT_EQ(example.batch, p.options.batch) << p.name;
+    EXPECT_EQ(example.epochs, p.options.epochs) << p.name;
+    EXPECT_EQ(example.clip_norm, p.options.clip_norm) << p.name;
+    EXPECT_EQ(example.seed, p.options.seed) << p.name;
   }
   EXPECT_EQ(found, 2);
 }

@@ -1,5 +1,5 @@
-// recur report --text: the IMDb pair (cli/report_text.hpp).
-#include "cli/report_text.hpp"
+// recur report --text: the IMDb pair (report/report_text.hpp).
+#include "report/report_text.hpp"
 
 #include <fmt/core.h>
 #include <sys/resource.h>
@@ -11,14 +11,16 @@
 #include <numeric>
 #include <ostream>
 
-#include "cli/sequence_data.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/fit.hpp"
 #include "recur/fs.hpp"
+#include "recur/predictor.hpp"
+#include "recur/sources.hpp"
 #include "recur/text.hpp"
+#include "recur/train_options.hpp"
 
-namespace recur::cli {
+namespace recur {
 
 namespace {
 
@@ -29,8 +31,8 @@ struct TextPlan {
   int epochs = 0;
   bool via_train = false;              // the BiLSTM: `recur train` in the child
   std::vector<std::string> train_cmd;  // its arguments after the executable
-  TrainOptions options;                // the CNN: run_sequence_training with these
-  SequenceFlags flags;
+  TrainOptions options;                // the CNN: train() with these, its layers after
+  int embed = 0;                       // an embedding this wide
   std::vector<LayerSpec> layers;
 };
 
@@ -38,10 +40,12 @@ std::string run_dir(const ReportRunOptions& o, const std::string& name) {
   return o.out_dir + "/runs/" + name;
 }
 
-std::string default_value(const std::string& flag) {
-  for (const auto& [name, value] : sequence_defaults())
-    if (name == flag) return value;
-  throw Error(flag, "no default in the text recipe");
+// What bare `recur train --data imdb` trains with.
+TrainOptions text_recipe() {
+  TrainOptions o = default_train_options();
+  std::set<std::string> none;
+  apply_sequence_defaults(o, none);
+  return o;
 }
 
 LayerSpec layer(const std::string& type, const std::string& name, int size = 0, int kernel = 0) {
@@ -94,17 +98,16 @@ std::vector<TextPlan> text_plan(const ReportRunOptions& o) {
       "--embed",  "16", "--hidden", "8",  "--max-len",      "64", "--vocab", "2000",
       "--epochs", "2",  "--batch",  "16", "--display-step", "5"};
   if (t) b.train_cmd.insert(b.train_cmd.end(), tiny_flags.begin(), tiny_flags.end());
-  b.epochs = t ? 2 : std::stoi(default_value("--epochs"));
-  const SequenceFlags defaults;
-  const ModelConfig model_defaults;
+  const TrainOptions recipe = text_recipe();
+  b.epochs = t ? 2 : recipe.epochs;
   b.description =
       t ? "tiny BiLSTM-8 over embeddings of 16, max pooling, 2 epochs"
         : fmt::format(
               "recur train --data {}'s recipe: embedding {}, BiLSTM-{}, max pooling "
               "over the real steps, linear; vocabulary {}, at most {} tokens (keep "
               "{}); Adam {} cosine, batch {}, {} epochs",
-              o.text_data, defaults.embed, model_defaults.hidden, defaults.vocab, defaults.max_len,
-              defaults.truncate, default_value("--lr"), default_value("--batch"), b.epochs);
+              o.text_data, recipe.embed, recipe.model.hidden, recipe.vocab, recipe.max_len,
+              to_string(recipe.truncate), recipe.optimizer.lr, recipe.batch, b.epochs);
   b.fingerprint = "recur-train";
   for (const auto& a : b.train_cmd)
     if (a != run_dir(o, b.name)) b.fingerprint += " " + a;
@@ -129,25 +132,21 @@ std::vector<TextPlan> text_plan(const ReportRunOptions& o) {
   so.display_step = t ? 5 : 50;
   so.eval_batch = 64;
   so.out_dir = run_dir(o, c.name);
-  c.flags.embed = embed;
+  c.embed = embed;
   if (t) {
-    c.flags.max_len = 64;
-    c.flags.vocab = 2000;
+    so.max_len = 64;
+    so.vocab = 2000;
   }
   c.layers = {layer("conv1d", "conv", channels, kernel), layer("relu", "relu"),
               layer("pool", "pool"), layer("linear", "head")};
   c.layers[2].pooling = Pooling::max;
-  so.config_text = fmt::format(
-      "# recur report: {}\nembed = {}\nconv1d = {{ channels = {}, kernel = {} }}\npooling = "
-      "\"max\"\nvocab = {}\nmax-len = {}\ntruncate = \"{}\"\nlr = {}\nbatch = {}\nepochs = {}\n"
-      "val = {}\n",
-      c.name, embed, channels, kernel, c.flags.vocab, c.flags.max_len, c.flags.truncate, lr, batch,
-      epochs, validation);
+  so.layers = {layer("embedding", "embed", embed)};
+  so.layers.insert(so.layers.end(), c.layers.begin(), c.layers.end());
   c.description = fmt::format(
       "embedding {}, conv1d {}@{} (same padding), ReLU, max over the real steps, linear; "
       "vocabulary {}, at most {} tokens (keep {}); Adam {:g} cosine, batch {}, {} epochs",
-      embed, channels, kernel, c.flags.vocab, c.flags.max_len, c.flags.truncate, lr, batch, epochs);
-  c.fingerprint = "text-cnn " + so.config_text + common;
+      embed, channels, kernel, so.vocab, so.max_len, to_string(so.truncate), lr, batch, epochs);
+  c.fingerprint = "text-cnn " + without_local_paths(train_config_toml(so)) + common;
   plan.push_back(std::move(c));
   return plan;
 }
@@ -243,7 +242,7 @@ ReportModel measure_text(const ReportRunOptions& o, const TextPlan& p, const Tex
   for (std::size_t k = 0; k < std::min<std::size_t>(6, wrong.size()); ++k) {
     const std::int64_t i = wrong[k];
     MisclassifiedText t;
-    t.excerpt = excerpt(split.test.texts[static_cast<std::size_t>(i)], 400);
+    t.excerpt = text_excerpt(split.test.texts[static_cast<std::size_t>(i)], 400);
     t.truth = test.label(i);
     t.predicted = r.predictions[static_cast<std::size_t>(i)];
     t.confidence = std::clamp(confidence(i), 0.0, 1.0);
@@ -288,10 +287,7 @@ void train_text_report_model(const ReportRunOptions& o, const std::string& name,
   RECUR_CHECK(!p.via_train, "--train-one", name + " is trained by `recur train`");
   fs::remove_all(run_dir(o, p.name));
   // The text pipeline's embedding, then the plan's layers: a layer list as --model gives one.
-  SequenceFlags flags = p.flags;
-  flags.layers = {layer("embedding", "embed", p.flags.embed)};
-  flags.layers.insert(flags.layers.end(), p.layers.begin(), p.layers.end());
-  run_sequence_training(p.options, flags, out, false);
+  train(p.options, out, false);
 }
 
 void add_text_report_models(const ReportRunOptions& o, Report& report, std::ostream& out) {
@@ -343,4 +339,4 @@ void add_text_report_models(const ReportRunOptions& o, Report& report, std::ostr
                              plan.size(), tiny(o) ? 20 : 2500);
 }
 
-}  // namespace recur::cli
+}  // namespace recur

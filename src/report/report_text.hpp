@@ -12,7 +12,7 @@
 #include "recur/report.hpp"
 #include "recur/report_runner.hpp"
 
-namespace recur::cli {
+namespace recur {
 
 // True for the names of the text models ("imdb-bilstm", "imdb-cnn").
 bool is_text_report_model(const std::string& name);
@@ -29,4 +29,4 @@ void train_text_report_model(const ReportRunOptions& options, const std::string&
 // `report` (and a line about the text data to report.data).
 void add_text_report_models(const ReportRunOptions& options, Report& report, std::ostream& out);
 
-}  // namespace recur::cli
+}  // namespace recur

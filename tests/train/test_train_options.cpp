@@ -1,0 +1,151 @@
+// The option table (recur/train_options.hpp): every option reads back what it writes, a config
+// round-trips, the command line's value wins over a file's, and bad text is refused naming the
+// flag.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "recur/error.hpp"
+#include "recur/train_options.hpp"
+
+namespace recur {
+namespace {
+
+// A value other than the default for every option, as text.
+std::string other_value(const TrainOption& o) {
+  if (o.name == "data") return "some/folder";
+  if (o.name == "out") return "runs/elsewhere";
+  if (o.name == "test-data") return "tests.tsv";
+  if (o.name == "model") return "embedding 8, gru 6 bidirectional, pool max, linear";
+  if (o.name == "truncate") return "head";
+  if (o.name == "view") return "permuted";
+  if (o.name == "cell") return "gru";
+  if (o.name == "pooling") return "mean";
+  if (o.name == "init-recurrent") return "normal";
+  if (o.name == "optimizer") return "rmsprop";
+  if (o.name == "schedule") return "step";
+  if (o.kind == TrainOption::Kind::text && o.name.find("bias-init") != std::string::npos)
+    return "constant";
+  if (o.kind == TrainOption::Kind::text && o.name.find("init") != std::string::npos)
+    return "glorot";
+  switch (o.kind) {
+    case TrainOption::Kind::toggle:
+      return "true";
+    case TrainOption::Kind::real:
+      return "0.375";
+    default:
+      return "7";
+  }
+}
+
+TEST(TrainOptionTable, EveryOptionReadsBackWhatItWrites) {
+  const TrainOptions defaults = default_train_options();
+  std::set<std::string> names;
+  for (const TrainOption& o : train_option_table()) {
+    EXPECT_TRUE(names.insert(o.name).second) << "twice: " << o.name;
+    EXPECT_FALSE(o.help.empty()) << o.name;
+    TrainOptions changed = defaults;
+    o.set(changed, other_value(o));
+    EXPECT_NE(o.get(changed), o.get(defaults)) << o.name << " did not change";
+    // get() is TOML: the same option set from its own config line gives the same options.
+    TrainOptions back = defaults;
+    std::set<std::string> given;
+    apply_train_config_text(back, o.name + "=" + o.get(changed) + "\n", "t.toml", given);
+    EXPECT_EQ(train_config_toml(back), train_config_toml(changed)) << o.name;
+    EXPECT_EQ(given, std::set<std::string>{o.name});
+  }
+  EXPECT_EQ(find_train_option("hidden")->flag(), "--hidden");
+  EXPECT_EQ(find_train_option("config"), nullptr);  // a front end's own, not a run's
+}
+
+TEST(TrainOptionTable, AWholeConfigRoundTrips) {
+  TrainOptions o = default_train_options();
+  for (const TrainOption& e : train_option_table()) e.set(o, other_value(e));
+  const std::string toml = train_config_toml(o);
+  TrainOptions back = default_train_options();
+  std::set<std::string> given;
+  apply_train_config_text(back, toml, "run/config.toml", given);
+  EXPECT_EQ(train_config_toml(back), toml);
+  EXPECT_EQ(given.size(), train_option_table().size());
+  EXPECT_EQ(back.model.cell, CellKind::gru);
+  EXPECT_FALSE(back.recurrent_init_auto);
+  EXPECT_EQ(back.optimizer.lr, 0.375f);
+  EXPECT_EQ(back.seed, 7u);
+  EXPECT_EQ(back.layers.size(), 4u);
+}
+
+TEST(TrainOptionTable, GivenOptionsWinOverAFile) {
+  TrainOptions o = default_train_options();
+  find_train_option("hidden")->set(o, "32");
+  std::set<std::string> given = {"hidden"};
+  apply_train_config_text(o, "hidden = 64\nlayers = 2\nconfig = \"x.toml\"\n", "c.toml", given);
+  EXPECT_EQ(o.model.hidden, 32);
+  EXPECT_EQ(o.model.layers, 2);
+  EXPECT_EQ(given, (std::set<std::string>{"hidden", "layers"}));
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(TrainOptionTable, BadTextIsRefusedNamingTheFlagOrFile) {
+  TrainOptions o = default_train_options();
+  std::set<std::string> given;
+  EXPECT_EQ(error_of([&] { find_train_option("hidden")->set(o, "many"); }),
+            "--hidden: must be an integer, got 'many'");
+  EXPECT_EQ(error_of([&] { find_train_option("hidden")->set(o, "99999999999"); }),
+            "--hidden: must be an integer in range, got '99999999999'");
+  EXPECT_EQ(error_of([&] { find_train_option("seed")->set(o, "-1"); }),
+            "--seed: must be 0 or more, got -1");
+  EXPECT_EQ(error_of([&] { find_train_option("lr")->set(o, "fast"); }),
+            "--lr: must be a number, got 'fast'");
+  EXPECT_EQ(error_of([&] { find_train_option("untied")->set(o, "maybe"); }),
+            "--untied: is a switch: true or false, got 'maybe'");
+  EXPECT_NE(error_of([&] { find_train_option("cell")->set(o, "cnn"); }).find("--cell: unknown"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { apply_train_config_text(o, "hiden = 3\n", "c.toml", given); }),
+            "c.toml: unknown option 'hiden' (see recur train --help)");
+  EXPECT_EQ(error_of([&] { apply_train_config_text(o, "hidden = [3]\n", "c.toml", given); }),
+            "c.toml: option 'hidden' must be a string, number or boolean");
+  EXPECT_EQ(error_of([&] { apply_train_config_text(o, "hidden = 0.5\n", "c.toml", given); }),
+            "c.toml: option 'hidden': --hidden: must be an integer, got '0.5'");
+  EXPECT_NE(error_of([&] {
+              apply_train_config_text(o, "hidden = \n", "c.toml", given);
+            }).find("c.toml: not valid TOML: line 1"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { resolve_train_options(o, given, "a.toml", "runs/x"); }),
+            "--resume: takes the run's own config.toml; do not give --config too");
+  EXPECT_NE(error_of([&] {
+              resolve_train_options(o, given, "", "no/such/run");
+            }).find("--resume: no/such/run/config.toml does not exist"),
+            std::string::npos);
+}
+
+TEST(TrainOptionTable, TextRecipeFillsWhatWasNotGiven) {
+  TrainOptions o = default_train_options();
+  std::set<std::string> given = {"batch"};
+  o.batch = 8;
+  apply_sequence_defaults(o, given);
+  EXPECT_EQ(o.batch, 8);
+  EXPECT_EQ(o.epochs, 4);
+  EXPECT_EQ(o.model.pooling, Pooling::max);
+  EXPECT_TRUE(o.model.bidirectional);
+  EXPECT_EQ(o.optimizer.lr, 0.002f);
+  EXPECT_EQ(o.validation, 0);
+  // A layer list says how it pools and reads: those two stay as they are.
+  TrainOptions listed = default_train_options();
+  find_train_option("model")->set(listed, "embedding 8, lstm 4, pool last, linear");
+  apply_sequence_defaults(listed, {});
+  EXPECT_EQ(listed.model.pooling, Pooling::last);
+  EXPECT_FALSE(listed.model.bidirectional);
+  EXPECT_EQ(listed.epochs, 4);
+}
+
+}  // namespace
+}  // namespace recur
