@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,16 @@ struct StreamState {
   struct Impl;
   std::shared_ptr<Impl> impl;  // opaque; copying a StreamState shares it (use clone())
   StreamState clone() const;   // an independent copy, e.g. to try a continuation
+};
+
+// One state's next k >= 1 timesteps for Predictor::feed_many; exactly one of x, pixels, ids is
+// set, as feed, feed_pixels or feed_tokens would take it.
+struct StreamFeed {
+  StreamState* state = nullptr;
+  const float* x = nullptr;              // [k, features()]
+  const std::uint8_t* pixels = nullptr;  // [k, features()], the view's step order
+  const std::int32_t* ids = nullptr;     // [k] token ids
+  int k = 0;
 };
 
 // The running prediction of a stream.
@@ -188,6 +199,15 @@ class Predictor {
   void feed(StreamState& state, const float* x, int k) const;
   void feed_pixels(StreamState& state, const std::uint8_t* steps, int k) const;
   void feed_tokens(StreamState& state, const std::int32_t* ids, int k) const;
+  // Feeds several states at once, one timestep at a time: step t runs the rows of every state
+  // with more than t steps to go together through the prepared weights, so n sessions fed one
+  // step each cost one batched step instead of n. Each state ends bit for bit where feeding it
+  // alone (feed / feed_pixels / feed_tokens with its k) ends: rows never depend on their batch.
+  // Contract: the states are distinct, made by this predictor, and held by the calling thread
+  // for the call (the first one's scratch serves the whole batch); the predictor stays shareable.
+  // Every feed is checked first: Error("feed", "feeds[i]: ...") (a wrong input kind, k < 1, an
+  // id out of range, a state given twice) leaves every state unchanged.
+  void feed_many(std::span<const StreamFeed> feeds) const;
   // One image [image_rows, image_cols] as its view's steps, floats [steps(), features()]
   // (image-sequence models): what feed takes, so an image can be fed a few steps at a time.
   std::vector<float> image_steps(const std::uint8_t* image) const;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
+#include <unordered_set>
 
 #include "recur/error.hpp"
 
@@ -159,6 +161,27 @@ StreamState Predictor::start() const {
 
 namespace {
 
+// Pools one step's output `row` [F] into a state's accumulator, as the pooling layer does.
+void pool_step(Pooling pooling, const float* row, int F, bool first, float* acc) {
+  switch (pooling) {
+    case Pooling::last:
+      std::memcpy(acc, row, sizeof(float) * F);
+      break;
+    case Pooling::mean:
+      if (first) std::fill(acc, acc + F, 0.f);
+      for (int f = 0; f < F; ++f) acc[f] += row[f];
+      break;
+    case Pooling::max:
+      if (first) {
+        std::memcpy(acc, row, sizeof(float) * F);
+      } else {
+        for (int f = 0; f < F; ++f)
+          if (row[f] > acc[f]) acc[f] = row[f];
+      }
+      break;
+  }
+}
+
 // Runs k new timesteps (x [k, F] or ids [k]) through the layers before the pooling and adds
 // them to the pooling accumulator.
 void feed_steps(const Model<float>& model, const Predictor::Stream& plan, StreamState& state,
@@ -187,28 +210,9 @@ void feed_steps(const Model<float>& model, const Predictor::Stream& plan, Stream
   }
   // The pooling layer's arithmetic, one step at a time in the same order.
   const int F = plan.pooled;
-  float* acc = st.pooled.data();
-  for (int t = 0; t < k; ++t) {
-    const float* row = in + static_cast<std::size_t>(t) * F;
-    const bool first = state.steps == 0 && t == 0;
-    switch (plan.pooling) {
-      case Pooling::last:
-        std::memcpy(acc, row, sizeof(float) * F);
-        break;
-      case Pooling::mean:
-        if (first) std::fill(acc, acc + F, 0.f);
-        for (int f = 0; f < F; ++f) acc[f] += row[f];
-        break;
-      case Pooling::max:
-        if (first) {
-          std::memcpy(acc, row, sizeof(float) * F);
-        } else {
-          for (int f = 0; f < F; ++f)
-            if (row[f] > acc[f]) acc[f] = row[f];
-        }
-        break;
-    }
-  }
+  for (int t = 0; t < k; ++t)
+    pool_step(plan.pooling, in + static_cast<std::size_t>(t) * F, F, state.steps == 0 && t == 0,
+              st.pooled.data());
   state.steps += k;
 }
 
@@ -250,6 +254,133 @@ void Predictor::feed_tokens(StreamState& state, const std::int32_t* ids, int k) 
     RECUR_CHECK(ids[t] >= 0 && ids[t] < vocab, "feed",
                 fmt::format("token id {} is outside the vocabulary [0, {})", ids[t], vocab));
   feed_steps(*model_, *stream_, state, nullptr, ids, k);
+}
+
+namespace {
+
+// Step t of feed_many: rows[b] is the b-th state still running (B of them), `in` their inputs
+// [B, F] (or ids [B]); runs the layers before the pooling on one timestep of B rows, carrying
+// each state's h and c, and pools each row into its state. `scratch` lends its workspaces.
+void step_rows(const Model<float>& model, const Predictor::Stream& plan,
+               const std::vector<StreamState*>& rows, int B, int t, const float* x,
+               const std::int32_t* ids, StreamState::Impl& scratch, std::vector<float>& h0,
+               std::vector<float>& c0) {
+  const SeqInfo seq = SeqInfo::fixed(1, B);
+  const LayerContext<float> ctx{model.params().data(), B, &seq, ids, false, nullptr};
+  const float* in = x;
+  for (std::size_t s = 0; s < plan.stages.size(); ++s) {
+    const Predictor::Stream::Stage& stage = plan.stages[s];
+    StreamState::Impl::StageState& ws = scratch.stages[s];
+    if (stage.stack) {
+      // States keep h, c as [layers, hidden]; the stack reads [layers, B, hidden].
+      const std::size_t H = static_cast<std::size_t>(stage.stack->spec().hidden);
+      const std::size_t L = stage.state_size / H;
+      h0.resize(L * B * H);
+      c0.resize(stage.lstm ? L * B * H : 0);
+      for (int b = 0; b < B; ++b) {
+        const StreamState::Impl::StageState& own = rows[b]->impl->stages[s];
+        for (std::size_t l = 0; l < L; ++l) {
+          std::copy_n(own.h.data() + l * H, H, h0.data() + (l * B + b) * H);
+          if (stage.lstm) std::copy_n(own.c.data() + l * H, H, c0.data() + (l * B + b) * H);
+        }
+      }
+      stage.stack->forward(stage.params, in, 1, B, h0.data(), stage.lstm ? c0.data() : nullptr,
+                           false, nullptr, ws.stack_ws, nullptr, &stage.packed);
+      for (int b = 0; b < B; ++b) {
+        StreamState::Impl::StageState& own = rows[b]->impl->stages[s];
+        for (std::size_t l = 0; l < L; ++l) {
+          std::copy_n(ws.stack_ws.hn.data() + (l * B + b) * H, H, own.h.data() + l * H);
+          if (stage.lstm)
+            std::copy_n(ws.stack_ws.cn.data() + (l * B + b) * H, H, own.c.data() + l * H);
+        }
+      }
+      in = ws.stack_ws.layers.back().out.data();
+      continue;
+    }
+    const Layer<float>& layer = model.layer(stage.layer);
+    std::vector<float>& out = in == scratch.step_a.data() ? scratch.step_b : scratch.step_a;
+    out.resize(layer.output_size(ctx));
+    layer.forward(ctx, model.prepared(stage.layer), in, out.data(), ws.layer_ws.get());
+    in = out.data();
+  }
+  const int F = plan.pooled;
+  for (int b = 0; b < B; ++b) {
+    StreamState& st = *rows[b];
+    pool_step(plan.pooling, in + static_cast<std::size_t>(b) * F, F, st.steps == 0 && t == 0,
+              st.impl->pooled.data());
+  }
+}
+
+}  // namespace
+
+void Predictor::feed_many(std::span<const StreamFeed> feeds) const {
+  check_streamable();
+  const int F = kind_ == InputKind::text ? 0 : features();
+  const int vocab = kind_ == InputKind::text ? text().vocab.size() : 0;
+  // Everything is checked before any state moves.
+  std::unordered_set<const StreamState::Impl*> seen;
+  for (std::size_t i = 0; i < feeds.size(); ++i) {
+    const StreamFeed& f = feeds[i];
+    const std::string which = fmt::format("feeds[{}]", i);
+    RECUR_CHECK(f.state != nullptr, "feed", which + ": no state");
+    RECUR_CHECK(f.state->impl && f.state->impl->plan == stream_.get(), "feed",
+                which + ": the state was not made by this predictor's start()");
+    RECUR_CHECK(seen.insert(f.state->impl.get()).second, "feed",
+                which + ": the state is given twice (feed a state once per call)");
+    RECUR_CHECK(f.k >= 1, "feed",
+                which + ": needs at least one timestep, got " + std::to_string(f.k));
+    RECUR_CHECK((f.x != nullptr) + (f.pixels != nullptr) + (f.ids != nullptr) == 1, "feed",
+                which + ": give exactly one of x, pixels, ids");
+    if (f.ids) {
+      RECUR_CHECK(kind_ == InputKind::text, "feed",
+                  which + ": this model reads " + to_string(kind_) + ", not token ids");
+      for (int t = 0; t < f.k; ++t)
+        RECUR_CHECK(f.ids[t] >= 0 && f.ids[t] < vocab, "feed",
+                    fmt::format("{}: token id {} is outside the vocabulary [0, {})", which,
+                                f.ids[t], vocab));
+    } else {
+      RECUR_CHECK(
+          f.x == nullptr || kind_ == InputKind::sequence || kind_ == InputKind::image_sequence,
+          "feed", which + ": this model reads " + to_string(kind_) + ", not float features");
+      RECUR_CHECK(f.pixels == nullptr || kind_ == InputKind::image_sequence, "feed",
+                  which + ": this model reads " + to_string(kind_) + ", not image pixels");
+    }
+  }
+  if (feeds.empty()) return;
+  // Longest first: the states still running at step t are a prefix of `order`.
+  std::vector<std::size_t> order(feeds.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return feeds[a].k > feeds[b].k; });
+  std::vector<StreamState*> rows(order.size());
+  for (std::size_t b = 0; b < order.size(); ++b) rows[b] = feeds[order[b]].state;
+  StreamState::Impl& scratch = *rows.front()->impl;
+  std::vector<float> x, h0, c0;
+  std::vector<std::int32_t> ids;
+  int B = static_cast<int>(order.size());
+  for (int t = 0; t < feeds[order.front()].k; ++t) {
+    while (feeds[order[static_cast<std::size_t>(B) - 1]].k <= t) --B;
+    if (kind_ == InputKind::text) {
+      ids.resize(static_cast<std::size_t>(B));
+      for (int b = 0; b < B; ++b) ids[static_cast<std::size_t>(b)] = feeds[order[b]].ids[t];
+    } else {
+      x.resize(static_cast<std::size_t>(B) * F);
+      for (int b = 0; b < B; ++b) {
+        const StreamFeed& f = feeds[order[b]];
+        float* row = x.data() + static_cast<std::size_t>(b) * F;
+        const std::size_t at = static_cast<std::size_t>(t) * F;
+        if (f.x) {
+          std::copy_n(f.x + at, F, row);
+        } else {
+          // The view's scaling, as feed_pixels: pixel / 255.f.
+          for (int j = 0; j < F; ++j) row[j] = static_cast<float>(f.pixels[at + j]) / 255.f;
+        }
+      }
+    }
+    step_rows(*model_, *stream_, rows, B, t, kind_ == InputKind::text ? nullptr : x.data(),
+              kind_ == InputKind::text ? ids.data() : nullptr, scratch, h0, c0);
+  }
+  for (const StreamFeed& f : feeds) f.state->steps += f.k;
 }
 
 std::vector<float> Predictor::image_steps(const std::uint8_t* image) const {

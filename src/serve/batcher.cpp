@@ -26,7 +26,7 @@ Predictions Batcher::images(std::vector<std::uint8_t> pixels, std::int64_t n) {
   job.is_u8 = true;
   job.n = n;
   job.u8 = std::move(pixels);
-  return submit(std::move(job));
+  return submit(job);
 }
 
 Predictions Batcher::sequences(std::vector<float> x, std::int64_t n, int steps) {
@@ -35,18 +35,24 @@ Predictions Batcher::sequences(std::vector<float> x, std::int64_t n, int steps) 
   job.steps = steps;
   job.n = n;
   job.f32 = std::move(x);
-  return submit(std::move(job));
+  return submit(job);
 }
 
-Predictions Batcher::submit(Job job) {
+Predictions Batcher::submit(Job& job) {
   job.arrived = std::chrono::steady_clock::now();
-  std::future<Predictions> answer = job.answer.get_future();
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(std::move(job));
+    // A worker sleeps until the oldest request's deadline once it has one: wake it only for a
+    // first request or a full batch, not for every request (a context switch each).
+    wake = queue_.empty() || queued_ + job.n >= options_.max_batch;
+    queued_ += job.n;
+    queue_.push_back(&job);
   }
-  wake_.notify_one();
-  return answer.get();  // rethrows the Predictor's Error
+  if (wake) wake_.notify_one();
+  job.done.wait();
+  if (job.error) std::rethrow_exception(job.error);  // the Predictor's Error
+  return std::move(job.answer);
 }
 
 void Batcher::work() {
@@ -54,87 +60,92 @@ void Batcher::work() {
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
-    const Job& first = queue_.front();
-    const bool is_u8 = first.is_u8;
-    const int steps = first.steps;
-    const auto deadline = first.arrived + std::chrono::microseconds(options_.max_delay_us);
-    const auto fits = [&](const Job& j) { return j.is_u8 == is_u8 && j.steps == steps; };
+    const Job* first = queue_.front();
+    bool is_u8 = first->is_u8;
+    int steps = first->steps;
+    const auto deadline = first->arrived + std::chrono::microseconds(options_.max_delay_us);
+    const auto fits = [&](const Job* j) { return j->is_u8 == is_u8 && j->steps == steps; };
     // Wait for the batch to fill, until the oldest request's deadline.
     for (;;) {
       std::int64_t waiting = 0;
-      for (const Job& j : queue_)
-        if (fits(j)) waiting += j.n;
+      for (const Job* j : queue_)
+        if (fits(j)) waiting += j->n;
       if (waiting >= options_.max_batch || stopping_) break;
       if (wake_.wait_until(lock, deadline) == std::cv_status::timeout) break;
       if (queue_.empty() || !fits(queue_.front())) break;  // another worker took it
     }
     if (queue_.empty()) continue;
+    // Another worker may have taken the requests waited for: the batch is of the kind of the
+    // oldest request now queued.
+    is_u8 = queue_.front()->is_u8;
+    steps = queue_.front()->steps;
     // Take the oldest request and the compatible ones after it while they fit.
-    std::vector<Job> jobs;
+    std::vector<Job*> jobs;
     std::int64_t samples = 0;
     for (auto it = queue_.begin(); it != queue_.end();) {
-      const bool take = fits(*it) && (jobs.empty() || samples + it->n <= options_.max_batch);
+      const bool take = fits(*it) && (jobs.empty() || samples + (*it)->n <= options_.max_batch);
       if (take) {
-        samples += it->n;
-        jobs.push_back(std::move(*it));
+        samples += (*it)->n;
+        queued_ -= (*it)->n;
+        jobs.push_back(*it);
         it = queue_.erase(it);
       } else {
         ++it;
       }
       if (samples >= options_.max_batch) break;
     }
+    const bool more = !queue_.empty();
     lock.unlock();
-    wake_.notify_one();  // the rest of the queue may need another worker
+    if (more) wake_.notify_one();  // the rest of the queue may need another worker
     run(jobs);
+    for (Job* j : jobs) j->done.signal();
     lock.lock();
   }
 }
 
-void Batcher::run(std::vector<Job>& jobs) {
+void Batcher::run(std::vector<Job*>& jobs) {
   const int C = predictor_.num_classes();
   std::int64_t total = 0;
-  for (const Job& j : jobs) total += j.n;
+  for (const Job* j : jobs) total += j->n;
   Predictions all;
   try {
     if (jobs.size() == 1) {
-      Job& j = jobs.front();
+      const Job& j = *jobs.front();
       all = j.is_u8 ? predictor_.predict_images(j.u8.data(), j.n)
                     : predictor_.predict_sequences(j.f32.data(), j.n, j.steps);
-    } else if (jobs.front().is_u8) {
+    } else if (jobs.front()->is_u8) {
       std::vector<std::uint8_t> joined;
-      for (const Job& j : jobs) joined.insert(joined.end(), j.u8.begin(), j.u8.end());
+      for (const Job* j : jobs) joined.insert(joined.end(), j->u8.begin(), j->u8.end());
       all = predictor_.predict_images(joined.data(), total);
     } else {
       std::vector<float> joined;
-      for (const Job& j : jobs) joined.insert(joined.end(), j.f32.begin(), j.f32.end());
-      all = predictor_.predict_sequences(joined.data(), total, jobs.front().steps);
+      for (const Job* j : jobs) joined.insert(joined.end(), j->f32.begin(), j->f32.end());
+      all = predictor_.predict_sequences(joined.data(), total, jobs.front()->steps);
     }
   } catch (...) {
     // A batch fails as a whole only for a reason one of its requests carries (the Predictor
     // checks each row): run them one by one so that each gets its own answer or error.
     if (jobs.size() > 1) {
-      for (Job& j : jobs) {
-        std::vector<Job> alone;
-        alone.push_back(std::move(j));
+      for (Job* j : jobs) {
+        std::vector<Job*> alone = {j};
         run(alone);
       }
       return;
     }
-    jobs.front().answer.set_exception(std::current_exception());
+    jobs.front()->error = std::current_exception();
     return;
   }
   if (observer_) observer_(total);
   std::int64_t row = 0;
-  for (Job& j : jobs) {
-    Predictions mine;
-    mine.count = j.n;
+  for (Job* j : jobs) {
+    Predictions& mine = j->answer;
+    mine.count = j->n;
     mine.classes = C;
-    mine.labels.assign(all.labels.begin() + row, all.labels.begin() + row + j.n);
+    mine.labels.assign(all.labels.begin() + row, all.labels.begin() + row + j->n);
     mine.probabilities.assign(all.probabilities.begin() + row * C,
-                              all.probabilities.begin() + (row + j.n) * C);
-    mine.logits.assign(all.logits.begin() + row * C, all.logits.begin() + (row + j.n) * C);
-    row += j.n;
-    j.answer.set_value(std::move(mine));
+                              all.probabilities.begin() + (row + j->n) * C);
+    mine.logits.assign(all.logits.begin() + row * C, all.logits.begin() + (row + j->n) * C);
+    row += j->n;
   }
 }
 

@@ -15,8 +15,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
-#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -25,10 +25,33 @@
 
 namespace recur::serve {
 
+// A one-shot signal from a batch worker to the request thread waiting on its result: a mutex and
+// a condition variable (a futex wait and wake; C++20's semaphores spin and yield the CPU first,
+// which costs context switches on a busy machine).
+class Done {
+ public:
+  // Notifies under the lock: the waiter may return and destroy this object as soon as it sees
+  // done_, so nothing here may touch it after the unlock.
+  void signal() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+    cv_.notify_one();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
 struct BatchOptions {
   int max_batch = 64;       // samples per forward pass
   int max_delay_us = 2000;  // longest wait for a batch to fill
-  int workers = 1;          // forward passes run at once for this model
+  int workers = 2;          // forward passes run at once for this model (one per core here)
 };
 
 class Batcher {
@@ -53,18 +76,21 @@ class Batcher {
     std::vector<std::uint8_t> u8;
     std::vector<float> f32;
     std::chrono::steady_clock::time_point arrived;
-    std::promise<Predictions> answer;
+    Predictions answer;
+    std::exception_ptr error;
+    Done done;  // signalled by the worker once the result or error is set
   };
-  Predictions submit(Job job);
+  Predictions submit(Job& job);  // job lives on the caller's stack until done
   void work();
-  void run(std::vector<Job>& jobs);
+  void run(std::vector<Job*>& jobs);
 
   const Predictor& predictor_;
   BatchOptions options_;
   BatchObserver observer_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Job> queue_;
+  std::deque<Job*> queue_;
+  std::int64_t queued_ = 0;  // samples in queue_
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

@@ -44,6 +44,11 @@ void Metrics::batch(const std::string& model, std::int64_t samples) {
   add(models_[model].batches, kBatchBounds, static_cast<double>(samples));
 }
 
+void Metrics::session_batch(const std::string& model, std::int64_t sessions) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  add(models_[model].session_batches, kBatchBounds, static_cast<double>(sessions));
+}
+
 void Metrics::set_sessions(const std::string& model, std::int64_t live, std::int64_t expired) {
   std::lock_guard<std::mutex> lock(mutex_);
   models_[model].sessions = live;
@@ -78,6 +83,12 @@ std::string Metrics::text() {
     if (m.batches.count > 0)
       print(out, "recur_batch_samples", fmt::format("model=\"{}\",", model), m.batches,
             kBatchBounds);
+  out += "# HELP recur_session_batch_sessions Streaming sessions per batched step call.\n";
+  out += "# TYPE recur_session_batch_sessions histogram\n";
+  for (const auto& [model, m] : models_)
+    if (m.session_batches.count > 0)
+      print(out, "recur_session_batch_sessions", fmt::format("model=\"{}\",", model),
+            m.session_batches, kBatchBounds);
   out += "# HELP recur_sessions Streaming sessions open.\n# TYPE recur_sessions gauge\n";
   for (const auto& [model, m] : models_)
     if (!model.empty())

@@ -17,6 +17,8 @@ class Metrics {
   void request(const std::string& model, int status, double seconds);
   // One forward pass of `samples` rows for `model`.
   void batch(const std::string& model, std::int64_t samples);
+  // One batched step of `sessions` streaming sessions (Predictor::feed_many) for `model`.
+  void session_batch(const std::string& model, std::int64_t sessions);
   void set_sessions(const std::string& model, std::int64_t live, std::int64_t expired);
   std::string text();
 
@@ -35,6 +37,7 @@ class Metrics {
     std::map<std::string, std::uint64_t> requests;  // by status class ("2xx", "4xx", "5xx")
     Histogram<kLatencyBounds.size()> latency;
     Histogram<kBatchBounds.size()> batches;
+    Histogram<kBatchBounds.size()> session_batches;
     std::int64_t sessions = 0, sessions_expired = 0;
   };
   std::mutex mutex_;

@@ -3,7 +3,10 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "recur/error.hpp"
@@ -337,6 +340,22 @@ ModelShape shape_of(const Predictor& p) {
 }
 
 InferRequest parse_infer_request(std::string_view body, const ModelShape& m) {
+  if (std::optional<InferRequest> fast = parse_infer_request_fast(body, m)) return *std::move(fast);
+  return parse_infer_request_general(body, m);
+}
+
+bool same_request(const InferRequest& a, const InferRequest& b) {
+  const auto& x = a.sequence;
+  const auto& y = b.sequence;
+  return a.id == b.id && a.payload == b.payload && a.count == b.count && a.steps == b.steps &&
+         a.u8 == b.u8 && a.f32.size() == b.f32.size() &&
+         (a.f32.empty() ||
+          std::memcmp(a.f32.data(), b.f32.data(), a.f32.size() * sizeof(float)) == 0) &&
+         a.texts == b.texts && a.ids == b.ids && a.lengths == b.lengths && x.present == y.present &&
+         x.id == y.id && x.start == y.start && x.end == y.end && a.outputs == b.outputs;
+}
+
+InferRequest parse_infer_request_general(std::string_view body, const ModelShape& m) {
   // JSON is UTF-8: say where it is not (a text in Latin-1, a binary upload sent as JSON).
   if (std::size_t bad = 0; !valid_utf8(body, &bad))
     refuse("body",
@@ -409,6 +428,109 @@ nlohmann::json infer_response(const std::string& model_name, const InferRequest&
     answer["parameters"] = params;
   }
   return answer;
+}
+
+namespace {
+
+void put_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += fmt::format("\\u{:04x}", u);
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+template <typename T>
+void put_integer(std::string& out, T v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, r.ptr);
+}
+
+// A float as the JSON document writes it: the shortest text that reads back to the same double
+// (the float widened), with ".0" on whole numbers; null for what JSON cannot hold.
+void put_float(std::string& out, float v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  char buf[40];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), static_cast<double>(v));
+  out.append(buf, r.ptr);
+  if (std::find_if(buf, r.ptr, [](char c) { return c == '.' || c == 'e'; }) == r.ptr) out += ".0";
+}
+
+void put_output(std::string& out, const char* name, const char* datatype,
+                const std::vector<std::int64_t>& shape, bool floats, const float* f,
+                const std::int32_t* i, std::size_t n) {
+  if (out.back() != '[') out += ',';
+  out += "{\"name\":\"";
+  out += name;
+  out += "\",\"datatype\":\"";
+  out += datatype;
+  out += "\",\"shape\":[";
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (d) out += ',';
+    put_integer(out, shape[d]);
+  }
+  out += "],\"data\":[";
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k) out += ',';
+    if (floats)
+      put_float(out, f[k]);
+    else
+      put_integer(out, i[k]);
+  }
+  out += "]}";
+}
+
+}  // namespace
+
+std::string infer_response_text(const std::string& model_name, const InferRequest& request,
+                                const Predictions& p, std::int64_t stream_steps) {
+  const auto wanted = [&](const char* name) {
+    if (request.outputs.empty()) return true;
+    for (const std::string& o : request.outputs)
+      if (o == name) return true;
+    return false;
+  };
+  std::string out;
+  out.reserve(256 + static_cast<std::size_t>(p.count) * (p.classes * 48 + 8));
+  out += "{\"model_name\":";
+  put_string(out, model_name);
+  out += ",\"model_version\":\"1\"";
+  if (!request.id.empty()) {
+    out += ",\"id\":";
+    put_string(out, request.id);
+  }
+  out += ",\"outputs\":[";
+  const std::vector<std::int64_t> matrix = {p.count, p.classes};
+  if (wanted(kLogits))
+    put_output(out, kLogits, "FP32", matrix, true, p.logits.data(), nullptr, p.logits.size());
+  if (wanted(kProbabilities))
+    put_output(out, kProbabilities, "FP32", matrix, true, p.probabilities.data(), nullptr,
+               p.probabilities.size());
+  if (wanted(kLabels))
+    put_output(out, kLabels, "INT32", {p.count}, false, nullptr, p.labels.data(), p.labels.size());
+  out += ']';
+  if (request.sequence.present) {
+    out += ",\"parameters\":{\"sequence_id\":";
+    put_string(out, request.sequence.id);
+    out += ",\"sequence_steps\":";
+    put_integer(out, stream_steps);
+    if (request.sequence.end) out += ",\"sequence_end\":true";
+    out += '}';
+  }
+  out += '}';
+  return out;
 }
 
 nlohmann::json model_metadata(const std::string& name, const ModelShape& m,

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -90,7 +91,19 @@ struct InferRequest {
 };
 
 // Parses and checks an infer request's body for a model of `shape`. Throws BadRequest.
+// A plain, valid request takes the fast path; anything else the general parser.
 InferRequest parse_infer_request(std::string_view body, const ModelShape& shape);
+// The fast path alone (fast_request.cpp): a request with one input tensor whose `data` is a
+// flat array of numbers, strings without escapes and no keys the protocol does not define,
+// read in one pass straight into its buffers (no JSON document). nullopt for anything else and
+// for every request the general parser would refuse: it accepts only what the general parser
+// accepts, with the same result (the fuzz harness holds the two to that).
+std::optional<InferRequest> parse_infer_request_fast(std::string_view body,
+                                                     const ModelShape& shape);
+// The general parser alone (a JSON document; words every refusal).
+InferRequest parse_infer_request_general(std::string_view body, const ModelShape& shape);
+// Two parsed requests hold the same fields, floats compared bit for bit.
+bool same_request(const InferRequest& a, const InferRequest& b);
 
 // The names of the three outputs every model answers.
 inline constexpr const char* kLogits = "logits";
@@ -101,6 +114,11 @@ inline constexpr const char* kLabels = "labels";
 // its sequence id and the steps read so far.
 nlohmann::json infer_response(const std::string& model_name, const InferRequest& request,
                               const Predictions& predictions, std::int64_t stream_steps = -1);
+
+// The same answer written straight to text (no JSON document): what the server sends. Floats
+// in the shortest form that reads back to the same number.
+std::string infer_response_text(const std::string& model_name, const InferRequest& request,
+                                const Predictions& predictions, std::int64_t stream_steps = -1);
 
 // GET /v2/models/NAME: name, platform, inputs and outputs with their datatypes and shapes (-1
 // for any size), and what the model reads ("recur" parameters: kind, view, streamable).

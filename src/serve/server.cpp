@@ -116,7 +116,9 @@ Server::Server(const std::vector<NamedModel>& named, const ServeOptions& options
         *m->predictor, options_.batch,
         [this, name](std::int64_t samples) { metrics_.batch(name, samples); });
     if (m->shape.streamable)
-      m->sessions = std::make_unique<SessionTable>(*m->predictor, options_.sessions);
+      m->sessions = std::make_unique<SessionTable>(
+          *m->predictor, options_.sessions, options_.batch,
+          [this, name](std::int64_t sessions) { metrics_.session_batch(name, sessions); });
     by_name_[n.name] = m.get();
     models_.push_back(std::move(m));
   }
@@ -178,7 +180,7 @@ void Server::infer(Model& m, const httplib::Request& req, httplib::Response& res
     }
     std::int64_t steps = -1;
     const Predictions p = r.sequence.present ? m.sessions->feed(r, steps) : predict(m, r);
-    res.set_content(infer_response(m.name, r, p, steps).dump(), "application/json");
+    res.set_content(infer_response_text(m.name, r, p, steps), "application/json");
   } catch (const BadRequest& e) {
     send_error(res, e.status(), e.field(), e.reason());
   } catch (const Error& e) {

@@ -5,14 +5,18 @@
 
 namespace recur::serve {
 
-SessionTable::SessionTable(const Predictor& predictor, SessionOptions options)
-    : predictor_(predictor), options_(options) {}
+SessionTable::SessionTable(const Predictor& predictor, SessionOptions options, BatchOptions batch,
+                           StepBatcher::BatchObserver observer)
+    : predictor_(predictor),
+      options_(options),
+      batcher_(predictor, batch, std::move(observer), [this] { return open_.load(); }) {}
 
 void SessionTable::drop_idle(std::chrono::steady_clock::time_point now) {
   const auto idle = std::chrono::duration<double>(options_.idle_s);
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (now - it->second->used > idle) {
       it = sessions_.erase(it);
+      open_ = sessions_.size();
       ++expired_;
     } else {
       ++it;
@@ -43,6 +47,7 @@ std::shared_ptr<SessionTable::Session> SessionTable::find_or_start(const Sequenc
     s->state = predictor_.start();
     s->used = now;
     sessions_[seq.id] = s;
+    open_ = sessions_.size();
     return s;
   }
   if (it == sessions_.end())
@@ -61,27 +66,32 @@ Predictions SessionTable::feed(const InferRequest& r, std::int64_t& steps_read) 
     std::lock_guard<std::mutex> lock(s->mutex);
     if (s->ended)
       throw BadRequest(400, "parameters.sequence_id", "sequence " + r.sequence.id + " has ended");
+    StreamFeed f;
+    f.state = &s->state;
+    f.k = r.steps;
+    std::vector<std::int32_t> ids;
     switch (r.payload) {
       case Payload::steps_u8:
-        predictor_.feed_pixels(s->state, r.u8.data(), r.steps);
+        f.pixels = r.u8.data();
         break;
       case Payload::steps_f32:
-        predictor_.feed(s->state, r.f32.data(), r.steps);
+        f.x = r.f32.data();
         break;
       case Payload::tokens:
-        predictor_.feed_tokens(s->state, r.ids.data(), r.steps);
+        f.ids = r.ids.data();
         break;
-      case Payload::texts: {
-        const std::vector<std::int32_t> ids = predictor_.text_tokens(r.texts.front());
-        if (!ids.empty())
-          predictor_.feed_tokens(s->state, ids.data(), static_cast<int>(ids.size()));
-        if (s->state.steps == 0)
+      case Payload::texts:
+        // A piece of text: its words (none when it holds only a space) are the next steps.
+        ids = predictor_.text_tokens(r.texts.front());
+        f.ids = ids.data();
+        f.k = static_cast<int>(ids.size());
+        if (f.k == 0 && s->state.steps == 0)
           throw BadRequest(400, "inputs[0].data", "the text holds no word yet: nothing to read");
         break;
-      }
       case Payload::images:
         throw BadRequest(400, "inputs[0].shape", "a stream takes steps [1, k, features]");
     }
+    if (f.k > 0) batcher_.feed(f);
     reading = predictor_.read(s->state);
     steps_read = s->state.steps;
     if (r.sequence.end) s->ended = true;
@@ -90,6 +100,7 @@ Predictions SessionTable::feed(const InferRequest& r, std::int64_t& steps_read) 
     std::lock_guard<std::mutex> lock(mutex_);
     const auto it = sessions_.find(r.sequence.id);
     if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+    open_ = sessions_.size();
   }
   Predictions p;
   p.count = 1;

@@ -2,10 +2,11 @@
 // by the server between requests (Triton's sequence_id / sequence_start / sequence_end).
 //
 // At most max_sessions live at once; a session untouched for idle_s seconds expires and its id
-// is forgotten. A session is fed by one request at a time (its own lock); different sessions
-// are fed concurrently.
+// is forgotten. A session is fed by one request at a time (its own lock); the feeds of different
+// sessions that arrive together are joined into one batched step (step_batcher.hpp).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "recur/predictor.hpp"
 #include "serve/protocol.hpp"
+#include "serve/step_batcher.hpp"
 
 namespace recur::serve {
 
@@ -25,7 +27,10 @@ struct SessionOptions {
 
 class SessionTable {
  public:
-  SessionTable(const Predictor& predictor, SessionOptions options);
+  // Feeds of concurrent sessions are joined as `batch` bounds them; `observer` sees each
+  // batched step's session count.
+  SessionTable(const Predictor& predictor, SessionOptions options, BatchOptions batch,
+               StepBatcher::BatchObserver observer);
 
   // Feeds the request's steps into its sequence (made fresh by sequence_start) and returns the
   // reading so far as a batch of one; steps_read is set to the steps fed so far. sequence_end
@@ -50,7 +55,9 @@ class SessionTable {
   SessionOptions options_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
+  std::atomic<std::size_t> open_{0};  // sessions_.size(), read by the batcher without mutex_
   std::int64_t expired_ = 0;
+  StepBatcher batcher_;  // last: its workers stop before the table goes
 };
 
 }  // namespace recur::serve

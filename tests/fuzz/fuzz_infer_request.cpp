@@ -9,10 +9,13 @@
 // field, and nothing else; an accepted request holds exactly the data its shape says (u8 pixels
 // count x rows x cols, f32 count x steps x features, all finite; texts valid UTF-8; token ids in
 // the vocabulary; lengths in [1, steps]); a stream request is only accepted by a model that
-// streams and holds one sample; the answer built from it is JSON that parses back.
+// streams and holds one sample; the answer built from it is JSON that parses back (the
+// hand-written answer too, equal to the JSON document's); and the fast path accepts only what
+// the general parser accepts, with the same fields bit for bit.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -101,6 +104,23 @@ void check_accepted(const recur::serve::InferRequest& r, const ModelShape& m) {
   p.logits.assign(n * m.classes, -1.f);
   const std::string answer = recur::serve::infer_response("m", r, p, 1).dump();
   check(!nlohmann::json::parse(answer, nullptr, false).is_discarded(), "the answer is JSON");
+  const nlohmann::json text =
+      nlohmann::json::parse(recur::serve::infer_response_text("m", r, p, 1), nullptr, false);
+  check(text == recur::serve::infer_response("m", r, p, 1), "the written answer is the document");
+}
+
+// The fast path accepts nothing the general parser refuses, and reads what it reads.
+void check_fast_path(std::string_view body, const ModelShape& m) {
+  const std::optional<recur::serve::InferRequest> fast =
+      recur::serve::parse_infer_request_fast(body, m);
+  if (!fast) return;
+  try {
+    const recur::serve::InferRequest general = recur::serve::parse_infer_request_general(body, m);
+    check(recur::serve::same_request(*fast, general), "the fast path reads what the parser reads");
+  } catch (const recur::serve::BadRequest& e) {
+    recur::fuzz::fail(std::string("the fast path accepted a request the parser refuses: ") +
+                      e.what());
+  }
 }
 
 }  // namespace
@@ -109,6 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const ModelShape m = model(data[0] % 5);
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
+  check_fast_path(body, m);
   try {
     check_accepted(recur::serve::parse_infer_request(body, m), m);
   } catch (const recur::serve::BadRequest& e) {

@@ -31,25 +31,31 @@ async function main() {
     result.index = await page.$$eval('table tr td:first-child', (tds) => tds.map((t) => t.textContent));
     await page.goto(base + '/digits?model=mnist');
     await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
-    await page.$eval('#pen', (e) => { e.value = '11'; });
     const box = await page.locator('#pad').boundingBox();
     const S = 10;
+    // A person's strokes in two passes, as one draws the core of a digit with a thick pen and
+    // then its fainter edges with a thin one (the page's pen slider): one stroke per run of
+    // pixels at least as dark as the pass's threshold in each row, drawn as a mouse drag.
+    const PASSES = [{ ink: 160, pen: '11' }, { ink: 80, pen: '7' }];
     for (let k = 0; k < digits.length; ++k) {
       const px = digits[k].pixels;
       await page.click('#clear');
       let strokes = 0;
-      for (let r = 0; r < 28; ++r) {
-        let c = 0;
-        while (c < 28) {
-          if (px[r * 28 + c] < 128) { ++c; continue; }
-          const start = c;
-          while (c < 28 && px[r * 28 + c] >= 128) ++c;
-          const y = box.y + r * S + S / 2;
-          await page.mouse.move(box.x + start * S + S / 2, y);
-          await page.mouse.down();
-          await page.mouse.move(box.x + (c - 1) * S + S / 2, y, { steps: 2 });
-          await page.mouse.up();
-          ++strokes;
+      for (const pass of PASSES) {
+        await page.$eval('#pen', (e, v) => { e.value = v; }, pass.pen);
+        for (let r = 0; r < 28; ++r) {
+          let c = 0;
+          while (c < 28) {
+            if (px[r * 28 + c] < pass.ink) { ++c; continue; }
+            const start = c;
+            while (c < 28 && px[r * 28 + c] >= pass.ink) ++c;
+            const y = box.y + r * S + S / 2;
+            await page.mouse.move(box.x + start * S + S / 2, y);
+            await page.mouse.down();
+            await page.mouse.move(box.x + (c - 1) * S + S / 2, y, { steps: 2 });
+            await page.mouse.up();
+            ++strokes;
+          }
         }
       }
       await page.waitForFunction((n) => {
@@ -59,7 +65,9 @@ async function main() {
       const shown = await page.$eval('#verdict', (v) => ({ state: v.dataset.state, label: v.dataset.label, text: v.textContent }));
       const error = await page.$eval('#error', (e) => e.textContent);
       const lines = await page.$$eval('#chart polyline', (p) => p.length);
-      result.digits.push({ truth: digits[k].label, shown: shown.label, state: shown.state, error, lines });
+      // The row-by-row chart: each class's line has one point per row read.
+      const points = await page.$$eval('#chart polyline', (p) => p.map((l) => l.points.length));
+      result.digits.push({ index: digits[k].index, truth: digits[k].label, shown: shown.label, state: shown.state, error, lines, points, strokes });
       await page.screenshot({ path: path.join(out, `digit-${String(k).padStart(2, '0')}.png`) });
     }
     await page.goto(base + '/text?model=imdb');

@@ -6,8 +6,9 @@
    probabilities;
 2. 200 digits sent one by one and by 64 concurrent clients (so that the server joins them into
    batches, which /metrics must show) give bit-identical answers;
-3. the 1,000 digits fed one row per request through streaming sessions, 16 sessions at once
-   interleaved, end with the logits of whole-image inference (1e-5);
+3. the 1,000 digits fed 1 to 3 rows per request through streaming sessions, 16 sessions at once
+   interleaved (joined by the server into batched steps, which /metrics must show), end bit for
+   bit with their solo session runs and within 1e-5 of whole-image inference;
 4. a PNG upload is framed as `recur predict` frames it; bad JSON, wrong datatypes and shapes,
    an unknown model, non-UTF-8 text, a body that is not a PNG, streaming a bidirectional model,
    an unknown sequence, a body over the limit and a missing token each get their 4xx with a
@@ -183,28 +184,73 @@ def check_batch_independence(server, digits, failures):
     print(f"batching: {N_ALONE} requests of 64 clients ran in {passes} forward passes")
 
 
+def session_batches(server):
+    """(batched steps, steps of one session) of the mnist model so far, from /metrics."""
+    status, text = server.get("/metrics", AUTH)
+    assert status == 200
+    counts = [0, 0]
+    for line in text.decode().splitlines():
+        if line.startswith('recur_session_batch_sessions_count{model="mnist"}'):
+            counts[0] = int(line.split()[-1])
+        if line.startswith('recur_session_batch_sessions_bucket{model="mnist",le="1"}'):
+            counts[1] = int(line.split()[-1])
+    return counts
+
+
 def check_streaming(server, digits, whole, failures):
+    """Each digit fed through a session alone (one request of 28 rows, no other session open),
+    then all of them 16 sessions at once, interleaved, each request carrying the next 1 to 3
+    rows: the server joins concurrent sessions' rows into batched steps, and every session must
+    end bit for bit where its solo run ended (and within 1e-5 of whole-image inference)."""
+    solo = []
+    conn = server.connection()
+    for i in range(N_DIGITS):
+        status, a = server.infer("mnist", {
+            "inputs": [{"name": "input", "datatype": "UINT8", "shape": [1, 28, 28],
+                        "data": digits[i]}],
+            "parameters": {"sequence_id": f"solo-{i}", "sequence_start": True,
+                           "sequence_end": True}}, conn, AUTH)
+        assert status == 200, a
+        solo.append(ss.outputs(a)["logits"]["data"])
+    conn.close()
+    before = session_batches(server)
     final = [None] * N_DIGITS
+    sent = [0] * SESSIONS
 
     def session(k):
         conn = server.connection()
         for i in range(k, N_DIGITS, SESSIONS):
-            for r in range(28):
-                body = {"inputs": [{"name": "input", "datatype": "UINT8", "shape": [1, 1, 28],
-                                    "data": digits[i][r * 28:(r + 1) * 28]}],
+            r, piece = 0, 0
+            while r < 28:
+                n = min(1 + (k + i + piece) % 3, 28 - r)
+                body = {"inputs": [{"name": "input", "datatype": "UINT8", "shape": [1, n, 28],
+                                    "data": digits[i][r * 28:(r + n) * 28]}],
                         "parameters": {"sequence_id": 1000 + i, "sequence_start": r == 0,
-                                       "sequence_end": r == 27}}
+                                       "sequence_end": r + n == 28}}
                 status, a = server.infer("mnist", body, conn, AUTH)
                 assert status == 200, a
-                assert a["parameters"]["sequence_steps"] == r + 1, a["parameters"]
+                assert a["parameters"]["sequence_steps"] == r + n, a["parameters"]
+                r, piece = r + n, piece + 1
+                sent[k] += 1
             final[i] = ss.outputs(a)["logits"]["data"]
         conn.close()
 
     in_parallel(SESSIONS, session)
+    after = session_batches(server)
+    steps, singles = after[0] - before[0], after[1] - before[1]
+    if steps >= sum(sent) or singles == steps:
+        failures.append(f"16 concurrent sessions were never batched ({steps} batched steps, "
+                        f"{singles} of one session, for {sum(sent)} requests)")
+    differ = sum(1 for a, b in zip(final, solo) if a != b)
+    if differ:
+        failures.append(f"{differ} of {N_DIGITS} sessions fed among others differ from their "
+                        "solo run")
     worst = max(abs(a - b) for i in range(N_DIGITS) for a, b in zip(final[i], whole[i]["logits"]))
     if worst > 1e-5:
         failures.append(f"streamed logits differ from whole-image ones by up to {worst:g}")
-    print(f"streaming: {N_DIGITS} digits, {28 * N_DIGITS} row requests, worst logit gap {worst:g}")
+    print(f"streaming: {N_DIGITS} digits, {sum(sent)} requests of 1-3 rows in {steps} batched "
+          f"steps ({singles} of one session), worst logit gap to whole images {worst:g}")
+    return N_DIGITS + sum(sent)
 
 
 def expect_error(failures, what, got, status, field, reason_part=""):
@@ -304,6 +350,7 @@ def main():
     mnist, imdb = ss.trained_models(cli, os.path.abspath(args.work))
     digits = ss.read_idx_images(N_DIGITS)
     failures = []
+    streamed = [0]
     started = time.time()
     server = ss.Server(cli, [f"mnist={mnist}", f"imdb={imdb}", "--token", TOKEN,
                              "--max-body-mb", "1", "--max-batch", "64", "--max-delay-us", "3000"],
@@ -313,7 +360,8 @@ def main():
         phases = [("protocol", lambda: check_digits_and_reviews(server, cli, mnist, imdb, digits,
                                                                 failures)),
                   ("batching", lambda: check_batch_independence(server, digits, failures)),
-                  ("streaming", lambda: check_streaming(server, digits, whole, failures)),
+                  ("streaming", lambda: streamed.__setitem__(
+                      0, check_streaming(server, digits, whole, failures))),
                   ("errors", lambda: check_errors(server, work, cli, mnist, digits, failures))]
         whole = predict_json(cli, [mnist, idx, "--index", ",".join(map(str, range(N_DIGITS)))])
         for name, phase in phases:
@@ -327,7 +375,7 @@ def main():
     with open(server.log_path) as f:
         log = f.read()
     posts = sum(1 for line in log.splitlines() if line.startswith("POST /v2/models/"))
-    expected = 20 + 10 + 2 * N_ALONE + 28 * N_DIGITS
+    expected = 20 + 10 + 2 * N_ALONE + streamed[0]
     if posts < expected or "recur serve: stopped" not in log:
         failures.append(f"the log holds {posts} infer lines (>= {expected} expected) "
                         f"and {'a' if 'stopped' in log else 'no'} stop line")

@@ -2,6 +2,10 @@
 // for each model kind, and the field and reason of each refusal.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "serve/protocol.hpp"
@@ -199,6 +203,180 @@ TEST(ServeProtocol, TheAnswerHoldsTheOutputsAskedFor) {
   EXPECT_EQ(nlohmann::json::parse(a.dump())["outputs"][0]["data"][1].get<float>(), 0.2f);
   EXPECT_EQ(a["outputs"][1]["data"], nlohmann::json::array({2}));
   EXPECT_FALSE(a.contains("parameters"));
+}
+
+// Every body is read by the fast path (when it takes it) exactly as the general parser reads it,
+// and the fast path takes nothing the general parser refuses.
+void expect_fast_path_agrees(const std::string& body, const ModelShape& m, bool taken) {
+  const std::optional<InferRequest> fast = recur::serve::parse_infer_request_fast(body, m);
+  EXPECT_EQ(fast.has_value(), taken) << body;
+  if (!fast) return;
+  try {
+    EXPECT_TRUE(
+        recur::serve::same_request(*fast, recur::serve::parse_infer_request_general(body, m)))
+        << body;
+  } catch (const BadRequest& e) {
+    ADD_FAILURE() << "the fast path took a body the parser refuses (" << e.what() << "): " << body;
+  }
+}
+
+TEST(ServeProtocol, TheFastPathTakesPlainRequestsAsTheParserReadsThem) {
+  const ModelShape rows = rows_model(), text = text_model(true), arrays = array_model();
+  const std::string img = R"("datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,255])";
+  // Plain requests, keys in any order, with ids, outputs and sequence parameters.
+  expect_fast_path_agrees(R"({"inputs":[{"name":"x",)" + img + "}]}", rows, true);
+  expect_fast_path_agrees(R"( { "id" : "r1" , "outputs":[{"name":"labels"},{"name":"logits"}],)"
+                          R"( "inputs" : [ { )" +
+                              img + R"(, "name" : "in" } ] } )",
+                          rows, true);
+  expect_fast_path_agrees(R"({"inputs":[{"datatype":"FP32","shape":[2,2,3],)"
+                          R"("data":[0,1.5,-2,1e-3,-0,0.1,3E2,-7.25e-1,1,2,3,4]}]})",
+                          rows, true);
+  expect_fast_path_agrees(R"({"inputs":[{"datatype":"UINT8","shape":[1,1,3],"data":[9,8,7]}],)"
+                          R"("parameters":{"sequence_id":42,"sequence_start":true}})",
+                          rows, true);
+  expect_fast_path_agrees(R"({"parameters":{"sequence_end":false,"sequence_id":"s-1"},)"
+                          R"("inputs":[{"datatype":"FP32","shape":[1,2,3],"data":[1,2,3,4,5,6]}]})",
+                          rows, true);
+  expect_fast_path_agrees(R"({"inputs":[{"datatype":"INT32","shape":[1,3],"data":[0,9,4]}],)"
+                          R"("parameters":{"sequence_id":7}})",
+                          text, true);
+  expect_fast_path_agrees(
+      R"({"inputs":[{"datatype":"FP32","shape":[1,3,2],"data":[1,2,3,4,5,6.5]}]})", arrays, true);
+  // Numbers at the edges of what the general parser reads the same way.
+  expect_fast_path_agrees(R"({"inputs":[{"datatype":"FP32","shape":[1,1,3],)"
+                          R"("data":[18446744073709551616,-9223372036854775809,3.4028234e38]}],)"
+                          R"("parameters":{"sequence_id":1}})",
+                          rows, true);
+  // Left to the general parser: refusals, nested or BYTES data, escapes, unknown or repeated keys,
+  // a second input, data before its shape, sequence 0, and numbers the parser words itself.
+  for (const std::string& body : std::vector<std::string>{
+           R"({"inputs":[{)" + img + R"(}],"extra":1})",
+           R"({"inputs":[{"name":"x\u0041",)" + img + "}]}",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[[0,1,2],[3,4,5]]}]})",
+           R"({"inputs":[{"data":[0,1,2,3,4,5],"datatype":"UINT8","shape":[1,2,3]}]})",
+           R"({"inputs":[{)" + img + "},{" + img + "}]}",
+           R"({"inputs":[{)" + img + R"(}],"inputs":[{)" + img + "}]}",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,256]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,5.0]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,05]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,5,6]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[0,2,3],"data":[]}]})",
+           R"({"inputs":[{"datatype":"FP32","shape":[1,2,3],"data":[1,2,3,4,5,1e39]}]})",
+           R"({"inputs":[{"datatype":"FP32","shape":[1,2,3],"data":[1,2,3,4,5,.5]}]})",
+           R"({"inputs":[{"datatype":"FP32","shape":[1,2,3],"data":[1,2,3,4,5,1.]}]})",
+           R"({"inputs":[{"datatype":"FP32","shape":[1,2,3],"data":[1,2,3,4,5,NaN]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,1,3],"data":[1,2,3]}],)"
+           R"("parameters":{"sequence_id":0}})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,1,3],"data":[1,2,3]}],)"
+           R"("parameters":{"sequence_start":true}})",
+           R"({"inputs":[{)" + img + R"(}],"outputs":[{"name":"nope"}]})",
+           R"({"inputs":[{)" + img + "}]} x",
+           R"({"inputs":[{)" + img + "}]",
+       })
+    expect_fast_path_agrees(body, rows, false);
+  expect_fast_path_agrees(R"({"inputs":[{"datatype":"INT32","shape":[1,3],"data":[0,10,4]}],)"
+                          R"("parameters":{"sequence_id":7}})",
+                          text, false);
+  expect_fast_path_agrees(R"({"inputs":[{"datatype":"BYTES","shape":[1],"data":["ok"]}]})", text,
+                          false);
+  expect_fast_path_agrees(R"({"inputs":[{"datatype":"UINT8","shape":[1,1,3],"data":[1,2,3]}],)"
+                          R"("parameters":{"sequence_id":42}})",
+                          text_model(false), false);
+}
+
+// The models of the fuzz harness (tests/fuzz/fuzz_infer_request.cpp), picked by a seed's byte 0.
+ModelShape fuzz_model(int which) {
+  ModelShape m;
+  m.classes = 10;
+  m.streamable = which != 1 && which != 4;
+  m.not_streamable = "does not stream";
+  switch (which) {
+    case 0:
+      m.kind = InputKind::image_sequence;
+      m.rows = m.cols = m.steps = m.features = 28;
+      break;
+    case 1:
+      m.kind = InputKind::whole_image;
+      m.rows = m.cols = 8;
+      break;
+    case 2:
+    case 4:
+      m.kind = InputKind::text;
+      m.vocab = 50;
+      break;
+    default:
+      m.kind = InputKind::sequence;
+      m.features = 3;
+      break;
+  }
+  return m;
+}
+
+// The fuzz harness's seed bodies, and every truncation of them, for every kind of model.
+TEST(ServeProtocol, TheFastPathAgreesWithTheParserOnTheFuzzSeeds) {
+  const std::filesystem::path seeds =
+      std::filesystem::path(RECUR_TEST_DIR) / "fuzz" / "corpus" / "infer_request";
+  int taken = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(seeds)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (seed.empty()) continue;
+    const std::string body = seed.substr(1);  // byte 0 picks the fuzz harness's model
+    for (int which = 0; which < 5; ++which)
+      for (std::size_t cut = body.size() + 1; cut-- > 0;) {
+        const ModelShape m = fuzz_model(which);
+        const std::string part = body.substr(0, cut);
+        const std::optional<InferRequest> fast = recur::serve::parse_infer_request_fast(part, m);
+        if (!fast) continue;
+        ++taken;
+        try {
+          EXPECT_TRUE(
+              recur::serve::same_request(*fast, recur::serve::parse_infer_request_general(part, m)))
+              << part;
+        } catch (const BadRequest& e) {
+          ADD_FAILURE() << "the fast path took a body the parser refuses (" << e.what()
+                        << "): " << part;
+        }
+      }
+  }
+  EXPECT_GT(taken, 0);
+}
+
+TEST(ServeProtocol, TheWrittenAnswerIsTheJsonDocument) {
+  InferRequest r;
+  r.id = "q\"\\\n\x01é";
+  r.count = 2;
+  r.sequence.present = true;
+  r.sequence.id = "s\"1";
+  r.sequence.end = true;
+  recur::Predictions p;
+  p.count = 2;
+  p.classes = 3;
+  p.labels = {2, 0};
+  p.probabilities = {0.1f, 0.2f, 0.7f, 1.f, 0.f, 1e-30f};
+  p.logits = {1, -2.5f, 3.4028235e38f, -0.f, 123456789.f, 1e-7f};
+  const auto same = [&] {
+    const std::string text = recur::serve::infer_response_text("m", r, p, 5);
+    const nlohmann::json doc = recur::serve::infer_response("m", r, p, 5);
+    EXPECT_EQ(nlohmann::json::parse(text), doc) << text;
+    // Floats read back bit for bit, and whole numbers stay floats.
+    const nlohmann::json back = nlohmann::json::parse(text);
+    for (const auto& o : back["outputs"])
+      if (o["datatype"] == "FP32")
+        for (std::size_t i = 0; i < o["data"].size(); ++i) {
+          EXPECT_TRUE(o["data"][i].is_number_float()) << text;
+          const float want = o["name"] == "logits" ? p.logits[i] : p.probabilities[i];
+          EXPECT_EQ(std::bit_cast<std::uint32_t>(o["data"][i].get<float>()),
+                    std::bit_cast<std::uint32_t>(want));
+        }
+  };
+  same();
+  r.outputs = {"labels"};
+  r.sequence = {};
+  r.id.clear();
+  same();
 }
 
 }  // namespace
