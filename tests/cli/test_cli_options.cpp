@@ -80,6 +80,7 @@ const std::map<std::string, std::string> kBad = {
     {"--clip-norm", "--clip-norm -1"},
     {"--clip-value", "--clip-value -1"},
     {"--label-smoothing", "--label-smoothing 1"},
+    {"--ema", "--ema 1"},
     {"--patience", "--patience -1"},
     {"--batch", "--batch 100000"},
     {"--epochs", "--epochs -1"},
