@@ -1,5 +1,6 @@
 #include "kernels/int8_gemm.hpp"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -31,7 +32,11 @@ Int8CpuFeatures detect_int8_features() {
   Int8CpuFeatures f;
   f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
   f.avx512bw = __builtin_cpu_supports("avx512bw");
-  f.avx_vnni = __builtin_cpu_supports("avxvnni");
+  // AVX-VNNI (CPUID leaf 7, subleaf 1, EAX bit 4) by hand: not every compiler's
+  // __builtin_cpu_supports knows its name. The ymm state is the OS's whenever avx2 is usable.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  f.avx_vnni = __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 &&
+               (a & (1u << 4)) != 0;
   f.avx2 = __builtin_cpu_supports("avx2");
   f.fma = __builtin_cpu_supports("fma");
   return f;
@@ -192,7 +197,7 @@ RECUR_CPU_DISPATCH void gemm_portable_s32(const Job& j) {
 }
 
 template <int MR, int P, bool kFloat>
-RECUR_AVX512_VNNI [[gnu::always_inline]] inline void tile512(const Job& j, int m, int p) {
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void tile512(const Job& j, int m, int p) {
   const QuantizedMatrix& W = *j.W;
   const int Kq = W.Kp / 4;
   const std::size_t stride = static_cast<std::size_t>(Kq) * kInt8Panel * 4;
@@ -246,13 +251,13 @@ RECUR_AVX512_VNNI [[gnu::always_inline]] inline void tile512(const Job& j, int m
 
 // Rows [m, m + MR) against panels [p, end) in groups of P, the rest one by one.
 template <int MR, int P, bool kFloat>
-RECUR_AVX512_VNNI [[gnu::always_inline]] inline void rows512(const Job& j, int m, int p, int end) {
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void rows512(const Job& j, int m, int p, int end) {
   for (; p + P <= end; p += P) tile512<MR, P, kFloat>(j, m, p);
   for (; p < end; ++p) tile512<MR, 1, kFloat>(j, m, p);
 }
 
 template <bool kFloat>
-RECUR_AVX512_VNNI [[gnu::always_inline]] inline void gemm512_impl(const Job& j) {
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void gemm512_impl(const Job& j) {
   const int panels = j.W->Np / kInt8Panel;
   // One or two rows (batch-1 and streaming): four panels at once for independent chains.
   if (j.M == 1) return rows512<1, 4, kFloat>(j, 0, 0, panels);
@@ -314,7 +319,7 @@ RECUR_AVX512_VNNI void gemm512_s32(const Job& j) {
 #define RECUR_AVX_VNNI __attribute__((target("avx2,fma,avxvnni")))
 
 template <int MR, bool kFloat>
-RECUR_AVX_VNNI [[gnu::always_inline]] inline void tile256(const Job& j, int m, int p) {
+[[gnu::always_inline]] RECUR_AVX_VNNI inline void tile256(const Job& j, int m, int p) {
   const QuantizedMatrix& W = *j.W;
   const int Kq = W.Kp / 4;
   const std::int8_t* panel = W.w.data() + static_cast<std::size_t>(p) * Kq * kInt8Panel * 4;
@@ -364,7 +369,7 @@ RECUR_AVX_VNNI [[gnu::always_inline]] inline void tile256(const Job& j, int m, i
 }
 
 template <bool kFloat>
-RECUR_AVX_VNNI [[gnu::always_inline]] inline void gemm256_impl(const Job& j) {
+[[gnu::always_inline]] RECUR_AVX_VNNI inline void gemm256_impl(const Job& j) {
   const int panels = j.W->Np / kInt8Panel;
   for (int p = 0; p < panels; ++p) {
     int m = 0;
