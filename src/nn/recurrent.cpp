@@ -294,7 +294,11 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                                           StackWorkspace<T>& ws) const {
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
-  const auto [G, H, D, GH, DH, S, B, I, ih_stride, hh_stride, BG] = direction_dims(p, ws);
+  // Plain locals, not a structured binding: lambdas below capture them (clang 14 cannot
+  // capture bindings).
+  const DirectionDims dims = direction_dims(p, ws);
+  const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B, I = dims.I;
+  const std::size_t ih_stride = dims.ih_stride, hh_stride = dims.hh_stride, BG = dims.BG;
   auto& L = ws.layers[layer];
   auto& W = L.dir[dir];
   const T* w_ih = params + p.w_ih;
@@ -487,7 +491,11 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
                                            T* dc0) const {
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
-  const auto [G, H, D, GH, DH, S, B, I, ih_stride, hh_stride, BG] = direction_dims(p, ws);
+  // Plain locals, not a structured binding: lambdas below capture them (clang 14 cannot
+  // capture bindings).
+  const DirectionDims dims = direction_dims(p, ws);
+  const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B, I = dims.I;
+  const std::size_t ih_stride = dims.ih_stride, hh_stride = dims.hh_stride, BG = dims.BG;
   auto& L = ws.layers[layer];
   auto& W = L.dir[dir];
   const T* w_ih = params + p.w_ih;
