@@ -120,7 +120,8 @@ int run_sequence_eval(const Predictor& predictor, std::string data, const std::s
         {"prediction",
          class_names[static_cast<std::size_t>(r.predictions[static_cast<std::size_t>(i)])]},
         {"probability", confidence(i)}};
-    if (!texts.texts.empty()) j["text"] = text_excerpt(texts.texts[static_cast<std::size_t>(i)], 300);
+    if (!texts.texts.empty())
+      j["text"] = text_excerpt(texts.texts[static_cast<std::size_t>(i)], 300);
     mistakes.push_back(std::move(j));
   }
   nlohmann::json confusion = nlohmann::json::array();
