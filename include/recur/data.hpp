@@ -73,6 +73,8 @@ struct SequenceView {
   // x: [steps, batch, features] time-major, x[(t*batch + b)*features + f] = pixel / 255.f.
   // Throws Error(set.source, ...) when the set's image size differs from the view's.
   void fill(const ImageSet& set, const std::int64_t* indices, int batch, float* x) const;
+  // One image img [rows, cols] as sample b of a batch of `batch` in x (as fill writes it).
+  void fill_image(const std::uint8_t* img, std::int64_t b, int batch, float* x) const;
   // y: [batch], y[b] = label of image indices[b].
   void fill_labels(const ImageSet& set, const std::int64_t* indices, int batch,
                    std::int32_t* y) const;

@@ -75,7 +75,9 @@ struct LayerSpec {
                                     // N = one W_ih and W_hh per step, for sequences of exactly
                                     // N steps (ModelConfig::untied)
   bool bias = true;                 // recurrent, linear, conv2d
-  double dropout = 0.0;             // dropout: drop probability; recurrent: between stacked layers
+  double dropout = 0.0;             // dropout: drop probability; recurrent: between stacked layers;
+                                    // embedding: whole tokens dropped (word dropout)
+  double recurrent_dropout = 0.0;   // recurrent: on h_{t-1} between steps, one mask per sequence
   Pooling pooling = Pooling::last;  // pool
   int kernel = 0, stride = 0, padding = 0;  // conv1d/2d, maxpool2d, max/avgpool1d (0: kernel)
   // Initialisation (see WeightInit in model.hpp); forget_bias for LSTM input biases.

@@ -67,8 +67,10 @@ struct ModelConfig {
   Pooling pooling = Pooling::last;
   int num_classes = 10;
   double dropout = 0.0;  // between stacked recurrent layers, training only
-  bool untied = false;   // separate weights for every timestep
-  bool bias = true;      // recurrent biases (b_ih, b_hh)
+  // On the hidden state between steps, one mask per sequence (variational), training only.
+  double recurrent_dropout = 0.0;
+  bool untied = false;  // separate weights for every timestep
+  bool bias = true;     // recurrent biases (b_ih, b_hh)
   InitConfig init;
 
   int directions() const { return bidirectional ? 2 : 1; }

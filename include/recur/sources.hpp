@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "recur/augment.hpp"
 #include "recur/data.hpp"
 #include "recur/layers.hpp"
 #include "recur/text.hpp"
@@ -34,6 +35,13 @@ class SequenceSource {
   // lengths): ids [S, n] for ids, else x [S, n, F]; zero at padded steps.
   virtual void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
                     float* x) const = 0;
+  // fill() for a training step whose draws `step_seed` keys: images augmented when the source
+  // was given an Augment; everything else as fill().
+  virtual void fill_training(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+                             float* x, std::uint64_t step_seed) const {
+    (void)step_seed;
+    fill(idx, n, seq, ids, x);
+  }
 };
 
 // Token ids of texts: encoded once, held as one flat array.
@@ -103,9 +111,15 @@ class ImageSamples final : public SequenceSource {
   // The image behind sample i.
   std::int64_t image_index(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
 
+  // Training batches (fill_training) move and turn each image within `a` (recur/augment.hpp).
+  void set_augment(const Augment& a) { augment_ = a; }
+  void fill_training(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+                     float* x, std::uint64_t step_seed) const override;
+
  private:
   std::shared_ptr<const ImageSet> set_;
   std::vector<std::int64_t> indices_;
+  Augment augment_;
 };
 
 // Images read as sequences through a view (rows, cols, pixels, permuted): every sample has the
@@ -127,10 +141,16 @@ class ImageSequences final : public SequenceSource {
   std::int64_t image_index(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
   const SequenceView& view() const { return view_; }
 
+  // Training batches (fill_training) move and turn each image within `a` (recur/augment.hpp).
+  void set_augment(const Augment& a) { augment_ = a; }
+  void fill_training(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+                     float* x, std::uint64_t step_seed) const override;
+
  private:
   std::shared_ptr<const ImageSet> set_;
   SequenceView view_;
   std::vector<std::int64_t> indices_;
+  Augment augment_;
 };
 
 inline constexpr int kPoolBatches = 32;

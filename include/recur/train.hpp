@@ -85,6 +85,11 @@ struct TrainOptions {
   std::string test_data;
   double head_dropout = 0;
   double embed_dropout = 0;
+  double word_dropout = 0;  // text: whole tokens dropped in training (the embedding's dropout=)
+  // Images: each training image moved by up to `augment_shift` pixels along each axis and
+  // turned by up to `augment_rotate` degrees, drawn afresh every time it is read.
+  int augment_shift = 0;
+  double augment_rotate = 0;
   ViewKind view = ViewKind::rows;
   std::uint64_t view_seed = 0;  // permuted view's permutation
   ModelConfig model = [] {      // input_size and steps are set from the view

@@ -79,6 +79,20 @@ void ImageSamples::fill(const std::int64_t* idx, int n, const SeqInfo&, std::int
   }
 }
 
+void ImageSamples::fill_training(const std::int64_t* idx, int n, const SeqInfo& seq,
+                                 std::int32_t* ids, float* x, std::uint64_t step_seed) const {
+  if (!augment_.active()) return fill(idx, n, seq, ids, x);
+  const std::size_t pixels = static_cast<std::size_t>(set_->rows) * set_->cols;
+  std::vector<std::uint8_t> moved(pixels);
+  for (int b = 0; b < n; ++b) {
+    const std::int64_t image = image_index(idx[b]);
+    Rng rng = augment_rng(step_seed, image);
+    augment_image(set_->image(image), set_->rows, set_->cols, augment_, rng, moved.data());
+    float* o = x + static_cast<std::size_t>(b) * pixels;
+    for (std::size_t k = 0; k < pixels; ++k) o[k] = static_cast<float>(moved[k]) * (1.f / 255.f);
+  }
+}
+
 // ---- batches by length ----
 
 std::vector<std::vector<std::int64_t>> length_batches(const SequenceSource& src,
@@ -132,6 +146,18 @@ void ImageSequences::fill(const std::int64_t* idx, int n, const SeqInfo&, std::i
   std::vector<std::int64_t> images(static_cast<std::size_t>(n));
   for (int b = 0; b < n; ++b) images[static_cast<std::size_t>(b)] = image_index(idx[b]);
   view_.fill(*set_, images.data(), n, x);
+}
+
+void ImageSequences::fill_training(const std::int64_t* idx, int n, const SeqInfo& seq,
+                                   std::int32_t* ids, float* x, std::uint64_t step_seed) const {
+  if (!augment_.active()) return fill(idx, n, seq, ids, x);
+  std::vector<std::uint8_t> moved(static_cast<std::size_t>(set_->rows) * set_->cols);
+  for (int b = 0; b < n; ++b) {
+    const std::int64_t image = image_index(idx[b]);
+    Rng rng = augment_rng(step_seed, image);
+    augment_image(set_->image(image), set_->rows, set_->cols, augment_, rng, moved.data());
+    view_.fill_image(moved.data(), b, n, x);
+  }
 }
 
 }  // namespace recur

@@ -92,33 +92,36 @@ void SequenceView::fill(const ImageSet& set, const std::int64_t* indices, int ba
   RECUR_ASSERT(batch >= 0);
   RECUR_ASSERT(kind != ViewKind::permuted ||
                order.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
+  for (std::int64_t b = 0; b < batch; ++b) {
+    RECUR_ASSERT(indices[b] >= 0 && indices[b] < set.count);
+    fill_image(set.image(indices[b]), b, batch, x);
+  }
+}
+
+void SequenceView::fill_image(const std::uint8_t* img, std::int64_t b, int batch, float* x) const {
   const auto& scale = unit_scale();
   const std::int64_t b_count = batch;
   const std::int64_t pixels = static_cast<std::int64_t>(rows) * cols;
-  for (std::int64_t b = 0; b < b_count; ++b) {
-    RECUR_ASSERT(indices[b] >= 0 && indices[b] < set.count);
-    const std::uint8_t* img = set.image(indices[b]);
-    switch (kind) {
-      case ViewKind::rows:
-        for (std::int64_t t = 0; t < rows; ++t) {
-          float* dst = x + (t * b_count + b) * cols;
-          const std::uint8_t* src = img + t * cols;
-          for (int f = 0; f < cols; ++f) dst[f] = scale[src[f]];
-        }
-        break;
-      case ViewKind::cols:
-        for (std::int64_t t = 0; t < cols; ++t) {
-          float* dst = x + (t * b_count + b) * rows;
-          for (std::int64_t f = 0; f < rows; ++f) dst[f] = scale[img[f * cols + t]];
-        }
-        break;
-      case ViewKind::pixels:
-        for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = scale[img[t]];
-        break;
-      case ViewKind::permuted:
-        for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = scale[img[order[t]]];
-        break;
-    }
+  switch (kind) {
+    case ViewKind::rows:
+      for (std::int64_t t = 0; t < rows; ++t) {
+        float* dst = x + (t * b_count + b) * cols;
+        const std::uint8_t* src = img + t * cols;
+        for (int f = 0; f < cols; ++f) dst[f] = scale[src[f]];
+      }
+      break;
+    case ViewKind::cols:
+      for (std::int64_t t = 0; t < cols; ++t) {
+        float* dst = x + (t * b_count + b) * rows;
+        for (std::int64_t f = 0; f < rows; ++f) dst[f] = scale[img[f * cols + t]];
+      }
+      break;
+    case ViewKind::pixels:
+      for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = scale[img[t]];
+      break;
+    case ViewKind::permuted:
+      for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = scale[img[order[t]]];
+      break;
   }
 }
 

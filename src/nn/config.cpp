@@ -105,6 +105,10 @@ void ModelConfig::validate() const {
   in_range(layers, 1, 64, "--layers");
   in_range(projection, 0, 65536, "--projection");
   RECUR_CHECK(dropout >= 0.0 && dropout < 1.0, "--dropout", "must be in [0, 1)");
+  RECUR_CHECK(recurrent_dropout >= 0.0 && recurrent_dropout < 1.0, "--recurrent-dropout",
+              "must be in [0, 1)");
+  RECUR_CHECK(recurrent_dropout == 0.0 || !untied, "--recurrent-dropout",
+              "needs tied weights (one recurrent weight matrix for every step), not --untied");
   struct Named {
     const WeightInit& w;
     const char *kind, *sigma, *bias_value;
@@ -161,6 +165,7 @@ std::string to_json(const ModelConfig& c) {
                         {"projection", init_json(c.init.projection)},
                         {"head", init_json(c.init.head)},
                         {"forget_bias", c.init.forget_bias}}}};
+  if (c.recurrent_dropout > 0) j["recurrent_dropout"] = c.recurrent_dropout;
   return j.dump();
 }
 
@@ -178,6 +183,8 @@ ModelConfig model_config_from_json(const std::string& text, const std::string& s
     c.pooling = parse_pooling(j.at("pooling").get<std::string>());
     c.num_classes = json_integer<int>(j, "num_classes", source);
     c.dropout = json_number(j, "dropout", source);
+    if (j.contains("recurrent_dropout"))
+      c.recurrent_dropout = json_number(j, "recurrent_dropout", source);
     c.untied = j.at("untied").get<bool>();
     c.bias = j.at("bias").get<bool>();
     const auto& in = j.at("init");

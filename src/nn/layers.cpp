@@ -52,6 +52,13 @@ std::size_t rows_of(const ActShape& s, const LayerContext<T>& ctx) {
 }
 
 // ---- embedding: ids [S, B] -> [S, B, dim]; nn.Embedding(vocab, dim) ----
+// Word dropout's per-token scale (0 or 1 / keep) from the last training forward.
+template <typename T>
+struct EmbeddingWorkspace final : LayerWorkspace<T> {
+  std::vector<T> scale;  // [S, B]
+  bool active = false;
+};
+
 template <typename T>
 class EmbeddingLayer final : public Layer<T> {
  public:
@@ -63,6 +70,8 @@ class EmbeddingLayer final : public Layer<T> {
                 "an embedding reads token ids, so it must be the first layer of a text model");
     RECUR_CHECK(spec.vocab >= 2 && spec.vocab <= (1 << 24), where,
                 "vocab must be in [2, 16777216], got " + std::to_string(spec.vocab));
+    RECUR_CHECK(spec.dropout >= 0 && spec.dropout < 1, where,
+                "dropout (the share of tokens dropped whole) must be in [0, 1)");
     RECUR_CHECK(
         spec.size >= 1 && spec.size <= 65536, where,
         "size (the embedding width) must be in [1, 65536], got " + std::to_string(spec.size));
@@ -81,11 +90,25 @@ class EmbeddingLayer final : public Layer<T> {
       nn::fill_matrix(p, this->spec_.vocab, this->spec_.size, w, 1.0, rng);
     }
   }
+  std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
+    return std::make_unique<EmbeddingWorkspace<T>>();
+  }
+  // Word dropout (training, dropout > 0): each token of each text is dropped whole (its vector
+  // zero) with probability `dropout`, the kept ones scaled by 1 / (1 - dropout).
   void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, T* out,
-               LayerWorkspace<T>*) const override {
+               LayerWorkspace<T>* ws) const override {
     const SeqInfo& seq = *ctx.seq;
     const int E = this->spec_.size, B = ctx.batch, V = this->spec_.vocab;
     const T* w = ctx.params + weight_;
+    auto* words = static_cast<EmbeddingWorkspace<T>*>(ws);
+    const bool drop = ctx.train && this->spec_.dropout > 0 && words;
+    if (words) words->active = drop;
+    const double keep = 1.0 - this->spec_.dropout;
+    const T scale = static_cast<T>(1.0 / keep);
+    if (drop) {
+      RECUR_ASSERT(ctx.rng != nullptr);
+      words->scale.assign(static_cast<std::size_t>(seq.steps) * B, T(0));
+    }
     for (int t = 0; t < seq.steps; ++t) {
       const int bt = seq.batch_sizes[t];
       for (int b = 0; b < B; ++b) {
@@ -97,21 +120,36 @@ class EmbeddingLayer final : public Layer<T> {
         const std::int32_t id = ctx.ids[static_cast<std::size_t>(t) * B + b];
         RECUR_CHECK(id >= 0 && id < V, "token ids",
                     "id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
-        std::memcpy(o, w + static_cast<std::size_t>(id) * E, sizeof(T) * E);
+        const T* row = w + static_cast<std::size_t>(id) * E;
+        if (!drop) {
+          std::memcpy(o, row, sizeof(T) * E);
+          continue;
+        }
+        const T k = ctx.rng->uniform() < keep ? scale : T(0);
+        words->scale[static_cast<std::size_t>(t) * B + b] = k;
+        for (int e = 0; e < E; ++e) o[e] = row[e] * k;
       }
     }
   }
   void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T*,
-                const T* dout, T*, T* grads, LayerWorkspace<T>*) const override {
+                const T* dout, T*, T* grads, LayerWorkspace<T>* ws) const override {
     const SeqInfo& seq = *ctx.seq;
     const int E = this->spec_.size, B = ctx.batch;
+    const auto* words = static_cast<const EmbeddingWorkspace<T>*>(ws);
+    const bool drop = words && words->active;
     T* g = grads + weight_;
     for (int t = 0; t < seq.steps; ++t)
       for (int b = 0; b < seq.batch_sizes[t]; ++b) {
-        const std::int32_t id = ctx.ids[static_cast<std::size_t>(t) * B + b];
-        const T* d = dout + (static_cast<std::size_t>(t) * B + b) * E;
+        const std::size_t at = static_cast<std::size_t>(t) * B + b;
+        const T k = drop ? words->scale[at] : T(1);
+        if (k == T(0)) continue;
+        const std::int32_t id = ctx.ids[at];
+        const T* d = dout + at * E;
         T* gr = g + static_cast<std::size_t>(id) * E;
-        for (int e = 0; e < E; ++e) gr[e] += d[e];
+        if (drop)
+          for (int e = 0; e < E; ++e) gr[e] += d[e] * k;
+        else
+          for (int e = 0; e < E; ++e) gr[e] += d[e];
       }
   }
 
@@ -365,6 +403,10 @@ class RecurrentLayer final : public Layer<T> {
     RECUR_CHECK(spec.layers >= 1 && spec.layers <= 16, where,
                 "layers must be in [1, 16], got " + std::to_string(spec.layers));
     RECUR_CHECK(spec.dropout >= 0 && spec.dropout < 1, where, "dropout must be in [0, 1)");
+    RECUR_CHECK(spec.recurrent_dropout >= 0 && spec.recurrent_dropout < 1, where,
+                "recurrent_dropout must be in [0, 1)");
+    RECUR_CHECK(spec.recurrent_dropout == 0 || spec.untied_steps == 0, where,
+                "recurrent_dropout needs tied weights (leave out untied=)");
     RECUR_CHECK(spec.untied_steps >= 0 && spec.untied_steps <= kMaxUntiedSteps, where,
                 "untied_steps (the steps of untied weights; 0 = tied) must be in [0, " +
                     std::to_string(kMaxUntiedSteps) + "], got " +
@@ -377,6 +419,7 @@ class RecurrentLayer final : public Layer<T> {
     s.directions = spec.bidirectional ? 2 : 1;
     s.bias = spec.bias;
     s.dropout = spec.dropout;
+    s.recurrent_dropout = spec.recurrent_dropout;
     s.untied = spec.untied_steps > 0;
     s.steps = spec.untied_steps;
     return nn::RecurrentStack<T>(s, layout, name + ".");
@@ -600,6 +643,14 @@ const LayerKind& embedding_kind() {
                                        .hi = 1 << 24,
                                        .meta = "N",
                                        .doc = "`vocab=N` (default: the vocabulary's size)"},
+                                      {.key = "dropout",
+                                       .json = "dropout",
+                                       .field = &LayerSpec::dropout,
+                                       .label = "dropout",
+                                       .json_if_set = true,
+                                       .meta = "P",
+                                       .doc = "`dropout=P` (word dropout: whole tokens, "
+                                              "training only)"},
                                       {.json = "init", .field = &LayerSpec::init}},
                            .doc_layer = "`embedding W`",
                            .twin = "`nn.Embedding`",
@@ -670,6 +721,14 @@ const LayerKind& recurrent_kind() {
                   .label = "dropout",
                   .meta = "P",
                   .doc = "`dropout=P` (between stacked layers)"},
+                 {.key = "recurrent_dropout",
+                  .json = "recurrent_dropout",
+                  .field = &LayerSpec::recurrent_dropout,
+                  .label = "recurrent_dropout",
+                  .json_if_set = true,
+                  .meta = "P",
+                  .doc = "`recurrent_dropout=P` (on the state between steps, one mask per "
+                         "sequence)"},
                  {.key = "untied",
                   .json = "untied_steps",
                   .field = &LayerSpec::untied_steps,

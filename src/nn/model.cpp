@@ -217,6 +217,7 @@ ModelSpec model_spec_from_config(const ModelConfig& c) {
   r.untied_steps = c.untied ? c.steps : 0;
   r.bias = c.bias;
   r.dropout = c.dropout;
+  r.recurrent_dropout = c.recurrent_dropout;
   r.init = c.init.input;
   r.init_recurrent = c.init.recurrent;
   r.forget_bias = c.init.forget_bias;

@@ -122,6 +122,10 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
       if (spec_.cell == CellKind::gru) {
         grow(dir.hidden, gate_rows * G * H);
       }
+      if (train && spec_.recurrent_dropout > 0) {
+        grow(dir.h_mask, static_cast<std::size_t>(B) * H);
+        grow(dir.h_dropped, SB * H);
+      }
     }
   }
   if (ws.int8) {
@@ -238,6 +242,8 @@ void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const
     }
   }
   RECUR_ASSERT(!ws.variable || (h0 == nullptr && c0 == nullptr && !spec_.untied));
+  ws.recurrent_dropped = train && spec_.recurrent_dropout > 0;
+  RECUR_ASSERT(!ws.recurrent_dropped || (rng != nullptr && !spec_.untied));
   ws.input = x;
   ws.h0 = h0;
   ws.c0 = c0;
@@ -258,7 +264,17 @@ void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const
       L.dropped = true;
       in = L.input_dropped.data();
     }
-    for (int d = 0; d < spec_.directions; ++d) forward_direction(params, l, d, in, ws);
+    for (int d = 0; d < spec_.directions; ++d) {
+      if (ws.recurrent_dropped) {
+        // One mask per row and unit for the whole sequence.
+        const T keep = T(1) - T(spec_.recurrent_dropout);
+        const T scale = T(1) / keep;
+        auto& m = L.dir[d].h_mask;
+        for (std::size_t k = 0; k < static_cast<std::size_t>(B) * spec_.hidden; ++k)
+          m[k] = rng->uniform() < static_cast<double>(keep) ? scale : T(0);
+      }
+      forward_direction(params, l, d, in, ws);
+    }
     in = L.out.data();
   }
 }
@@ -367,6 +383,16 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     T* c = nullptr;
     if (cell == CellKind::lstm)
       c = W.cell.data() + (ws.one_step ? static_cast<std::size_t>(s % 2) : at) * B * H;
+    // What the recurrent product reads: h_{t-1}, or (recurrent dropout) h_{t-1} times the
+    // sequence's mask, kept for backward. Every row is written, so dW_hh reads no stale rows.
+    const T* h_in = h_prev;
+    int ld_in = ld_prev;
+    if (ws.recurrent_dropped) {
+      T* hd = W.h_dropped.data() + static_cast<std::size_t>(t) * B * H;
+      kernels::mul_rows<T>(B, H, h_prev, ld_prev, W.h_mask.data(), hd);
+      h_in = hd;
+      ld_in = H;
+    }
     if (cell == CellKind::gru) {
       T* hid = W.hidden.data() + at * BG;
       if constexpr (std::is_same_v<T, float>) {
@@ -375,11 +401,11 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                     ws);
         } else if (fused) {
           kernels::gemm_packed(Bt, x_t, I, *w_in_packed, false, g, GH);
-          kernels::gemm_packed(Bt, h_prev, ld_prev, *w_hh_packed, false, hid, GH);
+          kernels::gemm_packed(Bt, h_in, ld_in, *w_hh_packed, false, hid, GH);
         }
       }
       if (!fused) {
-        step_forward_gemm<T>(Bt, GH, H, h_prev, ld_prev, w_hh_t, false, hid);
+        step_forward_gemm<T>(Bt, GH, H, h_in, ld_in, w_hh_t, false, hid);
         if (b_hh) add_bias_rows<T>(hid, Bt, GH, b_hh);
       }
       kernels::gru_pointwise_forward<T>(Bt, H, g, hid, h_prev, ld_prev, h, DH);
@@ -389,9 +415,9 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
           int8_step(ws.packed->int8[layer * D + dir], Bt, x_t, I, h_prev, ld_prev, H, g, nullptr,
                     GH, ws);
         else if (fused)
-          kernels::gemm_packed_pair(Bt, x_t, I, I, h_prev, ld_prev, *w_in_packed, g, GH);
+          kernels::gemm_packed_pair(Bt, x_t, I, I, h_in, ld_in, *w_in_packed, g, GH);
       }
-      if (!fused) step_forward_gemm<T>(Bt, GH, H, h_prev, ld_prev, w_hh_t, true, g);
+      if (!fused) step_forward_gemm<T>(Bt, GH, H, h_in, ld_in, w_hh_t, true, g);
       if (cell == CellKind::lstm) {
         kernels::lstm_pointwise_forward<T>(Bt, H, g, c_prev, c, h, DH);
       } else {
@@ -515,6 +541,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* dh = ws.dh.data();
   T* dc = ws.dc.data();
   T* dh_total = ws.dh_total.data();
+  const T* mask = ws.recurrent_dropped ? W.h_mask.data() : nullptr;  // recurrent dropout
   const kernels::PackedMatrix* packed = nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (!spec_.untied && B >= kMinPackedRows) {
@@ -562,18 +589,27 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
         kernels::lstm_pointwise_backward<T>(Bt, H, dg, c_prev, c, dh_total, dc, dg);
         step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh);
+        if (mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
         break;
       }
       case CellKind::gru: {
         T* dgh = dgates_hid + t * BG;
         kernels::gru_pointwise_backward<T>(Bt, H, dg, dgh, h_prev, ld_prev, dh_total, dg, dgh, dh);
-        step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh);
+        if (mask) {
+          // The product read the masked state: its gradient is masked before it joins the
+          // direct path's (dh_total is free once the pointwise pass has read it).
+          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, false, dh_total);
+          kernels::mul_add_rows<T>(Bt, H, dh_total, mask, dh);
+        } else {
+          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh);
+        }
         break;
       }
       default: {
         const T* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
         kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, Bt, H, h, DH, dh_total, dg);
         step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh);
+        if (mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
         break;
       }
     }
@@ -596,14 +632,17 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       }
     };
     weight_grad(I, S * B, dgates, in, I, gw_ih);
-    // h_prev of each step: the neighbouring step's output, or h0 for the first processed step.
+    // h_prev of each step: the neighbouring step's output, or h0 for the first processed step;
+    // with recurrent dropout, every step's masked h_prev as the forward kept it.
     const int first = dir == 0 ? 0 : S - 1;
-    if (S > 1) {
+    if (mask) {
+      weight_grad(H, S * B, dgates_hid, W.h_dropped.data(), H, gw_hh);
+    } else if (S > 1) {
       const T* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
       const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
       weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh);
     }
-    if (ws.h0)
+    if (ws.h0 && !mask)
       gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
     if (din)
       gemm<T>(false, false, S * B, I, GH, T(1), dgates, GH, w_ih, I, din_accumulate ? T(1) : T(0),

@@ -31,6 +31,9 @@ struct StackSpec {
   bool untied = false;  // one W_ih and W_hh per timestep
   bool bias = true;
   double dropout = 0.0;  // on the input of layers 1.., training only
+  // On h_{t-1} where it enters the recurrent product, training only: one mask per sequence,
+  // layer and direction, the same at every step (variational dropout). Tied weights only.
+  double recurrent_dropout = 0.0;
 };
 
 // Offsets of one (layer, direction)'s tensors in the parameter arena.
@@ -70,6 +73,9 @@ struct StackWorkspace {
     kernels::PackedMatrix w_in_packed;    // float: [W_ih | W_hh] and biases (GRU: W_ih, b_ih)
     kernels::PackedMatrix w_hh_packed;    // float GRU: W_hh and b_hh for the forward step
     kernels::PackedMatrix w_hh_packed_t;  // float: W_hh packed for the backward step
+    // Recurrent dropout (training): the mask [B, H] (0 or 1/keep) and every step's masked
+    // h_{t-1} [S, B, H], which the recurrent product read and dW_hh is made from.
+    AlignedVector<T> h_mask, h_dropped;
   };
   struct Layer {
     AlignedVector<T> input_dropped;  // [S, B, I] this layer's input after dropout (layers > 0)
@@ -90,6 +96,7 @@ struct StackWorkspace {
   std::vector<int> batch_sizes;       // [S] rows running at step t (packed sequences)
   std::vector<int> lengths;           // [B] each row's length
   bool variable = false;              // some row is shorter than S
+  bool recurrent_dropped = false;     // the last forward masked h_{t-1} (StackSpec)
   // The last forward ran for training: every step's gates and cell states are kept for backward
   // and the gradient buffers exist. Inference on the packed path keeps one step of them.
   bool train = false;

@@ -61,8 +61,10 @@ std::vector<int> chunk_starts(const SequenceSource& src, const std::vector<std::
 }
 
 // Fills chunk c with samples idx[0, n) (sorted longest first): lengths, inputs, labels.
+// Training chunks (step_seed given) read through fill_training, which augments images.
 ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src,
-                             const std::int64_t* idx, int n) {
+                             const std::int64_t* idx, int n,
+                             const std::uint64_t* step_seed = nullptr) {
   std::vector<int> lengths(static_cast<std::size_t>(n));
   for (int b = 0; b < n; ++b) lengths[b] = src.length(idx[b]);
   c.seq = SeqInfo::from_lengths(lengths);
@@ -72,7 +74,10 @@ ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src
     c.ids.resize(rows);
   else
     c.x.resize(rows * src.input_shape().per_row());
-  src.fill(idx, n, c.seq, c.ids.data(), c.x.data());
+  if (step_seed)
+    src.fill_training(idx, n, c.seq, c.ids.data(), c.x.data(), *step_seed);
+  else
+    src.fill(idx, n, c.seq, c.ids.data(), c.x.data());
   c.labels.resize(n);
   for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[b]);
   ModelInput<float> in;
@@ -104,7 +109,7 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
   pool_->run(count, [&](int k) {
     Chunk& c = *chunks_[k];
     const int begin = starts[first + k], n = starts[first + k + 1] - begin;
-    const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
+    const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n, &dropout_seed);
     std::uint64_t stream = dropout_seed + static_cast<std::uint64_t>(first + k);
     Rng rng(splitmix64(stream));
     const float* logits = model_.forward(in, c.ws, true, &rng);

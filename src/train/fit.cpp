@@ -46,6 +46,12 @@ class Subset final : public SequenceSource {
     for (int b = 0; b < n; ++b) mapped[b] = at(idx[b]);
     src_->fill(mapped.data(), n, seq, ids, x);
   }
+  void fill_training(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+                     float* x, std::uint64_t step_seed) const override {
+    std::vector<std::int64_t> mapped(static_cast<std::size_t>(n));
+    for (int b = 0; b < n; ++b) mapped[b] = at(idx[b]);
+    src_->fill_training(mapped.data(), n, seq, ids, x, step_seed);
+  }
 
  private:
   std::int64_t at(std::int64_t i) const { return keep_[static_cast<std::size_t>(i)]; }

@@ -25,6 +25,8 @@ void check_text_options(const TrainOptions& o) {
               fmt::format("must be in [0, 1), got {}", o.head_dropout));
   RECUR_CHECK(o.embed_dropout >= 0 && o.embed_dropout < 1, "--embed-dropout",
               fmt::format("must be in [0, 1), got {}", o.embed_dropout));
+  RECUR_CHECK(o.word_dropout >= 0 && o.word_dropout < 1, "--word-dropout",
+              fmt::format("must be in [0, 1), got {}", o.word_dropout));
   if (!o.test_data.empty()) {
     std::error_code ec;
     RECUR_CHECK(std::filesystem::is_regular_file(o.test_data, ec), "--test-data",
@@ -88,6 +90,7 @@ ModelSpec sequence_model(const TrainOptions& o, const SequenceData& d) {
     e.name = "embed";
     e.vocab = d.vocab_size;
     e.size = o.embed;
+    e.dropout = o.word_dropout;
     std::vector<LayerSpec> front = {e};
     if (o.embed_dropout > 0) front.push_back(dropout_layer("embed_dropout", o.embed_dropout));
     spec.layers.insert(spec.layers.begin(), front.begin(), front.end());
@@ -105,6 +108,9 @@ ModelSpec sequence_model(const TrainOptions& o, const SequenceData& d) {
 TrainSummary train_sequence_data(const TrainOptions& o, const std::string& config,
                                  std::ostream& out, bool interactive) {
   check_text_options(o);
+  RECUR_CHECK(o.augment_shift == 0 && o.augment_rotate == 0,
+              o.augment_shift != 0 ? "--augment-shift" : "--augment-rotate",
+              "moves and turns images; " + o.data_dir + " is text or arrays");
   FitPlan so;
   so.data_name = resolve_data_path(o.data_dir);
   // Everything is checked before the run folder is made.

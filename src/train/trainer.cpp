@@ -162,9 +162,11 @@ void check_short_form_unused(const TrainOptions& o) {
       {"--projection", m.projection != dm.projection},
       {"--pooling", m.pooling != dm.pooling},
       {"--dropout", m.dropout != dm.dropout},
+      {"--recurrent-dropout", m.recurrent_dropout != dm.recurrent_dropout},
       {"--untied", m.untied != dm.untied},
       {"--embed", o.embed != d.embed},
       {"--embed-dropout", o.embed_dropout != d.embed_dropout},
+      {"--word-dropout", o.word_dropout != d.word_dropout},
       {"--head-dropout", o.head_dropout != d.head_dropout}};
   for (const auto& [name, differs] : changed)
     if (differs)
@@ -227,6 +229,9 @@ TrainSummary train_images(const TrainOptions& opt, const std::string& config, st
   RECUR_CHECK(opt.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(opt.clip_value >= 0, "--clip-value", "must not be negative");
   check_training_methods(opt.label_smoothing, opt.patience, opt.validation);
+  RECUR_CHECK(opt.word_dropout == 0, "--word-dropout",
+              "drops tokens of texts; these are images (--augment-shift, --augment-rotate "
+              "vary them instead)");
   RECUR_CHECK(opt.train_limit >= 0, "--train-limit", "must not be negative");
   check_optimizer_config(opt.optimizer);
   check_schedule_options(opt.schedule);
@@ -257,14 +262,20 @@ TrainSummary train_images(const TrainOptions& opt, const std::string& config, st
   // Images keep MNIST's conventions whatever describes the model, so a short form and the layer
   // list that spells it out (with its names) train the same weights: the first --val images held
   // out, one seeded shuffle per epoch cut in order, --train-limit images after the hold-out.
+  const Augment augment{opt.augment_shift, opt.augment_rotate};
+  check_augment(augment, train_set->rows, train_set->cols);
   if (listed && reads_whole_images(opt.layers)) {
-    train = std::make_shared<ImageSamples>(train_set);
+    auto samples = std::make_shared<ImageSamples>(train_set);
+    samples->set_augment(augment);
+    train = samples;
     if (test_set) test = std::make_shared<ImageSamples>(test_set);
     shape = fmt::format("{}x{} images", train_set->rows, train_set->cols);
   } else {
     const SequenceView view =
         SequenceView::make(opt.view, train_set->rows, train_set->cols, opt.view_seed);
-    train = std::make_shared<ImageSequences>(train_set, view);
+    auto sequences = std::make_shared<ImageSequences>(train_set, view);
+    sequences->set_augment(augment);
+    train = sequences;
     if (test_set) test = std::make_shared<ImageSequences>(test_set, view);
     so.metadata["recur.view"] = to_string(opt.view);
     so.metadata["recur.view_seed"] = std::to_string(opt.view_seed);
