@@ -70,8 +70,9 @@ struct OptimizerConfig {
   float alpha = 0.99f;  // rmsprop smoothing constant
   bool centered = false;
   // An exponential moving average of the weights (--ema DECAY; 0 = none): the average starts as
-  // the weights before the first update, and after each update becomes
-  // decay * average + (1 - decay) * weights, in float (averaged()).
+  // the weights before the first update, and after update t (1, 2, ...) becomes
+  // d * average + (1 - d) * weights with d = min(decay, (1 + t) / (10 + t)) (warmed up, so a
+  // short run's average follows its weights), in float (averaged()).
   float ema = 0;
 };
 

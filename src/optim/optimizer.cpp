@@ -237,7 +237,11 @@ void Optimizer::step(float* params, const float* grads, float lr) {
       break;
   }
   if (cfg_.ema > 0) {
-    const float d = cfg_.ema, rest = as_kernel_scalar(1.0 - decimal_value(cfg_.ema));
+    // Warmed up: update t (1, 2, ...) decays by min(ema, (1 + t) / (10 + t)), so a short run's
+    // average is not held near its starting weights.
+    const double t = static_cast<double>(steps_);
+    const double decay = std::min(decimal_value(cfg_.ema), (1.0 + t) / (10.0 + t));
+    const float d = as_kernel_scalar(decay), rest = as_kernel_scalar(1.0 - decay);
     for (std::size_t i = 0; i < n_; ++i) ema_[i] = d * ema_[i] + rest * params[i];
   }
 }

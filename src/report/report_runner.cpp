@@ -19,6 +19,7 @@
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/predictor.hpp"
+#include "recur/train_options.hpp"
 
 extern char** environ;
 
@@ -44,8 +45,9 @@ std::string run_dir(const ReportRunOptions& o, const std::string& name) {
   return o.out_dir + "/runs/" + name;
 }
 
-// What every planned model shares: its run folder, hold-out (a tenth of the images, at most
-// 5,000), epochs, threads, logging and the checkpoint measured.
+// What every planned model shares: recur train's training methods (augmentation, the weights'
+// moving average), its run folder, hold-out (a tenth of the images, at most 5,000), epochs,
+// threads, logging and the checkpoint measured.
 PlannedModel planned(const std::string& name, const std::string& family, bool layered, int epochs,
                      const ReportRunOptions& o, const ImageSet& set, bool tiny) {
   PlannedModel p;
@@ -55,6 +57,7 @@ PlannedModel planned(const std::string& name, const std::string& family, bool la
   p.epochs = epochs;
   p.checkpoint = "best.safetensors";
   TrainOptions& t = p.options;
+  t = default_train_options();
   t.data_dir = o.data_dir;
   t.epochs = epochs;
   t.validation = std::min<std::int64_t>(5000, set.count / 10);
@@ -62,6 +65,22 @@ PlannedModel planned(const std::string& name, const std::string& family, bool la
   t.display_step = tiny ? 5 : 100;
   t.out_dir = run_dir(o, name);
   return p;
+}
+
+// The training methods a model's figures depend on, for its fingerprint.
+std::string methods_fingerprint(const TrainOptions& t) {
+  return fmt::format(" augment_shift={} augment_rotate={} ema={}", t.augment_shift,
+                     t.augment_rotate, t.optimizer.ema);
+}
+
+// The methods as the report's table describes a recipe.
+std::string methods_text(const TrainOptions& t) {
+  std::string s;
+  if (t.augment_shift > 0 || t.augment_rotate > 0)
+    s += fmt::format(", shifts of up to {} px and turns of up to {:g} degrees", t.augment_shift,
+                     t.augment_rotate);
+  if (t.optimizer.ema > 0) s += fmt::format(", weights averaged ({:g})", t.optimizer.ema);
+  return s;
 }
 
 PlannedModel recurrent_model(const std::string& name, const std::string& family, CellKind cell,
@@ -85,18 +104,18 @@ PlannedModel recurrent_model(const std::string& name, const std::string& family,
                           : view == ViewKind::permuted ? "permuted pixels"
                                                        : "columns";
   p.description =
-      fmt::format("{}{}{}-{} over {}, Adam {:g} cosine, batch {}, {} epochs",
+      fmt::format("{}{}{}-{} over {}, Adam {:g} cosine, batch {}, {} epochs{}",
                   layers > 1 ? fmt::format("{}-layer ", layers) : "", bidirectional ? "bi" : "",
                   cell == CellKind::lstm  ? "LSTM"
                   : cell == CellKind::gru ? "GRU"
                                           : "tanh RNN",
-                  t.model.hidden, view_name, t.optimizer.lr, t.batch, epochs);
+                  t.model.hidden, view_name, t.optimizer.lr, t.batch, epochs, methods_text(t));
   p.fingerprint = fmt::format(
       "recurrent {} cell={} hidden={} layers={} bidirectional={} view={} seed={} lr={} batch={} "
-      "epochs={} validation={} init_recurrent={}",
+      "epochs={} validation={} init_recurrent={}{}",
       name, static_cast<int>(cell), t.model.hidden, layers, bidirectional, to_string(view),
       t.view_seed, t.optimizer.lr, t.batch, epochs, t.validation,
-      static_cast<int>(t.model.init.recurrent.kind));
+      static_cast<int>(t.model.init.recurrent.kind), methods_fingerprint(t));
   return p;
 }
 
@@ -112,11 +131,11 @@ PlannedModel image_model(const std::string& name, const std::string& family,
   s.schedule.min_lr = static_cast<float>(lr / 100);
   s.batch = batch;
   s.eval_batch = 1000;
-  p.description =
-      fmt::format("{}, Adam {:g} cosine, batch {}, {} epochs", shape, lr, batch, epochs);
+  p.description = fmt::format("{}, Adam {:g} cosine, batch {}, {} epochs{}", shape, lr, batch,
+                              epochs, methods_text(s));
   p.fingerprint = fmt::format(
-      "layers {} model={} lr={} batch={} epochs={} validation={} holdout=first draw=role", name,
-      layer_list_text(s.layers), lr, batch, epochs, s.validation);
+      "layers {} model={} lr={} batch={} epochs={} validation={} holdout=first draw=role{}", name,
+      layer_list_text(s.layers), lr, batch, epochs, s.validation, methods_fingerprint(s));
   return p;
 }
 

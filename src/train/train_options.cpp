@@ -336,6 +336,11 @@ const TrainOption* find_train_option(const std::string& name) {
 TrainOptions default_train_options() {
   TrainOptions o;
   o.recurrent_init_auto = true;
+  // The training methods of the recipe (docs/RECIPES.md): images moved by up to 2 pixels and
+  // turned by up to 10 degrees, and the moving average of the weights evaluated.
+  o.augment_shift = 2;
+  o.augment_rotate = 10;
+  o.optimizer.ema = 0.999;
   return o;
 }
 
@@ -411,7 +416,8 @@ void apply_sequence_defaults(TrainOptions& options, const std::set<std::string>&
   static const std::pair<const char*, const char*> recipe[] = {
       {"pooling", "max"},     {"bidirectional", "true"}, {"epochs", "4"},
       {"batch", "64"},        {"lr", "0.002"},           {"val", "0"},
-      {"display-step", "50"}, {"eval-batch", "64"}};
+      {"display-step", "50"}, {"eval-batch", "64"},      {"augment-shift", "0"},
+      {"augment-rotate", "0"}};
   const bool listed = !options.layers.empty();
   for (const auto& [name, value] : recipe) {
     if (given.count(name) > 0) continue;

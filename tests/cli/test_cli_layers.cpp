@@ -20,8 +20,9 @@ TEST(LayersCli, ACnnTrainsOnImagesAndEvalPredictInspectReadIt) {
   const CliResult t =
       run_cli("train --data " + quote(kMnistDir) +
               " --model 'conv2d 4 kernel=5 padding=2, relu, maxpool2d 2, flatten, linear 32, relu, "
-              "linear' --steps 80 " +
-              kSmall + " --out " + quote(run));
+              "linear' --steps 80 --ema 0 --augment-shift 0 --augment-rotate 0 " +  // 80 steps
+              kSmall +
+              " --out " + quote(run));
   ASSERT_EQ(t.code, 0) << t.err << t.out;
   EXPECT_TRUE(contains(t.out, "on 28x28 images")) << t.out;
   EXPECT_TRUE(contains(slurp(run + "/config.toml"), "model=\"conv2d 4 kernel=5 padding=2"));

@@ -166,28 +166,41 @@ TEST(ResumeCli, ImageLayerListKilledAndResumedIsBitIdentical) {
   EXPECT_EQ(weights_of(out + "/last.safetensors"), weights_of(reference + "/last.safetensors"));
 }
 
-TEST(ResumeCli, EmaRunKilledAndResumedIsBitIdentical) {
+TEST(ResumeCli, EmaAndAugmentedRunKilledAndResumedIsBitIdentical) {
   // --ema keeps the moving average in the resume file beside the optimizer state; the
-  // checkpoints hold the average, which differs from the trained weights.
+  // checkpoints hold the average, which differs from the trained weights. Augmentation draws
+  // each image's move and turn from the step's seed, so a resumed run reads the same images.
   ScratchDir dir;
-  auto args = [](const std::string& out) {
-    std::vector<std::string> a = train_args(out);
-    a.insert(a.end() - 2, {"--ema", "0.9"});
+  auto with = [](std::vector<std::string> a, std::vector<std::string> extra) {
+    a.insert(a.end() - 2, extra.begin(), extra.end());
     return a;
+  };
+  auto args = [&](const std::string& out) {
+    return with(train_args(out),
+                {"--ema", "0.9", "--augment-shift", "2", "--augment-rotate", "10"});
   };
   const std::string reference = dir / "reference";
   ASSERT_EQ(wait_exit(spawn(args(reference), dir / "reference.log")), 0)
       << slurp(dir / "reference.log");
-  const std::string plain = dir / "plain";
-  ASSERT_EQ(wait_exit(spawn(train_args(plain), dir / "plain.log")), 0) << slurp(dir / "plain.log");
-  EXPECT_NE(weights_of(reference + "/last.safetensors"), weights_of(plain + "/last.safetensors"));
+  for (const auto& [name, extra] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"plain", {"--ema", "0", "--augment-shift", "0", "--augment-rotate", "0"}},
+           {"no-augment", {"--ema", "0.9", "--augment-shift", "0", "--augment-rotate", "0"}}}) {
+    const std::string other = dir / name;
+    ASSERT_EQ(wait_exit(spawn(with(train_args(other), extra), dir / (name + ".log"))), 0)
+        << slurp(dir / (name + ".log"));
+    EXPECT_NE(weights_of(reference + "/last.safetensors"), weights_of(other + "/last.safetensors"))
+        << name;
+  }
   const std::string out = dir / "killed";
   ASSERT_EQ(wait_exit(spawn(args(out), dir / "killed.log", 10)), 128 + SIGKILL)
       << slurp(dir / "killed.log");
   ASSERT_EQ(wait_exit(spawn({"train", "--resume", out}, dir / "resume.log")), 0)
       << slurp(dir / "resume.log");
   EXPECT_EQ(weights_of(out + "/last.safetensors"), weights_of(reference + "/last.safetensors"));
-  EXPECT_TRUE(contains(slurp(fs::path(out) / "config.toml"), "ema=0.9"));
+  const std::string config = slurp(fs::path(out) / "config.toml");
+  EXPECT_TRUE(contains(config, "ema=0.9"));
+  EXPECT_TRUE(contains(config, "augment-shift=2"));
+  EXPECT_TRUE(contains(config, "augment-rotate=10"));
 }
 
 // Waits until `path` holds `text` (a log being written by a running process).

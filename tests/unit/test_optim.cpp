@@ -188,7 +188,8 @@ TEST(OptimizerState, ResumeFromSavedStateMatchesAnUninterruptedRun) {
 }
 
 TEST(OptimizerEma, AverageEqualsItsClosedForm) {
-  // ema_T = d^T w_0 + sum_t (1 - d) d^(T - t) w_t over the weights after each update.
+  // ema_T = w_0 prod_s d_s + sum_t (1 - d_t) prod_{s > t} d_s w_t over the weights after each
+  // update, with the warmed-up decay d_t = min(d, (1 + t) / (10 + t)).
   for (const OptimizerKind kind : {OptimizerKind::sgd, OptimizerKind::adam}) {
     OptimizerConfig cfg;
     cfg.kind = kind;
@@ -198,16 +199,21 @@ TEST(OptimizerEma, AverageEqualsItsClosedForm) {
     Optimizer opt(cfg, w.size());
     EXPECT_TRUE(opt.averaged().size() == w.size());
     std::vector<std::vector<double>> seen = {{w.begin(), w.end()}};
-    for (int t = 1; t <= 12; ++t) {
+    for (int t = 1; t <= 40; ++t) {
       const std::vector<float> g = {0.3f * t, -0.2f, std::sin(1.0f * t)};
       opt.step(w.data(), g.data(), cfg.lr);
       seen.emplace_back(w.begin(), w.end());
     }
-    const double d = cfg.ema;
     const int T = static_cast<int>(seen.size()) - 1;
+    auto decay = [&](int t) { return std::min<double>(cfg.ema, (1.0 + t) / (10.0 + t)); };
+    auto kept = [&](int from) {  // prod_{s >= from} d_s
+      double p = 1;
+      for (int s = from; s <= T; ++s) p *= decay(s);
+      return p;
+    };
     for (std::size_t i = 0; i < w.size(); ++i) {
-      double closed = std::pow(d, T) * seen[0][i];
-      for (int t = 1; t <= T; ++t) closed += (1 - d) * std::pow(d, T - t) * seen[t][i];
+      double closed = kept(1) * seen[0][i];
+      for (int t = 1; t <= T; ++t) closed += (1 - decay(t)) * kept(t + 1) * seen[t][i];
       EXPECT_NEAR(opt.averaged()[i], closed, 1e-5) << i;
       EXPECT_NE(opt.averaged()[i], w[i]) << i;  // an average, not the weights
     }
