@@ -139,9 +139,10 @@ bool reads_whole_images(const std::vector<LayerSpec>& layers);
 
 // ---- initialisation flags ----
 
-// `--init-recurrent auto`: orthogonal recurrent matrices for LSTM and GRU, PyTorch's uniform for
-// the plain RNNs (measured best: README, "What recur train does by default"). The one place this
-// rule is written; the short form, layer lists and the report's models all ask it.
+// `--init-recurrent auto`: orthogonal recurrent matrices for every cell (measured best with the
+// recipe: docs/RECIPES.md; the plain RNNs had PyTorch's uniform before the recipe's training
+// methods). The one place this rule is written; the short form, layer lists and the report's
+// models all ask it.
 InitKind auto_recurrent_init(CellKind cell);
 
 // What recur train's initialisation flags ask of a model. The short form takes `init` through

@@ -120,8 +120,8 @@ LayerSpec layer_from_json(const nlohmann::json& j, const std::string& source) {
 // ---- what the registry answers for the rest of the library ----
 
 InitKind auto_recurrent_init(CellKind cell) {
-  const bool plain = cell == CellKind::rnn_tanh || cell == CellKind::rnn_relu;
-  return plain ? InitKind::pytorch : InitKind::orthogonal;
+  (void)cell;  // every cell: orthogonal recurrent weights measured best (docs/RECIPES.md)
+  return InitKind::orthogonal;
 }
 
 void apply_init_flags(const InitFlags& flags, std::vector<LayerSpec>& layers) {

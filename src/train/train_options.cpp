@@ -428,6 +428,16 @@ void apply_sequence_defaults(TrainOptions& options, const std::set<std::string>&
   }
 }
 
+void apply_cell_defaults(TrainOptions& options, const std::set<std::string>& given) {
+  // The plain RNN's recipe (examples/mnist-rnn.toml; docs/RECIPES.md): half the LSTM's step
+  // size, 15 epochs.
+  const CellKind cell = options.model.cell;
+  if (!options.layers.empty() || (cell != CellKind::rnn_tanh && cell != CellKind::rnn_relu)) return;
+  static const std::pair<const char*, const char*> recipe[] = {{"lr", "0.002"}, {"epochs", "15"}};
+  for (const auto& [name, value] : recipe)
+    if (given.count(name) == 0) find_train_option(name)->set(options, value);
+}
+
 TrainOptions resolve_train_options(TrainOptions options, std::set<std::string>& given,
                                    const std::string& config, const std::string& resume) {
   if (!resume.empty()) {
@@ -444,6 +454,8 @@ TrainOptions resolve_train_options(TrainOptions options, std::set<std::string>& 
   }
   if (!options.images && is_sequence_data(options.data_dir))
     apply_sequence_defaults(options, given);
+  else
+    apply_cell_defaults(options, given);
   return options;
 }
 

@@ -123,13 +123,13 @@ TEST_F(InitFlagsCli, AListTrainsAsTheShortForm) {
 }
 
 TEST_F(InitFlagsCli, AutoRecurrentInitFollowsEachListsCell) {
-  // auto is PyTorch's uniform for a plain RNN, orthogonal for GRU (LSTM: the test above).
+  // auto is orthogonal for every cell (LSTM: the test above), in the short form and a list.
   for (const std::string cell : {"rnn", "rnn_relu", "gru"}) {
     const Tensors s = short_form("", cell);
     ASSERT_FALSE(s.empty()) << cell;
     EXPECT_EQ(listed("", cell), s) << cell;
-    EXPECT_NE(short_form("--init-recurrent orthogonal", cell) == s, cell.rfind("rnn", 0) == 0)
-        << cell;
+    EXPECT_EQ(short_form("--init-recurrent orthogonal", cell), s) << cell;
+    EXPECT_NE(short_form("--init-recurrent pytorch", cell), s) << cell;
   }
 }
 
@@ -177,7 +177,7 @@ TEST_F(InitFlagsCli, TheCheckpointOfAListRecordsTheInitItWasGiven) {
   const auto spec = nlohmann::json::parse(meta.at("recur.spec"));
   const auto& rnn = spec.at("layers").at(0);
   EXPECT_EQ(rnn.at("init").at("kind"), "glorot");
-  EXPECT_EQ(rnn.at("init_recurrent").at("kind"), "pytorch");  // auto, for a plain RNN
+  EXPECT_EQ(rnn.at("init_recurrent").at("kind"), "orthogonal");  // auto
   EXPECT_EQ(rnn.at("forget_bias").get<double>(), 2.0);
   EXPECT_TRUE(contains(slurp(out + "/config.toml"), "forget-bias=2"));
 }

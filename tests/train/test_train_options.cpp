@@ -145,6 +145,35 @@ TEST(TrainOptionTable, TextRecipeFillsWhatWasNotGiven) {
   EXPECT_EQ(listed.model.pooling, Pooling::last);
   EXPECT_FALSE(listed.model.bidirectional);
   EXPECT_EQ(listed.epochs, 4);
+  // Text drops the images' augmentation unless it was asked for.
+  EXPECT_EQ(o.augment_shift, 0);
+  EXPECT_EQ(o.augment_rotate, 0);
+}
+
+TEST(TrainOptionTable, ThePlainRnnRecipeFillsWhatWasNotGiven) {
+  TrainOptions o = default_train_options();
+  EXPECT_EQ(o.augment_shift, 2);  // the images' recipe
+  EXPECT_EQ(o.optimizer.ema, 0.999f);
+  o.model.cell = CellKind::rnn_tanh;
+  apply_cell_defaults(o, {});
+  EXPECT_EQ(o.optimizer.lr, 0.002f);
+  EXPECT_EQ(o.epochs, 15);
+  TrainOptions given = default_train_options();
+  given.model.cell = CellKind::rnn_relu;
+  given.epochs = 3;
+  apply_cell_defaults(given, {"epochs"});
+  EXPECT_EQ(given.epochs, 3);
+  EXPECT_EQ(given.optimizer.lr, 0.002f);
+  // LSTM, GRU and layer lists keep the defaults.
+  TrainOptions lstm = default_train_options();
+  apply_cell_defaults(lstm, {});
+  EXPECT_EQ(lstm.optimizer.lr, 0.004f);
+  EXPECT_EQ(lstm.epochs, 10);
+  TrainOptions listed = default_train_options();
+  listed.model.cell = CellKind::rnn_tanh;
+  find_train_option("model")->set(listed, "rnn 8, pool last, linear");
+  apply_cell_defaults(listed, {});
+  EXPECT_EQ(listed.epochs, 10);
 }
 
 }  // namespace

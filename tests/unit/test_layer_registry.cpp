@@ -109,7 +109,7 @@ TEST(LayerRegistry, InitRulesComeFromTheEntries) {
   f.no_bias = true;
   apply_init_flags(f, layers);
   EXPECT_EQ(layers[0].init.kind, InitKind::glorot);
-  EXPECT_EQ(layers[0].init_recurrent.kind, InitKind::pytorch);     // auto, plain RNN
+  EXPECT_EQ(layers[0].init_recurrent.kind, InitKind::orthogonal);  // auto, plain RNN
   EXPECT_EQ(layers[2].init_recurrent.kind, InitKind::orthogonal);  // auto, GRU
   EXPECT_FALSE(layers[0].bias);
   EXPECT_DOUBLE_EQ(layers[2].forget_bias, 2.0);
@@ -120,7 +120,7 @@ TEST(LayerRegistry, InitRulesComeFromTheEntries) {
   apply_init_flags(f, layers);
   EXPECT_EQ(layers[0].init_recurrent.kind, InitKind::normal);
   EXPECT_EQ(auto_recurrent_init(CellKind::lstm), InitKind::orthogonal);
-  EXPECT_EQ(auto_recurrent_init(CellKind::rnn_relu), InitKind::pytorch);
+  EXPECT_EQ(auto_recurrent_init(CellKind::rnn_relu), InitKind::orthogonal);
 }
 
 }  // namespace
