@@ -14,6 +14,10 @@ settings in float and computes its scalars in double from the shortest decimal o
 which gives back these same decimals).
 
 clip.safetensors holds gradients before and after clip_grad_norm_ with the returned norm.
+
+../loss/label_smoothing.safetensors holds logits [12, 7], their labels (as floats), and for each
+eps in 0, 0.1 and 0.3 the mean loss and the logits' gradient of
+CrossEntropyLoss(label_smoothing=eps), computed in float64 from the float32 logits.
 """
 import json
 import os
@@ -137,7 +141,25 @@ def make_clip_fixture(params0, grads):
     write_safetensors(os.path.join(OUT, "clip.safetensors"), tensors, meta)
 
 
+def make_label_smoothing_fixture():
+    g = torch.Generator().manual_seed(20261204)
+    logits = (3 * torch.randn(12, 7, generator=g)).to(torch.float32)
+    labels = torch.randint(0, 7, (12,), generator=g)
+    tensors = [("logits", logits), ("labels", labels.to(torch.float32))]
+    for eps in ("0", "0.1", "0.3"):
+        z = logits.to(torch.float64).clone().requires_grad_(True)
+        loss = torch.nn.CrossEntropyLoss(label_smoothing=float(eps))(z, labels)
+        loss.backward()
+        tensors.append((f"loss.{eps}", loss.detach().reshape(1)))
+        tensors.append((f"grad.{eps}", z.grad))
+    out = os.path.join(os.path.dirname(OUT), "loss")
+    os.makedirs(out, exist_ok=True)
+    write_safetensors(os.path.join(out, "label_smoothing.safetensors"), tensors,
+                      {"torch": torch.__version__})
+
+
 def main():
+    make_label_smoothing_fixture()
     os.makedirs(OUT, exist_ok=True)
     params0, grads = make_inputs()
     for name, (kind, cls, settings) in CONFIGS.items():
