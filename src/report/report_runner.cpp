@@ -95,6 +95,13 @@ PlannedModel recurrent_model(const std::string& name, const std::string& family,
   t.model.bidirectional = bidirectional;
   t.model.num_classes = set.num_classes;
   t.model.init.recurrent.kind = auto_recurrent_init(cell);  // recur train's --init-recurrent auto
+  if (!tiny) {
+    // The cell's own recipe, as a bare `recur train --cell` has it (the plain RNN's lr and
+    // epochs).
+    apply_cell_defaults(t, {});
+    p.epochs = t.epochs;
+    epochs = t.epochs;
+  }
   if (tiny) {
     t.model.hidden = 16;
     t.batch = 32;
