@@ -337,7 +337,7 @@ std::vector<PlannedModel> report_plan(const ReportRunOptions& o, const ImageSet&
                        "cnn"),
       fmt::format("LeNet-5-style CNN: conv {}@5x5 pad 2, pool, conv {}@5x5, pool, {}-{}-{}", c1, c2,
                   f1, f2, set.num_classes),
-      2e-3, 64, tiny ? 2 : 10, o, set, tiny));
+      2e-3, 64, tiny ? 2 : 20, o, set, tiny));  // 20 epochs: augmented images need more
   if (o.long_views) {
     const int el = tiny ? 1 : 10;
     plan.push_back(recurrent_model("lstm-pixels", "LSTM", CellKind::lstm, ViewKind::pixels, 1,
