@@ -6,12 +6,23 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace recur {
 
 // Writes `size` bytes to `path` atomically. Throws recur::Error naming the path on any failure
 // (unwritable folder, disk full); the temporary file is removed and `path` is left untouched.
 void write_file_atomic(const std::string& path, const void* data, std::size_t size);
+// A piece of a file written by the gather form below.
+struct ByteSpan {
+  const void* data = nullptr;
+  std::size_t size = 0;
+};
+
+// The pieces one after the other, written atomically as above without first joining them in
+// memory (a checkpoint's tensors go to disk straight from the parameter arena).
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& pieces);
+
 inline void write_file_atomic(const std::string& path, std::string_view text) {
   write_file_atomic(path, text.data(), text.size());
 }

@@ -52,6 +52,7 @@ struct ReportModel {
   std::int64_t test_count = 0;           // test samples
   std::int64_t parameters = 0;
   std::int64_t checkpoint_bytes = 0;
+  std::int64_t int8_bytes = 0;  // weights with --precision int8 (int8_parameter_bytes)
   int epochs = 0;
   double train_seconds_per_epoch = 0;
   double inference_per_second = 0;     // samples/s at batch 1000

@@ -14,6 +14,7 @@
 #include "recur/error.hpp"
 #include "recur/fs.hpp"
 #include "recur/plot.hpp"
+#include "recur/predictor.hpp"
 #include "recur/safetensors.hpp"
 
 namespace recur::cli {
@@ -137,13 +138,16 @@ int run_sequence_eval(const Predictor& predictor, std::string data, const std::s
                                  {"loss", r.loss},
                                  {"classes", class_names},
                                  {"confusion", confusion},
-                                 {"confident_mistakes", mistakes}};
+                                 {"confident_mistakes", mistakes},
+                                 {"precision", to_string(predictor.precision())}};
   write_file_atomic(out + "/eval.json", report.dump(2) + "\n");
   if (json) {
     std::cout << report.dump(2) << "\n";
     return 0;
   }
   fmt::print("model: {} ({} parameters)\n", model_path, model.num_params());
+  if (predictor.precision() == InferPrecision::int8)
+    fmt::print("precision: int8 ({} kernel; embeddings stay fp32)\n", int8_kernel_name());
   fmt::print("test accuracy {:.2f}% (loss {:.4f}) on {} samples of {}, {} wrong\n\n",
              100.0 * r.accuracy(), r.loss, r.count, data, r.count - r.correct);
   fmt::print("confusion (rows: true class, columns: predicted)\n");

@@ -27,7 +27,7 @@ std::string errno_text(int err) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, const void* data, std::size_t size) {
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& pieces) {
   namespace fs = std::filesystem;
   fs::path target(path);
   fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
@@ -47,16 +47,18 @@ void write_file_atomic(const std::string& path, const void* data, std::size_t si
     ::unlink(tmp.c_str());
     throw Error(path, what + ": " + errno_text(err));
   };
-  const char* p = static_cast<const char*>(data);
-  std::size_t left = size;
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write failed");
+  for (const ByteSpan& piece : pieces) {
+    const char* p = static_cast<const char*>(piece.data);
+    std::size_t left = piece.size;
+    while (left > 0) {
+      ssize_t n = ::write(fd, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail("write failed");
+      }
+      p += n;
+      left -= static_cast<std::size_t>(n);
     }
-    p += n;
-    left -= static_cast<std::size_t>(n);
   }
   if (::fchmod(fd, 0644) != 0) fail("cannot set permissions");
   if (::fsync(fd) != 0) fail("flush to disk failed");
@@ -75,6 +77,10 @@ void write_file_atomic(const std::string& path, const void* data, std::size_t si
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+void write_file_atomic(const std::string& path, const void* data, std::size_t size) {
+  write_file_atomic(path, std::vector<ByteSpan>{{data, size}});
 }
 
 int remove_stale_temporaries(const std::string& dir) {

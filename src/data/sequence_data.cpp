@@ -1,6 +1,9 @@
 // The data-source factory for text and .npy arrays (recur/sources.hpp): which --data values
 // name them, and the train and test batch sources with the metadata a checkpoint keeps of them.
 #include <fmt/format.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -94,7 +97,15 @@ SequenceData open_texts(const std::string& data, const std::string& path, const 
 
 SequenceData open_sequence_data(const std::string& data, const TextSettings& text) {
   const std::string path = resolve_data_path(data);
-  return is_npy_folder(path) ? open_arrays(path) : open_texts(data, path, text);
+  if (is_npy_folder(path)) return open_arrays(path);
+  SequenceData d = open_texts(data, path, text);
+#ifdef __GLIBC__
+  // The texts, the parsed JSON and the vocabulary's counts were many small blocks, now freed
+  // but pinned in the heap by what was allocated after them: give their pages back (IMDb:
+  // about 90 MB of resident memory for the rest of the run).
+  malloc_trim(0);
+#endif
+  return d;
 }
 
 }  // namespace recur

@@ -16,14 +16,39 @@ TokenSequences::TokenSequences(const TextSet& texts, const Vocabulary& vocab, in
   offsets_.reserve(texts.texts.size() + 1);
   offsets_.push_back(0);
   labels_ = texts.labels;
+  const bool narrow = vocab.size() <= 65536;
+  std::int64_t total = 0;
   for (const std::string& text : texts.texts) {
     const std::vector<std::int32_t> ids = vocab.encode(text, max_len, keep);
     for (std::int32_t id : ids) unknown_ += id == Vocabulary::kUnk;
-    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
-    offsets_.push_back(static_cast<std::int64_t>(tokens_.size()));
+    if (narrow)
+      narrow_.insert(narrow_.end(), ids.begin(), ids.end());
+    else
+      wide_.insert(wide_.end(), ids.begin(), ids.end());
+    total += static_cast<std::int64_t>(ids.size());
+    offsets_.push_back(total);
     max_length_ = std::max(max_length_, static_cast<int>(ids.size()));
   }
+  // The vectors grew by doubling: give back the unused tail, up to half of what they hold.
+  narrow_.shrink_to_fit();
+  wide_.shrink_to_fit();
 }
+
+namespace {
+
+template <typename Id>
+void fill_ids(const Id* all, const std::vector<std::int64_t>& offsets, const std::int64_t* idx,
+              int n, std::int32_t* ids) {
+  for (int b = 0; b < n; ++b) {
+    const auto i = static_cast<std::size_t>(idx[b]);
+    const Id* tok = all + offsets[i];
+    const auto len = static_cast<int>(offsets[i + 1] - offsets[i]);
+    for (int t = 0; t < len; ++t)
+      ids[static_cast<std::size_t>(t) * n + b] = static_cast<std::int32_t>(tok[t]);
+  }
+}
+
+}  // namespace
 
 ActShape TokenSequences::input_shape() const {
   ActShape s{ActKind::sequence, 0};
@@ -34,11 +59,10 @@ ActShape TokenSequences::input_shape() const {
 void TokenSequences::fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
                           float*) const {
   std::fill(ids, ids + static_cast<std::size_t>(seq.steps) * n, Vocabulary::kPad);
-  for (int b = 0; b < n; ++b) {
-    const std::int32_t* tok = tokens(idx[b]);
-    const int len = length(idx[b]);
-    for (int t = 0; t < len; ++t) ids[static_cast<std::size_t>(t) * n + b] = tok[t];
-  }
+  if (wide_.empty())
+    fill_ids(narrow_.data(), offsets_, idx, n, ids);
+  else
+    fill_ids(wide_.data(), offsets_, idx, n, ids);
 }
 
 void ArraySequences::fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t*,

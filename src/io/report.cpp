@@ -96,6 +96,9 @@ const Measure kParams{"Parameters", false,
 const Measure kCheckpoint{
     "Checkpoint", false,
     [](const ReportModel& m) { return static_cast<double>(m.checkpoint_bytes); }, bytes_text};
+const Measure kInt8{"Int8 weights", false,
+                    [](const ReportModel& m) { return static_cast<double>(m.int8_bytes); },
+                    bytes_text};
 const Measure kTrain{"Train time / epoch", false,
                      [](const ReportModel& m) { return m.train_seconds_per_epoch; }, seconds_text};
 const Measure kThroughput{"Inference (batch 1000)", true,
@@ -516,7 +519,7 @@ std::string group_suffix(const std::string& group, bool first) {
   return s.size() > 1 ? s : "-group";
 }
 
-const Measure* const kColumns[] = {&kParams,     &kCheckpoint, &kTrain,
+const Measure* const kColumns[] = {&kParams,     &kCheckpoint, &kInt8,  &kTrain,
                                    &kThroughput, &kLatency,    &kMemory};
 
 std::vector<std::string> conclusion_lines(const std::vector<ReportModel>& models) {

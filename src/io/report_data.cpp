@@ -208,6 +208,7 @@ std::string report_to_json(const Report& report) {
                       {"test_count", m.test_count},
                       {"parameters", m.parameters},
                       {"checkpoint_bytes", m.checkpoint_bytes},
+                      {"int8_bytes", m.int8_bytes},
                       {"epochs", m.epochs},
                       {"train_seconds_per_epoch", m.train_seconds_per_epoch},
                       {"inference_per_second", m.inference_per_second},
@@ -292,6 +293,7 @@ Report report_from_json(const std::string& text, const std::string& source) {
     m.test_count = optional_integer<std::int64_t>(jm, "test_count", where);
     m.parameters = optional_integer<std::int64_t>(jm, "parameters", where);
     m.checkpoint_bytes = optional_integer<std::int64_t>(jm, "checkpoint_bytes", where);
+    m.int8_bytes = optional_integer<std::int64_t>(jm, "int8_bytes", where);
     m.epochs = optional_integer<int>(jm, "epochs", where);
     m.train_seconds_per_epoch = optional_number(jm, "train_seconds_per_epoch", where);
     m.inference_per_second = optional_number(jm, "inference_per_second", where);

@@ -224,8 +224,23 @@ void verify_checksum(const std::string& source, const std::string& stored, const
   if (crc32_of(data, size) != expected) throw Error(source, "checksum mismatch: file is corrupt");
 }
 
-std::vector<uint8_t> encode(const std::string& subject, const std::vector<TensorRef>& tensors,
-                            const std::map<std::string, std::string>& metadata) {
+// A safetensors file as pieces: the 8-byte header length and the header (both owned here),
+// then each tensor's bytes where the caller keeps them. Nothing of the data is copied.
+struct Layout {
+  uint8_t length[8] = {};
+  std::string header;
+  std::vector<ByteSpan> data;  // the tensors in order
+  std::size_t total = 0;
+  // Length, header, then the tensors: valid while this Layout lives where it is.
+  std::vector<ByteSpan> pieces() const {
+    std::vector<ByteSpan> all{{length, 8}, {header.data(), header.size()}};
+    all.insert(all.end(), data.begin(), data.end());
+    return all;
+  }
+};
+
+Layout lay_out(const std::string& subject, const std::vector<TensorRef>& tensors,
+               const std::map<std::string, std::string>& metadata) {
   std::set<std::string> names;
   std::vector<uint64_t> lengths;
   uint64_t data_size = 0;
@@ -252,39 +267,43 @@ std::vector<uint8_t> encode(const std::string& subject, const std::vector<Tensor
     data_size += *length;
   }
 
-  std::vector<uint8_t> data(data_size);
-  uint64_t offset = 0;
+  // The CRC of the data section, tensor by tensor: the same as over the joined bytes.
+  uLong crc = crc32(0L, Z_NULL, 0);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    if (lengths[i] > 0) std::memcpy(data.data() + offset, tensors[i].data, lengths[i]);
-    offset += lengths[i];
+    const auto* p = static_cast<const uint8_t*>(tensors[i].data);
+    for (uint64_t left = lengths[i]; left > 0;) {
+      const auto chunk = static_cast<uInt>(std::min<uint64_t>(left, 1u << 30));
+      crc = crc32(crc, p, chunk);
+      p += chunk;
+      left -= chunk;
+    }
   }
 
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   auto meta = nlohmann::ordered_json::object();
   for (const auto& [key, value] : metadata) meta[key] = value;
-  meta[std::string(kChecksumKey)] = checksum_text(crc32_of(data.data(), data.size()));
+  meta[std::string(kChecksumKey)] = checksum_text(static_cast<uint32_t>(crc));
   header[kMetadataKey] = std::move(meta);
-  offset = 0;
+  uint64_t offset = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     header[tensors[i].name] = {{"dtype", dtype_name(tensors[i].dtype)},
                                {"shape", tensors[i].shape},
                                {"data_offsets", {offset, offset + lengths[i]}}};
     offset += lengths[i];
   }
-  std::string text;
+  Layout out;
   try {
-    text = header.dump();
+    out.header = header.dump();
   } catch (const nlohmann::ordered_json::exception&) {
     throw Error(subject, "tensor names and metadata must be valid UTF-8");
   }
   // Pad so that the data section starts 8-byte aligned (8 + header length is a multiple of 8).
-  text.append((8 - text.size() % 8) % 8, ' ');
-
-  std::vector<uint8_t> out(8 + text.size() + data.size());
-  uint64_t header_length = text.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(header_length >> (8 * i));
-  std::memcpy(out.data() + 8, text.data(), text.size());
-  if (!data.empty()) std::memcpy(out.data() + 8 + text.size(), data.data(), data.size());
+  out.header.append((8 - out.header.size() % 8) % 8, ' ');
+  const uint64_t header_length = out.header.size();
+  for (int i = 0; i < 8; ++i) out.length[i] = static_cast<uint8_t>(header_length >> (8 * i));
+  for (std::size_t i = 0; i < tensors.size(); ++i)
+    if (lengths[i] > 0) out.data.push_back({tensors[i].data, lengths[i]});
+  out.total = 8 + out.header.size() + data_size;
   return out;
 }
 
@@ -352,13 +371,22 @@ const StoredTensor& SafetensorsFile::at(const std::string& name) const {
 
 std::vector<uint8_t> encode_safetensors(const std::vector<TensorRef>& tensors,
                                         const std::map<std::string, std::string>& metadata) {
-  return encode("", tensors, metadata);
+  const Layout layout = lay_out("", tensors, metadata);
+  std::vector<uint8_t> out(layout.total);
+  std::size_t at = 0;
+  for (const ByteSpan& piece : layout.pieces()) {
+    std::memcpy(out.data() + at, piece.data, piece.size);
+    at += piece.size;
+  }
+  return out;
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  const std::vector<uint8_t> bytes = encode(path, tensors, metadata);
-  write_file_atomic(path, bytes.data(), bytes.size());
+  // Streamed from the tensors' own memory: no second copy of a large model (or of a resume
+  // file's parameters and optimizer moments) while it is written.
+  const Layout layout = lay_out(path, tensors, metadata);
+  write_file_atomic(path, layout.pieces());
 }
 
 SafetensorsFile parse_safetensors(const std::string& source, const uint8_t* data,

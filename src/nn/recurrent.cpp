@@ -113,8 +113,9 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
       grow(L.input_dropped, SB * I);
       grow(L.mask, SB * I);
     }
-    grow(L.out, SB * D * H);
-    if (train) grow(L.dout, SB * D * H);
+    const bool last = l + 1 == spec_.layers;
+    if (!(last && ws.caller_buffers)) grow(L.out, SB * D * H);
+    if (train && !(last && ws.caller_buffers)) grow(L.dout, SB * D * H);
     for (int d = 0; d < D; ++d) {
       auto& dir = L.dir[d];
       grow(dir.gates, gate_rows * G * H);
@@ -145,7 +146,7 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
     grow(ws.dh, static_cast<std::size_t>(B) * H);
     grow(ws.dc, static_cast<std::size_t>(B) * H);
     grow(ws.dh_total, static_cast<std::size_t>(B) * H);
-    grow(ws.dinput, SB * spec_.input_size);
+    if (!ws.caller_buffers) grow(ws.dinput, SB * spec_.input_size);
     grow(ws.bias_sums, static_cast<std::size_t>(G) * H);
   }
 }
@@ -275,7 +276,7 @@ void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const
       }
       forward_direction(params, l, d, in, ws);
     }
-    in = L.out.data();
+    in = ws.last_out(l);
   }
 }
 
@@ -379,7 +380,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     // step's in training.
     const std::size_t at = ws.one_step ? 0 : static_cast<std::size_t>(t);
     T* g = gates + at * BG;
-    T* h = L.out.data() + static_cast<std::size_t>(t) * B * DH + dir * H;
+    T* h = ws.last_out(layer) + static_cast<std::size_t>(t) * B * DH + dir * H;
     T* c = nullptr;
     if (cell == CellKind::lstm)
       c = W.cell.data() + (ws.one_step ? static_cast<std::size_t>(s % 2) : at) * B * H;
@@ -449,7 +450,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   for (int b = 0; b < B; ++b) {
     const int last = dir == 0 ? ws.lengths[b] - 1 : 0;
     const T* hb = ws.variable
-                      ? L.out.data() + (static_cast<std::size_t>(last) * B + b) * DH + dir * H
+                      ? ws.last_out(layer) + (static_cast<std::size_t>(last) * B + b) * DH + dir * H
                       : h_prev + b * ld_prev;
     std::memcpy(ws.hn.data() + state_off + static_cast<std::size_t>(b) * H, hb, sizeof(T) * H);
     // The reverse direction's last step is step 0, the loop's last: c_prev.
@@ -477,7 +478,7 @@ void RecurrentStack<T>::backward(const T* params, const T* dhn, const T* dcn, St
     if (l > 0)
       din = ws.layers[l - 1].dout.data();
     else if (want_dinput)
-      din = ws.dinput.data();
+      din = ws.caller_buffers ? ws.dinput_to : ws.dinput.data();
     for (int d = 0; d < D; ++d)
       backward_direction(params, l, d, in, dhn, dcn, ws, grads, din, d > 0, dh0, dc0);
     if (l > 0 && L.dropped) {
@@ -530,8 +531,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * BH;
   const T* h0 = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
   const T* c0 = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
-  const T* out = L.out.data();
-  const T* dout = L.dout.data();
+  const T* out = ws.last_out(layer);
+  const T* dout = ws.caller_buffers && layer + 1 == spec_.layers ? ws.dout_from : L.dout.data();
   // Gate gradients overwrite the gates (and GRU's hidden-side gradients its hidden products)
   // step by step: step t's activations are read only to make step t's gradients, element by
   // element before it is written, and nothing reads them after. Half the training memory of

@@ -106,7 +106,18 @@ struct StackWorkspace {
   bool int8 = false;                      // float inference on packed->int8
   AlignedVector<std::uint8_t> q_in, q_h;  // int8: one step's x_t and h_{t-1}, quantized
   AlignedVector<float> s_in, s_h;         // int8: their scales per row
-  const T* input = nullptr;               // the forward's input, h0, c0 (kept for backward)
+  // The caller owns the last layer's out and dout and the stack's dinput (the model's own
+  // activation and gradient buffers: each held once, not copied): it sets out_to before forward
+  // and backward, dout_from and dinput_to (null when not wanted) before backward.
+  bool caller_buffers = false;
+  T* out_to = nullptr;           // [S, B, D*H]
+  const T* dout_from = nullptr;  // [S, B, D*H]
+  T* dinput_to = nullptr;        // [S, B, I0]
+  T* last_out(int l) {
+    return caller_buffers && l + 1 == static_cast<int>(layers.size()) ? out_to
+                                                                      : layers[l].out.data();
+  }
+  const T* input = nullptr;  // the forward's input, h0, c0 (kept for backward)
   const T* h0 = nullptr;
   const T* c0 = nullptr;
 };

@@ -188,6 +188,7 @@ ReportModel measure(const ReportRunOptions& o, const PlannedModel& p, const Imag
     // The test images are read as the checkpoint says (whole, or through its view).
     const Predictor predictor(ckpt);
     m.parameters = static_cast<std::int64_t>(predictor.model().num_params());
+    m.int8_bytes = static_cast<std::int64_t>(int8_parameter_bytes(predictor.model()));
     const std::shared_ptr<const SequenceSource> samples = predictor.image_source(test_ptr);
     BatchRunner runner(predictor, threads);
     r = runner.evaluate(*samples, kThroughputBatch);
@@ -268,6 +269,14 @@ std::int64_t run_training_child(const std::vector<std::string>& args, const std:
                 fmt::format("training {} failed ({})", name,
                             WIFEXITED(status) ? fmt::format("exit code {}", WEXITSTATUS(status))
                                               : fmt::format("signal {}", WTERMSIG(status))));
+  // The child's own peak, which its summary.json records: wait4's ru_maxrss would carry this
+  // process's peak over (Linux keeps the larger of the two at exec), so a model trained after
+  // a large one, or by a large report process, would show the parent's memory instead.
+  std::error_code ec;
+  if (fs::exists(dir + "/summary.json", ec)) {
+    const nlohmann::json summary = nlohmann::json::parse(read_file(dir + "/summary.json"));
+    if (summary.contains("peak_rss_bytes")) return summary.at("peak_rss_bytes").get<std::int64_t>();
+  }
   return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
 }
 

@@ -183,6 +183,7 @@ ReportModel measure_text(const ReportRunOptions& o, const TextPlan& p, const Tex
   const TextCodec& codec = predictor.text();
   const Model<float>& model = predictor.model();
   m.parameters = static_cast<std::int64_t>(model.num_params());
+  m.int8_bytes = static_cast<std::int64_t>(int8_parameter_bytes(model));
   m.class_names = codec.class_names;
   const TokenSequences test(split.test, codec.vocab, codec.max_len, codec.truncate);
   const int threads = resolve_threads(o.threads);
@@ -295,9 +296,8 @@ void add_text_report_models(const ReportRunOptions& o, Report& report, std::ostr
   const std::string group = group_name(o);
   const std::string data = resolve_data_path(o.text_data);
   std::unique_ptr<TextSplit> split;
-  // Every model that needs it is trained first, while this process is small: Linux carries the
-  // spawning process's peak RSS over into the child's ru_maxrss at exec, so a child started after
-  // a batch-1000 measuring pass (gigabytes for the BiLSTM) would report that instead of its own.
+  // Every model that needs it is trained first, while this process is small (each child's peak
+  // RSS comes from its own summary.json; see run_training_child).
   for (const TextPlan& p : plan) {
     const std::string dir = run_dir(o, p.name);
     if (trained(o, p)) continue;

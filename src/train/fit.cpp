@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "core/json_util.hpp"
+#include "core/peak_rss.hpp"
 #include "core/thread_pool.hpp"
 #include "dist/comm.hpp"
 #include "dist/data_parallel.hpp"
@@ -743,6 +744,9 @@ TrainSummary Trainer::finish() {
   }
   if (distributed_) j["ranks"] = parallel_->group().ranks();
   if (opt_.patience > 0) j["stopped_early"] = stopped_early_;
+  // This process's peak resident memory so far (data, training, the test pass): what recur
+  // report's peak-RSS column shows for a model trained in a child process.
+  if (const std::int64_t rss = own_peak_rss_bytes(); rss > 0) j["peak_rss_bytes"] = rss;
   if (writer_) write_file_atomic(opt_.out_dir + "/summary.json", j.dump(2) + "\n");
   return summary;
 }

@@ -11,6 +11,7 @@
 
 #include "cli/cli_helpers.hpp"
 #include "cli/text_fixtures.hpp"
+#include "recur/report_runner.hpp"
 #include "recur/safetensors.hpp"
 
 namespace recur_cli_test {
@@ -47,6 +48,20 @@ TEST(TextCli, TrainEvalPredictInspectOnALabelledTextFile) {
   const auto ev = nlohmann::json::parse(e.out);
   EXPECT_EQ(ev["count"].get<int>(), 120);  // train.tsv alone: its 20% stratified test side
   EXPECT_TRUE(fs::exists(tmp.path() / "ev" / "confusion.png"));
+  EXPECT_EQ(ev["precision"], "fp32");
+  const auto saved = nlohmann::json::parse(slurp(tmp.path() / "ev" / "eval.json"));
+  EXPECT_EQ(saved["precision"], "fp32");
+  const CliResult e8 =
+      run_cli("eval " + quote(run / "last.safetensors") + " --data " + quote(tmp / "train.tsv") +
+              " --json --precision int8 --out " + quote(tmp / "ev8"));
+  ASSERT_EQ(e8.code, 0) << e8.err;
+  const auto ev8 = nlohmann::json::parse(e8.out);
+  EXPECT_EQ(ev8["precision"], "int8");
+  EXPECT_NEAR(ev8["accuracy"].get<double>(), ev["accuracy"].get<double>(), 0.05);
+
+  // summary.json records the training process's own peak RSS (what recur report shows).
+  EXPECT_GT(summary["peak_rss_bytes"].get<std::int64_t>(), 1000000) << summary.dump();
+  EXPECT_LT(summary["peak_rss_bytes"].get<std::int64_t>(), 2000000000) << summary.dump();
 
   // predict tokenizes as training did: case, punctuation and <br /> do not matter.
   const CliResult p = run_cli("predict " + quote(run / "last.safetensors") +
@@ -170,6 +185,30 @@ TEST(TextCli, TrainsAndEvaluatesOnNpyArrays) {
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NEAR(nlohmann::json::parse(e.out)["accuracy"].get<double>(),
               summary["test_accuracy"].get<double>(), 1e-9);
+}
+
+}  // namespace
+}  // namespace recur_cli_test
+
+namespace recur_cli_test {
+namespace {
+
+// recur report's peak-RSS column: a training child started by a large process reports its own
+// peak. (wait4's ru_maxrss carries the parent's peak over at exec: this test's 512 MB.)
+TEST(TextCli, TrainingChildReportsItsOwnPeakNotItsParents) {
+  ScratchDir tmp;
+  write_corpus(tmp / "train.tsv", 200, 1);
+  constexpr std::size_t kParentBytes = std::size_t{512} << 20;
+  std::vector<char> big(kParentBytes);
+  for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i >> 12);
+  const std::string dir = (tmp.path() / "run").string();
+  const std::int64_t rss = recur::run_training_child(
+      {RECUR_CLI_PATH, "train", "--data", tmp / "train.tsv", "--out", dir, "--epochs", "1",
+       "--hidden", "8", "--embed", "8", "--threads", "1"},
+      "tiny", dir);
+  EXPECT_GT(big[4096 * 7], 0);  // the parent's memory stays resident until here
+  EXPECT_GT(rss, 1 << 20);
+  EXPECT_LT(rss, static_cast<std::int64_t>(kParentBytes / 2)) << rss;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "data/scratch_folder.hpp"
 #include "recur/error.hpp"
 #include "recur/sha256.hpp"
+#include "recur/sources.hpp"
 #include "recur/text.hpp"
 
 namespace {
@@ -508,3 +509,49 @@ TEST(ImdbData, VocabularyOfTheWholeSet) {
 }
 
 }  // namespace
+
+// TokenSequences keeps ids in 16 bits when the vocabulary fits and in 32 above 65,536 words;
+// both give the encoder's ids back, time-major and padded.
+namespace {
+
+void expect_fill_matches_encode(const recur::TextSet& set, const recur::Vocabulary& vocab) {
+  const recur::TokenSequences seqs(set, vocab, 100000, recur::Truncate::tail);
+  const std::int64_t idx[2] = {1, 0};
+  const int steps = std::max(seqs.length(0), seqs.length(1));
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(steps) * 2, -7);
+  seqs.fill(idx, 2, recur::SeqInfo::fixed(steps, 2), ids.data(), nullptr);
+  for (int b = 0; b < 2; ++b) {
+    const std::vector<std::int32_t> want =
+        vocab.encode(set.texts[static_cast<std::size_t>(idx[b])], 100000, recur::Truncate::tail);
+    ASSERT_EQ(seqs.length(idx[b]), static_cast<int>(want.size()));
+    for (int t = 0; t < steps; ++t) {
+      const std::int32_t expected =
+          t < static_cast<int>(want.size()) ? want[static_cast<std::size_t>(t)] : 0;
+      EXPECT_EQ(ids[static_cast<std::size_t>(t) * 2 + b], expected) << "b " << b << " t " << t;
+    }
+  }
+  EXPECT_EQ(seqs.total_tokens(), seqs.length(0) + seqs.length(1));
+}
+
+}  // namespace
+
+TEST(TokenSequences, SmallVocabularyFillsTheEncodersIds) {
+  recur::TextSet set;
+  set.texts = {"a good film, a good cast", "bad film"};
+  set.labels = {1, 0};
+  const auto vocab = recur::Vocabulary::build(set.texts, 100, 1);
+  expect_fill_matches_encode(set, vocab);
+}
+
+TEST(TokenSequences, VocabularyOver65536WordsKeepsHighIds) {
+  recur::TextSet set;
+  std::string many;
+  for (int k = 0; k < 70000; ++k) many.append("w").append(std::to_string(k)).append(" ");
+  set.texts = {many, "w69999 w5 unseen w69998"};
+  set.labels = {1, 0};
+  const auto vocab = recur::Vocabulary::build(set.texts, 80000, 1);
+  ASSERT_GT(vocab.size(), 65536);
+  expect_fill_matches_encode(set, vocab);
+  const std::vector<std::int32_t> ids = vocab.encode(many, 100000, recur::Truncate::tail);
+  EXPECT_GT(*std::max_element(ids.begin(), ids.end()), 65535) << "the test needs 17-bit ids";
+}

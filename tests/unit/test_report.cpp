@@ -33,6 +33,7 @@ ReportModel model(const std::string& name, const std::string& family, double acc
   m.test_count = 10000;
   m.parameters = params;
   m.checkpoint_bytes = params * 4 + 2000;
+  m.int8_bytes = params + 400;
   m.epochs = 3;
   m.train_seconds_per_epoch = epoch_s;
   m.inference_per_second = per_s;
@@ -240,12 +241,14 @@ TEST(ReportHtml, EscapesNamesAndShowsUnmeasuredAsDash) {
 TEST(ReportMarkdown, SameTableRowPerModel) {
   const std::string md = report_markdown(fixed_report());
   EXPECT_NE(md.find("| Model | Family | Test accuracy | Errors | Parameters | Checkpoint | "
-                    "Train time / epoch | Inference (batch 1000) | Latency (batch 1) | Peak RSS | "
+                    "Int8 weights | Train time / epoch | Inference (batch 1000) | Latency (batch "
+                    "1) | Peak RSS | "
                     "Most confused (true->predicted) |"),
             std::string::npos);
-  EXPECT_NE(md.find("| cnn | CNN | **99.12%** | 88 / 10,000 | 61,706 | 248.8 kB | 3.10 s | "
-                    "90,000 samples/s | 45.0 us | 95.0 MB | 4->9 (12), 7->2 (8) |"),
-            std::string::npos)
+  EXPECT_NE(
+      md.find("| cnn | CNN | **99.12%** | 88 / 10,000 | 61,706 | 248.8 kB | 62.1 kB | 3.10 s | "
+              "90,000 samples/s | 45.0 us | 95.0 MB | 4->9 (12), 7->2 (8) |"),
+      std::string::npos)
       << md;
   EXPECT_EQ(count(md, "\n| "), 1u + 5u);  // header and one row per model
   EXPECT_NE(md.find("- Accuracy: cnn is the most accurate"), std::string::npos);
