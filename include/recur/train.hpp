@@ -98,6 +98,9 @@ struct TrainOptions {
   // --init-recurrent auto: train() sets model.init.recurrent.kind from the cell (and a layer
   // list's recurrent layers from theirs) with auto_recurrent_init.
   bool recurrent_init_auto = false;
+  // --init-from: a checkpoint (a pretrained language model, another run) whose tensors of the
+  // same name and shape replace the initial weights (init_from_checkpoint, recur/pretrain.hpp).
+  std::string init_from;
   OptimizerConfig optimizer = [] {
     OptimizerConfig o;
     o.lr = 4e-3f;
