@@ -135,7 +135,8 @@ struct TrainOptions {
 };
 
 // A resolved config (key=value lines) without the options that name the trainer's own folders
-// (data, out): what a checkpoint's metadata keeps, so a shared file reveals no local layout.
+// (data, out, init-from): what a checkpoint's metadata keeps, so a shared file reveals no local
+// layout.
 std::string without_local_paths(const std::string& config);
 // What a checkpoint says of IDX training data in `dir`: its files' names and SHA-256, and name
 // "mnist" when they are MNIST's (JSON).

@@ -214,10 +214,11 @@ PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
   const TextSet texts = load_training_texts(o.data_dir, o.test_data);
   const LmData data = prepare_lm_data(o, texts);
   log << fmt::format(
-      "pretrain: {} training texts ({} held out), vocabulary {} (min count {}), {} pieces of up "
-      "to {} tokens, direction {}\n",
-      texts.size(), texts.size() - data.train_texts, data.vocab.size(), o.min_count,
-      data.train.size(), o.bptt + 1, to_string(o.direction));
+             "pretrain: {} training texts ({} held out), vocabulary {} (min count {}), {} pieces "
+             "of up to {} tokens, direction {}\n",
+             texts.size(), texts.size() - data.train_texts, data.vocab.size(), o.min_count,
+             data.train.size(), o.bptt + 1, to_string(o.direction))
+      << std::flush;
   LanguageModel lm(data.vocab.size(), o.embed, o.hidden, o.cell, o.direction);
   lm.init(o.seed);
   const NegativeSampler sampler(data.train, data.vocab.size(), o.negatives);
@@ -289,7 +290,8 @@ PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
         s.train_loss = window_loss / static_cast<double>(window_words);
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
         log << fmt::format("step {}/{}  epoch {}  sampled loss {:.4f}  lr {:.2e}  {:.0f} s\n",
-                           s.steps, total, epoch + 1, s.train_loss, lr, secs);
+                           s.steps, total, epoch + 1, s.train_loss, lr, secs)
+            << std::flush;
         metrics += nlohmann::json{{"step", s.steps},
                                   {"epoch", epoch + 1},
                                   {"sampled_loss", s.train_loss},
@@ -307,7 +309,7 @@ PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
     nlohmann::json line = {{"epoch", epoch + 1}, {"step", s.steps}};
     if (o.direction != LmDirection::backward) line["holdout_perplexity_forward"] = s.perplexity[0];
     if (o.direction != LmDirection::forward) line["holdout_perplexity_backward"] = s.perplexity[1];
-    log << "held-out perplexity: " << line.dump() << "\n";
+    log << "held-out perplexity: " << line.dump() << std::endl;
     metrics += line.dump() + "\n";
     write_lm_checkpoint(o.out_dir + "/lm.safetensors", lm, lm.params(), data.vocab, settings);
     write_file_atomic(o.out_dir + "/metrics.jsonl", metrics);
