@@ -103,6 +103,9 @@ struct TrainOptions {
   // --init-recurrent auto: train() sets model.init.recurrent.kind from the cell (and a layer
   // list's recurrent layers from theirs) with auto_recurrent_init.
   bool recurrent_init_auto = false;
+  // --init-from: a checkpoint (a pretrained language model, another run) whose tensors of the
+  // same name and shape replace the initial weights (init_from_checkpoint, recur/pretrain.hpp).
+  std::string init_from;
   OptimizerConfig optimizer = [] {
     OptimizerConfig o;
     o.lr = 4e-3f;
@@ -137,7 +140,8 @@ struct TrainOptions {
 };
 
 // A resolved config (key=value lines) without the options that name the trainer's own folders
-// (data, out): what a checkpoint's metadata keeps, so a shared file reveals no local layout.
+// (data, out, init-from): what a checkpoint's metadata keeps, so a shared file reveals no local
+// layout.
 std::string without_local_paths(const std::string& config);
 // What a checkpoint says of IDX training data in `dir`: its files' names and SHA-256, and name
 // "mnist" when they are MNIST's (JSON).

@@ -14,6 +14,7 @@ using Runner = std::function<int()>;
 
 void add_data_command(CLI::App& app, Runner& run);
 void add_train_command(CLI::App& app, Runner& run);
+void add_pretrain_command(CLI::App& app, Runner& run);
 void add_eval_command(CLI::App& app, Runner& run);
 void add_predict_command(CLI::App& app, Runner& run);
 void add_inspect_command(CLI::App& app, Runner& run);

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   recur::cli::Runner run;
   recur::cli::add_data_command(app, run);
   recur::cli::add_train_command(app, run);
+  recur::cli::add_pretrain_command(app, run);
   recur::cli::add_eval_command(app, run);
   recur::cli::add_predict_command(app, run);
   recur::cli::add_inspect_command(app, run);

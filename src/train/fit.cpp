@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <numeric>
 #include <ostream>
 #include <type_traits>
@@ -21,6 +22,7 @@
 #include "recur/error.hpp"
 #include "recur/fit.hpp"
 #include "recur/fs.hpp"
+#include "recur/pretrain.hpp"
 #include "train/resume_file.hpp"
 #include "train/run_dir.hpp"
 
@@ -415,6 +417,13 @@ void Trainer::plan() {
                             train_->size(), train_->size()));
   model_ = std::make_unique<Model<float>>(plan_.model);
   model_->init(opt_.seed);
+  if (!opt_.init_from.empty() && !opt_.resume) {
+    const auto vocab = plan_.metadata.find("recur.vocab");
+    std::ostream silent(nullptr);
+    init_from_checkpoint(opt_.init_from, model_->layout(), model_->params().data(),
+                         vocab == plan_.metadata.end() ? std::string() : vocab->second,
+                         dist::rank() == 0 ? std::cerr : silent);
+  }
   order_.resize(static_cast<std::size_t>(train_->size()));
   std::iota(order_.begin(), order_.end(), 0);
   const auto per_epoch =

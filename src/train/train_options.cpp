@@ -226,6 +226,10 @@ std::vector<TrainOption> init_options() {
                  to_string(o.model.init.projection.bias)),
       RECUR_NUMBER("projection-bias-value", "init", "Value of a constant projection bias",
                    Kind::real, model.init.projection.bias_value),
+      RECUR_TEXT("init-from", "init",
+                 "Start from the tensors of this checkpoint whose names and shapes match (e.g. "
+                 "recur pretrain's lm.safetensors: embedding and recurrent weights)",
+                 o.init_from = t, o.init_from),
   };
 }
 

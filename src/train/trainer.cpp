@@ -131,7 +131,7 @@ std::string without_local_paths(const std::string& config) {
   std::string line, kept;
   while (std::getline(in, line)) {
     const std::string key = line.substr(0, line.find('='));
-    if (key == "data" || key == "out") continue;
+    if (key == "data" || key == "out" || key == "init-from") continue;
     kept += line + "\n";
   }
   return kept;

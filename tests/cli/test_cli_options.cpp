@@ -55,6 +55,7 @@ const std::map<std::string, std::string> kBad = {
     {"--no-bias", "--no-bias=maybe"},
     {"--init", "--init orthogonal"},
     {"--init-recurrent", "--init-recurrent zeros"},
+    {"--init-from", "--init-from /nonexistent/lm.safetensors"},
     {"--init-sigma", "--init-sigma -1"},
     {"--bias-init", "--bias-init ones"},
     {"--bias-value", "--bias-value nan"},
