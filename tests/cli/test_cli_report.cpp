@@ -100,8 +100,8 @@ TEST(ReportCli, TrainsMeasuresAndReusesEveryModel) {
   const std::string md = slurp(dir.path() / "out" / "report.md");
   const std::string html = slurp(dir.path() / "out" / "report.html");
   for (const char* header :
-       {"Test accuracy", "Parameters", "Checkpoint", "Train time / epoch", "Inference (batch 1000)",
-        "Latency (batch 1)", "Peak RSS", "Most confused"})
+       {"Test accuracy", "Parameters", "Checkpoint", "Int8 weights", "Train time / epoch",
+        "Inference (batch 1000)", "Latency (batch 1)", "Peak RSS", "Most confused"})
     EXPECT_TRUE(contains(md, header)) << header;
   for (const char* name : kReportModels) {
     SCOPED_TRACE(name);
