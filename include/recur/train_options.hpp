@@ -36,7 +36,7 @@ const TrainOption* find_train_option(const std::string& name);
 
 // The options `recur train` starts from: TrainOptions' defaults with --init-recurrent auto and
 // the recipe's training methods (--augment-shift 2 --augment-rotate 10 --ema 0.999; text and
-// arrays drop the augmentation in apply_sequence_defaults).
+// arrays drop them in apply_sequence_defaults).
 TrainOptions default_train_options();
 
 // The options as the TOML file a run folder keeps (config.toml) and --config reads back: one

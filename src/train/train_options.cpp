@@ -418,10 +418,17 @@ void apply_sequence_defaults(TrainOptions& options, const std::set<std::string>&
   // The IMDb recipe (examples/imdb-bilstm.toml; README results): a bidirectional LSTM read out
   // by max pooling over the real steps.
   static const std::pair<const char*, const char*> recipe[] = {
-      {"pooling", "max"},     {"bidirectional", "true"}, {"epochs", "4"},
-      {"batch", "64"},        {"lr", "0.002"},           {"val", "0"},
-      {"display-step", "50"}, {"eval-batch", "64"},      {"augment-shift", "0"},
-      {"augment-rotate", "0"}};
+      {"pooling", "max"},
+      {"bidirectional", "true"},
+      {"epochs", "4"},
+      {"batch", "64"},
+      {"lr", "0.002"},
+      {"val", "0"},
+      {"display-step", "50"},
+      {"eval-batch", "64"},
+      {"augment-shift", "0"},
+      {"augment-rotate", "0"},
+      {"ema", "0"}};  // the average did not help here (docs/RECIPES.md)
   const bool listed = !options.layers.empty();
   for (const auto& [name, value] : recipe) {
     if (given.count(name) > 0) continue;

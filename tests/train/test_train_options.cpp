@@ -145,9 +145,10 @@ TEST(TrainOptionTable, TextRecipeFillsWhatWasNotGiven) {
   EXPECT_EQ(listed.model.pooling, Pooling::last);
   EXPECT_FALSE(listed.model.bidirectional);
   EXPECT_EQ(listed.epochs, 4);
-  // Text drops the images' augmentation unless it was asked for.
+  // Text drops the images' augmentation and weight averaging unless they were asked for.
   EXPECT_EQ(o.augment_shift, 0);
   EXPECT_EQ(o.augment_rotate, 0);
+  EXPECT_EQ(o.optimizer.ema, 0.f);
 }
 
 TEST(TrainOptionTable, ThePlainRnnRecipeFillsWhatWasNotGiven) {
