@@ -306,6 +306,45 @@ DirectionDims RecurrentStack<T>::direction_dims(const DirectionParams& p,
           static_cast<std::size_t>(ws.batch) * GH};
 }
 
+// Recurrent dropout: step t's h_{t-1} times the sequence's mask, kept in W.h_dropped for
+// backward. Every row is written, so dW_hh reads no stale rows.
+template <typename T>
+const T* mask_state(const T* h_prev, int ld_prev, const T* mask, int t, int B, int H, T* dropped) {
+  T* hd = dropped + static_cast<std::size_t>(t) * B * H;
+  kernels::mul_rows<T>(B, H, h_prev, ld_prev, mask, hd);
+  return hd;
+}
+
+// Inference on one step's buffers: rows [next, Bt) end at this step and keep their cell state.
+template <typename T>
+void keep_ending_cells(int next, int Bt, int H, const T* c, T* cn) {
+  for (int b = next; b < Bt; ++b)
+    std::memcpy(cn + static_cast<std::size_t>(b) * H, c + static_cast<std::size_t>(b) * H,
+                sizeof(T) * H);
+}
+
+// Untied weights: dW_ih, dW_hh and the input gradient one step (one weight set) at a time.
+template <typename T>
+void untied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* out, const T* h0,
+                         const T* dgates, const T* dgates_hid, const T* w_ih, T* gw_ih, T* gw_hh,
+                         T* din, bool din_accumulate) {
+  const int S = d.S, B = d.B, H = d.H, I = d.I, GH = d.GH, DH = d.DH;
+  for (int t = 0; t < S; ++t) {
+    const int s = dir == 0 ? t : S - 1 - t;
+    const int t_prev = dir == 0 ? t - 1 : t + 1;
+    const T* h_prev = s > 0 ? out + static_cast<std::size_t>(t_prev) * B * DH + dir * H : h0;
+    const int ld_prev = s > 0 ? DH : H;
+    const T* in_t = in + static_cast<std::size_t>(t) * B * I;
+    gemm<T>(true, false, GH, I, B, T(1), dgates + t * d.BG, GH, in_t, I, T(1),
+            gw_ih + t * d.ih_stride, I);
+    gemm<T>(true, false, GH, H, B, T(1), dgates_hid + t * d.BG, GH, h_prev, ld_prev, T(1),
+            gw_hh + t * d.hh_stride, H);
+    if (din)
+      gemm<T>(false, false, B, I, GH, T(1), dgates + t * d.BG, GH, w_ih + t * d.ih_stride, I,
+              din_accumulate ? T(1) : T(0), din + static_cast<std::size_t>(t) * B * I, I);
+  }
+}
+
 template <typename T>
 void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
                                           StackWorkspace<T>& ws) const {
@@ -386,14 +425,10 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
       c = W.cell.data() + (ws.one_step ? static_cast<std::size_t>(s % 2) : at) * B * H;
     // What the recurrent product reads: h_{t-1}, or (recurrent dropout) h_{t-1} times the
     // sequence's mask, kept for backward. Every row is written, so dW_hh reads no stale rows.
-    const T* h_in = h_prev;
-    int ld_in = ld_prev;
-    if (ws.recurrent_dropped) {
-      T* hd = W.h_dropped.data() + static_cast<std::size_t>(t) * B * H;
-      kernels::mul_rows<T>(B, H, h_prev, ld_prev, W.h_mask.data(), hd);
-      h_in = hd;
-      ld_in = H;
-    }
+    const T* h_in = ws.recurrent_dropped ? mask_state<T>(h_prev, ld_prev, W.h_mask.data(), t, B, H,
+                                                         W.h_dropped.data())
+                                         : h_prev;
+    const int ld_in = ws.recurrent_dropped ? H : ld_prev;
     if (cell == CellKind::gru) {
       T* hid = W.hidden.data() + at * BG;
       if constexpr (std::is_same_v<T, float>) {
@@ -426,12 +461,8 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
       }
     }
     // Rows whose last step this is keep their cell state (one step's buffers are overwritten).
-    if (c && ws.one_step && ws.variable && dir == 0) {
-      const int next = t + 1 < S ? ws.batch_sizes[t + 1] : 0;
-      for (int b = next; b < Bt; ++b)
-        std::memcpy(ws.cn.data() + state_off + static_cast<std::size_t>(b) * H,
-                    c + static_cast<std::size_t>(b) * H, sizeof(T) * H);
-    }
+    if (c && ws.one_step && ws.variable && dir == 0)
+      keep_ending_cells(t + 1 < S ? ws.batch_sizes[t + 1] : 0, Bt, H, c, ws.cn.data() + state_off);
     // Rows past their end: zero output and state, which is also where the reverse direction
     // starts them when it reaches their last step.
     for (int b = Bt; b < B; ++b) {
@@ -522,7 +553,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   // capture bindings).
   const DirectionDims dims = direction_dims(p, ws);
   const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B, I = dims.I;
-  const std::size_t ih_stride = dims.ih_stride, hh_stride = dims.hh_stride, BG = dims.BG;
+  const std::size_t hh_stride = dims.hh_stride, BG = dims.BG;
   auto& L = ws.layers[layer];
   auto& W = L.dir[dir];
   const T* w_ih = params + p.w_ih;
@@ -649,20 +680,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       gemm<T>(false, false, S * B, I, GH, T(1), dgates, GH, w_ih, I, din_accumulate ? T(1) : T(0),
               din, I);
   } else {
-    for (int t = 0; t < S; ++t) {
-      const int s = dir == 0 ? t : S - 1 - t;
-      const int t_prev = dir == 0 ? t - 1 : t + 1;
-      const T* h_prev = s > 0 ? out + static_cast<std::size_t>(t_prev) * B * DH + dir * H : h0;
-      const int ld_prev = s > 0 ? DH : H;
-      const T* in_t = in + static_cast<std::size_t>(t) * B * I;
-      gemm<T>(true, false, GH, I, B, T(1), dgates + t * BG, GH, in_t, I, T(1),
-              gw_ih + t * ih_stride, I);
-      gemm<T>(true, false, GH, H, B, T(1), dgates_hid + t * BG, GH, h_prev, ld_prev, T(1),
-              gw_hh + t * hh_stride, H);
-      if (din)
-        gemm<T>(false, false, B, I, GH, T(1), dgates + t * BG, GH, w_ih + t * ih_stride, I,
-                din_accumulate ? T(1) : T(0), din + static_cast<std::size_t>(t) * B * I, I);
-    }
+    untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, gw_ih, gw_hh, din,
+                           din_accumulate);
   }
   if (spec_.bias) {
     add_bias_grads<T>(cell == CellKind::gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(),
