@@ -5,11 +5,8 @@ find_package(tomlplusplus REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PNG REQUIRED)
 find_package(ZLIB REQUIRED)
-# cpp-httplib (libcpp-httplib-dev), for `recur serve`: Debian builds it as a shared library whose
-# pkg-config flags (OpenSSL, zlib, brotli support) must match the header's, so it comes through
-# pkg-config.
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# Boost.Asio and Boost.Beast (libboost-dev, headers only), for `recur serve`'s HTTP layer.
+find_package(Boost 1.74 REQUIRED)
 
 # OpenBLAS through CBLAS. Linked by path so the exported package needs no imported target for it.
 find_path(RECUR_BLAS_INCLUDE_DIR cblas.h

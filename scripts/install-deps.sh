@@ -26,7 +26,7 @@ done
 packages=(
   g++ cmake ninja-build pkg-config ca-certificates
   libopenblas-dev zlib1g-dev libpng-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libtomlplusplus-dev libcpp-httplib-dev
+  libtomlplusplus-dev libboost-dev
   nodejs npm
 )
 if $test_deps; then

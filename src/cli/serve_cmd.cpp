@@ -52,6 +52,7 @@ int run_serve(ServeCliOptions& o) {
   RECUR_CHECK(o.max_body_mb > 0 && o.max_body_mb <= 1024, "--max-body-mb", "must be in (0, 1024]");
   require_positive("--timeout-s", o.serve.timeout_s);
   require_positive("--http-threads", o.serve.http_threads);
+  require_positive("--io-threads", o.serve.io_threads);
   o.serve.max_body_bytes = static_cast<std::size_t>(o.max_body_mb * (1 << 20));
   o.serve.log_requests = !o.quiet;
   std::vector<serve::NamedModel> models;
@@ -92,8 +93,11 @@ void add_serve_command(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--timeout-s", o->serve.timeout_s, "Seconds to read a request or write an answer")
       ->capture_default_str();
+  cmd->add_option("--io-threads", o->serve.io_threads,
+                  "Event loops reading requests and writing answers (connections cost no thread)")
+      ->capture_default_str();
   cmd->add_option("--http-threads", o->serve.http_threads,
-                  "Connections served at once (a keep-alive client holds one)")
+                  "Threads for requests that wait: streaming steps, texts, pictures")
       ->capture_default_str();
   cmd->add_flag("--quiet", o->quiet, "No log line per request");
   cmd->callback([o, &run] { run = [o] { return run_serve(*o); }; });

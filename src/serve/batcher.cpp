@@ -21,38 +21,60 @@ Batcher::~Batcher() {
   for (std::thread& t : workers_) t.join();
 }
 
+void Batcher::submit_images(std::vector<std::uint8_t> pixels, std::int64_t n, Completion done) {
+  auto job = std::make_unique<Job>();
+  job->is_u8 = true;
+  job->n = n;
+  job->u8 = std::move(pixels);
+  job->done = std::move(done);
+  submit(std::move(job));
+}
+
+void Batcher::submit_sequences(std::vector<float> x, std::int64_t n, int steps, Completion done) {
+  auto job = std::make_unique<Job>();
+  job->is_u8 = false;
+  job->steps = steps;
+  job->n = n;
+  job->f32 = std::move(x);
+  job->done = std::move(done);
+  submit(std::move(job));
+}
+
+Predictions Batcher::wait_for(const std::function<void(Completion)>& submit_one) {
+  Done signalled;
+  Predictions answer;
+  std::exception_ptr error;
+  submit_one([&](Predictions&& a, std::exception_ptr e) {
+    answer = std::move(a);
+    error = e;
+    signalled.signal();
+  });
+  signalled.wait();
+  if (error) std::rethrow_exception(error);  // the Predictor's Error
+  return answer;
+}
+
 Predictions Batcher::images(std::vector<std::uint8_t> pixels, std::int64_t n) {
-  Job job;
-  job.is_u8 = true;
-  job.n = n;
-  job.u8 = std::move(pixels);
-  return submit(job);
+  return wait_for([&](Completion done) { submit_images(std::move(pixels), n, std::move(done)); });
 }
 
 Predictions Batcher::sequences(std::vector<float> x, std::int64_t n, int steps) {
-  Job job;
-  job.is_u8 = false;
-  job.steps = steps;
-  job.n = n;
-  job.f32 = std::move(x);
-  return submit(job);
+  return wait_for(
+      [&](Completion done) { submit_sequences(std::move(x), n, steps, std::move(done)); });
 }
 
-Predictions Batcher::submit(Job& job) {
-  job.arrived = std::chrono::steady_clock::now();
+void Batcher::submit(std::unique_ptr<Job> job) {
+  job->arrived = std::chrono::steady_clock::now();
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // A worker sleeps until the oldest request's deadline once it has one: wake it only for a
     // first request or a full batch, not for every request (a context switch each).
-    wake = queue_.empty() || queued_ + job.n >= options_.max_batch;
-    queued_ += job.n;
-    queue_.push_back(&job);
+    wake = queue_.empty() || queued_ + job->n >= options_.max_batch;
+    queued_ += job->n;
+    queue_.push_back(std::move(job));
   }
   if (wake) wake_.notify_one();
-  job.done.wait();
-  if (job.error) std::rethrow_exception(job.error);  // the Predictor's Error
-  return std::move(job.answer);
 }
 
 void Batcher::work() {
@@ -60,7 +82,7 @@ void Batcher::work() {
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
-    const Job* first = queue_.front();
+    const Job* first = queue_.front().get();
     bool is_u8 = first->is_u8;
     int steps = first->steps;
     const auto deadline = first->arrived + std::chrono::microseconds(options_.max_delay_us);
@@ -68,11 +90,11 @@ void Batcher::work() {
     // Wait for the batch to fill, until the oldest request's deadline.
     for (;;) {
       std::int64_t waiting = 0;
-      for (const Job* j : queue_)
-        if (fits(j)) waiting += j->n;
+      for (const auto& j : queue_)
+        if (fits(j.get())) waiting += j->n;
       if (waiting >= options_.max_batch || stopping_) break;
       if (wake_.wait_until(lock, deadline) == std::cv_status::timeout) break;
-      if (queue_.empty() || !fits(queue_.front())) break;  // another worker took it
+      if (queue_.empty() || !fits(queue_.front().get())) break;  // another worker took it
     }
     if (queue_.empty()) continue;
     // Another worker may have taken the requests waited for: the batch is of the kind of the
@@ -80,14 +102,17 @@ void Batcher::work() {
     is_u8 = queue_.front()->is_u8;
     steps = queue_.front()->steps;
     // Take the oldest request and the compatible ones after it while they fit.
+    std::vector<std::unique_ptr<Job>> owned;
     std::vector<Job*> jobs;
     std::int64_t samples = 0;
     for (auto it = queue_.begin(); it != queue_.end();) {
-      const bool take = fits(*it) && (jobs.empty() || samples + (*it)->n <= options_.max_batch);
+      const bool take =
+          fits(it->get()) && (jobs.empty() || samples + (*it)->n <= options_.max_batch);
       if (take) {
         samples += (*it)->n;
         queued_ -= (*it)->n;
-        jobs.push_back(*it);
+        jobs.push_back(it->get());
+        owned.push_back(std::move(*it));
         it = queue_.erase(it);
       } else {
         ++it;
@@ -98,7 +123,8 @@ void Batcher::work() {
     lock.unlock();
     if (more) wake_.notify_one();  // the rest of the queue may need another worker
     run(jobs);
-    for (Job* j : jobs) j->done.signal();
+    for (Job* j : jobs) j->done(std::move(j->answer), j->error);
+    owned.clear();
     lock.lock();
   }
 }

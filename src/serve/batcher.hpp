@@ -6,6 +6,10 @@
 // come when the batch is not full, runs the Predictor once on the joined batch and hands every
 // request its rows. Requests larger than max_batch run on their own.
 //
+// A request is submitted with a completion, which the worker calls with the answer (or the
+// Predictor's error) once its batch has run: the server's I/O threads never wait for a batch.
+// images() and sequences() are the waiting forms of the same.
+//
 // A row's answer does not depend on its neighbours as far as the Predictor's kernels keep rows
 // independent (include/recur/predictor.hpp); the server adds no arithmetic of its own.
 #pragma once
@@ -17,6 +21,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -63,9 +68,15 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
+  // Called once on a worker thread: the answer, or the error (then the answer is empty).
+  using Completion = std::function<void(Predictions&& answer, std::exception_ptr error)>;
+
   // u8 images [n, rows, cols]: the answer of predict_images on exactly these rows.
-  Predictions images(std::vector<std::uint8_t> pixels, std::int64_t n);
+  void submit_images(std::vector<std::uint8_t> pixels, std::int64_t n, Completion done);
   // f32 sequences [n, steps, features], all full length (image-sequence models).
+  void submit_sequences(std::vector<float> x, std::int64_t n, int steps, Completion done);
+  // The same, waiting for the answer (rethrows the Predictor's error).
+  Predictions images(std::vector<std::uint8_t> pixels, std::int64_t n);
   Predictions sequences(std::vector<float> x, std::int64_t n, int steps);
 
  private:
@@ -78,9 +89,10 @@ class Batcher {
     std::chrono::steady_clock::time_point arrived;
     Predictions answer;
     std::exception_ptr error;
-    Done done;  // signalled by the worker once the result or error is set
+    Completion done;
   };
-  Predictions submit(Job& job);  // job lives on the caller's stack until done
+  void submit(std::unique_ptr<Job> job);
+  Predictions wait_for(const std::function<void(Completion)>& submit_one);
   void work();
   void run(std::vector<Job*>& jobs);
 
@@ -89,7 +101,7 @@ class Batcher {
   BatchObserver observer_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Job*> queue_;
+  std::deque<std::unique_ptr<Job>> queue_;
   std::int64_t queued_ = 0;  // samples in queue_
   bool stopping_ = false;
   std::vector<std::thread> workers_;

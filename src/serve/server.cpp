@@ -1,9 +1,9 @@
-// The HTTP layer of `recur serve` (server.hpp): routes, authorization, limits, logging and a
-// clean stop on SIGINT / SIGTERM.
+// `recur serve` (server.hpp) on the HTTP layer (http.hpp): routes, authorization, the infer
+// requests' way to the batcher or the blocking pool, logging, and a clean stop on SIGINT /
+// SIGTERM.
 #include "serve/server.hpp"
 
 #include <fmt/core.h>
-#include <httplib.h>
 #include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,12 +15,12 @@
 #include <csignal>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <thread>
 
 #include "recur/digit_frame.hpp"
 #include "recur/error.hpp"
 #include "recur/image.hpp"
+#include "serve/http.hpp"
 #include "serve/metrics.hpp"
 #include "serve/pages.hpp"
 #include "serve/protocol.hpp"
@@ -51,8 +51,7 @@ bool is_png(const std::string& body) {
   return body.size() >= 8 && body.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
 }
 
-bool wants_png(const httplib::Request& req) {
-  const std::string type = req.get_header_value("Content-Type");
+bool wants_png(const std::string& type) {
   return type.rfind("image/", 0) == 0 || type.rfind("application/octet-stream", 0) == 0;
 }
 
@@ -63,44 +62,85 @@ void on_stop_signal(int) {
   [[maybe_unused]] const auto n = ::write(g_stop_pipe[1], &byte, 1);
 }
 
-// Time the pre-routing handler saw the request arrive, for the log and the latency histogram.
-thread_local std::chrono::steady_clock::time_point t_arrived;
-thread_local std::string t_model;
-
 class Server {
  public:
   Server(const std::vector<NamedModel>& named, const ServeOptions& options, std::FILE* out);
   int run();
 
  private:
-  void routes();
-  void guard();
-  Model* model_or_404(const httplib::Request& req, httplib::Response& res);
-  void infer(Model& m, const httplib::Request& req, httplib::Response& res);
+  void handle(HttpRequest&& req, Responder respond);
+  bool authorized(const HttpRequest& req) const;
+  void model_route(const std::string& rest, HttpRequest&& req, Responder& respond);
+  void infer(Model& m, HttpRequest&& req, Responder respond);
+  void infer_blocking(Model& m, HttpRequest&& req, Responder respond);
+  void infer_now(Model& m, const HttpRequest& req, HttpResponse& res);
   Predictions predict(Model& m, const InferRequest& r);
   std::vector<std::uint8_t> framed_png(const Model& m, const std::string& body);
-  void log(const httplib::Request& req, const httplib::Response& res);
+  void log(const std::string& method, const std::string& path, const HttpResponse& res,
+           double seconds, std::size_t bytes);
 
   ServeOptions options_;
   std::FILE* out_;
+  Metrics metrics_;
+  std::unique_ptr<HttpServer> http_;  // before the models: they are gone first at the end
   std::vector<std::unique_ptr<Model>> models_;
   std::map<std::string, Model*> by_name_;
-  Metrics metrics_;
-  httplib::Server http_;
   std::mutex log_mutex_;
-  std::atomic<bool> stopping_{false};
-  int listen_socket_ = -1;
 };
 
-void send_error(httplib::Response& res, int status, const std::string& field,
-                const std::string& reason) {
+HttpResponse json_response(const json& j, const std::string& label = "") {
+  HttpResponse res;
+  res.body = j.dump();
+  res.label = label;
+  return res;
+}
+
+HttpResponse error_response(int status, const std::string& field, const std::string& reason,
+                            const std::string& label = "") {
+  HttpResponse res;
   res.status = status;
-  res.set_content(error_body(field, reason).dump(), "application/json");
+  res.body = error_body(field, reason).dump();
+  res.label = label;
+  return res;
+}
+
+// The answer to a request that failed with the exception in flight.
+HttpResponse refusal_of_current_exception(const std::string& label) {
+  try {
+    throw;
+  } catch (const BadRequest& e) {
+    return error_response(e.status(), e.field(), e.reason(), label);
+  } catch (const Error& e) {
+    // The Predictor's refusals (an empty text, an id out of range, a picture without ink).
+    return error_response(400, e.subject() == "body" ? "body" : "inputs[0].data", e.what(), label);
+  } catch (const std::exception& e) {
+    return error_response(500, "", std::string("internal error: ") + e.what(), label);
+  } catch (...) {
+    return error_response(500, "", "internal error", label);
+  }
 }
 
 Server::Server(const std::vector<NamedModel>& named, const ServeOptions& options, std::FILE* out)
     : options_(options), out_(out) {
   RECUR_CHECK(!named.empty(), "serve", "give at least one model: recur serve MODEL.safetensors");
+  HttpOptions http;
+  http.host = options_.host;
+  http.port = options_.port;
+  http.io_threads = options_.io_threads;
+  http.blocking_threads = options_.http_threads;
+  http.max_body_bytes = options_.max_body_bytes;
+  http.timeout_s = options_.timeout_s;
+  http.common_headers = {{"Content-Security-Policy", kContentSecurityPolicy},
+                         {"X-Content-Type-Options", "nosniff"},
+                         {"Referrer-Policy", "no-referrer"}};
+  http.error_body = [](const std::string& field, const std::string& reason) {
+    return error_body(field, reason).dump();
+  };
+  http_ = std::make_unique<HttpServer>(
+      http,
+      [this](HttpRequest&& req, Responder respond) { handle(std::move(req), std::move(respond)); },
+      [this](const std::string& method, const std::string& path, const HttpResponse& res,
+             double seconds, std::size_t bytes) { log(method, path, res, seconds, bytes); });
   for (const NamedModel& n : named) {
     RECUR_CHECK(valid_name(n.name), n.path,
                 "the model name '" + n.name +
@@ -122,21 +162,6 @@ Server::Server(const std::vector<NamedModel>& named, const ServeOptions& options
     by_name_[n.name] = m.get();
     models_.push_back(std::move(m));
   }
-  routes();
-  guard();
-}
-
-Model* Server::model_or_404(const httplib::Request& req, httplib::Response& res) {
-  const std::string name = req.matches[1];
-  const auto it = by_name_.find(name);
-  if (it == by_name_.end()) {
-    std::string known;
-    for (const auto& m : models_) known += (known.empty() ? "" : ", ") + m->name;
-    send_error(res, 404, "model", "no model is named '" + name + "' (served: " + known + ")");
-    return nullptr;
-  }
-  t_model = name;
-  return it->second;
 }
 
 std::vector<std::uint8_t> Server::framed_png(const Model& m, const std::string& body) {
@@ -168,10 +193,11 @@ Predictions Server::predict(Model& m, const InferRequest& r) {
   throw BadRequest(400, "parameters.sequence_id", "steps are fed to a stream: give a sequence_id");
 }
 
-void Server::infer(Model& m, const httplib::Request& req, httplib::Response& res) {
+// An infer request answered on the calling thread, which may wait (a blocking-pool thread).
+void Server::infer_now(Model& m, const HttpRequest& req, HttpResponse& res) {
   try {
     InferRequest r;
-    if (wants_png(req) || is_png(req.body)) {
+    if (wants_png(req.content_type) || is_png(req.body)) {
       r.payload = Payload::images;
       r.count = 1;
       r.u8 = framed_png(m, req.body);
@@ -180,161 +206,185 @@ void Server::infer(Model& m, const httplib::Request& req, httplib::Response& res
     }
     std::int64_t steps = -1;
     const Predictions p = r.sequence.present ? m.sessions->feed(r, steps) : predict(m, r);
-    res.set_content(infer_response_text(m.name, r, p, steps), "application/json");
-  } catch (const BadRequest& e) {
-    send_error(res, e.status(), e.field(), e.reason());
-  } catch (const Error& e) {
-    // The Predictor's refusals (an empty text, an id out of range, a picture without ink).
-    send_error(res, 400, e.subject() == "body" ? "body" : "inputs[0].data", e.what());
+    res.body = infer_response_text(m.name, r, p, steps);
+  } catch (...) {
+    res = refusal_of_current_exception(m.name);
   }
+  res.label = m.name;
   if (m.sessions)
     metrics_.set_sessions(m.name, static_cast<std::int64_t>(m.sessions->live()),
                           m.sessions->expired());
 }
 
-void Server::routes() {
-  const auto ok_json = [](httplib::Response& res, const json& j) {
-    res.set_content(j.dump(), "application/json");
-  };
-  http_.Get("/v2/health/live", [=](const auto&, auto& res) { ok_json(res, {{"live", true}}); });
-  http_.Get("/v2/health/ready", [=](const auto&, auto& res) { ok_json(res, {{"ready", true}}); });
-  http_.Get("/v2", [=](const auto&, auto& res) {
-    ok_json(res,
-            {{"name", "recur"}, {"version", "0.1.0"}, {"extensions", json::array({"sequence"})}});
+void Server::infer_blocking(Model& m, HttpRequest&& req, Responder respond) {
+  auto shared =
+      std::make_shared<std::pair<HttpRequest, Responder>>(std::move(req), std::move(respond));
+  http_->run_blocking([this, &m, shared] {
+    HttpResponse res;
+    infer_now(m, shared->first, res);
+    shared->second(std::move(res));
   });
-  http_.Get("/v2/models", [=, this](const auto&, auto& res) {
+}
+
+// Plain JSON requests of images (or of image rows) are parsed here, on the I/O thread, and
+// joined into a batch whose worker writes the answer: no thread waits for them. What may wait
+// (streaming steps, texts, PNG pictures) or parse long (a large body) runs on the blocking pool.
+void Server::infer(Model& m, HttpRequest&& req, Responder respond) {
+  constexpr std::size_t kParseHere = 64 * 1024;
+  const bool png = wants_png(req.content_type) || is_png(req.body);
+  const bool image_model =
+      m.shape.kind == InputKind::image_sequence || m.shape.kind == InputKind::whole_image;
+  if (png || !image_model || req.body.size() > kParseHere)
+    return infer_blocking(m, std::move(req), std::move(respond));
+  InferRequest r;
+  try {
+    r = parse_infer_request(req.body, m.shape);
+  } catch (...) {
+    return respond(refusal_of_current_exception(m.name));
+  }
+  const bool images = r.payload == Payload::images;
+  const bool rows = r.payload == Payload::steps_f32 && m.shape.kind == InputKind::image_sequence;
+  if (r.sequence.present || !(images || rows))
+    return infer_blocking(m, std::move(req), std::move(respond));
+  auto answer = std::make_shared<Responder>(std::move(respond));
+  std::vector<std::uint8_t> u8 = std::move(r.u8);
+  std::vector<float> f32 = std::move(r.f32);
+  const std::int64_t n = r.count;
+  const int steps = r.steps;
+  Batcher::Completion done = [&m, answer, r = std::move(r)](Predictions&& p,
+                                                            std::exception_ptr error) {
+    HttpResponse res;
+    try {
+      if (error) std::rethrow_exception(error);
+      res.body = infer_response_text(m.name, r, p, -1);
+    } catch (...) {
+      res = refusal_of_current_exception(m.name);
+    }
+    res.label = m.name;
+    (*answer)(std::move(res));
+  };
+  if (images)
+    m.batcher->submit_images(std::move(u8), n, std::move(done));
+  else
+    m.batcher->submit_sequences(std::move(f32), n, steps, std::move(done));
+}
+
+bool Server::authorized(const HttpRequest& req) const {
+  const bool open = req.path.rfind("/v2/health/", 0) == 0 || is_page_path(req.path);
+  if (options_.token.empty() || open) return true;
+  const std::string want = "Bearer " + options_.token;
+  const std::string& got = req.authorization;
+  unsigned diff = got.size() != want.size();
+  for (std::size_t i = 0; i < want.size() && i < got.size(); ++i) diff |= got[i] ^ want[i];
+  return diff == 0;
+}
+
+// /v2/models/NAME[/versions/1][/ready | /infer] and /v2/models/NAME/frame; `rest` follows
+// "/v2/models/".
+void Server::model_route(const std::string& rest, HttpRequest&& req, Responder& respond) {
+  const std::size_t slash = rest.find('/');
+  const std::string name = rest.substr(0, slash);
+  std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
+  const bool versioned = tail.rfind("/versions/1", 0) == 0;
+  if (versioned) tail = tail.substr(11);
+  const bool get = req.method == "GET";
+  const bool post = req.method == "POST";
+  const bool known = (get && (tail.empty() || tail == "/ready")) ||
+                     (post && (tail == "/infer" || (tail == "/frame" && !versioned)));
+  if (name.empty() || !known)
+    return respond(error_response(404, "path", "no such endpoint: " + req.method + " " + req.path));
+  const auto it = by_name_.find(name);
+  if (it == by_name_.end()) {
+    std::string served;
+    for (const auto& m : models_) served += (served.empty() ? "" : ", ") + m->name;
+    return respond(
+        error_response(404, "model", "no model is named '" + name + "' (served: " + served + ")"));
+  }
+  Model& m = *it->second;
+  if (tail.empty())
+    return respond(
+        json_response(model_metadata(m.name, m.shape, m.predictor->view_name()), m.name));
+  if (tail == "/ready") return respond(json_response({{"name", m.name}, {"ready", true}}, m.name));
+  if (tail == "/infer") return infer(m, std::move(req), std::move(respond));
+  auto shared =
+      std::make_shared<std::pair<HttpRequest, Responder>>(std::move(req), std::move(respond));
+  http_->run_blocking([this, &m, shared] {
+    HttpResponse res;
+    try {
+      res = json_response({{"rows", m.shape.rows},
+                           {"cols", m.shape.cols},
+                           {"pixels", framed_png(m, shared->first.body)}});
+    } catch (const BadRequest& e) {
+      res = error_response(e.status(), e.field(), e.reason());
+    } catch (const Error& e) {
+      res = error_response(400, "body", e.reason());
+    }
+    res.label = m.name;
+    shared->second(std::move(res));
+  });
+}
+
+void Server::handle(HttpRequest&& req, Responder respond) {
+  if (!authorized(req)) {
+    HttpResponse res = error_response(401, "Authorization",
+                                      "a valid \"Bearer TOKEN\" header is required (--token)");
+    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return respond(std::move(res));
+  }
+  const std::string& path = req.path;
+  const bool get = req.method == "GET";
+  if (path.rfind("/v2/models/", 0) == 0)
+    return model_route(path.substr(11), std::move(req), respond);
+  if (get && path == "/v2/health/live") return respond(json_response({{"live", true}}));
+  if (get && path == "/v2/health/ready") return respond(json_response({{"ready", true}}));
+  if (get && path == "/v2")
+    return respond(json_response(
+        {{"name", "recur"}, {"version", "0.1.0"}, {"extensions", json::array({"sequence"})}}));
+  if (get && path == "/v2/models") {
     json list = json::array();
     for (const auto& m : models_) list.push_back(m->name);
-    ok_json(res, {{"models", list}});
-  });
-  http_.Get(R"(/v2/models/([^/]+)(?:/versions/1)?)", [=, this](const auto& req, auto& res) {
-    if (Model* m = model_or_404(req, res))
-      ok_json(res, model_metadata(m->name, m->shape, m->predictor->view_name()));
-  });
-  http_.Get(R"(/v2/models/([^/]+)(?:/versions/1)?/ready)", [=, this](const auto& req, auto& res) {
-    if (Model* m = model_or_404(req, res)) ok_json(res, {{"name", m->name}, {"ready", true}});
-  });
-  http_.Post(R"(/v2/models/([^/]+)(?:/versions/1)?/infer)", [this](const auto& req, auto& res) {
-    if (Model* m = model_or_404(req, res)) infer(*m, req, res);
-  });
-  http_.Post(R"(/v2/models/([^/]+)/frame)", [=, this](const auto& req, auto& res) {
-    Model* m = model_or_404(req, res);
-    if (!m) return;
-    try {
-      ok_json(
-          res,
-          {{"rows", m->shape.rows}, {"cols", m->shape.cols}, {"pixels", framed_png(*m, req.body)}});
-    } catch (const BadRequest& e) {
-      send_error(res, e.status(), e.field(), e.reason());
-    } catch (const Error& e) {
-      send_error(res, 400, "body", e.reason());
-    }
-  });
-  http_.Get("/metrics", [this](const auto&, auto& res) {
-    res.set_content(metrics_.text(), "text/plain; version=0.0.4");
-  });
-  http_.Get(R"(/(|digits|text|static/[a-z.]+))", [this](const auto& req, auto& res) {
+    return respond(json_response({{"models", list}}));
+  }
+  if (get && path == "/metrics") {
+    for (const auto& m : models_)
+      if (m->sessions)
+        metrics_.set_sessions(m->name, static_cast<std::int64_t>(m->sessions->live()),
+                              m->sessions->expired());
+    HttpResponse res;
+    res.body = metrics_.text();
+    res.content_type = "text/plain; version=0.0.4";
+    return respond(std::move(res));
+  }
+  if (get && is_page_path(path)) {
     std::vector<PageModel> list;
     for (const auto& m : models_)
       list.push_back(
           {m->name, to_string(m->shape.kind), m->shape.streamable, m->shape.not_streamable});
-    const Page page = find_page(req.path, list);
-    if (page.body.empty()) return send_error(res, 404, "path", "no page at " + req.path);
-    res.set_content(page.body, page.content_type.c_str());
-  });
+    const Page page = find_page(path, list);
+    if (page.body.empty()) return respond(error_response(404, "path", "no page at " + path));
+    HttpResponse res;
+    res.body = page.body;
+    res.content_type = page.content_type;
+    return respond(std::move(res));
+  }
+  respond(error_response(404, "path", "no such endpoint: " + req.method + " " + path));
 }
 
-// Authorization, security headers, the error and exception handlers, the logger.
-void Server::guard() {
-  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    t_arrived = std::chrono::steady_clock::now();
-    t_model.clear();
-    res.set_header("Content-Security-Policy", kContentSecurityPolicy);
-    res.set_header("X-Content-Type-Options", "nosniff");
-    res.set_header("Referrer-Policy", "no-referrer");
-    const bool open = req.path.rfind("/v2/health/", 0) == 0 || is_page_path(req.path);
-    if (options_.token.empty() || open) return httplib::Server::HandlerResponse::Unhandled;
-    const std::string want = "Bearer " + options_.token;
-    const std::string got = req.get_header_value("Authorization");
-    unsigned diff = got.size() != want.size();
-    for (std::size_t i = 0; i < want.size() && i < got.size(); ++i) diff |= got[i] ^ want[i];
-    if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
-    res.set_header("WWW-Authenticate", "Bearer");
-    send_error(res, 401, "Authorization", "a valid \"Bearer TOKEN\" header is required (--token)");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 413)
-      send_error(res, 413, "body", "is larger than the server's limit (--max-body-mb)");
-    else if (res.status == 404)
-      send_error(res, 404, "path", "no such endpoint: " + req.method + " " + req.path);
-    else
-      send_error(res, res.status, "request",
-                 fmt::format("refused with HTTP status {}", res.status));
-  });
-  http_.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        try {
-          std::rethrow_exception(ep);
-        } catch (const BadRequest& e) {
-          send_error(res, e.status(), e.field(), e.reason());
-        } catch (const Error& e) {
-          send_error(res, 400, e.subject(), e.reason());
-        } catch (const std::exception& e) {
-          send_error(res, 500, "", std::string("internal error: ") + e.what());
-        } catch (...) {
-          send_error(res, 500, "", "internal error");
-        }
-      });
-  http_.set_logger([this](const auto& req, const auto& res) { log(req, res); });
-  http_.set_payload_max_length(options_.max_body_bytes);
-  http_.set_read_timeout(options_.timeout_s, 0);
-  http_.set_write_timeout(options_.timeout_s, 0);
-  http_.set_keep_alive_max_count(100000);
-  http_.set_keep_alive_timeout(5);
-  // Headers and body leave in two writes: without TCP_NODELAY, Nagle holds the second until
-  // the client's delayed ACK (40 ms a request).
-  http_.set_tcp_nodelay(true);
-  // The library listens with a backlog of 5: 64 clients connecting at once would overflow it
-  // (dropped handshakes, resets). Keep the listening socket to widen its backlog after binding.
-  http_.set_socket_options([this](int sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    listen_socket_ = sock;
-  });
-  const int threads = options_.http_threads;
-  http_.new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(threads));
-  };
-}
-
-void Server::log(const httplib::Request& req, const httplib::Response& res) {
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_arrived).count();
-  metrics_.request(t_model, res.status, seconds);
+void Server::log(const std::string& method, const std::string& path, const HttpResponse& res,
+                 double seconds, std::size_t bytes) {
+  metrics_.request(res.label, res.status, seconds);
   if (!options_.log_requests) return;
   // The path arrives percent-decoded: a control character in it must not forge a log line.
-  std::string path = req.path.substr(0, 256);
-  for (char& c : path)
+  std::string shown = path.substr(0, 256);
+  for (char& c : shown)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   std::lock_guard<std::mutex> lock(log_mutex_);
-  fmt::print(out_, "{} {} {} {:.3f} ms {}B\n", req.method, path, res.status, seconds * 1e3,
-             req.body.size());
+  fmt::print(out_, "{} {} {} {:.3f} ms {}B\n", method, shown, res.status, seconds * 1e3, bytes);
   std::fflush(out_);
 }
 
 int Server::run() {
-  int port = options_.port;
-  if (port == 0) {
-    port = http_.bind_to_any_port(options_.host);
-    RECUR_CHECK(port > 0, "--host", "cannot listen on " + options_.host);
-  } else {
-    RECUR_CHECK(http_.bind_to_port(options_.host, port), "--port",
-                fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)",
-                            options_.host, port));
-  }
-  if (listen_socket_ >= 0) ::listen(listen_socket_, 1024);
+  const int port = http_->bind();
   fmt::print(out_, "recur serve: listening on http://{}:{}\n", options_.host, port);
   for (const auto& m : models_)
     fmt::print(out_, "  model {}: {} ({}, {} classes{}) POST /v2/models/{}/infer\n", m->name,
@@ -347,16 +397,10 @@ int Server::run() {
     char byte = 0;
     while (::read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
     }
-    stopping_ = true;
-    http_.stop();
+    http_->stop();
   });
-  const bool listened = http_.listen_after_bind();
-  if (!stopping_) {  // the socket failed: end the stopper thread
-    const char byte = 0;
-    [[maybe_unused]] const auto n = ::write(g_stop_pipe[1], &byte, 1);
-  }
+  http_->run();
   stopper.join();
-  RECUR_CHECK(listened || stopping_, "--port", "the listening socket failed");
   fmt::print(out_, "recur serve: stopped\n");
   std::fflush(out_);
   return 0;

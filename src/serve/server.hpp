@@ -1,7 +1,7 @@
 // `recur serve`: models behind the KServe v2 / Triton REST protocol (protocol.hpp), with dynamic
 // batching (batcher.hpp), streaming sessions (sessions.hpp), Prometheus metrics (metrics.hpp)
-// and the pages (pages.hpp). The HTTP layer is cpp-httplib (Debian's libcpp-httplib-dev):
-// docs/SERVE.md says why.
+// and the pages (pages.hpp). The HTTP layer (http.hpp) is event-driven, on Boost.Beast
+// (Debian's libboost-dev): docs/SERVE.md says why.
 #pragma once
 
 #include <cstdio>
@@ -22,8 +22,9 @@ struct ServeOptions {
   BatchOptions batch;
   SessionOptions sessions;
   std::size_t max_body_bytes = 16u << 20;
-  int timeout_s = 30;      // reading a request, writing an answer
-  int http_threads = 128;  // connections served at once (each keep-alive client holds one)
+  int timeout_s = 30;     // reading a request, writing an answer
+  int io_threads = 2;     // event loops reading and writing the connections
+  int http_threads = 64;  // the pool of requests that wait (streaming steps, texts, pictures)
   bool log_requests = true;
 };
 
