@@ -108,6 +108,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void refuse(int status, const std::string& field, const std::string& reason);
   void write(HttpResponse response);
   void on_written(beast::error_code ec);
+  void linger();
+  void drain(std::size_t budget);
   void finish();
 
   HttpServer::Impl& server_;
@@ -327,8 +329,29 @@ void HttpSession::on_written(beast::error_code ec) {
   arrived_ = {};
   method_ = path_ = "-";
   request_bytes_ = 0;
-  if (ec || !keep_alive_) return finish();
+  if (ec) return finish();
+  if (!keep_alive_) return linger();
   read();
+}
+
+// A refused request's body may still be on its way (a client sends all of it before reading
+// the answer): closing now would reset the connection and lose the answer. Stop sending and
+// read what comes, bounded in time and bytes, until the client closes.
+void HttpSession::linger() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(std::chrono::seconds(server_.options.timeout_s));
+  drain(4 * server_.options.max_body_bytes + (1u << 20));
+}
+
+void HttpSession::drain(std::size_t budget) {
+  buffer_.consume(buffer_.size());
+  if (budget == 0) return finish();
+  stream_.async_read_some(buffer_.prepare(64 * 1024),
+                          [self = shared_from_this(), budget](beast::error_code ec, std::size_t n) {
+                            if (ec) return self->finish();
+                            self->drain(budget - std::min(budget, n));
+                          });
 }
 
 void HttpSession::close_if_idle() {

@@ -11,8 +11,9 @@
    bit with their solo session runs and within 1e-5 of whole-image inference;
 4. a PNG upload is framed as `recur predict` frames it; bad JSON, wrong datatypes and shapes,
    an unknown model, non-UTF-8 text, a body that is not a PNG, streaming a bidirectional model,
-   an unknown sequence, a body over the limit and a missing token each get their 4xx with a
-   JSON error naming the field, and the server keeps serving;
+   an unknown sequence, a body over the limit (also chunked), a missing token, a request that is
+   not HTTP and a head over 64 KiB each get their 4xx with a JSON error naming the field, and
+   the server keeps serving; Expect: 100-continue is answered;
 5. SIGTERM stops it (exit code 0) after it logged one line per request.
 
 Run by ctest:  test_serve.py --cli build/recur --work DIR
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import queue
+import socket
 import struct
 import subprocess
 import sys
@@ -269,6 +271,71 @@ def raw(server, path, body, headers):
         return status, data
 
 
+def raw_exchange(port, pieces, pause=0.0):
+    """Sends the byte strings in `pieces` on one new connection (pausing between them), then
+    reads until the server closes or 5 s pass; returns every status line's code and the last
+    answer's body."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    data = b""
+    try:
+        for i, piece in enumerate(pieces):
+            if i and pause:
+                time.sleep(pause)
+                s.settimeout(0.5)
+                try:
+                    data += s.recv(65536)
+                except socket.timeout:
+                    pass
+                s.settimeout(5)
+            s.sendall(piece)
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    finally:
+        s.close()
+    codes = [int(line.split(b" ")[1]) for line in data.split(b"\r\n")
+             if line.startswith(b"HTTP/1.1 ")]
+    body = data.rsplit(b"\r\n\r\n", 1)[-1]
+    try:
+        return codes, json.loads(body)
+    except ValueError:
+        return codes, body
+
+
+def check_http_layer(server, digits, failures):
+    """What the HTTP layer answers itself: not HTTP, a head over 64 KiB, a chunked body over the
+    limit, Expect: 100-continue; each refusal as JSON naming the field."""
+    def expect(what, got, codes, field):
+        have, answer = got
+        if have != codes or not isinstance(answer, dict) or answer.get("field") != field:
+            failures.append(f"{what}: expected statuses {codes} naming {field}, got {have} "
+                            f"{answer}")
+
+    expect("not HTTP", raw_exchange(server.port, [b"HELLO THERE\r\n\r\n"]), [400], "request")
+    big_head = (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (70 << 10)
+                + b"\r\n\r\n")
+    expect("a 70 KiB head", raw_exchange(server.port, [big_head]), [431], "headers")
+    chunk = b"%x\r\n" % (256 << 10) + b" " * (256 << 10) + b"\r\n"
+    chunked = [b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+               b"\r\nContent-Type: application/json\r\nAuthorization: " +
+               AUTH["Authorization"].encode() + b"\r\n\r\n"] + [chunk] * 6 + [b"0\r\n\r\n"]
+    expect("a chunked body over --max-body-mb", raw_exchange(server.port, chunked), [413], "body")
+    body = json.dumps({"inputs": [{"name": "input", "datatype": "UINT8", "shape": [1, 28, 28],
+                                   "data": digits[0]}]}).encode()
+    head = (b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Type: application/json\r\nConnection: close\r\nAuthorization: " +
+            AUTH["Authorization"].encode() + b"\r\nContent-Length: " + str(len(body)).encode() +
+            b"\r\n\r\n")
+    codes, answer = raw_exchange(server.port, [head, body], pause=0.3)
+    if codes != [100, 200] or ss.outputs(answer)["labels"]["data"] != [ss.read_idx_labels(1)[0]]:
+        failures.append(f"Expect: 100-continue: got {codes} {answer}")
+
+
 def check_errors(server, work, cli, mnist, digits, failures):
     jh = {"Content-Type": "application/json", **AUTH}
     img = {"name": "input", "datatype": "UINT8", "shape": [1, 28, 28], "data": digits[0]}
@@ -318,6 +385,7 @@ def check_errors(server, work, cli, mnist, digits, failures):
                  401, "Authorization", "Bearer")
     if server.get("/v2/health/live")[0] != 200:
         failures.append("the health check needs a token")
+    check_http_layer(server, digits, failures)
     # A PNG upload is framed as recur predict frames a picture.
     png = os.path.join(work, "digit.png")
     png_gray(png, [255 - p for p in digits[3]], 28, 28)  # dark ink on light paper
