@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "dist/comm.hpp"
+#include "kernels/dispatch.hpp"
 #include "recur/error.hpp"
 
 namespace {
@@ -73,6 +74,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    // RECUR_ISA is read here, so that a bad value is reported before any work starts.
+    recur::kernels::isa();
     return run ? run() : 0;
   } catch (const recur::Error& e) {
     return fail(2, "error", e.what());

@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
-// Float kernels are compiled for AVX-512, AVX2 and the baseline, picked at run time.
-#define RECUR_CPU_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+// The float kernels built on these are compiled for AVX-512, AVX2 and the baseline, picked at
+// run time (kernels/dispatch.hpp).
 
 namespace recur::kernels {
 

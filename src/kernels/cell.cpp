@@ -1,6 +1,7 @@
 #include "kernels/cell.hpp"
 
 #include "kernels/activations.hpp"
+#include "kernels/dispatch.hpp"
 #include "recur/cell.hpp"
 
 namespace recur::kernels {
@@ -144,7 +145,7 @@ template <typename T>
   }
 }
 
-// The entry points: float is compiled per instruction set (RECUR_CPU_DISPATCH), double once.
+// The entry points: float is compiled per instruction set (kernels/dispatch.hpp), double once.
 #define RECUR_CELL_ENTRY(ATTR, T)                                                                 \
   template <>                                                                                     \
   ATTR void rnn_pointwise_forward<T>(bool relu, int B, int H, const T* pre, T* h, int ldh) {      \
@@ -177,7 +178,34 @@ template <typename T>
     gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid, \
                                    dh_prev);                                                      \
   }
-RECUR_CELL_ENTRY(RECUR_CPU_DISPATCH, float)
 RECUR_CELL_ENTRY(, double)
+
+RECUR_DISPATCHED(template <>, void, rnn_pointwise_forward<float>, rnn_forward_f,
+                 rnn_pointwise_forward_impl<float>,
+                 (bool relu, int B, int H, const float* pre, float* h, int ldh),
+                 (relu, B, H, pre, h, ldh))
+RECUR_DISPATCHED(template <>, void, rnn_pointwise_backward<float>, rnn_backward_f,
+                 rnn_pointwise_backward_impl<float>,
+                 (bool relu, int B, int H, const float* h, int ldh, const float* dh, float* dpre),
+                 (relu, B, H, h, ldh, dh, dpre))
+RECUR_DISPATCHED(template <>, void, lstm_pointwise_forward<float>, lstm_forward_f,
+                 lstm_pointwise_forward_impl<float>,
+                 (int B, int H, float* gates, const float* c_prev, float* c, float* h, int ldh),
+                 (B, H, gates, c_prev, c, h, ldh))
+RECUR_DISPATCHED(template <>, void, lstm_pointwise_backward<float>, lstm_backward_f,
+                 lstm_pointwise_backward_impl<float>,
+                 (int B, int H, const float* gates, const float* c_prev, const float* c,
+                  const float* dh, float* dc, float* dgates),
+                 (B, H, gates, c_prev, c, dh, dc, dgates))
+RECUR_DISPATCHED(template <>, void, gru_pointwise_forward<float>, gru_forward_f,
+                 gru_pointwise_forward_impl<float>,
+                 (int B, int H, float* gates, const float* hidden, const float* h_prev, int ld_prev,
+                  float* h, int ldh),
+                 (B, H, gates, hidden, h_prev, ld_prev, h, ldh))
+RECUR_DISPATCHED(template <>, void, gru_pointwise_backward<float>, gru_backward_f,
+                 gru_pointwise_backward_impl<float>,
+                 (int B, int H, const float* gates, const float* hidden, const float* h_prev,
+                  int ld_prev, const float* dh, float* dgate_in, float* dgate_hid, float* dh_prev),
+                 (B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid, dh_prev))
 
 }  // namespace recur::kernels

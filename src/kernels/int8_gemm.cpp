@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "kernels/activations.hpp"
+#include "kernels/dispatch.hpp"
 #include "recur/error.hpp"
 
 namespace recur::kernels {
@@ -65,7 +66,13 @@ namespace {
 
 Int8Kernel initial_kernel() {
   const char* env = std::getenv("RECUR_INT8_KERNEL");
-  if (!env || !*env) return choose_int8_kernel(detect_int8_features());
+  if (!env || !*env) {
+    // RECUR_ISA lowers the int8 kernels as it lowers the float ones (kernels/dispatch.hpp).
+    Int8CpuFeatures f = detect_int8_features();
+    if (isa() != Isa::avx512) f.avx512_vnni = f.avx512bw = false;
+    if (isa() == Isa::portable) f.avx_vnni = f.avx2 = f.fma = false;
+    return choose_int8_kernel(f);
+  }
   const std::string name = env;
   for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni}) {
     if (name != to_string(k)) continue;
@@ -176,12 +183,10 @@ template <bool kFloat>
   }
 }
 
-RECUR_CPU_DISPATCH void gemm_portable_float(const Job& j) {
-  gemm_portable_impl<true>(j);
-}
-RECUR_CPU_DISPATCH void gemm_portable_s32(const Job& j) {
-  gemm_portable_impl<false>(j);
-}
+RECUR_DISPATCHED(, void, gemm_portable_float, gemm_portable_float_v, gemm_portable_impl<true>,
+                 (const Job& j), (j))
+RECUR_DISPATCHED(, void, gemm_portable_s32, gemm_portable_s32_v, gemm_portable_impl<false>,
+                 (const Job& j), (j))
 
 // ---- AVX-512 VNNI: tiles of MR rows x P panels of 32 columns, two zmm accumulators each ----
 
@@ -441,10 +446,9 @@ void quantize_weights(const float* W, int N, int K, int ldw, const float* bias1,
   }
 }
 
-RECUR_CPU_DISPATCH
-void quantize_rows(int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq, float* scales) {
-  quantize_rows_impl(M, X, ldx, K, q, ldq, scales);
-}
+RECUR_DISPATCHED(, void, quantize_rows, quantize_rows_v, quantize_rows_impl,
+                 (int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq, float* scales),
+                 (M, X, ldx, K, q, ldq, scales))
 
 void int8_gemm_s32(int M, const std::uint8_t* A, int lda, const QuantizedMatrix& W, std::int32_t* C,
                    int ldc) {

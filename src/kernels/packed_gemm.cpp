@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/activations.hpp"
+#include "kernels/dispatch.hpp"
 
 namespace recur::kernels {
 
@@ -173,8 +174,8 @@ template <int MR, int P>
 
 // Rows [0, M) of the runs against rows [k0, k0 + sum of run lengths) of every panel. The switch
 // over the tail's row count is spelled out here and in gemm_tn_accumulate on purpose: a generic
-// lambda dispatching on it was compiled outside the target_clones clones, without AVX-512, and
-// the weight-gradient kernel fell from 135 to 2.6 GFLOP/s.
+// lambda dispatching on it was compiled outside the per-instruction-set copies, without AVX-512,
+// and the weight-gradient kernel fell from 135 to 2.6 GFLOP/s.
 [[gnu::always_inline]] inline void gemm_packed_block(int M, const Run* runs, int nruns,
                                                      const PackedMatrix& W, int k0, bool add_bias,
                                                      bool accumulate, float* C, int ldc) {
@@ -292,9 +293,12 @@ constexpr int kTnDepth = 128;
 
 }  // namespace
 
-RECUR_CPU_DISPATCH
-void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
-                        float* C, int ldc, AlignedVector<float>& scratch) {
+namespace {
+
+[[gnu::always_inline]] inline void gemm_tn_accumulate_impl(int M, int N, int K, const float* A,
+                                                           int lda, const float* X, int ldx,
+                                                           float* C, int ldc,
+                                                           AlignedVector<float>& scratch) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;
   const std::size_t panel_size = static_cast<std::size_t>(kTnDepth) * kPanelWidth;
@@ -353,17 +357,33 @@ void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const floa
   }
 }
 
-RECUR_CPU_DISPATCH
-void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,
-                 int ldc) {
+[[gnu::always_inline]] inline void gemm_packed_impl(int M, const float* A, int lda,
+                                                    const PackedMatrix& W, bool accumulate,
+                                                    float* C, int ldc) {
   gemm_packed_runs(M, A, lda, W.K, nullptr, 0, W, accumulate, C, ldc);
 }
 
-RECUR_CPU_DISPATCH
-void gemm_packed_pair(int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
-                      const PackedMatrix& W, float* C, int ldc) {
+[[gnu::always_inline]] inline void gemm_packed_pair_impl(int M, const float* A1, int lda1, int k1,
+                                                         const float* A2, int lda2,
+                                                         const PackedMatrix& W, float* C, int ldc) {
   gemm_packed_runs(M, A1, lda1, k1, A2, lda2, W, false, C, ldc);
 }
+
+}  // namespace
+
+// Compiled per instruction set (kernels/dispatch.hpp).
+RECUR_DISPATCHED(, void, gemm_tn_accumulate, gemm_tn_accumulate_v, gemm_tn_accumulate_impl,
+                 (int M, int N, int K, const float* A, int lda, const float* X, int ldx, float* C,
+                  int ldc, AlignedVector<float>& scratch),
+                 (M, N, K, A, lda, X, ldx, C, ldc, scratch))
+RECUR_DISPATCHED(, void, gemm_packed, gemm_packed_v, gemm_packed_impl,
+                 (int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,
+                  int ldc),
+                 (M, A, lda, W, accumulate, C, ldc))
+RECUR_DISPATCHED(, void, gemm_packed_pair, gemm_packed_pair_v, gemm_packed_pair_impl,
+                 (int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
+                  const PackedMatrix& W, float* C, int ldc),
+                 (M, A1, lda1, k1, A2, lda2, W, C, ldc))
 
 void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& out) {
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;

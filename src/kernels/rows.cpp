@@ -1,6 +1,7 @@
 #include "kernels/rows.hpp"
 
 #include "kernels/activations.hpp"
+#include "kernels/dispatch.hpp"
 
 namespace recur::kernels {
 
@@ -60,29 +61,42 @@ template <typename T>
 
 }  // namespace
 
-// Float is compiled per instruction set (RECUR_CPU_DISPATCH), double once.
-#define RECUR_ROWS_ENTRY(ATTR, T)                                                   \
-  template <>                                                                       \
-  ATTR void add_bias_rows<T>(T * rows, std::size_t n, int cols, const T* bias) {    \
-    add_bias_rows_impl<T>(rows, n, cols, bias);                                     \
-  }                                                                                 \
-  template <>                                                                       \
-  ATTR void add_rows<T>(int B, int H, const T* a, const T* b, int ldb, T* out) {    \
-    add_rows_impl<T>(B, H, a, b, ldb, out);                                         \
-  }                                                                                 \
-  template <>                                                                       \
-  ATTR void mul_rows<T>(int B, int H, const T* a, int lda, const T* mask, T* out) { \
-    mul_rows_impl<T>(B, H, a, lda, mask, out);                                      \
-  }                                                                                 \
-  template <>                                                                       \
-  ATTR void mul_add_rows<T>(int B, int H, const T* a, const T* mask, T* out) {      \
-    mul_add_rows_impl<T>(B, H, a, mask, out);                                       \
-  }                                                                                 \
-  template <>                                                                       \
-  ATTR void add_column_sums<T>(const T* rows, std::size_t n, int cols, T* out) {    \
-    add_column_sums_impl<T>(rows, n, cols, out);                                    \
-  }
-RECUR_ROWS_ENTRY(RECUR_CPU_DISPATCH, float)
-RECUR_ROWS_ENTRY(, double)
+// Float is compiled per instruction set (kernels/dispatch.hpp), double once.
+RECUR_DISPATCHED(template <>, void, add_bias_rows<float>, add_bias_rows_f,
+                 add_bias_rows_impl<float>,
+                 (float* rows, std::size_t n, int cols, const float* bias), (rows, n, cols, bias))
+RECUR_DISPATCHED(template <>, void, add_rows<float>, add_rows_f, add_rows_impl<float>,
+                 (int B, int H, const float* a, const float* b, int ldb, float* out),
+                 (B, H, a, b, ldb, out))
+RECUR_DISPATCHED(template <>, void, mul_rows<float>, mul_rows_f, mul_rows_impl<float>,
+                 (int B, int H, const float* a, int lda, const float* mask, float* out),
+                 (B, H, a, lda, mask, out))
+RECUR_DISPATCHED(template <>, void, mul_add_rows<float>, mul_add_rows_f, mul_add_rows_impl<float>,
+                 (int B, int H, const float* a, const float* mask, float* out),
+                 (B, H, a, mask, out))
+RECUR_DISPATCHED(template <>, void, add_column_sums<float>, add_column_sums_f,
+                 add_column_sums_impl<float>,
+                 (const float* rows, std::size_t n, int cols, float* out), (rows, n, cols, out))
+
+template <>
+void add_bias_rows<double>(double* rows, std::size_t n, int cols, const double* bias) {
+  add_bias_rows_impl<double>(rows, n, cols, bias);
+}
+template <>
+void add_rows<double>(int B, int H, const double* a, const double* b, int ldb, double* out) {
+  add_rows_impl<double>(B, H, a, b, ldb, out);
+}
+template <>
+void mul_rows<double>(int B, int H, const double* a, int lda, const double* mask, double* out) {
+  mul_rows_impl<double>(B, H, a, lda, mask, out);
+}
+template <>
+void mul_add_rows<double>(int B, int H, const double* a, const double* mask, double* out) {
+  mul_add_rows_impl<double>(B, H, a, mask, out);
+}
+template <>
+void add_column_sums<double>(const double* rows, std::size_t n, int cols, double* out) {
+  add_column_sums_impl<double>(rows, n, cols, out);
+}
 
 }  // namespace recur::kernels

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/dispatch.hpp"
 #include "kernels/int8_gemm.hpp"
 #include "kernels/reference/int8_reference.hpp"
 #include "recur/error.hpp"
@@ -242,10 +243,17 @@ TEST(Int8Gemm, TheSimdKernelsAreChosenOnlyWhereCpuidHasThem) {
       EXPECT_THROW(set_int8_kernel(k), Error);
     }
   }
-  // Unless the environment forces one, weights are quantized for cpuid's choice.
+  // Unless the environment forces one, weights are quantized for cpuid's choice, lowered by
+  // RECUR_ISA as the float kernels are.
   const char* forced = std::getenv("RECUR_INT8_KERNEL");
   if (forced == nullptr || *forced == '\0') {
-    EXPECT_EQ(int8_kernel(), choose_int8_kernel(here));
+    Int8CpuFeatures allowed = here;
+    if (isa() != Isa::avx512) allowed.avx512_vnni = allowed.avx512bw = false;
+    if (isa() == Isa::portable) allowed.avx_vnni = allowed.avx2 = allowed.fma = false;
+    EXPECT_EQ(int8_kernel(), choose_int8_kernel(allowed));
+    if (isa() == Isa::portable) {
+      EXPECT_EQ(int8_kernel(), Int8Kernel::portable);
+    }
   }
   const Int8Kernel before = set_int8_kernel(Int8Kernel::portable);
   EXPECT_EQ(int8_kernel(), Int8Kernel::portable);
