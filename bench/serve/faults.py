@@ -148,7 +148,7 @@ def main():
             # Spread the malformed requests over the soak.
             target = start + (n + 1) * args.seconds / per_worker
             while time.time() < target:
-                time.sleep(min(0.05, target - time.time()))
+                time.sleep(max(0.0, min(0.05, target - time.time())))
             name, make = rng.choice(cases)
             status = raw_http(server.port, make(rng))
             # A corpus seed or a flipped byte may still be a valid request (a valid seed, a
