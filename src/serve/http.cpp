@@ -122,6 +122,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool idle_ = false;  // waiting for a request's first bytes
   bool keep_alive_ = true;
   bool finished_ = false;
+  bool head_only_ = false;  // a HEAD request: the answer's head only
   std::string method_ = "-";
   std::string path_ = "-";
   std::size_t request_bytes_ = 0;
@@ -269,7 +270,9 @@ void HttpSession::on_body(beast::error_code ec) {
   auto message = parser_->release();
   keep_alive_ = message.keep_alive();
   HttpRequest request;
-  request.method = method_;
+  // HEAD is answered as GET is, without the body.
+  head_only_ = method_ == "HEAD";
+  request.method = head_only_ ? "GET" : method_;
   request.path = path_;
   request.content_type = std::string(message[bhttp::field::content_type]);
   request.authorization = std::string(message[bhttp::field::authorization]);
@@ -313,8 +316,9 @@ void HttpSession::write(HttpResponse response) {
   for (const auto& [name, value] : response_.headers) head_ += name + ": " + value + "\r\n";
   if (!keep_alive_) head_ += "Connection: close\r\n";
   head_ += "\r\n";
-  const std::array<net::const_buffer, 2> buffers = {net::buffer(head_),
-                                                    net::buffer(response_.body)};
+  const std::array<net::const_buffer, 2> buffers = {
+      net::buffer(head_),
+      net::buffer(response_.body.data(), head_only_ ? 0 : response_.body.size())};
   stream_.expires_after(std::chrono::seconds(server_.options.timeout_s));
   net::async_write(
       stream_, buffers,
@@ -327,6 +331,7 @@ void HttpSession::on_written(beast::error_code ec) {
   if (server_.logger) server_.logger(method_, path_, response_, seconds, request_bytes_);
   --server_.in_flight;
   arrived_ = {};
+  head_only_ = false;
   method_ = path_ = "-";
   request_bytes_ = 0;
   if (ec) return finish();
