@@ -309,7 +309,7 @@ def raw_exchange(port, pieces, pause=0.0):
 
 def check_http_layer(server, digits, failures):
     """What the HTTP layer answers itself: not HTTP, a head over 64 KiB, a chunked body over the
-    limit, Expect: 100-continue; each refusal as JSON naming the field."""
+    limit, Expect: 100-continue, HEAD; each refusal as JSON naming the field."""
     def expect(what, got, codes, field):
         have, answer = got
         if have != codes or not isinstance(answer, dict) or answer.get("field") != field:
@@ -331,6 +331,10 @@ def check_http_layer(server, digits, failures):
             b"Content-Type: application/json\r\nConnection: close\r\nAuthorization: " +
             AUTH["Authorization"].encode() + b"\r\nContent-Length: " + str(len(body)).encode() +
             b"\r\n\r\n")
+    got = raw_exchange(server.port, [b"HEAD /v2/health/live HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: close\r\n\r\n"])
+    if got != ([200], b""):
+        failures.append(f"HEAD: expected a 200 head without a body, got {got}")
     codes, answer = raw_exchange(server.port, [head, body], pause=0.3)
     if codes != [100, 200] or ss.outputs(answer)["labels"]["data"] != [ss.read_idx_labels(1)[0]]:
         failures.append(f"Expect: 100-continue: got {codes} {answer}")
