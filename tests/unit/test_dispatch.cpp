@@ -2,12 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "kernels/dispatch.hpp"
 #include "recur/error.hpp"
+#include "support/cpuinfo.hpp"
 
 namespace {
 
@@ -16,24 +15,10 @@ using recur::kernels::best_isa;
 using recur::kernels::choose_isa;
 using recur::kernels::Isa;
 
-bool cpuinfo_flag(const std::string& flag) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line.substr(line.find(':') + 1));
-    std::string w;
-    while (words >> w)
-      if (w == flag) return true;
-    return false;
-  }
-  return false;
-}
-
 TEST(Dispatch, TheBestLevelIsWhatTheCpuReports) {
-  const Isa want = cpuinfo_flag("avx512f") ? Isa::avx512
-                   : cpuinfo_flag("avx2")  ? Isa::avx2
-                                           : Isa::portable;
+  const Isa want = recur::test::cpuinfo_has("avx512f") ? Isa::avx512
+                   : recur::test::cpuinfo_has("avx2")  ? Isa::avx2
+                                                       : Isa::portable;
   EXPECT_EQ(best_isa(), want);
 }
 

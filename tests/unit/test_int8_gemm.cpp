@@ -16,6 +16,7 @@
 #include "kernels/reference/int8_reference.hpp"
 #include "recur/error.hpp"
 #include "recur/rng.hpp"
+#include "support/cpuinfo.hpp"
 
 namespace recur::kernels {
 namespace {
@@ -195,20 +196,7 @@ TEST(Int8Gemm, ZeroRowsGiveTheBias) {
   }
 }
 
-// cpuid's answer as /proc/cpuinfo lists it.
-bool cpuinfo_has(const std::string& flag) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line.substr(line.find(':') + 1));
-    std::string w;
-    while (words >> w)
-      if (w == flag) return true;
-    return false;
-  }
-  return false;
-}
+using recur::test::cpuinfo_has;
 
 TEST(Int8Gemm, TheSimdKernelsAreChosenOnlyWhereCpuidHasThem) {
   Int8CpuFeatures none;
