@@ -224,6 +224,18 @@ RECUR_AVX512_BF16 void round_rows_avx512(int M, const float* A1, int lda1, int k
   }
 }
 
+// One row of a tile to its first `cols` (<= 32) columns at c: whole rows by plain stores (masked
+// stores are slow on AMD Zen 5, even with every lane set).
+RECUR_AVX512_BF16 inline void store_row(__m512 lo, __m512 hi, float* c, int cols) {
+  if (cols == 32) {
+    _mm512_storeu_ps(c, lo);
+    _mm512_storeu_ps(c + 16, hi);
+  } else {
+    _mm512_mask_storeu_ps(c, lanes(cols), lo);
+    _mm512_mask_storeu_ps(c + 16, lanes(cols - 16), hi);
+  }
+}
+
 RECUR_AVX512_BF16 inline __m512bh load_bh(const std::uint16_t* p) {
   const __m512i v = _mm512_loadu_si512(p);
   return reinterpret_cast<const __m512bh&>(v);
@@ -265,10 +277,8 @@ template <int MR>
       acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
     }
   }
-  for (int r = 0; r < MR; ++r) {
-    _mm512_mask_storeu_ps(C + static_cast<std::size_t>(r) * ldc, m0, acc[r][0]);
-    _mm512_mask_storeu_ps(C + static_cast<std::size_t>(r) * ldc + 16, m1, acc[r][1]);
-  }
+  for (int r = 0; r < MR; ++r)
+    store_row(acc[r][0], acc[r][1], C + static_cast<std::size_t>(r) * ldc, cols);
 }
 
 RECUR_AVX512_BF16 void gemm_rows_avx512(int M, const std::uint16_t* A, int Kp,
@@ -351,6 +361,7 @@ namespace {
 // (2 KB each) stay in L1 while the tiles meet the panels.
 constexpr int kTnDepth = 128;
 constexpr int kTnTile = 8;
+constexpr int kPrefetchRows = 8;
 
 // Rows [k0, k0 + kb) of X [*, N] as panels [ceil(N/32)][kb/2][32][2] and of A [*, M] as tiles
 // [ceil(M/8)][kb/2][8][2] (kb even; a missing last row and columns beyond N, M zero).
@@ -402,42 +413,53 @@ RECUR_AVX512_BF16 inline __m512i interleave_rows(const float* r0, const float* r
   return _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(both));
 }
 
-RECUR_AVX512_BF16 void pack_tn_block_avx512(int M, int N, int kb, int kb_real, const float* A,
-                                            int lda, const float* X, int ldx, std::uint16_t* xs,
-                                            std::uint16_t* as) {
-  const int panels = (N + kBf16Panel - 1) / kBf16Panel, tiles = (M + kTnTile - 1) / kTnTile;
+// Rows [0, kb) of X (kb_real of them real) as panels [ceil(N/32)][kb/2][32][2].
+RECUR_AVX512_BF16 void pack_x_avx512(int N, int kb, int kb_real, const float* X, int ldx,
+                                     std::uint16_t* xs) {
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
   for (int q = 0; q < kb / 2; ++q) {
     const int k = 2 * q;
     const float* x0 = X + static_cast<std::size_t>(k) * ldx;
-    const float* a0 = A + static_cast<std::size_t>(k) * lda;
-    // A missing second row reads as zeros (its columns count 0).
-    const bool second = k + 1 < kb_real, first = k < kb_real;
+    const bool second = k + 1 < kb_real;  // a missing second row reads as zeros
     const float* x1 = second ? x0 + ldx : x0;
-    const float* a1 = second ? a0 + lda : a0;
     for (int p = 0; p < panels; ++p) {
       const int n0 = p * kBf16Panel;
       std::uint16_t* dst = xs + (static_cast<std::size_t>(p) * kb / 2 + q) * kBf16Panel * 2;
       for (int h = 0; h < 2; ++h) {
-        const int cols = first ? std::min(16, N - n0 - 16 * h) : 0;
-        __m512i v = interleave_rows(x0 + n0 + 16 * h, x1 + n0 + 16 * h, cols);
+        __m512i v = interleave_rows(x0 + n0 + 16 * h, x1 + n0 + 16 * h, N - n0 - 16 * h);
         if (!second) v = _mm512_maskz_mov_epi16(0x55555555u, v);
         _mm512_storeu_si512(dst + 32 * h, v);
       }
     }
-    for (int t = 0; t < tiles; t += 2) {
-      const int m0 = t * kTnTile;
-      const int cols = first ? std::min(16, M - m0) : 0;
-      __m512i v = interleave_rows(a0 + m0, a1 + m0, cols);
-      if (!second) v = _mm512_maskz_mov_epi16(0x55555555u, v);
-      std::uint16_t* dst = as + (static_cast<std::size_t>(t) * kb / 2 + q) * kTnTile * 2;
-      // The low 16 values to this tile, the high 16 to the next tile's pair row (whole 256-bit
-      // stores: masked ones cost this loop half its time on AMD Zen 5).
-      alignas(64) std::uint16_t both[32];
-      _mm512_store_si512(both, v);
-      std::memcpy(dst, both, sizeof(both) / 2);
-      if (t + 1 < tiles)
-        std::memcpy(dst + static_cast<std::size_t>(kb) * kTnTile, both + 16, sizeof(both) / 2);
+  }
+}
+
+// Columns [m0, m0 + 16) of A's rows [0, kb) as two tiles [2][kb/2][8][2] (columns beyond M and
+// a missing last row zero). Packed just before the tiles use them, so that reading A (an
+// LSTM-128's dgates, 3.6 MB per thread, from L3 or memory) overlaps the products: packing all
+// of a block first left it waiting on memory, half the weight gradient's time.
+RECUR_AVX512_BF16 void pack_a_pair_avx512(int M, int m0, int kb, int kb_real, const float* A,
+                                          int lda, std::uint16_t* as) {
+  const int cols = std::min(16, M - m0);
+  for (int q = 0; q < kb / 2; ++q) {
+    const int k = 2 * q;
+    const float* a0 = A + static_cast<std::size_t>(k) * lda + m0;
+    const bool second = k + 1 < kb_real;
+    // A's rows are lda apart: the lines kPrefetchRows rows ahead are asked for early.
+    if (k + kPrefetchRows + 1 < kb_real) {
+      _mm_prefetch(reinterpret_cast<const char*>(a0 + kPrefetchRows * lda), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(a0 + (kPrefetchRows + 1) * lda), _MM_HINT_T0);
     }
+    __m512i v = interleave_rows(a0, second ? a0 + lda : a0, cols);
+    if (!second) v = _mm512_maskz_mov_epi16(0x55555555u, v);
+    // The low 16 values to the first tile, the high 16 to the second (whole 256-bit stores:
+    // masked ones are slow on AMD Zen 5; the halves through the zero-masking extract with a
+    // full mask, as the plain extract and cast trip GCC 12's -Wmaybe-uninitialized).
+    std::uint16_t* dst = as + static_cast<std::size_t>(q) * kTnTile * 2;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                        _mm512_maskz_extracti64x4_epi64(static_cast<__mmask8>(0xff), v, 0));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + static_cast<std::size_t>(kb) * kTnTile),
+                        _mm512_maskz_extracti64x4_epi64(static_cast<__mmask8>(0xff), v, 1));
   }
 }
 
@@ -459,16 +481,19 @@ template <int MR>
   const __mmask16 m0 = lanes(cols), m1 = lanes(cols - 16);
   for (int r = 0; r < MR; ++r) {
     float* c = C + static_cast<std::size_t>(r) * ldc;
-    _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), acc[r][0]));
-    _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), acc[r][1]));
+    store_row(_mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), acc[r][0]),
+              _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), acc[r][1]), c, cols);
   }
 }
 
-RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, const std::uint16_t* xs,
-                                       const std::uint16_t* as, float* C, int ldc) {
+// One block of kb rows: X packed whole, then A two tiles at a time, each tile against every panel.
+RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, int kb_real, const float* A, int lda,
+                                       const std::uint16_t* xs, std::uint16_t* as, float* C,
+                                       int ldc) {
   const int panels = (N + kBf16Panel - 1) / kBf16Panel;
   for (int m = 0; m < M; m += kTnTile) {
-    const std::uint16_t* a = as + static_cast<std::size_t>(m / kTnTile) * kb * kTnTile;
+    if (m % (2 * kTnTile) == 0) pack_a_pair_avx512(M, m, kb, kb_real, A, lda, as);
+    const std::uint16_t* a = as + static_cast<std::size_t>(m / kTnTile % 2) * kb * kTnTile;
     for (int p = 0; p < panels; ++p) {
       const std::uint16_t* x = xs + static_cast<std::size_t>(p) * kb * kBf16Panel;
       const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, N - n0);
@@ -521,8 +546,8 @@ void gemm_tn_bf16(int M, int N, int K, const float* A, int lda, const float* X, 
     const float* a = A + static_cast<std::size_t>(k0) * lda;
     const float* x = X + static_cast<std::size_t>(k0) * ldx;
     if (kernel == Bf16Kernel::avx512_bf16) {
-      pack_tn_block_avx512(M, N, kb, kb_real, a, lda, x, ldx, xs, as);
-      tn_block_avx512(M, N, kb, xs, as, C, ldc);
+      pack_x_avx512(N, kb, kb_real, x, ldx, xs);
+      tn_block_avx512(M, N, kb, kb_real, a, lda, xs, as, C, ldc);
     } else {
       pack_tn_block(M, N, kb, kb_real, a, lda, x, ldx, xs, as);
       tn_block_portable(M, N, kb, xs, as, C, ldc);

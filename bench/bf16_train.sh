@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Training step time in fp32 against bf16 (`--precision bf16`), measured alternately so that both
+# see the same load on a shared machine: `recur bench --mode train` (MNIST rows, batch 128,
+# hidden 128, 2 threads) for each cell, ROUNDS rounds of one fp32 and one bf16 run each. Prints
+# every run's median step time and the medians' ratio fp32 / bf16 per cell.
+#
+# Usage: bash bench/bf16_train.sh [ROUNDS] [STEPS] [RECUR]   (default 7 rounds of 40 steps)
+# Needs a CPU with AVX512_BF16 (the bf16 runs exit 2 elsewhere).
+set -euo pipefail
+rounds=${1:-7}
+steps=${2:-40}
+recur=${3:-build/recur}
+cells=${RECUR_CELLS:-lstm gru}
+[ -x "$recur" ] || { echo "bf16_train: $recur is not an executable (build first)" >&2; exit 2; }
+
+# step_ms CELL PRECISION -> the run's median step time in ms
+step_ms() {
+  "$recur" bench --mode train --cell "$1" --precision "$2" --steps "$steps" --threads 2 --json |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["step_ms_median"])'
+}
+
+median() {
+  python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"
+}
+
+echo "| cell | fp32 step (ms), each round | bf16 step (ms), each round | fp32 median | bf16 median | fp32 / bf16 |"
+echo "|---|---|---|---:|---:|---:|"
+for cell in $cells; do
+  fp32=()
+  bf16=()
+  for ((r = 0; r < rounds; ++r)); do
+    fp32+=("$(step_ms "$cell" fp32)")
+    bf16+=("$(step_ms "$cell" bf16)")
+  done
+  f=$(median "${fp32[@]}")
+  b=$(median "${bf16[@]}")
+  printf '| %s | %s | %s | %.2f | %.2f | %.2fx |\n' "$cell" \
+    "$(printf '%.2f ' "${fp32[@]}")" "$(printf '%.2f ' "${bf16[@]}")" "$f" "$b" \
+    "$(python3 -c "print($f / $b)")"
+done
