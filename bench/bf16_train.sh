@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Training step time in fp32 against bf16 (`--precision bf16`), measured alternately so that both
-# see the same load on a shared machine: `recur bench --mode train` (MNIST rows, batch 128,
-# hidden 128, 2 threads) for each cell, ROUNDS rounds of one fp32 and one bf16 run each. Prints
-# every run's median step time and the medians' ratio fp32 / bf16 per cell.
+# see the same load on a shared machine, ROUNDS rounds of one fp32 and one bf16 run each, for
+# each cell: `recur bench --mode train` (MNIST rows, batch 128, hidden 128, 2 threads; its median
+# step), then the recipe itself, `recur train --cell CELL --steps 5*STEPS` (augmentation, weight
+# average, clipping, Adam; its summary.json's training seconds). Prints every run's figure and
+# the medians' ratio fp32 / bf16.
 #
 # Usage: bash bench/bf16_train.sh [ROUNDS] [STEPS] [RECUR]   (default 7 rounds of 40 steps)
 # Needs a CPU with AVX512_BF16 (the bf16 runs exit 2 elsewhere).
@@ -19,22 +21,43 @@ step_ms() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["step_ms_median"])'
 }
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# train_s CELL PRECISION -> seconds of training (no test pass) of 5*STEPS recipe steps
+train_s() {
+  rm -rf "$work/run"
+  "$recur" train --cell "$1" --precision "$2" --steps $((5 * steps)) --threads 2 \
+    --out "$work/run" >/dev/null
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["train_seconds"])' \
+    "$work/run/summary.json"
+}
+
 median() {
   python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"
 }
 
-echo "| cell | fp32 step (ms), each round | bf16 step (ms), each round | fp32 median | bf16 median | fp32 / bf16 |"
+echo "| measure | fp32, each round | bf16, each round | fp32 median | bf16 median | fp32 / bf16 |"
 echo "|---|---|---|---:|---:|---:|"
 for cell in $cells; do
-  fp32=()
-  bf16=()
-  for ((r = 0; r < rounds; ++r)); do
-    fp32+=("$(step_ms "$cell" fp32)")
-    bf16+=("$(step_ms "$cell" bf16)")
+  for what in step recipe; do
+    fp32=()
+    bf16=()
+    for ((r = 0; r < rounds; ++r)); do
+      if [ "$what" = step ]; then
+        fp32+=("$(step_ms "$cell" fp32)")
+        bf16+=("$(step_ms "$cell" bf16)")
+      else
+        fp32+=("$(train_s "$cell" fp32)")
+        bf16+=("$(train_s "$cell" bf16)")
+      fi
+    done
+    f=$(median "${fp32[@]}")
+    b=$(median "${bf16[@]}")
+    label="$cell bench step (ms)"
+    [ "$what" = recipe ] && label="$cell recipe, $((5 * steps)) steps (s)"
+    printf '| %s | %s | %s | %.2f | %.2f | %.2fx |\n' "$label" \
+      "$(printf '%.2f ' "${fp32[@]}")" "$(printf '%.2f ' "${bf16[@]}")" "$f" "$b" \
+      "$(python3 -c "print($f / $b)")"
   done
-  f=$(median "${fp32[@]}")
-  b=$(median "${bf16[@]}")
-  printf '| %s | %s | %s | %.2f | %.2f | %.2fx |\n' "$cell" \
-    "$(printf '%.2f ' "${fp32[@]}")" "$(printf '%.2f ' "${bf16[@]}")" "$f" "$b" \
-    "$(python3 -c "print($f / $b)")"
 done
