@@ -172,6 +172,26 @@ void BM_packed_step_pair_b64(benchmark::State& s) {
 void BM_bf16_backward_dh_b64(benchmark::State& s) {
   run_bf16_step(s, 64, kHidden, kLstmGates, true);
 }
+// GRU-128's shapes (G*H = 384): the two step products, the backward step and the input gradient.
+void BM_bf16_gru_step_x_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, 3 * kHidden, kInput, false);
+}
+void BM_packed_gru_step_x_b64(benchmark::State& s) {
+  run_packed(s, 64, 3 * kHidden, kInput, false);
+}
+void BM_bf16_gru_step_h_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, 3 * kHidden, kHidden, false);
+}
+void BM_packed_gru_step_h_b64(benchmark::State& s) {
+  run_packed(s, 64, 3 * kHidden, kHidden, false);
+}
+void BM_bf16_gru_backward_dh_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, kHidden, 3 * kHidden, true);
+}
+void BM_packed_gru_backward_dh_b64(benchmark::State& s) {
+  run_packed(s, 64, kHidden, 3 * kHidden, true);
+}
+
 void run_tn_bf16(benchmark::State& state, int M, int N, int K) {
   if (recur::kernels::bf16_kernel() == recur::kernels::Bf16Kernel::none) {
     state.SkipWithError("no bf16 kernel on this CPU");
@@ -213,6 +233,12 @@ BENCHMARK(BM_bf16_step_b64);
 BENCHMARK(BM_bf16_backward_dh_b64);
 BENCHMARK(BM_bf16_weight_grad_hh);
 BENCHMARK(BM_bf16_weight_grad_ih);
+BENCHMARK(BM_packed_gru_step_x_b64);
+BENCHMARK(BM_bf16_gru_step_x_b64);
+BENCHMARK(BM_packed_gru_step_h_b64);
+BENCHMARK(BM_bf16_gru_step_h_b64);
+BENCHMARK(BM_packed_gru_backward_dh_b64);
+BENCHMARK(BM_bf16_gru_backward_dh_b64);
 
 constexpr int kB = 64, kH = 128;
 
