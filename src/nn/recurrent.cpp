@@ -398,6 +398,13 @@ void untied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* 
   }
 }
 
+// Float with tied weights and a batch of rows: pack the weights once for the whole sequence and
+// let each step's GEMM do the input side too, the biases starting its accumulators (LSTM / RNN:
+// [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the two products
+// apart because of r * (W_hn h + b_hn)). With weights packed for inference or bf16 training
+// every batch size takes this path, so a row's bits never depend on the rows beside it;
+// otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more than
+// it saves, and training stays as the fixed-shape network computes it).
 template <typename T>
 void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
                                           StackWorkspace<T>& ws) const {
@@ -417,13 +424,6 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
   const T* b_hh = spec_.bias ? params + p.b_hh : nullptr;
 
-  // Float with tied weights and a batch of rows: pack the weights once for the whole sequence
-  // and let each step's GEMM do the input side too, the biases starting its accumulators
-  // (LSTM / RNN: [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the
-  // two products apart because of r * (W_hn h + b_hn)). With weights packed for inference
-  // every batch size takes this path, so a row's bits never depend on the rows beside it;
-  // otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more
-  // than it saves, and training stays as the fixed-shape network computes it).
   const bool fused = ws.fused;
   const kernels::PackedMatrix* w_in_packed = nullptr;
   const kernels::PackedMatrix* w_hh_packed = nullptr;
@@ -599,6 +599,37 @@ void add_bias_grads(bool gru, const T* dgates, const T* dgates_hid, std::size_t 
   }
 }
 
+// dW [GH, N] += A^T X over K rows (A: gate gradients, GH wide): recur's kernel for float (it
+// reads A in place; bf16 products when training in bf16), BLAS for double.
+template <typename T>
+void add_weight_grad(int GH, int N, int K, const T* A, const T* X, int ldx, T* C, bool bf16,
+                     StackWorkspace<T>& ws) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16)
+      kernels::gemm_tn_bf16(GH, N, K, A, GH, X, ldx, C, N, ws.bf16_scratch);
+    else
+      kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch);
+  } else {
+    gemm<T>(true, false, GH, N, K, T(1), A, GH, X, ldx, T(1), C, N);
+  }
+}
+
+// din [M, I] = dgates [M, GH] x W_ih (+= when accumulate): bf16 products when training in bf16,
+// else BLAS.
+template <typename T>
+void input_grad(int M, int I, int GH, const T* dgates, const T* w_ih,
+                const StackPacked::Bf16Direction* bf16, bool accumulate, T* din,
+                StackWorkspace<T>& ws) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16) {
+      kernels::gemm_bf16(M, dgates, GH, GH, nullptr, 0, bf16->w_ih_t, accumulate, din, I,
+                         ws.bf16_scratch);
+      return;
+    }
+  }
+  gemm<T>(false, false, M, I, GH, T(1), dgates, GH, w_ih, I, accumulate ? T(1) : T(0), din, I);
+}
+
 }  // namespace
 
 template <typename T>
@@ -718,14 +749,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
     // double.
     auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (bf16)
-          kernels::gemm_tn_bf16(GH, N, K, A, GH, X, ldx, C, N, ws.bf16_scratch);
-        else
-          kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch);
-      } else {
-        gemm<T>(true, false, GH, N, K, T(1), A, GH, X, ldx, T(1), C, N);
-      }
+      add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16 != nullptr, ws);
     };
     weight_grad(I, S * B, dgates, in, I, gw_ih);
     // h_prev of each step: the neighbouring step's output, or h0 for the first processed step;
@@ -740,17 +764,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     }
     if (ws.h0 && !mask)
       gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
-    if (din) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (bf16) {
-          kernels::gemm_bf16(S * B, dgates, GH, GH, nullptr, 0, bf16->w_ih_t, din_accumulate, din,
-                             I, ws.bf16_scratch);
-        }
-      }
-      if (!bf16)
-        gemm<T>(false, false, S * B, I, GH, T(1), dgates, GH, w_ih, I, din_accumulate ? T(1) : T(0),
-                din, I);
-    }
+    if (din) input_grad<T>(S * B, I, GH, dgates, w_ih, bf16, din_accumulate, din, ws);
   } else {
     untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, gw_ih, gw_hh, din,
                            din_accumulate);
