@@ -111,33 +111,6 @@ void pack_panels(int N, int K, Get w, PackedBf16Matrix& out) {
 
 }  // namespace
 
-void pack_bf16(const float* W, int N, int K, bool w_is_k_by_n, PackedBf16Matrix& out) {
-  if (w_is_k_by_n)
-    pack_panels(
-        N, K, [&](int n, int k) { return W[static_cast<std::size_t>(k) * N + n]; }, out);
-  else
-    pack_panels(
-        N, K, [&](int n, int k) { return W[static_cast<std::size_t>(n) * K + k]; }, out);
-  out.bias.clear();
-}
-
-void pack_bf16_pair(int N, const float* W1, int K1, const float* W2, int K2, const float* bias1,
-                    const float* bias2, PackedBf16Matrix& out) {
-  pack_panels(
-      N, K1 + K2,
-      [&](int n, int k) {
-        return k < K1 ? W1[static_cast<std::size_t>(n) * K1 + k]
-                      : W2[static_cast<std::size_t>(n) * K2 + (k - K1)];
-      },
-      out);
-  out.bias.clear();
-  if (bias1 || bias2) {
-    const int panels = (N + kBf16Panel - 1) / kBf16Panel;
-    out.bias.assign(static_cast<std::size_t>(panels) * kBf16Panel, 0.0f);
-    for (int n = 0; n < N; ++n) out.bias[n] = (bias1 ? bias1[n] : 0.0f) + (bias2 ? bias2[n] : 0.0f);
-  }
-}
-
 namespace {
 
 // ---- the emulation: plain C++ over the same packed forms ----
@@ -553,6 +526,83 @@ void gemm_tn_bf16(int M, int N, int K, const float* A, int lda, const float* X, 
       tn_block_portable(M, N, kb, xs, as, C, ldc);
     }
   }
+}
+
+namespace {
+
+void set_bias(int N, const float* bias1, const float* bias2, PackedBf16Matrix& out) {
+  out.bias.clear();
+  if (!bias1 && !bias2) return;
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
+  out.bias.assign(static_cast<std::size_t>(panels) * kBf16Panel, 0.0f);
+  for (int n = 0; n < N; ++n) out.bias[n] = (bias1 ? bias1[n] : 0.0f) + (bias2 ? bias2[n] : 0.0f);
+}
+
+// Rows of [W1 | W2] ([N, K1] and [N, K2] row-major) rounded a row at a time, each row's pairs
+// then stored into its column of the panels: the packing every training step pays, 2-3x faster
+// than element by element.
+RECUR_AVX512_BF16 void pack_rows_avx512(int N, const float* W1, int K1, const float* W2, int K2,
+                                        PackedBf16Matrix& out) {
+  static thread_local AlignedVector<std::uint16_t> row;
+  const int K = K1 + K2, Kp = even(K);
+  if (row.size() < static_cast<std::size_t>(Kp)) row.resize(Kp);
+  for (int n = 0; n < N; ++n) {
+    round_run(W1 + static_cast<std::size_t>(n) * K1, K1, row.data());
+    if (K2 > 0) round_run(W2 + static_cast<std::size_t>(n) * K2, K2, row.data() + K1);
+    if (Kp > K) row[K] = 0;
+    std::uint16_t* dst = out.panels.data() +
+                         static_cast<std::size_t>(n / kBf16Panel) * Kp * kBf16Panel +
+                         static_cast<std::size_t>(n % kBf16Panel) * 2;
+    for (int q = 0; q < Kp / 2; ++q)
+      std::memcpy(dst + static_cast<std::size_t>(q) * kBf16Panel * 2, row.data() + 2 * q,
+                  2 * sizeof(std::uint16_t));
+  }
+}
+
+}  // namespace
+
+void pack_bf16(const float* W, int N, int K, bool w_is_k_by_n, PackedBf16Matrix& out) {
+  if (bf16_kernel() != Bf16Kernel::avx512_bf16) {
+    if (w_is_k_by_n)
+      pack_panels(
+          N, K, [&](int n, int k) { return W[static_cast<std::size_t>(k) * N + n]; }, out);
+    else
+      pack_panels(
+          N, K, [&](int n, int k) { return W[static_cast<std::size_t>(n) * K + k]; }, out);
+  } else if (w_is_k_by_n) {
+    // Rows k and k + 1 of W are a pair row of the panels already.
+    out.N = N;
+    out.K = K;
+    out.Kp = even(K);
+    out.panels.resize(static_cast<std::size_t>((N + kBf16Panel - 1) / kBf16Panel) * out.Kp *
+                      kBf16Panel);
+    pack_x_avx512(N, out.Kp, K, W, N, out.panels.data());
+  } else {
+    pack_bf16_pair(N, W, K, nullptr, 0, nullptr, nullptr, out);
+  }
+  out.bias.clear();
+}
+
+void pack_bf16_pair(int N, const float* W1, int K1, const float* W2, int K2, const float* bias1,
+                    const float* bias2, PackedBf16Matrix& out) {
+  if (bf16_kernel() == Bf16Kernel::avx512_bf16) {
+    out.N = N;
+    out.K = K1 + K2;
+    out.Kp = even(out.K);
+    // Zeros for the columns beyond N in the last panel.
+    out.panels.assign(
+        static_cast<std::size_t>((N + kBf16Panel - 1) / kBf16Panel) * out.Kp * kBf16Panel, 0);
+    pack_rows_avx512(N, W1, K1, W2, K2, out);
+  } else {
+    pack_panels(
+        N, K1 + K2,
+        [&](int n, int k) {
+          return k < K1 ? W1[static_cast<std::size_t>(n) * K1 + k]
+                        : W2[static_cast<std::size_t>(n) * K2 + (k - K1)];
+        },
+        out);
+  }
+  set_bias(N, bias1, bias2, out);
 }
 
 }  // namespace recur::kernels

@@ -134,6 +134,36 @@ TEST(Bf16, PackFromKByNMatchesTheTransposed) {
   for (std::size_t i = 0; i < a.panels.size(); ++i) ASSERT_EQ(a.panels[i], b.panels[i]) << i;
 }
 
+TEST(Bf16, EveryKernelPacksTheSameBits) {
+  const int N = 70, K1 = 27, K2 = 40;
+  auto W1 = random(static_cast<std::size_t>(N) * K1, 21), W2 = random(N * K2, 22);
+  W1[3] = std::numeric_limits<float>::denorm_min();  // flushed to zero by every kernel
+  W1[4] = -std::numeric_limits<float>::quiet_NaN();
+  W2[5] = 1.0f + std::ldexp(1.0f, -8);  // a tie
+  const auto b = random(N, 23);
+  std::vector<PackedBf16Matrix> pair, kn, nk;
+  for (Bf16Kernel kernel : kernels_here()) {
+    KernelScope scope(kernel);
+    pair.emplace_back();
+    kn.emplace_back();
+    nk.emplace_back();
+    pack_bf16_pair(N, W1.data(), K1, W2.data(), K2, b.data(), nullptr, pair.back());
+    pack_bf16(W2.data(), K2, N, true, kn.back());  // W2 read as [K = N, N = K2]
+    pack_bf16(W1.data(), N, K1, false, nk.back());
+  }
+  // W1[0][3] and W1[0][4] in the panel layout [k / 2][32][2].
+  EXPECT_EQ(pair[0].panels[(1 * 32 + 0) * 2 + 1], 0);
+  EXPECT_EQ(pair[0].panels[(1 * 32 + 1) * 2 + 1], to_bf16(W1[K1 + 3]));
+  EXPECT_TRUE(std::isnan(from_bf16(pair[0].panels[(2 * 32 + 0) * 2])));
+  for (std::size_t i = 1; i < pair.size(); ++i) {
+    EXPECT_EQ(pair[i].panels, pair[0].panels);
+    EXPECT_EQ(pair[i].bias, pair[0].bias);
+    EXPECT_EQ(kn[i].panels, kn[0].panels);
+    EXPECT_EQ(nk[i].panels, nk[0].panels);
+    EXPECT_EQ(pair[i].Kp, 68);
+  }
+}
+
 // C += A^T X (A [K, M], X [K, N]) against double sums, every kernel, and the kernels together.
 void check_tn(int M, int N, int K) {
   SCOPED_TRACE(testing::Message() << "tn " << M << "x" << N << "x" << K);
