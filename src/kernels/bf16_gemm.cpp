@@ -339,7 +339,7 @@ constexpr int kPrefetchRows = 8;
 // Rows [k0, k0 + kb) of X [*, N] as panels [ceil(N/32)][kb/2][32][2] and of A [*, M] as tiles
 // [ceil(M/8)][kb/2][8][2] (kb even; a missing last row and columns beyond N, M zero).
 void pack_tn_block(int M, int N, int kb, int kb_real, const float* A, int lda, const float* X,
-                   int ldx, std::uint16_t* xs, std::uint16_t* as) {
+                   int ldx, std::uint16_t* xs, std::uint16_t* as, float* a_sums) {
   const int panels = (N + kBf16Panel - 1) / kBf16Panel, tiles = (M + kTnTile - 1) / kTnTile;
   std::fill(xs, xs + static_cast<std::size_t>(panels) * kb * kBf16Panel, std::uint16_t{0});
   std::fill(as, as + static_cast<std::size_t>(tiles) * kb * kTnTile, std::uint16_t{0});
@@ -351,6 +351,8 @@ void pack_tn_block(int M, int N, int kb, int kb_real, const float* A, int lda, c
              2 +
          k % 2] = to_bf16(x[n]);
     const float* a = A + static_cast<std::size_t>(k) * lda;
+    if (a_sums)
+      for (int m = 0; m < M; ++m) a_sums[m] += a[m];
     for (int m = 0; m < M; ++m)
       as[(static_cast<std::size_t>(m / kTnTile) * kb / 2 * kTnTile +
           static_cast<std::size_t>(k / 2) * kTnTile + m % kTnTile) *
@@ -376,14 +378,19 @@ void tn_block_portable(int M, int N, int kb, const std::uint16_t* xs, const std:
 
 // Rows [k, k + 2) of X and A (already offset to them) interleaved into one pair row: 32 columns
 // of X from n0 (cols of them real) and 16 columns of A from m0 (two tiles' pair rows).
-RECUR_AVX512_BF16 inline __m512i interleave_rows(const float* r0, const float* r1, int cols) {
-  const bool whole = cols >= 16;
-  const __m512 v0 = whole ? _mm512_loadu_ps(r0) : _mm512_maskz_loadu_ps(lanes(cols), r0);
-  const __m512 v1 = whole ? _mm512_loadu_ps(r1) : _mm512_maskz_loadu_ps(lanes(cols), r1);
+RECUR_AVX512_BF16 inline __m512 load_row(const float* r, int cols) {
+  return cols >= 16 ? _mm512_loadu_ps(r) : _mm512_maskz_loadu_ps(lanes(cols), r);
+}
+
+RECUR_AVX512_BF16 inline __m512i interleave(__m512 v0, __m512 v1) {
   const __m512bh both = _mm512_cvtne2ps_pbh(v1, v0);  // [r0's 16 | r1's 16]
   const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                        23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   return _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(both));
+}
+
+RECUR_AVX512_BF16 inline __m512i interleave_rows(const float* r0, const float* r1, int cols) {
+  return interleave(load_row(r0, cols), load_row(r1, cols));
 }
 
 // Rows [0, kb) of X (kb_real of them real) as panels [ceil(N/32)][kb/2][32][2].
@@ -412,8 +419,9 @@ RECUR_AVX512_BF16 void pack_x_avx512(int N, int kb, int kb_real, const float* X,
 // LSTM-128's dgates, 3.6 MB per thread, from L3 or memory) overlaps the products: packing all
 // of a block first left it waiting on memory, half the weight gradient's time.
 RECUR_AVX512_BF16 void pack_a_pair_avx512(int M, int m0, int kb, int kb_real, const float* A,
-                                          int lda, std::uint16_t* as) {
+                                          int lda, std::uint16_t* as, float* a_sums) {
   const int cols = std::min(16, M - m0);
+  __m512 sum = _mm512_setzero_ps();
   for (int q = 0; q < kb / 2; ++q) {
     const int k = 2 * q;
     const float* a0 = A + static_cast<std::size_t>(k) * lda + m0;
@@ -423,7 +431,9 @@ RECUR_AVX512_BF16 void pack_a_pair_avx512(int M, int m0, int kb, int kb_real, co
       _mm_prefetch(reinterpret_cast<const char*>(a0 + kPrefetchRows * lda), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(a0 + (kPrefetchRows + 1) * lda), _MM_HINT_T0);
     }
-    __m512i v = interleave_rows(a0, second ? a0 + lda : a0, cols);
+    const __m512 v0 = load_row(a0, cols), v1 = second ? load_row(a0 + lda, cols) : v0;
+    if (a_sums) sum = _mm512_add_ps(sum, second ? _mm512_add_ps(v0, v1) : v0);
+    __m512i v = interleave(v0, v1);
     if (!second) v = _mm512_maskz_mov_epi16(0x55555555u, v);
     // The low 16 values to the first tile, the high 16 to the second (whole 256-bit stores:
     // masked ones are slow on AMD Zen 5; the halves through the zero-masking extract with a
@@ -434,6 +444,9 @@ RECUR_AVX512_BF16 void pack_a_pair_avx512(int M, int m0, int kb, int kb_real, co
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + static_cast<std::size_t>(kb) * kTnTile),
                         _mm512_maskz_extracti64x4_epi64(static_cast<__mmask8>(0xff), v, 1));
   }
+  if (a_sums)
+    _mm512_mask_storeu_ps(a_sums + m0, lanes(cols),
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(lanes(cols), a_sums + m0), sum));
 }
 
 template <int MR>
@@ -462,10 +475,10 @@ template <int MR>
 // One block of kb rows: X packed whole, then A two tiles at a time, each tile against every panel.
 RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, int kb_real, const float* A, int lda,
                                        const std::uint16_t* xs, std::uint16_t* as, float* C,
-                                       int ldc) {
+                                       int ldc, float* a_sums) {
   const int panels = (N + kBf16Panel - 1) / kBf16Panel;
   for (int m = 0; m < M; m += kTnTile) {
-    if (m % (2 * kTnTile) == 0) pack_a_pair_avx512(M, m, kb, kb_real, A, lda, as);
+    if (m % (2 * kTnTile) == 0) pack_a_pair_avx512(M, m, kb, kb_real, A, lda, as, a_sums);
     const std::uint16_t* a = as + static_cast<std::size_t>(m / kTnTile % 2) * kb * kTnTile;
     for (int p = 0; p < panels; ++p) {
       const std::uint16_t* x = xs + static_cast<std::size_t>(p) * kb * kBf16Panel;
@@ -504,7 +517,7 @@ RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, int kb_real, const 
 }  // namespace
 
 void gemm_tn_bf16(int M, int N, int K, const float* A, int lda, const float* X, int ldx, float* C,
-                  int ldc, AlignedVector<std::uint16_t>& scratch) {
+                  int ldc, AlignedVector<std::uint16_t>& scratch, float* a_sums) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const Bf16Kernel kernel = running_kernel();
   const int panels = (N + kBf16Panel - 1) / kBf16Panel, tiles = (M + kTnTile - 1) / kTnTile;
@@ -520,9 +533,9 @@ void gemm_tn_bf16(int M, int N, int K, const float* A, int lda, const float* X, 
     const float* x = X + static_cast<std::size_t>(k0) * ldx;
     if (kernel == Bf16Kernel::avx512_bf16) {
       pack_x_avx512(N, kb, kb_real, x, ldx, xs);
-      tn_block_avx512(M, N, kb, kb_real, a, lda, xs, as, C, ldc);
+      tn_block_avx512(M, N, kb, kb_real, a, lda, xs, as, C, ldc, a_sums);
     } else {
-      pack_tn_block(M, N, kb, kb_real, a, lda, x, ldx, xs, as);
+      pack_tn_block(M, N, kb, kb_real, a, lda, x, ldx, xs, as, a_sums);
       tn_block_portable(M, N, kb, xs, as, C, ldc);
     }
   }

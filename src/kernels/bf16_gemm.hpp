@@ -68,8 +68,9 @@ void gemm_bf16(int M, const float* A1, int lda1, int k1, const float* A2, int ld
 
 // C[M,N] += A^T X with A [K,M] (row stride lda) and X [K,N] (row stride ldx): a weight gradient
 // over all timesteps and rows, the inner dimension K. Both sides are rounded to bf16 block by
-// block into `scratch`.
+// block into `scratch`. When a_sums is not null, a_sums[M] += the sums of A's columns over the K
+// rows in fp32 (a bias gradient, read on the way: one pass over A fewer).
 void gemm_tn_bf16(int M, int N, int K, const float* A, int lda, const float* X, int ldx, float* C,
-                  int ldc, AlignedVector<std::uint16_t>& scratch);
+                  int ldc, AlignedVector<std::uint16_t>& scratch, float* a_sums = nullptr);
 
 }  // namespace recur::kernels

@@ -583,16 +583,23 @@ namespace {
 // The biases' gradients from the gate gradients of all S*B rows, dgates [SB, GH] (and, for GRU,
 // dgates_hid, the hidden half's): GRU's b_ih and b_hh see different gradients; for the other
 // cells both enter the same sum, so their gradients are equal: one pass over dgates into `sums`.
+// `summed`: `sums` already holds dgates' column sums (bf16: the weight gradient's packing).
 template <typename T>
 void add_bias_grads(bool gru, const T* dgates, const T* dgates_hid, std::size_t SB, int GH, T* sums,
-                    T* g_b_ih, T* g_b_hh) {
+                    bool summed, T* g_b_ih, T* g_b_hh) {
   if (gru) {
-    add_column_sums<T>(dgates, SB, GH, g_b_ih);
+    if (summed) {
+      for (int j = 0; j < GH; ++j) g_b_ih[j] += sums[j];
+    } else {
+      add_column_sums<T>(dgates, SB, GH, g_b_ih);
+    }
     add_column_sums<T>(dgates_hid, SB, GH, g_b_hh);
     return;
   }
-  std::fill(sums, sums + GH, T(0));
-  add_column_sums<T>(dgates, SB, GH, sums);
+  if (!summed) {
+    std::fill(sums, sums + GH, T(0));
+    add_column_sums<T>(dgates, SB, GH, sums);
+  }
   for (int j = 0; j < GH; ++j) {
     g_b_ih[j] += sums[j];
     g_b_hh[j] += sums[j];
@@ -603,10 +610,10 @@ void add_bias_grads(bool gru, const T* dgates, const T* dgates_hid, std::size_t 
 // reads A in place; bf16 products when training in bf16), BLAS for double.
 template <typename T>
 void add_weight_grad(int GH, int N, int K, const T* A, const T* X, int ldx, T* C, bool bf16,
-                     StackWorkspace<T>& ws) {
+                     StackWorkspace<T>& ws, T* a_sums = nullptr) {
   if constexpr (std::is_same_v<T, float>) {
     if (bf16)
-      kernels::gemm_tn_bf16(GH, N, K, A, GH, X, ldx, C, N, ws.bf16_scratch);
+      kernels::gemm_tn_bf16(GH, N, K, A, GH, X, ldx, C, N, ws.bf16_scratch, a_sums);
     else
       kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch);
   } else {
@@ -745,13 +752,17 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* gw_ih = grads + p.w_ih;
   T* gw_hh = grads + p.w_hh;
   const std::size_t SB = static_cast<std::size_t>(S) * B;
+  const bool summed = bf16 && spec_.bias && !spec_.untied;
   if (!spec_.untied) {
     // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
     // double.
     auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C) {
       add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16 != nullptr, ws);
     };
-    weight_grad(I, S * B, dgates, in, I, gw_ih);
+    // bf16: dW_ih's packing of dgates sums its columns too (the biases' gradients).
+    if (summed) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, T(0));
+    add_weight_grad<T>(GH, I, S * B, dgates, in, I, gw_ih, bf16 != nullptr, ws,
+                       summed ? ws.bias_sums.data() : nullptr);
     // h_prev of each step: the neighbouring step's output, or h0 for the first processed step;
     // with recurrent dropout, every step's masked h_prev as the forward kept it.
     const int first = dir == 0 ? 0 : S - 1;
@@ -771,7 +782,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   }
   if (spec_.bias) {
     add_bias_grads<T>(cell == CellKind::gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(),
-                      grads + p.b_ih, grads + p.b_hh);
+                      summed, grads + p.b_ih, grads + p.b_hh);
   }
 }
 

@@ -177,7 +177,16 @@ void check_tn(int M, int N, int K) {
     KernelScope scope(kernel);
     std::vector<float> C = C0;
     AlignedVector<std::uint16_t> scratch;
-    gemm_tn_bf16(M, N, K, A.data(), lda, X.data(), ldx, C.data(), ldc, scratch);
+    std::vector<float> sums(M, 0.5f);
+    gemm_tn_bf16(M, N, K, A.data(), lda, X.data(), ldx, C.data(), ldc, scratch, sums.data());
+    for (int m = 0; m < M; ++m) {  // A's column sums in fp32, added
+      double sum = 0.5, mag = 0.5;
+      for (int k = 0; k < K; ++k) {
+        sum += A[k * lda + m];
+        mag += std::fabs(A[k * lda + m]);
+      }
+      EXPECT_NEAR(sums[m], sum, 1e-6 * mag * (1 + K / 64.0)) << "column sum " << m;
+    }
     for (int m = 0; m < M; ++m) {
       for (int n = 0; n < N; ++n) {
         double exact = 0, full = 0, mag = 0;
