@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/bf16_gemm.hpp"
 #include "kernels/cell.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/packed_gemm.hpp"
@@ -140,6 +141,80 @@ void BM_pack_weights(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kLstmGates * kHidden);
 }
 
+// The same products in bf16 with fp32 accumulation (--precision bf16; kernels/bf16_gemm.hpp),
+// with the kernel this CPU runs: the step as the LSTM trains it ([x_t | h_{t-1}] x [W_ih |
+// W_hh]^T), the backward step and the weight gradients. On a CPU without bf16 they report an
+// error instead of a time.
+void run_bf16_step(benchmark::State& state, int M, int N, int K, bool w_is_k_by_n) {
+  if (recur::kernels::bf16_kernel() == recur::kernels::Bf16Kernel::none) {
+    state.SkipWithError("no bf16 kernel on this CPU");
+    return;
+  }
+  const std::vector<float> a = filled(static_cast<std::size_t>(M) * K, 1.0f);
+  const std::vector<float> w = filled(static_cast<std::size_t>(N) * K, 1.0f);
+  std::vector<float> c = filled(static_cast<std::size_t>(M) * N, 1.0f);
+  recur::kernels::PackedBf16Matrix packed;
+  recur::kernels::pack_bf16(w.data(), N, K, w_is_k_by_n, packed);
+  recur::AlignedVector<std::uint16_t> scratch;
+  for (auto _ : state) {
+    recur::kernels::gemm_bf16(M, a.data(), K, K, nullptr, 0, packed, true, c.data(), N, scratch);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  report_flops(state, 2.0 * M * N * K);
+}
+void BM_bf16_step_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, kLstmGates, kInput + kHidden, false);
+}
+void BM_packed_step_pair_b64(benchmark::State& s) {
+  run_packed(s, 64, kLstmGates, kInput + kHidden, false);
+}
+void BM_bf16_backward_dh_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, kHidden, kLstmGates, true);
+}
+// GRU-128's shapes (G*H = 384): the two step products, the backward step and the input gradient.
+void BM_bf16_gru_step_x_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, 3 * kHidden, kInput, false);
+}
+void BM_packed_gru_step_x_b64(benchmark::State& s) {
+  run_packed(s, 64, 3 * kHidden, kInput, false);
+}
+void BM_bf16_gru_step_h_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, 3 * kHidden, kHidden, false);
+}
+void BM_packed_gru_step_h_b64(benchmark::State& s) {
+  run_packed(s, 64, 3 * kHidden, kHidden, false);
+}
+void BM_bf16_gru_backward_dh_b64(benchmark::State& s) {
+  run_bf16_step(s, 64, kHidden, 3 * kHidden, true);
+}
+void BM_packed_gru_backward_dh_b64(benchmark::State& s) {
+  run_packed(s, 64, kHidden, 3 * kHidden, true);
+}
+
+void run_tn_bf16(benchmark::State& state, int M, int N, int K) {
+  if (recur::kernels::bf16_kernel() == recur::kernels::Bf16Kernel::none) {
+    state.SkipWithError("no bf16 kernel on this CPU");
+    return;
+  }
+  const std::vector<float> a = filled(static_cast<std::size_t>(K) * M, 1.0f);
+  const std::vector<float> x = filled(static_cast<std::size_t>(K) * N, 1.0f);
+  std::vector<float> c = filled(static_cast<std::size_t>(M) * N, 1.0f);
+  recur::AlignedVector<std::uint16_t> scratch;
+  for (auto _ : state) {
+    recur::kernels::gemm_tn_bf16(M, N, K, a.data(), M, x.data(), N, c.data(), N, scratch);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  report_flops(state, 2.0 * M * N * K);
+}
+void BM_bf16_weight_grad_hh(benchmark::State& s) {
+  run_tn_bf16(s, kLstmGates, kHidden, kSteps * 128);
+}
+void BM_bf16_weight_grad_ih(benchmark::State& s) {
+  run_tn_bf16(s, kLstmGates, kInput, kSteps * 128);
+}
+
 BENCHMARK(BM_gemm_step_b64);
 BENCHMARK(BM_gemm_step_b128);
 BENCHMARK(BM_gemm_input_projection);
@@ -153,6 +228,17 @@ BENCHMARK(BM_packed_backward_dh_b64);
 BENCHMARK(BM_pack_weights);
 BENCHMARK(BM_tn_weight_grad_hh);
 BENCHMARK(BM_tn_weight_grad_ih);
+BENCHMARK(BM_packed_step_pair_b64);
+BENCHMARK(BM_bf16_step_b64);
+BENCHMARK(BM_bf16_backward_dh_b64);
+BENCHMARK(BM_bf16_weight_grad_hh);
+BENCHMARK(BM_bf16_weight_grad_ih);
+BENCHMARK(BM_packed_gru_step_x_b64);
+BENCHMARK(BM_bf16_gru_step_x_b64);
+BENCHMARK(BM_packed_gru_step_h_b64);
+BENCHMARK(BM_bf16_gru_step_h_b64);
+BENCHMARK(BM_packed_gru_backward_dh_b64);
+BENCHMARK(BM_bf16_gru_backward_dh_b64);
 
 constexpr int kB = 64, kH = 128;
 

@@ -186,8 +186,13 @@ struct PreparedWeights {
 // recur's kernels make each row's result independent of the batch around it). int8 is inference
 // with the recurrent and linear layers' weights quantized to int8 per output row and their
 // inputs quantized per row as they arrive (docs/INFERENCE.md); every other layer (embedding,
-// conv, pooling, ...) prepares and runs as for fp32 inference.
-enum class PrepareFor { training, inference, int8 };
+// conv, pooling, ...) prepares and runs as for fp32 inference. training_bf16 is a training step
+// whose recurrent layers (tied weights) run their products in bf16 with fp32 accumulation
+// (`recur train --precision bf16`); every other layer trains as in fp32.
+enum class PrepareFor { training, inference, int8, training_bf16 };
+inline bool for_training(PrepareFor use) {
+  return use == PrepareFor::training || use == PrepareFor::training_bf16;
+}
 
 template <typename T>
 class Layer {

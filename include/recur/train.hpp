@@ -59,6 +59,20 @@ struct TrainEvent {
 // The largest --eval-batch (validation and `recur eval` batches): its buffers are sized from it.
 constexpr int kMaxEvalBatch = 1 << 16;
 
+// The arithmetic of a training step (--precision): fp32, or bf16: the recurrent layers' products
+// (input and recurrent sides, forward and backward, weight and input gradients) take bf16
+// operands and accumulate in fp32, while the master weights, gradients and optimizer state stay
+// fp32, so the checkpoints are fp32 models that recur eval and predict run in fp32. bf16 needs a
+// CPU with AVX512_BF16 (kernels/bf16_gemm.hpp); on any other CPU it is refused (docs/TRAINING.md).
+enum class TrainPrecision { fp32, bf16 };
+std::string to_string(TrainPrecision precision);
+// Throws Error(where, ...) for a name other than fp32 or bf16.
+TrainPrecision parse_train_precision(const std::string& name,
+                                     const std::string& where = "--precision");
+// Throws Error("--precision", ...) (recur train exits 2) when `precision` is bf16 and this CPU
+// has no bf16 kernel (or RECUR_BF16_KERNEL=none pretends so).
+void check_train_precision(TrainPrecision precision);
+
 // What a run is: its data, its model, its optimizer and schedule, and how it runs. recur train's
 // flags, a TOML config and Python's keywords all set it through one table
 // (recur/train_options.hpp).
@@ -135,6 +149,7 @@ struct TrainOptions {
       0;                        // also write resume.safetensors every N steps; 0 = epoch ends only
   bool resume = false;          // continue the run in out_dir from its resume.safetensors
   bool skip_nonfinite = false;  // skip (and count) steps whose loss or gradient is not finite
+  TrainPrecision precision = TrainPrecision::fp32;
   // Evaluate the test images beside the training files (data_dir) at the end, when it has them.
   bool test = true;
 };

@@ -355,3 +355,31 @@ def test_text_trains_from_python_as_from_the_command_line(cli, tmp_path):
         (tmp_path / "py" / "config.toml").read_text().replace(str(tmp_path / "py"), "OUT")
     assert 'pooling="max"' in (out_cli / "config.toml").read_text()
     assert list(history.step)[-1] == 12
+
+
+def _cpu_has_avx512_bf16():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return "avx512_bf16" in line.split()
+    return False
+
+
+def test_precision_bf16_keyword_trains_as_the_command_line(cli, cli_run, data_dir, mnist,
+                                                           tmp_path, monkeypatch):
+    # Without AVX512_BF16 both sides run the portable emulation (the kernel is chosen once per
+    # process, at its first bf16 product: this test's).
+    if not _cpu_has_avx512_bf16():
+        monkeypatch.setenv("RECUR_BF16_KERNEL", "portable")
+    options = dict(OPTIONS, precision="bf16")
+    out = tmp_path / "cli"
+    run_cli(cli, "train", *cli_flags(options), "--data", data_dir, "--out", out)
+    (x, y), _ = mnist
+    model, _ = recur.train(x, y, verbose=False, out=str(tmp_path / "py"), **options)
+    bf16 = saved_weights(model, tmp_path, "py.safetensors")
+    assert bf16 == weights(out / "last.safetensors")
+    assert bf16 != weights(cli_run / "last.safetensors")  # the fp32 run of the same options
+    with open(tmp_path / "py" / "summary.json") as f:
+        assert json.load(f)["precision"] == "bf16"
+    with pytest.raises(ValueError, match="--precision: must be fp32 or bf16"):
+        recur.train(x[:200], y[:200], val=50, steps=1, verbose=False, precision="fp16")

@@ -41,7 +41,7 @@ struct BenchOptions {
   int hidden = 128, batch = 128, threads = 2, steps = 30, warmup = 3;
   int infer_batch = 1000, latency_runs = 500, sgemm_size = 2048;
   bool json = false;
-  std::string precision = "fp32";  // infer, latency and stream: fp32 or int8
+  std::string precision = "fp32";  // infer, latency and stream: fp32 or int8; train: fp32 or bf16
 };
 
 PrepareFor inference_preparation(const BenchOptions& o) {
@@ -151,7 +151,8 @@ nlohmann::json bench_train(const BenchOptions& o) {
       batcher.next(batch);
     }
     const auto t0 = Clock::now();
-    net.prepare();  // once per step for all threads, as the trainer does
+    // Once per step for all threads, as the trainer does.
+    net.prepare(o.precision == "bf16" ? PrepareFor::training_bf16 : PrepareFor::training);
     const auto stats =
         runner.train_batch(samples, batch, grads.data(), static_cast<std::uint64_t>(step));
     optimizer.step(net.params().data(), grads.data(), OptimizerConfig{}.lr);
@@ -404,7 +405,11 @@ int run_bench(const BenchOptions& o) {
   RECUR_CHECK(o.infer_batch > 0 && o.infer_batch <= kMaxEvalBatch, "--infer-batch",
               fmt::format("must be between 1 and {}, got {}", kMaxEvalBatch, o.infer_batch));
   resolve_threads(o.threads);  // refuses a count beyond the machine before anything starts
-  if (parse_infer_precision(o.precision) == InferPrecision::int8) {
+  if (o.precision == "bf16") {
+    RECUR_CHECK(o.mode == "train", "--precision",
+                "bf16 applies to --mode train (recur train --precision bf16), not " + o.mode);
+    check_train_precision(TrainPrecision::bf16);
+  } else if (parse_infer_precision(o.precision) == InferPrecision::int8) {
     RECUR_CHECK(o.mode == "infer" || o.mode == "latency" || o.mode == "stream", "--precision",
                 "int8 applies to --mode infer, latency and stream, not " + o.mode);
     predictor_options(o.precision);  // the notice on a CPU without VNNI
@@ -458,7 +463,8 @@ void add_bench_command(CLI::App& app, Runner& run) {
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->add_option("--precision", o->precision,
                   "fp32, or int8 (--mode infer, latency, stream): recurrent and linear layers "
-                  "with int8 weights and activations (docs/INFERENCE.md)")
+                  "with int8 weights and activations (docs/INFERENCE.md), or bf16 (--mode "
+                  "train): recurrent products in bf16 (docs/TRAINING.md)")
       ->capture_default_str();
   cmd->callback([o, &run] { run = [o]() { return run_bench(*o); }; });
 }

@@ -175,6 +175,8 @@ void print_json(const Inspection& in) {
     }
   }
   if (!in.text_info.is_null()) report["text"] = in.text_info;
+  if (const std::string v = meta_of(m, "recur.train_precision"); !v.empty())
+    report["train_precision"] = v;
   if (const std::string v1 = meta_of(m, "recur.model"); !v1.empty())
     report["model_config"] = nlohmann::json::parse(v1);
   std::cout << report.dump(2) << "\n";
@@ -256,6 +258,9 @@ void print_training(const Inspection& in) {
   }
   if (const std::string v = meta_of(m, "recur.val_loss"); !v.empty()) add("validation loss " + v);
   fmt::print("\nmetrics: {}\n", metrics.empty() ? "none stored" : metrics);
+  if (const std::string v = meta_of(m, "recur.train_precision"); !v.empty())
+    fmt::print("trained in: {}\n",
+               v == "bf16" ? "bf16 (bf16 products, fp32 accumulation and weights)" : v);
 
   if (!in.text_info.is_null()) {
     std::string first;

@@ -95,7 +95,7 @@ class Conv1dLayer final : public Layer<T> {
     if constexpr (!std::is_same_v<T, float>) {
       return nullptr;
     } else {
-      if (use == PrepareFor::training) return nullptr;  // int8: fp32 as for inference
+      if (for_training(use)) return nullptr;  // int8: fp32 as for inference
       auto p = std::make_unique<Conv1dPrepared>();
       kernels::pack_weights_pair(dims_.out_channels, params + weight_,
                                  static_cast<int>(dims_.col_width()), nullptr, 0,

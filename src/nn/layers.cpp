@@ -209,7 +209,7 @@ class LinearLayer final : public Layer<T> {
     if constexpr (!std::is_same_v<T, float>) {
       return nullptr;
     } else {
-      if (use == PrepareFor::training) return nullptr;
+      if (for_training(use)) return nullptr;
       auto p = std::make_unique<LinearPrepared>();
       if (use == PrepareFor::int8 && this->in_.features <= kernels::kMaxInt8Depth) {
         const int I = this->in_.features;
@@ -351,6 +351,8 @@ class RecurrentLayer final : public Layer<T> {
       auto p = std::make_unique<StackPrepared>();
       if (use == PrepareFor::int8)
         stack_.prepare_int8(params, p->packed);
+      else if (use == PrepareFor::training_bf16)
+        stack_.prepare_bf16(params, p->packed);
       else
         stack_.prepare(params, p->packed, use == PrepareFor::training);
       return p;

@@ -31,8 +31,14 @@ void step_forward_gemm(int B, int GH, int H, const T* h_prev, int ld_prev, const
 // The backward step GEMM dgates[B,G*H] x W_hh -> [B,H].
 template <typename T>
 void step_backward_gemm(int B, int GH, int H, const T* dgates, const T* w_hh,
-                        const kernels::PackedMatrix* packed, bool accumulate, T* dh) {
+                        const kernels::PackedMatrix* packed, bool accumulate, T* dh,
+                        const StackPacked::Bf16Direction* bf16,
+                        AlignedVector<std::uint16_t>& scratch) {
   if constexpr (std::is_same_v<T, float>) {
+    if (bf16) {
+      kernels::gemm_bf16(B, dgates, GH, GH, nullptr, 0, bf16->w_hh_t, accumulate, dh, H, scratch);
+      return;
+    }
     if (packed) {
       kernels::gemm_packed(B, dgates, GH, *packed, accumulate, dh, H);
       return;
@@ -60,6 +66,19 @@ void int8_step(const StackPacked::Int8Direction& q, int B, const float* x_t, int
   } else {
     kernels::int8_gemm_pair(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, ws.q_h.data(), ldh,
                             ws.s_h.data(), q.w_hh, g, GH);
+  }
+}
+
+// One bf16 training step: the input side with its biases into g and the recurrent side (h_in,
+// masked or not) added to g (LSTM, RNN: one product) or into hid (GRU).
+void bf16_step(const StackPacked::Bf16Direction& w, int B, const float* x_t, int I,
+               const float* h_in, int ld_in, int H, float* g, float* hid, int GH,
+               AlignedVector<std::uint16_t>& scratch) {
+  if (hid) {
+    kernels::gemm_bf16(B, x_t, I, I, nullptr, 0, w.w_in, false, g, GH, scratch);
+    kernels::gemm_bf16(B, h_in, ld_in, H, nullptr, 0, w.w_hh, false, hid, GH, scratch);
+  } else {
+    kernels::gemm_bf16(B, x_t, I, I, h_in, ld_in, w.w_in, false, g, GH, scratch);
   }
 }
 
@@ -208,6 +227,35 @@ bool RecurrentStack<T>::prepare_int8(const T* params, StackPacked& out) const {
 }
 
 template <typename T>
+bool RecurrentStack<T>::prepare_bf16(const T* params, StackPacked& out) const {
+  out.bf16.clear();
+  if constexpr (std::is_same_v<T, float>) {
+    if (!spec_.untied) {
+      const int GH = gate_count(spec_.cell) * spec_.hidden, H = spec_.hidden;
+      const bool gru = spec_.cell == CellKind::gru;
+      out.dirs.clear();
+      out.int8.clear();
+      out.every_batch = false;
+      out.bf16.resize(params_.size());
+      for (std::size_t k = 0; k < params_.size(); ++k) {
+        const DirectionParams& p = params_[k];
+        const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
+        const T* b_hh = spec_.bias ? params + p.b_hh : nullptr;
+        auto& d = out.bf16[k];
+        kernels::pack_bf16_pair(GH, params + p.w_ih, p.input_size, gru ? nullptr : params + p.w_hh,
+                                gru ? 0 : H, b_ih, gru ? nullptr : b_hh, d.w_in);
+        if (gru) kernels::pack_bf16_pair(GH, params + p.w_hh, H, nullptr, 0, b_hh, nullptr, d.w_hh);
+        kernels::pack_bf16(params + p.w_hh, H, GH, true, d.w_hh_t);
+        kernels::pack_bf16(params + p.w_ih, p.input_size, GH, true, d.w_ih_t);
+      }
+      return true;
+    }
+  }
+  prepare(params, out, true);
+  return false;
+}
+
+template <typename T>
 void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0,
                                 bool train, Rng* rng, StackWorkspace<T>& ws, const int* batch_sizes,
                                 const StackPacked* packed) const {
@@ -216,10 +264,15 @@ void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const
   ws.train = train;
   // Float with tied weights runs the packed kernel on batches of 8 rows or more, and on every
   // batch when the weights were packed for inference (forward_direction says why).
-  ws.packed = packed && (!packed->dirs.empty() || !packed->int8.empty()) ? packed : nullptr;
+  ws.packed = packed && (!packed->dirs.empty() || !packed->int8.empty() || !packed->bf16.empty())
+                  ? packed
+                  : nullptr;
   ws.int8 = std::is_same_v<T, float> && !train && ws.packed && !ws.packed->int8.empty();
+  // bf16 weights run every batch size through the bf16 products.
+  ws.bf16 = std::is_same_v<T, float> && ws.packed && !ws.packed->bf16.empty() ? ws.packed : nullptr;
   if constexpr (std::is_same_v<T, float>)
-    ws.fused = !spec_.untied && (B >= kMinPackedRows || (ws.packed && ws.packed->every_batch));
+    ws.fused = !spec_.untied && (B >= kMinPackedRows ||
+                                 (ws.packed && (ws.packed->every_batch || ws.bf16 != nullptr)));
   else
     ws.fused = false;
   RECUR_ASSERT(!train || !packed || packed->int8.empty());  // int8 weights are for inference
@@ -345,6 +398,13 @@ void untied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* 
   }
 }
 
+// Float with tied weights and a batch of rows: pack the weights once for the whole sequence and
+// let each step's GEMM do the input side too, the biases starting its accumulators (LSTM / RNN:
+// [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the two products
+// apart because of r * (W_hn h + b_hn)). With weights packed for inference or bf16 training
+// every batch size takes this path, so a row's bits never depend on the rows beside it;
+// otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more than
+// it saves, and training stays as the fixed-shape network computes it).
 template <typename T>
 void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
                                           StackWorkspace<T>& ws) const {
@@ -364,18 +424,11 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
   const T* b_hh = spec_.bias ? params + p.b_hh : nullptr;
 
-  // Float with tied weights and a batch of rows: pack the weights once for the whole sequence
-  // and let each step's GEMM do the input side too, the biases starting its accumulators
-  // (LSTM / RNN: [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the
-  // two products apart because of r * (W_hn h + b_hn)). With weights packed for inference
-  // every batch size takes this path, so a row's bits never depend on the rows beside it;
-  // otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more
-  // than it saves, and training stays as the fixed-shape network computes it).
   const bool fused = ws.fused;
   const kernels::PackedMatrix* w_in_packed = nullptr;
   const kernels::PackedMatrix* w_hh_packed = nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    if (fused && !ws.int8) {
+    if (fused && !ws.int8 && !ws.bf16) {
       if (ws.packed) {
         w_in_packed = &ws.packed->dirs[layer * D + dir].w_in;
         w_hh_packed = &ws.packed->dirs[layer * D + dir].w_hh;
@@ -435,6 +488,9 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
         if (ws.int8) {
           int8_step(ws.packed->int8[layer * D + dir], Bt, x_t, I, h_prev, ld_prev, H, g, hid, GH,
                     ws);
+        } else if (ws.bf16) {
+          bf16_step(ws.bf16->bf16[layer * D + dir], Bt, x_t, I, h_in, ld_in, H, g, hid, GH,
+                    ws.bf16_scratch);
         } else if (fused) {
           kernels::gemm_packed(Bt, x_t, I, *w_in_packed, false, g, GH);
           kernels::gemm_packed(Bt, h_in, ld_in, *w_hh_packed, false, hid, GH);
@@ -450,6 +506,9 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
         if (ws.int8)
           int8_step(ws.packed->int8[layer * D + dir], Bt, x_t, I, h_prev, ld_prev, H, g, nullptr,
                     GH, ws);
+        else if (ws.bf16)
+          bf16_step(ws.bf16->bf16[layer * D + dir], Bt, x_t, I, h_in, ld_in, H, g, nullptr, GH,
+                    ws.bf16_scratch);
         else if (fused)
           kernels::gemm_packed_pair(Bt, x_t, I, I, h_in, ld_in, *w_in_packed, g, GH);
       }
@@ -524,20 +583,58 @@ namespace {
 // The biases' gradients from the gate gradients of all S*B rows, dgates [SB, GH] (and, for GRU,
 // dgates_hid, the hidden half's): GRU's b_ih and b_hh see different gradients; for the other
 // cells both enter the same sum, so their gradients are equal: one pass over dgates into `sums`.
+// `summed`: `sums` already holds dgates' column sums (bf16: the weight gradient's packing).
 template <typename T>
 void add_bias_grads(bool gru, const T* dgates, const T* dgates_hid, std::size_t SB, int GH, T* sums,
-                    T* g_b_ih, T* g_b_hh) {
+                    bool summed, T* g_b_ih, T* g_b_hh) {
   if (gru) {
-    add_column_sums<T>(dgates, SB, GH, g_b_ih);
+    if (summed) {
+      for (int j = 0; j < GH; ++j) g_b_ih[j] += sums[j];
+    } else {
+      add_column_sums<T>(dgates, SB, GH, g_b_ih);
+    }
     add_column_sums<T>(dgates_hid, SB, GH, g_b_hh);
     return;
   }
-  std::fill(sums, sums + GH, T(0));
-  add_column_sums<T>(dgates, SB, GH, sums);
+  if (!summed) {
+    std::fill(sums, sums + GH, T(0));
+    add_column_sums<T>(dgates, SB, GH, sums);
+  }
   for (int j = 0; j < GH; ++j) {
     g_b_ih[j] += sums[j];
     g_b_hh[j] += sums[j];
   }
+}
+
+// dW [GH, N] += A^T X over K rows (A: gate gradients, GH wide): recur's kernel for float (it
+// reads A in place; bf16 products when training in bf16), BLAS for double.
+template <typename T>
+void add_weight_grad(int GH, int N, int K, const T* A, const T* X, int ldx, T* C, bool bf16,
+                     StackWorkspace<T>& ws, T* a_sums = nullptr) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16)
+      kernels::gemm_tn_bf16(GH, N, K, A, GH, X, ldx, C, N, ws.bf16_scratch, a_sums);
+    else
+      kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch);
+  } else {
+    gemm<T>(true, false, GH, N, K, T(1), A, GH, X, ldx, T(1), C, N);
+  }
+}
+
+// din [M, I] = dgates [M, GH] x W_ih (+= when accumulate): bf16 products when training in bf16,
+// else BLAS.
+template <typename T>
+void input_grad(int M, int I, int GH, const T* dgates, const T* w_ih,
+                const StackPacked::Bf16Direction* bf16, bool accumulate, T* din,
+                StackWorkspace<T>& ws) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16) {
+      kernels::gemm_bf16(M, dgates, GH, GH, nullptr, 0, bf16->w_ih_t, accumulate, din, I,
+                         ws.bf16_scratch);
+      return;
+    }
+  }
+  gemm<T>(false, false, M, I, GH, T(1), dgates, GH, w_ih, I, accumulate ? T(1) : T(0), din, I);
 }
 
 }  // namespace
@@ -575,8 +672,9 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* dh_total = ws.dh_total.data();
   const T* mask = ws.recurrent_dropped ? W.h_mask.data() : nullptr;  // recurrent dropout
   const kernels::PackedMatrix* packed = nullptr;
+  const StackPacked::Bf16Direction* bf16 = ws.bf16 ? &ws.bf16->bf16[layer * D + dir] : nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    if (!spec_.untied && B >= kMinPackedRows) {
+    if (!spec_.untied && B >= kMinPackedRows && !bf16) {
       if (ws.packed) {
         packed = &ws.packed->dirs[layer * D + dir].w_hh_t;
       } else {
@@ -620,7 +718,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
         const T* c = W.cell.data() + t * BH;
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
         kernels::lstm_pointwise_backward<T>(Bt, H, dg, c_prev, c, dh_total, dc, dg);
-        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh);
+        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
         if (mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
         break;
       }
@@ -630,17 +728,18 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
         if (mask) {
           // The product read the masked state: its gradient is masked before it joins the
           // direct path's (dh_total is free once the pointwise pass has read it).
-          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, false, dh_total);
+          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, false, dh_total, bf16,
+                                ws.bf16_scratch);
           kernels::mul_add_rows<T>(Bt, H, dh_total, mask, dh);
         } else {
-          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh);
+          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh, bf16, ws.bf16_scratch);
         }
         break;
       }
       default: {
         const T* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
         kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, Bt, H, h, DH, dh_total, dg);
-        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh);
+        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
         if (mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
         break;
       }
@@ -653,17 +752,17 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* gw_ih = grads + p.w_ih;
   T* gw_hh = grads + p.w_hh;
   const std::size_t SB = static_cast<std::size_t>(S) * B;
+  const bool summed = bf16 && spec_.bias && !spec_.untied;
   if (!spec_.untied) {
     // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
     // double.
     auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C) {
-      if constexpr (std::is_same_v<T, float>) {
-        kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch);
-      } else {
-        gemm<T>(true, false, GH, N, K, T(1), A, GH, X, ldx, T(1), C, N);
-      }
+      add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16 != nullptr, ws);
     };
-    weight_grad(I, S * B, dgates, in, I, gw_ih);
+    // bf16: dW_ih's packing of dgates sums its columns too (the biases' gradients).
+    if (summed) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, T(0));
+    add_weight_grad<T>(GH, I, S * B, dgates, in, I, gw_ih, bf16 != nullptr, ws,
+                       summed ? ws.bias_sums.data() : nullptr);
     // h_prev of each step: the neighbouring step's output, or h0 for the first processed step;
     // with recurrent dropout, every step's masked h_prev as the forward kept it.
     const int first = dir == 0 ? 0 : S - 1;
@@ -676,16 +775,14 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     }
     if (ws.h0 && !mask)
       gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
-    if (din)
-      gemm<T>(false, false, S * B, I, GH, T(1), dgates, GH, w_ih, I, din_accumulate ? T(1) : T(0),
-              din, I);
+    if (din) input_grad<T>(S * B, I, GH, dgates, w_ih, bf16, din_accumulate, din, ws);
   } else {
     untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, gw_ih, gw_hh, din,
                            din_accumulate);
   }
   if (spec_.bias) {
     add_bias_grads<T>(cell == CellKind::gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(),
-                      grads + p.b_ih, grads + p.b_hh);
+                      summed, grads + p.b_ih, grads + p.b_hh);
   }
 }
 

@@ -9,10 +9,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/aligned.hpp"
+#include "kernels/bf16_gemm.hpp"
 #include "kernels/int8_gemm.hpp"
 #include "kernels/packed_gemm.hpp"
 #include "recur/cell.hpp"
@@ -57,6 +59,15 @@ struct StackPacked {
     kernels::QuantizedMatrix w_ih, w_hh;
   };
   std::vector<Int8Direction> int8;  // [layer * D + dir], or empty
+  // bf16 training (prepare_bf16): per (layer, direction) the step products' weights, forward
+  // ([W_ih | W_hh] with the biases; GRU: W_ih, b_ih and W_hh, b_hh) and backward (W_hh and W_ih
+  // read as [G*H, H] and [G*H, I]), rounded to bf16 (kernels/bf16_gemm.hpp). When present, every
+  // batch's step products, forward and backward, its weight gradients and its input gradient run
+  // in bf16 with fp32 accumulation; the weights themselves stay fp32.
+  struct Bf16Direction {
+    kernels::PackedBf16Matrix w_in, w_hh, w_hh_t, w_ih_t;
+  };
+  std::vector<Bf16Direction> bf16;  // [layer * D + dir], or empty
   // Packed for inference: every batch size runs through the packed kernel (a row's bits then
   // never depend on its batch). Packed for training, batches under 8 rows keep BLAS, as the
   // fixed-shape network the trainer is held to does.
@@ -87,22 +98,24 @@ struct StackWorkspace {
   };
   int steps = 0, batch = 0;
   std::vector<Layer> layers;
-  AlignedVector<T> hn, cn;            // [L*D, B, H]
-  AlignedVector<T> zeros;             // [B, H]
-  AlignedVector<T> dh, dc, dh_total;  // [B, H] running state gradients
-  AlignedVector<T> dinput;            // [S, B, I0] gradient on the stack's input
-  AlignedVector<T> bias_sums;         // [G*H] column sums of dgates
-  AlignedVector<float> tn_scratch;    // float: packing space of the weight-gradient kernel
-  std::vector<int> batch_sizes;       // [S] rows running at step t (packed sequences)
-  std::vector<int> lengths;           // [B] each row's length
-  bool variable = false;              // some row is shorter than S
-  bool recurrent_dropped = false;     // the last forward masked h_{t-1} (StackSpec)
+  AlignedVector<T> hn, cn;                    // [L*D, B, H]
+  AlignedVector<T> zeros;                     // [B, H]
+  AlignedVector<T> dh, dc, dh_total;          // [B, H] running state gradients
+  AlignedVector<T> dinput;                    // [S, B, I0] gradient on the stack's input
+  AlignedVector<T> bias_sums;                 // [G*H] column sums of dgates
+  AlignedVector<float> tn_scratch;            // float: packing space of the weight-gradient kernel
+  AlignedVector<std::uint16_t> bf16_scratch;  // bf16: operands rounded for the products
+  std::vector<int> batch_sizes;               // [S] rows running at step t (packed sequences)
+  std::vector<int> lengths;                   // [B] each row's length
+  bool variable = false;                      // some row is shorter than S
+  bool recurrent_dropped = false;             // the last forward masked h_{t-1} (StackSpec)
   // The last forward ran for training: every step's gates and cell states are kept for backward
   // and the gradient buffers exist. Inference on the packed path keeps one step of them.
   bool train = false;
   bool fused = false;     // float, tied weights, packed kernel (see forward_direction)
   bool one_step = false;  // fused inference: gates, GRU hidden products and cells of one step
   const StackPacked* packed = nullptr;    // shared packed weights, or null
+  const StackPacked* bf16 = nullptr;      // training on packed->bf16, or null
   bool int8 = false;                      // float inference on packed->int8
   AlignedVector<std::uint8_t> q_in, q_h;  // int8: one step's x_t and h_{t-1}, quantized
   AlignedVector<float> s_in, s_h;         // int8: their scales per row
@@ -152,6 +165,9 @@ class RecurrentStack {
   // kernel this CPU runs; float with tied weights only. Returns false (and packs for fp32
   // inference instead) for double, untied weights or an inner dimension beyond the kernels'.
   bool prepare_int8(const T* params, StackPacked& out) const;
+  // Rounds every direction's weights to bf16 for bf16 training (StackPacked::bf16); float with
+  // tied weights only. Returns false (and packs for fp32 training instead) otherwise.
+  bool prepare_bf16(const T* params, StackPacked& out) const;
 
   // Needs a forward with train = true on ws, and ws.layers.back().dout filled with the gradient on
   // the output sequence (zero at padded steps). dhn, dcn [L*D, B, H] may be null. Adds into grads;

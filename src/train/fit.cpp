@@ -403,6 +403,7 @@ void Trainer::check_options() const {
   RECUR_CHECK(o.clip_norm >= 0, "--clip-norm", "must not be negative");
   RECUR_CHECK(o.clip_value >= 0, "--clip-value", "must not be negative");
   check_training_methods(o.label_smoothing, o.patience, o.validation);
+  check_train_precision(o.precision);
   RECUR_ASSERT(plan_.resumable || !o.resume);
   check_optimizer_config(o.optimizer);
 }
@@ -524,9 +525,10 @@ void Trainer::resume() {
 void Trainer::print_plan() {
   out_ << fmt::format(
       "{}: {} parameters, {} training samples ({} held out), {} steps of {}, {} "
-      "thread(s)\n",
+      "thread(s){}\n",
       plan_.title, model_->num_params(), train_->size(), val_ ? val_->size() : 0, total_steps_,
-      opt_.batch, threads_);
+      opt_.batch, threads_,
+      opt_.precision == TrainPrecision::bf16 ? ", bf16 products, fp32 weights" : "");
   if (distributed_)
     out_ << fmt::format(
         "data-parallel: {} ranks, {} threads in all; rank 0 writes the run folder\n",
@@ -549,7 +551,9 @@ void Trainer::step() {
   const auto& b = batches_[static_cast<std::size_t>(pos_.cursor)];
   const auto ts = Clock::now();
   const float lr = learning_rate_at(schedule_, opt_.optimizer.lr, pos_.step);
-  model_->prepare();  // packed once for all threads, for this step's forward and backward
+  // Packed once for all threads, for this step's forward and backward.
+  model_->prepare(opt_.precision == TrainPrecision::bf16 ? PrepareFor::training_bf16
+                                                         : PrepareFor::training);
   const auto batch = parallel_->train_batch(
       *train_, b, grads_.data(), opt_.seed * 1000003ull + static_cast<std::uint64_t>(pos_.step),
       stop_signal_received());
@@ -672,6 +676,7 @@ void Trainer::validate_and_save() {
     emit(e);
   }
   Metadata m = plan_.metadata;
+  m["recur.train_precision"] = to_string(opt_.precision);
   m["recur.step"] = std::to_string(pos_.step);
   m["recur.epoch"] = std::to_string(pos_.epoch + 1);
   if (val_) {
@@ -746,7 +751,8 @@ TrainSummary Trainer::finish() {
                       {"steps", summary.steps},
                       {"samples", summary.samples},
                       {"skipped_steps", summary.skipped_steps},
-                      {"threads", threads_}};
+                      {"threads", threads_},
+                      {"precision", to_string(opt_.precision)}};
   if (summary.tested) {
     j["test_accuracy"] = summary.test_accuracy;
     j["test_loss"] = summary.test_loss;

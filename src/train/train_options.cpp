@@ -301,6 +301,11 @@ std::vector<TrainOption> run_options() {
       RECUR_NUMBER("skip-nonfinite", "run",
                    "Skip and count steps with a non-finite loss or gradient instead of stopping",
                    Kind::toggle, skip_nonfinite),
+      RECUR_TEXT("precision", "run",
+                 "fp32, or bf16: the recurrent layers' products in bf16 with fp32 accumulation "
+                 "(fp32 weights and optimizer state); needs a CPU with AVX512_BF16 "
+                 "(docs/TRAINING.md)",
+                 o.precision = parse_train_precision(t), to_string(o.precision)),
   };
 }
 

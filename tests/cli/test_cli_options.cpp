@@ -99,6 +99,7 @@ const std::map<std::string, std::string> kBad = {
     {"--out", ""},  // filled in below: a path under a regular file
     {"--checkpoint-every", "--checkpoint-every -1"},
     {"--skip-nonfinite", "--skip-nonfinite=maybe"},
+    {"--precision", "--precision fp16"},
     {"--resume", "--resume /nonexistent/run"},
 };
 

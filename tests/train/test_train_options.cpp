@@ -25,6 +25,7 @@ std::string other_value(const TrainOption& o) {
   if (o.name == "init-recurrent") return "normal";
   if (o.name == "optimizer") return "rmsprop";
   if (o.name == "schedule") return "step";
+  if (o.name == "precision") return "bf16";
   if (o.kind == TrainOption::Kind::text && o.name.find("bias-init") != std::string::npos)
     return "constant";
   if (o.kind == TrainOption::Kind::text && o.name.find("init") != std::string::npos)

@@ -1,0 +1,621 @@
+#include "kernels/bf16_gemm.hpp"
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "recur/error.hpp"
+
+namespace recur::kernels {
+
+std::string to_string(Bf16Kernel k) {
+  switch (k) {
+    case Bf16Kernel::none:
+      return "none";
+    case Bf16Kernel::portable:
+      return "portable";
+    case Bf16Kernel::avx512_bf16:
+      return "avx512_bf16";
+  }
+  return "none";
+}
+
+bool cpu_has_avx512_bf16() {
+  // libgcc's cpuid reading checks (xgetbv) that the OS saves the zmm registers; AVX512_BF16
+  // itself (leaf 7, subleaf 1, EAX bit 5) by hand: not every compiler's __builtin_cpu_supports
+  // knows its name.
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 5)) != 0;
+}
+
+bool bf16_kernel_supported(Bf16Kernel k) {
+  return k != Bf16Kernel::avx512_bf16 || cpu_has_avx512_bf16();
+}
+
+namespace {
+
+Bf16Kernel initial_kernel() {
+  const char* env = std::getenv("RECUR_BF16_KERNEL");
+  if (!env || !*env) return cpu_has_avx512_bf16() ? Bf16Kernel::avx512_bf16 : Bf16Kernel::none;
+  const std::string name = env;
+  for (Bf16Kernel k : {Bf16Kernel::none, Bf16Kernel::portable, Bf16Kernel::avx512_bf16}) {
+    if (name != to_string(k)) continue;
+    RECUR_CHECK(bf16_kernel_supported(k), "RECUR_BF16_KERNEL",
+                "this CPU lacks the instructions of the " + name + " kernel");
+    return k;
+  }
+  throw Error("RECUR_BF16_KERNEL", "unknown kernel '" + name + "' (avx512_bf16, portable, none)");
+}
+
+std::atomic<int>& kernel_choice() {
+  static std::atomic<int> choice{static_cast<int>(initial_kernel())};
+  return choice;
+}
+
+}  // namespace
+
+Bf16Kernel bf16_kernel() {
+  return static_cast<Bf16Kernel>(kernel_choice().load());
+}
+
+Bf16Kernel set_bf16_kernel(Bf16Kernel k) {
+  RECUR_CHECK(bf16_kernel_supported(k), "RECUR_BF16_KERNEL",
+              "this CPU lacks the instructions of the " + to_string(k) + " kernel");
+  return static_cast<Bf16Kernel>(kernel_choice().exchange(static_cast<int>(k)));
+}
+
+std::uint16_t to_bf16(float x) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  if ((bits & 0x7f800000u) == 0) return static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+
+float from_bf16(std::uint16_t b) {
+  const std::uint32_t bits = static_cast<std::uint32_t>(b) << 16;
+  float x;
+  std::memcpy(&x, &bits, sizeof(x));
+  return x;
+}
+
+namespace {
+
+int even(int k) {
+  return (k + 1) / 2 * 2;
+}
+
+// Packs N columns of an operand read through w(n, k) into panels [ceil(N/32)][Kp/2][32][2].
+template <class Get>
+void pack_panels(int N, int K, Get w, PackedBf16Matrix& out) {
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
+  out.N = N;
+  out.K = K;
+  out.Kp = even(K);
+  out.panels.assign(static_cast<std::size_t>(panels) * out.Kp * kBf16Panel, 0);
+  for (int p = 0; p < panels; ++p) {
+    std::uint16_t* dst = out.panels.data() + static_cast<std::size_t>(p) * out.Kp * kBf16Panel;
+    const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, N - n0);
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < cols; ++j)
+        dst[(k / 2 * kBf16Panel + j) * 2 + k % 2] = to_bf16(w(n0 + j, k));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// ---- the emulation: plain C++ over the same packed forms ----
+
+// Rows of [A1 | A2] rounded to bf16 into rows of Kp (zero padded).
+void round_rows_portable(int M, const float* A1, int lda1, int k1, const float* A2, int lda2, int K,
+                         int Kp, std::uint16_t* out) {
+  for (int m = 0; m < M; ++m) {
+    std::uint16_t* row = out + static_cast<std::size_t>(m) * Kp;
+    for (int k = 0; k < k1; ++k) row[k] = to_bf16(A1[static_cast<std::size_t>(m) * lda1 + k]);
+    for (int k = k1; k < K; ++k)
+      row[k] = to_bf16(A2[static_cast<std::size_t>(m) * lda2 + (k - k1)]);
+    for (int k = K; k < Kp; ++k) row[k] = 0;
+  }
+}
+
+// One pair's two products into acc in vdpbf16ps' order: the odd element's, then the even's.
+inline float add_pair(float acc, const std::uint16_t* a, const std::uint16_t* b) {
+  acc += from_bf16(a[1]) * from_bf16(b[1]);
+  return acc + from_bf16(a[0]) * from_bf16(b[0]);
+}
+
+// Inner dimension per pass of the row products: a 512 x 32 slice of a panel (32 KB) stays in L1.
+constexpr int kDepth = 512;
+
+void gemm_rows_portable(int M, const std::uint16_t* A, int Kp, const PackedBf16Matrix& W,
+                        bool accumulate, float* C, int ldc) {
+  const int panels = (W.N + kBf16Panel - 1) / kBf16Panel;
+  for (int k0 = 0; k0 < Kp; k0 += kDepth) {
+    const int k_end = std::min(Kp, k0 + kDepth);
+    for (int p = 0; p < panels; ++p) {
+      const std::uint16_t* panel = W.panels.data() + static_cast<std::size_t>(p) * Kp * kBf16Panel;
+      const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, W.N - n0);
+      for (int m = 0; m < M; ++m) {
+        const std::uint16_t* a = A + static_cast<std::size_t>(m) * Kp;
+        for (int j = 0; j < cols; ++j) {
+          float& c = C[static_cast<std::size_t>(m) * ldc + n0 + j];
+          float acc = accumulate || k0 > 0 ? c : (W.bias.empty() ? 0.0f : W.bias[n0 + j]);
+          for (int k = k0; k < k_end; k += 2)
+            acc = add_pair(acc, a + k, panel + (k / 2 * kBf16Panel + j) * 2);
+          c = acc;
+        }
+      }
+    }
+  }
+}
+
+// ---- AVX512_BF16 ----
+
+#define RECUR_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+// The first `cols` (0..16) lanes.
+inline __mmask16 lanes(int cols) {
+  return cols >= 16 ? static_cast<__mmask16>(0xffff)
+                    : static_cast<__mmask16>(cols <= 0 ? 0 : (1u << cols) - 1);
+}
+
+// n floats at src rounded to bf16 at dst (any 2-byte alignment).
+RECUR_AVX512_BF16 inline void round_run(const float* src, int n, std::uint16_t* dst) {
+  for (int i = 0; i < n; i += 32) {
+    const int left = n - i;
+    if (left >= 32) {
+      // Whole vectors unmasked: masked stores are slow on AMD Zen 5.
+      const __m512bh v =
+          _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+      _mm512_storeu_si512(dst + i, reinterpret_cast<const __m512i&>(v));
+      continue;
+    }
+    const __m512 lo = _mm512_maskz_loadu_ps(lanes(left), src + i);
+    const __m512 hi = _mm512_maskz_loadu_ps(lanes(left - 16), src + i + 16);
+    const __m512bh v = _mm512_cvtne2ps_pbh(hi, lo);
+    _mm512_mask_storeu_epi16(dst + i, static_cast<__mmask32>((1u << left) - 1),
+                             reinterpret_cast<const __m512i&>(v));
+  }
+}
+
+RECUR_AVX512_BF16 void round_rows_avx512(int M, const float* A1, int lda1, int k1, const float* A2,
+                                         int lda2, int K, int Kp, std::uint16_t* out) {
+  for (int m = 0; m < M; ++m) {
+    std::uint16_t* row = out + static_cast<std::size_t>(m) * Kp;
+    round_run(A1 + static_cast<std::size_t>(m) * lda1, k1, row);
+    if (K > k1) round_run(A2 + static_cast<std::size_t>(m) * lda2, K - k1, row + k1);
+    if (Kp > K) row[K] = 0;
+  }
+}
+
+// One row of a tile to its first `cols` (<= 32) columns at c: whole rows by plain stores (masked
+// stores are slow on AMD Zen 5, even with every lane set).
+RECUR_AVX512_BF16 inline void store_row(__m512 lo, __m512 hi, float* c, int cols) {
+  if (cols == 32) {
+    _mm512_storeu_ps(c, lo);
+    _mm512_storeu_ps(c + 16, hi);
+  } else {
+    _mm512_mask_storeu_ps(c, lanes(cols), lo);
+    _mm512_mask_storeu_ps(c + 16, lanes(cols - 16), hi);
+  }
+}
+
+RECUR_AVX512_BF16 inline __m512bh load_bh(const std::uint16_t* p) {
+  const __m512i v = _mm512_loadu_si512(p);
+  return reinterpret_cast<const __m512bh&>(v);
+}
+
+RECUR_AVX512_BF16 inline __m512bh broadcast_pair(const std::uint16_t* p) {
+  std::int32_t pair;
+  std::memcpy(&pair, p, sizeof(pair));
+  const __m512i v = _mm512_set1_epi32(pair);
+  return reinterpret_cast<const __m512bh&>(v);
+}
+
+// Rows [0, MR) of A (rows lda apart, pairs [k0, k_end)) against one panel: accumulators start at
+// C (`from_c`), the bias or zero; the first `cols` columns stored.
+template <int MR>
+[[gnu::always_inline]] RECUR_AVX512_BF16 inline void tile(const std::uint16_t* A, int lda, int k0,
+                                                          int k_end, const std::uint16_t* panel,
+                                                          const float* bias, bool from_c, float* C,
+                                                          int ldc, int cols) {
+  const __mmask16 m0 = lanes(cols), m1 = lanes(cols - 16);
+  __m512 acc[MR][2];
+  for (int r = 0; r < MR; ++r) {
+    if (from_c) {
+      acc[r][0] = _mm512_maskz_loadu_ps(m0, C + static_cast<std::size_t>(r) * ldc);
+      acc[r][1] = _mm512_maskz_loadu_ps(m1, C + static_cast<std::size_t>(r) * ldc + 16);
+    } else if (bias) {
+      acc[r][0] = _mm512_loadu_ps(bias);
+      acc[r][1] = _mm512_loadu_ps(bias + 16);
+    } else {
+      acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    }
+  }
+  for (int k = k0; k < k_end; k += 2) {
+    const __m512bh b0 = load_bh(panel + k * kBf16Panel);
+    const __m512bh b1 = load_bh(panel + k * kBf16Panel + 32);
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh a = broadcast_pair(A + static_cast<std::size_t>(r) * lda + k);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    store_row(acc[r][0], acc[r][1], C + static_cast<std::size_t>(r) * ldc, cols);
+}
+
+RECUR_AVX512_BF16 void gemm_rows_avx512(int M, const std::uint16_t* A, int Kp,
+                                        const PackedBf16Matrix& W, bool accumulate, float* C,
+                                        int ldc) {
+  const int panels = (W.N + kBf16Panel - 1) / kBf16Panel;
+  for (int k0 = 0; k0 < Kp; k0 += kDepth) {
+    const int k_end = std::min(Kp, k0 + kDepth);
+    const bool from_c = accumulate || k0 > 0;
+    for (int p = 0; p < panels; ++p) {
+      const std::uint16_t* panel = W.panels.data() + static_cast<std::size_t>(p) * Kp * kBf16Panel;
+      const float* bias = W.bias.empty() ? nullptr : W.bias.data() + p * kBf16Panel;
+      const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, W.N - n0);
+      int m = 0;
+      for (; m + 8 <= M; m += 8)
+        tile<8>(A + static_cast<std::size_t>(m) * Kp, Kp, k0, k_end, panel, bias, from_c,
+                C + static_cast<std::size_t>(m) * ldc + n0, ldc, cols);
+      const std::uint16_t* a = A + static_cast<std::size_t>(m) * Kp;
+      float* c = C + static_cast<std::size_t>(m) * ldc + n0;
+      switch (M - m) {
+        case 7:
+          tile<7>(a, Kp, k0, k_end, panel, bias, from_c, c, ldc, cols);
+          break;
+        case 6:
+          tile<6>(a, Kp, k0, k_end, panel, bias, from_c, c, ldc, cols);
+          break;
+        case 5:
+          tile<5>(a, Kp, k0, k_end, panel, bias, from_c, c, ldc, cols);
+          break;
+        case 4:
+          tile<4>(a, Kp, k0, k_end, panel, bias, from_c, c, ldc, cols);
+          break;
+        case 3:
+          tile<3>(a, Kp, k0, k_end, panel, bias, from_c, c, ldc, cols);
+          break;
+        case 2:
+          tile<2>(a, Kp, k0, k_end, panel, bias, from_c, c, ldc, cols);
+          break;
+        case 1:
+          tile<1>(a, Kp, k0, k_end, panel, bias, from_c, c, ldc, cols);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+Bf16Kernel running_kernel() {
+  const Bf16Kernel k = bf16_kernel();
+  RECUR_CHECK(k != Bf16Kernel::none, "--precision",
+              "bf16 products need a CPU with AVX512_BF16 (RECUR_BF16_KERNEL=none or this CPU "
+              "lacks it)");
+  return k;
+}
+
+}  // namespace
+
+void gemm_bf16(int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
+               const PackedBf16Matrix& W, bool accumulate, float* C, int ldc,
+               AlignedVector<std::uint16_t>& scratch) {
+  if (M <= 0 || W.N <= 0) return;
+  const Bf16Kernel kernel = running_kernel();
+  const std::size_t need = static_cast<std::size_t>(M) * W.Kp;
+  if (scratch.size() < need) scratch.resize(need);
+  if (kernel == Bf16Kernel::avx512_bf16) {
+    round_rows_avx512(M, A1, lda1, k1, A2, lda2, W.K, W.Kp, scratch.data());
+    gemm_rows_avx512(M, scratch.data(), W.Kp, W, accumulate, C, ldc);
+  } else {
+    round_rows_portable(M, A1, lda1, k1, A2, lda2, W.K, W.Kp, scratch.data());
+    gemm_rows_portable(M, scratch.data(), W.Kp, W, accumulate, C, ldc);
+  }
+}
+
+// ---- the weight gradient: C[M,N] += A^T X over the inner dimension K ----
+
+namespace {
+
+// Inner rows per pass: X's block as 32-column panels (8 KB each) and A's as 8-column tiles
+// (2 KB each) stay in L1 while the tiles meet the panels.
+constexpr int kTnDepth = 128;
+constexpr int kTnTile = 8;
+constexpr int kPrefetchRows = 8;
+
+// Rows [k0, k0 + kb) of X [*, N] as panels [ceil(N/32)][kb/2][32][2] and of A [*, M] as tiles
+// [ceil(M/8)][kb/2][8][2] (kb even; a missing last row and columns beyond N, M zero).
+void pack_tn_block(int M, int N, int kb, int kb_real, const float* A, int lda, const float* X,
+                   int ldx, std::uint16_t* xs, std::uint16_t* as, float* a_sums) {
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel, tiles = (M + kTnTile - 1) / kTnTile;
+  std::fill(xs, xs + static_cast<std::size_t>(panels) * kb * kBf16Panel, std::uint16_t{0});
+  std::fill(as, as + static_cast<std::size_t>(tiles) * kb * kTnTile, std::uint16_t{0});
+  for (int k = 0; k < kb_real; ++k) {
+    const float* x = X + static_cast<std::size_t>(k) * ldx;
+    for (int n = 0; n < N; ++n)
+      xs[(static_cast<std::size_t>(n / kBf16Panel) * kb / 2 * kBf16Panel +
+          static_cast<std::size_t>(k / 2) * kBf16Panel + n % kBf16Panel) *
+             2 +
+         k % 2] = to_bf16(x[n]);
+    const float* a = A + static_cast<std::size_t>(k) * lda;
+    if (a_sums)
+      for (int m = 0; m < M; ++m) a_sums[m] += a[m];
+    for (int m = 0; m < M; ++m)
+      as[(static_cast<std::size_t>(m / kTnTile) * kb / 2 * kTnTile +
+          static_cast<std::size_t>(k / 2) * kTnTile + m % kTnTile) *
+             2 +
+         k % 2] = to_bf16(a[m]);
+  }
+}
+
+void tn_block_portable(int M, int N, int kb, const std::uint16_t* xs, const std::uint16_t* as,
+                       float* C, int ldc) {
+  for (int m = 0; m < M; ++m) {
+    const std::uint16_t* a = as + static_cast<std::size_t>(m / kTnTile) * kb * kTnTile;
+    for (int n = 0; n < N; ++n) {
+      const std::uint16_t* x = xs + static_cast<std::size_t>(n / kBf16Panel) * kb * kBf16Panel;
+      float acc = 0.0f;
+      for (int q = 0; q < kb / 2; ++q)
+        acc = add_pair(acc, a + (q * kTnTile + m % kTnTile) * 2,
+                       x + (q * kBf16Panel + n % kBf16Panel) * 2);
+      C[static_cast<std::size_t>(m) * ldc + n] += acc;
+    }
+  }
+}
+
+// Rows [k, k + 2) of X and A (already offset to them) interleaved into one pair row: 32 columns
+// of X from n0 (cols of them real) and 16 columns of A from m0 (two tiles' pair rows).
+RECUR_AVX512_BF16 inline __m512 load_row(const float* r, int cols) {
+  return cols >= 16 ? _mm512_loadu_ps(r) : _mm512_maskz_loadu_ps(lanes(cols), r);
+}
+
+RECUR_AVX512_BF16 inline __m512i interleave(__m512 v0, __m512 v1) {
+  const __m512bh both = _mm512_cvtne2ps_pbh(v1, v0);  // [r0's 16 | r1's 16]
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, reinterpret_cast<const __m512i&>(both));
+}
+
+RECUR_AVX512_BF16 inline __m512i interleave_rows(const float* r0, const float* r1, int cols) {
+  return interleave(load_row(r0, cols), load_row(r1, cols));
+}
+
+// Rows [0, kb) of X (kb_real of them real) as panels [ceil(N/32)][kb/2][32][2].
+RECUR_AVX512_BF16 void pack_x_avx512(int N, int kb, int kb_real, const float* X, int ldx,
+                                     std::uint16_t* xs) {
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
+  for (int q = 0; q < kb / 2; ++q) {
+    const int k = 2 * q;
+    const float* x0 = X + static_cast<std::size_t>(k) * ldx;
+    const bool second = k + 1 < kb_real;  // a missing second row reads as zeros
+    const float* x1 = second ? x0 + ldx : x0;
+    for (int p = 0; p < panels; ++p) {
+      const int n0 = p * kBf16Panel;
+      std::uint16_t* dst = xs + (static_cast<std::size_t>(p) * kb / 2 + q) * kBf16Panel * 2;
+      for (int h = 0; h < 2; ++h) {
+        __m512i v = interleave_rows(x0 + n0 + 16 * h, x1 + n0 + 16 * h, N - n0 - 16 * h);
+        if (!second) v = _mm512_maskz_mov_epi16(0x55555555u, v);
+        _mm512_storeu_si512(dst + 32 * h, v);
+      }
+    }
+  }
+}
+
+// Columns [m0, m0 + 16) of A's rows [0, kb) as two tiles [2][kb/2][8][2] (columns beyond M and
+// a missing last row zero). Packed just before the tiles use them, so that reading A (an
+// LSTM-128's dgates, 3.6 MB per thread, from L3 or memory) overlaps the products: packing all
+// of a block first left it waiting on memory, half the weight gradient's time.
+RECUR_AVX512_BF16 void pack_a_pair_avx512(int M, int m0, int kb, int kb_real, const float* A,
+                                          int lda, std::uint16_t* as, float* a_sums) {
+  const int cols = std::min(16, M - m0);
+  __m512 sum = _mm512_setzero_ps();
+  for (int q = 0; q < kb / 2; ++q) {
+    const int k = 2 * q;
+    const float* a0 = A + static_cast<std::size_t>(k) * lda + m0;
+    const bool second = k + 1 < kb_real;
+    // A's rows are lda apart: the lines kPrefetchRows rows ahead are asked for early.
+    if (k + kPrefetchRows + 1 < kb_real) {
+      _mm_prefetch(reinterpret_cast<const char*>(a0 + kPrefetchRows * lda), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(a0 + (kPrefetchRows + 1) * lda), _MM_HINT_T0);
+    }
+    const __m512 v0 = load_row(a0, cols), v1 = second ? load_row(a0 + lda, cols) : v0;
+    if (a_sums) sum = _mm512_add_ps(sum, second ? _mm512_add_ps(v0, v1) : v0);
+    __m512i v = interleave(v0, v1);
+    if (!second) v = _mm512_maskz_mov_epi16(0x55555555u, v);
+    // The low 16 values to the first tile, the high 16 to the second (whole 256-bit stores:
+    // masked ones are slow on AMD Zen 5; the halves through the zero-masking extract with a
+    // full mask, as the plain extract and cast trip GCC 12's -Wmaybe-uninitialized).
+    std::uint16_t* dst = as + static_cast<std::size_t>(q) * kTnTile * 2;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                        _mm512_maskz_extracti64x4_epi64(static_cast<__mmask8>(0xff), v, 0));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + static_cast<std::size_t>(kb) * kTnTile),
+                        _mm512_maskz_extracti64x4_epi64(static_cast<__mmask8>(0xff), v, 1));
+  }
+  if (a_sums)
+    _mm512_mask_storeu_ps(a_sums + m0, lanes(cols),
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(lanes(cols), a_sums + m0), sum));
+}
+
+template <int MR>
+[[gnu::always_inline]] RECUR_AVX512_BF16 inline void tile_tn(int kb, const std::uint16_t* a,
+                                                             const std::uint16_t* x, float* C,
+                                                             int ldc, int cols) {
+  __m512 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int q = 0; q < kb / 2; ++q) {
+    const __m512bh b0 = load_bh(x + q * kBf16Panel * 2);
+    const __m512bh b1 = load_bh(x + q * kBf16Panel * 2 + 32);
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh av = broadcast_pair(a + (q * kTnTile + r) * 2);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+    }
+  }
+  const __mmask16 m0 = lanes(cols), m1 = lanes(cols - 16);
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + static_cast<std::size_t>(r) * ldc;
+    store_row(_mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), acc[r][0]),
+              _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), acc[r][1]), c, cols);
+  }
+}
+
+// One block of kb rows: X packed whole, then A two tiles at a time, each tile against every panel.
+RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, int kb_real, const float* A, int lda,
+                                       const std::uint16_t* xs, std::uint16_t* as, float* C,
+                                       int ldc, float* a_sums) {
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
+  for (int m = 0; m < M; m += kTnTile) {
+    if (m % (2 * kTnTile) == 0) pack_a_pair_avx512(M, m, kb, kb_real, A, lda, as, a_sums);
+    const std::uint16_t* a = as + static_cast<std::size_t>(m / kTnTile % 2) * kb * kTnTile;
+    for (int p = 0; p < panels; ++p) {
+      const std::uint16_t* x = xs + static_cast<std::size_t>(p) * kb * kBf16Panel;
+      const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, N - n0);
+      float* c = C + static_cast<std::size_t>(m) * ldc + n0;
+      switch (std::min(kTnTile, M - m)) {
+        case 8:
+          tile_tn<8>(kb, a, x, c, ldc, cols);
+          break;
+        case 7:
+          tile_tn<7>(kb, a, x, c, ldc, cols);
+          break;
+        case 6:
+          tile_tn<6>(kb, a, x, c, ldc, cols);
+          break;
+        case 5:
+          tile_tn<5>(kb, a, x, c, ldc, cols);
+          break;
+        case 4:
+          tile_tn<4>(kb, a, x, c, ldc, cols);
+          break;
+        case 3:
+          tile_tn<3>(kb, a, x, c, ldc, cols);
+          break;
+        case 2:
+          tile_tn<2>(kb, a, x, c, ldc, cols);
+          break;
+        default:
+          tile_tn<1>(kb, a, x, c, ldc, cols);
+          break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_tn_bf16(int M, int N, int K, const float* A, int lda, const float* X, int ldx, float* C,
+                  int ldc, AlignedVector<std::uint16_t>& scratch, float* a_sums) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  const Bf16Kernel kernel = running_kernel();
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel, tiles = (M + kTnTile - 1) / kTnTile;
+  const std::size_t x_size = static_cast<std::size_t>(panels) * kTnDepth * kBf16Panel;
+  // Tiles rounded up to even: the packing writes two tiles' pair rows at once.
+  const std::size_t a_size = static_cast<std::size_t>(tiles + 1) * kTnDepth * kTnTile;
+  if (scratch.size() < x_size + a_size) scratch.resize(x_size + a_size);
+  std::uint16_t* xs = scratch.data();
+  std::uint16_t* as = scratch.data() + x_size;
+  for (int k0 = 0; k0 < K; k0 += kTnDepth) {
+    const int kb_real = std::min(kTnDepth, K - k0), kb = even(kb_real);
+    const float* a = A + static_cast<std::size_t>(k0) * lda;
+    const float* x = X + static_cast<std::size_t>(k0) * ldx;
+    if (kernel == Bf16Kernel::avx512_bf16) {
+      pack_x_avx512(N, kb, kb_real, x, ldx, xs);
+      tn_block_avx512(M, N, kb, kb_real, a, lda, xs, as, C, ldc, a_sums);
+    } else {
+      pack_tn_block(M, N, kb, kb_real, a, lda, x, ldx, xs, as, a_sums);
+      tn_block_portable(M, N, kb, xs, as, C, ldc);
+    }
+  }
+}
+
+namespace {
+
+void set_bias(int N, const float* bias1, const float* bias2, PackedBf16Matrix& out) {
+  out.bias.clear();
+  if (!bias1 && !bias2) return;
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
+  out.bias.assign(static_cast<std::size_t>(panels) * kBf16Panel, 0.0f);
+  for (int n = 0; n < N; ++n) out.bias[n] = (bias1 ? bias1[n] : 0.0f) + (bias2 ? bias2[n] : 0.0f);
+}
+
+// Rows of [W1 | W2] ([N, K1] and [N, K2] row-major) rounded a row at a time, each row's pairs
+// then stored into its column of the panels: the packing every training step pays, 2-3x faster
+// than element by element.
+RECUR_AVX512_BF16 void pack_rows_avx512(int N, const float* W1, int K1, const float* W2, int K2,
+                                        PackedBf16Matrix& out) {
+  static thread_local AlignedVector<std::uint16_t> row;
+  const int K = K1 + K2, Kp = even(K);
+  if (row.size() < static_cast<std::size_t>(Kp)) row.resize(Kp);
+  for (int n = 0; n < N; ++n) {
+    round_run(W1 + static_cast<std::size_t>(n) * K1, K1, row.data());
+    if (K2 > 0) round_run(W2 + static_cast<std::size_t>(n) * K2, K2, row.data() + K1);
+    if (Kp > K) row[K] = 0;
+    std::uint16_t* dst = out.panels.data() +
+                         static_cast<std::size_t>(n / kBf16Panel) * Kp * kBf16Panel +
+                         static_cast<std::size_t>(n % kBf16Panel) * 2;
+    for (int q = 0; q < Kp / 2; ++q)
+      std::memcpy(dst + static_cast<std::size_t>(q) * kBf16Panel * 2, row.data() + 2 * q,
+                  2 * sizeof(std::uint16_t));
+  }
+}
+
+}  // namespace
+
+void pack_bf16(const float* W, int N, int K, bool w_is_k_by_n, PackedBf16Matrix& out) {
+  if (bf16_kernel() != Bf16Kernel::avx512_bf16) {
+    if (w_is_k_by_n)
+      pack_panels(
+          N, K, [&](int n, int k) { return W[static_cast<std::size_t>(k) * N + n]; }, out);
+    else
+      pack_panels(
+          N, K, [&](int n, int k) { return W[static_cast<std::size_t>(n) * K + k]; }, out);
+  } else if (w_is_k_by_n) {
+    // Rows k and k + 1 of W are a pair row of the panels already.
+    out.N = N;
+    out.K = K;
+    out.Kp = even(K);
+    out.panels.resize(static_cast<std::size_t>((N + kBf16Panel - 1) / kBf16Panel) * out.Kp *
+                      kBf16Panel);
+    pack_x_avx512(N, out.Kp, K, W, N, out.panels.data());
+  } else {
+    pack_bf16_pair(N, W, K, nullptr, 0, nullptr, nullptr, out);
+  }
+  out.bias.clear();
+}
+
+void pack_bf16_pair(int N, const float* W1, int K1, const float* W2, int K2, const float* bias1,
+                    const float* bias2, PackedBf16Matrix& out) {
+  if (bf16_kernel() == Bf16Kernel::avx512_bf16) {
+    out.N = N;
+    out.K = K1 + K2;
+    out.Kp = even(out.K);
+    // Zeros for the columns beyond N in the last panel.
+    out.panels.assign(
+        static_cast<std::size_t>((N + kBf16Panel - 1) / kBf16Panel) * out.Kp * kBf16Panel, 0);
+    pack_rows_avx512(N, W1, K1, W2, K2, out);
+  } else {
+    pack_panels(
+        N, K1 + K2,
+        [&](int n, int k) {
+          return k < K1 ? W1[static_cast<std::size_t>(n) * K1 + k]
+                        : W2[static_cast<std::size_t>(n) * K2 + (k - K1)];
+        },
+        out);
+  }
+  set_bias(N, bias1, bias2, out);
+}
+
+}  // namespace recur::kernels
