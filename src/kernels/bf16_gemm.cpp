@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/dispatch.hpp"
 #include "recur/error.hpp"
 
 namespace recur::kernels {
@@ -42,7 +43,11 @@ namespace {
 
 Bf16Kernel initial_kernel() {
   const char* env = std::getenv("RECUR_BF16_KERNEL");
-  if (!env || !*env) return cpu_has_avx512_bf16() ? Bf16Kernel::avx512_bf16 : Bf16Kernel::none;
+  // RECUR_ISA below avx512 (kernels/dispatch.hpp) takes the bf16 kernel away as it lowers the
+  // float ones: bf16 training is then refused as on a CPU without it.
+  if (!env || !*env)
+    return cpu_has_avx512_bf16() && isa() == Isa::avx512 ? Bf16Kernel::avx512_bf16
+                                                         : Bf16Kernel::none;
   const std::string name = env;
   for (Bf16Kernel k : {Bf16Kernel::none, Bf16Kernel::portable, Bf16Kernel::avx512_bf16}) {
     if (name != to_string(k)) continue;
