@@ -3,6 +3,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/aligned.hpp"
 #include "core/json_util.hpp"
 #include "nn/layer_registry.hpp"
 #include "recur/error.hpp"
@@ -301,7 +302,7 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
       seq = &ws.lengths[i];
     }
     const std::size_t size = output_elements(layer.output_shape(), seq, in.batch);
-    if (ws.outs[i].size() < size) ws.outs[i].resize(size);
+    grow_workspace(ws.outs[i], size);
     const PreparedWeights* prep = i < prepared_.size() ? prepared_[i].get() : nullptr;
     layer.forward(ctx, prep, x, ws.outs[i].data(), ws.layer_ws[i].get());
     x = ws.outs[i].data();
@@ -324,7 +325,7 @@ void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T*
     ctx.seq = ws.seqs[i];
     if (i > 0) {
       const std::size_t size = output_elements(layers_[i - 1]->output_shape(), ctx.seq, in.batch);
-      if (ws.douts[i - 1].size() < size) ws.douts[i - 1].resize(size);
+      grow_workspace(ws.douts[i - 1], size);
       din = ws.douts[i - 1].data();
     }
     const PreparedWeights* prep = i < prepared_.size() ? prepared_[i].get() : nullptr;

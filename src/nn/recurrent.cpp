@@ -49,7 +49,7 @@ void step_backward_gemm(int B, int GH, int H, const T* dgates, const T* w_hh,
 
 template <typename V>
 void grow(V& v, std::size_t n) {
-  if (v.size() < n) v.resize(n);
+  grow_workspace(v, n);
 }
 
 // One int8 step: x_t [B, I] and h_prev [B, H] quantized per row, then the input side with its
