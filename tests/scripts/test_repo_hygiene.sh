@@ -17,7 +17,7 @@ for p in python3-torch libgtest-dev libbenchmark-dev chromium wrk python3-onnx; 
   grep -qx "$p" <<<"$main" && fail "the main job's packages include $p"
   grep -qx "$p" <<<"$tests" || fail "the test command's packages lack $p"
 done
-for p in g++ cmake libopenblas-dev libcpp-httplib-dev npm; do
+for p in g++ cmake libopenblas-dev libboost-dev npm; do
   grep -qx "$p" <<<"$main" || fail "the main job's packages lack $p"
 done
 grep -q '^bash scripts/install-deps.sh$' scripts/demo.sh || fail "demo.sh does not call install-deps.sh without --test"
