@@ -376,20 +376,28 @@ void HttpSession::finish() {
 
 Responder::Responder(std::shared_ptr<HttpSession> session) : session_(std::move(session)) {}
 Responder::Responder(Responder&&) noexcept = default;
+namespace {
+
+// What a dropped Responder answers.
+HttpResponse unanswered() {
+  HttpResponse r;
+  r.status = 500;
+  r.body = R"({"error":"internal error: the request was not answered","field":""})";
+  return r;
+}
+
+}  // namespace
+
 Responder& Responder::operator=(Responder&& other) noexcept {
   if (this != &other) {
-    if (session_) (*this)(HttpResponse{500, "application/json", "{}", {}, ""});
+    if (session_) (*this)(unanswered());
     session_ = std::move(other.session_);
   }
   return *this;
 }
 
 Responder::~Responder() {
-  if (!session_) return;
-  HttpResponse r;
-  r.status = 500;
-  r.body = R"({"error":"internal error: the request was not answered","field":""})";
-  (*this)(std::move(r));
+  if (session_) (*this)(unanswered());
 }
 
 void Responder::operator()(HttpResponse response) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -72,6 +73,8 @@ class Server {
   bool authorized(const HttpRequest& req) const;
   void model_route(const std::string& rest, HttpRequest&& req, Responder& respond);
   void infer(Model& m, HttpRequest&& req, Responder respond);
+  void answer_blocking(HttpRequest&& req, Responder respond,
+                       std::function<HttpResponse(const HttpRequest&)> answer);
   void infer_blocking(Model& m, HttpRequest&& req, Responder respond);
   void infer_now(Model& m, const HttpRequest& req, HttpResponse& res);
   Predictions predict(Model& m, const InferRequest& r);
@@ -216,13 +219,20 @@ void Server::infer_now(Model& m, const HttpRequest& req, HttpResponse& res) {
                           m.sessions->expired());
 }
 
-void Server::infer_blocking(Model& m, HttpRequest&& req, Responder respond) {
+// Answers the request on the blocking pool with what `answer` makes of it.
+void Server::answer_blocking(HttpRequest&& req, Responder respond,
+                             std::function<HttpResponse(const HttpRequest&)> answer) {
   auto shared =
       std::make_shared<std::pair<HttpRequest, Responder>>(std::move(req), std::move(respond));
-  http_->run_blocking([this, &m, shared] {
+  http_->run_blocking(
+      [shared, answer = std::move(answer)] { shared->second(answer(shared->first)); });
+}
+
+void Server::infer_blocking(Model& m, HttpRequest&& req, Responder respond) {
+  answer_blocking(std::move(req), std::move(respond), [this, &m](const HttpRequest& r) {
     HttpResponse res;
-    infer_now(m, shared->first, res);
-    shared->second(std::move(res));
+    infer_now(m, r, res);
+    return res;
   });
 }
 
@@ -306,21 +316,18 @@ void Server::model_route(const std::string& rest, HttpRequest&& req, Responder& 
         json_response(model_metadata(m.name, m.shape, m.predictor->view_name()), m.name));
   if (tail == "/ready") return respond(json_response({{"name", m.name}, {"ready", true}}, m.name));
   if (tail == "/infer") return infer(m, std::move(req), std::move(respond));
-  auto shared =
-      std::make_shared<std::pair<HttpRequest, Responder>>(std::move(req), std::move(respond));
-  http_->run_blocking([this, &m, shared] {
+  answer_blocking(std::move(req), std::move(respond), [this, &m](const HttpRequest& r) {
     HttpResponse res;
     try {
-      res = json_response({{"rows", m.shape.rows},
-                           {"cols", m.shape.cols},
-                           {"pixels", framed_png(m, shared->first.body)}});
+      res = json_response(
+          {{"rows", m.shape.rows}, {"cols", m.shape.cols}, {"pixels", framed_png(m, r.body)}});
     } catch (const BadRequest& e) {
       res = error_response(e.status(), e.field(), e.reason());
     } catch (const Error& e) {
       res = error_response(400, "body", e.reason());
     }
     res.label = m.name;
-    shared->second(std::move(res));
+    return res;
   });
 }
 
