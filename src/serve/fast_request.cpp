@@ -63,6 +63,21 @@ class Scanner {
     if (p_ == s || (*s == '0' && p_ - s > 1) || followed_by_number_part()) return false;
     return std::from_chars(s, p_, v).ec == std::errc();
   }
+  // A byte (0 to 255) as unsigned_integer reads it, in one pass without from_chars: an image's
+  // hundreds of pixels are most of a request. Four digits or more go to the general parser.
+  bool byte(std::uint8_t& out) {
+    skip_ws();
+    const char* s = p_;
+    unsigned v = 0;
+    while (p_ < end_ && p_ - s < 4 && static_cast<unsigned>(*p_ - '0') < 10u)
+      v = v * 10 + static_cast<unsigned>(*p_++ - '0');
+    const auto digits = p_ - s;
+    if (digits == 0 || digits > 3 || (digits > 1 && *s == '0') || v > 255 ||
+        followed_by_number_part())
+      return false;
+    out = static_cast<std::uint8_t>(v);
+    return true;
+  }
   // Any JSON number, as the general parser reads it: an integer token as a 64-bit integer
   // (then converted), any other (or one too large) as the nearest double.
   bool number(double& v) {
@@ -190,9 +205,9 @@ bool read_data(Scanner& s, const ModelShape& m, Input& in, InferRequest& r) {
     r.u8.reserve(room);
     return array(s,
                  [&] {
-                   std::uint64_t v = 0;
-                   if (r.u8.size() >= n || !s.unsigned_integer(v) || v > 255) return false;
-                   r.u8.push_back(static_cast<std::uint8_t>(v));
+                   std::uint8_t v = 0;
+                   if (r.u8.size() >= n || !s.byte(v)) return false;
+                   r.u8.push_back(v);
                    return true;
                  }) &&
            r.u8.size() == n;

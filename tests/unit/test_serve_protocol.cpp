@@ -225,6 +225,9 @@ TEST(ServeProtocol, TheFastPathTakesPlainRequestsAsTheParserReadsThem) {
   const std::string img = R"("datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,255])";
   // Plain requests, keys in any order, with ids, outputs and sequence parameters.
   expect_fast_path_agrees(R"({"inputs":[{"name":"x",)" + img + "}]}", rows, true);
+  expect_fast_path_agrees(
+      R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[ 10 ,99,100, 199,200,254 ]}]})",
+      rows, true);
   expect_fast_path_agrees(R"( { "id" : "r1" , "outputs":[{"name":"labels"},{"name":"logits"}],)"
                           R"( "inputs" : [ { )" +
                               img + R"(, "name" : "in" } ] } )",
@@ -260,6 +263,10 @@ TEST(ServeProtocol, TheFastPathTakesPlainRequestsAsTheParserReadsThem) {
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,256]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,5.0]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,05]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,1000]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,-1]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,2e1]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,00]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,5,6]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[0,2,3],"data":[]}]})",
