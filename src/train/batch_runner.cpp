@@ -32,6 +32,28 @@ namespace {
 
 constexpr int kInferBlock = 64;
 
+// A training forward keeps every step's gates and cell states for backward, so its memory grows
+// with padded rows x steps. A thread's share of a batch runs in pieces of at most about this many
+// (the rows sorted longest first, split evenly), each adding its gradients to the thread's sum:
+// the same gradient up to the order of the sums. MNIST rows (at most 64 x 28 a thread at the
+// recipes' batches) never split; a thread's 32 reviews of 500 tokens run as two pieces of 16,
+// which halves the IMDb run's largest workspaces (bench/RESULTS.md, IMDb training memory).
+constexpr std::int64_t kTrainTokens = 8192;
+
+// The pieces of rows [begin, end) (sorted longest first): their starts, plus the end.
+std::vector<int> training_pieces(const SequenceSource& src, const std::vector<std::int64_t>& idx,
+                                 int begin, int end) {
+  const int rows = end - begin;
+  const std::int64_t longest = rows > 0 ? src.length(idx[begin]) : 0;
+  const std::int64_t padded = longest * rows;
+  const int pieces = static_cast<int>(
+      std::clamp<std::int64_t>((padded + kTrainTokens - 1) / kTrainTokens, 1, std::max(1, rows)));
+  std::vector<int> starts;
+  for (int p = 0; p < pieces; ++p) starts.push_back(begin + rows * p / pieces);
+  starts.push_back(end);
+  return starts;
+}
+
 // Splits a batch sorted longest first into `parts` contiguous chunks of about equal token
 // counts (each at least one sample). Returns the chunk starts, plus the end.
 std::vector<int> split_by_tokens(const SequenceSource& src, const std::vector<std::int64_t>& idx,
@@ -108,21 +130,27 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
   const std::size_t P = model_.num_params();
   pool_->run(count, [&](int k) {
     Chunk& c = *chunks_[k];
-    const int begin = starts[first + k], n = starts[first + k + 1] - begin;
-    const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n, &dropout_seed);
     std::uint64_t stream = dropout_seed + static_cast<std::uint64_t>(first + k);
     Rng rng(splitmix64(stream));
-    const float* logits = model_.forward(in, c.ws, true, &rng);
-    c.dlogits.resize(static_cast<std::size_t>(n) * C);
-    int correct = 0;
-    c.stats.loss_sum = softmax_cross_entropy<float>(logits, c.labels.data(), n, C, scale,
-                                                    c.dlogits.data(), &correct, label_smoothing_) /
-                       scale;
-    c.stats.correct = correct;
-    c.stats.count = n;
     float* g = k == 0 ? grads : (c.grads.resize(P), c.grads.data());
     std::fill(g, g + P, 0.f);
-    model_.backward(in, c.ws, c.dlogits.data(), g);
+    c.stats = {};
+    const std::vector<int> pieces =
+        training_pieces(src, idx, starts[first + k], starts[first + k + 1]);
+    for (std::size_t p = 0; p + 1 < pieces.size(); ++p) {
+      const int begin = pieces[p], n = pieces[p + 1] - begin;
+      const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n, &dropout_seed);
+      const float* logits = model_.forward(in, c.ws, true, &rng);
+      c.dlogits.resize(static_cast<std::size_t>(n) * C);
+      int correct = 0;
+      c.stats.loss_sum +=
+          softmax_cross_entropy<float>(logits, c.labels.data(), n, C, scale, c.dlogits.data(),
+                                       &correct, label_smoothing_) /
+          scale;
+      c.stats.correct += correct;
+      c.stats.count += n;
+      model_.backward(in, c.ws, c.dlogits.data(), g);
+    }
   });
   Stats total;
   for (int k = 0; k < count; ++k) {
