@@ -349,14 +349,23 @@ class RecurrentLayer final : public Layer<T> {
       return nullptr;
     } else {
       auto p = std::make_unique<StackPrepared>();
-      if (use == PrepareFor::int8)
-        stack_.prepare_int8(params, p->packed);
-      else if (use == PrepareFor::training_bf16)
-        stack_.prepare_bf16(params, p->packed);
-      else
-        stack_.prepare(params, p->packed, use == PrepareFor::training);
+      pack(params, use, p->packed);
       return p;
     }
+  }
+  bool prepare_into(const T* params, PrepareFor use, PreparedWeights& into) const override {
+    auto* p = dynamic_cast<StackPrepared*>(&into);
+    if (!std::is_same_v<T, float> || !p) return false;
+    pack(params, use, p->packed);  // the stack's prepare functions reuse the buffers they find
+    return true;
+  }
+  void pack(const T* params, PrepareFor use, nn::StackPacked& out) const {
+    if (use == PrepareFor::int8)
+      stack_.prepare_int8(params, out);
+    else if (use == PrepareFor::training_bf16)
+      stack_.prepare_bf16(params, out);
+    else
+      stack_.prepare(params, out, use == PrepareFor::training);
   }
   std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
     return std::make_unique<StackLayerWorkspace<T>>();

@@ -254,7 +254,8 @@ template <typename T>
 void Model<T>::prepare(PrepareFor use) {
   prepared_.resize(layers_.size());
   for (std::size_t i = 0; i < layers_.size(); ++i)
-    prepared_[i] = layers_[i]->prepare(params_.data(), use);
+    if (!prepared_[i] || !layers_[i]->prepare_into(params_.data(), use, *prepared_[i]))
+      prepared_[i] = layers_[i]->prepare(params_.data(), use);
 }
 
 template <typename T>

@@ -172,8 +172,11 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
 
 template <typename T>
 void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_training) const {
-  out.dirs.clear();
+  // Packed again in place when `out` was packed before (the buffers keep their memory).
+  out.int8.clear();
+  out.bf16.clear();
   out.every_batch = !for_training;
+  if (!std::is_same_v<T, float> || spec_.untied) out.dirs.clear();
   if constexpr (std::is_same_v<T, float>) {
     if (spec_.untied) return;
     const int GH = gate_count(spec_.cell) * spec_.hidden, H = spec_.hidden;
@@ -191,7 +194,10 @@ void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_trai
         kernels::pack_weights_pair(GH, params + p.w_ih, p.input_size, params + p.w_hh, H, b_ih,
                                    b_hh, d.w_in);
       }
-      if (for_training) kernels::pack_weights(params + p.w_hh, H, GH, true, d.w_hh_t);
+      if (for_training)
+        kernels::pack_weights(params + p.w_hh, H, GH, true, d.w_hh_t);
+      else
+        d.w_hh_t = {};
     }
   }
 }
@@ -228,7 +234,6 @@ bool RecurrentStack<T>::prepare_int8(const T* params, StackPacked& out) const {
 
 template <typename T>
 bool RecurrentStack<T>::prepare_bf16(const T* params, StackPacked& out) const {
-  out.bf16.clear();
   if constexpr (std::is_same_v<T, float>) {
     if (!spec_.untied) {
       const int GH = gate_count(spec_.cell) * spec_.hidden, H = spec_.hidden;
@@ -251,7 +256,7 @@ bool RecurrentStack<T>::prepare_bf16(const T* params, StackPacked& out) const {
       return true;
     }
   }
-  prepare(params, out, true);
+  prepare(params, out, true);  // clears bf16
   return false;
 }
 

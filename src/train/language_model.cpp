@@ -130,7 +130,9 @@ void LanguageModel::init(std::uint64_t seed) {
 }
 
 void LanguageModel::prepare() {
-  parts_->prepared = parts_->rnn->prepare(params_.data(), PrepareFor::training);
+  auto& prepared = parts_->prepared;
+  if (!prepared || !parts_->rnn->prepare_into(params_.data(), PrepareFor::training, *prepared))
+    prepared = parts_->rnn->prepare(params_.data(), PrepareFor::training);
 }
 
 double LanguageModel::sampled_loss(const std::vector<const std::vector<std::int32_t>*>& pieces,
