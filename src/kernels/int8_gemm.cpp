@@ -11,6 +11,7 @@
 
 #include "kernels/activations.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/int8_rows.hpp"
 #include "recur/error.hpp"
 
 namespace recur::kernels {
@@ -103,40 +104,20 @@ Int8Kernel set_int8_kernel(Int8Kernel k) {
 
 namespace {
 
-// max |x| over K values, as integers: for floats that are not NaN the order of |x| is the order
-// of their bits without the sign, and an integer maximum vectorizes where a float one (NaN
-// rules) does not.
-[[gnu::always_inline]] inline float abs_max(const float* x, int K) {
-  std::uint32_t m = 0;
-#pragma omp simd reduction(max : m)
-  for (int k = 0; k < K; ++k) {
-    std::uint32_t bits;
-    std::memcpy(&bits, x + k, sizeof(bits));
-    bits &= 0x7fffffffu;
-    m = bits > m ? bits : m;
-  }
-  float r;
-  std::memcpy(&r, &m, sizeof(r));
-  return r;
-}
-
 [[gnu::always_inline]] inline void quantize_rows_impl(int M, const float* X, int ldx, int K,
                                                       std::uint8_t* q, int ldq, float* scales) {
-  const int Kp = quantized_row_bytes(K);
   for (int m = 0; m < M; ++m) {
     const float* x = X + static_cast<std::size_t>(m) * ldx;
-    std::uint8_t* out = q + static_cast<std::size_t>(m) * ldq;
-    const float amax = abs_max(x, K);
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    scales[m] = amax / 127.0f;
-    // No clamp is needed (a float one would not vectorize): |x| <= amax makes |x * inv| at most
-    // 127 and two roundings, which rounds to 127 at most. nearbyint, not the 1.5 * 2^23 trick:
-    // x * inv + 2^23 * 1.5 would be contracted into one fused multiply-add in the clones that
-    // have FMA, rounding differently from those that do not.
-#pragma omp simd
-    for (int k = 0; k < K; ++k)
-      out[k] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inv)) + 128);
-    for (int k = K; k < Kp; ++k) out[k] = 128;
+    scales[m] = quantize_row_with_max(x, K, abs_max(x, K), q + static_cast<std::size_t>(m) * ldq);
+  }
+}
+
+RECUR_TARGET_AVX512 void quantize_rows_avx512(int M, const float* X, int ldx, int K,
+                                              std::uint8_t* q, int ldq, float* scales) {
+  for (int m = 0; m < M; ++m) {
+    const float* x = X + static_cast<std::size_t>(m) * ldx;
+    scales[m] = quantize_row_with_max_avx512(x, K, abs_max_avx512(x, K),
+                                             q + static_cast<std::size_t>(m) * ldq);
   }
 }
 
@@ -446,9 +427,25 @@ void quantize_weights(const float* W, int N, int K, int ldw, const float* bias1,
   }
 }
 
-RECUR_DISPATCHED(, void, quantize_rows, quantize_rows_v, quantize_rows_impl,
-                 (int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq, float* scales),
-                 (M, X, ldx, K, q, ldq, scales))
+RECUR_TARGET_AVX2 static void quantize_rows_avx2(int M, const float* X, int ldx, int K,
+                                                 std::uint8_t* q, int ldq, float* scales) {
+  quantize_rows_impl(M, X, ldx, K, q, ldq, scales);
+}
+static void quantize_rows_portable(int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq,
+                                   float* scales) {
+  quantize_rows_impl(M, X, ldx, K, q, ldq, scales);
+}
+
+void quantize_rows(int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq, float* scales) {
+  switch (isa()) {
+    case Isa::avx512:
+      return quantize_rows_avx512(M, X, ldx, K, q, ldq, scales);
+    case Isa::avx2:
+      return quantize_rows_avx2(M, X, ldx, K, q, ldq, scales);
+    default:
+      return quantize_rows_portable(M, X, ldx, K, q, ldq, scales);
+  }
+}
 
 void int8_gemm_s32(int M, const std::uint8_t* A, int lda, const QuantizedMatrix& W, std::int32_t* C,
                    int ldc) {
