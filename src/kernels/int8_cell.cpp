@@ -29,13 +29,16 @@ constexpr __mmask16 kAll = 0xFFFF;
                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  // The polynomial by Estrin's scheme (pairs, then powers of r^2): a dependency chain of 4
+  // steps instead of Horner's 6, which is what bounds the cells' time.
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  const __m512 p01 = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
+  const __m512 p23 = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f));
+  const __m512 p45 =
+      _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 120.0f), _mm512_set1_ps(1.0f / 24.0f));
+  const __m512 p46 = _mm512_fmadd_ps(r2, _mm512_set1_ps(1.0f / 720.0f), p45);
+  const __m512 p26 = _mm512_fmadd_ps(r2, p46, p23);
+  const __m512 p = _mm512_fmadd_ps(r2, p26, p01);
   return _mm512_maskz_scalef_ps(kAll, p, n);
 }
 
