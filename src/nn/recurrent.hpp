@@ -54,7 +54,8 @@ struct StackPacked {
   std::vector<Direction> dirs;  // [layer * D + dir]
   // int8 inference (prepare_int8): per (layer, direction) W_ih with the biases of the input side
   // (LSTM, RNN: b_ih + b_hh; GRU: b_ih) and W_hh (GRU: with b_hh), quantized per output row.
-  // When present, forward quantizes x_t and h_{t-1} per row each step and runs on these.
+  // When present, forward runs on these (nn/recurrent_int8.cpp): x_t and h_{t-1} quantized per
+  // row, every step's x_t before the time loop, h_t by the cell that writes it.
   struct Int8Direction {
     kernels::QuantizedMatrix w_ih, w_hh;
   };
