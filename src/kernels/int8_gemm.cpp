@@ -11,6 +11,7 @@
 
 #include "kernels/activations.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/int8_rows.hpp"
 #include "recur/error.hpp"
 
 namespace recur::kernels {
@@ -103,40 +104,20 @@ Int8Kernel set_int8_kernel(Int8Kernel k) {
 
 namespace {
 
-// max |x| over K values, as integers: for floats that are not NaN the order of |x| is the order
-// of their bits without the sign, and an integer maximum vectorizes where a float one (NaN
-// rules) does not.
-[[gnu::always_inline]] inline float abs_max(const float* x, int K) {
-  std::uint32_t m = 0;
-#pragma omp simd reduction(max : m)
-  for (int k = 0; k < K; ++k) {
-    std::uint32_t bits;
-    std::memcpy(&bits, x + k, sizeof(bits));
-    bits &= 0x7fffffffu;
-    m = bits > m ? bits : m;
-  }
-  float r;
-  std::memcpy(&r, &m, sizeof(r));
-  return r;
-}
-
 [[gnu::always_inline]] inline void quantize_rows_impl(int M, const float* X, int ldx, int K,
                                                       std::uint8_t* q, int ldq, float* scales) {
-  const int Kp = quantized_row_bytes(K);
   for (int m = 0; m < M; ++m) {
     const float* x = X + static_cast<std::size_t>(m) * ldx;
-    std::uint8_t* out = q + static_cast<std::size_t>(m) * ldq;
-    const float amax = abs_max(x, K);
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    scales[m] = amax / 127.0f;
-    // No clamp is needed (a float one would not vectorize): |x| <= amax makes |x * inv| at most
-    // 127 and two roundings, which rounds to 127 at most. nearbyint, not the 1.5 * 2^23 trick:
-    // x * inv + 2^23 * 1.5 would be contracted into one fused multiply-add in the clones that
-    // have FMA, rounding differently from those that do not.
-#pragma omp simd
-    for (int k = 0; k < K; ++k)
-      out[k] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inv)) + 128);
-    for (int k = K; k < Kp; ++k) out[k] = 128;
+    scales[m] = quantize_row_with_max(x, K, abs_max(x, K), q + static_cast<std::size_t>(m) * ldq);
+  }
+}
+
+RECUR_TARGET_AVX512 void quantize_rows_avx512(int M, const float* X, int ldx, int K,
+                                              std::uint8_t* q, int ldq, float* scales) {
+  for (int m = 0; m < M; ++m) {
+    const float* x = X + static_cast<std::size_t>(m) * ldx;
+    scales[m] = quantize_row_with_max_avx512(x, K, abs_max_avx512(x, K),
+                                             q + static_cast<std::size_t>(m) * ldq);
   }
 }
 
@@ -201,6 +182,35 @@ RECUR_DISPATCHED(, void, gemm_portable_s32, gemm_portable_s32_v, gemm_portable_i
   return v;
 }
 
+// Writes a tile's sums (acc[r][q][h]: row m + r, columns (p + q) * 32 + 16 h + [0, 16)).
+template <int MR, int P, bool kFloat>
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void store_tile512(const Job& j, int m, int p,
+                                                                   const __m512i (&acc)[MR][P][2]) {
+  const QuantizedMatrix& W = *j.W;
+  for (int q = 0; q < P; ++q)
+    for (int h = 0; h < 2; ++h) {
+      const int n0 = (p + q) * kInt8Panel + 16 * h;
+      const int cols = std::min(16, W.N - n0);
+      if (cols <= 0) continue;
+      const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+      const __m512i comp = _mm512_load_si512(W.compensation.data() + n0);
+      const __m512 ws = _mm512_load_ps(W.scale.data() + n0);
+      const __m512 bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
+      for (int r = 0; r < MR; ++r) {
+        const __m512i s = _mm512_sub_epi32(acc[r][q][h], comp);
+        const std::size_t at = static_cast<std::size_t>(m + r) * j.ldc + n0;
+        if constexpr (kFloat) {
+          const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(mask, j.C + at) : bias;
+          const __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s), ws);
+          _mm512_mask_storeu_ps(j.C + at, mask,
+                                _mm512_fmadd_ps(v, _mm512_set1_ps(j.a_scales[m + r]), base));
+        } else {
+          _mm512_mask_storeu_epi32(j.C32 + at, mask, s);
+        }
+      }
+    }
+}
+
 template <int MR, int P, bool kFloat>
 [[gnu::always_inline]] RECUR_AVX512_VNNI inline void tile512(const Job& j, int m, int p) {
   const QuantizedMatrix& W = *j.W;
@@ -230,34 +240,66 @@ template <int MR, int P, bool kFloat>
       }
     }
   }
-  for (int q = 0; q < P; ++q)
-    for (int h = 0; h < 2; ++h) {
-      const int n0 = (p + q) * kInt8Panel + 16 * h;
-      const int cols = std::min(16, W.N - n0);
-      if (cols <= 0) continue;
-      const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-      const __m512i comp = _mm512_load_si512(W.compensation.data() + n0);
-      const __m512 ws = _mm512_load_ps(W.scale.data() + n0);
-      const __m512 bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
-      for (int r = 0; r < MR; ++r) {
-        const __m512i s = _mm512_sub_epi32(acc[r][q][h], comp);
-        const std::size_t at = static_cast<std::size_t>(m + r) * j.ldc + n0;
-        if constexpr (kFloat) {
-          const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(mask, j.C + at) : bias;
-          const __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s), ws);
-          _mm512_mask_storeu_ps(j.C + at, mask,
-                                _mm512_fmadd_ps(v, _mm512_set1_ps(j.a_scales[m + r]), base));
-        } else {
-          _mm512_mask_storeu_epi32(j.C32 + at, mask, s);
-        }
-      }
-    }
+  store_tile512<MR, P, kFloat>(j, m, p, acc);
+}
+
+// The tile of most rows: 4 rows x 2 panels, its 16 accumulators named one by one (in an array,
+// GCC 12 copied them between registers on every step of the loop).
+template <bool kFloat>
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void tile512_4x2(const Job& j, int m, int p) {
+  const QuantizedMatrix& W = *j.W;
+  const int Kq = W.Kp / 4;
+  const std::size_t stride = static_cast<std::size_t>(Kq) * kInt8Panel * 4;
+  const std::int8_t* b0 = W.w.data() + static_cast<std::size_t>(p) * stride;
+  const std::int8_t* b1 = b0 + stride;
+  const std::uint8_t* a0 = j.A + static_cast<std::size_t>(m) * j.lda;
+  const std::uint8_t* a1 = a0 + j.lda;
+  const std::uint8_t* a2 = a1 + j.lda;
+  const std::uint8_t* a3 = a2 + j.lda;
+  __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
+  __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+  __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+  for (int k4 = 0; k4 < Kq; ++k4) {
+    const std::size_t at = static_cast<std::size_t>(k4) * 128;
+    const __m512i w0 = _mm512_load_si512(b0 + at), w1 = _mm512_load_si512(b0 + at + 64);
+    const __m512i w2 = _mm512_load_si512(b1 + at), w3 = _mm512_load_si512(b1 + at + 64);
+    __m512i a = _mm512_set1_epi32(four_bytes(a0 + 4 * k4));
+    c00 = _mm512_dpbusd_epi32(c00, a, w0);
+    c01 = _mm512_dpbusd_epi32(c01, a, w1);
+    c02 = _mm512_dpbusd_epi32(c02, a, w2);
+    c03 = _mm512_dpbusd_epi32(c03, a, w3);
+    a = _mm512_set1_epi32(four_bytes(a1 + 4 * k4));
+    c10 = _mm512_dpbusd_epi32(c10, a, w0);
+    c11 = _mm512_dpbusd_epi32(c11, a, w1);
+    c12 = _mm512_dpbusd_epi32(c12, a, w2);
+    c13 = _mm512_dpbusd_epi32(c13, a, w3);
+    a = _mm512_set1_epi32(four_bytes(a2 + 4 * k4));
+    c20 = _mm512_dpbusd_epi32(c20, a, w0);
+    c21 = _mm512_dpbusd_epi32(c21, a, w1);
+    c22 = _mm512_dpbusd_epi32(c22, a, w2);
+    c23 = _mm512_dpbusd_epi32(c23, a, w3);
+    a = _mm512_set1_epi32(four_bytes(a3 + 4 * k4));
+    c30 = _mm512_dpbusd_epi32(c30, a, w0);
+    c31 = _mm512_dpbusd_epi32(c31, a, w1);
+    c32 = _mm512_dpbusd_epi32(c32, a, w2);
+    c33 = _mm512_dpbusd_epi32(c33, a, w3);
+  }
+  const __m512i acc[4][2][2] = {{{c00, c01}, {c02, c03}},
+                                {{c10, c11}, {c12, c13}},
+                                {{c20, c21}, {c22, c23}},
+                                {{c30, c31}, {c32, c33}}};
+  store_tile512<4, 2, kFloat>(j, m, p, acc);
 }
 
 // Rows [m, m + MR) against panels [p, end) in groups of P, the rest one by one.
 template <int MR, int P, bool kFloat>
 [[gnu::always_inline]] RECUR_AVX512_VNNI inline void rows512(const Job& j, int m, int p, int end) {
-  for (; p + P <= end; p += P) tile512<MR, P, kFloat>(j, m, p);
+  if constexpr (MR == 4 && P == 2) {
+    for (; p + P <= end; p += P) tile512_4x2<kFloat>(j, m, p);
+  } else {
+    for (; p + P <= end; p += P) tile512<MR, P, kFloat>(j, m, p);
+  }
   for (; p < end; ++p) tile512<MR, 1, kFloat>(j, m, p);
 }
 
@@ -446,9 +488,25 @@ void quantize_weights(const float* W, int N, int K, int ldw, const float* bias1,
   }
 }
 
-RECUR_DISPATCHED(, void, quantize_rows, quantize_rows_v, quantize_rows_impl,
-                 (int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq, float* scales),
-                 (M, X, ldx, K, q, ldq, scales))
+RECUR_TARGET_AVX2 static void quantize_rows_avx2(int M, const float* X, int ldx, int K,
+                                                 std::uint8_t* q, int ldq, float* scales) {
+  quantize_rows_impl(M, X, ldx, K, q, ldq, scales);
+}
+static void quantize_rows_portable(int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq,
+                                   float* scales) {
+  quantize_rows_impl(M, X, ldx, K, q, ldq, scales);
+}
+
+void quantize_rows(int M, const float* X, int ldx, int K, std::uint8_t* q, int ldq, float* scales) {
+  switch (isa()) {
+    case Isa::avx512:
+      return quantize_rows_avx512(M, X, ldx, K, q, ldq, scales);
+    case Isa::avx2:
+      return quantize_rows_avx2(M, X, ldx, K, q, ldq, scales);
+    default:
+      return quantize_rows_portable(M, X, ldx, K, q, ldq, scales);
+  }
+}
 
 void int8_gemm_s32(int M, const std::uint8_t* A, int lda, const QuantizedMatrix& W, std::int32_t* C,
                    int ldc) {

@@ -52,23 +52,6 @@ void grow(V& v, std::size_t n) {
   grow_workspace(v, n);
 }
 
-// One int8 step: x_t [B, I] and h_prev [B, H] quantized per row, then the input side with its
-// biases into g and the recurrent side added to g (LSTM, RNN) or into hid (GRU).
-void int8_step(const StackPacked::Int8Direction& q, int B, const float* x_t, int I,
-               const float* h_prev, int ld_prev, int H, float* g, float* hid, int GH,
-               StackWorkspace<float>& ws) {
-  const int ldx = kernels::quantized_row_bytes(I), ldh = kernels::quantized_row_bytes(H);
-  kernels::quantize_rows(B, x_t, I, I, ws.q_in.data(), ldx, ws.s_in.data());
-  kernels::quantize_rows(B, h_prev, ld_prev, H, ws.q_h.data(), ldh, ws.s_h.data());
-  if (hid) {
-    kernels::int8_gemm(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, false, g, GH);
-    kernels::int8_gemm(B, ws.q_h.data(), ldh, ws.s_h.data(), q.w_hh, false, hid, GH);
-  } else {
-    kernels::int8_gemm_pair(B, ws.q_in.data(), ldx, ws.s_in.data(), q.w_ih, ws.q_h.data(), ldh,
-                            ws.s_h.data(), q.w_hh, g, GH);
-  }
-}
-
 // One bf16 training step: the input side with its biases into g and the recurrent side (h_in,
 // masked or not) added to g (LSTM, RNN: one product) or into hid (GRU).
 void bf16_step(const StackPacked::Bf16Direction& w, int B, const float* x_t, int I,
@@ -149,12 +132,13 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
     }
   }
   if (ws.int8) {
+    // Every step's input quantized at once; h_{t-1} and h_t in turn (forward_direction_int8).
     int widest = 0;
     for (int l = 0; l < spec_.layers; ++l) widest = std::max(widest, params_[l * D].input_size);
-    grow(ws.q_in, static_cast<std::size_t>(B) * kernels::quantized_row_bytes(widest));
-    grow(ws.q_h, static_cast<std::size_t>(B) * kernels::quantized_row_bytes(H));
-    grow(ws.s_in, static_cast<std::size_t>(B));
-    grow(ws.s_h, static_cast<std::size_t>(B));
+    grow(ws.q_in, SB * kernels::quantized_row_bytes(widest));
+    grow(ws.q_h, 2 * static_cast<std::size_t>(B) * kernels::quantized_row_bytes(H));
+    grow(ws.s_in, SB);
+    grow(ws.s_h, 2 * static_cast<std::size_t>(B));
   }
   const std::size_t states = static_cast<std::size_t>(spec_.layers) * D * B * H;
   grow(ws.hn, states);
@@ -200,36 +184,6 @@ void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_trai
         d.w_hh_t = {};
     }
   }
-}
-
-template <typename T>
-bool RecurrentStack<T>::prepare_int8(const T* params, StackPacked& out) const {
-  if constexpr (std::is_same_v<T, float>) {
-    bool fits = !spec_.untied && spec_.hidden <= kernels::kMaxInt8Depth;
-    for (const DirectionParams& p : params_) fits = fits && p.input_size <= kernels::kMaxInt8Depth;
-    if (fits) {
-      const int GH = gate_count(spec_.cell) * spec_.hidden, H = spec_.hidden;
-      const kernels::Int8Kernel kernel = kernels::int8_kernel();
-      out.dirs.clear();
-      out.every_batch = true;
-      out.int8.resize(params_.size());
-      for (std::size_t k = 0; k < params_.size(); ++k) {
-        const DirectionParams& p = params_[k];
-        const T* b_ih = spec_.bias ? params + p.b_ih : nullptr;
-        const T* b_hh = spec_.bias ? params + p.b_hh : nullptr;
-        const bool gru = spec_.cell == CellKind::gru;
-        auto& d = out.int8[k];
-        kernels::quantize_weights(params + p.w_ih, GH, p.input_size, p.input_size, b_ih,
-                                  gru ? nullptr : b_hh, kernel, d.w_ih);
-        kernels::quantize_weights(params + p.w_hh, GH, H, H, gru ? b_hh : nullptr, nullptr, kernel,
-                                  d.w_hh);
-      }
-      return true;
-    }
-  }
-  prepare(params, out, false);
-  out.int8.clear();
-  return false;
 }
 
 template <typename T>
@@ -413,6 +367,7 @@ void untied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* 
 template <typename T>
 void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
                                           StackWorkspace<T>& ws) const {
+  if (ws.int8) return forward_direction_int8(layer, dir, in, ws);
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
   // Plain locals, not a structured binding: lambdas below capture them (clang 14 cannot
@@ -433,7 +388,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
   const kernels::PackedMatrix* w_in_packed = nullptr;
   const kernels::PackedMatrix* w_hh_packed = nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    if (fused && !ws.int8 && !ws.bf16) {
+    if (fused && !ws.bf16) {
       if (ws.packed) {
         w_in_packed = &ws.packed->dirs[layer * D + dir].w_in;
         w_hh_packed = &ws.packed->dirs[layer * D + dir].w_hh;
@@ -490,10 +445,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     if (cell == CellKind::gru) {
       T* hid = W.hidden.data() + at * BG;
       if constexpr (std::is_same_v<T, float>) {
-        if (ws.int8) {
-          int8_step(ws.packed->int8[layer * D + dir], Bt, x_t, I, h_prev, ld_prev, H, g, hid, GH,
-                    ws);
-        } else if (ws.bf16) {
+        if (ws.bf16) {
           bf16_step(ws.bf16->bf16[layer * D + dir], Bt, x_t, I, h_in, ld_in, H, g, hid, GH,
                     ws.bf16_scratch);
         } else if (fused) {
@@ -508,10 +460,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
       kernels::gru_pointwise_forward<T>(Bt, H, g, hid, h_prev, ld_prev, h, DH);
     } else {
       if constexpr (std::is_same_v<T, float>) {
-        if (ws.int8)
-          int8_step(ws.packed->int8[layer * D + dir], Bt, x_t, I, h_prev, ld_prev, H, g, nullptr,
-                    GH, ws);
-        else if (ws.bf16)
+        if (ws.bf16)
           bf16_step(ws.bf16->bf16[layer * D + dir], Bt, x_t, I, h_in, ld_in, H, g, nullptr, GH,
                     ws.bf16_scratch);
         else if (fused)
@@ -540,8 +489,18 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     h_prev = h;
     ld_prev = DH;
   }
-  // Final states: each row's state after its own last step (the forward direction's last step
-  // is the row's length - 1; the reverse direction ends at step 0 for every row).
+  store_final_states(layer, dir, h_prev, ld_prev, c_prev, ws);
+}
+
+// Final states: each row's state after its own last step (the forward direction's last step is
+// the row's length - 1; the reverse direction ends at step 0 for every row). h_prev / c_prev: the
+// loop's last step.
+template <typename T>
+void RecurrentStack<T>::store_final_states(int layer, int dir, const T* h_prev, int ld_prev,
+                                           const T* c_prev, StackWorkspace<T>& ws) const {
+  const int H = spec_.hidden, D = spec_.directions, DH = D * H, B = ws.batch;
+  const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * B * H;
+  const auto& W = ws.layers[layer].dir[dir];
   for (int b = 0; b < B; ++b) {
     const int last = dir == 0 ? ws.lengths[b] - 1 : 0;
     const T* hb = ws.variable
@@ -549,7 +508,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                       : h_prev + b * ld_prev;
     std::memcpy(ws.hn.data() + state_off + static_cast<std::size_t>(b) * H, hb, sizeof(T) * H);
     // The reverse direction's last step is step 0, the loop's last: c_prev.
-    if (cell == CellKind::lstm && !(ws.one_step && ws.variable && dir == 0)) {
+    if (spec_.cell == CellKind::lstm && !(ws.one_step && ws.variable && dir == 0)) {
       const T* cb = ws.variable && dir == 0
                         ? W.cell.data() + (static_cast<std::size_t>(last) * B + b) * H
                         : c_prev + static_cast<std::size_t>(b) * H;
@@ -649,6 +608,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
                                            const T* dhn, const T* dcn, StackWorkspace<T>& ws,
                                            T* grads, T* din, bool din_accumulate, T* dh0,
                                            T* dc0) const {
+  if (ws.int8) return forward_direction_int8(layer, dir, in, ws);
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
   // Plain locals, not a structured binding: lambdas below capture them (clang 14 cannot

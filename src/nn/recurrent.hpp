@@ -54,7 +54,8 @@ struct StackPacked {
   std::vector<Direction> dirs;  // [layer * D + dir]
   // int8 inference (prepare_int8): per (layer, direction) W_ih with the biases of the input side
   // (LSTM, RNN: b_ih + b_hh; GRU: b_ih) and W_hh (GRU: with b_hh), quantized per output row.
-  // When present, forward quantizes x_t and h_{t-1} per row each step and runs on these.
+  // When present, forward runs on these (nn/recurrent_int8.cpp): x_t and h_{t-1} quantized per
+  // row, every step's x_t before the time loop, h_t by the cell that writes it.
   struct Int8Direction {
     kernels::QuantizedMatrix w_ih, w_hh;
   };
@@ -114,11 +115,12 @@ struct StackWorkspace {
   bool train = false;
   bool fused = false;     // float, tied weights, packed kernel (see forward_direction)
   bool one_step = false;  // fused inference: gates, GRU hidden products and cells of one step
-  const StackPacked* packed = nullptr;    // shared packed weights, or null
-  const StackPacked* bf16 = nullptr;      // training on packed->bf16, or null
-  bool int8 = false;                      // float inference on packed->int8
-  AlignedVector<std::uint8_t> q_in, q_h;  // int8: one step's x_t and h_{t-1}, quantized
-  AlignedVector<float> s_in, s_h;         // int8: their scales per row
+  const StackPacked* packed = nullptr;  // shared packed weights, or null
+  const StackPacked* bf16 = nullptr;    // training on packed->bf16, or null
+  bool int8 = false;                    // float inference on packed->int8
+  AlignedVector<std::uint8_t> q_in;     // int8: every step's x_t [S, B], quantized
+  AlignedVector<std::uint8_t> q_h;      // int8: h_{t-1} and h_t [2, B], quantized
+  AlignedVector<float> s_in, s_h;       // int8: their scales per row
   // The caller owns the last layer's out and dout and the stack's dinput (the model's own
   // activation and gradient buffers: each held once, not copied): it sets out_to before forward
   // and backward, dout_from and dinput_to (null when not wanted) before backward.
@@ -180,6 +182,10 @@ class RecurrentStack {
   void reserve(StackWorkspace<T>& ws, int S, int B) const;
   void forward_direction(const T* params, int layer, int dir, const T* in,
                          StackWorkspace<T>& ws) const;
+  // forward_direction on ws.packed->int8 (nn/recurrent_int8.cpp).
+  void forward_direction_int8(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
+  void store_final_states(int layer, int dir, const T* h_prev, int ld_prev, const T* c_prev,
+                          StackWorkspace<T>& ws) const;
   void backward_direction(const T* params, int layer, int dir, const T* in, const T* dhn,
                           const T* dcn, StackWorkspace<T>& ws, T* grads, T* din,
                           bool din_accumulate, T* dh0, T* dc0) const;
