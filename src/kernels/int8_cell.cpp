@@ -100,7 +100,8 @@ RECUR_TARGET_AVX512 void lstm_cell_avx512(int B, int H, const float* gates, cons
       _mm512_mask_storeu_ps(cb + j, m, cn);
       store_h16(hb + j, m, _mm512_mul_ps(o, tanh16(cn)), amax);
     }
-    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr, scales + b);
+    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
+                 q ? scales + b : nullptr);
   }
 }
 
@@ -126,7 +127,8 @@ RECUR_TARGET_AVX512 void gru_cell_avx512(int B, int H, const float* gates, const
       const __m512 v = _mm512_fmadd_ps(z, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, hp + j), n), n);
       store_h16(hb + j, m, v, amax);
     }
-    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr, scales + b);
+    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
+                 q ? scales + b : nullptr);
   }
 }
 
@@ -142,7 +144,8 @@ RECUR_TARGET_AVX512 void rnn_cell_avx512(bool relu, int B, int H, const float* p
       store_h16(hb + j, m, relu ? _mm512_maskz_max_ps(kAll, x, _mm512_setzero_ps()) : tanh16(x),
                 amax);
     }
-    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr, scales + b);
+    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
+                 q ? scales + b : nullptr);
   }
 }
 
