@@ -60,7 +60,7 @@ struct BatchOptions {
   // requests meanwhile (docs/SERVE.md, "Dynamic batching", has the measurements).
   int max_batch = 16;    // samples per forward pass
   int max_delay_us = 0;  // longest wait for a batch to fill
-  int workers = 2;          // forward passes run at once for this model (one per core here)
+  int workers = 2;       // forward passes run at once for this model (one per core here)
 };
 
 class Batcher {
