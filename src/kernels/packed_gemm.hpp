@@ -50,8 +50,9 @@ void gemm_packed_pair(int M, const float* A1, int lda1, int k1, const float* A2,
 
 // C[M,N] += A^T X with A [K,M] (row stride lda) and X [K,N] (row stride ldx) row-major: the
 // weight gradient of a layer, sum over all timesteps and rows of dgates^T x inputs. X is packed
-// 256 rows at a time into `scratch` (grown as needed, kept by the caller to avoid allocating);
-// A is read in place, 8 of its columns a tile. Replaces BLAS here because BLAS packs all of A
+// 128 rows at a time into `scratch` (grown as needed, kept by the caller to avoid allocating);
+// A, 8 of its columns a tile, is read in place for N < 256 and packed 64 columns at a time
+// beside X for wider products. Replaces BLAS here because BLAS packs all of A
 // (the 3.6 MB of an LSTM's dgates) first and handles a 28-column X poorly.
 void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
                         float* C, int ldc, AlignedVector<float>& scratch);

@@ -170,7 +170,10 @@ TEST(PackedGemm, WeightGradientKernelMatchesReference) {
   check_tn(512, 128, 27 * 64, 512, 128, 128);  // dW_hh of an LSTM-128 chunk
   check_tn(512, 28, 28 * 64, 512, 28, 28);     // dW_ih on MNIST rows
   check_tn(384, 128, 300, 384, 256, 128);      // GRU, h rows of a bidirectional output
-  check_tn(13, 37, 129, 20, 40, 45);           // tails everywhere; columns past N untouched
+  // A packed (8 panels of X or more): an LSTM-512's dW_hh, and row and column tails.
+  check_tn(2048, 512, 300, 2048, 512, 512);
+  check_tn(1003, 263, 261, 1010, 270, 280);
+  check_tn(13, 37, 129, 20, 40, 45);  // tails everywhere; columns past N untouched
   check_tn(1, 1, 1, 1, 1, 1);
   AlignedVector<float> scratch;
   std::vector<float> C(4, 1.0f);
