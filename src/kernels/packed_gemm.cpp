@@ -414,12 +414,28 @@ RECUR_DISPATCHED(, void, gemm_packed_pair, gemm_packed_pair_v, gemm_packed_pair_
                   const PackedMatrix& W, float* C, int ldc),
                  (M, A1, lda1, k1, A2, lda2, W, C, ldc))
 
+namespace {
+
+// Sizes `panels` for N columns over K and zeroes the last panel's padding columns: the packers
+// write every other value, so a packing into the buffers of the previous one (each training step
+// packs again) needs no pass clearing all of it first.
+void size_panels(int panels, int K, int N, AlignedVector<float>& out) {
+  out.resize(static_cast<std::size_t>(panels) * K * kPanelWidth);
+  const int cols = N - (panels - 1) * kPanelWidth;
+  if (panels == 0 || cols == kPanelWidth) return;
+  float* last = out.data() + static_cast<std::size_t>(panels - 1) * K * kPanelWidth;
+  for (int k = 0; k < K; ++k)
+    std::fill(last + k * kPanelWidth + cols, last + (k + 1) * kPanelWidth, 0.0f);
+}
+
+}  // namespace
+
 void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& out) {
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;
   out.N = N;
   out.K = K;
   out.bias.clear();
-  out.panels.assign(static_cast<std::size_t>(panels) * K * kPanelWidth, 0.0f);
+  size_panels(panels, K, N, out.panels);
   for (int p = 0; p < panels; ++p) {
     float* dst = out.panels.data() + static_cast<std::size_t>(p) * K * kPanelWidth;
     const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, N - n0);
@@ -435,7 +451,7 @@ void pack_weights_pair(int N, const float* W1, int K1, const float* W2, int K2, 
   const int panels = (N + kPanelWidth - 1) / kPanelWidth, K = K1 + K2;
   out.N = N;
   out.K = K;
-  out.panels.assign(static_cast<std::size_t>(panels) * K * kPanelWidth, 0.0f);
+  size_panels(panels, K, N, out.panels);
   for (int p = 0; p < panels; ++p) {
     float* dst = out.panels.data() + static_cast<std::size_t>(p) * K * kPanelWidth;
     const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, N - n0);
