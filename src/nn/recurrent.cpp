@@ -670,6 +670,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     // dh / dc for the step they end at, and their gate gradients are zero here, so the weight
     // gradients over all steps below see nothing of them.
     const int Bt = ws.batch_sizes[t];
+    // The last step processed here (the sequence's first) passes dh on only to dh0.
+    const bool want_dh = s > 0 || dh0 != nullptr;
     kernels::add_rows<T>(Bt, H, dh, dout_t, DH, dh_total);
     T* dg = dgates + t * BG;
     if (Bt < B) {
@@ -683,20 +685,21 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
         const T* c = W.cell.data() + t * BH;
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
         kernels::lstm_pointwise_backward<T>(Bt, H, dg, c_prev, c, dh_total, dc, dg);
-        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
-        if (mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
+        if (want_dh)
+          step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
+        if (want_dh && mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
         break;
       }
       case CellKind::gru: {
         T* dgh = dgates_hid + t * BG;
         kernels::gru_pointwise_backward<T>(Bt, H, dg, dgh, h_prev, ld_prev, dh_total, dg, dgh, dh);
-        if (mask) {
+        if (want_dh && mask) {
           // The product read the masked state: its gradient is masked before it joins the
           // direct path's (dh_total is free once the pointwise pass has read it).
           step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, false, dh_total, bf16,
                                 ws.bf16_scratch);
           kernels::mul_add_rows<T>(Bt, H, dh_total, mask, dh);
-        } else {
+        } else if (want_dh) {
           step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh, bf16, ws.bf16_scratch);
         }
         break;
@@ -704,8 +707,9 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       default: {
         const T* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
         kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, Bt, H, h, DH, dh_total, dg);
-        step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
-        if (mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
+        if (want_dh)
+          step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
+        if (want_dh && mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
         break;
       }
     }

@@ -152,12 +152,19 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
       model_.backward(in, c.ws, c.dlogits.data(), g);
     }
   });
+  // The threads' gradients summed into chunk 0's, each thread a slice of the parameters (every
+  // element summed in chunk order, as one thread would).
+  if (count > 1) {
+    pool_->run(count, [&](int k) {
+      const std::size_t begin = P * k / count, end = P * (k + 1) / count;
+      for (int c = 1; c < count; ++c) {
+        const float* g = chunks_[c]->grads.data();
+        for (std::size_t j = begin; j < end; ++j) grads[j] += g[j];
+      }
+    });
+  }
   Stats total;
   for (int k = 0; k < count; ++k) {
-    if (k > 0) {
-      const float* g = chunks_[k]->grads.data();
-      for (std::size_t j = 0; j < P; ++j) grads[j] += g[j];
-    }
     total.loss_sum += chunks_[k]->stats.loss_sum;
     total.correct += chunks_[k]->stats.correct;
     total.count += chunks_[k]->stats.count;
