@@ -1,7 +1,7 @@
 // ONNX Runtime's side of bench/onnx_compare.py: times an exported model on raw inputs.
-//   node onnx_time.js MODEL.onnx INPUTS.json THREADS RUNS
+//   node onnx_time.js MODEL.onnx INPUTS.json THREADS RUNS [WARMUP]
 // INPUTS.json as tests/export/onnx_run.js reads it. Prints {"ms_median": ...} over RUNS runs
-// after 5 untimed ones.
+// after WARMUP untimed ones (5).
 'use strict';
 const fs = require('fs');
 const ort = require('onnxruntime-node');
@@ -9,7 +9,7 @@ const ort = require('onnxruntime-node');
 const arrays = {uint8: Uint8Array, float32: Float32Array, int64: BigInt64Array};
 
 async function main() {
-  const [modelPath, inputsPath, threads, runs] = process.argv.slice(2);
+  const [modelPath, inputsPath, threads, runs, warmup = '5'] = process.argv.slice(2);
   const session = await ort.InferenceSession.create(modelPath, {
     intraOpNumThreads: Number(threads),
     interOpNumThreads: 1,
@@ -22,7 +22,7 @@ async function main() {
     const data = new Type(bytes.buffer, bytes.byteOffset, bytes.length / Type.BYTES_PER_ELEMENT);
     feeds[spec.name] = new ort.Tensor(spec.type, data, spec.dims);
   }
-  for (let k = 0; k < 5; ++k) await session.run(feeds);
+  for (let k = 0; k < Number(warmup); ++k) await session.run(feeds);
   const ms = [];
   for (let k = 0; k < Number(runs); ++k) {
     const t0 = process.hrtime.bigint();
