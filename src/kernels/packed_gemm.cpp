@@ -51,22 +51,51 @@ struct Run {
   int k;
 };
 
+// Where a tile's accumulators start: a row of 32 values (a panel's bias) that every row shares
+// (ld 0), or each row's own (row r at p + r * ld: the sums an earlier product left, continued
+// element by element), or zero (p null). `cols` valid values; the rest start at zero.
+struct Init {
+  const float* p = nullptr;
+  std::size_t ld = 0;
+
+  [[gnu::always_inline]] void load(int r, int cols, v16& lo, v16& hi) const {
+    lo = hi = v16{};
+    if (!p) return;
+    const float* row = p + r * ld;
+    if (cols == kPanelWidth) {
+      load16(lo, row);
+      load16(hi, row + 16);
+      return;
+    }
+    float padded[kPanelWidth] = {};
+    std::memcpy(padded, row, sizeof(float) * cols);
+    load16(lo, padded);
+    load16(hi, padded + 16);
+  }
+};
+
+// The start of a product's first depth block for a row tile and a panel: the bias of panel p
+// (broadcast), row m's own starting sums, or zero.
+struct Start {
+  const float* bias = nullptr;  // the packed bias, or null
+  const float* rows = nullptr;  // starting sums [M, N] (row stride ld), or null
+  std::size_t ld = 0;
+
+  [[gnu::always_inline]] Init at(std::size_t m, int p) const {
+    if (rows) return {rows + m * ld + static_cast<std::size_t>(p) * kPanelWidth, ld};
+    if (bias) return {bias + static_cast<std::size_t>(p) * kPanelWidth, 0};
+    return {};
+  }
+};
+
 // One tile: rows [m, m + MR) of the runs against one 32-column panel (already offset to the
-// runs' first inner index). Accumulators start at the panel's bias (or zero); cols <= 32 stored.
+// runs' first inner index). Accumulators start at `init`; cols <= 32 stored.
 template <int MR>
 [[gnu::always_inline]] inline void tile(const Run* runs, int nruns, std::size_t m,
-                                        const float* panel, const float* bias, bool accumulate,
-                                        float* C, int ldc, int cols) {
-  v16 init0{}, init1{};
-  if (bias) {
-    load16(init0, bias);
-    load16(init1, bias + 16);
-  }
+                                        const float* panel, Init init, bool accumulate, float* C,
+                                        int ldc, int cols) {
   v16 acc[MR][2];
-  for (int r = 0; r < MR; ++r) {
-    acc[r][0] = init0;
-    acc[r][1] = init1;
-  }
+  for (int r = 0; r < MR; ++r) init.load(r, cols, acc[r][0], acc[r][1]);
   for (int q = 0; q < nruns; ++q) {
     const int lda = runs[q].lda, K = runs[q].k;
     const float* A = runs[q].a + m * lda;
@@ -93,19 +122,11 @@ template <int MR>
 template <int MR, int P>
 [[gnu::always_inline]] inline void tile_panels(const Run* runs, int nruns, std::size_t m,
                                                const float* panel, std::size_t panel_stride,
-                                               const float* bias, bool accumulate, float* C,
-                                               int ldc) {
+                                               Init init, bool accumulate, float* C, int ldc) {
   v16 acc[MR][P][2];
   for (int q = 0; q < P; ++q) {
-    v16 init0{}, init1{};
-    if (bias) {
-      load16(init0, bias + q * kPanelWidth);
-      load16(init1, bias + q * kPanelWidth + 16);
-    }
-    for (int r = 0; r < MR; ++r) {
-      acc[r][q][0] = init0;
-      acc[r][q][1] = init1;
-    }
+    const Init at{init.p ? init.p + q * kPanelWidth : nullptr, init.ld};
+    for (int r = 0; r < MR; ++r) at.load(r, kPanelWidth, acc[r][q][0], acc[r][q][1]);
   }
   for (int u = 0; u < nruns; ++u) {
     const int lda = runs[u].lda, K = runs[u].k;
@@ -135,15 +156,13 @@ template <int MR, int P>
 // Rows [m, m + MR) against whole panels from p on in groups of P; returns the first panel left.
 template <int MR, int P>
 [[gnu::always_inline]] inline int panel_groups(const Run* runs, int nruns, std::size_t m,
-                                               const PackedMatrix& W, int k0, bool has_bias,
+                                               const PackedMatrix& W, int k0, Start start,
                                                bool accumulate, float* C, int ldc, int p) {
   const int whole = W.N / kPanelWidth;
   const std::size_t stride = static_cast<std::size_t>(W.K) * kPanelWidth;
   for (; p + P <= whole; p += P) {
     const float* panel = W.panels.data() + p * stride + static_cast<std::size_t>(k0) * kPanelWidth;
-    const float* bias =
-        has_bias ? W.bias.data() + static_cast<std::size_t>(p) * kPanelWidth : nullptr;
-    tile_panels<MR, P>(runs, nruns, m, panel, stride, bias, accumulate,
+    tile_panels<MR, P>(runs, nruns, m, panel, stride, start.at(m, p), accumulate,
                        C + m * ldc + p * kPanelWidth, ldc);
   }
   return p;
@@ -154,21 +173,19 @@ template <int MR, int P>
 // streaming inference (LSTM-128 at batch 1: 64 against 87 us with groups of 4 only).
 template <int MR, int P>
 [[gnu::always_inline]] inline void row_block_panels(const Run* runs, int nruns, std::size_t m,
-                                                    const PackedMatrix& W, int k0, bool has_bias,
+                                                    const PackedMatrix& W, int k0, Start start,
                                                     bool accumulate, float* C, int ldc) {
-  int p = panel_groups<MR, P>(runs, nruns, m, W, k0, has_bias, accumulate, C, ldc, 0);
+  int p = panel_groups<MR, P>(runs, nruns, m, W, k0, start, accumulate, C, ldc, 0);
   if constexpr (P >= 4)
-    p = panel_groups<MR, P / 2>(runs, nruns, m, W, k0, has_bias, accumulate, C, ldc, p);
+    p = panel_groups<MR, P / 2>(runs, nruns, m, W, k0, start, accumulate, C, ldc, p);
   if constexpr (P >= 8)
-    p = panel_groups<MR, P / 4>(runs, nruns, m, W, k0, has_bias, accumulate, C, ldc, p);
+    p = panel_groups<MR, P / 4>(runs, nruns, m, W, k0, start, accumulate, C, ldc, p);
   const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
   const std::size_t stride = static_cast<std::size_t>(W.K) * kPanelWidth;
   for (; p < panels; ++p) {
     const float* panel = W.panels.data() + p * stride + static_cast<std::size_t>(k0) * kPanelWidth;
-    const float* bias =
-        has_bias ? W.bias.data() + static_cast<std::size_t>(p) * kPanelWidth : nullptr;
     const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, W.N - n0);
-    tile<MR>(runs, nruns, m, panel, bias, accumulate, C + m * ldc + n0, ldc, cols);
+    tile<MR>(runs, nruns, m, panel, start.at(m, p), accumulate, C + m * ldc + n0, ldc, cols);
   }
 }
 
@@ -177,27 +194,26 @@ template <int MR, int P>
 // lambda dispatching on it was compiled outside the per-instruction-set copies, without AVX-512,
 // and the weight-gradient kernel fell from 135 to 2.6 GFLOP/s.
 [[gnu::always_inline]] inline void gemm_packed_block(int M, const Run* runs, int nruns,
-                                                     const PackedMatrix& W, int k0, bool add_bias,
+                                                     const PackedMatrix& W, int k0, Start start,
                                                      bool accumulate, float* C, int ldc) {
-  const bool has_bias = add_bias && !W.bias.empty();
   // One to four rows (batch-1 and streaming inference, small server batches): several panels
   // per pass. The same arithmetic per element as the tiles below.
   switch (M) {
     case 1:
       // Groups of 8 panels only pay where there are 8 (an RNN-128's 4 panels ran 15 -> 18 us).
       if (W.N >= 8 * kPanelWidth)
-        row_block_panels<1, 8>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+        row_block_panels<1, 8>(runs, nruns, 0, W, k0, start, accumulate, C, ldc);
       else
-        row_block_panels<1, 4>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+        row_block_panels<1, 4>(runs, nruns, 0, W, k0, start, accumulate, C, ldc);
       return;
     case 2:
-      row_block_panels<2, 4>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      row_block_panels<2, 4>(runs, nruns, 0, W, k0, start, accumulate, C, ldc);
       return;
     case 3:
-      row_block_panels<3, 2>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      row_block_panels<3, 2>(runs, nruns, 0, W, k0, start, accumulate, C, ldc);
       return;
     case 4:
-      row_block_panels<4, 2>(runs, nruns, 0, W, k0, has_bias, accumulate, C, ldc);
+      row_block_panels<4, 2>(runs, nruns, 0, W, k0, start, accumulate, C, ldc);
       return;
     default:
       break;
@@ -205,34 +221,33 @@ template <int MR, int P>
   const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
   for (int p = 0; p < panels; ++p) {
     const float* panel = W.panels.data() + (static_cast<std::size_t>(p) * W.K + k0) * kPanelWidth;
-    const float* bias =
-        has_bias ? W.bias.data() + static_cast<std::size_t>(p) * kPanelWidth : nullptr;
     const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, W.N - n0);
     std::size_t m = 0;
     for (; m + 8 <= static_cast<std::size_t>(M); m += 8)
-      tile<8>(runs, nruns, m, panel, bias, accumulate, C + m * ldc + n0, ldc, cols);
+      tile<8>(runs, nruns, m, panel, start.at(m, p), accumulate, C + m * ldc + n0, ldc, cols);
     float* c = C + m * ldc + n0;
+    const Init init = start.at(m, p);
     switch (M - static_cast<int>(m)) {
       case 7:
-        tile<7>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
+        tile<7>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
         break;
       case 6:
-        tile<6>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
+        tile<6>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
         break;
       case 5:
-        tile<5>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
+        tile<5>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
         break;
       case 4:
-        tile<4>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
+        tile<4>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
         break;
       case 3:
-        tile<3>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
+        tile<3>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
         break;
       case 2:
-        tile<2>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
+        tile<2>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
         break;
       case 1:
-        tile<1>(runs, nruns, m, panel, bias, accumulate, c, ldc, cols);
+        tile<1>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
         break;
       default:
         break;
@@ -242,7 +257,7 @@ template <int MR, int P>
 
 // Inner dimension per pass: a 256 x 32 slice of a panel (32 KB) stays in L1 while the row tiles
 // stream past it; the backward step's K = 4H = 512 would not fit.
-constexpr int kDepthBlock = 256;
+constexpr int kDepthBlock = kPackedDepth;
 
 // C = [A1 | A2] * W (+ bias), A1 k1 columns wide, A2 W.K - k1, in depth blocks of kDepthBlock.
 [[gnu::always_inline]] inline void gemm_packed_runs(int M, const float* A1, int lda1, int k1,
@@ -258,7 +273,8 @@ constexpr int kDepthBlock = 256;
       const int from = std::max(k0, k1);
       runs[n++] = {A2 + (from - k1), lda2, k_end - from};
     }
-    gemm_packed_block(M, runs, n, W, k0, k0 == 0, accumulate || k0 > 0, C, ldc);
+    const Start start{k0 == 0 && !W.bias.empty() ? W.bias.data() : nullptr};
+    gemm_packed_block(M, runs, n, W, k0, start, accumulate || k0 > 0, C, ldc);
   }
 }
 
@@ -386,6 +402,31 @@ namespace {
   }
 }
 
+// The first k1 <= kDepthBlock inner rows of a pair product into C, as gemm_packed_runs sums them
+// (the bias, then those rows in order).
+[[gnu::always_inline]] inline void gemm_packed_head_impl(int M, const float* A1, int lda1, int k1,
+                                                         const PackedMatrix& W, float* C, int ldc) {
+  const Run run{A1, lda1, k1};
+  const Start start{W.bias.empty() ? nullptr : W.bias.data()};
+  gemm_packed_block(M, &run, 1, W, 0, start, false, C, ldc);
+}
+
+// The rest of that product, inner rows [k1, W.K), continued in C: within the depth block that
+// holds k1 each sum goes on from where the head left it; a block that starts at or after k1 is
+// summed from zero and added, as gemm_packed_runs does.
+[[gnu::always_inline]] inline void gemm_packed_tail_impl(int M, const float* A2, int lda2, int k1,
+                                                         const PackedMatrix& W, float* C, int ldc) {
+  for (int k0 = 0; k0 < W.K; k0 += kDepthBlock) {
+    const int k_end = std::min(W.K, k0 + kDepthBlock);
+    if (k_end <= k1) continue;
+    const int from = std::max(k0, k1);
+    const Run run{A2 + (from - k1), lda2, k_end - from};
+    const bool inside = from > k0;
+    const Start start{nullptr, inside ? C : nullptr, inside ? static_cast<std::size_t>(ldc) : 0};
+    gemm_packed_block(M, &run, 1, W, from, start, !inside, C, ldc);
+  }
+}
+
 [[gnu::always_inline]] inline void gemm_packed_impl(int M, const float* A, int lda,
                                                     const PackedMatrix& W, bool accumulate,
                                                     float* C, int ldc) {
@@ -413,6 +454,14 @@ RECUR_DISPATCHED(, void, gemm_packed_pair, gemm_packed_pair_v, gemm_packed_pair_
                  (int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
                   const PackedMatrix& W, float* C, int ldc),
                  (M, A1, lda1, k1, A2, lda2, W, C, ldc))
+RECUR_DISPATCHED(, void, gemm_packed_head, gemm_packed_head_v, gemm_packed_head_impl,
+                 (int M, const float* A1, int lda1, int k1, const PackedMatrix& W, float* C,
+                  int ldc),
+                 (M, A1, lda1, k1, W, C, ldc))
+RECUR_DISPATCHED(, void, gemm_packed_tail, gemm_packed_tail_v, gemm_packed_tail_impl,
+                 (int M, const float* A2, int lda2, int k1, const PackedMatrix& W, float* C,
+                  int ldc),
+                 (M, A2, lda2, k1, W, C, ldc))
 
 namespace {
 

@@ -18,6 +18,8 @@
 namespace recur::kernels {
 
 inline constexpr int kPanelWidth = 32;
+// Inner rows summed per pass (a 256 x 32 panel slice, 32 KB, stays in L1).
+inline constexpr int kPackedDepth = 256;
 
 // W packed for C = A * op(W): N output columns, K inner dimension, panels [ceil(N/32)][K][32]
 // (the last panel zero-padded), and optionally a bias [ceil(N/32) * 32] added to every row.
@@ -47,6 +49,15 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool acc
 // stride lda1) followed by A2's row (W.K - k1 columns, stride lda2).
 void gemm_packed_pair(int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
                       const PackedMatrix& W, float* C, int ldc);
+
+// gemm_packed_pair in two parts, bit for bit the same: gemm_packed_head writes into C the sums of
+// the bias and A1's k1 <= kPackedDepth columns, and gemm_packed_tail continues them in place with
+// A2's W.K - k1 columns. Batch-1 inference runs the head for every timestep's x_t at once (one
+// product of S rows), then only h_{t-1}'s part a step.
+void gemm_packed_head(int M, const float* A1, int lda1, int k1, const PackedMatrix& W, float* C,
+                      int ldc);
+void gemm_packed_tail(int M, const float* A2, int lda2, int k1, const PackedMatrix& W, float* C,
+                      int ldc);
 
 // C[M,N] += A^T X with A [K,M] (row stride lda) and X [K,N] (row stride ldx) row-major: the
 // weight gradient of a layer, sum over all timesteps and rows of dgates^T x inputs. X is packed

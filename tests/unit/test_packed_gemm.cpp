@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/gemm.hpp"
@@ -163,6 +164,39 @@ void check_tn(int M, int N, int K, int lda, int ldx, int ldc) {
       const float got = C[m * ldc + n], want = R[m * ldc + n];
       ASSERT_NEAR(got, want, 1e-4f * (1 + std::fabs(want)))
           << M << "x" << N << "x" << K << " at " << m << "," << n;
+    }
+}
+
+// gemm_packed_head then gemm_packed_tail equal gemm_packed_pair bit for bit: k1 inside the first
+// depth block and at its end, A2 within one block and across two, whole and partial panels, the
+// row counts of the few-row kernels and of the 8-row tiles, with and without a bias.
+void check_head_tail(int M, int N, int K1, int K2, bool bias) {
+  Rng rng(M * 131 + N * 17 + K1 * 3 + K2 + (bias ? 1 : 0));
+  const int lda1 = K1 + 3, lda2 = K2 + 5, ldc = N + 7;
+  std::vector<float> A1(static_cast<size_t>(M) * lda1), A2(static_cast<size_t>(M) * lda2),
+      W1(static_cast<size_t>(N) * K1), W2(static_cast<size_t>(N) * K2), b(N);
+  for (auto* v : {&A1, &A2, &W1, &W2, &b})
+    for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+  PackedMatrix P;
+  pack_weights_pair(N, W1.data(), K1, W2.data(), K2, bias ? b.data() : nullptr, nullptr, P);
+  std::vector<float> whole(static_cast<size_t>(M) * ldc, 9.0f), parts = whole;
+  gemm_packed_pair(M, A1.data(), lda1, K1, A2.data(), lda2, P, whole.data(), ldc);
+  gemm_packed_head(M, A1.data(), lda1, K1, P, parts.data(), ldc);
+  gemm_packed_tail(M, A2.data(), lda2, K1, P, parts.data(), ldc);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < ldc; ++n)
+      ASSERT_EQ(std::memcmp(&whole[m * ldc + n], &parts[m * ldc + n], sizeof(float)), 0)
+          << M << "x" << N << " K1 " << K1 << " K2 " << K2 << " at " << m << "," << n << ": "
+          << whole[m * ldc + n] << " against " << parts[m * ldc + n];
+}
+
+TEST(PackedGemm, HeadThenTailEqualsThePairProduct) {
+  for (int M : {1, 2, 3, 4, 5, 8, 28, 29})
+    for (bool bias : {true, false}) {
+      check_head_tail(M, 512, 28, 128, bias);  // LSTM-128 over image rows
+      check_head_tail(M, 200, 28, 300, bias);  // a partial panel; A2 across the block boundary
+      check_head_tail(M, 96, 256, 64, bias);   // k1 at the block boundary
+      check_head_tail(M, 64, 100, 156, bias);  // A2 ends exactly at the boundary
     }
 }
 

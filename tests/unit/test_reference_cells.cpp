@@ -143,7 +143,7 @@ INSTANTIATE_TEST_SUITE_P(
 // Inference keeps one step of gates and cell states (two alternating buffers) where training
 // keeps every step: with the same packed weights, both give the same outputs and final states
 // bit for bit, on sequences of varied lengths (packed batches) and full ones, for a stack of two
-// bidirectional layers, in batches of 1, 5 and 11 rows.
+// bidirectional layers, in batches of 1, 5 and 11 rows (batch 1: every step's input side first).
 TEST(RecurrentStack, InferenceKeepsOneStepAndGivesTrainingsBits) {
   for (const CellKind cell : {CellKind::lstm, CellKind::gru, CellKind::rnn_tanh})
     for (const int B : {1, 5, 11})
@@ -196,9 +196,14 @@ TEST(RecurrentStack, InferenceKeepsOneStepAndGivesTrainingsBits) {
               std::equal(infer_ws.cn.begin(), infer_ws.cn.begin() + states, train_ws.cn.begin()))
               << what << ": cn";
         }
-        // Inference kept one step of gates, training all of them.
-        EXPECT_LT(infer_ws.layers[0].dir[0].gates.size(), train_ws.layers[0].dir[0].gates.size())
-            << what;
+        // Inference kept one step of gates, training all of them; up to 4 rows inference keeps
+        // every step's input side, computed first (gemm_packed_head), and still the same bits.
+        if (B > 4)
+          EXPECT_LT(infer_ws.layers[0].dir[0].gates.size(), train_ws.layers[0].dir[0].gates.size())
+              << what;
+        else
+          EXPECT_EQ(infer_ws.layers[0].dir[0].gates.size(), train_ws.layers[0].dir[0].gates.size())
+              << what;
       }
 }
 
