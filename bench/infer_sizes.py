@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -29,24 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "export"))
 import test_onnx_export as t  # noqa: E402  (the export test's training, export and comparison)
-
-
-def run(cmd, env=None):
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")
-    return r.stdout
-
-
-def save_images(folder, images):
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "images.bin")
-    images.tofile(path)
-    spec = os.path.join(folder, "inputs.json")
-    with open(spec, "w") as f:
-        json.dump([{"name": "images", "type": "uint8", "dims": list(images.shape),
-                    "file": path}], f)
-    return spec
+from onnx_compare import run, save_inputs  # noqa: E402
 
 
 def sample_flops(hidden):
@@ -75,7 +57,8 @@ def main():
         ROOT, "build", "tests", "onnx_reference"), work=work))
     os.makedirs(os.path.join(work, "onnx"), exist_ok=True)
     images = t.image_inputs(10000)["arrays"]["images"]
-    inputs = {b: save_images(os.path.join(work, f"b{b}"), images[:b].copy()) for b in batches}
+    inputs = {b: save_inputs(os.path.join(work, f"b{b}"), {"images": images[:b].copy()})
+              for b in batches}
     node = ["node", os.path.join(HERE, "onnx_time.js")]
     mnist = ["--data", t.MNIST, "--val", "100", "--train-limit", "300"]
 
