@@ -122,45 +122,87 @@ RECUR_TARGET_AVX512 void lstm_cell_avx512(int B, int H, const float* gates, cons
   }
 }
 
+// One row's 16 units [j, j + 16) of the GRU cell: h stored, |h| folded into amax.
+[[gnu::always_inline]] RECUR_TARGET_AVX512 inline void gru_block16(const float* g, const float* hd,
+                                                                   const float* hp, int H,
+                                                                   float* hb, int j, __mmask16 m,
+                                                                   __m512i& amax) {
+  using namespace gru_gate;
+  const __m512 r = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, g + kReset * H + j),
+                                           _mm512_maskz_loadu_ps(m, hd + kReset * H + j)));
+  const __m512 z = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, g + kUpdate * H + j),
+                                           _mm512_maskz_loadu_ps(m, hd + kUpdate * H + j)));
+  const __m512 n = tanh16(_mm512_fmadd_ps(r, _mm512_maskz_loadu_ps(m, hd + kNew * H + j),
+                                          _mm512_maskz_loadu_ps(m, g + kNew * H + j)));
+  // (1 - z) n + z h_prev
+  const __m512 v = _mm512_fmadd_ps(z, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, hp + j), n), n);
+  store_h16(hb + j, m, v, amax);
+}
+
+// Two rows at a time, as the LSTM cell: two independent dependency chains side by side.
 RECUR_TARGET_AVX512 void gru_cell_avx512(int B, int H, const float* gates, const float* hidden,
                                          const float* h_prev, int ld_prev, float* h, int ldh,
                                          std::uint8_t* q, int ldq, float* scales) {
   using namespace gru_gate;
-  for (int b = 0; b < B; ++b) {
-    const float* g = gates + static_cast<std::size_t>(b) * kCount * H;
-    const float* hd = hidden + static_cast<std::size_t>(b) * kCount * H;
+  const std::size_t G = static_cast<std::size_t>(kCount) * H;
+  int b = 0;
+  for (; b + 2 <= B; b += 2) {
+    const float* g = gates + static_cast<std::size_t>(b) * G;
+    const float* hd = hidden + static_cast<std::size_t>(b) * G;
     const float* hp = h_prev + static_cast<std::size_t>(b) * ld_prev;
     float* hb = h + static_cast<std::size_t>(b) * ldh;
-    __m512i amax = _mm512_setzero_si512();
+    __m512i amax0 = _mm512_setzero_si512(), amax1 = amax0;
     for (int j = 0; j < H; j += 16) {
       const __mmask16 m = lanes(H - j);
-      const __m512 r = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, g + kReset * H + j),
-                                               _mm512_maskz_loadu_ps(m, hd + kReset * H + j)));
-      const __m512 z = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, g + kUpdate * H + j),
-                                               _mm512_maskz_loadu_ps(m, hd + kUpdate * H + j)));
-      const __m512 n = tanh16(_mm512_fmadd_ps(r, _mm512_maskz_loadu_ps(m, hd + kNew * H + j),
-                                              _mm512_maskz_loadu_ps(m, g + kNew * H + j)));
-      // (1 - z) n + z h_prev
-      const __m512 v = _mm512_fmadd_ps(z, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, hp + j), n), n);
-      store_h16(hb + j, m, v, amax);
+      gru_block16(g, hd, hp, H, hb, j, m, amax0);
+      gru_block16(g + G, hd + G, hp + ld_prev, H, hb + ldh, j, m, amax1);
     }
+    for (int r = 0; r < 2; ++r)
+      finish_row16(hb + static_cast<std::size_t>(r) * ldh, H, r ? amax1 : amax0,
+                   q ? q + static_cast<std::size_t>(b + r) * ldq : nullptr,
+                   q ? scales + b + r : nullptr);
+  }
+  for (; b < B; ++b) {
+    float* hb = h + static_cast<std::size_t>(b) * ldh;
+    __m512i amax = _mm512_setzero_si512();
+    for (int j = 0; j < H; j += 16)
+      gru_block16(gates + static_cast<std::size_t>(b) * G, hidden + static_cast<std::size_t>(b) * G,
+                  h_prev + static_cast<std::size_t>(b) * ld_prev, H, hb, j, lanes(H - j), amax);
     finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
                  q ? scales + b : nullptr);
   }
 }
 
+// One row's 16 units of the RNN cell.
+[[gnu::always_inline]] RECUR_TARGET_AVX512 inline void rnn_block16(bool relu, const float* p,
+                                                                   float* hb, int j, __mmask16 m,
+                                                                   __m512i& amax) {
+  const __m512 x = _mm512_maskz_loadu_ps(m, p + j);
+  store_h16(hb + j, m, relu ? _mm512_maskz_max_ps(kAll, x, _mm512_setzero_ps()) : tanh16(x), amax);
+}
+
 RECUR_TARGET_AVX512 void rnn_cell_avx512(bool relu, int B, int H, const float* pre, float* h,
                                          int ldh, std::uint8_t* q, int ldq, float* scales) {
-  for (int b = 0; b < B; ++b) {
+  int b = 0;
+  for (; b + 2 <= B; b += 2) {
     const float* p = pre + static_cast<std::size_t>(b) * H;
     float* hb = h + static_cast<std::size_t>(b) * ldh;
-    __m512i amax = _mm512_setzero_si512();
+    __m512i amax0 = _mm512_setzero_si512(), amax1 = amax0;
     for (int j = 0; j < H; j += 16) {
       const __mmask16 m = lanes(H - j);
-      const __m512 x = _mm512_maskz_loadu_ps(m, p + j);
-      store_h16(hb + j, m, relu ? _mm512_maskz_max_ps(kAll, x, _mm512_setzero_ps()) : tanh16(x),
-                amax);
+      rnn_block16(relu, p, hb, j, m, amax0);
+      rnn_block16(relu, p + H, hb + ldh, j, m, amax1);
     }
+    for (int r = 0; r < 2; ++r)
+      finish_row16(hb + static_cast<std::size_t>(r) * ldh, H, r ? amax1 : amax0,
+                   q ? q + static_cast<std::size_t>(b + r) * ldq : nullptr,
+                   q ? scales + b + r : nullptr);
+  }
+  for (; b < B; ++b) {
+    float* hb = h + static_cast<std::size_t>(b) * ldh;
+    __m512i amax = _mm512_setzero_si512();
+    for (int j = 0; j < H; j += 16)
+      rnn_block16(relu, pre + static_cast<std::size_t>(b) * H, hb, j, lanes(H - j), amax);
     finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
                  q ? scales + b : nullptr);
   }
