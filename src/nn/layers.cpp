@@ -820,7 +820,9 @@ const LayerKind& pool_kind() {
                   .meta = "last|mean|max|maxmean",
                   .doc = "the pooling"}},
       .doc_layer = "`pool last\\|mean\\|max\\|maxmean`",
-      .twin = "over each sequence's real steps",
+      .twin =
+          "over each sequence's real steps; `maxmean`: max and mean side by side "
+          "(`torch.cat([max, mean], 1)`)",
       .make_float = &construct_layer<PoolLayer, float>,
       .make_double = &construct_layer<PoolLayer, double>};
   return k;
