@@ -22,8 +22,8 @@
 
 namespace recur {
 
-enum class Pooling { last, mean, max };
-Pooling parse_pooling(const std::string& name);  // Error("--pooling", ...)
+enum class Pooling { last, mean, max, maxmean };  // maxmean: [max, mean] side by side
+Pooling parse_pooling(const std::string& name);   // Error("--pooling", ...)
 std::string to_string(Pooling p);
 
 // Weight initialisations (seeded, deterministic):

@@ -422,6 +422,13 @@ std::string Exporter::untied_direction(std::size_t i, int l, int d, const Seq& s
 std::string Exporter::pool(const LayerSpec& spec, Seq& s) {
   const OnnxAttr drop = OnnxAttr::integer("keepdims", 0);
   switch (spec.pooling) {
+    case Pooling::maxmean: {
+      LayerSpec half = spec;
+      half.pooling = Pooling::max;
+      const std::string mx = pool(half, s);
+      half.pooling = Pooling::mean;
+      return g_.node("Concat", {mx, pool(half, s)}, {OnnxAttr::integer("axis", 1)});
+    }
     case Pooling::mean: {
       const std::string sum = g_.node("ReduceSum", {masked(s, 0.f), g_.ints("axes", {0})}, {drop});
       const std::string count =

@@ -37,7 +37,8 @@ struct StreamState::Impl {
       st.layer_ws = model.layer(stage.layer).make_workspace();
       s->stages.push_back(std::move(st));
     }
-    s->pooled.assign(static_cast<std::size_t>(plan.pooled), 0.f);
+    s->pooled.assign(
+        static_cast<std::size_t>(plan.pooled) * (plan.pooling == Pooling::maxmean ? 2 : 1), 0.f);
     for (std::size_t i = plan.pool; i < model.num_layers(); ++i)
       s->head_ws.push_back(model.layer(i).make_workspace());
     return s;
@@ -178,6 +179,10 @@ void pool_step(Pooling pooling, const float* row, int F, bool first, float* acc)
         for (int f = 0; f < F; ++f)
           if (row[f] > acc[f]) acc[f] = row[f];
       }
+      break;
+    case Pooling::maxmean:  // [max F, running sum F]
+      pool_step(Pooling::max, row, F, first, acc);
+      pool_step(Pooling::mean, row, F, first, acc + F);
       break;
   }
 }
@@ -409,9 +414,10 @@ StreamReading Predictor::read(const StreamState& state) const {
   const int F = plan.pooled;
   std::vector<float>& pooled = st.vec_a;
   pooled.assign(st.pooled.begin(), st.pooled.end());
-  if (plan.pooling == Pooling::mean) {
+  if (plan.pooling == Pooling::mean || plan.pooling == Pooling::maxmean) {
     const float inv = 1.f / static_cast<float>(state.steps);
-    for (int f = 0; f < F; ++f) pooled[static_cast<std::size_t>(f)] *= inv;
+    const int sum = plan.pooling == Pooling::maxmean ? F : 0;  // where the running sum starts
+    for (int f = sum; f < sum + F; ++f) pooled[static_cast<std::size_t>(f)] *= inv;
   }
   const LayerContext<float> ctx{model_->params().data(), 1, nullptr, nullptr, false, nullptr};
   const float* in = pooled.data();

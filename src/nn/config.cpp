@@ -34,8 +34,10 @@ const std::pair<const char*, CellKind> kCells[] = {{"lstm", CellKind::lstm},
                                                    {"rnn", CellKind::rnn_tanh},
                                                    {"rnn_tanh", CellKind::rnn_tanh},
                                                    {"rnn_relu", CellKind::rnn_relu}};
-const std::pair<const char*, Pooling> kPoolings[] = {
-    {"last", Pooling::last}, {"mean", Pooling::mean}, {"max", Pooling::max}};
+const std::pair<const char*, Pooling> kPoolings[] = {{"last", Pooling::last},
+                                                     {"mean", Pooling::mean},
+                                                     {"max", Pooling::max},
+                                                     {"maxmean", Pooling::maxmean}};
 const std::pair<const char*, InitKind> kInits[] = {
     {"pytorch", InitKind::pytorch},
     {"glorot", InitKind::glorot},

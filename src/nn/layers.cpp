@@ -455,7 +455,8 @@ class PoolLayer final : public Layer<T> {
     this->in_ = in;
     RECUR_CHECK(in.kind == ActKind::sequence && !in.ids, where,
                 "pooling reads a sequence of features");
-    this->out_ = ActShape{ActKind::vector, in.features};
+    this->out_ =
+        ActShape{ActKind::vector, spec.pooling == Pooling::maxmean ? 2 * in.features : in.features};
   }
   void init(T*, std::uint64_t) const override {}
   std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
@@ -467,6 +468,7 @@ class PoolLayer final : public Layer<T> {
     const int B = ctx.batch, F = this->in_.features;
     const int D = this->in_.directions, H = F / D;
     auto at = [&](int t, int b) { return in + (static_cast<std::size_t>(t) * B + b) * F; };
+    auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
     switch (this->spec_.pooling) {
       case Pooling::last:
         // The forward half's last step is the sample's own last; a reverse half ends at step 0.
@@ -478,36 +480,16 @@ class PoolLayer final : public Layer<T> {
         }
         break;
       case Pooling::mean:
-        std::fill(out, out + static_cast<std::size_t>(B) * F, T(0));
-        for (int t = 0; t < seq.steps; ++t)
-          for (int b = 0; b < seq.batch_sizes[t]; ++b) {
-            const T* x = at(t, b);
-            T* o = out + static_cast<std::size_t>(b) * F;
-            for (int f = 0; f < F; ++f) o[f] += x[f];
-          }
-        for (int b = 0; b < B; ++b) {
-          const T inv = T(1) / T(seq.lengths[b]);
-          T* o = out + static_cast<std::size_t>(b) * F;
-          for (int f = 0; f < F; ++f) o[f] *= inv;
-        }
+        mean_forward(seq, B, F, in, out, F);
         break;
-      case Pooling::max: {
-        auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
-        arg.assign(static_cast<std::size_t>(B) * F, 0);
-        std::memcpy(out, in, sizeof(T) * B * F);
-        for (int t = 1; t < seq.steps; ++t)
-          for (int b = 0; b < seq.batch_sizes[t]; ++b) {
-            const T* x = at(t, b);
-            T* o = out + static_cast<std::size_t>(b) * F;
-            int* a = arg.data() + static_cast<std::size_t>(b) * F;
-            for (int f = 0; f < F; ++f)
-              if (x[f] > o[f]) {
-                o[f] = x[f];
-                a[f] = t;
-              }
-          }
+      case Pooling::max:
+        max_forward(seq, B, F, in, out, F, arg);
         break;
-      }
+      case Pooling::maxmean:
+        // [B, 2F]: each sample's maximum, then its mean (torch.cat([max, mean], dim=1)).
+        max_forward(seq, B, F, in, out, 2 * F, arg);
+        mean_forward(seq, B, F, in, out + F, 2 * F);
+        break;
     }
   }
   void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T*,
@@ -518,6 +500,7 @@ class PoolLayer final : public Layer<T> {
     const int D = this->in_.directions, H = F / D;
     std::fill(din, din + static_cast<std::size_t>(seq.steps) * B * F, T(0));
     auto at = [&](int t, int b) { return din + (static_cast<std::size_t>(t) * B + b) * F; };
+    const auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
     switch (this->spec_.pooling) {
       case Pooling::last:
         for (int b = 0; b < B; ++b) {
@@ -528,24 +511,70 @@ class PoolLayer final : public Layer<T> {
         }
         break;
       case Pooling::mean:
-        for (int t = 0; t < seq.steps; ++t)
-          for (int b = 0; b < seq.batch_sizes[t]; ++b) {
-            const T inv = T(1) / T(seq.lengths[b]);
-            const T* d = dout + static_cast<std::size_t>(b) * F;
-            T* x = at(t, b);
-            for (int f = 0; f < F; ++f) x[f] = d[f] * inv;
-          }
+        mean_backward(seq, B, F, dout, F, din);
         break;
-      case Pooling::max: {
-        const auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
-        for (int b = 0; b < B; ++b)
-          for (int f = 0; f < F; ++f) {
-            const std::size_t k = static_cast<std::size_t>(b) * F + f;
-            at(arg[k], b)[f] = dout[k];
-          }
+      case Pooling::max:
+        max_backward(B, F, arg, dout, F, din);
         break;
-      }
+      case Pooling::maxmean:
+        mean_backward(seq, B, F, dout + F, 2 * F, din);
+        max_backward(B, F, arg, dout, 2 * F, din);
+        break;
     }
+  }
+
+ private:
+  // Output rows are `stride` apart (F alone, 2F for maxmean).
+  static void mean_forward(const SeqInfo& seq, int B, int F, const T* in, T* out, int stride) {
+    for (int b = 0; b < B; ++b) std::fill_n(out + static_cast<std::size_t>(b) * stride, F, T(0));
+    for (int t = 0; t < seq.steps; ++t)
+      for (int b = 0; b < seq.batch_sizes[t]; ++b) {
+        const T* x = in + (static_cast<std::size_t>(t) * B + b) * F;
+        T* o = out + static_cast<std::size_t>(b) * stride;
+        for (int f = 0; f < F; ++f) o[f] += x[f];
+      }
+    for (int b = 0; b < B; ++b) {
+      const T inv = T(1) / T(seq.lengths[b]);
+      T* o = out + static_cast<std::size_t>(b) * stride;
+      for (int f = 0; f < F; ++f) o[f] *= inv;
+    }
+  }
+  static void max_forward(const SeqInfo& seq, int B, int F, const T* in, T* out, int stride,
+                          std::vector<int>& arg) {
+    arg.assign(static_cast<std::size_t>(B) * F, 0);
+    for (int b = 0; b < B; ++b)
+      std::memcpy(out + static_cast<std::size_t>(b) * stride, in + static_cast<std::size_t>(b) * F,
+                  sizeof(T) * F);
+    for (int t = 1; t < seq.steps; ++t)
+      for (int b = 0; b < seq.batch_sizes[t]; ++b) {
+        const T* x = in + (static_cast<std::size_t>(t) * B + b) * F;
+        T* o = out + static_cast<std::size_t>(b) * stride;
+        int* a = arg.data() + static_cast<std::size_t>(b) * F;
+        for (int f = 0; f < F; ++f)
+          if (x[f] > o[f]) {
+            o[f] = x[f];
+            a[f] = t;
+          }
+      }
+  }
+  // Both add into din (zeroed by the caller), so maxmean's two halves sum.
+  static void mean_backward(const SeqInfo& seq, int B, int F, const T* dout, int stride, T* din) {
+    for (int t = 0; t < seq.steps; ++t)
+      for (int b = 0; b < seq.batch_sizes[t]; ++b) {
+        const T inv = T(1) / T(seq.lengths[b]);
+        const T* d = dout + static_cast<std::size_t>(b) * stride;
+        T* x = din + (static_cast<std::size_t>(t) * B + b) * F;
+        for (int f = 0; f < F; ++f) x[f] += d[f] * inv;
+      }
+  }
+  static void max_backward(int B, int F, const std::vector<int>& arg, const T* dout, int stride,
+                           T* din) {
+    for (int b = 0; b < B; ++b)
+      for (int f = 0; f < F; ++f) {
+        const std::size_t k = static_cast<std::size_t>(b) * F + f;
+        din[(static_cast<std::size_t>(arg[k]) * B + b) * F + f] +=
+            dout[static_cast<std::size_t>(b) * stride + f];
+      }
   }
 };
 
@@ -778,21 +807,24 @@ const LayerKind& recurrent_kind() {
 }
 
 const LayerKind& pool_kind() {
-  static const LayerKind k{.type = "pool",
-                           .words = {"pool"},
-                           .params = {{.key = "pooling",
-                                       .json = "pooling",
-                                       .field = &LayerSpec::pooling,
-                                       .label = "pooling",
-                                       .positional = true,
-                                       .required = true,
-                                       .missing = "needs last, mean or max, e.g. 'pool max'",
-                                       .meta = "last|mean|max",
-                                       .doc = "the pooling"}},
-                           .doc_layer = "`pool last\\|mean\\|max`",
-                           .twin = "over each sequence's real steps",
-                           .make_float = &construct_layer<PoolLayer, float>,
-                           .make_double = &construct_layer<PoolLayer, double>};
+  static const LayerKind k{
+      .type = "pool",
+      .words = {"pool"},
+      .params = {{.key = "pooling",
+                  .json = "pooling",
+                  .field = &LayerSpec::pooling,
+                  .label = "pooling",
+                  .positional = true,
+                  .required = true,
+                  .missing = "needs last, mean, max or maxmean, e.g. 'pool max'",
+                  .meta = "last|mean|max|maxmean",
+                  .doc = "the pooling"}},
+      .doc_layer = "`pool last\\|mean\\|max\\|maxmean`",
+      .twin =
+          "over each sequence's real steps; `maxmean`: max and mean side by side "
+          "(`torch.cat([max, mean], 1)`)",
+      .make_float = &construct_layer<PoolLayer, float>,
+      .make_double = &construct_layer<PoolLayer, double>};
   return k;
 }
 

@@ -158,7 +158,7 @@ std::vector<TrainOption> model_options() {
                    model.bidirectional),
       RECUR_NUMBER("projection", "model", "Width of a Dense input projection; 0 = none",
                    Kind::integer, model.projection),
-      RECUR_TEXT("pooling", "model", "Outputs to the head: last, mean, max",
+      RECUR_TEXT("pooling", "model", "Outputs to the head: last, mean, max, maxmean ([max, mean])",
                  o.model.pooling = parse_pooling(t), to_string(o.model.pooling)),
       RECUR_NUMBER("dropout", "model", "Dropout between stacked layers", Kind::real, model.dropout),
       RECUR_NUMBER("recurrent-dropout", "model",

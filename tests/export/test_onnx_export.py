@@ -69,6 +69,7 @@ TEXT_CASES = [
      ["--model", "embedding 12, tanh, avgpool1d 4, rnn_relu 8 layers=2, dropout 0.2, pool mean, "
                  "linear 6, relu, linear"]),
     ("text-linear-lstm-last", ["--model", "embedding 8, linear 6, lstm 8, pool last, linear"]),
+    ("text-bigru-maxmean", ["--model", "embedding 8, gru 6 bidirectional, pool maxmean, linear"]),
 ]
 FAST = ["--steps", "3", "--display-step", "1000"]
 

@@ -3,7 +3,8 @@
 
 Variable-length batches go through torch.nn.utils.rnn.pack_padded_sequence, so the reference is
 PyTorch's own packed-sequence path: an embedding, a recurrent stack (LSTM, GRU, RNN; uni- or
-bidirectional), pooling over each sample's real steps (last / mean / max), a linear head. Batches
+bidirectional), pooling over each sample's real steps (last / mean / max / maxmean: max and mean side by
+side), a linear head. Batches
 have 9 rows so that recur's packed fast path (used from 8 rows on) is compared directly. Each file
 holds the weights under PyTorch's state_dict names, the ids [steps, batch] (int32, 0 at padded
 steps), the lengths, the labels, and in float64 the padded output sequence, the logits, the mean
@@ -11,7 +12,8 @@ cross-entropy loss and every parameter's gradient ("grad." prefix). recur's desc
 model is stored as JSON in the metadata key "recur.spec".
 
 Run from the repository root:  /usr/bin/python3 tests/golden/make_layer_fixtures.py
-(append `pool1d` to write only the maxpool1d / avgpool1d fixtures)
+(append `pool1d` to write only the maxpool1d / avgpool1d fixtures, `maxmean` for only the
+maxmean ones)
 """
 import json
 import os
@@ -40,7 +42,8 @@ class TextNet(torch.nn.Module):
         else:
             self.rnn = torch.nn.RNN(rnn_in, hidden, layers, nonlinearity=cell.split("_")[1],
                                     bidirectional=bidirectional)
-        self.head = torch.nn.Linear(hidden * (2 if bidirectional else 1), classes)
+        pooled = hidden * (2 if bidirectional else 1) * (2 if pooling == "maxmean" else 1)
+        self.head = torch.nn.Linear(pooled, classes)
         self.hidden, self.pooling = hidden, pooling
 
     def forward(self, inputs, lengths, embedded=False):
@@ -57,8 +60,12 @@ class TextNet(torch.nn.Module):
                 pooled = torch.cat([pooled[:, :H], out[0, :, H:]], dim=1)
         elif self.pooling == "mean":
             pooled = (out * mask[:, :, None]).sum(0) / lengths[:, None].to(out.dtype)
-        else:
+        elif self.pooling == "max":
             pooled = out.masked_fill(~mask[:, :, None], float("-inf")).max(0).values
+        else:  # maxmean
+            pooled = torch.cat([out.masked_fill(~mask[:, :, None], float("-inf")).max(0).values,
+                                (out * mask[:, :, None]).sum(0) / lengths[:, None].to(out.dtype)],
+                               dim=1)
         return out, self.head(pooled)
 
 
@@ -201,8 +208,19 @@ def make_pool1d():
          [13, 12, 12, 10, 9, 7, 5, 4, 3], seed=16, pool1d=(3, 2, "avg"))
 
 
+def make_maxmean():
+    """Max and mean pooling side by side (--pooling maxmean), on ragged and full batches."""
+    make("embed_bilstm_maxmean", "lstm", 1, True, "maxmean", [9, 8, 8, 6, 5, 3, 3, 2, 1],
+         seed=17)
+    make("features_gru_b9_maxmean", "gru", 1, False, "maxmean", [7] * 9, vocab=0, seed=18)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["maxmean"]:  # only the maxmean fixtures (the others stay as written)
+        make_maxmean()
+        print("fixtures written to", OUT)
+        return
     if sys.argv[1:] == ["pool1d"]:  # only the pooling fixtures (the others stay as written)
         make_pool1d()
         print("fixtures written to", OUT)
@@ -224,6 +242,7 @@ def main():
     make_conv("embed_conv1d_k5_max", 5, ragged, seed=11)
     make_conv("embed_conv1d_k3_max", 3, [12, 11, 9, 9, 7, 4, 2, 2, 1, 1], seed=12)
     make_pool1d()
+    make_maxmean()
     print("fixtures written to", OUT)
 
 

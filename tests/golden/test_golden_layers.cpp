@@ -35,7 +35,9 @@ const std::vector<std::string> kFixtureNames = {
     "features_rnn_b9_max",
     // Layers that change sequence lengths.
     "embed_maxpool1d_k3s2_lstm_last", "embed_avgpool1d_k3s2_gru_mean",
-    "features_maxpool1d_k2_bigru_b9_mean", "features_maxpool1d_k3s1_rnn_ragged_max"};
+    "features_maxpool1d_k2_bigru_b9_mean", "features_maxpool1d_k3s1_rnn_ragged_max",
+    // Max and mean pooling side by side.
+    "embed_bilstm_maxmean", "features_gru_b9_maxmean"};
 
 template <typename T>
 void run_fixture(const std::string& name, double tol, bool prepared) {

@@ -98,7 +98,7 @@ INSTANTIATE_TEST_SUITE_P(
         StreamCase{"lstm 8, pool max, linear"}, StreamCase{"gru 8, pool last, linear"},
         StreamCase{"gru 8, pool mean, linear"}, StreamCase{"gru 8, pool max, linear"},
         StreamCase{"rnn 8, pool last, linear"}, StreamCase{"rnn 8, pool mean, linear"},
-        StreamCase{"rnn_relu 8, pool max, linear"},
+        StreamCase{"rnn_relu 8, pool max, linear"}, StreamCase{"gru 8, pool maxmean, linear"},
         StreamCase{"lstm 8 layers=2, pool last, linear"},
         StreamCase{"linear 5 name=proj, gru 6 layers=2, pool mean, linear 4, relu, linear"},
         StreamCase{"linear 5, tanh, lstm 6, dropout 0.2, rnn 4, pool max, linear"},

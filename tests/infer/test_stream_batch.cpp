@@ -153,7 +153,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values("lstm 8, pool last, linear", "lstm 8, pool mean, linear",
                       "gru 8, pool max, linear", "gru 8, pool last, linear",
                       "rnn 8, pool mean, linear", "rnn_relu 8, pool max, linear",
-                      "lstm 8 layers=2, pool last, linear",
+                      "lstm 8, pool maxmean, linear", "lstm 8 layers=2, pool last, linear",
                       "linear 5 name=proj, gru 6 layers=2, pool mean, linear 4, relu, linear",
                       "linear 5, tanh, lstm 6, dropout 0.2, rnn 4, pool max, linear",
                       "lstm 40, pool last, linear"),

@@ -171,6 +171,8 @@ const T* Network<T>::forward(const T* x, int B, NetworkWorkspace<T>& workspace, 
         }
       break;
     }
+    case Pooling::maxmean:  // newer than the fixed-shape network (no version-1 file holds it)
+      throw Error("fixed network", "maxmean pooling is not part of the fixed-shape network");
   }
 
   const DenseOffsets& head = impl_->head;
@@ -229,6 +231,8 @@ void Network<T>::backward(const T* x, int B, NetworkWorkspace<T>& workspace, con
       for (int k = 0; k < B * DH; ++k)
         dY[static_cast<std::size_t>(ws.argmax[k]) * B * DH + k] = dpooled[k];
       break;
+    case Pooling::maxmean:
+      throw Error("fixed network", "maxmean pooling is not part of the fixed-shape network");
   }
 
   const bool want_dinput = dx != nullptr || c.projection > 0;

@@ -179,7 +179,7 @@ std::vector<Case> all_cases() {
   std::vector<Case> cases;
   for (CellKind cell : {CellKind::lstm, CellKind::gru, CellKind::rnn_tanh})
     for (bool bi : {false, true})
-      for (Pooling p : {Pooling::last, Pooling::mean, Pooling::max}) {
+      for (Pooling p : {Pooling::last, Pooling::mean, Pooling::max, Pooling::maxmean}) {
         cases.push_back({cell, bi, 1, p, true});
         cases.push_back({cell, bi, 2, p, false});
       }
@@ -232,6 +232,10 @@ TEST(LayerGradients, EmbeddingAndMaxPoolingMatchFiniteDifferences) {
 }
 TEST(LayerGradients, EmbeddingAndMeanPoolingMatchFiniteDifferences) {
   finite_difference_check({CellKind::gru, true, 1, Pooling::mean, true});
+}
+TEST(LayerGradients, EmbeddingAndMaxMeanPoolingMatchFiniteDifferences) {
+  finite_difference_check({CellKind::lstm, true, 1, Pooling::maxmean, true});
+  finite_difference_check({CellKind::gru, false, 2, Pooling::maxmean, false});
 }
 TEST(LayerGradients, EmbeddingAndLastPoolingMatchFiniteDifferences) {
   finite_difference_check({CellKind::rnn_tanh, true, 2, Pooling::last, true});
