@@ -91,11 +91,15 @@ constexpr float kExpLimit = 40.0f;
   amax = _mm512_mask_max_epu32(amax, m, amax, bits);
 }
 
-// The row's h quantized, its maximum already known.
+// Row `row`'s h quantized into q's row and its scale, its maximum already known; nothing when no
+// quantized h is asked for (q null: no offset is taken from q or scales).
 [[gnu::always_inline]] RECUR_TARGET_AVX512 inline void finish_row16(const float* h, int H,
                                                                     __m512i amax, std::uint8_t* q,
-                                                                    float* scale) {
-  if (q) *scale = quantize_row_with_max_avx512(h, H, max_lane(amax), q);
+                                                                    int ldq, float* scales,
+                                                                    int row) {
+  if (q)
+    scales[row] =
+        quantize_row_with_max_avx512(h, H, max_lane(amax), q + static_cast<std::size_t>(row) * ldq);
 }
 
 RECUR_TARGET_AVX512 void lstm_cell_avx512(int B, int H, const float* gates, const float* c_prev,
@@ -117,8 +121,7 @@ RECUR_TARGET_AVX512 void lstm_cell_avx512(int B, int H, const float* gates, cons
       _mm512_mask_storeu_ps(cb + j, m, cn);
       store_h16(hb + j, m, sigmoid_tanh16(_mm512_maskz_loadu_ps(m, g + kOutput * H + j), cn), amax);
     }
-    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
-                 q ? scales + b : nullptr);
+    finish_row16(hb, H, amax, q, ldq, scales, b);
   }
 }
 
@@ -139,7 +142,7 @@ RECUR_TARGET_AVX512 void lstm_cell_avx512(int B, int H, const float* gates, cons
   store_h16(hb + j, m, v, amax);
 }
 
-// Two rows at a time, as the LSTM cell: two independent dependency chains side by side.
+// Two rows at a time: two independent dependency chains side by side.
 RECUR_TARGET_AVX512 void gru_cell_avx512(int B, int H, const float* gates, const float* hidden,
                                          const float* h_prev, int ld_prev, float* h, int ldh,
                                          std::uint8_t* q, int ldq, float* scales) {
@@ -157,10 +160,8 @@ RECUR_TARGET_AVX512 void gru_cell_avx512(int B, int H, const float* gates, const
       gru_block16(g, hd, hp, H, hb, j, m, amax0);
       gru_block16(g + G, hd + G, hp + ld_prev, H, hb + ldh, j, m, amax1);
     }
-    for (int r = 0; r < 2; ++r)
-      finish_row16(hb + static_cast<std::size_t>(r) * ldh, H, r ? amax1 : amax0,
-                   q ? q + static_cast<std::size_t>(b + r) * ldq : nullptr,
-                   q ? scales + b + r : nullptr);
+    finish_row16(hb, H, amax0, q, ldq, scales, b);
+    finish_row16(hb + ldh, H, amax1, q, ldq, scales, b + 1);
   }
   for (; b < B; ++b) {
     float* hb = h + static_cast<std::size_t>(b) * ldh;
@@ -168,8 +169,7 @@ RECUR_TARGET_AVX512 void gru_cell_avx512(int B, int H, const float* gates, const
     for (int j = 0; j < H; j += 16)
       gru_block16(gates + static_cast<std::size_t>(b) * G, hidden + static_cast<std::size_t>(b) * G,
                   h_prev + static_cast<std::size_t>(b) * ld_prev, H, hb, j, lanes(H - j), amax);
-    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
-                 q ? scales + b : nullptr);
+    finish_row16(hb, H, amax, q, ldq, scales, b);
   }
 }
 
@@ -193,18 +193,15 @@ RECUR_TARGET_AVX512 void rnn_cell_avx512(bool relu, int B, int H, const float* p
       rnn_block16(relu, p, hb, j, m, amax0);
       rnn_block16(relu, p + H, hb + ldh, j, m, amax1);
     }
-    for (int r = 0; r < 2; ++r)
-      finish_row16(hb + static_cast<std::size_t>(r) * ldh, H, r ? amax1 : amax0,
-                   q ? q + static_cast<std::size_t>(b + r) * ldq : nullptr,
-                   q ? scales + b + r : nullptr);
+    finish_row16(hb, H, amax0, q, ldq, scales, b);
+    finish_row16(hb + ldh, H, amax1, q, ldq, scales, b + 1);
   }
   for (; b < B; ++b) {
     float* hb = h + static_cast<std::size_t>(b) * ldh;
     __m512i amax = _mm512_setzero_si512();
     for (int j = 0; j < H; j += 16)
       rnn_block16(relu, pre + static_cast<std::size_t>(b) * H, hb, j, lanes(H - j), amax);
-    finish_row16(hb, H, amax, q ? q + static_cast<std::size_t>(b) * ldq : nullptr,
-                 q ? scales + b : nullptr);
+    finish_row16(hb, H, amax, q, ldq, scales, b);
   }
 }
 
