@@ -78,6 +78,54 @@ class Scanner {
     out = static_cast<std::uint8_t>(v);
     return true;
   }
+  // A whole array of exactly n bytes, "[" already read, up to and including its "]": the loop
+  // of byte() and array() fused for an image's hundreds of pixels (no per-element call, bound
+  // check or vector growth). Whatever byte() would refuse is refused here too; anything unusual
+  // (a sign, a fraction, more or fewer than n values) returns false for the general parser.
+  bool byte_array(std::uint8_t* out, std::size_t n) {
+    skip_ws();
+    if (n == 0) return p_ < end_ && *p_++ == ']';
+    const char* p = p_;
+    for (std::size_t k = 0; k < n; ++k) {
+      // The longest element with its separator ("255," or "255]") reads without a bound check.
+      if (end_ - p < 4) {
+        p_ = p;
+        return slow_bytes(out + k, n - k);
+      }
+      unsigned v = static_cast<unsigned>(*p - '0');
+      if (v > 9) {
+        p_ = p;
+        return slow_bytes(out + k, n - k);
+      }
+      ++p;
+      if (v != 0) {  // JSON allows no leading zero: "0" stands alone
+        unsigned d = static_cast<unsigned>(*p - '0');
+        if (d <= 9) {
+          v = v * 10 + d;
+          ++p;
+          d = static_cast<unsigned>(*p - '0');
+          if (d <= 9) {
+            v = v * 10 + d;
+            ++p;
+          }
+        }
+      }
+      const char c = *p;
+      if (v > 255 || (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E') return false;
+      out[k] = static_cast<std::uint8_t>(v);
+      if (c == ',' && k + 1 < n) {
+        ++p;
+        while (p < end_ && (*p == ' ' || *p == '\n')) ++p;
+      } else if (c == ']' && k + 1 == n) {
+        p_ = p + 1;
+        return true;
+      } else {
+        p_ = p;
+        return slow_bytes(out + k + 1, n - k - 1, true);
+      }
+    }
+    return false;
+  }
   // Any JSON number, as the general parser reads it: an integer token as a 64-bit integer
   // (then converted), any other (or one too large) as the nearest double.
   bool number(double& v) {
@@ -141,6 +189,16 @@ class Scanner {
   }
 
  private:
+  // byte_array's remaining n values through byte() and eat(), as array() reads them; `after`:
+  // a value was just read and a separator or "]" comes next.
+  bool slow_bytes(std::uint8_t* out, std::size_t n, bool after = false) {
+    for (std::size_t k = 0; k < n; ++k) {
+      if (after && !eat(',')) return false;
+      if (!byte(out[k])) return false;
+      after = true;
+    }
+    return eat(']');
+  }
   bool followed_by_number_part() const {
     return p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E');
   }
@@ -202,15 +260,10 @@ bool read_data(Scanner& s, const ModelShape& m, Input& in, InferRequest& r) {
   // Every element takes at least two bytes ("0,"): a shape cannot reserve more than the body.
   const std::size_t room = std::min(n, s.left() / 2 + 1);
   if (in.datatype == "UINT8") {
-    r.u8.reserve(room);
-    return array(s,
-                 [&] {
-                   std::uint8_t v = 0;
-                   if (r.u8.size() >= n || !s.byte(v)) return false;
-                   r.u8.push_back(v);
-                   return true;
-                 }) &&
-           r.u8.size() == n;
+    // n values take at least 2n bytes ("0," ... "0]"): a shape larger than that cannot be read.
+    if (n > s.left() / 2 || !s.eat('[')) return false;
+    r.u8.resize(n);
+    return s.byte_array(r.u8.data(), n);
   }
   if (in.datatype == "FP32") {
     r.f32.reserve(room);

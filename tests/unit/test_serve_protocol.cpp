@@ -228,6 +228,11 @@ TEST(ServeProtocol, TheFastPathTakesPlainRequestsAsTheParserReadsThem) {
   expect_fast_path_agrees(
       R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[ 10 ,99,100, 199,200,254 ]}]})",
       rows, true);
+  // Separators as JSON writers put them (", ", newlines, tabs), also next to the closing "]".
+  for (const std::string data : {"[0, 1, 2, 3, 4, 255]", "[0,1,2,3,4,255 ]", "[ 7,8,9,10,11,12]",
+                                 "[\n0,\n1,\t2,3 ,4,\r\n255\n]"})
+    expect_fast_path_agrees(
+        R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":)" + data + "}]}", rows, true);
   expect_fast_path_agrees(R"( { "id" : "r1" , "outputs":[{"name":"labels"},{"name":"logits"}],)"
                           R"( "inputs" : [ { )" +
                               img + R"(, "name" : "in" } ] } )",
@@ -269,6 +274,10 @@ TEST(ServeProtocol, TheFastPathTakesPlainRequestsAsTheParserReadsThem) {
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,00]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,5,6]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,5,]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4 5]}]})",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,2,3,4,5)",
+           R"({"inputs":[{"datatype":"UINT8","shape":[1,2,3],"data":[0,1,,2,3,4,5]}]})",
            R"({"inputs":[{"datatype":"UINT8","shape":[0,2,3],"data":[]}]})",
            R"({"inputs":[{"datatype":"FP32","shape":[1,2,3],"data":[1,2,3,4,5,1e39]}]})",
            R"({"inputs":[{"datatype":"FP32","shape":[1,2,3],"data":[1,2,3,4,5,.5]}]})",
