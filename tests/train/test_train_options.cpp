@@ -152,6 +152,33 @@ TEST(TrainOptionTable, TextRecipeFillsWhatWasNotGiven) {
   EXPECT_EQ(o.optimizer.ema, 0.f);
 }
 
+// examples/imdb-bilstm.toml is what bare `recur train --data imdb` trains, option for option;
+// examples/imdb-bilstm-wide.toml differs from it only in the embedding, the width and the epochs.
+TEST(TrainOptionTable, TheImdbExampleConfigsAreTheRecipeAndItsWideForm) {
+  const auto resolved = [](const std::string& config) {
+    TrainOptions o = default_train_options();
+    std::set<std::string> given;
+    if (!config.empty())
+      apply_train_config_file(o, std::string(RECUR_SOURCE_DIR) + "/examples/" + config, given);
+    o.data_dir = "imdb";  // `--data imdb`, as the configs say
+    return resolve_train_options(o, given, "", "");
+  };
+  TrainOptions bare = resolved("");
+  // The configs spell out what `auto` picks for an LSTM.
+  find_train_option("init-recurrent")->set(bare, "orthogonal");
+  const TrainOptions recipe = resolved("imdb-bilstm.toml"),
+                     wide = resolved("imdb-bilstm-wide.toml");
+  EXPECT_EQ(train_config_toml(recipe), train_config_toml(bare));
+  EXPECT_EQ(wide.embed, 512);
+  EXPECT_EQ(wide.model.hidden, 256);
+  EXPECT_EQ(wide.epochs, 3);
+  TrainOptions narrowed = wide;
+  narrowed.embed = recipe.embed;
+  narrowed.model.hidden = recipe.model.hidden;
+  narrowed.epochs = recipe.epochs;
+  EXPECT_EQ(train_config_toml(narrowed), train_config_toml(recipe));
+}
+
 TEST(TrainOptionTable, ThePlainRnnRecipeFillsWhatWasNotGiven) {
   TrainOptions o = default_train_options();
   EXPECT_EQ(o.augment_shift, 2);  // the images' recipe
