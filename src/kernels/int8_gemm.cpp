@@ -182,7 +182,48 @@ RECUR_DISPATCHED(, void, gemm_portable_s32, gemm_portable_s32_v, gemm_portable_i
   return v;
 }
 
-// Writes a tile's sums (acc[r][q][h]: row m + r, columns (p + q) * 32 + 16 h + [0, 16)).
+// -128 sum_k w_q[n][k] for 16 columns from n0: an accumulator starting there ends on the exact
+// sum_k a_q w_q, with no subtraction after the loop.
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline __m512i negated_compensation(const QuantizedMatrix& W,
+                                                                            int n0) {
+  return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_load_si512(W.compensation.data() + n0));
+}
+
+// One row's 16 sums from column n0 (compensation subtracted) written as rows512 writes them.
+template <bool kFloat>
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void store_sums16(const Job& j, int row, int n0,
+                                                                  __mmask16 mask, __m512 ws,
+                                                                  __m512 bias, __m512i s) {
+  const std::size_t at = static_cast<std::size_t>(row) * j.ldc + n0;
+  if constexpr (kFloat) {
+    const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(mask, j.C + at) : bias;
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s), ws);
+    _mm512_mask_storeu_ps(j.C + at, mask,
+                          _mm512_fmadd_ps(v, _mm512_set1_ps(j.a_scales[row]), base));
+  } else {
+    _mm512_mask_storeu_epi32(j.C32 + at, mask, s);
+  }
+}
+
+// Four rows' sums of the 16 columns from n0 (nothing beyond W.N).
+template <bool kFloat>
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void store_column16(const Job& j, int m, int n0,
+                                                                    __m512i s0, __m512i s1,
+                                                                    __m512i s2, __m512i s3) {
+  const QuantizedMatrix& W = *j.W;
+  const int cols = std::min(16, W.N - n0);
+  if (cols <= 0) return;
+  const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+  const __m512 ws = _mm512_load_ps(W.scale.data() + n0);
+  const __m512 bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
+  store_sums16<kFloat>(j, m, n0, mask, ws, bias, s0);
+  store_sums16<kFloat>(j, m + 1, n0, mask, ws, bias, s1);
+  store_sums16<kFloat>(j, m + 2, n0, mask, ws, bias, s2);
+  store_sums16<kFloat>(j, m + 3, n0, mask, ws, bias, s3);
+}
+
+// Writes a tile's sums (acc[r][q][h]: row m + r, columns (p + q) * 32 + 16 h + [0, 16)), their
+// compensation already subtracted (the accumulators start from it).
 template <int MR, int P, bool kFloat>
 [[gnu::always_inline]] RECUR_AVX512_VNNI inline void store_tile512(const Job& j, int m, int p,
                                                                    const __m512i (&acc)[MR][P][2]) {
@@ -193,11 +234,10 @@ template <int MR, int P, bool kFloat>
       const int cols = std::min(16, W.N - n0);
       if (cols <= 0) continue;
       const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-      const __m512i comp = _mm512_load_si512(W.compensation.data() + n0);
       const __m512 ws = _mm512_load_ps(W.scale.data() + n0);
       const __m512 bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
       for (int r = 0; r < MR; ++r) {
-        const __m512i s = _mm512_sub_epi32(acc[r][q][h], comp);
+        const __m512i s = acc[r][q][h];
         const std::size_t at = static_cast<std::size_t>(m + r) * j.ldc + n0;
         if constexpr (kFloat) {
           const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(mask, j.C + at) : bias;
@@ -219,8 +259,11 @@ template <int MR, int P, bool kFloat>
   const std::int8_t* panel = W.w.data() + static_cast<std::size_t>(p) * stride;
   const std::uint8_t* A = j.A + static_cast<std::size_t>(m) * j.lda;
   __m512i acc[MR][P][2];
-  for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < P; ++q) acc[r][q][0] = acc[r][q][1] = _mm512_setzero_si512();
+  for (int q = 0; q < P; ++q)
+    for (int h = 0; h < 2; ++h) {
+      const __m512i start = negated_compensation(W, (p + q) * kInt8Panel + 16 * h);
+      for (int r = 0; r < MR; ++r) acc[r][q][h] = start;
+    }
   for (int k4 = 0; k4 < Kq; ++k4) {
     __m512i w[P][2];
 #pragma GCC unroll 8
@@ -256,10 +299,12 @@ template <bool kFloat>
   const std::uint8_t* a1 = a0 + j.lda;
   const std::uint8_t* a2 = a1 + j.lda;
   const std::uint8_t* a3 = a2 + j.lda;
-  __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
-  __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-  __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-  __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+  const int n0 = p * kInt8Panel;
+  __m512i c00 = negated_compensation(W, n0), c01 = negated_compensation(W, n0 + 16),
+          c02 = negated_compensation(W, n0 + 32), c03 = negated_compensation(W, n0 + 48);
+  __m512i c10 = c00, c11 = c01, c12 = c02, c13 = c03;
+  __m512i c20 = c00, c21 = c01, c22 = c02, c23 = c03;
+  __m512i c30 = c00, c31 = c01, c32 = c02, c33 = c03;
   for (int k4 = 0; k4 < Kq; ++k4) {
     const std::size_t at = static_cast<std::size_t>(k4) * 128;
     const __m512i w0 = _mm512_load_si512(b0 + at), w1 = _mm512_load_si512(b0 + at + 64);
@@ -285,11 +330,11 @@ template <bool kFloat>
     c32 = _mm512_dpbusd_epi32(c32, a, w2);
     c33 = _mm512_dpbusd_epi32(c33, a, w3);
   }
-  const __m512i acc[4][2][2] = {{{c00, c01}, {c02, c03}},
-                                {{c10, c11}, {c12, c13}},
-                                {{c20, c21}, {c22, c23}},
-                                {{c30, c31}, {c32, c33}}};
-  store_tile512<4, 2, kFloat>(j, m, p, acc);
+  // Column by column from the named registers (an array of them went through the stack).
+  store_column16<kFloat>(j, m, n0, c00, c10, c20, c30);
+  store_column16<kFloat>(j, m, n0 + 16, c01, c11, c21, c31);
+  store_column16<kFloat>(j, m, n0 + 32, c02, c12, c22, c32);
+  store_column16<kFloat>(j, m, n0 + 48, c03, c13, c23, c33);
 }
 
 // Rows [m, m + MR) against panels [p, end) in groups of P, the rest one by one.
