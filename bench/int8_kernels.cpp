@@ -44,9 +44,7 @@ struct Rows {
   std::vector<std::uint8_t> q;
   std::vector<float> scales;
   Rows(int K, std::uint32_t seed)
-      : ld(k::quantized_row_bytes(K)),
-        q(static_cast<std::size_t>(kRows) * ld),
-        scales(kRows) {
+      : ld(k::quantized_row_bytes(K)), q(static_cast<std::size_t>(kRows) * ld), scales(kRows) {
     const std::vector<float> x = values(static_cast<std::size_t>(kRows) * K, 2.0f, seed);
     k::quantize_rows(kRows, x.data(), K, K, q.data(), ld, scales.data());
   }

@@ -184,8 +184,8 @@ RECUR_DISPATCHED(, void, gemm_portable_s32, gemm_portable_s32_v, gemm_portable_i
 
 // -128 sum_k w_q[n][k] for 16 columns from n0: an accumulator starting there ends on the exact
 // sum_k a_q w_q, with no subtraction after the loop.
-[[gnu::always_inline]] RECUR_AVX512_VNNI inline __m512i negated_compensation(const QuantizedMatrix& W,
-                                                                            int n0) {
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline __m512i negated_compensation(
+    const QuantizedMatrix& W, int n0) {
   return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_load_si512(W.compensation.data() + n0));
 }
 
@@ -380,8 +380,66 @@ RECUR_AVX512_VNNI void gemm512_float(const Job& j) {
   gemm512_impl<true>(j);
 }
 
-// j1's product into C, then j2's added, tile by tile: each tile of C is read back from L1
-// rather than after the whole of j1 (64 x 512 floats: more than L1) is written.
+// The sums of `rows` rows of one panel (two zmm of 16 columns each) over a job's K, in acc
+// (started from the negated compensation).
+template <int R>
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void panel_sums(const Job& j, int m, int p,
+                                                                __m512i (&acc)[R][2]) {
+  const QuantizedMatrix& W = *j.W;
+  const int Kq = W.Kp / 4;
+  const std::int8_t* b = W.w.data() + static_cast<std::size_t>(p) * Kq * kInt8Panel * 4;
+  const std::uint8_t* A = j.A + static_cast<std::size_t>(m) * j.lda;
+  const __m512i start0 = negated_compensation(W, p * kInt8Panel),
+                start1 = negated_compensation(W, p * kInt8Panel + 16);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = start0;
+    acc[r][1] = start1;
+  }
+  for (int k4 = 0; k4 < Kq; ++k4) {
+    const __m512i w0 = _mm512_load_si512(b + static_cast<std::size_t>(k4) * 128);
+    const __m512i w1 = _mm512_load_si512(b + static_cast<std::size_t>(k4) * 128 + 64);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512i a =
+          _mm512_set1_epi32(four_bytes(A + static_cast<std::size_t>(r) * j.lda + 4 * k4));
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, w0);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, w1);
+    }
+  }
+}
+
+// Four rows x one panel of the pair: j1's sums and j2's side by side in registers (16
+// accumulators), then C = (j1's result with its bias) + j2's, the same two roundings as j1's
+// store followed by j2's accumulating one, without C's trip through memory between them.
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline void pair_tile4(const Job& j1, const Job& j2, int m,
+                                                                int p) {
+  __m512i s1[4][2], s2[4][2];
+  panel_sums<4>(j1, m, p, s1);
+  panel_sums<4>(j2, m, p, s2);
+  const QuantizedMatrix &W1 = *j1.W, &W2 = *j2.W;
+  for (int h = 0; h < 2; ++h) {
+    const int n0 = p * kInt8Panel + 16 * h;
+    const int cols = std::min(16, W1.N - n0);
+    if (cols <= 0) continue;
+    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+    const __m512 ws1 = _mm512_load_ps(W1.scale.data() + n0);
+    const __m512 ws2 = _mm512_load_ps(W2.scale.data() + n0);
+    const __m512 bias = W1.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W1.bias.data() + n0);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m512 v1 =
+          _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s1[r][h]), ws1),
+                          _mm512_set1_ps(j1.a_scales[m + r]), bias);
+      const __m512 v2 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s2[r][h]), ws2);
+      _mm512_mask_storeu_ps(j1.C + static_cast<std::size_t>(m + r) * j1.ldc + n0, mask,
+                            _mm512_fmadd_ps(v2, _mm512_set1_ps(j2.a_scales[m + r]), v1));
+    }
+  }
+}
+
+// j1's product into C, then j2's added: four rows at a time both sums are kept in registers;
+// the last rows go through C tile by tile.
 RECUR_AVX512_VNNI void gemm512_pair(const Job& j1, const Job& j2) {
   const int panels = j1.W->Np / kInt8Panel;
   if (j1.M <= 2) {
@@ -389,16 +447,12 @@ RECUR_AVX512_VNNI void gemm512_pair(const Job& j1, const Job& j2) {
     gemm512_impl<true>(j2);
     return;
   }
-  for (int p = 0; p < panels; p += 2) {
-    const int end = std::min(panels, p + 2);
+  for (int p = 0; p < panels; ++p) {
     int m = 0;
-    for (; m + 4 <= j1.M; m += 4) {
-      rows512<4, 2, true>(j1, m, p, end);
-      rows512<4, 2, true>(j2, m, p, end);
-    }
+    for (; m + 4 <= j1.M; m += 4) pair_tile4(j1, j2, m, p);
     for (; m < j1.M; ++m) {
-      rows512<1, 2, true>(j1, m, p, end);
-      rows512<1, 2, true>(j2, m, p, end);
+      rows512<1, 1, true>(j1, m, p, p + 1);
+      rows512<1, 1, true>(j2, m, p, p + 1);
     }
   }
 }

@@ -131,26 +131,28 @@ TEST(Int8Gemm, EveryKernelMatchesTheReferenceSumsExactly) {
 // The pair product (an LSTM step: x_t's side with the bias, then h_{t-1}'s) is the bits of the two
 // products one after the other.
 TEST(Int8Gemm, APairIsTheTwoProductsInTurn) {
-  for (int M : {1, 2, 3, 7, 64}) {
-    const int N = 96, K1 = 28, K2 = 40;
-    const std::vector<float> A1 = random(static_cast<std::size_t>(M) * K1, M + 1);
-    const std::vector<float> A2 = random(static_cast<std::size_t>(M) * K2, M + 2);
-    const std::vector<float> W1 = random(static_cast<std::size_t>(N) * K1, 3, 0.2);
-    const std::vector<float> W2 = random(static_cast<std::size_t>(N) * K2, 4, 0.2);
-    const std::vector<float> bias = random(N, 5);
-    const Quantized a1 = quantize(A1, M, K1, K1), a2 = quantize(A2, M, K2, K2);
-    for (Int8Kernel kernel : kernels_here()) {
-      QuantizedMatrix Q1, Q2;
-      quantize_weights(W1.data(), N, K1, K1, bias.data(), nullptr, kernel, Q1);
-      quantize_weights(W2.data(), N, K2, K2, nullptr, nullptr, kernel, Q2);
-      std::vector<float> pair(static_cast<std::size_t>(M) * N), turn(pair.size());
-      int8_gemm_pair(M, a1.q.data(), a1.ld, a1.scales.data(), Q1, a2.q.data(), a2.ld,
-                     a2.scales.data(), Q2, pair.data(), N);
-      int8_gemm(M, a1.q.data(), a1.ld, a1.scales.data(), Q1, false, turn.data(), N);
-      int8_gemm(M, a2.q.data(), a2.ld, a2.scales.data(), Q2, true, turn.data(), N);
-      EXPECT_EQ(pair, turn) << to_string(kernel) << " M=" << M;
+  // N = 100: a last panel of 4 columns (masked stores in the four-row tiles).
+  for (int M : {1, 2, 3, 7, 64})
+    for (int N : {96, 100}) {
+      const int K1 = 28, K2 = 40;
+      const std::vector<float> A1 = random(static_cast<std::size_t>(M) * K1, M + 1);
+      const std::vector<float> A2 = random(static_cast<std::size_t>(M) * K2, M + 2);
+      const std::vector<float> W1 = random(static_cast<std::size_t>(N) * K1, 3, 0.2);
+      const std::vector<float> W2 = random(static_cast<std::size_t>(N) * K2, 4, 0.2);
+      const std::vector<float> bias = random(N, 5);
+      const Quantized a1 = quantize(A1, M, K1, K1), a2 = quantize(A2, M, K2, K2);
+      for (Int8Kernel kernel : kernels_here()) {
+        QuantizedMatrix Q1, Q2;
+        quantize_weights(W1.data(), N, K1, K1, bias.data(), nullptr, kernel, Q1);
+        quantize_weights(W2.data(), N, K2, K2, nullptr, nullptr, kernel, Q2);
+        std::vector<float> pair(static_cast<std::size_t>(M) * N), turn(pair.size());
+        int8_gemm_pair(M, a1.q.data(), a1.ld, a1.scales.data(), Q1, a2.q.data(), a2.ld,
+                       a2.scales.data(), Q2, pair.data(), N);
+        int8_gemm(M, a1.q.data(), a1.ld, a1.scales.data(), Q1, false, turn.data(), N);
+        int8_gemm(M, a2.q.data(), a2.ld, a2.scales.data(), Q2, true, turn.data(), N);
+        EXPECT_EQ(pair, turn) << to_string(kernel) << " M=" << M << " N=" << N;
+      }
     }
-  }
 }
 
 // Largest magnitudes everywhere: 255 x 127 per product with the offset, 127 x 127 without, over a
