@@ -128,6 +128,30 @@ TEST(Int8Gemm, EveryKernelMatchesTheReferenceSumsExactly) {
   check_shape(2, 384, 28);   // GRU input side
 }
 
+// quantize_rows writes each row's bytes (q + 128), its padding to a multiple of 4 (128) and
+// nothing past it, with the reference's scale, for every length around the vector width (the
+// AVX-512 copy ends a row with one masked pass; run under each RECUR_ISA by the test labels).
+TEST(Int8Gemm, QuantizedRowsAreTheReferenceBytesAndPadding) {
+  for (int K : {1, 3, 4, 5, 12, 15, 16, 17, 27, 28, 29, 31, 32, 33, 130}) {
+    const int M = 3, ld = quantized_row_bytes(K) + 5;
+    std::vector<float> A = random(static_cast<std::size_t>(M) * K, 40 + K);
+    for (int k = 0; k < K; ++k) A[static_cast<std::size_t>(K) + k] = 0.0f;  // a row of zeros
+    std::vector<std::uint8_t> q(static_cast<std::size_t>(M) * ld, 0xAB);
+    std::vector<float> scales(M, -1.0f);
+    quantize_rows(M, A.data(), K, K, q.data(), ld, scales.data());
+    for (int m = 0; m < M; ++m) {
+      std::vector<int> want;
+      const float scale =
+          reference::quantize_row(A.data() + static_cast<std::size_t>(m) * K, K, want);
+      EXPECT_EQ(scales[m], scale) << "K=" << K << " row " << m;
+      const std::uint8_t* row = q.data() + static_cast<std::size_t>(m) * ld;
+      for (int k = 0; k < K; ++k) EXPECT_EQ(row[k], want[k] + 128) << "K=" << K << " k=" << k;
+      for (int k = K; k < quantized_row_bytes(K); ++k) EXPECT_EQ(row[k], 128) << "K=" << K;
+      for (int k = quantized_row_bytes(K); k < ld; ++k) EXPECT_EQ(row[k], 0xAB) << "K=" << K;
+    }
+  }
+}
+
 // The pair product (an LSTM step: x_t's side with the bias, then h_{t-1}'s) is the bits of the two
 // products one after the other.
 TEST(Int8Gemm, APairIsTheTwoProductsInTurn) {
