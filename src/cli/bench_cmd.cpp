@@ -4,6 +4,7 @@
 // latency, a large sgemm for reference, and the process's peak RSS. bench/peers/torch_rnn.py
 // prints the same JSON keys for PyTorch; bench/compare.py puts the two side by side.
 #include <fmt/core.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -40,7 +41,7 @@ struct BenchOptions {
   std::string cell = "lstm", view = "rows", data_dir = "data/mnist", mode = "train";
   int hidden = 128, batch = 128, threads = 2, steps = 30, warmup = 3;
   int infer_batch = 1000, latency_runs = 500, sgemm_size = 2048;
-  bool json = false;
+  bool json = false, against_fp32 = false;
   std::string precision = "fp32";  // infer, latency and stream: fp32 or int8; train: fp32 or bf16
 };
 
@@ -177,6 +178,58 @@ nlohmann::json bench_train(const BenchOptions& o) {
   return j;
 }
 
+// --against-fp32: the int8 model and the same weights in fp32 answer the same batches in turn,
+// call by call (int8 first on even calls, fp32 first on odd ones), so that both see the same
+// moment of a shared machine; the ratio is the median of the per-pair ratios fp32 time / int8
+// time. A separate fp32 run minutes apart can differ by more than the int8 gain on a
+// hypervisor's cores.
+nlohmann::json int8_against_fp32(const BenchOptions& o, BenchSetup& setup,
+                                 SequenceRunner& int8_runner, int threads,
+                                 const cpu_set_t& cpus_before, const ImageSequences& samples,
+                                 int B) {
+  Model<float> fp32(setup.net->spec());
+  fp32.params() = setup.net->params();  // the same weights
+  fp32.prepare(PrepareFor::inference);
+  // The first runner pinned this thread to one CPU; a second pool started from there would keep
+  // its worker on that CPU too. With the CPUs of before, it pins as the first one did (this
+  // thread on the first CPU, its worker on the second), and `threads` is the count resolved
+  // before any runner started.
+  sched_setaffinity(0, sizeof(cpus_before), &cpus_before);
+  SequenceRunner fp32_runner(fp32, threads);
+  std::vector<std::int64_t> indices(B);
+  std::vector<std::int32_t> predictions(B);
+  std::vector<double> t8, t32, ratio;
+  std::int64_t start = 0;
+  const auto timed = [&](SequenceRunner& runner) {
+    const auto t0 = Clock::now();
+    runner.infer_batch(samples, indices, predictions.data(), nullptr);
+    return seconds_since(t0);
+  };
+  for (int call = 0; call < o.warmup + o.steps; ++call) {
+    if (start + B > setup.set->count) start = 0;
+    for (int b = 0; b < B; ++b) indices[b] = start + b;
+    start += B;
+    double a = 0, b = 0;
+    if (call % 2 == 0) {
+      a = timed(int8_runner);
+      b = timed(fp32_runner);
+    } else {
+      b = timed(fp32_runner);
+      a = timed(int8_runner);
+    }
+    if (call < o.warmup) continue;
+    t8.push_back(a);
+    t32.push_back(b);
+    ratio.push_back(b / a);
+  }
+  return {{"paired_calls", static_cast<int>(ratio.size())},
+          {"paired_int8_samples_per_s", B / quantile(t8, 0.5)},
+          {"paired_fp32_samples_per_s", B / quantile(t32, 0.5)},
+          {"int8_over_fp32", quantile(ratio, 0.5)},
+          {"int8_over_fp32_p10", quantile(ratio, 0.1)},
+          {"int8_over_fp32_p90", quantile(ratio, 0.9)}};
+}
+
 // Inference: batches of infer_batch consecutive test images, cycling through the test set.
 nlohmann::json bench_infer(const BenchOptions& o) {
   BenchSetup setup = bench_setup(o, false);
@@ -185,7 +238,11 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   const ModelConfig& mc = setup.config;
   Model<float>& net = *setup.net;
   net.prepare(inference_preparation(o));  // once per model for inference
-  SequenceRunner runner(net, resolve_threads(o.threads));
+  const int threads = resolve_threads(o.threads);
+  cpu_set_t cpus_before;
+  CPU_ZERO(&cpus_before);
+  sched_getaffinity(0, sizeof(cpus_before), &cpus_before);
+  SequenceRunner runner(net, threads);
   const ImageSequences samples(set, view);
   const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set->count));
   std::vector<std::int64_t> indices(B);
@@ -205,6 +262,8 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   for (double t : times) total += t;
   const double median = quantile(times, 0.5);
   nlohmann::json j = common_fields(o, net);
+  if (o.against_fp32)
+    j.update(int8_against_fp32(o, setup, runner, threads, cpus_before, samples, B));
   j["infer_batch"] = B;
   j["infer_samples_per_s"] = B / median;
   j["infer_samples_per_s_total"] = B * static_cast<double>(times.size()) / total;
@@ -377,6 +436,13 @@ void print_text(const nlohmann::json& j) {
         "inference  batch {}: {:.0f} samples/s (median call {:.2f} ms), {:.1f} effective GFLOP/s\n",
         j["infer_batch"].get<int>(), j["infer_samples_per_s"].get<double>(),
         j["infer_ms_median"].get<double>(), j["infer_effective_gflops"].get<double>());
+    if (j.contains("int8_over_fp32"))
+      fmt::print(
+          "against    fp32 in turn, {} pairs of calls: int8 {:.0f} samples/s, fp32 {:.0f} "
+          "samples/s; int8 / fp32 speed {:.2f}x (median of the pairs; p10 {:.2f}x, p90 {:.2f}x)\n",
+          j["paired_calls"].get<int>(), j["paired_int8_samples_per_s"].get<double>(),
+          j["paired_fp32_samples_per_s"].get<double>(), j["int8_over_fp32"].get<double>(),
+          j["int8_over_fp32_p10"].get<double>(), j["int8_over_fp32_p90"].get<double>());
   } else if (mode == "stream") {
     fmt::print(
         "streaming  one step {:.2f} us (median feed); {} steps fed one by one and read {:.1f} us "
@@ -414,6 +480,8 @@ int run_bench(const BenchOptions& o) {
                 "int8 applies to --mode infer, latency and stream, not " + o.mode);
     predictor_options(o.precision);  // the notice on a CPU without VNNI
   }
+  RECUR_CHECK(!o.against_fp32 || (o.mode == "infer" && o.precision == "int8"), "--against-fp32",
+              "applies to --mode infer --precision int8");
   nlohmann::json j;
   if (o.mode == "train")
     j = bench_train(o);
@@ -461,6 +529,9 @@ void add_bench_command(CLI::App& app, Runner& run) {
   cmd->add_option("--sgemm-size", o->sgemm_size, "N of the N x N x N product of --mode sgemm")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->add_flag("--against-fp32", o->against_fp32,
+                "With --mode infer --precision int8: also run the same weights in fp32, the two "
+                "taking turns call by call, and print the speed ratio");
   cmd->add_option("--precision", o->precision,
                   "fp32, or int8 (--mode infer, latency, stream): recurrent and linear layers "
                   "with int8 weights and activations (docs/INFERENCE.md), or bf16 (--mode "

@@ -71,5 +71,26 @@ TEST(Int8Cli, ABadPrecisionNamesTheFlag) {
   EXPECT_TRUE(fails_with(run_cli("bench --mode train --precision int8"), "--precision"));
 }
 
+// --against-fp32 times the int8 model and the same weights in fp32 call by call and reports
+// both speeds and their ratio; it applies to int8 inference only.
+TEST(Int8Cli, BenchAgainstFp32ReportsBothAndTheirRatio) {
+  const CliResult r = run_cli(
+      "bench --mode infer --precision int8 --against-fp32 --json --steps 4 "
+      "--warmup 1 --infer-batch 16 --threads 1 --data " +
+      quote(kMnistDir));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("paired_calls").get<int>(), 4);
+  EXPECT_GT(j.at("paired_int8_samples_per_s").get<double>(), 0);
+  EXPECT_GT(j.at("paired_fp32_samples_per_s").get<double>(), 0);
+  const double ratio = j.at("int8_over_fp32").get<double>();
+  EXPECT_GT(ratio, 0);
+  EXPECT_LE(j.at("int8_over_fp32_p10").get<double>(), ratio);
+  EXPECT_GE(j.at("int8_over_fp32_p90").get<double>(), ratio);
+  EXPECT_TRUE(fails_with(run_cli("bench --mode infer --against-fp32"), "--against-fp32"));
+  EXPECT_TRUE(fails_with(run_cli("bench --mode latency --precision int8 --against-fp32"),
+                         "--against-fp32"));
+}
+
 }  // namespace
 }  // namespace recur_cli_test
