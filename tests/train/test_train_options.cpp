@@ -172,10 +172,12 @@ TEST(TrainOptionTable, TheImdbExampleConfigsAreTheRecipeAndItsWideForm) {
   EXPECT_EQ(wide.embed, 512);
   EXPECT_EQ(wide.model.hidden, 256);
   EXPECT_EQ(wide.epochs, 3);
+  EXPECT_EQ(wide.label_smoothing, 0.1);
   TrainOptions narrowed = wide;
   narrowed.embed = recipe.embed;
   narrowed.model.hidden = recipe.model.hidden;
   narrowed.epochs = recipe.epochs;
+  narrowed.label_smoothing = recipe.label_smoothing;
   EXPECT_EQ(train_config_toml(narrowed), train_config_toml(recipe));
 }
 
