@@ -189,19 +189,34 @@ RECUR_DISPATCHED(, void, gemm_portable_s32, gemm_portable_s32_v, gemm_portable_i
   return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_load_si512(W.compensation.data() + n0));
 }
 
+// What the 16 output columns from n0 need to turn sums into results: the store mask (nothing
+// beyond W.N), the weights' scales and the bias. False when no column is left.
+struct Columns16 {
+  __mmask16 mask;
+  __m512 ws, bias;
+};
+[[gnu::always_inline]] RECUR_AVX512_VNNI inline bool columns16(const QuantizedMatrix& W, int n0,
+                                                               Columns16& c) {
+  const int cols = std::min(16, W.N - n0);
+  if (cols <= 0) return false;
+  c.mask = static_cast<__mmask16>((1u << cols) - 1u);
+  c.ws = _mm512_load_ps(W.scale.data() + n0);
+  c.bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
+  return true;
+}
+
 // One row's 16 sums from column n0 (compensation subtracted) written as rows512 writes them.
 template <bool kFloat>
 [[gnu::always_inline]] RECUR_AVX512_VNNI inline void store_sums16(const Job& j, int row, int n0,
-                                                                  __mmask16 mask, __m512 ws,
-                                                                  __m512 bias, __m512i s) {
+                                                                  const Columns16& c, __m512i s) {
   const std::size_t at = static_cast<std::size_t>(row) * j.ldc + n0;
   if constexpr (kFloat) {
-    const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(mask, j.C + at) : bias;
-    const __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s), ws);
-    _mm512_mask_storeu_ps(j.C + at, mask,
+    const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(c.mask, j.C + at) : c.bias;
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s), c.ws);
+    _mm512_mask_storeu_ps(j.C + at, c.mask,
                           _mm512_fmadd_ps(v, _mm512_set1_ps(j.a_scales[row]), base));
   } else {
-    _mm512_mask_storeu_epi32(j.C32 + at, mask, s);
+    _mm512_mask_storeu_epi32(j.C32 + at, c.mask, s);
   }
 }
 
@@ -210,16 +225,12 @@ template <bool kFloat>
 [[gnu::always_inline]] RECUR_AVX512_VNNI inline void store_column16(const Job& j, int m, int n0,
                                                                     __m512i s0, __m512i s1,
                                                                     __m512i s2, __m512i s3) {
-  const QuantizedMatrix& W = *j.W;
-  const int cols = std::min(16, W.N - n0);
-  if (cols <= 0) return;
-  const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-  const __m512 ws = _mm512_load_ps(W.scale.data() + n0);
-  const __m512 bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
-  store_sums16<kFloat>(j, m, n0, mask, ws, bias, s0);
-  store_sums16<kFloat>(j, m + 1, n0, mask, ws, bias, s1);
-  store_sums16<kFloat>(j, m + 2, n0, mask, ws, bias, s2);
-  store_sums16<kFloat>(j, m + 3, n0, mask, ws, bias, s3);
+  Columns16 c;
+  if (!columns16(*j.W, n0, c)) return;
+  store_sums16<kFloat>(j, m, n0, c, s0);
+  store_sums16<kFloat>(j, m + 1, n0, c, s1);
+  store_sums16<kFloat>(j, m + 2, n0, c, s2);
+  store_sums16<kFloat>(j, m + 3, n0, c, s3);
 }
 
 // Writes a tile's sums (acc[r][q][h]: row m + r, columns (p + q) * 32 + 16 h + [0, 16)), their
@@ -227,27 +238,12 @@ template <bool kFloat>
 template <int MR, int P, bool kFloat>
 [[gnu::always_inline]] RECUR_AVX512_VNNI inline void store_tile512(const Job& j, int m, int p,
                                                                    const __m512i (&acc)[MR][P][2]) {
-  const QuantizedMatrix& W = *j.W;
   for (int q = 0; q < P; ++q)
     for (int h = 0; h < 2; ++h) {
       const int n0 = (p + q) * kInt8Panel + 16 * h;
-      const int cols = std::min(16, W.N - n0);
-      if (cols <= 0) continue;
-      const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-      const __m512 ws = _mm512_load_ps(W.scale.data() + n0);
-      const __m512 bias = W.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W.bias.data() + n0);
-      for (int r = 0; r < MR; ++r) {
-        const __m512i s = acc[r][q][h];
-        const std::size_t at = static_cast<std::size_t>(m + r) * j.ldc + n0;
-        if constexpr (kFloat) {
-          const __m512 base = j.accumulate ? _mm512_maskz_loadu_ps(mask, j.C + at) : bias;
-          const __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s), ws);
-          _mm512_mask_storeu_ps(j.C + at, mask,
-                                _mm512_fmadd_ps(v, _mm512_set1_ps(j.a_scales[m + r]), base));
-        } else {
-          _mm512_mask_storeu_epi32(j.C32 + at, mask, s);
-        }
-      }
+      Columns16 c;
+      if (!columns16(*j.W, n0, c)) continue;
+      for (int r = 0; r < MR; ++r) store_sums16<kFloat>(j, m + r, n0, c, acc[r][q][h]);
     }
 }
 
@@ -417,22 +413,18 @@ template <int R>
   __m512i s1[4][2], s2[4][2];
   panel_sums<4>(j1, m, p, s1);
   panel_sums<4>(j2, m, p, s2);
-  const QuantizedMatrix &W1 = *j1.W, &W2 = *j2.W;
   for (int h = 0; h < 2; ++h) {
     const int n0 = p * kInt8Panel + 16 * h;
-    const int cols = std::min(16, W1.N - n0);
-    if (cols <= 0) continue;
-    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-    const __m512 ws1 = _mm512_load_ps(W1.scale.data() + n0);
-    const __m512 ws2 = _mm512_load_ps(W2.scale.data() + n0);
-    const __m512 bias = W1.bias.empty() ? _mm512_setzero_ps() : _mm512_load_ps(W1.bias.data() + n0);
+    Columns16 c;  // j1's mask, scales and bias (j2, added as an accumulating store, has none)
+    if (!columns16(*j1.W, n0, c)) continue;
+    const __m512 ws2 = _mm512_load_ps(j2.W->scale.data() + n0);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
       const __m512 v1 =
-          _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s1[r][h]), ws1),
-                          _mm512_set1_ps(j1.a_scales[m + r]), bias);
+          _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s1[r][h]), c.ws),
+                          _mm512_set1_ps(j1.a_scales[m + r]), c.bias);
       const __m512 v2 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s2[r][h]), ws2);
-      _mm512_mask_storeu_ps(j1.C + static_cast<std::size_t>(m + r) * j1.ldc + n0, mask,
+      _mm512_mask_storeu_ps(j1.C + static_cast<std::size_t>(m + r) * j1.ldc + n0, c.mask,
                             _mm512_fmadd_ps(v2, _mm512_set1_ps(j2.a_scales[m + r]), v1));
     }
   }
