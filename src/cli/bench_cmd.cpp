@@ -178,6 +178,15 @@ nlohmann::json bench_train(const BenchOptions& o) {
   return j;
 }
 
+// The next indices.size() consecutive test images from `start`, back to the first image when the
+// set has fewer left.
+void next_test_batch(std::vector<std::int64_t>& indices, std::int64_t& start, std::int64_t count) {
+  const auto B = static_cast<std::int64_t>(indices.size());
+  if (start + B > count) start = 0;
+  for (std::int64_t b = 0; b < B; ++b) indices[static_cast<std::size_t>(b)] = start + b;
+  start += B;
+}
+
 // --against-fp32: the int8 model and the same weights in fp32 answer the same batches in turn,
 // call by call (int8 first on even calls, fp32 first on odd ones), so that both see the same
 // moment of a shared machine; the ratio is the median of the per-pair ratios fp32 time / int8
@@ -206,9 +215,7 @@ nlohmann::json int8_against_fp32(const BenchOptions& o, BenchSetup& setup,
     return seconds_since(t0);
   };
   for (int call = 0; call < o.warmup + o.steps; ++call) {
-    if (start + B > setup.set->count) start = 0;
-    for (int b = 0; b < B; ++b) indices[b] = start + b;
-    start += B;
+    next_test_batch(indices, start, setup.set->count);
     double a = 0, b = 0;
     if (call % 2 == 0) {
       a = timed(int8_runner);
@@ -250,9 +257,7 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   std::vector<double> times;
   std::int64_t start = 0;
   for (int call = 0; call < o.warmup + o.steps; ++call) {
-    if (start + B > set->count) start = 0;
-    for (int b = 0; b < B; ++b) indices[b] = start + b;
-    start += B;
+    next_test_batch(indices, start, set->count);
     const auto t0 = Clock::now();
     runner.infer_batch(samples, indices, predictions.data(), nullptr);
     const double dt = seconds_since(t0);
