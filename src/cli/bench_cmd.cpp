@@ -194,16 +194,13 @@ void next_test_batch(std::vector<std::int64_t>& indices, std::int64_t& start, st
 // hypervisor's cores.
 nlohmann::json int8_against_fp32(const BenchOptions& o, BenchSetup& setup,
                                  SequenceRunner& int8_runner, int threads,
-                                 const cpu_set_t& cpus_before, const ImageSequences& samples,
+                                 const ImageSequences& samples,
                                  int B) {
   Model<float> fp32(setup.net->spec());
   fp32.params() = setup.net->params();  // the same weights
   fp32.prepare(PrepareFor::inference);
-  // The first runner pinned this thread to one CPU; a second pool started from there would keep
-  // its worker on that CPU too. With the CPUs of before, it pins as the first one did (this
-  // thread on the first CPU, its worker on the second), and `threads` is the count resolved
-  // before any runner started.
-  sched_setaffinity(0, sizeof(cpus_before), &cpus_before);
+  // The first runner pinned this thread to one CPU; the second pool still sees every CPU
+  // (core/thread_pool.hpp) and puts its worker on the other one.
   SequenceRunner fp32_runner(fp32, threads);
   std::vector<std::int64_t> indices(B);
   std::vector<std::int32_t> predictions(B);
@@ -246,9 +243,6 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   Model<float>& net = *setup.net;
   net.prepare(inference_preparation(o));  // once per model for inference
   const int threads = resolve_threads(o.threads);
-  cpu_set_t cpus_before;
-  CPU_ZERO(&cpus_before);
-  sched_getaffinity(0, sizeof(cpus_before), &cpus_before);
   SequenceRunner runner(net, threads);
   const ImageSequences samples(set, view);
   const int B = static_cast<int>(std::min<std::int64_t>(o.infer_batch, set->count));
@@ -268,7 +262,7 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   const double median = quantile(times, 0.5);
   nlohmann::json j = common_fields(o, net);
   if (o.against_fp32)
-    j.update(int8_against_fp32(o, setup, runner, threads, cpus_before, samples, B));
+    j.update(int8_against_fp32(o, setup, runner, threads, samples, B));
   j["infer_batch"] = B;
   j["infer_samples_per_s"] = B / median;
   j["infer_samples_per_s_total"] = B * static_cast<double>(times.size()) / total;

@@ -9,15 +9,9 @@ namespace recur {
 
 namespace {
 
-// The CPUs this process may run on, in order.
-std::vector<int> allowed_cpus() {
-  std::vector<int> cpus;
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  return cpus;
-}
+// This thread's affinity from before a ThreadPool pinned it (the mask that pool restores), or
+// null while no pool has it pinned.
+thread_local const cpu_set_t* t_unpinned = nullptr;
 
 bool pin_thread(pthread_t thread, int cpu) {
   cpu_set_t one;
@@ -28,6 +22,18 @@ bool pin_thread(pthread_t thread, int cpu) {
 
 }  // namespace
 
+std::vector<int> usable_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  if (t_unpinned)
+    set = *t_unpinned;
+  else if (sched_getaffinity(0, sizeof(set), &set) != 0)
+    return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
 ThreadPool::ThreadPool(int threads) {
   for (int k = 1; k < std::max(1, threads); ++k)
     workers_.emplace_back([this, k] { worker_loop(k); });
@@ -35,12 +41,16 @@ ThreadPool::ThreadPool(int threads) {
   // worker often shares the caller's core for the first ~80 ms, until the load balancer moves
   // it (measured: the first 20 RNN training steps ran at one-thread speed). With fewer threads
   // than CPUs nothing is pinned, so processes running side by side can spread out.
-  const std::vector<int> cpus = allowed_cpus();
+  const std::vector<int> cpus = usable_cpus();
   if (threads > 1 && static_cast<int>(cpus.size()) == threads) {
-    if (pthread_getaffinity_np(pthread_self(), sizeof(caller_affinity_), &caller_affinity_) == 0 &&
+    // A caller that an earlier pool pinned stays as that pool left it (on cpus[0]).
+    if (!t_unpinned &&
+        pthread_getaffinity_np(pthread_self(), sizeof(caller_affinity_), &caller_affinity_) == 0 &&
         pin_thread(pthread_self(), cpus[0])) {
       caller_ = pthread_self();
       caller_pinned_ = true;
+      t_unpinned = &caller_affinity_;
+      unpinned_mark_ = &t_unpinned;
     }
     for (int k = 1; k < threads; ++k) pin_thread(workers_[k - 1].native_handle(), cpus[k]);
   }
@@ -49,6 +59,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   // The caller's thread gets its own affinity back (it may have been the main thread).
   if (caller_pinned_) pthread_setaffinity_np(caller_, sizeof(caller_affinity_), &caller_affinity_);
+  if (unpinned_mark_) *unpinned_mark_ = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;

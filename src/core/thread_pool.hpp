@@ -3,7 +3,9 @@
 // cores to whoever needs them between parallel sections (measured: OpenMP's default active wait
 // halved training speed on 2 cores). BLAS stays single-threaded inside each task. With exactly
 // one thread per CPU the process may use, the threads are pinned, one per CPU (the constructing
-// thread gets its affinity back when the pool is destroyed).
+// thread gets its affinity back when the pool is destroyed). While a pool has the constructing
+// thread pinned, that thread still counts the CPUs it had before (usable_cpus), so a second pool
+// started from it, or a thread count resolved there, sees the process's CPUs and not the one CPU.
 #pragma once
 
 #include <pthread.h>
@@ -17,6 +19,10 @@
 #include <vector>
 
 namespace recur {
+
+// The CPUs the calling thread may use, in order: its affinity mask, or, while a ThreadPool has
+// pinned it to one CPU, the mask it had before that pool pinned it.
+std::vector<int> usable_cpus();
 
 class ThreadPool {
  public:
@@ -49,6 +55,9 @@ class ThreadPool {
   pthread_t caller_{};  // the constructing thread, pinned while the pool lives
   cpu_set_t caller_affinity_{};
   bool caller_pinned_ = false;
+  // The caller's record of its CPUs from before this pool pinned it (usable_cpus), cleared
+  // again when this pool goes. A pool started on a thread another pool pinned leaves it alone.
+  const cpu_set_t** unpinned_mark_ = nullptr;
 };
 
 }  // namespace recur

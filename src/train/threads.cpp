@@ -18,8 +18,9 @@
 namespace recur {
 
 int allowed_cpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  // usable_cpus: while a pool has this thread pinned, the CPUs it had before.
+  const std::size_t n = usable_cpus().size();
+  if (n > 0) return static_cast<int>(n);
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 

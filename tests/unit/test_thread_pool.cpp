@@ -116,5 +116,43 @@ TEST(ThreadPool, ThreadsUnequalToCpusPinNothing) {
   }
 }
 
+// A second pool started on a thread the first one pinned: the thread still counts the CPUs it
+// had (usable_cpus), so the second pool puts its workers on the other CPUs instead of piling
+// them onto the caller's one; the caller gets its whole mask back when the first pool goes.
+TEST(ThreadPool, ASecondPoolOnAPinnedThreadStillSpreadsOverEveryCpu) {
+  const int cpus = allowed_cpu_count();
+  if (cpus < 2) GTEST_SKIP() << "needs at least 2 CPUs";
+  cpu_set_t before;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(before), &before), 0);
+  const auto pinned_cpu = [] {
+    cpu_set_t mine;
+    EXPECT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine), 0);
+    EXPECT_EQ(CPU_COUNT(&mine), 1);
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &mine)) return c;
+    return -1;
+  };
+  {
+    ThreadPool first(cpus);
+    ASSERT_EQ(static_cast<int>(usable_cpus().size()), cpus);  // not the 1 CPU it is pinned to
+    {
+      ThreadPool second(cpus);
+      std::mutex m;
+      std::set<int> used;
+      second.run(cpus, [&](int) {
+        const int c = pinned_cpu();
+        std::lock_guard<std::mutex> lock(m);
+        used.insert(c);
+      });
+      EXPECT_EQ(static_cast<int>(used.size()), cpus) << "threads share a CPU";
+    }
+    EXPECT_EQ(pinned_cpu(), usable_cpus()[0]);  // the second pool left the first one's pinning
+  }
+  cpu_set_t after;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(after), &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));
+  EXPECT_EQ(static_cast<int>(usable_cpus().size()), cpus);
+}
+
 }  // namespace
 }  // namespace recur
