@@ -59,10 +59,21 @@ class SequenceRunner {
  private:
   Model<float>& model_;
   int threads_;
+  std::int64_t step_width_;  // step_output_width(model_)
   double label_smoothing_ = 0;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
 };
+
+// The summed widths of a model's per-step outputs (every layer's output that is a sequence of
+// features, up to the pooling): what a padded token costs a training step in activations and
+// their gradients, in floats, besides the recurrent layers' gates.
+std::int64_t step_output_width(const Model<float>& model);
+// Padded rows x steps a training piece may hold (SequenceRunner runs a thread's share of a batch
+// in pieces of at most about this many) for a model of that step width whose batch's longest
+// sequence has `longest` steps: 8,192 up to the IMDb recipe's width (384), less in proportion
+// above it, but not below 8 rows of `longest` steps (nor above 8,192 for that).
+std::int64_t training_piece_tokens(std::int64_t width, std::int64_t longest);
 
 // Accuracy, loss and per-sample predictions/probabilities (in the source's order).
 EvalResult evaluate_sequences(SequenceRunner& runner, const SequenceSource& src, int batch);

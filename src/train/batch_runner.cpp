@@ -9,6 +9,25 @@
 
 namespace recur {
 
+namespace {
+
+// A training forward keeps every step's gates and cell states for backward, so its memory grows
+// with padded rows x steps. A thread's share of a batch runs in pieces of at most about
+// kTrainTokens (the rows sorted longest first, split evenly), each adding its gradients to the
+// thread's sum: the same gradient up to the order of the sums. MNIST rows (at most 64 x 28 a
+// thread at the recipes' batches) never split; a thread's 32 reviews of 500 tokens run as two
+// pieces of 16, which halves the IMDb run's largest workspaces (bench/RESULTS.md, IMDb training
+// memory). kTrainTokens is for models whose step outputs are at most kTrainWidth wide together
+// (the IMDb recipe's embedding of 128 and BiLSTM-128: 384); a wider model's budget shrinks in
+// proportion (training_piece_tokens), down to 8 rows of the batch's longest sequence and no
+// further: below 8 rows the products run at two thirds of the speed (the wide IMDb recipe with
+// pieces of 6 reviews; bench/RESULTS.md).
+constexpr std::int64_t kTrainTokens = 8192;
+constexpr std::int64_t kTrainWidth = 384;
+constexpr std::int64_t kFastPieceRows = 8;
+
+}  // namespace
+
 struct SequenceRunner::Chunk {
   ModelWorkspace<float> ws;
   std::vector<float> grads, x, dlogits, probs;
@@ -18,7 +37,7 @@ struct SequenceRunner::Chunk {
 };
 
 SequenceRunner::SequenceRunner(Model<float>& model, int threads)
-    : model_(model), threads_(std::max(1, threads)) {
+    : model_(model), threads_(std::max(1, threads)), step_width_(step_output_width(model)) {
   // recur owns the threading: BLAS runs on one thread inside each of ours, so the two never
   // oversubscribe the cores and a product is split the same way whatever the machine.
   kernels::blas_single_threaded();
@@ -28,26 +47,36 @@ SequenceRunner::SequenceRunner(Model<float>& model, int threads)
 
 SequenceRunner::~SequenceRunner() = default;
 
+std::int64_t step_output_width(const Model<float>& model) {
+  std::int64_t width = 0;
+  for (std::size_t i = 0; i < model.num_layers(); ++i) {
+    const ActShape& out = model.layer(i).output_shape();
+    if (out.kind == ActKind::sequence && !out.ids)
+      width += static_cast<std::int64_t>(out.per_row());
+  }
+  return width;
+}
+
+std::int64_t training_piece_tokens(std::int64_t width, std::int64_t longest) {
+  if (width <= kTrainWidth) return kTrainTokens;
+  const std::int64_t scaled = kTrainTokens * kTrainWidth / width;
+  return std::max(scaled,
+                  std::min(kTrainTokens, kFastPieceRows * std::max<std::int64_t>(1, longest)));
+}
+
 namespace {
 
 constexpr int kInferBlock = 64;
 
-// A training forward keeps every step's gates and cell states for backward, so its memory grows
-// with padded rows x steps. A thread's share of a batch runs in pieces of at most about this many
-// (the rows sorted longest first, split evenly), each adding its gradients to the thread's sum:
-// the same gradient up to the order of the sums. MNIST rows (at most 64 x 28 a thread at the
-// recipes' batches) never split; a thread's 32 reviews of 500 tokens run as two pieces of 16,
-// which halves the IMDb run's largest workspaces (bench/RESULTS.md, IMDb training memory).
-constexpr std::int64_t kTrainTokens = 8192;
-
 // The pieces of rows [begin, end) (sorted longest first): their starts, plus the end.
 std::vector<int> training_pieces(const SequenceSource& src, const std::vector<std::int64_t>& idx,
-                                 int begin, int end) {
+                                 int begin, int end, std::int64_t width) {
   const int rows = end - begin;
   const std::int64_t longest = rows > 0 ? src.length(idx[begin]) : 0;
   const std::int64_t padded = longest * rows;
+  const std::int64_t budget = training_piece_tokens(width, longest);
   const int pieces = static_cast<int>(
-      std::clamp<std::int64_t>((padded + kTrainTokens - 1) / kTrainTokens, 1, std::max(1, rows)));
+      std::clamp<std::int64_t>((padded + budget - 1) / budget, 1, std::max(1, rows)));
   std::vector<int> starts;
   for (int p = 0; p < pieces; ++p) starts.push_back(begin + rows * p / pieces);
   starts.push_back(end);
@@ -136,7 +165,7 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
     std::fill(g, g + P, 0.f);
     c.stats = {};
     const std::vector<int> pieces =
-        training_pieces(src, idx, starts[first + k], starts[first + k + 1]);
+        training_pieces(src, idx, starts[first + k], starts[first + k + 1], step_width_);
     for (std::size_t p = 0; p + 1 < pieces.size(); ++p) {
       const int begin = pieces[p], n = pieces[p + 1] - begin;
       const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n, &dropout_seed);
