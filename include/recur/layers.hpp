@@ -165,6 +165,44 @@ struct LayerWorkspace {
   virtual ~LayerWorkspace() = default;
 };
 
+// An embedding table's gradient held for the rows a batch touched only, in the order first
+// touched: a worker thread's share of a text batch, added into the full gradient afterwards
+// (SequenceRunner), so that a thread beyond the first holds no dense copy of the table's
+// gradient. Each touched row sums its tokens in the same order as the dense gradient would.
+template <typename T>
+struct RowGradients {
+  std::size_t offset = 0;  // the table's first element in the gradient arena
+  int vocab = 0, width = 0;
+  std::vector<std::int32_t> slot;  // [vocab]: the row's place in rows / values, or -1
+  std::vector<std::int32_t> rows;  // the touched rows
+  std::vector<T> values;           // [rows.size(), width]
+
+  void reset(std::size_t table_offset, int table_vocab, int table_width) {
+    offset = table_offset;
+    vocab = table_vocab;
+    width = table_width;
+    slot.assign(static_cast<std::size_t>(vocab), -1);
+    rows.clear();
+    values.clear();
+  }
+  // Forgets the touched rows (their slots back to -1); keeps the memory.
+  void clear() {
+    for (const std::int32_t r : rows) slot[static_cast<std::size_t>(r)] = -1;
+    rows.clear();
+    values.clear();
+  }
+  // Row r's gradient, zero when first touched.
+  T* row(std::int32_t r) {
+    std::int32_t& k = slot[static_cast<std::size_t>(r)];
+    if (k < 0) {
+      k = static_cast<std::int32_t>(rows.size());
+      rows.push_back(r);
+      values.resize(values.size() + static_cast<std::size_t>(width), T(0));
+    }
+    return values.data() + static_cast<std::size_t>(k) * width;
+  }
+};
+
 // Everything a layer's forward or backward needs besides its input and output.
 template <typename T>
 struct LayerContext {
@@ -174,6 +212,9 @@ struct LayerContext {
   const std::int32_t* ids = nullptr;  // token ids [steps, batch] when the model input is ids
   bool train = false;
   Rng* rng = nullptr;  // dropout draws (train only)
+  // backward only: when set, the embedding whose table starts at row_grads->offset adds its
+  // gradient here instead of into grads (which then need not hold that table).
+  RowGradients<T>* row_grads = nullptr;
 };
 
 // Weights a layer packs once per optimizer step (shared by all threads, read-only while they
@@ -296,8 +337,13 @@ class Model {
   // Logits [batch, classes], valid until ws is used again.
   const T* forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train,
                    Rng* rng = nullptr) const;
-  // Backward of the last forward(train=true) on ws; adds parameter gradients into grads.
-  void backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits, T* grads) const;
+  // Backward of the last forward(train=true) on ws; adds parameter gradients into grads. With
+  // row_grads (reset to embedding_table()'s place), the embedding's gradient goes there instead
+  // and grads' elements of the table are neither read nor written.
+  void backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits, T* grads,
+                RowGradients<T>* row_grads = nullptr) const;
+  // The first layer's embedding table (offset, vocab, width), or nullptr when the model has none.
+  const ParamInfo* embedding_table() const;
   // The input of layer i as the last forward on ws saw it (layer 0: the model input's x).
   const T* activation(const ModelWorkspace<T>& ws, std::size_t i) const;
 

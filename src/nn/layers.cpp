@@ -137,7 +137,10 @@ class EmbeddingLayer final : public Layer<T> {
     const int E = this->spec_.size, B = ctx.batch;
     const auto* words = static_cast<const EmbeddingWorkspace<T>*>(ws);
     const bool drop = words && words->active;
-    T* g = grads + weight_;
+    RowGradients<T>* rows =
+        ctx.row_grads && ctx.row_grads->offset == weight_ ? ctx.row_grads : nullptr;
+    RECUR_ASSERT(!rows || (rows->width == E && rows->vocab == this->spec_.vocab));
+    T* g = rows ? nullptr : grads + weight_;
     for (int t = 0; t < seq.steps; ++t)
       for (int b = 0; b < seq.batch_sizes[t]; ++b) {
         const std::size_t at = static_cast<std::size_t>(t) * B + b;
@@ -145,7 +148,7 @@ class EmbeddingLayer final : public Layer<T> {
         if (k == T(0)) continue;
         const std::int32_t id = ctx.ids[at];
         const T* d = dout + at * E;
-        T* gr = g + static_cast<std::size_t>(id) * E;
+        T* gr = rows ? rows->row(id) : g + static_cast<std::size_t>(id) * E;
         if (drop)
           for (int e = 0; e < E; ++e) gr[e] += d[e] * k;
         else

@@ -313,11 +313,11 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
 }
 
 template <typename T>
-void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits,
-                        T* grads) const {
+void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits, T* grads,
+                        RowGradients<T>* row_grads) const {
   const std::size_t n = layers_.size();
   RECUR_ASSERT(ws.layer_ws.size() == n && ws.batch == in.batch && ws.seqs.size() == n + 1);
-  LayerContext<T> ctx{params_.data(), in.batch, in.seq, in.ids, true, nullptr};
+  LayerContext<T> ctx{params_.data(), in.batch, in.seq, in.ids, true, nullptr, row_grads};
   const T* dout = dlogits;
   for (std::size_t i = n; i-- > 0;) {
     const Layer<T>& layer = *layers_[i];
@@ -333,6 +333,17 @@ void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T*
     layer.backward(ctx, prep, x, ws.outs[i].data(), dout, din, grads, ws.layer_ws[i].get());
     dout = din;
   }
+}
+
+template <typename T>
+const ParamInfo* Model<T>::embedding_table() const {
+  if (layers_.empty() || layers_[0]->spec().type != "embedding") return nullptr;
+  // The first layer's one tensor: the first in the arena.
+  const ParamInfo& table = layout_.entries().front();
+  RECUR_ASSERT(table.offset == 0 && table.shape.size() == 2 &&
+               table.shape[0] == layers_[0]->spec().vocab &&
+               table.shape[1] == layers_[0]->spec().size);
+  return &table;
 }
 
 template <typename T>

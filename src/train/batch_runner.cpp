@@ -30,7 +30,12 @@ constexpr std::int64_t kFastPieceRows = 8;
 
 struct SequenceRunner::Chunk {
   ModelWorkspace<float> ws;
-  std::vector<float> grads, x, dlogits, probs;
+  // A thread beyond the first: its gradient (chunk 0 writes the caller's). With an embedding,
+  // the table's part is never touched (so never resident: a fresh block of this size is mapped
+  // on demand) and its rows go to `rows` instead.
+  std::unique_ptr<float[]> grads;
+  RowGradients<float> rows;
+  std::vector<float> x, dlogits, probs;
   std::vector<std::int32_t> ids, labels;
   SeqInfo seq;
   Stats stats;
@@ -157,12 +162,31 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
   const int C = model_.spec().num_classes;
   const float scale = 1.f / static_cast<float>(idx.size());
   const std::size_t P = model_.num_params();
+  // The embedding table's elements [hole_begin, hole_end) of a worker's gradient stay untouched.
+  const ParamInfo* table = model_.embedding_table();
+  const std::size_t hole_begin = table ? table->offset : 0;
+  const std::size_t hole_end = table ? table->offset + table->size : 0;
   pool_->run(count, [&](int k) {
     Chunk& c = *chunks_[k];
     std::uint64_t stream = dropout_seed + static_cast<std::uint64_t>(first + k);
     Rng rng(splitmix64(stream));
-    float* g = k == 0 ? grads : (c.grads.resize(P), c.grads.data());
-    std::fill(g, g + P, 0.f);
+    RowGradients<float>* rows = nullptr;
+    float* g = grads;
+    if (k == 0) {
+      std::fill(g, g + P, 0.f);
+    } else {
+      if (!c.grads) c.grads.reset(new float[P]);
+      g = c.grads.get();
+      std::fill(g, g + hole_begin, 0.f);
+      std::fill(g + hole_end, g + P, 0.f);
+      if (table) {
+        if (c.rows.width == 0)
+          c.rows.reset(table->offset, static_cast<int>(table->shape[0]),
+                       static_cast<int>(table->shape[1]));
+        c.rows.clear();
+        rows = &c.rows;
+      }
+    }
     c.stats = {};
     const std::vector<int> pieces =
         training_pieces(src, idx, starts[first + k], starts[first + k + 1], step_width_);
@@ -178,17 +202,28 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
           scale;
       c.stats.correct += correct;
       c.stats.count += n;
-      model_.backward(in, c.ws, c.dlogits.data(), g);
+      model_.backward(in, c.ws, c.dlogits.data(), g, rows);
     }
   });
   // The threads' gradients summed into chunk 0's, each thread a slice of the parameters (every
-  // element summed in chunk order, as one thread would).
+  // element summed in chunk order, as one thread would). A worker's embedding rows are added
+  // where they fall in the slice; the table's other elements had nothing to add (x + 0 = x).
   if (count > 1) {
     pool_->run(count, [&](int k) {
       const std::size_t begin = P * k / count, end = P * (k + 1) / count;
       for (int c = 1; c < count; ++c) {
-        const float* g = chunks_[c]->grads.data();
-        for (std::size_t j = begin; j < end; ++j) grads[j] += g[j];
+        const float* g = chunks_[c]->grads.get();
+        for (std::size_t j = begin; j < std::min(end, hole_begin); ++j) grads[j] += g[j];
+        for (std::size_t j = std::max(begin, hole_end); j < end; ++j) grads[j] += g[j];
+        if (!table) continue;
+        const RowGradients<float>& rows = chunks_[c]->rows;
+        const std::size_t E = static_cast<std::size_t>(rows.width);
+        for (std::size_t s = 0; s < rows.rows.size(); ++s) {
+          const std::size_t at = hole_begin + static_cast<std::size_t>(rows.rows[s]) * E;
+          const std::size_t lo = std::max(begin, at), hi = std::min(end, at + E);
+          const float* v = rows.values.data() + s * E;
+          for (std::size_t j = lo; j < hi; ++j) grads[j] += v[j - at];
+        }
       }
     });
   }
