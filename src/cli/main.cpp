@@ -19,6 +19,9 @@ namespace {
 // Reports a failure. In a data-parallel job (mpirun) the other ranks may be waiting for this one
 // in a collective, so the whole job ends here; ranks other than 0 report a moment later, so that
 // an error every rank meets (a bad value) is reported once, by rank 0, whose abort ends them.
+// The moment is 5 s: with 2 s, a loaded machine's rank 0 met the same error after rank 1 had
+// waited out its 2 s, and both reported (MpiCli.TextRunBadValueOrMismatchedRanksEndTheJobWith
+// OneMessage failed once in CI).
 int fail(int code, const char* kind, const char* what) {
   if (recur::dist::size() == 1) {
     std::fprintf(stderr, "recur: %s: %s\n", kind, what);
@@ -27,7 +30,7 @@ int fail(int code, const char* kind, const char* what) {
   if (recur::dist::rank() == 0) {
     std::fprintf(stderr, "recur: %s: %s\n", kind, what);
   } else {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::this_thread::sleep_for(std::chrono::seconds(5));
     std::fprintf(stderr, "recur: %s (rank %d): %s\n", kind, recur::dist::rank(), what);
   }
   std::fflush(stderr);
