@@ -4,7 +4,6 @@
 // latency, a large sgemm for reference, and the process's peak RSS. bench/peers/torch_rnn.py
 // prints the same JSON keys for PyTorch; bench/compare.py puts the two side by side.
 #include <fmt/core.h>
-#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -194,8 +193,7 @@ void next_test_batch(std::vector<std::int64_t>& indices, std::int64_t& start, st
 // hypervisor's cores.
 nlohmann::json int8_against_fp32(const BenchOptions& o, BenchSetup& setup,
                                  SequenceRunner& int8_runner, int threads,
-                                 const ImageSequences& samples,
-                                 int B) {
+                                 const ImageSequences& samples, int B) {
   Model<float> fp32(setup.net->spec());
   fp32.params() = setup.net->params();  // the same weights
   fp32.prepare(PrepareFor::inference);
@@ -261,8 +259,7 @@ nlohmann::json bench_infer(const BenchOptions& o) {
   for (double t : times) total += t;
   const double median = quantile(times, 0.5);
   nlohmann::json j = common_fields(o, net);
-  if (o.against_fp32)
-    j.update(int8_against_fp32(o, setup, runner, threads, samples, B));
+  if (o.against_fp32) j.update(int8_against_fp32(o, setup, runner, threads, samples, B));
   j["infer_batch"] = B;
   j["infer_samples_per_s"] = B / median;
   j["infer_samples_per_s_total"] = B * static_cast<double>(times.size()) / total;

@@ -48,7 +48,6 @@ ThreadPool::ThreadPool(int threads) {
         pthread_getaffinity_np(pthread_self(), sizeof(caller_affinity_), &caller_affinity_) == 0 &&
         pin_thread(pthread_self(), cpus[0])) {
       caller_ = pthread_self();
-      caller_pinned_ = true;
       t_unpinned = &caller_affinity_;
       unpinned_mark_ = &t_unpinned;
     }
@@ -58,8 +57,10 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() {
   // The caller's thread gets its own affinity back (it may have been the main thread).
-  if (caller_pinned_) pthread_setaffinity_np(caller_, sizeof(caller_affinity_), &caller_affinity_);
-  if (unpinned_mark_) *unpinned_mark_ = nullptr;
+  if (unpinned_mark_) {
+    pthread_setaffinity_np(caller_, sizeof(caller_affinity_), &caller_affinity_);
+    *unpinned_mark_ = nullptr;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;

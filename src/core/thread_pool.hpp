@@ -54,9 +54,9 @@ class ThreadPool {
   std::exception_ptr error_;
   pthread_t caller_{};  // the constructing thread, pinned while the pool lives
   cpu_set_t caller_affinity_{};
-  bool caller_pinned_ = false;
-  // The caller's record of its CPUs from before this pool pinned it (usable_cpus), cleared
-  // again when this pool goes. A pool started on a thread another pool pinned leaves it alone.
+  // Set when this pool pinned the caller: the caller's record of its CPUs from before
+  // (usable_cpus), restored and cleared when this pool goes. A pool started on a thread another
+  // pool pinned leaves it alone.
   const cpu_set_t** unpinned_mark_ = nullptr;
 };
 
