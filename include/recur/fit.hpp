@@ -50,6 +50,19 @@ class SequenceRunner {
   Stats infer_chunks(const SequenceSource& src, const std::vector<std::int64_t>& idx,
                      std::int32_t* predictions, float* probs, int first, int count, int chunks);
   int threads() const { return threads_; }
+  // Frees what training steps keep between batches (every thread's activations sized for
+  // training, gradient copies and embedding rows): after the last step, before a test pass that
+  // needs less. The next call of any kind allocates again what it needs.
+  void release_training_memory();
+  // With an embedding table (Model::embedding_table), rows mode: train calls leave the table's
+  // part of `grads` alone (never written or read, so never resident) and give the table's
+  // gradient by rows instead, table_gradient(): the rows the batch's words touched, summed in
+  // the same order as the dense gradient's elements (bit for bit). Off (the default): the dense
+  // gradient holds the whole table's part.
+  void set_table_rows(bool on) { table_rows_ = on; }
+  // After a train call in rows mode: the table's gradient (TableRows; valid until the next call
+  // of any kind); null otherwise.
+  const TableRows* table_gradient() const { return table_view_.slot ? &table_view_ : nullptr; }
   // Label smoothing of train_batch / train_chunks' loss (softmax_cross_entropy); 0 = off.
   void set_label_smoothing(double eps) { label_smoothing_ = eps; }
 
@@ -61,6 +74,8 @@ class SequenceRunner {
   int threads_;
   std::int64_t step_width_;  // step_output_width(model_)
   double label_smoothing_ = 0;
+  bool table_rows_ = false;
+  TableRows table_view_;  // table_gradient(): slot null when there is none
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
 };

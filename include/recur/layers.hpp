@@ -280,6 +280,10 @@ class Layer {
   virtual void backward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in,
                         const T* out, const T* dout, T* din, T* grads,
                         LayerWorkspace<T>* ws) const = 0;
+  // True when backward may be given din == dout (one buffer as large as the larger of the two):
+  // it reads all of dout before it writes din. The model then holds one gradient buffer for
+  // both (a recurrent layer over IMDb reviews: one [steps, batch, width] buffer less a thread).
+  virtual bool backward_in_place() const { return false; }
 
  protected:
   LayerSpec spec_;

@@ -47,6 +47,44 @@
 
 namespace recur {
 
+// A gradient whose embedding table's part is held by rows (a text model's training step touches
+// the rows of the words its batch reads, a few thousand of a 20,000-word table): elements
+// [offset, offset + vocab x width) of the gradient are row r's at offset + r x width, which is
+// values + slot[r] x width when slot[r] >= 0 and zero otherwise. Every function below that takes
+// one reads (and writes) only those rows of the table's part, never the dense gradient's table
+// part, and gives what it would give with the dense gradient holding those rows and zeros (bit
+// for bit; SequenceRunner::table_gradient).
+struct TableRows {
+  std::size_t offset = 0;
+  int vocab = 0, width = 0;
+  const std::int32_t* slot = nullptr;  // [vocab]
+  float* values = nullptr;             // [touched rows, width]
+};
+
+// f(begin, g, len) for the runs of a gradient of n elements in index order: `grads` outside the
+// table, a touched row's values, zeros for an untouched row (g points at `width` zeros). Without
+// a table (null), one run over grads.
+template <typename F>
+void for_each_gradient_run(float* grads, std::size_t n, const TableRows* table, F&& f) {
+  if (!table) {
+    f(std::size_t{0}, grads, n);
+    return;
+  }
+  const std::size_t W = static_cast<std::size_t>(table->width);
+  const std::vector<float> zeros(W, 0.f);
+  if (table->offset > 0) f(std::size_t{0}, grads, table->offset);
+  for (int r = 0; r < table->vocab; ++r) {
+    const std::size_t begin = table->offset + static_cast<std::size_t>(r) * W;
+    const std::int32_t k = table->slot[r];
+    // The zero row is never written: functions that write only ever change nonzero values.
+    f(begin,
+      k >= 0 ? table->values + static_cast<std::size_t>(k) * W : const_cast<float*>(zeros.data()),
+      W);
+  }
+  const std::size_t end = table->offset + static_cast<std::size_t>(table->vocab) * W;
+  if (end < n) f(end, grads + end, n - end);
+}
+
 enum class OptimizerKind { sgd, adam, adamw, rmsprop };
 
 // "sgd", "adam", "adamw", "rmsprop"; otherwise
@@ -87,8 +125,9 @@ class Optimizer {
   Optimizer(const OptimizerConfig& cfg, std::size_t n);
 
   // One update of params[0, n) from grads[0, n) at rate lr (the schedule's rate for this step).
-  // Allocates nothing. Throws recur::Error("--lr", ...) for a negative or NaN lr.
-  void step(float* params, const float* grads, float lr);
+  // Allocates nothing. Throws recur::Error("--lr", ...) for a negative or NaN lr. With `table`,
+  // the table's rows come from it (TableRows): untouched rows update as with a zero gradient.
+  void step(float* params, const float* grads, float lr, const TableRows* table = nullptr);
 
   // The moving average of the weights (OptimizerConfig::ema), size() floats after the first
   // step; empty without one.
@@ -106,15 +145,20 @@ class Optimizer {
   // Throws recur::Error("optimizer state", ...) for a negative count.
   void set_step_count(int64_t t);
 
+  // Frees the update state (moments, momentum) once training is over, keeping averaged() and
+  // steps(): the test pass after a run needs neither (Adam's two moments are twice the model).
+  // step() afterwards throws recur::Error("optimizer state", ...).
+  void release_update_state();
+
  private:
   // The weight decay that enters the gradient: 0 when it is decoupled (applied to p by step()).
   float gradient_decay() const {
     return cfg_.decoupled_weight_decay && cfg_.kind != OptimizerKind::adamw ? 0.f
                                                                             : cfg_.weight_decay;
   }
-  void step_sgd(float* params, const float* grads, float lr);
-  void step_adam(float* params, const float* grads, float lr);
-  void step_rmsprop(float* params, const float* grads, float lr);
+  void step_sgd(float* params, const float* grads, float lr, const TableRows* table);
+  void step_adam(float* params, const float* grads, float lr, const TableRows* table);
+  void step_rmsprop(float* params, const float* grads, float lr, const TableRows* table);
 
   OptimizerConfig cfg_;
   std::size_t n_;
@@ -125,18 +169,24 @@ class Optimizer {
   std::vector<float> square_avg_;
   std::vector<float> grad_avg_;
   std::vector<float> ema_;
+  bool released_ = false;  // release_update_state() was called
 };
 
 // torch.nn.utils.clip_grad_norm_ with the 2-norm: computes the norm of all n gradients together
-// (accumulated in double) and, when max_norm / (norm + 1e-6) < 1, multiplies every gradient by
-// that factor. Returns the norm before clipping. A non-finite norm (an inf or NaN gradient) is
-// returned with the gradients left untouched, so the caller can report it or skip the step.
-// Throws Error("--clip-grad-norm", ...) unless max_norm > 0.
-float clip_grad_norm(float* grads, std::size_t n, float max_norm);
+// (accumulated in double, element i in partial sum i mod 4 and the last n mod 4 in the first,
+// the four then added in order: the same sum whichever elements are zero and skipped) and, when
+// max_norm / (norm + 1e-6) < 1, multiplies every gradient by that factor. Returns the norm before
+// clipping. A non-finite norm (an inf or NaN gradient) is returned with the gradients left
+// untouched, so the caller can report it or skip the step. Throws Error("--clip-grad-norm", ...)
+// unless max_norm > 0. With `table`, its rows are the table's part (TableRows).
+float clip_grad_norm(float* grads, std::size_t n, float max_norm, const TableRows* table = nullptr);
 
 // torch.nn.utils.clip_grad_value_: clamps every gradient to [-limit, limit] (NaN stays NaN).
 // Throws Error("--clip-grad-value", ...) unless limit > 0.
-void clip_grad_value(float* grads, std::size_t n, float limit);
+void clip_grad_value(float* grads, std::size_t n, float limit, const TableRows* table = nullptr);
+
+// True when no gradient is NaN or infinite.
+bool all_finite(const float* grads, std::size_t n, const TableRows* table = nullptr);
 
 enum class ScheduleKind { constant, step, cosine };
 

@@ -404,6 +404,7 @@ class RecurrentLayer final : public Layer<T> {
     w.dinput_to = din;
     stack_.backward(ctx.params, nullptr, nullptr, w, grads, din != nullptr, nullptr, nullptr);
   }
+  bool backward_in_place() const override { return stack_.backward_in_place(); }
 
  private:
   static nn::RecurrentStack<T> make_stack(const LayerSpec& spec, const ActShape& in,

@@ -318,14 +318,29 @@ void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T*
   const std::size_t n = layers_.size();
   RECUR_ASSERT(ws.layer_ws.size() == n && ws.batch == in.batch && ws.seqs.size() == n + 1);
   LayerContext<T> ctx{params_.data(), in.batch, in.seq, in.ids, true, nullptr, row_grads};
+  // The gradient on layer i's input goes to douts[i - 1], or, when layer i works in place and
+  // its output gradient is in douts[i] (not the caller's dlogits), over that gradient in
+  // douts[i]. A buffer is sized when the layer after it writes it, for every layer that will
+  // work in it.
+  auto in_place = [&](std::size_t i) {
+    return i > 0 && i + 1 < n && layers_[i]->backward_in_place();
+  };
   const T* dout = dlogits;
   for (std::size_t i = n; i-- > 0;) {
     const Layer<T>& layer = *layers_[i];
     const T* x = i == 0 ? in.x : ws.outs[i - 1].data();
     T* din = nullptr;
     ctx.seq = ws.seqs[i];
-    if (i > 0) {
-      const std::size_t size = output_elements(layers_[i - 1]->output_shape(), ctx.seq, in.batch);
+    if (in_place(i)) {
+      din = const_cast<T*>(dout);  // douts[i], sized for this below when layer i + 1 wrote it
+    } else if (i > 0) {
+      std::size_t size = 0;
+      // Layers i - 1, i - 2, ... that work in place write their input gradients here too.
+      for (std::size_t j = i; j > 0; --j) {
+        size =
+            std::max(size, output_elements(layers_[j - 1]->output_shape(), ws.seqs[j], in.batch));
+        if (!in_place(j - 1)) break;
+      }
       grow_workspace(ws.douts[i - 1], size);
       din = ws.douts[i - 1].data();
     }

@@ -550,8 +550,17 @@ void RecurrentStack<T>::backward(const T* params, const T* dhn, const T* dcn, St
       din = ws.layers[l - 1].dout.data();
     else if (want_dinput)
       din = ws.caller_buffers ? ws.dinput_to : ws.dinput.data();
-    for (int d = 0; d < D; ++d)
-      backward_direction(params, l, d, in, dhn, dcn, ws, grads, din, d > 0, dh0, dc0);
+    if (spec_.untied) {
+      for (int d = 0; d < D; ++d)
+        backward_direction(params, l, d, in, dhn, dcn, ws, grads, din, d > 0, dh0, dc0);
+    } else {
+      // Every direction's steps first (each reads its half of dout), then the input gradient
+      // (the same products in the same order), which may overwrite dout.
+      for (int d = 0; d < D; ++d)
+        backward_direction(params, l, d, in, dhn, dcn, ws, grads, nullptr, false, dh0, dc0);
+      if (din)
+        for (int d = 0; d < D; ++d) input_gradient(params, l, d, ws, din, d > 0);
+    }
     if (l > 0 && L.dropped) {
       const int I = params_[l * D].input_size;
       for (std::size_t k = 0; k < SB * I; ++k) din[k] *= L.mask[k];
@@ -770,6 +779,17 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     add_bias_grads<T>(cell == CellKind::gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(),
                       summed, grads + p.b_ih, grads + p.b_hh);
   }
+}
+
+template <typename T>
+void RecurrentStack<T>::input_gradient(const T* params, int layer, int dir, StackWorkspace<T>& ws,
+                                       T* din, bool accumulate) const {
+  const DirectionParams& p = params_[layer * spec_.directions + dir];
+  const DirectionDims dims = direction_dims(p, ws);
+  const StackPacked::Bf16Direction* bf16 =
+      ws.bf16 ? &ws.bf16->bf16[layer * spec_.directions + dir] : nullptr;
+  input_grad<T>(dims.S * dims.B, dims.I, dims.GH, ws.layers[layer].dir[dir].gates.data(),
+                params + p.w_ih, bf16, accumulate, din, ws);
 }
 
 template class RecurrentStack<float>;

@@ -173,9 +173,13 @@ class RecurrentStack {
 
   // Needs a forward with train = true on ws, and ws.layers.back().dout filled with the gradient on
   // the output sequence (zero at padded steps). dhn, dcn [L*D, B, H] may be null. Adds into grads;
-  // writes ws.dinput when want_dinput, and dh0 / dc0 when non-null.
+  // writes ws.dinput when want_dinput, and dh0 / dc0 when non-null. With tied weights, a layer's
+  // input gradient is made after every direction has read its gradient on the output, so the
+  // caller's dinput_to may be its dout_from (backward_in_place).
   void backward(const T* params, const T* dhn, const T* dcn, StackWorkspace<T>& ws, T* grads,
                 bool want_dinput, T* dh0, T* dc0) const;
+  // The stack's backward may write its input gradient over its output gradient (tied weights).
+  bool backward_in_place() const { return !spec_.untied; }
 
  private:
   DirectionDims direction_dims(const DirectionParams& p, const StackWorkspace<T>& ws) const;
@@ -189,6 +193,9 @@ class RecurrentStack {
   void backward_direction(const T* params, int layer, int dir, const T* in, const T* dhn,
                           const T* dcn, StackWorkspace<T>& ws, T* grads, T* din,
                           bool din_accumulate, T* dh0, T* dc0) const;
+  // din [S*B, I] = (or += when accumulate) this direction's gate gradients x W_ih (tied weights).
+  void input_gradient(const T* params, int layer, int dir, StackWorkspace<T>& ws, T* din,
+                      bool accumulate) const;
 
   StackSpec spec_;
   std::vector<DirectionParams> params_;  // [layer * D + dir]

@@ -214,8 +214,10 @@ Optimizer::Optimizer(const OptimizerConfig& cfg, std::size_t n) : cfg_(cfg), n_(
   }
 }
 
-void Optimizer::step(float* params, const float* grads, float lr) {
+void Optimizer::step(float* params, const float* grads, float lr, const TableRows* table) {
   if (!(lr >= 0)) throw Error("--lr", fmt::format("must be a non-negative number, got {}", lr));
+  if (released_)
+    throw Error("optimizer state", "was released at the end of training; no update can follow");
   if (cfg_.ema > 0 && steps_ == 0) std::copy(params, params + n_, ema_.begin());
   if (cfg_.decoupled_weight_decay && cfg_.weight_decay != 0 && cfg_.kind != OptimizerKind::adamw) {
     // The decay first, on its own (adamw's scale, rounded to float once); the update below then
@@ -226,14 +228,14 @@ void Optimizer::step(float* params, const float* grads, float lr) {
   }
   switch (cfg_.kind) {
     case OptimizerKind::sgd:
-      step_sgd(params, grads, lr);
+      step_sgd(params, grads, lr, table);
       break;
     case OptimizerKind::adam:
     case OptimizerKind::adamw:
-      step_adam(params, grads, lr);
+      step_adam(params, grads, lr, table);
       break;
     case OptimizerKind::rmsprop:
-      step_rmsprop(params, grads, lr);
+      step_rmsprop(params, grads, lr, table);
       break;
   }
   if (cfg_.ema > 0) {
@@ -246,28 +248,47 @@ void Optimizer::step(float* params, const float* grads, float lr) {
   }
 }
 
-void Optimizer::step_sgd(float* params, const float* grads, float lr) {
+namespace {
+
+// update(begin, g, len) over the gradient's runs (for_each_gradient_run): elementwise updates give
+// the same values whichever way the elements are cut.
+template <typename U>
+void over_runs(const float* grads, std::size_t n, const TableRows* table, U&& update) {
+  for_each_gradient_run(
+      const_cast<float*>(grads), n, table,
+      [&](std::size_t begin, const float* g, std::size_t len) { update(begin, g, len); });
+}
+
+}  // namespace
+
+void Optimizer::step_sgd(float* params, const float* grads, float lr, const TableRows* table) {
   const float wd = gradient_decay();
   const SgdScalars s{wd, cfg_.momentum, as_kernel_scalar(1.0 - decimal_value(cfg_.dampening)), -lr,
                      steps_ == 0};
   ++steps_;
   const bool decay = wd != 0;
   if (cfg_.momentum == 0) {
-    decay ? sgd_plain_update<true>(params, grads, n_, s)
-          : sgd_plain_update<false>(params, grads, n_, s);
+    over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t len) {
+      decay ? sgd_plain_update<true>(params + b, g, len, s)
+            : sgd_plain_update<false>(params + b, g, len, s);
+    });
     return;
   }
   float* buffer = momentum_buffer_.data();
-  if (decay) {
-    cfg_.nesterov ? sgd_momentum_update<true, true>(params, grads, buffer, n_, s)
-                  : sgd_momentum_update<true, false>(params, grads, buffer, n_, s);
-  } else {
-    cfg_.nesterov ? sgd_momentum_update<false, true>(params, grads, buffer, n_, s)
-                  : sgd_momentum_update<false, false>(params, grads, buffer, n_, s);
-  }
+  over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t len) {
+    float* p = params + b;
+    float* m = buffer + b;
+    if (decay) {
+      cfg_.nesterov ? sgd_momentum_update<true, true>(p, g, m, len, s)
+                    : sgd_momentum_update<true, false>(p, g, m, len, s);
+    } else {
+      cfg_.nesterov ? sgd_momentum_update<false, true>(p, g, m, len, s)
+                    : sgd_momentum_update<false, false>(p, g, m, len, s);
+    }
+  });
 }
 
-void Optimizer::step_adam(float* params, const float* grads, float lr) {
+void Optimizer::step_adam(float* params, const float* grads, float lr, const TableRows* table) {
   ++steps_;
   const double t = static_cast<double>(steps_);
   const double beta1 = decimal_value(cfg_.beta1);
@@ -288,16 +309,19 @@ void Optimizer::step_adam(float* params, const float* grads, float lr) {
                       as_kernel_scalar(1.0 - rate * wd)};
   float* m = exp_avg_.data();
   float* v = exp_avg_sq_.data();
-  if (decay == 0) {
-    adam_update<false, false>(params, grads, m, v, n_, s);
-  } else if (cfg_.kind == OptimizerKind::adamw) {
-    adam_update<false, true>(params, grads, m, v, n_, s);
-  } else {
-    adam_update<true, false>(params, grads, m, v, n_, s);
-  }
+  const bool adamw = cfg_.kind == OptimizerKind::adamw;
+  over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t len) {
+    if (decay == 0) {
+      adam_update<false, false>(params + b, g, m + b, v + b, len, s);
+    } else if (adamw) {
+      adam_update<false, true>(params + b, g, m + b, v + b, len, s);
+    } else {
+      adam_update<true, false>(params + b, g, m + b, v + b, len, s);
+    }
+  });
 }
 
-void Optimizer::step_rmsprop(float* params, const float* grads, float lr) {
+void Optimizer::step_rmsprop(float* params, const float* grads, float lr, const TableRows* table) {
   ++steps_;
   const RmspropScalars s{cfg_.alpha,    as_kernel_scalar(1.0 - decimal_value(cfg_.alpha)),
                          cfg_.eps,      gradient_decay(),
@@ -309,24 +333,31 @@ void Optimizer::step_rmsprop(float* params, const float* grads, float lr) {
   const bool momentum = cfg_.momentum > 0;
   // Eight instantiations: each configuration gets a loop without branches.
   const int variant = (decay ? 4 : 0) + (cfg_.centered ? 2 : 0) + (momentum ? 1 : 0);
-  switch (variant) {
-    case 0:
-      return rmsprop_update<false, false, false>(params, grads, sq, avg, buf, n_, s);
-    case 1:
-      return rmsprop_update<false, false, true>(params, grads, sq, avg, buf, n_, s);
-    case 2:
-      return rmsprop_update<false, true, false>(params, grads, sq, avg, buf, n_, s);
-    case 3:
-      return rmsprop_update<false, true, true>(params, grads, sq, avg, buf, n_, s);
-    case 4:
-      return rmsprop_update<true, false, false>(params, grads, sq, avg, buf, n_, s);
-    case 5:
-      return rmsprop_update<true, false, true>(params, grads, sq, avg, buf, n_, s);
-    case 6:
-      return rmsprop_update<true, true, false>(params, grads, sq, avg, buf, n_, s);
-    default:
-      return rmsprop_update<true, true, true>(params, grads, sq, avg, buf, n_, s);
-  }
+  over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t n) {
+    float* p = params + b;
+    float* q = sq + b;
+    // Buffers this configuration does not use are empty: never offset from null.
+    float* a = avg ? avg + b : nullptr;
+    float* f = buf ? buf + b : nullptr;
+    switch (variant) {
+      case 0:
+        return rmsprop_update<false, false, false>(p, g, q, a, f, n, s);
+      case 1:
+        return rmsprop_update<false, false, true>(p, g, q, a, f, n, s);
+      case 2:
+        return rmsprop_update<false, true, false>(p, g, q, a, f, n, s);
+      case 3:
+        return rmsprop_update<false, true, true>(p, g, q, a, f, n, s);
+      case 4:
+        return rmsprop_update<true, false, false>(p, g, q, a, f, n, s);
+      case 5:
+        return rmsprop_update<true, false, true>(p, g, q, a, f, n, s);
+      case 6:
+        return rmsprop_update<true, true, false>(p, g, q, a, f, n, s);
+      default:
+        return rmsprop_update<true, true, true>(p, g, q, a, f, n, s);
+    }
+  });
 }
 
 std::vector<std::pair<std::string, std::vector<float>*>> Optimizer::state_buffers() {
@@ -349,6 +380,13 @@ std::vector<std::pair<std::string, std::vector<float>*>> Optimizer::state_buffer
   }
   if (cfg_.ema > 0) add("ema", ema_);
   return out;
+}
+
+void Optimizer::release_update_state() {
+  for (std::vector<float>* buffer :
+       {&momentum_buffer_, &exp_avg_, &exp_avg_sq_, &square_avg_, &grad_avg_})
+    std::vector<float>().swap(*buffer);
+  released_ = true;
 }
 
 void Optimizer::set_step_count(int64_t t) {

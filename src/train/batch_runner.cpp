@@ -52,6 +52,11 @@ SequenceRunner::SequenceRunner(Model<float>& model, int threads)
 
 SequenceRunner::~SequenceRunner() = default;
 
+void SequenceRunner::release_training_memory() {
+  for (auto& c : chunks_) *c = Chunk{};
+  table_view_ = {};
+}
+
 std::int64_t step_output_width(const Model<float>& model) {
   std::int64_t width = 0;
   for (std::size_t i = 0; i < model.num_layers(); ++i) {
@@ -170,13 +175,16 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
                                                    const std::vector<std::int64_t>& idx,
                                                    float* grads, std::uint64_t dropout_seed,
                                                    int first, int count, int chunks) {
+  table_view_ = {};
   if (count == 0) return {};
   const std::vector<int> starts = chunk_starts(src, idx, threads_, first, count, chunks);
   const int C = model_.spec().num_classes;
   const float scale = 1.f / static_cast<float>(idx.size());
   const std::size_t P = model_.num_params();
-  // The embedding table's elements [hole_begin, hole_end) of a worker's gradient stay untouched.
+  // The embedding table's elements [hole_begin, hole_end) of a worker's gradient (and in rows
+  // mode, of the caller's) stay untouched; the thread's rows go to its RowGradients instead.
   const ParamInfo* table = model_.embedding_table();
+  const bool by_rows = table && table_rows_;
   const std::size_t hole_begin = table ? table->offset : 0;
   const std::size_t hole_end = table ? table->offset + table->size : 0;
   pool_->run(count, [&](int k) {
@@ -185,11 +193,13 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
     Rng rng(splitmix64(stream));
     RowGradients<float>* rows = nullptr;
     float* g = grads;
-    if (k == 0) {
+    if (k == 0 && !by_rows) {
       std::fill(g, g + P, 0.f);
     } else {
-      if (!c.grads) c.grads.reset(new float[P]);
-      g = c.grads.get();
+      if (k > 0) {
+        if (!c.grads) c.grads.reset(new float[P]);
+        g = c.grads.get();
+      }
       std::fill(g, g + hole_begin, 0.f);
       std::fill(g + hole_end, g + P, 0.f);
       if (table) {
@@ -228,7 +238,7 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
         const float* g = chunks_[c]->grads.get();
         for (std::size_t j = begin; j < std::min(end, hole_begin); ++j) grads[j] += g[j];
         for (std::size_t j = std::max(begin, hole_end); j < end; ++j) grads[j] += g[j];
-        if (!table) continue;
+        if (!table || by_rows) continue;
         const RowGradients<float>& rows = chunks_[c]->rows;
         const std::size_t E = static_cast<std::size_t>(rows.width);
         for (std::size_t s = 0; s < rows.rows.size(); ++s) {
@@ -239,6 +249,21 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
         }
       }
     });
+  }
+  if (by_rows) {
+    // Rows mode: the workers' rows added into the first thread's, in thread order (a row no
+    // earlier thread touched starts from zero, as the dense gradient's element would).
+    RowGradients<float>& sum = chunks_[0]->rows;
+    const std::size_t E = static_cast<std::size_t>(sum.width);
+    for (int c = 1; c < count; ++c) {
+      const RowGradients<float>& rows = chunks_[c]->rows;
+      for (std::size_t s = 0; s < rows.rows.size(); ++s) {
+        float* to = sum.row(rows.rows[s]);
+        const float* v = rows.values.data() + s * E;
+        for (std::size_t e = 0; e < E; ++e) to[e] += v[e];
+      }
+    }
+    table_view_ = TableRows{sum.offset, sum.vocab, sum.width, sum.slot.data(), sum.values.data()};
   }
   Stats total;
   for (int k = 0; k < count; ++k) {
@@ -260,6 +285,7 @@ SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
                                                    const std::vector<std::int64_t>& idx,
                                                    std::int32_t* predictions, float* probs,
                                                    int first, int count, int chunks) {
+  table_view_ = {};
   if (count == 0) return {};
   const std::vector<int> starts = chunk_starts(src, idx, threads_, first, count, chunks);
   const int C = model_.spec().num_classes;

@@ -267,12 +267,6 @@ std::vector<std::vector<std::int64_t>> epoch_batches(const TrainOptions& opt,
   return batches;
 }
 
-bool all_finite(const std::vector<float>& v) {
-  float acc = 0;
-  for (float x : v) acc += x * 0.0f;  // NaN or inf anywhere makes the sum NaN
-  return acc == 0.0f;
-}
-
 }  // namespace
 
 void check_training_methods(double label_smoothing, std::int64_t patience,
@@ -376,7 +370,11 @@ class Trainer {
   Metadata resume_meta_;
   std::unique_ptr<MetricsLog> metrics_;
   SeqPosition pos_;
-  std::vector<float> grads_;
+  // The gradient of a step (model_->num_params() floats). With an embedding table in one
+  // process, the table's part is never touched: the runner gives the table's gradient by rows
+  // (SequenceRunner::set_table_rows), so only the rows a step's words touch take memory.
+  std::unique_ptr<float[]> grads_;
+  std::size_t grad_count_ = 0;
   std::vector<std::vector<std::int64_t>> batches_;  // of epoch batches_epoch_
   std::int64_t batches_epoch_ = -1;
   bool stopped_ = false;  // by on_event or early stopping (--patience)
@@ -437,7 +435,7 @@ void Trainer::plan() {
   optimizer_ = std::make_unique<Optimizer>(opt_.optimizer, model_->num_params());
   runner_ = std::make_unique<SequenceRunner>(*model_, threads_);
   runner_->set_label_smoothing(opt_.label_smoothing);
-  grads_.assign(model_->num_params(), 0.f);
+  grad_count_ = model_->num_params();
 }
 
 // Collective under mpirun: every rank's threads, and the check that all run the same thing,
@@ -464,6 +462,14 @@ void Trainer::join_processes() {
     run_print = f.value();
   }
   parallel_ = std::make_unique<SequenceParallel>(*runner_, model_->num_params(), run_print);
+  // One process: a text model's table gradient by rows (grads_'s table part never touched). An
+  // MPI job sums the dense gradient across ranks.
+  if (!distributed_ && model_->embedding_table()) {
+    runner_->set_table_rows(true);
+    grads_.reset(new float[grad_count_]);  // not zeroed: the table's part stays unallocated
+  } else {
+    grads_ = std::make_unique<float[]>(grad_count_);
+  }
   writer_ = dist::rank() == 0;
   resume_meta_ = plan_.metadata;
   resume_meta_["recur.spec"] = to_json(model_->spec());
@@ -555,10 +561,11 @@ void Trainer::step() {
   model_->prepare(opt_.precision == TrainPrecision::bf16 ? PrepareFor::training_bf16
                                                          : PrepareFor::training);
   const auto batch = parallel_->train_batch(
-      *train_, b, grads_.data(), opt_.seed * 1000003ull + static_cast<std::uint64_t>(pos_.step),
+      *train_, b, grads_.get(), opt_.seed * 1000003ull + static_cast<std::uint64_t>(pos_.step),
       stop_signal_received());
   const SequenceRunner::Stats& s = batch.stats;
-  const bool finite = std::isfinite(s.loss_sum) && all_finite(grads_);
+  const TableRows* table = runner_->table_gradient();  // rows mode, else null
+  const bool finite = std::isfinite(s.loss_sum) && all_finite(grads_.get(), grad_count_, table);
   if (!finite && !opt_.skip_nonfinite)
     throw Error("training",
                 fmt::format("the {} became non-finite at step {} (loss {}); the last good "
@@ -568,10 +575,10 @@ void Trainer::step() {
                             s.loss_sum / std::max(1, s.count), opt_.out_dir));
   if (finite) {
     if (opt_.clip_value > 0)
-      clip_grad_value(grads_.data(), grads_.size(), static_cast<float>(opt_.clip_value));
+      clip_grad_value(grads_.get(), grad_count_, static_cast<float>(opt_.clip_value), table);
     if (opt_.clip_norm > 0)
-      clip_grad_norm(grads_.data(), grads_.size(), static_cast<float>(opt_.clip_norm));
-    optimizer_->step(model_->params().data(), grads_.data(), lr);
+      clip_grad_norm(grads_.get(), grad_count_, static_cast<float>(opt_.clip_norm), table);
+    optimizer_->step(model_->params().data(), grads_.get(), lr, table);
     pos_.win_loss += s.loss_sum;
     pos_.win_correct += s.correct;
     pos_.win_count += s.count;
@@ -727,6 +734,12 @@ TrainSummary Trainer::finish() {
   if (val_)
     out_ << fmt::format("validation accuracy {:.2f}% (best {:.2f}%)\n", 100 * pos_.val_accuracy,
                         100 * summary.best_val_accuracy);
+  // Training is over (its checkpoints are written): the test pass runs without the gradient,
+  // the optimizer's moments and the training activations (bench/RESULTS.md, IMDb training
+  // memory: the wide recipe's test pass no longer sets the run's peak).
+  grads_.reset();
+  optimizer_->release_update_state();
+  runner_->release_training_memory();
   with_evaluated_weights([&] {
     if (!test_ || test_->size() == 0) return;
     const EvalResult r = parallel_->evaluate(*test_, opt_.eval_batch);

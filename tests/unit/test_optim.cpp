@@ -187,6 +187,29 @@ TEST(OptimizerState, ResumeFromSavedStateMatchesAnUninterruptedRun) {
   }
 }
 
+TEST(OptimizerState, ReleasedUpdateStateKeepsTheAverageAndRefusesAnotherStep) {
+  OptimizerConfig cfg;
+  cfg.lr = 0.1f;
+  cfg.ema = 0.5f;
+  std::vector<float> w = {0.5f, -1.0f, 2.0f};
+  const std::vector<float> g = {1.0f, 0.5f, -0.25f};
+  Optimizer opt(cfg, w.size());
+  opt.step(w.data(), g.data(), cfg.lr);
+  opt.step(w.data(), g.data(), cfg.lr);
+  const std::vector<float> average = opt.averaged();
+  opt.release_update_state();
+  EXPECT_EQ(opt.averaged(), average);
+  EXPECT_EQ(opt.steps(), 2);
+  for (auto& [name, buffer] : opt.state_buffers())
+    EXPECT_EQ(buffer->empty(), name != "ema") << name;
+  try {
+    opt.step(w.data(), g.data(), cfg.lr);
+    FAIL() << "a step after the release";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.subject().c_str(), "optimizer state");
+  }
+}
+
 TEST(OptimizerEma, AverageEqualsItsClosedForm) {
   // ema_T = w_0 prod_s d_s + sum_t (1 - d_t) prod_{s > t} d_s w_t over the weights after each
   // update, with the warmed-up decay d_t = min(d, (1 + t) / (10 + t)).
