@@ -41,7 +41,7 @@ struct PretrainOptions {
   std::string test_data;
   std::string out_dir = "runs/lm";
   // The classifier's vocabulary and sizes (recur train's defaults).
-  int vocab = 20000, min_count = 2, embed = 128, hidden = 128;
+  int vocab = 20000, min_count = 2, embed = 512, hidden = 256;
   CellKind cell = CellKind::lstm;
   LmDirection direction = LmDirection::both;
   int epochs = 1;

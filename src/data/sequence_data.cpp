@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "recur/error.hpp"
@@ -50,6 +52,54 @@ SequenceData open_arrays(const std::string& path) {
   return d;
 }
 
+// The test side of a text run, tokenized when first read: a training run reads it once, after
+// its last step, so its token ids (IMDb: 12 MB) are not held through training. The texts are read
+// again then from the same files and split the same way; the split's size and classes must not
+// have changed.
+class DeferredTestTexts final : public SequenceSource {
+ public:
+  DeferredTestTexts(std::string path, TextSettings settings, Vocabulary vocab, std::int64_t count,
+                    int classes)
+      : path_(std::move(path)),
+        settings_(std::move(settings)),
+        vocab_(std::move(vocab)),
+        count_(count),
+        classes_(classes) {}
+  std::int64_t size() const override { return count_; }
+  int length(std::int64_t i) const override { return texts().length(i); }
+  std::int32_t label(std::int64_t i) const override { return texts().label(i); }
+  int num_classes() const override { return classes_; }
+  ActShape input_shape() const override { return texts().input_shape(); }
+  int max_length() const override { return texts().max_length(); }
+  void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
+            float* x) const override {
+    texts().fill(idx, n, seq, ids, x);
+  }
+
+ private:
+  const TokenSequences& texts() const {
+    std::call_once(once_, [this] {
+      const TextSplit split = load_text_splits(path_, settings_.test_data);
+      const std::string where = settings_.test_data.empty() ? path_ : settings_.test_data;
+      RECUR_CHECK(split.test.size() == count_ && split.test.num_classes == classes_, where,
+                  fmt::format("the test texts changed during training ({} texts of {} classes, "
+                              "now {} of {})",
+                              count_, classes_, split.test.size(), split.test.num_classes));
+      texts_ = std::make_unique<TokenSequences>(split.test, vocab_, settings_.max_len,
+                                                settings_.truncate);
+    });
+    return *texts_;
+  }
+
+  std::string path_;
+  TextSettings settings_;
+  Vocabulary vocab_;
+  std::int64_t count_;
+  int classes_;
+  mutable std::once_flag once_;
+  mutable std::unique_ptr<TokenSequences> texts_;
+};
+
 SequenceData open_texts(const std::string& data, const std::string& path, const TextSettings& s) {
   const auto t0 = std::chrono::steady_clock::now();
   if (data == "imdb" && !std::filesystem::exists(path + "/reviews.json"))
@@ -57,7 +107,8 @@ SequenceData open_texts(const std::string& data, const std::string& path, const 
   const TextSplit split = load_text_splits(path, s.test_data);
   const Vocabulary vocab = Vocabulary::build(split.train.texts, s.vocab, s.min_count);
   auto tr = std::make_shared<TokenSequences>(split.train, vocab, s.max_len, s.truncate);
-  auto te = std::make_shared<TokenSequences>(split.test, vocab, s.max_len, s.truncate);
+  auto te = std::make_shared<DeferredTestTexts>(path, s, vocab, split.test.size(),
+                                                split.test.num_classes);
   RECUR_CHECK(split.test.num_classes <= split.train.num_classes, "--test-data",
               "the test texts have labels the training texts never use");
   SequenceData d;

@@ -3,10 +3,15 @@
 // flag.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
 #include "recur/error.hpp"
+#include "recur/layers.hpp"
 #include "recur/train_options.hpp"
 
 namespace recur {
@@ -152,34 +157,57 @@ TEST(TrainOptionTable, TextRecipeFillsWhatWasNotGiven) {
   EXPECT_EQ(o.optimizer.ema, 0.f);
 }
 
-// examples/imdb-bilstm.toml is what bare `recur train --data imdb` trains, option for option;
-// examples/imdb-bilstm-wide.toml differs from it only in the embedding, the width and label
-// smoothing (both train 4 epochs).
-TEST(TrainOptionTable, TheImdbExampleConfigsAreTheRecipeAndItsWideForm) {
-  const auto resolved = [](const std::string& config) {
+// examples/imdb-bilstm-wide.toml is what bare `recur train --data imdb` trains, option for
+// option; examples/imdb-bilstm.toml (the recipe at the size of the report's CNN) differs from it
+// only in the embedding, the width and label smoothing. Arrays keep 128 units and no smoothing,
+// and a layer list its own widths.
+TEST(TrainOptionTable, TheImdbExampleConfigsAreTheRecipeAndItsNarrowForm) {
+  const auto resolved = [](const std::string& config, const std::string& data = "imdb") {
     TrainOptions o = default_train_options();
     std::set<std::string> given;
     if (!config.empty())
       apply_train_config_file(o, std::string(RECUR_SOURCE_DIR) + "/examples/" + config, given);
-    o.data_dir = "imdb";  // `--data imdb`, as the configs say
+    o.data_dir = data;  // `--data imdb`, as the configs say
     return resolve_train_options(o, given, "", "");
   };
   TrainOptions bare = resolved("");
   // The configs spell out what `auto` picks for an LSTM.
   find_train_option("init-recurrent")->set(bare, "orthogonal");
-  const TrainOptions recipe = resolved("imdb-bilstm.toml"),
-                     wide = resolved("imdb-bilstm-wide.toml");
-  EXPECT_EQ(train_config_toml(recipe), train_config_toml(bare));
+  const TrainOptions wide = resolved("imdb-bilstm-wide.toml"),
+                     narrow = resolved("imdb-bilstm.toml");
+  EXPECT_EQ(train_config_toml(wide), train_config_toml(bare));
   EXPECT_EQ(wide.embed, 512);
   EXPECT_EQ(wide.model.hidden, 256);
   EXPECT_EQ(wide.epochs, 4);
   EXPECT_EQ(wide.label_smoothing, 0.1);
-  TrainOptions narrowed = wide;
-  narrowed.embed = recipe.embed;
-  narrowed.model.hidden = recipe.model.hidden;
-  narrowed.epochs = recipe.epochs;
-  narrowed.label_smoothing = recipe.label_smoothing;
-  EXPECT_EQ(train_config_toml(narrowed), train_config_toml(recipe));
+  EXPECT_EQ(narrow.embed, 128);
+  EXPECT_EQ(narrow.model.hidden, 128);
+  EXPECT_EQ(narrow.label_smoothing, 0.0);
+  TrainOptions widened = narrow;
+  widened.embed = wide.embed;
+  widened.model.hidden = wide.model.hidden;
+  widened.label_smoothing = wide.label_smoothing;
+  EXPECT_EQ(train_config_toml(widened), train_config_toml(wide));
+
+  // A folder of .npy arrays: the recipe without the text's widths and smoothing.
+  const std::filesystem::path arrays =
+      std::filesystem::temp_directory_path() / ("recur-npy-defaults-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(arrays);
+  std::ofstream(arrays / "x_train.npy") << "";
+  const TrainOptions npy = resolved("", arrays.string());
+  std::filesystem::remove_all(arrays);
+  EXPECT_EQ(npy.model.hidden, 128);
+  EXPECT_EQ(npy.label_smoothing, 0.0);
+  EXPECT_TRUE(npy.model.bidirectional);
+  // A layer list keeps its own widths (the flags would be refused beside it).
+  TrainOptions listed = default_train_options();
+  listed.layers = parse_layer_list("embedding 32, lstm 16, pool max, linear", "test");
+  listed.data_dir = "imdb";
+  std::set<std::string> none;
+  apply_sequence_defaults(listed, none);
+  EXPECT_EQ(listed.embed, default_train_options().embed);
+  EXPECT_EQ(listed.model.hidden, default_train_options().model.hidden);
+  EXPECT_EQ(listed.label_smoothing, 0.1);
 }
 
 TEST(TrainOptionTable, ThePlainRnnRecipeFillsWhatWasNotGiven) {
