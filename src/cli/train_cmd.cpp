@@ -77,6 +77,13 @@ void add_train_command(CLI::App& app, Runner& run) {
   auto given = std::make_shared<GivenFlags>();
   CLI::App* cmd = app.add_subcommand(
       "train", "Train a recurrent classifier on images read as sequences, text or arrays");
+  cmd->footer(
+      "The defaults shown are those of images (MNIST rows). For text (--data imdb, a text file "
+      "or folder) every option not given takes the IMDb recipe instead "
+      "(examples/imdb-bilstm-wide.toml): --embed 512 --hidden 256 --bidirectional --pooling max "
+      "--epochs 4 --batch 64 --lr 0.002 --val 0 --label-smoothing 0.1, no augmentation or "
+      "weights' average; for a folder of .npy arrays the same at --hidden 128 without label "
+      "smoothing (docs/TEXT.md).");
   cmd->add_option("--config", given->config,
                   "TOML file of options (same names as the flags); flags override it");
   add_table_options(cmd, *given);
