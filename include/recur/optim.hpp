@@ -62,24 +62,26 @@ struct TableRows {
 };
 
 // f(begin, g, len) for the runs of a gradient of n elements in index order: `grads` outside the
-// table, a touched row's values, zeros for an untouched row (g points at `width` zeros). Without
-// a table (null), one run over grads.
+// table and each touched row's values; with `zero_rows`, also each untouched row, g pointing at
+// `width` zeros that f only reads (what an optimizer needs; a sum or a clipping skips them).
+// Without a table (null), one run over grads.
 template <typename F>
-void for_each_gradient_run(float* grads, std::size_t n, const TableRows* table, F&& f) {
+void for_each_gradient_run(float* grads, std::size_t n, const TableRows* table, bool zero_rows,
+                           F&& f) {
   if (!table) {
     f(std::size_t{0}, grads, n);
     return;
   }
   const std::size_t W = static_cast<std::size_t>(table->width);
-  const std::vector<float> zeros(W, 0.f);
+  std::vector<float> zeros(zero_rows ? W : 0, 0.f);
   if (table->offset > 0) f(std::size_t{0}, grads, table->offset);
   for (int r = 0; r < table->vocab; ++r) {
     const std::size_t begin = table->offset + static_cast<std::size_t>(r) * W;
     const std::int32_t k = table->slot[r];
-    // The zero row is never written: functions that write only ever change nonzero values.
-    f(begin,
-      k >= 0 ? table->values + static_cast<std::size_t>(k) * W : const_cast<float*>(zeros.data()),
-      W);
+    if (k >= 0)
+      f(begin, table->values + static_cast<std::size_t>(k) * W, W);
+    else if (zero_rows)
+      f(begin, zeros.data(), W);
   }
   const std::size_t end = table->offset + static_cast<std::size_t>(table->vocab) * W;
   if (end < n) f(end, grads + end, n - end);

@@ -770,7 +770,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     }
     if (ws.h0 && !mask)
       gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
-    if (din) input_grad<T>(S * B, I, GH, dgates, w_ih, bf16, din_accumulate, din, ws);
+    RECUR_ASSERT(!din);  // tied weights: input_gradient, once every direction is done
   } else {
     untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, gw_ih, gw_hh, din,
                            din_accumulate);

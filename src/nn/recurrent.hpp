@@ -190,6 +190,8 @@ class RecurrentStack {
   void forward_direction_int8(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
   void store_final_states(int layer, int dir, const T* h_prev, int ld_prev, const T* c_prev,
                           StackWorkspace<T>& ws) const;
+  // din (untied weights only; tied ones take input_gradient after every direction): the
+  // gradient on this layer's input, written or (din_accumulate) added to.
   void backward_direction(const T* params, int layer, int dir, const T* in, const T* dhn,
                           const T* dcn, StackWorkspace<T>& ws, T* grads, T* din,
                           bool din_accumulate, T* dh0, T* dc0) const;

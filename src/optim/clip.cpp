@@ -1,5 +1,4 @@
 // Gradient clipping over the whole gradient arena at once.
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -14,9 +13,9 @@ namespace {
 
 // The squares of a gradient of n elements in four partial sums (element i in sum i mod 4, the
 // last n mod 4 elements in the first; one sum for n < 32,768), each added to in index order, then
-// the four in order: a run of zeros adds nothing, so the runs of for_each_gradient_run give the
-// sum of the whole dense gradient bit for bit. (The order of the vectorized loop recur used
-// before, so earlier runs' clipping is reproduced.)
+// the four in order: a zero adds nothing, so the runs of for_each_gradient_run (untouched table
+// rows skipped) give the sum of the whole dense gradient bit for bit. (The order of the vectorized
+// loop recur used before, so earlier runs' clipping is reproduced.)
 struct SquareSums {
   double lane[4] = {0, 0, 0, 0};
   std::size_t body_end = 0;  // n rounded down to a multiple of 4; 0 for one sum
@@ -55,7 +54,7 @@ struct SquareSums {
 
 bool all_finite(const float* grads, std::size_t n, const TableRows* table) {
   float acc = 0;
-  for_each_gradient_run(const_cast<float*>(grads), n, table,
+  for_each_gradient_run(const_cast<float*>(grads), n, table, false,
                         [&](std::size_t, const float* g, std::size_t len) {
                           for (std::size_t i = 0; i < len; ++i)
                             acc += g[i] * 0.0f;  // NaN or inf anywhere makes the sum NaN
@@ -70,17 +69,15 @@ float clip_grad_norm(float* grads, std::size_t n, float max_norm, const TableRow
   // Squares summed in double: a float sum over millions of values loses digits PyTorch's
   // pairwise reduction keeps.
   SquareSums sums(n);
-  for_each_gradient_run(grads, n, table, [&](std::size_t begin, const float* g, std::size_t len) {
-    sums.add(begin, g, len);
-  });
+  for_each_gradient_run(
+      grads, n, table, false,
+      [&](std::size_t begin, const float* g, std::size_t len) { sums.add(begin, g, len); });
   const auto norm = static_cast<float>(std::sqrt(sums.total()));
   if (!std::isfinite(norm)) return norm;
   // As torch: max_norm / (norm + 1e-6) in float, applied only when it shrinks the gradients.
   const float coef = max_norm / (norm + 1e-6f);
   if (coef < 1.0f) {
-    for_each_gradient_run(grads, n, table, [&](std::size_t, float* g, std::size_t len) {
-      if (std::all_of(g, g + len, [](float x) { return x == 0; }))
-        return;  // zeros stay zero (and the zero row of an untouched table row is never written)
+    for_each_gradient_run(grads, n, table, false, [&](std::size_t, float* g, std::size_t len) {
       for (std::size_t i = 0; i < len; ++i) g[i] = g[i] * coef;
     });
   }
@@ -92,10 +89,7 @@ void clip_grad_value(float* grads, std::size_t n, float limit, const TableRows* 
     throw Error("--clip-value", fmt::format("must be a positive number, got {}", limit));
   }
   const float low = -limit;
-  for_each_gradient_run(grads, n, table, [&](std::size_t, float* g, std::size_t len) {
-    bool within = true;
-    for (std::size_t i = 0; i < len; ++i) within &= g[i] >= low && g[i] <= limit;
-    if (within) return;  // nothing to clamp (NaN is never within)
+  for_each_gradient_run(grads, n, table, false, [&](std::size_t, float* g, std::size_t len) {
     for (std::size_t i = 0; i < len; ++i) {
       const float x = g[i];
       g[i] = x < low ? low : (x > limit ? limit : x);

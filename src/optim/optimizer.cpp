@@ -250,12 +250,13 @@ void Optimizer::step(float* params, const float* grads, float lr, const TableRow
 
 namespace {
 
-// update(begin, g, len) over the gradient's runs (for_each_gradient_run): elementwise updates give
-// the same values whichever way the elements are cut.
+// update(begin, g, len) over the gradient's runs (for_each_gradient_run), untouched table rows
+// included (their moments still decay): elementwise updates give the same values whichever way
+// the elements are cut.
 template <typename U>
 void over_runs(const float* grads, std::size_t n, const TableRows* table, U&& update) {
   for_each_gradient_run(
-      const_cast<float*>(grads), n, table,
+      const_cast<float*>(grads), n, table, true,
       [&](std::size_t begin, const float* g, std::size_t len) { update(begin, g, len); });
 }
 
