@@ -75,6 +75,11 @@ struct SequenceView {
   void fill(const ImageSet& set, const std::int64_t* indices, int batch, float* x) const;
   // One image img [rows, cols] as sample b of a batch of `batch` in x (as fill writes it).
   void fill_image(const std::uint8_t* img, std::int64_t b, int batch, float* x) const;
+  // The same steps as pixel bytes, unscaled (px in fill's layout, px = pixel): what an int8 model
+  // reads (ModelInput::pixels).
+  void fill_pixels(const ImageSet& set, const std::int64_t* indices, int batch,
+                   std::uint8_t* px) const;
+  void fill_image(const std::uint8_t* img, std::int64_t b, int batch, std::uint8_t* px) const;
   // y: [batch], y[b] = label of image indices[b].
   void fill_labels(const ImageSet& set, const std::int64_t* indices, int batch,
                    std::int32_t* y) const;

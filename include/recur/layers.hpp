@@ -215,6 +215,9 @@ struct LayerContext {
   // backward only: when set, the embedding whose table starts at row_grads->offset adds its
   // gradient here instead of into grads (which then need not hold that table).
   RowGradients<T>* row_grads = nullptr;
+  // forward of the first layer only, when the model input is pixel bytes and the layer said it
+  // reads them (reads_pixels): [steps, batch, F], x = p / 255; `in` is then null.
+  const std::uint8_t* pixels = nullptr;
 };
 
 // Weights a layer packs once per optimizer step (shared by all threads, read-only while they
@@ -271,6 +274,14 @@ class Layer {
     return false;
   }
   virtual std::unique_ptr<LayerWorkspace<T>> make_workspace() const { return nullptr; }
+  // True when forward, as the model's first layer with these prepared weights, takes the input as
+  // pixel bytes (ctx.pixels) instead of floats: an int8 recurrent layer quantizes x = p / 255 as
+  // the byte p with the scale 1 / 255, exactly. Default: no (the model turns the bytes into
+  // floats first).
+  virtual bool reads_pixels(const PreparedWeights* prepared) const {
+    (void)prepared;
+    return false;
+  }
 
   // in: the previous layer's output (null for an embedding, which reads ctx.ids). Writes out.
   virtual void forward(const LayerContext<T>& ctx, const PreparedWeights* prepared, const T* in,
@@ -303,11 +314,14 @@ template <typename T>
 struct ModelWorkspace;
 
 // What a batch gives the model: features (x) or token ids, time-major [steps, batch(, F)] for
-// sequences, [batch, C, H, W] for images; lengths for sequences.
+// sequences, [batch, C, H, W] for images; lengths for sequences. For inference, image pixels may
+// come as bytes instead of x (pixels, same layout, x = p / 255.f): the first layer reads them
+// itself when it can (Layer::reads_pixels), else the model turns them into floats.
 template <typename T>
 struct ModelInput {
   const T* x = nullptr;
   const std::int32_t* ids = nullptr;
+  const std::uint8_t* pixels = nullptr;
   int batch = 0;
   const SeqInfo* seq = nullptr;
 };
@@ -346,6 +360,9 @@ class Model {
   // and grads' elements of the table are neither read nor written.
   void backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T* dlogits, T* grads,
                 RowGradients<T>* row_grads = nullptr) const;
+  // True when forward reads ModelInput::pixels without turning them into floats first (the first
+  // layer's prepared weights are int8).
+  bool reads_pixels() const;
   // The first layer's embedding table (offset, vocab, width), or nullptr when the model has none.
   const ParamInfo* embedding_table() const;
   // The input of layer i as the last forward on ws saw it (layer 0: the model input's x).
@@ -375,6 +392,7 @@ struct ModelWorkspace {
   SeqInfo fixed_seq;
   const std::int32_t* ids = nullptr;
   int batch = 0;
+  std::vector<T> pixel_x;  // ModelInput::pixels as floats, for a first layer that reads floats
 };
 
 }  // namespace recur

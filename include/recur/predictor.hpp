@@ -190,7 +190,10 @@ class Predictor {
   // Feeds k >= 1 timesteps and carries the state on; each step costs one timestep's arithmetic.
   //   feed:        float features x [k, features()] (sequence and image-sequence models)
   //   feed_pixels: uint8 [k, features()] in the view's step order (image-sequence models),
-  //                scaled to [0, 1] as the view scales them
+  //                scaled to [0, 1] as the view scales them. An int8 model whose first layer is
+  //                recurrent reads the bytes themselves (p with the scale 1 / 255: exact), as
+  //                predict_images does, where feed's floats are quantized per row: pixels fed as
+  //                floats may differ from feed_pixels in their last bits.
   //   feed_tokens: token ids [k], each in [0, vocabulary size) (text models)
   // Feeding a sequence in pieces ends where feeding it whole does: the logits equal those of
   // predicting it as a batch of one (1e-5; bit for bit where BLAS splits no product by rows).
@@ -202,7 +205,8 @@ class Predictor {
   // Feeds several states at once, one timestep at a time: step t runs the rows of every state
   // with more than t steps to go together through the prepared weights, so n sessions fed one
   // step each cost one batched step instead of n. Each state ends bit for bit where feeding it
-  // alone (feed / feed_pixels / feed_tokens with its k) ends: rows never depend on their batch.
+  // alone (feed / feed_pixels / feed_tokens with its k) ends: rows never depend on their batch
+  // (an int8 model that reads pixel bytes runs the pixel feeds and the float feeds as two calls).
   // Contract: the states are distinct, made by this predictor, and held by the calling thread
   // for the call (the first one's scratch serves the whole batch); the predictor stays shareable.
   // Every feed is checked first: Error("feed", "feeds[i]: ...") (a wrong input kind, k < 1, an

@@ -42,6 +42,16 @@ class SequenceSource {
     (void)step_seed;
     fill(idx, n, seq, ids, x);
   }
+  // Images only: fill()'s x as the pixel bytes themselves (x = px / 255.f), for a model that reads
+  // them (ModelInput::pixels); returns false, writing nothing, for every other source.
+  virtual bool fill_pixels(const std::int64_t* idx, int n, const SeqInfo& seq,
+                           std::uint8_t* px) const {
+    (void)idx;
+    (void)n;
+    (void)seq;
+    (void)px;
+    return false;
+  }
 };
 
 // Token ids of texts: encoded once, held as one flat array.
@@ -137,6 +147,8 @@ class ImageSequences final : public SequenceSource {
   int max_length() const override { return view_.steps(); }
   void fill(const std::int64_t* idx, int n, const SeqInfo& seq, std::int32_t* ids,
             float* x) const override;
+  bool fill_pixels(const std::int64_t* idx, int n, const SeqInfo& seq,
+                   std::uint8_t* px) const override;
   std::int64_t image_index(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
   const SequenceView& view() const { return view_; }
 

@@ -172,6 +172,14 @@ void ImageSequences::fill(const std::int64_t* idx, int n, const SeqInfo&, std::i
   view_.fill(*set_, images.data(), n, x);
 }
 
+bool ImageSequences::fill_pixels(const std::int64_t* idx, int n, const SeqInfo&,
+                                 std::uint8_t* px) const {
+  std::vector<std::int64_t> images(static_cast<std::size_t>(n));
+  for (int b = 0; b < n; ++b) images[static_cast<std::size_t>(b)] = image_index(idx[b]);
+  view_.fill_pixels(*set_, images.data(), n, px);
+  return true;
+}
+
 void ImageSequences::fill_training(const std::int64_t* idx, int n, const SeqInfo& seq,
                                    std::int32_t* ids, float* x, std::uint64_t step_seed) const {
   if (!augment_.active()) return fill(idx, n, seq, ids, x);

@@ -81,14 +81,52 @@ int SequenceView::features() const {
   return 0;
 }
 
+namespace {
+
+void check_view_size(const SequenceView& v, const ImageSet& set) {
+  if (set.rows != v.rows || set.cols != v.cols) {
+    throw Error(set.source, "images are " + std::to_string(set.rows) + "x" +
+                                std::to_string(set.cols) + " but the " + to_string(v.kind) +
+                                " view expects " + std::to_string(v.rows) + "x" +
+                                std::to_string(v.cols));
+  }
+}
+
+// Writes image img as sample b of a time-major batch: out[(t * batch + b) * F + f] = value(pixel).
+template <typename Out, typename Value>
+void gather_image(const SequenceView& v, const std::uint8_t* img, std::int64_t b, int batch, Out* x,
+                  Value value) {
+  const int rows = v.rows, cols = v.cols;
+  const std::int64_t b_count = batch;
+  const std::int64_t pixels = static_cast<std::int64_t>(rows) * cols;
+  switch (v.kind) {
+    case ViewKind::rows:
+      for (std::int64_t t = 0; t < rows; ++t) {
+        Out* dst = x + (t * b_count + b) * cols;
+        const std::uint8_t* src = img + t * cols;
+        for (int f = 0; f < cols; ++f) dst[f] = value(src[f]);
+      }
+      break;
+    case ViewKind::cols:
+      for (std::int64_t t = 0; t < cols; ++t) {
+        Out* dst = x + (t * b_count + b) * rows;
+        for (std::int64_t f = 0; f < rows; ++f) dst[f] = value(img[f * cols + t]);
+      }
+      break;
+    case ViewKind::pixels:
+      for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = value(img[t]);
+      break;
+    case ViewKind::permuted:
+      for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = value(img[v.order[t]]);
+      break;
+  }
+}
+
+}  // namespace
+
 void SequenceView::fill(const ImageSet& set, const std::int64_t* indices, int batch,
                         float* x) const {
-  if (set.rows != rows || set.cols != cols) {
-    throw Error(set.source, "images are " + std::to_string(set.rows) + "x" +
-                                std::to_string(set.cols) + " but the " + to_string(kind) +
-                                " view expects " + std::to_string(rows) + "x" +
-                                std::to_string(cols));
-  }
+  check_view_size(*this, set);
   RECUR_ASSERT(batch >= 0);
   RECUR_ASSERT(kind != ViewKind::permuted ||
                order.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
@@ -98,31 +136,26 @@ void SequenceView::fill(const ImageSet& set, const std::int64_t* indices, int ba
   }
 }
 
+void SequenceView::fill_pixels(const ImageSet& set, const std::int64_t* indices, int batch,
+                               std::uint8_t* px) const {
+  check_view_size(*this, set);
+  RECUR_ASSERT(batch >= 0);
+  RECUR_ASSERT(kind != ViewKind::permuted ||
+               order.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
+  for (std::int64_t b = 0; b < batch; ++b) {
+    RECUR_ASSERT(indices[b] >= 0 && indices[b] < set.count);
+    fill_image(set.image(indices[b]), b, batch, px);
+  }
+}
+
 void SequenceView::fill_image(const std::uint8_t* img, std::int64_t b, int batch, float* x) const {
   const auto& scale = unit_scale();
-  const std::int64_t b_count = batch;
-  const std::int64_t pixels = static_cast<std::int64_t>(rows) * cols;
-  switch (kind) {
-    case ViewKind::rows:
-      for (std::int64_t t = 0; t < rows; ++t) {
-        float* dst = x + (t * b_count + b) * cols;
-        const std::uint8_t* src = img + t * cols;
-        for (int f = 0; f < cols; ++f) dst[f] = scale[src[f]];
-      }
-      break;
-    case ViewKind::cols:
-      for (std::int64_t t = 0; t < cols; ++t) {
-        float* dst = x + (t * b_count + b) * rows;
-        for (std::int64_t f = 0; f < rows; ++f) dst[f] = scale[img[f * cols + t]];
-      }
-      break;
-    case ViewKind::pixels:
-      for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = scale[img[t]];
-      break;
-    case ViewKind::permuted:
-      for (std::int64_t t = 0; t < pixels; ++t) x[t * b_count + b] = scale[img[order[t]]];
-      break;
-  }
+  gather_image(*this, img, b, batch, x, [&](std::uint8_t p) { return scale[p]; });
+}
+
+void SequenceView::fill_image(const std::uint8_t* img, std::int64_t b, int batch,
+                              std::uint8_t* px) const {
+  gather_image(*this, img, b, batch, px, [](std::uint8_t p) { return p; });
 }
 
 void SequenceView::fill_labels(const ImageSet& set, const std::int64_t* indices, int batch,

@@ -121,7 +121,9 @@ void forward_in_blocks(const Model<float>& model, const SequenceSource& source, 
   ModelWorkspace<float> ws;
   std::vector<float> x;
   std::vector<std::int32_t> ids;
+  std::vector<std::uint8_t> pixels;
   std::vector<int> lengths;
+  const bool reads_pixels = model.reads_pixels();
   for (std::int64_t start = 0; start < n_all; start += block) {
     const int n = static_cast<int>(std::min<std::int64_t>(block, n_all - start));
     const std::int64_t* idx = order.data() + start;
@@ -137,6 +139,9 @@ void forward_in_blocks(const Model<float>& model, const SequenceSource& source, 
       ids.assign(elements, 0);
       source.fill(idx, n, seq, ids.data(), nullptr);
       in.ids = ids.data();
+    } else if (reads_pixels &&
+               (pixels.resize(elements), source.fill_pixels(idx, n, seq, pixels.data()))) {
+      in.pixels = pixels.data();  // an int8 model reads image bytes as they are
     } else {
       x.assign(elements, 0.f);
       source.fill(idx, n, seq, nullptr, x.data());

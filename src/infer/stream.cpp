@@ -142,6 +142,8 @@ std::unique_ptr<Predictor::Stream> plan_stream(const Model<float>& model, const 
     }
     plan->stages.push_back(std::move(stage));
   }
+  plan->reads_pixels = !plan->stages.empty() && plan->stages[0].stack &&
+                       plan->stages[0].stack->reads_pixels(plan->stages[0].packed);
   return plan;
 }
 
@@ -189,8 +191,10 @@ void pool_step(Pooling pooling, const float* row, int F, bool first, float* acc)
 
 // Runs k new timesteps (x [k, F] or ids [k]) through the layers before the pooling and adds
 // them to the pooling accumulator.
+// `pixels` [k, F] (with x null) only when plan.reads_pixels.
 void feed_steps(const Model<float>& model, const Predictor::Stream& plan, StreamState& state,
-                const float* x, const std::int32_t* ids, int k) {
+                const float* x, const std::int32_t* ids, int k,
+                const std::uint8_t* pixels = nullptr) {
   StreamState::Impl& st = *state.impl;
   const SeqInfo seq = SeqInfo::fixed(k, 1);
   const LayerContext<float> ctx{model.params().data(), 1, &seq, ids, false, nullptr};
@@ -200,7 +204,8 @@ void feed_steps(const Model<float>& model, const Predictor::Stream& plan, Stream
     StreamState::Impl::StageState& ss = st.stages[s];
     if (stage.stack) {
       stage.stack->forward(stage.params, in, k, 1, ss.h.data(), stage.lstm ? ss.c.data() : nullptr,
-                           false, nullptr, ss.stack_ws, nullptr, &stage.packed);
+                           false, nullptr, ss.stack_ws, nullptr, &stage.packed,
+                           s == 0 ? pixels : nullptr);
       std::copy(ss.stack_ws.hn.begin(), ss.stack_ws.hn.begin() + ss.h.size(), ss.h.begin());
       if (stage.lstm)
         std::copy(ss.stack_ws.cn.begin(), ss.stack_ws.cn.begin() + ss.c.size(), ss.c.begin());
@@ -242,6 +247,11 @@ void Predictor::feed_pixels(StreamState& state, const std::uint8_t* steps, int k
   RECUR_CHECK(kind_ == InputKind::image_sequence, "feed",
               "this model reads " + to_string(kind_) + ", not image pixels");
   RECUR_CHECK(k >= 1, "feed", "needs at least one timestep, got " + std::to_string(k));
+  if (stream_->reads_pixels) {
+    check_state(state, stream_.get(), "feed");
+    feed_steps(*model_, *stream_, state, nullptr, nullptr, k, steps);
+    return;
+  }
   // The view's scaling: pixel / 255.f.
   std::vector<float> x(static_cast<std::size_t>(k) * features());
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(steps[i]) / 255.f;
@@ -269,7 +279,7 @@ namespace {
 void step_rows(const Model<float>& model, const Predictor::Stream& plan,
                const std::vector<StreamState*>& rows, int B, int t, const float* x,
                const std::int32_t* ids, StreamState::Impl& scratch, std::vector<float>& h0,
-               std::vector<float>& c0) {
+               std::vector<float>& c0, const std::uint8_t* pixels) {
   const SeqInfo seq = SeqInfo::fixed(1, B);
   const LayerContext<float> ctx{model.params().data(), B, &seq, ids, false, nullptr};
   const float* in = x;
@@ -290,7 +300,8 @@ void step_rows(const Model<float>& model, const Predictor::Stream& plan,
         }
       }
       stage.stack->forward(stage.params, in, 1, B, h0.data(), stage.lstm ? c0.data() : nullptr,
-                           false, nullptr, ws.stack_ws, nullptr, &stage.packed);
+                           false, nullptr, ws.stack_ws, nullptr, &stage.packed,
+                           s == 0 ? pixels : nullptr);
       for (int b = 0; b < B; ++b) {
         StreamState::Impl::StageState& own = rows[b]->impl->stages[s];
         for (std::size_t l = 0; l < L; ++l) {
@@ -352,6 +363,20 @@ void Predictor::feed_many(std::span<const StreamFeed> feeds) const {
     }
   }
   if (feeds.empty()) return;
+  // A model that reads pixel bytes quantizes them otherwise than floats (kernels/int8_gemm.hpp):
+  // feeds of each kind run as a call of their own (a row's bits never depend on the rows beside
+  // it, so this changes nothing but the grouping).
+  const bool pixel_steps = stream_->reads_pixels && kind_ != InputKind::text;
+  if (pixel_steps) {
+    std::vector<StreamFeed> as_pixels, as_floats;
+    for (const StreamFeed& f : feeds) (f.pixels ? as_pixels : as_floats).push_back(f);
+    if (!as_pixels.empty() && !as_floats.empty()) {
+      feed_many(as_pixels);
+      feed_many(as_floats);
+      return;
+    }
+  }
+  const bool by_pixels = pixel_steps && feeds.front().pixels != nullptr;
   // Longest first: the states still running at step t are a prefix of `order`.
   std::vector<std::size_t> order(feeds.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
@@ -362,10 +387,16 @@ void Predictor::feed_many(std::span<const StreamFeed> feeds) const {
   StreamState::Impl& scratch = *rows.front()->impl;
   std::vector<float> x, h0, c0;
   std::vector<std::int32_t> ids;
+  std::vector<std::uint8_t> px;
   int B = static_cast<int>(order.size());
   for (int t = 0; t < feeds[order.front()].k; ++t) {
     while (feeds[order[static_cast<std::size_t>(B) - 1]].k <= t) --B;
-    if (kind_ == InputKind::text) {
+    if (by_pixels) {
+      px.resize(static_cast<std::size_t>(B) * F);
+      for (int b = 0; b < B; ++b)
+        std::copy_n(feeds[order[b]].pixels + static_cast<std::size_t>(t) * F, F,
+                    px.data() + static_cast<std::size_t>(b) * F);
+    } else if (kind_ == InputKind::text) {
       ids.resize(static_cast<std::size_t>(B));
       for (int b = 0; b < B; ++b) ids[static_cast<std::size_t>(b)] = feeds[order[b]].ids[t];
     } else {
@@ -382,8 +413,10 @@ void Predictor::feed_many(std::span<const StreamFeed> feeds) const {
         }
       }
     }
-    step_rows(*model_, *stream_, rows, B, t, kind_ == InputKind::text ? nullptr : x.data(),
-              kind_ == InputKind::text ? ids.data() : nullptr, scratch, h0, c0);
+    step_rows(*model_, *stream_, rows, B, t,
+              kind_ == InputKind::text || by_pixels ? nullptr : x.data(),
+              kind_ == InputKind::text ? ids.data() : nullptr, scratch, h0, c0,
+              by_pixels ? px.data() : nullptr);
   }
   for (const StreamFeed& f : feeds) f.state->steps += f.k;
 }

@@ -29,6 +29,9 @@ struct Predictor::Stream {
   std::size_t pool = 0;       // the pooling layer's index
   Pooling pooling = Pooling::last;
   int pooled = 0;  // features of the pooled vector
+  // The first stage takes image steps as pixel bytes (its int8 weights read them as they are,
+  // as the whole model does: Model::reads_pixels), not as floats.
+  bool reads_pixels = false;
 };
 
 // The plan for `model`, or null with `why_not` saying why the model cannot be streamed. `int8`:

@@ -394,7 +394,11 @@ class RecurrentLayer final : public Layer<T> {
     w.caller_buffers = true;
     w.out_to = out;
     stack_.forward(ctx.params, in, seq.steps, ctx.batch, nullptr, nullptr, ctx.train, ctx.rng, w,
-                   seq.full ? nullptr : seq.batch_sizes.data(), packed);
+                   seq.full ? nullptr : seq.batch_sizes.data(), packed, ctx.pixels);
+  }
+  bool reads_pixels(const PreparedWeights* prepared) const override {
+    const auto* p = dynamic_cast<const StackPrepared*>(prepared);
+    return p && stack_.reads_pixels(p->packed);
   }
   void backward(const LayerContext<T>& ctx, const PreparedWeights*, const T*, const T* out,
                 const T* dout, T* din, T* grads, LayerWorkspace<T>* ws) const override {

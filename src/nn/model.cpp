@@ -295,8 +295,22 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
   }
   LayerContext<T> ctx{params_.data(), in.batch, seq, in.ids, train, rng};
   const T* x = in.x;
+  if (in.pixels) {
+    RECUR_ASSERT(!in.x && !train && seq && spec_.input.kind == ActKind::sequence);
+    if (reads_pixels()) {
+      ctx.pixels = in.pixels;
+    } else {
+      // The rows view's scaling (data/view.cpp): p / 255.f.
+      const std::size_t size = output_elements(spec_.input, seq, in.batch);
+      grow_workspace(ws.pixel_x, size);
+      for (std::size_t k = 0; k < size; ++k)
+        ws.pixel_x[k] = static_cast<T>(static_cast<float>(in.pixels[k]) / 255.f);
+      x = ws.pixel_x.data();
+    }
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const Layer<T>& layer = *layers_[i];
+    if (i == 1) ctx.pixels = nullptr;
     ws.seqs[i] = ctx.seq = seq;
     if (layer.changes_lengths()) {
       ws.lengths[i] = layer.output_lengths(*seq);
@@ -310,6 +324,11 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
   }
   ws.seqs[n] = seq;
   return x;
+}
+
+template <typename T>
+bool Model<T>::reads_pixels() const {
+  return !layers_.empty() && !prepared_.empty() && layers_[0]->reads_pixels(prepared_[0].get());
 }
 
 template <typename T>

@@ -223,7 +223,7 @@ bool RecurrentStack<T>::prepare_bf16(const T* params, StackPacked& out) const {
 template <typename T>
 void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0,
                                 bool train, Rng* rng, StackWorkspace<T>& ws, const int* batch_sizes,
-                                const StackPacked* packed) const {
+                                const StackPacked* packed, const std::uint8_t* pixels) const {
   RECUR_ASSERT(S > 0 && B > 0);
   RECUR_ASSERT(!spec_.untied || S == spec_.steps);
   ws.train = train;
@@ -241,6 +241,8 @@ void RecurrentStack<T>::forward(const T* params, const T* x, int S, int B, const
   else
     ws.fused = false;
   RECUR_ASSERT(!train || !packed || packed->int8.empty());  // int8 weights are for inference
+  RECUR_ASSERT(!pixels || (ws.int8 && !x));
+  ws.pixels = pixels;
   ws.one_step = ws.fused && !train;
   reserve(ws, S, B);
   ws.batch_sizes.assign(static_cast<std::size_t>(S), B);

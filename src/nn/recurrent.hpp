@@ -56,8 +56,11 @@ struct StackPacked {
   // (LSTM, RNN: b_ih + b_hh; GRU: b_ih) and W_hh (GRU: with b_hh), quantized per output row.
   // When present, forward runs on these (nn/recurrent_int8.cpp): x_t and h_{t-1} quantized per
   // row, every step's x_t before the time loop, h_t by the cell that writes it.
+  // The first layer's W_ih also in a second form, w_pixels, for input given as pixel bytes: the
+  // same weights, scales and bias with no compensation, since a byte p is x = p / 255 quantized
+  // with the zero point 0 and the scale 1 / 255 (exact: no rounding of x at all), not x_q + 128.
   struct Int8Direction {
-    kernels::QuantizedMatrix w_ih, w_hh;
+    kernels::QuantizedMatrix w_ih, w_hh, w_pixels;
   };
   std::vector<Int8Direction> int8;  // [layer * D + dir], or empty
   // bf16 training (prepare_bf16): per (layer, direction) the step products' weights, forward
@@ -115,12 +118,13 @@ struct StackWorkspace {
   bool train = false;
   bool fused = false;     // float, tied weights, packed kernel (see forward_direction)
   bool one_step = false;  // fused inference: gates, GRU hidden products and cells of one step
-  const StackPacked* packed = nullptr;  // shared packed weights, or null
-  const StackPacked* bf16 = nullptr;    // training on packed->bf16, or null
-  bool int8 = false;                    // float inference on packed->int8
-  AlignedVector<std::uint8_t> q_in;     // int8: every step's x_t [S, B], quantized
-  AlignedVector<std::uint8_t> q_h;      // int8: h_{t-1} and h_t [2, B], quantized
-  AlignedVector<float> s_in, s_h;       // int8: their scales per row
+  const StackPacked* packed = nullptr;   // shared packed weights, or null
+  const StackPacked* bf16 = nullptr;     // training on packed->bf16, or null
+  bool int8 = false;                     // float inference on packed->int8
+  AlignedVector<std::uint8_t> q_in;      // int8: every step's x_t [S, B], quantized
+  AlignedVector<std::uint8_t> q_h;       // int8: h_{t-1} and h_t [2, B], quantized
+  AlignedVector<float> s_in, s_h;        // int8: their scales per row
+  const std::uint8_t* pixels = nullptr;  // int8: the first layer's input as bytes, this forward
   // The caller owns the last layer's out and dout and the stack's dinput (the model's own
   // activation and gradient buffers: each held once, not copied): it sets out_to before forward
   // and backward, dout_from and dinput_to (null when not wanted) before backward.
@@ -155,10 +159,13 @@ class RecurrentStack {
   // step t runs on rows [0, batch_sizes[t]) only, as PyTorch's packed sequences do; outputs of
   // padded steps are zero, the reverse direction starts at each row's own last step. h0 and c0
   // must be null when some row is shorter than S. `packed` (float, from prepare()) replaces the
-  // packing each call would do.
+  // packing each call would do. `pixels` (inference on int8 weights only, reads_pixels): the
+  // input as bytes [S, B, input_size] with x = p / 255, in place of x (then null).
   void forward(const T* params, const T* x, int S, int B, const T* h0, const T* c0, bool train,
                Rng* rng, StackWorkspace<T>& ws, const int* batch_sizes = nullptr,
-               const StackPacked* packed = nullptr) const;
+               const StackPacked* packed = nullptr, const std::uint8_t* pixels = nullptr) const;
+  // True when forward on `packed` takes pixel bytes: int8 weights (StackPacked::Int8Direction).
+  bool reads_pixels(const StackPacked& packed) const { return !packed.int8.empty(); }
 
   // Packs every direction's weights for the float fast path (does nothing for double or untied);
   // the backward step's only `for_training`.

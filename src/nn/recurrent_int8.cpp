@@ -34,6 +34,12 @@ bool RecurrentStack<T>::prepare_int8(const T* params, StackPacked& out) const {
                                   gru ? nullptr : b_hh, kernel, d.w_ih);
         kernels::quantize_weights(params + p.w_hh, GH, H, H, gru ? b_hh : nullptr, nullptr, kernel,
                                   d.w_hh);
+        if (k < static_cast<std::size_t>(spec_.directions)) {
+          d.w_pixels = d.w_ih;
+          std::fill(d.w_pixels.compensation.begin(), d.w_pixels.compensation.end(), 0);
+        } else {
+          d.w_pixels = {};
+        }
       }
       return true;
     }
@@ -57,8 +63,24 @@ void RecurrentStack<T>::forward_direction_int8(int layer, int dir, const T* in,
     const StackPacked::Int8Direction& q = ws.packed->int8[layer * D + dir];
     auto& W = ws.layers[layer].dir[dir];
     const int ldx = kernels::quantized_row_bytes(I), ldh = kernels::quantized_row_bytes(H);
+    // Pixel bytes are already quantized: p with the scale 1 / 255 and the zero point 0 (w_pixels,
+    // no compensation), padded with zeros (p = 0 adds nothing).
+    const bool pixels = layer == 0 && ws.pixels != nullptr;
+    const kernels::QuantizedMatrix& w_x = pixels ? q.w_pixels : q.w_ih;
     // Both directions of a layer read the same input: the forward one quantizes it.
-    if (dir == 0) kernels::quantize_rows(S * B, in, I, I, ws.q_in.data(), ldx, ws.s_in.data());
+    // Rows of a multiple of 4 bytes (the rows view of 28 pixels) are read where they are.
+    const std::uint8_t* q_in = pixels && ldx == I ? ws.pixels : ws.q_in.data();
+    if (dir == 0 && pixels) {
+      const std::size_t rows = static_cast<std::size_t>(S) * B;
+      if (ldx != I)
+        for (std::size_t r = 0; r < rows; ++r) {
+          std::memcpy(ws.q_in.data() + r * ldx, ws.pixels + r * I, static_cast<std::size_t>(I));
+          std::memset(ws.q_in.data() + r * ldx + I, 0, static_cast<std::size_t>(ldx - I));
+        }
+      std::fill(ws.s_in.data(), ws.s_in.data() + rows, 1.0f / 255.0f);
+    } else if (dir == 0) {
+      kernels::quantize_rows(S * B, in, I, I, ws.q_in.data(), ldx, ws.s_in.data());
+    }
     const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * B * H;
     const float* h_prev = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
     int ld_prev = H;
@@ -70,7 +92,7 @@ void RecurrentStack<T>::forward_direction_int8(int layer, int dir, const T* in,
     for (int s = 0; s < S; ++s) {
       const int t = dir == 0 ? s : S - 1 - s;
       const int Bt = ws.batch_sizes[t];  // rows running at this step
-      const std::uint8_t* qx = ws.q_in.data() + static_cast<std::size_t>(t) * B * ldx;
+      const std::uint8_t* qx = q_in + static_cast<std::size_t>(t) * B * ldx;
       const float* sx = ws.s_in.data() + static_cast<std::size_t>(t) * B;
       const std::uint8_t* qp = qh[s % 2];
       const float* sp = sh[s % 2];
@@ -81,11 +103,11 @@ void RecurrentStack<T>::forward_direction_int8(int layer, int dir, const T* in,
       float* c = nullptr;
       if (cell == CellKind::gru) {
         float* hid = W.hidden.data();
-        kernels::int8_gemm(Bt, qx, ldx, sx, q.w_ih, false, g, GH);
+        kernels::int8_gemm(Bt, qx, ldx, sx, w_x, false, g, GH);
         kernels::int8_gemm(Bt, qp, ldh, sp, q.w_hh, false, hid, GH);
         kernels::gru_int8_cell(Bt, H, g, hid, h_prev, ld_prev, h, DH, qn, ldh, sn);
       } else {
-        kernels::int8_gemm_pair(Bt, qx, ldx, sx, q.w_ih, qp, ldh, sp, q.w_hh, g, GH);
+        kernels::int8_gemm_pair(Bt, qx, ldx, sx, w_x, qp, ldh, sp, q.w_hh, g, GH);
         if (cell == CellKind::lstm) {
           c = W.cell.data() + static_cast<std::size_t>(s % 2) * B * H;
           kernels::lstm_int8_cell(Bt, H, g, c_prev, c, h, DH, qn, ldh, sn);

@@ -37,6 +37,7 @@ struct SequenceRunner::Chunk {
   RowGradients<float> rows;
   std::vector<float> x, dlogits, probs;
   std::vector<std::int32_t> ids, labels;
+  std::vector<std::uint8_t> pixels;  // inference on a model that reads pixel bytes
   SeqInfo seq;
   Stats stats;
 };
@@ -136,14 +137,28 @@ std::vector<int> chunk_starts(const SequenceSource& src, const std::vector<std::
 
 // Fills chunk c with samples idx[0, n) (sorted longest first): lengths, inputs, labels.
 // Training chunks (step_seed given) read through fill_training, which augments images.
+// For inference (no step_seed) on a model that reads pixel bytes, an image source gives them
+// (`pixels`); everything else is filled as floats or ids.
 ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src,
                              const std::int64_t* idx, int n,
-                             const std::uint64_t* step_seed = nullptr) {
+                             const std::uint64_t* step_seed = nullptr, bool pixels = false) {
   std::vector<int> lengths(static_cast<std::size_t>(n));
   for (int b = 0; b < n; ++b) lengths[b] = src.length(idx[b]);
   c.seq = SeqInfo::from_lengths(lengths);
   const std::size_t rows = static_cast<std::size_t>(c.seq.steps) * n;
   const bool ids = src.input_shape().ids;
+  c.labels.resize(n);
+  for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[b]);
+  ModelInput<float> in;
+  in.batch = n;
+  in.seq = &c.seq;
+  if (pixels && !step_seed && !ids) {
+    c.pixels.resize(rows * src.input_shape().per_row());
+    if (src.fill_pixels(idx, n, c.seq, c.pixels.data())) {
+      in.pixels = c.pixels.data();
+      return in;
+    }
+  }
   if (ids)
     c.ids.resize(rows);
   else
@@ -152,11 +167,6 @@ ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src
     src.fill_training(idx, n, c.seq, c.ids.data(), c.x.data(), *step_seed);
   else
     src.fill(idx, n, c.seq, c.ids.data(), c.x.data());
-  c.labels.resize(n);
-  for (int b = 0; b < n; ++b) c.labels[b] = src.label(idx[b]);
-  ModelInput<float> in;
-  in.batch = n;
-  in.seq = &c.seq;
   in.ids = ids ? c.ids.data() : nullptr;
   in.x = ids ? nullptr : c.x.data();
   return in;
@@ -297,7 +307,8 @@ SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
     // 500-sequence chunk at once ran at two thirds of the speed on MNIST rows).
     for (int begin = starts[first + k], n = 0; begin < starts[first + k + 1]; begin += n) {
       n = infer_block_rows(step_width_, src.length(idx[begin]), starts[first + k + 1] - begin);
-      const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n);
+      const ModelInput<float> in =
+          load_chunk(c, src, idx.data() + begin, n, nullptr, model_.reads_pixels());
       const float* logits = model_.forward(in, c.ws, false);
       int correct = 0;
       c.stats.loss_sum +=

@@ -6,10 +6,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "cli/cli_helpers.hpp"
 #include "infer/model_fixtures.hpp"
 #include "kernels/int8_gemm.hpp"
+#include "recur/data.hpp"
 #include "recur/error.hpp"
 #include "recur/predictor.hpp"
 #include "recur/rng.hpp"
@@ -137,6 +139,73 @@ TEST(Int8Predictor, StreamsEndOnTheWholeSequencesBits) {
     for (int t = 0; t < rows; t += 2)
       q.feed_pixels(s, image.data() + static_cast<std::size_t>(t) * cols, std::min(2, rows - t));
     EXPECT_EQ(q.read(s).logits, whole.logits) << layers;
+  }
+}
+
+// An int8 model whose first layer is recurrent reads pixel bytes as they are (p with the scale
+// 1 / 255) and floats quantized per row, so an image given either way may differ in its last
+// bits; each way keeps its own bits, fed whole, streamed, or mixed in one feed_many.
+TEST(Int8Predictor, FeedsOfPixelsAndOfFloatsKeepTheirOwnBits) {
+  ScratchDir tmp;
+  const int rows = 8, cols = 6, n = 3;
+  const std::vector<std::uint8_t> images = pixels(static_cast<std::size_t>(n) * rows * cols, 12);
+  for (const char* layers : {"gru 16, pool mean, linear", "lstm 12 layers=2, pool last, linear",
+                             "rnn 16, pool max, linear"}) {
+    const recur::Predictor q(write_image_model(tmp / "m.safetensors", layers, rows, cols), int8());
+    auto image = [&](int i) { return images.data() + static_cast<std::size_t>(i) * rows * cols; };
+    std::vector<std::vector<float>> floats, by_pixels, by_floats;
+    bool differ = false;
+    for (int i = 0; i < n; ++i) {
+      floats.push_back(q.image_steps(image(i)));
+      recur::StreamState p = q.start(), f = q.start();
+      q.feed_pixels(p, image(i), rows);
+      q.feed(f, floats.back().data(), rows);
+      by_pixels.push_back(q.read(p).logits);
+      by_floats.push_back(q.read(f).logits);
+      EXPECT_EQ(by_pixels.back(), q.predict_images(image(i), 1).logits) << layers;
+      EXPECT_EQ(by_floats.back(), q.predict_sequences(floats.back().data(), 1, rows).logits)
+          << layers;
+      differ = differ || by_pixels.back() != by_floats.back();
+    }
+    EXPECT_TRUE(differ) << layers << ": pixels gave the bits of per-row quantized floats";
+    std::vector<recur::StreamState> states;
+    for (int i = 0; i < 4; ++i) states.push_back(q.start());
+    std::vector<recur::StreamFeed> feeds(4);
+    feeds[0] = {&states[0], nullptr, image(0), nullptr, rows};
+    feeds[1] = {&states[1], floats[1].data(), nullptr, nullptr, rows};
+    feeds[2] = {&states[2], nullptr, image(2), nullptr, rows};
+    feeds[3] = {&states[3], floats[2].data(), nullptr, nullptr, rows};
+    q.feed_many(feeds);
+    EXPECT_EQ(q.read(states[0]).logits, by_pixels[0]) << layers;
+    EXPECT_EQ(q.read(states[1]).logits, by_floats[1]) << layers;
+    EXPECT_EQ(q.read(states[2]).logits, by_pixels[2]) << layers;
+    EXPECT_EQ(q.read(states[3]).logits, by_floats[2]) << layers;
+  }
+}
+
+// recur eval's threads (BatchRunner) read the pixel bytes as the predictor does: the same bits,
+// with rows of a multiple of 4 bytes (read in place) and of other widths (copied and padded).
+TEST(Int8Predictor, EvaluationReadsThePixelsAsThePredictorDoes) {
+  ScratchDir tmp;
+  const int rows = 7, n = 37;
+  for (int cols : {6, 8}) {
+    for (const char* layers : {"lstm 16, pool last, linear",
+                               "gru 12 bidirectional=true, pool "
+                               "mean, linear"}) {
+      const recur::Predictor q(write_image_model(tmp / "m.safetensors", layers, rows, cols),
+                               int8());
+      auto set = std::make_shared<recur::ImageSet>();
+      set->source = "images";
+      set->count = n;
+      set->rows = rows;
+      set->cols = cols;
+      set->pixels = pixels(static_cast<std::size_t>(n) * rows * cols, 21);
+      set->labels.assign(n, 3);
+      recur::BatchRunner runner(q, 2);
+      const recur::EvalResult r = runner.evaluate(*q.image_source(set), 16);
+      EXPECT_EQ(r.probabilities, q.predict_images(set->pixels.data(), n).probabilities)
+          << layers << ", " << cols << " columns";
+    }
   }
 }
 
