@@ -83,12 +83,23 @@ int SequenceView::features() const {
 
 namespace {
 
-void check_view_size(const SequenceView& v, const ImageSet& set) {
+// Every image of indices[0, batch) as sample b of a time-major batch (floats or bytes).
+template <typename Out>
+void fill_batch(const SequenceView& v, const ImageSet& set, const std::int64_t* indices, int batch,
+                Out* x) {
   if (set.rows != v.rows || set.cols != v.cols) {
     throw Error(set.source, "images are " + std::to_string(set.rows) + "x" +
                                 std::to_string(set.cols) + " but the " + to_string(v.kind) +
                                 " view expects " + std::to_string(v.rows) + "x" +
                                 std::to_string(v.cols));
+  }
+  RECUR_ASSERT(batch >= 0);
+  RECUR_ASSERT(v.kind != ViewKind::permuted ||
+               v.order.size() ==
+                   static_cast<std::size_t>(v.rows) * static_cast<std::size_t>(v.cols));
+  for (std::int64_t b = 0; b < batch; ++b) {
+    RECUR_ASSERT(indices[b] >= 0 && indices[b] < set.count);
+    v.fill_image(set.image(indices[b]), b, batch, x);
   }
 }
 
@@ -126,26 +137,12 @@ void gather_image(const SequenceView& v, const std::uint8_t* img, std::int64_t b
 
 void SequenceView::fill(const ImageSet& set, const std::int64_t* indices, int batch,
                         float* x) const {
-  check_view_size(*this, set);
-  RECUR_ASSERT(batch >= 0);
-  RECUR_ASSERT(kind != ViewKind::permuted ||
-               order.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
-  for (std::int64_t b = 0; b < batch; ++b) {
-    RECUR_ASSERT(indices[b] >= 0 && indices[b] < set.count);
-    fill_image(set.image(indices[b]), b, batch, x);
-  }
+  fill_batch(*this, set, indices, batch, x);
 }
 
 void SequenceView::fill_pixels(const ImageSet& set, const std::int64_t* indices, int batch,
                                std::uint8_t* px) const {
-  check_view_size(*this, set);
-  RECUR_ASSERT(batch >= 0);
-  RECUR_ASSERT(kind != ViewKind::permuted ||
-               order.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
-  for (std::int64_t b = 0; b < batch; ++b) {
-    RECUR_ASSERT(indices[b] >= 0 && indices[b] < set.count);
-    fill_image(set.image(indices[b]), b, batch, px);
-  }
+  fill_batch(*this, set, indices, batch, px);
 }
 
 void SequenceView::fill_image(const std::uint8_t* img, std::int64_t b, int batch, float* x) const {
