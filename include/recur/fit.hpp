@@ -46,9 +46,13 @@ class SequenceRunner {
   Stats infer_batch(const SequenceSource& src, const std::vector<std::int64_t>& idx,
                     std::int32_t* predictions, float* probs);
   // infer_batch on chunks [first, first + count) of `chunks`, as train_chunks: only the entries
-  // of those chunks' samples are written.
+  // of those chunks' samples are written. `split_columns`: the chunks run one after the other on
+  // the calling thread, every thread splitting the columns of the layers that say so
+  // (Model::column_split_rows); infer_batch does this for batches of at most that many rows a
+  // thread. The same bits either way.
   Stats infer_chunks(const SequenceSource& src, const std::vector<std::int64_t>& idx,
-                     std::int32_t* predictions, float* probs, int first, int count, int chunks);
+                     std::int32_t* predictions, float* probs, int first, int count, int chunks,
+                     bool split_columns = false);
   int threads() const { return threads_; }
   // Frees what training steps keep between batches (every thread's activations sized for
   // training, gradient copies and embedding rows): after the last step, before a test pass that

@@ -28,6 +28,8 @@
 
 namespace recur {
 
+class ThreadPool;  // core/thread_pool.hpp
+
 // ---- what flows between layers ----
 
 enum class ActKind { sequence, vector, image };
@@ -218,6 +220,10 @@ struct LayerContext {
   // forward of the first layer only, when the model input is pixel bytes and the layer said it
   // reads them (reads_pixels): [steps, batch, F], x = p / 255; `in` is then null.
   const std::uint8_t* pixels = nullptr;
+  // Inference only, when set: the threads of this pool may split the columns of a layer's
+  // products between them (each reads a share of the weights for every row) instead of taking a
+  // share of the rows each (see Layer::column_split_rows).
+  ThreadPool* columns = nullptr;
 };
 
 // Weights a layer packs once per optimizer step (shared by all threads, read-only while they
@@ -281,6 +287,13 @@ class Layer {
   virtual bool reads_pixels(const PreparedWeights* prepared) const {
     (void)prepared;
     return false;
+  }
+  // For inference with these prepared weights: the most rows per thread at which threads do
+  // better splitting this layer's columns (LayerContext::columns) than its rows; 0 when never
+  // (weights that fit a core's cache, or a layer that cannot split).
+  virtual int column_split_rows(const PreparedWeights* prepared) const {
+    (void)prepared;
+    return 0;
   }
 
   // in: the previous layer's output (null for an embedding, which reads ctx.ids). Writes out.
@@ -352,9 +365,12 @@ class Model {
     return i < prepared_.size() ? prepared_[i].get() : nullptr;
   }
 
-  // Logits [batch, classes], valid until ws is used again.
-  const T* forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train,
-                   Rng* rng = nullptr) const;
+  // Logits [batch, classes], valid until ws is used again. `columns` (inference): a pool whose
+  // threads split the columns of the layers that say so (column_split_rows); same bits.
+  const T* forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train, Rng* rng = nullptr,
+                   ThreadPool* columns = nullptr) const;
+  // The largest Layer::column_split_rows over the layers, as prepared (0: none splits).
+  int column_split_rows() const;
   // Backward of the last forward(train=true) on ws; adds parameter gradients into grads. With
   // row_grads (reset to embedding_table()'s place), the embedding's gradient goes there instead
   // and grads' elements of the table are neither read nor written.

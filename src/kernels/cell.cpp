@@ -8,14 +8,15 @@ namespace recur::kernels {
 
 template <typename T>
 [[gnu::always_inline]] inline void rnn_pointwise_forward_impl(bool relu, int B, int H, const T* pre,
-                                                              T* h, int ldh) {
+                                                              T* h, int ldh, int j0, int j1) {
+  if (j1 < 0) j1 = H;
   for (int b = 0; b < B; ++b) {
     const T* p = pre + b * H;
     T* hb = h + b * ldh;
     if (relu) {
-      for (int j = 0; j < H; ++j) hb[j] = p[j] > T(0) ? p[j] : T(0);
+      for (int j = j0; j < j1; ++j) hb[j] = p[j] > T(0) ? p[j] : T(0);
     } else {
-      for (int j = 0; j < H; ++j) hb[j] = tanh_act(p[j]);
+      for (int j = j0; j < j1; ++j) hb[j] = tanh_act(p[j]);
     }
   }
 }
@@ -37,9 +38,10 @@ template <typename T>
 
 template <typename T>
 [[gnu::always_inline]] inline void lstm_pointwise_forward_impl(int B, int H, T* gates,
-                                                               const T* c_prev, T* c, T* h,
-                                                               int ldh) {
+                                                               const T* c_prev, T* c, T* h, int ldh,
+                                                               int j0, int j1) {
   using namespace lstm_gate;
+  if (j1 < 0) j1 = H;
   for (int b = 0; b < B; ++b) {
     T* g = gates + b * kCount * H;
     T* gi = g + kInput * H;
@@ -50,7 +52,7 @@ template <typename T>
     T* cb = c + b * H;
     T* hb = h + b * ldh;
 #pragma omp simd
-    for (int j = 0; j < H; ++j) {
+    for (int j = j0; j < j1; ++j) {
       const T i = sigmoid(gi[j]), f = sigmoid(gf[j]), u = tanh_act(gg[j]), o = sigmoid(go[j]);
       gi[j] = i;
       gf[j] = f;
@@ -93,15 +95,17 @@ template <typename T>
 template <typename T>
 [[gnu::always_inline]] inline void gru_pointwise_forward_impl(int B, int H, T* gates,
                                                               const T* hidden, const T* h_prev,
-                                                              int ld_prev, T* h, int ldh) {
+                                                              int ld_prev, T* h, int ldh, int j0,
+                                                              int j1) {
   using namespace gru_gate;
+  if (j1 < 0) j1 = H;
   for (int b = 0; b < B; ++b) {
     T* g = gates + b * kCount * H;
     const T* hd = hidden + b * kCount * H;
     const T* hp = h_prev + b * ld_prev;
     T* hb = h + b * ldh;
 #pragma omp simd
-    for (int j = 0; j < H; ++j) {
+    for (int j = j0; j < j1; ++j) {
       const T r = sigmoid(g[kReset * H + j] + hd[kReset * H + j]);
       const T z = sigmoid(g[kUpdate * H + j] + hd[kUpdate * H + j]);
       const T n = tanh_act(g[kNew * H + j] + r * hd[kNew * H + j]);
@@ -146,52 +150,54 @@ template <typename T>
 }
 
 // The entry points: float is compiled per instruction set (kernels/dispatch.hpp), double once.
-#define RECUR_CELL_ENTRY(ATTR, T)                                                                 \
-  template <>                                                                                     \
-  ATTR void rnn_pointwise_forward<T>(bool relu, int B, int H, const T* pre, T* h, int ldh) {      \
-    rnn_pointwise_forward_impl<T>(relu, B, H, pre, h, ldh);                                       \
-  }                                                                                               \
-  template <>                                                                                     \
-  ATTR void rnn_pointwise_backward<T>(bool relu, int B, int H, const T* h, int ldh, const T* dh,  \
-                                      T* dpre) {                                                  \
-    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dpre);                                 \
-  }                                                                                               \
-  template <>                                                                                     \
-  ATTR void lstm_pointwise_forward<T>(int B, int H, T* gates, const T* c_prev, T* c, T* h,        \
-                                      int ldh) {                                                  \
-    lstm_pointwise_forward_impl<T>(B, H, gates, c_prev, c, h, ldh);                               \
-  }                                                                                               \
-  template <>                                                                                     \
-  ATTR void lstm_pointwise_backward<T>(int B, int H, const T* gates, const T* c_prev, const T* c, \
-                                       const T* dh, T* dc, T* dgates) {                           \
-    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dc, dgates);                      \
-  }                                                                                               \
-  template <>                                                                                     \
-  ATTR void gru_pointwise_forward<T>(int B, int H, T* gates, const T* hidden, const T* h_prev,    \
-                                     int ld_prev, T* h, int ldh) {                                \
-    gru_pointwise_forward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, h, ldh);                  \
-  }                                                                                               \
-  template <>                                                                                     \
-  ATTR void gru_pointwise_backward<T>(int B, int H, const T* gates, const T* hidden,              \
-                                      const T* h_prev, int ld_prev, const T* dh, T* dgate_in,     \
-                                      T* dgate_hid, T* dh_prev) {                                 \
-    gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid, \
-                                   dh_prev);                                                      \
+#define RECUR_CELL_ENTRY(ATTR, T)                                                                  \
+  template <>                                                                                      \
+  ATTR void rnn_pointwise_forward<T>(bool relu, int B, int H, const T* pre, T* h, int ldh, int j0, \
+                                     int j1) {                                                     \
+    rnn_pointwise_forward_impl<T>(relu, B, H, pre, h, ldh, j0, j1);                                \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void rnn_pointwise_backward<T>(bool relu, int B, int H, const T* h, int ldh, const T* dh,   \
+                                      T* dpre) {                                                   \
+    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dpre);                                  \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void lstm_pointwise_forward<T>(int B, int H, T* gates, const T* c_prev, T* c, T* h,         \
+                                      int ldh, int j0, int j1) {                                   \
+    lstm_pointwise_forward_impl<T>(B, H, gates, c_prev, c, h, ldh, j0, j1);                        \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void lstm_pointwise_backward<T>(int B, int H, const T* gates, const T* c_prev, const T* c,  \
+                                       const T* dh, T* dc, T* dgates) {                            \
+    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dc, dgates);                       \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void gru_pointwise_forward<T>(int B, int H, T* gates, const T* hidden, const T* h_prev,     \
+                                     int ld_prev, T* h, int ldh, int j0, int j1) {                 \
+    gru_pointwise_forward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, h, ldh, j0, j1);           \
+  }                                                                                                \
+  template <>                                                                                      \
+  ATTR void gru_pointwise_backward<T>(int B, int H, const T* gates, const T* hidden,               \
+                                      const T* h_prev, int ld_prev, const T* dh, T* dgate_in,      \
+                                      T* dgate_hid, T* dh_prev) {                                  \
+    gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid,  \
+                                   dh_prev);                                                       \
   }
 RECUR_CELL_ENTRY(, double)
 
 RECUR_DISPATCHED(template <>, void, rnn_pointwise_forward<float>, rnn_forward_f,
                  rnn_pointwise_forward_impl<float>,
-                 (bool relu, int B, int H, const float* pre, float* h, int ldh),
-                 (relu, B, H, pre, h, ldh))
+                 (bool relu, int B, int H, const float* pre, float* h, int ldh, int j0, int j1),
+                 (relu, B, H, pre, h, ldh, j0, j1))
 RECUR_DISPATCHED(template <>, void, rnn_pointwise_backward<float>, rnn_backward_f,
                  rnn_pointwise_backward_impl<float>,
                  (bool relu, int B, int H, const float* h, int ldh, const float* dh, float* dpre),
                  (relu, B, H, h, ldh, dh, dpre))
 RECUR_DISPATCHED(template <>, void, lstm_pointwise_forward<float>, lstm_forward_f,
                  lstm_pointwise_forward_impl<float>,
-                 (int B, int H, float* gates, const float* c_prev, float* c, float* h, int ldh),
-                 (B, H, gates, c_prev, c, h, ldh))
+                 (int B, int H, float* gates, const float* c_prev, float* c, float* h, int ldh,
+                  int j0, int j1),
+                 (B, H, gates, c_prev, c, h, ldh, j0, j1))
 RECUR_DISPATCHED(template <>, void, lstm_pointwise_backward<float>, lstm_backward_f,
                  lstm_pointwise_backward_impl<float>,
                  (int B, int H, const float* gates, const float* c_prev, const float* c,
@@ -200,8 +206,8 @@ RECUR_DISPATCHED(template <>, void, lstm_pointwise_backward<float>, lstm_backwar
 RECUR_DISPATCHED(template <>, void, gru_pointwise_forward<float>, gru_forward_f,
                  gru_pointwise_forward_impl<float>,
                  (int B, int H, float* gates, const float* hidden, const float* h_prev, int ld_prev,
-                  float* h, int ldh),
-                 (B, H, gates, hidden, h_prev, ld_prev, h, ldh))
+                  float* h, int ldh, int j0, int j1),
+                 (B, H, gates, hidden, h_prev, ld_prev, h, ldh, j0, j1))
 RECUR_DISPATCHED(template <>, void, gru_pointwise_backward<float>, gru_backward_f,
                  gru_pointwise_backward_impl<float>,
                  (int B, int H, const float* gates, const float* hidden, const float* h_prev,

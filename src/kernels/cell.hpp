@@ -1,5 +1,7 @@
 // Fused per-step elementwise work of each cell (the part after the step's GEMM), forward and
-// backward, on raw pointers. B = batch, H = hidden size; "ld" arguments are row strides.
+// backward, on raw pointers. B = batch, H = hidden size; "ld" arguments are row strides. The
+// forward kernels compute units [j0, j1) only when given (j1 >= 0; default all H): threads that
+// split a step's units between them (nn/recurrent.cpp); each unit's bits are the same.
 // Activation gradients are assigned (=); nothing here touches parameter gradients.
 #pragma once
 
@@ -7,7 +9,8 @@ namespace recur::kernels {
 
 // RNN: pre [B,H] = W_ih x + b_ih + W_hh h_prev + b_hh. Writes h [B,H] (row stride ldh).
 template <typename T>
-void rnn_pointwise_forward(bool relu, int B, int H, const T* pre, T* h, int ldh);
+void rnn_pointwise_forward(bool relu, int B, int H, const T* pre, T* h, int ldh, int j0 = 0,
+                           int j1 = -1);
 
 // RNN backward: h [B,H] (ldh) the step's output, dh [B,H] the total gradient on it.
 // Writes dpre [B,H], the gradient on the pre-activation.
@@ -17,7 +20,8 @@ void rnn_pointwise_backward(bool relu, int B, int H, const T* h, int ldh, const 
 // LSTM: gates [B,4H] holds the summed pre-activations (i,f,g,o) on entry and the activations on
 // return. c_prev [B,H] -> c [B,H]; h [B,H] (ldh) = o * tanh(c).
 template <typename T>
-void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h, int ldh);
+void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h, int ldh,
+                            int j0 = 0, int j1 = -1);
 
 // LSTM backward: gates [B,4H] activations, c_prev and c [B,H], dh [B,H] total gradient on h.
 // dc [B,H]: on entry the gradient reaching c from the next step, on return the gradient on c_prev.
@@ -31,7 +35,7 @@ void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, cons
 // return. hidden [B,3H] = W_h h_prev + b_h. h_prev [B,H] (ld_prev) -> h [B,H] (ldh).
 template <typename T>
 void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_prev, int ld_prev,
-                           T* h, int ldh);
+                           T* h, int ldh, int j0 = 0, int j1 = -1);
 
 // GRU backward: gates [B,3H] activations, hidden [B,3H], h_prev (ld_prev), dh [B,H] total gradient.
 // Writes dgate_in [B,3H] (gradient on the input-side pre-activations), dgate_hid [B,3H] (on

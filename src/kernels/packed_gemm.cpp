@@ -193,12 +193,18 @@ template <int MR, int P>
 // over the tail's row count is spelled out here and in gemm_tn_accumulate on purpose: a generic
 // lambda dispatching on it was compiled outside the per-instruction-set copies, without AVX-512,
 // and the weight-gradient kernel fell from 135 to 2.6 GFLOP/s.
+// Panels [p_begin, p_end) only when given (p_end >= 0): the columns one thread of a column split
+// computes (nn/recurrent.cpp), each element summed as the whole product sums it.
 [[gnu::always_inline]] inline void gemm_packed_block(int M, const Run* runs, int nruns,
                                                      const PackedMatrix& W, int k0, Start start,
-                                                     bool accumulate, float* C, int ldc) {
+                                                     bool accumulate, float* C, int ldc,
+                                                     int p_begin = 0, int p_end = -1) {
+  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
+  const bool all = p_end < 0;
+  if (all) p_end = panels;
   // One to four rows (batch-1 and streaming inference, small server batches): several panels
   // per pass. The same arithmetic per element as the tiles below.
-  switch (M) {
+  switch (all ? M : 0) {
     case 1:
       // Groups of 8 panels only pay where there are 8 (an RNN-128's 4 panels ran 15 -> 18 us).
       if (W.N >= 8 * kPanelWidth)
@@ -218,8 +224,7 @@ template <int MR, int P>
     default:
       break;
   }
-  const int panels = (W.N + kPanelWidth - 1) / kPanelWidth;
-  for (int p = 0; p < panels; ++p) {
+  for (int p = p_begin; p < p_end; ++p) {
     const float* panel = W.panels.data() + (static_cast<std::size_t>(p) * W.K + k0) * kPanelWidth;
     const int n0 = p * kPanelWidth, cols = std::min(kPanelWidth, W.N - n0);
     std::size_t m = 0;
@@ -263,7 +268,8 @@ constexpr int kDepthBlock = kPackedDepth;
 [[gnu::always_inline]] inline void gemm_packed_runs(int M, const float* A1, int lda1, int k1,
                                                     const float* A2, int lda2,
                                                     const PackedMatrix& W, bool accumulate,
-                                                    float* C, int ldc) {
+                                                    float* C, int ldc, int p_begin = 0,
+                                                    int p_end = -1) {
   for (int k0 = 0; k0 < W.K; k0 += kDepthBlock) {
     const int k_end = std::min(W.K, k0 + kDepthBlock);
     Run runs[2];
@@ -274,7 +280,7 @@ constexpr int kDepthBlock = kPackedDepth;
       runs[n++] = {A2 + (from - k1), lda2, k_end - from};
     }
     const Start start{k0 == 0 && !W.bias.empty() ? W.bias.data() : nullptr};
-    gemm_packed_block(M, runs, n, W, k0, start, accumulate || k0 > 0, C, ldc);
+    gemm_packed_block(M, runs, n, W, k0, start, accumulate || k0 > 0, C, ldc, p_begin, p_end);
   }
 }
 
@@ -433,6 +439,15 @@ namespace {
   gemm_packed_runs(M, A, lda, W.K, nullptr, 0, W, accumulate, C, ldc);
 }
 
+[[gnu::always_inline]] inline void gemm_packed_cols_impl(int M, const float* A1, int lda1, int k1,
+                                                         const float* A2, int lda2,
+                                                         const PackedMatrix& W, bool accumulate,
+                                                         int n_begin, int n_end, float* C,
+                                                         int ldc) {
+  gemm_packed_runs(M, A1, lda1, k1, A2, lda2, W, accumulate, C, ldc, n_begin / kPanelWidth,
+                   (n_end + kPanelWidth - 1) / kPanelWidth);
+}
+
 [[gnu::always_inline]] inline void gemm_packed_pair_impl(int M, const float* A1, int lda1, int k1,
                                                          const float* A2, int lda2,
                                                          const PackedMatrix& W, float* C, int ldc) {
@@ -454,6 +469,11 @@ RECUR_DISPATCHED(, void, gemm_packed_pair, gemm_packed_pair_v, gemm_packed_pair_
                  (int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
                   const PackedMatrix& W, float* C, int ldc),
                  (M, A1, lda1, k1, A2, lda2, W, C, ldc))
+RECUR_DISPATCHED(, void, gemm_packed_cols, gemm_packed_cols_v, gemm_packed_cols_impl,
+                 (int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
+                  const PackedMatrix& W, bool accumulate, int n_begin, int n_end, float* C,
+                  int ldc),
+                 (M, A1, lda1, k1, A2, lda2, W, accumulate, n_begin, n_end, C, ldc))
 RECUR_DISPATCHED(, void, gemm_packed_head, gemm_packed_head_v, gemm_packed_head_impl,
                  (int M, const float* A1, int lda1, int k1, const PackedMatrix& W, float* C,
                   int ldc),

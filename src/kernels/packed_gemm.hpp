@@ -59,6 +59,14 @@ void gemm_packed_head(int M, const float* A1, int lda1, int k1, const PackedMatr
 void gemm_packed_tail(int M, const float* A2, int lda2, int k1, const PackedMatrix& W, float* C,
                       int ldc);
 
+// Columns [n_begin, n_end) of gemm_packed_pair (A2 may be null when k1 = W.K: gemm_packed),
+// n_begin a multiple of kPanelWidth and n_end one or W.N; the other columns of C are not
+// touched. Each element is the same bits as the whole product gives: threads can split a
+// product's columns between them.
+void gemm_packed_cols(int M, const float* A1, int lda1, int k1, const float* A2, int lda2,
+                      const PackedMatrix& W, bool accumulate, int n_begin, int n_end, float* C,
+                      int ldc);
+
 // C[M,N] += A^T X with A [K,M] (row stride lda) and X [K,N] (row stride ldx) row-major: the
 // weight gradient of a layer, sum over all timesteps and rows of dgates^T x inputs. X is packed
 // 128 rows at a time into `scratch` (grown as needed, kept by the caller to avoid allocating);

@@ -393,8 +393,13 @@ class RecurrentLayer final : public Layer<T> {
     // (an IMDb training thread: 41 MB not held twice).
     w.caller_buffers = true;
     w.out_to = out;
+    w.columns = ctx.columns;
     stack_.forward(ctx.params, in, seq.steps, ctx.batch, nullptr, nullptr, ctx.train, ctx.rng, w,
                    seq.full ? nullptr : seq.batch_sizes.data(), packed, ctx.pixels);
+  }
+  int column_split_rows(const PreparedWeights* prepared) const override {
+    const auto* p = dynamic_cast<const StackPrepared*>(prepared);
+    return p ? stack_.column_split_rows(p->packed) : 0;
   }
   bool reads_pixels(const PreparedWeights* prepared) const override {
     const auto* p = dynamic_cast<const StackPrepared*>(prepared);

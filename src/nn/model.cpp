@@ -276,8 +276,8 @@ std::size_t output_elements(const ActShape& out, const SeqInfo* seq, int batch) 
 }  // namespace
 
 template <typename T>
-const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train,
-                           Rng* rng) const {
+const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train, Rng* rng,
+                           ThreadPool* columns) const {
   const std::size_t n = layers_.size();
   if (ws.layer_ws.size() != n) {
     ws.layer_ws.clear();
@@ -294,6 +294,7 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
     RECUR_ASSERT(false && "sequence input needs its lengths");
   }
   LayerContext<T> ctx{params_.data(), in.batch, seq, in.ids, train, rng};
+  ctx.columns = train ? nullptr : columns;
   const T* x = in.x;
   if (in.pixels) {
     RECUR_ASSERT(!in.x && !train && seq && spec_.input.kind == ActKind::sequence);
@@ -324,6 +325,14 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
   }
   ws.seqs[n] = seq;
   return x;
+}
+
+template <typename T>
+int Model<T>::column_split_rows() const {
+  int rows = 0;
+  for (std::size_t i = 0; i < layers_.size() && i < prepared_.size(); ++i)
+    rows = std::max(rows, layers_[i]->column_split_rows(prepared_[i].get()));
+  return rows;
 }
 
 template <typename T>

@@ -1,9 +1,12 @@
 #include "nn/recurrent.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <type_traits>
 
+#include "core/thread_pool.hpp"
 #include "kernels/cell.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/rows.hpp"
@@ -372,10 +375,142 @@ void untied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* 
 // every batch size takes this path, so a row's bits never depend on the rows beside it;
 // otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more than
 // it saves, and training stays as the fixed-shape network computes it).
+// Column splits pay once one direction's step weights outgrow a core's L2 cache (1 MB on the
+// CPUs measured; an LSTM-512 over 28 inputs holds 4.4 MB, an LSTM-256 1.2 MB) and the threads
+// have at most this many rows each (bench/RESULTS.md, "Column splits").
+constexpr std::size_t kColumnSplitBytes = std::size_t{8} << 20;
+constexpr int kColumnSplitRows = 64;
+
+template <typename T>
+int RecurrentStack<T>::column_split_rows(const StackPacked& packed) const {
+  if (!std::is_same_v<T, float> || spec_.untied || packed.dirs.empty() || !packed.every_batch ||
+      spec_.hidden % kernels::kPanelWidth != 0)
+    return 0;
+  const std::size_t G = gate_count(spec_.cell), H = spec_.hidden;
+  std::size_t widest = 0;
+  for (const DirectionParams& p : params_)
+    widest = std::max(widest, G * H * (static_cast<std::size_t>(p.input_size) + H) * sizeof(T));
+  return widest >= kColumnSplitBytes ? kColumnSplitRows : 0;
+}
+
+namespace {
+
+// Threads of a column split meet here after every step: h_t is whole only once each has written
+// its units. Spins briefly, then yields.
+class StepBarrier {
+ public:
+  explicit StepBarrier(int threads) : threads_(threads) {}
+  void wait() {
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == threads_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.store(generation + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins)
+      if (spins > 2000) std::this_thread::yield();
+  }
+
+ private:
+  const int threads_;
+  std::atomic<int> arrived_{0}, generation_{0};
+};
+
+}  // namespace
+
+// The packed inference time loop with each step's gate columns split between the threads of
+// ws.columns: thread k takes units [u0, u1) (a multiple of the panel width), computes their
+// columns in every gate block, then their cell, and waits for the others before the next step.
+// Each element is computed as forward_direction computes it: the same bits.
+template <typename T>
+void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* in,
+                                                  StackWorkspace<T>& ws) const {
+  if constexpr (std::is_same_v<T, float>) {
+    const CellKind cell = spec_.cell;
+    const DirectionParams& p = params_[layer * spec_.directions + dir];
+    const DirectionDims dims = direction_dims(p, ws);
+    const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B,
+              I = dims.I;
+    const int G = gate_count(cell);
+    auto& W = ws.layers[layer].dir[dir];
+    const kernels::PackedMatrix& w_in = ws.packed->dirs[layer * D + dir].w_in;
+    const kernels::PackedMatrix& w_hh = ws.packed->dirs[layer * D + dir].w_hh;
+    const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * B * H;
+    const float* h_start = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
+    const float* c_start = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
+    float* gates = W.gates.data();
+    float* hid = cell == CellKind::gru ? W.hidden.data() : nullptr;
+    const int panels = H / kernels::kPanelWidth;
+    const int threads = std::min(ws.columns->size(), panels);
+    StepBarrier barrier(threads);
+    ws.columns->run(threads, [&](int k) {
+      const int u0 = panels * k / threads * kernels::kPanelWidth;
+      const int u1 = panels * (k + 1) / threads * kernels::kPanelWidth;
+      const std::size_t units = static_cast<std::size_t>(u1 - u0);
+      const float* h_prev = h_start;
+      int ld_prev = H;
+      const float* c_prev = c_start;
+      for (int s = 0; s < S; ++s) {
+        const int t = dir == 0 ? s : S - 1 - s;
+        const int Bt = ws.batch_sizes[t];
+        const float* x_t = in + static_cast<std::size_t>(t) * B * I;
+        float* h = ws.last_out(layer) + static_cast<std::size_t>(t) * B * DH + dir * H;
+        float* c = cell == CellKind::lstm ? W.cell.data() + static_cast<std::size_t>(s % 2) * B * H
+                                          : nullptr;
+        for (int q = 0; q < G; ++q) {
+          const int n0 = q * H + u0, n1 = q * H + u1;
+          if (cell == CellKind::gru) {
+            kernels::gemm_packed_cols(Bt, x_t, I, I, nullptr, 0, w_in, false, n0, n1, gates, GH);
+            kernels::gemm_packed_cols(Bt, h_prev, ld_prev, H, nullptr, 0, w_hh, false, n0, n1, hid,
+                                      GH);
+          } else {
+            kernels::gemm_packed_cols(Bt, x_t, I, I, h_prev, ld_prev, w_in, false, n0, n1, gates,
+                                      GH);
+          }
+        }
+        if (cell == CellKind::gru)
+          kernels::gru_pointwise_forward<float>(Bt, H, gates, hid, h_prev, ld_prev, h, DH, u0, u1);
+        else if (cell == CellKind::lstm)
+          kernels::lstm_pointwise_forward<float>(Bt, H, gates, c_prev, c, h, DH, u0, u1);
+        else
+          kernels::rnn_pointwise_forward<float>(cell == CellKind::rnn_relu, Bt, H, gates, h, DH, u0,
+                                                u1);
+        // Rows whose last step this is keep their cell state; rows past their end: zero output
+        // and state (as forward_direction does, for this thread's units).
+        if (c && ws.variable && dir == 0)
+          for (int b = t + 1 < S ? ws.batch_sizes[t + 1] : 0; b < Bt; ++b)
+            std::memcpy(ws.cn.data() + state_off + static_cast<std::size_t>(b) * H + u0,
+                        c + static_cast<std::size_t>(b) * H + u0, sizeof(float) * units);
+        for (int b = Bt; b < B; ++b) {
+          std::fill_n(h + static_cast<std::size_t>(b) * DH + u0, units, 0.0f);
+          if (c) std::fill_n(c + static_cast<std::size_t>(b) * H + u0, units, 0.0f);
+        }
+        if (c) c_prev = c;
+        h_prev = h;
+        ld_prev = DH;
+        barrier.wait();
+      }
+    });
+    const int last = dir == 0 ? S - 1 : 0;
+    const float* h_last = ws.last_out(layer) + static_cast<std::size_t>(last) * B * DH + dir * H;
+    const float* c_last = cell == CellKind::lstm
+                              ? W.cell.data() + static_cast<std::size_t>((S - 1) % 2) * B * H
+                              : ws.zeros.data();
+    store_final_states(layer, dir, h_last, DH, c_last, ws);
+  } else {
+    RECUR_ASSERT(false && "column splits are float inference only");
+  }
+}
+
 template <typename T>
 void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
                                           StackWorkspace<T>& ws) const {
   if (ws.int8) return forward_direction_int8(layer, dir, in, ws);
+  if constexpr (std::is_same_v<T, float>) {
+    if (ws.columns && ws.one_step && ws.fused && !ws.bf16 && ws.packed &&
+        !ws.packed->dirs.empty() && ws.batch > kHeadRows && column_split_rows(*ws.packed) > 0)
+      return forward_direction_columns(layer, dir, in, ws);
+  }
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
   // Plain locals, not a structured binding: lambdas below capture them (clang 14 cannot

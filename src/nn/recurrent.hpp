@@ -21,6 +21,10 @@
 #include "recur/params.hpp"
 #include "recur/rng.hpp"
 
+namespace recur {
+class ThreadPool;  // core/thread_pool.hpp
+}
+
 namespace recur::nn {
 
 struct StackSpec {
@@ -125,6 +129,7 @@ struct StackWorkspace {
   AlignedVector<std::uint8_t> q_h;       // int8: h_{t-1} and h_t [2, B], quantized
   AlignedVector<float> s_in, s_h;        // int8: their scales per row
   const std::uint8_t* pixels = nullptr;  // int8: the first layer's input as bytes, this forward
+  ThreadPool* columns = nullptr;         // float inference: threads splitting the columns
   // The caller owns the last layer's out and dout and the stack's dinput (the model's own
   // activation and gradient buffers: each held once, not copied): it sets out_to before forward
   // and backward, dout_from and dinput_to (null when not wanted) before backward.
@@ -166,6 +171,11 @@ class RecurrentStack {
                const StackPacked* packed = nullptr, const std::uint8_t* pixels = nullptr) const;
   // True when forward on `packed` takes pixel bytes: int8 weights (StackPacked::Int8Direction).
   bool reads_pixels(const StackPacked& packed) const { return !packed.int8.empty(); }
+  // Float inference on `packed` with a pool in ws.columns splits each step's gate columns (and
+  // the cell's units) between the pool's threads, a barrier a step, when this returns more than
+  // the rows per thread: weights too large for a core's L2 cache, read by each thread in part
+  // for every row instead of in whole for its share of the rows. 0: this stack never splits.
+  int column_split_rows(const StackPacked& packed) const;
 
   // Packs every direction's weights for the float fast path (does nothing for double or untied);
   // the backward step's only `for_training`.
@@ -195,6 +205,8 @@ class RecurrentStack {
                          StackWorkspace<T>& ws) const;
   // forward_direction on ws.packed->int8 (nn/recurrent_int8.cpp).
   void forward_direction_int8(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
+  // forward_direction's time loop with the columns split between ws.columns' threads.
+  void forward_direction_columns(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
   void store_final_states(int layer, int dir, const T* h_prev, int ld_prev, const T* c_prev,
                           StackWorkspace<T>& ws) const;
   // din (untied weights only; tied ones take input_gradient after every direction): the

@@ -288,18 +288,24 @@ SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
                                                   const std::vector<std::int64_t>& idx,
                                                   std::int32_t* predictions, float* probs) {
   const int n = std::min(threads_, static_cast<int>(idx.size()));
+  // Few rows a thread against large weights: the threads split the weights' columns instead.
+  if (n > 1 && static_cast<std::int64_t>(idx.size()) <=
+                   static_cast<std::int64_t>(model_.column_split_rows()) * n)
+    return infer_chunks(src, idx, predictions, probs, 0, 1, 1, true);
   return infer_chunks(src, idx, predictions, probs, 0, n, n);
 }
 
 SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
                                                    const std::vector<std::int64_t>& idx,
                                                    std::int32_t* predictions, float* probs,
-                                                   int first, int count, int chunks) {
+                                                   int first, int count, int chunks,
+                                                   bool split_columns) {
   table_view_ = {};
   if (count == 0) return {};
   const std::vector<int> starts = chunk_starts(src, idx, threads_, first, count, chunks);
   const int C = model_.spec().num_classes;
-  pool_->run(count, [&](int k) {
+  ThreadPool* columns = split_columns ? pool_.get() : nullptr;
+  auto run_chunk = [&](int k) {
     Chunk& c = *chunks_[k];
     c.stats = {};
     std::vector<float> scratch(static_cast<std::size_t>(C));  // probabilities nobody asked for
@@ -309,7 +315,7 @@ SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
       n = infer_block_rows(step_width_, src.length(idx[begin]), starts[first + k + 1] - begin);
       const ModelInput<float> in =
           load_chunk(c, src, idx.data() + begin, n, nullptr, model_.reads_pixels());
-      const float* logits = model_.forward(in, c.ws, false);
+      const float* logits = model_.forward(in, c.ws, false, nullptr, columns);
       int correct = 0;
       c.stats.loss_sum +=
           softmax_cross_entropy<float>(logits, c.labels.data(), n, C, 1.f, nullptr, &correct);
@@ -322,7 +328,12 @@ SequenceRunner::Stats SequenceRunner::infer_chunks(const SequenceSource& src,
         if (predictions) predictions[begin + b] = best;
       }
     }
-  });
+  };
+  if (split_columns) {
+    for (int k = 0; k < count; ++k) run_chunk(k);
+  } else {
+    pool_->run(count, run_chunk);
+  }
   Stats total;
   for (int k = 0; k < count; ++k) {
     total.loss_sum += chunks_[k]->stats.loss_sum;

@@ -1,0 +1,147 @@
+// Inference with the columns split between threads (RecurrentStack::forward_direction_columns,
+// SequenceRunner::infer_batch on few rows against large weights): the same bits as the rows split
+// or one thread, for every cell, both directions, sequences of different lengths and rows past
+// their end.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.hpp"
+#include "nn/recurrent.hpp"
+#include "recur/cell.hpp"
+#include "recur/data.hpp"
+#include "recur/fit.hpp"
+#include "recur/layers.hpp"
+#include "recur/rng.hpp"
+#include "recur/sources.hpp"
+
+namespace recur {
+namespace {
+
+struct SplitCase {
+  CellKind cell;
+  int hidden;
+  int directions;
+  bool ragged;
+};
+
+class ColumnSplit : public ::testing::TestWithParam<SplitCase> {};
+
+TEST_P(ColumnSplit, GivesTheBitsOfOneThread) {
+  const auto [cell, H, D, ragged] = GetParam();
+  const int S = 4, B = 13, I = 28;
+  nn::StackSpec spec;
+  spec.cell = cell;
+  spec.input_size = I;
+  spec.hidden = H;
+  spec.directions = D;
+  ParamLayout layout;
+  nn::RecurrentStack<float> stack(spec, layout, "rnn.");
+  Rng rng(11);
+  std::vector<float> params(layout.total());
+  for (float& v : params) v = static_cast<float>(rng.uniform(-0.05, 0.05));
+  std::vector<float> x(static_cast<std::size_t>(S) * B * I);
+  for (float& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+  // Ragged: rows sorted longest first, the last ones ending early (packed sequences).
+  std::vector<int> batch_sizes = {B, B, 9, 4};
+  nn::StackPacked packed;
+  stack.prepare(params.data(), packed, false);
+  ASSERT_GT(stack.column_split_rows(packed), 0) << "weights this large should split";
+
+  ThreadPool pool(2);
+  nn::StackWorkspace<float> one, split;
+  split.columns = &pool;
+  const int* sizes = ragged ? batch_sizes.data() : nullptr;
+  stack.forward(params.data(), x.data(), S, B, nullptr, nullptr, false, nullptr, one, sizes,
+                &packed);
+  stack.forward(params.data(), x.data(), S, B, nullptr, nullptr, false, nullptr, split, sizes,
+                &packed);
+  const std::size_t out = static_cast<std::size_t>(S) * B * D * H;
+  const std::size_t states = static_cast<std::size_t>(D) * B * H;
+  EXPECT_EQ(std::memcmp(one.layers.back().out.data(), split.layers.back().out.data(),
+                        out * sizeof(float)),
+            0);
+  EXPECT_EQ(std::memcmp(one.hn.data(), split.hn.data(), states * sizeof(float)), 0);
+  if (cell == CellKind::lstm) {
+    EXPECT_EQ(std::memcmp(one.cn.data(), split.cn.data(), states * sizeof(float)), 0);
+  }
+  // Not all zeros: the split ran and wrote every unit.
+  float largest = 0;
+  for (std::size_t k = 0; k < out; ++k)
+    largest = std::max(largest, std::fabs(split.layers.back().out[k]));
+  EXPECT_GT(largest, 0.01f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cells, ColumnSplit,
+                         ::testing::Values(SplitCase{CellKind::lstm, 1024, 1, false},
+                                           SplitCase{CellKind::lstm, 1024, 2, true},
+                                           SplitCase{CellKind::gru, 1024, 1, true},
+                                           SplitCase{CellKind::gru, 1024, 2, false},
+                                           SplitCase{CellKind::rnn_tanh, 2048, 1, true},
+                                           SplitCase{CellKind::rnn_relu, 2048, 2, true}),
+                         [](const ::testing::TestParamInfo<SplitCase>& param) {
+                           const SplitCase& c = param.param;
+                           return to_string(c.cell) + std::to_string(c.hidden) +
+                                  (c.directions == 2 ? "_bidirectional" : "") +
+                                  (c.ragged ? "_ragged" : "");
+                         });
+
+// The runner splits columns for a batch of few rows a thread against a model that says so, and
+// rows otherwise: the same predictions and probabilities bit for bit.
+TEST(ColumnSplit, TheRunnerGivesTheRowSplitsBits) {
+  ModelSpec spec;
+  spec.input = ActShape{ActKind::sequence, 28};
+  spec.num_classes = 10;
+  spec.layers = parse_layer_list("lstm 1024, pool last, linear", "test");
+  Model<float> model(spec);
+  model.init(5);
+  model.prepare(PrepareFor::inference);
+  ASSERT_GT(model.column_split_rows(), 0);
+  auto set = std::make_shared<ImageSet>();
+  set->source = "images";
+  set->count = 24;
+  set->rows = set->cols = 28;
+  Rng rng(9);
+  set->pixels.resize(static_cast<std::size_t>(set->count) * 28 * 28);
+  for (auto& p : set->pixels) p = static_cast<std::uint8_t>(rng.below(256));
+  set->labels.assign(static_cast<std::size_t>(set->count), 1);
+  const ImageSequences source(set, SequenceView::make(ViewKind::rows, 28, 28));
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(set->count));
+  std::iota(idx.begin(), idx.end(), 0);
+  SequenceRunner runner(model, 2);
+  std::vector<std::int32_t> split_labels(idx.size()), row_labels(idx.size());
+  std::vector<float> split_probs(idx.size() * 10), row_probs(idx.size() * 10);
+  runner.infer_batch(source, idx, split_labels.data(), split_probs.data());
+  runner.infer_chunks(source, idx, row_labels.data(), row_probs.data(), 0, 2, 2);
+  EXPECT_EQ(split_labels, row_labels);
+  EXPECT_EQ(split_probs, row_probs);
+}
+
+// Below the size where splitting pays, a stack never splits.
+TEST(ColumnSplit, SmallWeightsNeverSplit) {
+  nn::StackSpec spec;
+  spec.cell = CellKind::lstm;
+  spec.input_size = 28;
+  spec.hidden = 512;
+  ParamLayout layout;
+  nn::RecurrentStack<float> stack(spec, layout, "rnn.");
+  std::vector<float> params(layout.total(), 0.01f);
+  nn::StackPacked inference, training;
+  stack.prepare(params.data(), inference, false);
+  stack.prepare(params.data(), training, true);
+  EXPECT_EQ(stack.column_split_rows(inference), 0);
+  spec.hidden = 1024;
+  ParamLayout wide_layout;
+  nn::RecurrentStack<float> wide(spec, wide_layout, "rnn.");
+  std::vector<float> wide_params(wide_layout.total(), 0.01f);
+  wide.prepare(wide_params.data(), training, true);
+  EXPECT_EQ(wide.column_split_rows(training), 0) << "training packing must not split";
+}
+
+}  // namespace
+}  // namespace recur
