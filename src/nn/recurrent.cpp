@@ -375,11 +375,13 @@ void untied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* 
 // every batch size takes this path, so a row's bits never depend on the rows beside it;
 // otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more than
 // it saves, and training stays as the fixed-shape network computes it).
-// Column splits pay once one direction's step weights outgrow a core's L2 cache (1 MB on the
-// CPUs measured; an LSTM-512 over 28 inputs holds 4.4 MB, an LSTM-256 1.2 MB) and the threads
-// have at most this many rows each (bench/RESULTS.md, "Column splits").
+// Column splits pay once one direction's step weights outgrow what the cores' caches hold for
+// a step (measured on the Zen 5 here, LSTM over 28 inputs, 2 threads: hidden 512, 4.4 MB, ran
+// 2-7% slower split at batch 16 and 64; hidden 768, 9.8 MB, and 1024, 17 MB, ran level to 80%
+// faster split at every batch from 16 to 4,096: bench/RESULTS.md, "Column splits"). Above the
+// threshold they pay at any row count.
 constexpr std::size_t kColumnSplitBytes = std::size_t{8} << 20;
-constexpr int kColumnSplitRows = 64;
+constexpr int kColumnSplitRows = 1 << 20;
 
 template <typename T>
 int RecurrentStack<T>::column_split_rows(const StackPacked& packed) const {
