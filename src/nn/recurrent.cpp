@@ -368,13 +368,6 @@ void untied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* 
   }
 }
 
-// Float with tied weights and a batch of rows: pack the weights once for the whole sequence and
-// let each step's GEMM do the input side too, the biases starting its accumulators (LSTM / RNN:
-// [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the two products
-// apart because of r * (W_hn h + b_hn)). With weights packed for inference or bf16 training
-// every batch size takes this path, so a row's bits never depend on the rows beside it;
-// otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more than
-// it saves, and training stays as the fixed-shape network computes it).
 // Column splits pay once one direction's step weights outgrow what the cores' caches hold for
 // a step (measured on the Zen 5 here, LSTM over 28 inputs, 2 threads: hidden 512, 4.4 MB, ran
 // 2-7% slower split at batch 16 and 64; hidden 768, 9.8 MB, and 1024, 17 MB, ran level to 80%
@@ -504,6 +497,13 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
   }
 }
 
+// Float with tied weights and a batch of rows: pack the weights once for the whole sequence and
+// let each step's GEMM do the input side too, the biases starting its accumulators (LSTM / RNN:
+// [x_t | h_{t-1}] x [W_ih | W_hh]^T + b_ih + b_hh in one product; GRU keeps the two products
+// apart because of r * (W_hn h + b_hn)). With weights packed for inference or bf16 training
+// every batch size takes this path, so a row's bits never depend on the rows beside it;
+// otherwise batches under kMinPackedRows rows go to BLAS (packing for a few rows costs more than
+// it saves, and training stays as the fixed-shape network computes it).
 template <typename T>
 void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, const T* in,
                                           StackWorkspace<T>& ws) const {
