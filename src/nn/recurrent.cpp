@@ -597,6 +597,9 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                                                          W.h_dropped.data())
                                          : h_prev;
     const int ld_in = ws.recurrent_dropped ? H : ld_prev;
+    // The first step from a zero state: h_{-1}'s product adds nothing to any sum (each of its
+    // terms is 0 * w, and acc + 0 is acc), so the packed path leaves it out, with the same bits.
+    const bool zero_state = s == 0 && !ws.h0;
     if (cell == CellKind::gru) {
       if constexpr (std::is_same_v<T, float>) {
         if (ws.bf16) {
@@ -604,7 +607,17 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                     ws.bf16_scratch);
         } else if (fused) {
           if (!head) kernels::gemm_packed(Bt, x_t, I, *w_in_packed, false, g, GH);
-          kernels::gemm_packed(Bt, h_in, ld_in, *w_hh_packed, false, hid, GH);
+          if (zero_state) {
+            for (int b = 0; b < Bt; ++b) {
+              float* row = hid + static_cast<std::size_t>(b) * GH;
+              if (w_hh_packed->bias.empty())
+                std::fill(row, row + GH, 0.0f);
+              else
+                std::copy(w_hh_packed->bias.begin(), w_hh_packed->bias.begin() + GH, row);
+            }
+          } else {
+            kernels::gemm_packed(Bt, h_in, ld_in, *w_hh_packed, false, hid, GH);
+          }
         }
       }
       if (!fused) {
@@ -617,9 +630,11 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
         if (ws.bf16)
           bf16_step(ws.bf16->bf16[layer * D + dir], Bt, x_t, I, h_in, ld_in, H, g, nullptr, GH,
                     ws.bf16_scratch);
-        else if (head)
+        else if (head && !zero_state)
           kernels::gemm_packed_tail(Bt, h_in, ld_in, I, *w_in_packed, g, GH);
-        else if (fused)
+        else if (fused && zero_state && I <= kernels::kPackedDepth && !head)
+          kernels::gemm_packed_head(Bt, x_t, I, I, *w_in_packed, g, GH);
+        else if (fused && !head)
           kernels::gemm_packed_pair(Bt, x_t, I, I, h_in, ld_in, *w_in_packed, g, GH);
       }
       if (!fused) step_forward_gemm<T>(Bt, GH, H, h_in, ld_in, w_hh_t, true, g);
