@@ -23,6 +23,7 @@ struct ServeCliOptions {
   serve::ServeOptions serve;
   double max_body_mb = 16;
   bool quiet = false;
+  std::string precision = "fp32";
 };
 
 // "NAME=PATH", or a bare path named after its file ("runs/lstm/best.safetensors" -> "best"),
@@ -55,6 +56,7 @@ int run_serve(ServeCliOptions& o) {
   require_positive("--io-threads", o.serve.io_threads);
   o.serve.max_body_bytes = static_cast<std::size_t>(o.max_body_mb * (1 << 20));
   o.serve.log_requests = !o.quiet;
+  o.serve.precision = parse_infer_precision(o.precision);  // Error("--precision", ...)
   std::vector<serve::NamedModel> models;
   for (const std::string& m : o.models) models.push_back(named(m));
   return serve::serve(models, o.serve, stdout);
@@ -98,6 +100,10 @@ void add_serve_command(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--http-threads", o->serve.http_threads,
                   "Threads for requests that wait: streaming steps, texts, pictures")
+      ->capture_default_str();
+  cmd->add_option("--precision", o->precision,
+                  "fp32, or int8: the recurrent and linear layers quantized at load "
+                  "(docs/INFERENCE.md)")
       ->capture_default_str();
   cmd->add_flag("--quiet", o->quiet, "No log line per request");
   cmd->callback([o, &run] { run = [o] { return run_serve(*o); }; });

@@ -152,7 +152,9 @@ Server::Server(const std::vector<NamedModel>& named, const ServeOptions& options
                 "the name '" + n.name + "' is given twice; name each model NAME=MODEL");
     auto m = std::make_unique<Model>();
     m->name = n.name;
-    m->predictor = std::make_unique<Predictor>(n.path);
+    PredictorOptions predictor_options;
+    predictor_options.precision = options_.precision;
+    m->predictor = std::make_unique<Predictor>(n.path, predictor_options);
     m->shape = shape_of(*m->predictor);
     const std::string name = n.name;
     m->batcher = std::make_unique<Batcher>(
@@ -394,9 +396,10 @@ int Server::run() {
   const int port = http_->bind();
   fmt::print(out_, "recur serve: listening on http://{}:{}\n", options_.host, port);
   for (const auto& m : models_)
-    fmt::print(out_, "  model {}: {} ({}, {} classes{}) POST /v2/models/{}/infer\n", m->name,
+    fmt::print(out_, "  model {}: {} ({}, {} classes{}{}) POST /v2/models/{}/infer\n", m->name,
                m->predictor->path(), to_string(m->shape.kind), m->shape.classes,
-               m->shape.streamable ? ", streams" : "", m->name);
+               m->shape.streamable ? ", streams" : "",
+               options_.precision == InferPrecision::int8 ? ", int8" : "", m->name);
   std::fflush(out_);
   // SIGINT and SIGTERM write to a pipe (any thread may take them, BLAS's included); this thread
   // reads it and stops the server: it stops accepting, answers what it has read, and returns.

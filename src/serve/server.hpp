@@ -26,6 +26,8 @@ struct ServeOptions {
   int io_threads = 2;     // event loops reading and writing the connections
   int http_threads = 64;  // the pool of requests that wait (streaming steps, texts, pictures)
   bool log_requests = true;
+  // fp32, or int8 (every model quantized at load, as `recur predict --precision int8`).
+  InferPrecision precision = InferPrecision::fp32;
 };
 
 struct NamedModel {

@@ -410,6 +410,58 @@ def check_errors(server, work, cli, mnist, digits, failures):
         failures.append(f"after the refusals a valid request got {status} {a}")
 
 
+def check_int8(cli, work, mnist, digits, failures):
+    """`recur serve --precision int8`: a second server on the MNIST LSTM answers 100 digits as
+    `recur predict --precision int8 --json` does, bit for bit, and a digit fed row by row through
+    a session ends on its whole-image int8 logits exactly (both read the pixel bytes); a bad
+    precision is refused with exit 2 naming the flag."""
+    n = 100
+    server = ss.Server(cli, [f"mnist={mnist}", "--precision", "int8", "--quiet"],
+                       os.path.join(work, "serve-int8.log"))
+    try:
+        idx = os.path.join(ss.MNIST, "t10k-images-idx3-ubyte")
+        want = predict_json(cli, [mnist, idx, "--index", ",".join(map(str, range(n))),
+                                  "--top", "10", "--precision", "int8"])
+        status, a = server.infer("mnist", {"inputs": [{"name": "input", "datatype": "UINT8",
+                                                       "shape": [n, 28, 28],
+                                                       "data": [p for d in digits[:n] for p in d]}]})
+        assert status == 200, a
+        o = ss.outputs(a)
+        bad = 0
+        for i, w in enumerate(want):
+            probs = [0.0] * 10
+            for t in w["top"]:
+                probs[t["class"]] = t["probability"]
+            if (o["labels"]["data"][i], o["logits"]["data"][i * 10:i * 10 + 10],
+                    o["probabilities"]["data"][i * 10:i * 10 + 10]) != (w["prediction"],
+                                                                       w["logits"], probs):
+                bad += 1
+        if bad:
+            failures.append(f"int8: {bad} of {n} digits differ from recur predict --precision "
+                            "int8 --json")
+        fp32 = predict_json(cli, [mnist, idx, "--index", ",".join(map(str, range(n)))])
+        if all(f["logits"] == w["logits"] for f, w in zip(fp32, want)):
+            failures.append("int8: the server's logits are fp32's bits (int8 did not run)")
+        for i in range(3):
+            for r in range(28):
+                status, a = server.infer("mnist", {
+                    "inputs": [{"name": "input", "datatype": "UINT8", "shape": [1, 1, 28],
+                                "data": digits[i][r * 28:(r + 1) * 28]}],
+                    "parameters": {"sequence_id": f"int8-{i}", "sequence_start": r == 0,
+                                   "sequence_end": r == 27}})
+                assert status == 200, a
+            if ss.outputs(a)["logits"]["data"] != want[i]["logits"]:
+                failures.append(f"int8: digit {i} streamed row by row ends off its whole logits")
+    finally:
+        code = server.stop()
+    if code != 0:
+        failures.append(f"int8: SIGTERM: the server exited with {code}")
+    p = subprocess.run([cli, "serve", mnist, "--precision", "fp16", "--port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 2 or "--precision" not in p.stderr:
+        failures.append(f"serve --precision fp16: exit {p.returncode}, {p.stderr.strip()!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", required=True)
@@ -446,6 +498,9 @@ def main():
         failures.append(f"SIGTERM: the server exited with {code}")
     with open(server.log_path) as f:
         log = f.read()
+    t0 = time.time()
+    check_int8(cli, work, mnist, digits, failures)
+    print(f"int8: {time.time() - t0:.1f} s")
     posts = sum(1 for line in log.splitlines() if line.startswith("POST /v2/models/"))
     expected = 20 + 10 + 2 * N_ALONE + streamed[0]
     if posts < expected or "recur serve: stopped" not in log:
