@@ -15,11 +15,19 @@
 
 namespace recur::kernels {
 
+// fast_exp's clamp, {-87, 88}. It is defined in dispatch.cpp so that no kernel sees the values:
+// when GCC knows them, it gives the clamped lanes a path of their own (their result is a constant
+// it folds at compile time) and vectorizes the loop as masked arithmetic on every lane with that
+// constant blended in, which ran the LSTM cell at two thirds of its speed with the same bits
+// (bench/RESULTS.md, "Cells without a constant path").
+extern const float kExpClamp[2];
+
 // e^x for float: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n by building
 // the exponent bits. Inputs are clamped to [-87, 88], so the result is finite and positive.
 [[gnu::always_inline]] inline float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
+  const float lo = kExpClamp[0], hi = kExpClamp[1];
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
   // Round to nearest by the 1.5 * 2^23 trick: no call to nearbyint, so loops vectorize.
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   // ln2 split in two so that n * ln2_hi is exact.

@@ -112,7 +112,9 @@ template <typename T>
       g[kReset * H + j] = r;
       g[kUpdate * H + j] = z;
       g[kNew * H + j] = n;
-      hb[j] = (T(1) - z) * n + z * hp[j];
+      // In this order GCC fuses z h_prev into the addition, fma(z, h_prev, (1 - z) n), as it
+      // always has here; written the other way round, the last bit of some h moves.
+      hb[j] = z * hp[j] + (T(1) - z) * n;
     }
   }
 }

@@ -2,9 +2,12 @@
 
 #include <cstdlib>
 
+#include "kernels/activations.hpp"
 #include "recur/error.hpp"
 
 namespace recur::kernels {
+
+const float kExpClamp[2] = {-87.0f, 88.0f};
 
 std::string to_string(Isa isa) {
   switch (isa) {
