@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <iterator>
 #include <list>
 #include <optional>
 #include <thread>
@@ -308,12 +309,16 @@ void HttpSession::answer(HttpResponse response) {
 void HttpSession::write(HttpResponse response) {
   if (server_.stopping) keep_alive_ = false;
   response_ = std::move(response);
-  head_ =
-      fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", response_.status,
-                  reason_phrase(response_.status), response_.content_type, response_.body.size());
-  for (const auto& [name, value] : server_.options.common_headers)
-    head_ += name + ": " + value + "\r\n";
-  for (const auto& [name, value] : response_.headers) head_ += name + ": " + value + "\r\n";
+  // Written into the connection's previous head: no allocation once its capacity is reached.
+  head_.clear();
+  fmt::format_to(std::back_inserter(head_),
+                 "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", response_.status,
+                 reason_phrase(response_.status), response_.content_type, response_.body.size());
+  auto header = [this](const std::string& name, const std::string& value) {
+    head_.append(name).append(": ").append(value).append("\r\n");
+  };
+  for (const auto& [name, value] : server_.options.common_headers) header(name, value);
+  for (const auto& [name, value] : response_.headers) header(name, value);
   if (!keep_alive_) head_ += "Connection: close\r\n";
   head_ += "\r\n";
   const std::array<net::const_buffer, 2> buffers = {
