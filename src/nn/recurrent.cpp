@@ -338,12 +338,19 @@ const T* mask_state(const T* h_prev, int ld_prev, const T* mask, int t, int B, i
   return hd;
 }
 
-// Inference on one step's buffers: rows [next, Bt) end at this step and keep their cell state.
-template <typename T>
-void keep_ending_cells(int next, int Bt, int H, const T* c, T* cn) {
-  for (int b = next; b < Bt; ++b)
-    std::memcpy(cn + static_cast<std::size_t>(b) * H, c + static_cast<std::size_t>(b) * H,
-                sizeof(T) * H);
+// The GRU's hidden side of one packed step, W_hh h_{t-1} + b_hh, into hid. From a zero state it
+// is b_hh alone: each of the product's terms is 0 * w and acc + 0 is acc, so copying the bias
+// gives the same bits.
+void gru_hidden_packed(int B, const float* h_in, int ld_in, bool zero_state,
+                       const kernels::PackedMatrix& w_hh, float* hid, int GH) {
+  if (!zero_state) return kernels::gemm_packed(B, h_in, ld_in, w_hh, false, hid, GH);
+  for (int b = 0; b < B; ++b) {
+    float* row = hid + static_cast<std::size_t>(b) * GH;
+    if (w_hh.bias.empty())
+      std::fill(row, row + GH, 0.0f);
+    else
+      std::copy(w_hh.bias.begin(), w_hh.bias.begin() + GH, row);
+  }
 }
 
 // Untied weights: dW_ih, dW_hh and the input gradient one step (one weight set) at a time.
@@ -441,7 +448,6 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
     ws.columns->run(threads, [&](int k) {
       const int u0 = panels * k / threads * kernels::kPanelWidth;
       const int u1 = panels * (k + 1) / threads * kernels::kPanelWidth;
-      const std::size_t units = static_cast<std::size_t>(u1 - u0);
       const float* h_prev = h_start;
       int ld_prev = H;
       const float* c_prev = c_start;
@@ -473,13 +479,9 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
         // Rows whose last step this is keep their cell state; rows past their end: zero output
         // and state (as forward_direction does, for this thread's units).
         if (c && ws.variable && dir == 0)
-          for (int b = t + 1 < S ? ws.batch_sizes[t + 1] : 0; b < Bt; ++b)
-            std::memcpy(ws.cn.data() + state_off + static_cast<std::size_t>(b) * H + u0,
-                        c + static_cast<std::size_t>(b) * H + u0, sizeof(float) * units);
-        for (int b = Bt; b < B; ++b) {
-          std::fill_n(h + static_cast<std::size_t>(b) * DH + u0, units, 0.0f);
-          if (c) std::fill_n(c + static_cast<std::size_t>(b) * H + u0, units, 0.0f);
-        }
+          keep_ending_cells(t + 1 < S ? ws.batch_sizes[t + 1] : 0, Bt, H, c,
+                            ws.cn.data() + state_off, u0, u1);
+        clear_ended_rows(Bt, B, H, DH, h, c, u0, u1);
         if (c) c_prev = c;
         h_prev = h;
         ld_prev = DH;
@@ -607,17 +609,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                     ws.bf16_scratch);
         } else if (fused) {
           if (!head) kernels::gemm_packed(Bt, x_t, I, *w_in_packed, false, g, GH);
-          if (zero_state) {
-            for (int b = 0; b < Bt; ++b) {
-              float* row = hid + static_cast<std::size_t>(b) * GH;
-              if (w_hh_packed->bias.empty())
-                std::fill(row, row + GH, 0.0f);
-              else
-                std::copy(w_hh_packed->bias.begin(), w_hh_packed->bias.begin() + GH, row);
-            }
-          } else {
-            kernels::gemm_packed(Bt, h_in, ld_in, *w_hh_packed, false, hid, GH);
-          }
+          gru_hidden_packed(Bt, h_in, ld_in, zero_state, *w_hh_packed, hid, GH);
         }
       }
       if (!fused) {
@@ -646,16 +638,9 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
     }
     // Rows whose last step this is keep their cell state (one step's buffers are overwritten).
     if (c && ws.one_step && ws.variable && dir == 0)
-      keep_ending_cells(t + 1 < S ? ws.batch_sizes[t + 1] : 0, Bt, H, c, ws.cn.data() + state_off);
-    // Rows past their end: zero output and state, which is also where the reverse direction
-    // starts them when it reaches their last step.
-    for (int b = Bt; b < B; ++b) {
-      std::fill(h + static_cast<std::size_t>(b) * DH, h + static_cast<std::size_t>(b) * DH + H,
-                T(0));
-      if (c)
-        std::fill(c + static_cast<std::size_t>(b) * H, c + static_cast<std::size_t>(b + 1) * H,
-                  T(0));
-    }
+      keep_ending_cells(t + 1 < S ? ws.batch_sizes[t + 1] : 0, Bt, H, c, ws.cn.data() + state_off,
+                        0, H);
+    clear_ended_rows(Bt, B, H, DH, h, c, 0, H);
     if (c) c_prev = c;
     h_prev = h;
     ld_prev = DH;

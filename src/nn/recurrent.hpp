@@ -8,6 +8,7 @@
 // all timesteps.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -221,5 +222,29 @@ class RecurrentStack {
   StackSpec spec_;
   std::vector<DirectionParams> params_;  // [layer * D + dir]
 };
+
+// The time loops' bookkeeping for rows of different lengths, on units [j0, j1) of each row (a
+// thread's share of a column-split step, or all H).
+// Inference on one step's buffers: rows [next, Bt) end at this step and keep their cell state c
+// in cn (both B x H).
+template <typename T>
+void keep_ending_cells(int next, int Bt, int H, const T* c, T* cn, int j0, int j1) {
+  for (int b = next; b < Bt; ++b)
+    std::copy(c + static_cast<std::size_t>(b) * H + j0, c + static_cast<std::size_t>(b) * H + j1,
+              cn + static_cast<std::size_t>(b) * H + j0);
+}
+// Rows [Bt, B) are past their end at this step: their output h (rows DH apart) and cell state c
+// (LSTM, else null) are zero, which is also where the reverse direction starts them when it
+// reaches their last step.
+template <typename T>
+void clear_ended_rows(int Bt, int B, int H, int DH, T* h, T* c, int j0, int j1) {
+  for (int b = Bt; b < B; ++b) {
+    std::fill(h + static_cast<std::size_t>(b) * DH + j0, h + static_cast<std::size_t>(b) * DH + j1,
+              T(0));
+    if (c)
+      std::fill(c + static_cast<std::size_t>(b) * H + j0, c + static_cast<std::size_t>(b) * H + j1,
+                T(0));
+  }
+}
 
 }  // namespace recur::nn

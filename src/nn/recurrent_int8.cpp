@@ -116,24 +116,14 @@ void RecurrentStack<T>::forward_direction_int8(int layer, int dir, const T* in,
         }
       }
       // Rows whose last step this is keep their cell state (the two cell buffers alternate).
-      if (c && ws.variable && dir == 0) {
-        const int next = t + 1 < S ? ws.batch_sizes[t + 1] : 0;
-        for (int b = next; b < Bt; ++b)
-          std::memcpy(ws.cn.data() + state_off + static_cast<std::size_t>(b) * H,
-                      c + static_cast<std::size_t>(b) * H, sizeof(float) * H);
-      }
-      // Rows past their end: zero output and state (quantized too: the reverse direction starts
-      // them there when it reaches their last step).
-      for (int b = Bt; b < B; ++b) {
-        std::fill(h + static_cast<std::size_t>(b) * DH, h + static_cast<std::size_t>(b) * DH + H,
-                  0.0f);
-        if (c)
-          std::fill(c + static_cast<std::size_t>(b) * H, c + static_cast<std::size_t>(b + 1) * H,
-                    0.0f);
-        if (qn) {
-          std::memset(qn + static_cast<std::size_t>(b) * ldh, 128, ldh);
-          sn[b] = 0.0f;
-        }
+      if (c && ws.variable && dir == 0)
+        keep_ending_cells(t + 1 < S ? ws.batch_sizes[t + 1] : 0, Bt, H, c, ws.cn.data() + state_off,
+                          0, H);
+      // Rows past their end: zero output and state, quantized too (the zero point, 128).
+      clear_ended_rows(Bt, B, H, DH, h, c, 0, H);
+      for (int b = Bt; qn && b < B; ++b) {
+        std::memset(qn + static_cast<std::size_t>(b) * ldh, 128, ldh);
+        sn[b] = 0.0f;
       }
       if (c) c_prev = c;
       h_prev = h;
