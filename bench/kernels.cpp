@@ -128,6 +128,14 @@ void BM_tn_weight_grad_hh(benchmark::State& s) {
 void BM_tn_weight_grad_ih(benchmark::State& s) {
   run_tn(s, kLstmGates, kInput, kSteps * 128);
 }
+// dW_hh of the larger training benchmarks, one thread's rows: LSTM-256 at batch 128 and LSTM-512
+// at batch 64 on two threads (C is 1 and 4 MB: beyond L1, and at 512 beyond L2).
+void BM_tn_weight_grad_hh_256(benchmark::State& s) {
+  run_tn(s, 4 * 256, 256, kSteps * 64);
+}
+void BM_tn_weight_grad_hh_512(benchmark::State& s) {
+  run_tn(s, 4 * 512, 512, kSteps * 32);
+}
 
 // Packing W_hh [4H,H]; items are matrix elements.
 void BM_pack_weights(benchmark::State& state) {
@@ -228,6 +236,8 @@ BENCHMARK(BM_packed_backward_dh_b64);
 BENCHMARK(BM_pack_weights);
 BENCHMARK(BM_tn_weight_grad_hh);
 BENCHMARK(BM_tn_weight_grad_ih);
+BENCHMARK(BM_tn_weight_grad_hh_256);
+BENCHMARK(BM_tn_weight_grad_hh_512);
 BENCHMARK(BM_packed_step_pair_b64);
 BENCHMARK(BM_bf16_step_b64);
 BENCHMARK(BM_bf16_backward_dh_b64);
