@@ -19,6 +19,7 @@
 #include "recur/layers.hpp"
 #include "recur/rng.hpp"
 #include "recur/sources.hpp"
+#include "support/random_stack.hpp"
 
 namespace recur {
 namespace {
@@ -35,18 +36,10 @@ class ColumnSplit : public ::testing::TestWithParam<SplitCase> {};
 TEST_P(ColumnSplit, GivesTheBitsOfOneThread) {
   const auto [cell, H, D, ragged] = GetParam();
   const int S = 4, B = 13, I = 28;
-  nn::StackSpec spec;
-  spec.cell = cell;
-  spec.input_size = I;
-  spec.hidden = H;
-  spec.directions = D;
-  ParamLayout layout;
-  nn::RecurrentStack<float> stack(spec, layout, "rnn.");
-  Rng rng(11);
-  std::vector<float> params(layout.total());
-  for (float& v : params) v = static_cast<float>(rng.uniform(-0.05, 0.05));
-  std::vector<float> x(static_cast<std::size_t>(S) * B * I);
-  for (float& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+  test::RandomStack r(cell, I, H, D, 11, 0.05);
+  const nn::RecurrentStack<float>& stack = *r.stack;
+  const std::vector<float>& params = r.params;
+  const std::vector<float> x = r.inputs(static_cast<std::size_t>(S) * B * I);
   // Ragged: rows sorted longest first, the last ones ending early (packed sequences).
   std::vector<int> batch_sizes = {B, B, 9, 4};
   nn::StackPacked packed;

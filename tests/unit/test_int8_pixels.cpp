@@ -14,6 +14,7 @@
 #include "nn/recurrent.hpp"
 #include "recur/layers.hpp"
 #include "recur/rng.hpp"
+#include "support/random_stack.hpp"
 
 namespace recur {
 namespace {
@@ -27,17 +28,11 @@ TEST(Int8Pixels, TheFirstStepIsTheExactInputTimesTheQuantizedWeights) {
     for (int I : {6, 8}) {
       SCOPED_TRACE(kernels::to_string(kernel) + ", " + std::to_string(I) + " inputs");
       const int H = 12, B = 5;
-      nn::StackSpec spec;
-      spec.cell = CellKind::rnn_tanh;
-      spec.input_size = I;
-      spec.hidden = H;
-      ParamLayout layout;
-      nn::RecurrentStack<float> stack(spec, layout, "rnn.");
-      Rng rng(17);
-      std::vector<float> params(layout.total());
-      for (float& v : params) v = static_cast<float>(rng.uniform(-0.6, 0.6));
+      test::RandomStack r(CellKind::rnn_tanh, I, H, 1, 17, 0.6);
+      const nn::RecurrentStack<float>& stack = *r.stack;
+      const std::vector<float>& params = r.params;
       std::vector<std::uint8_t> px(static_cast<std::size_t>(B) * I);
-      for (auto& p : px) p = static_cast<std::uint8_t>(rng.below(256));
+      for (auto& p : px) p = static_cast<std::uint8_t>(r.rng.below(256));
       std::vector<float> x(px.size());
       for (std::size_t k = 0; k < px.size(); ++k) x[k] = static_cast<float>(px[k]) / 255.f;
 

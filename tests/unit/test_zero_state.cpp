@@ -8,7 +8,7 @@
 
 #include "nn/recurrent.hpp"
 #include "recur/cell.hpp"
-#include "recur/rng.hpp"
+#include "support/random_stack.hpp"
 
 namespace recur {
 namespace {
@@ -20,18 +20,10 @@ TEST(ZeroState, SkippingTheFirstRecurrentProductKeepsTheBits) {
         SCOPED_TRACE(to_string(cell) + ", batch " + std::to_string(B) +
                      (training ? ", training" : ", inference"));
         const int S = 5, I = 7, H = 40, D = 2;
-        nn::StackSpec spec;
-        spec.cell = cell;
-        spec.input_size = I;
-        spec.hidden = H;
-        spec.directions = D;
-        ParamLayout layout;
-        nn::RecurrentStack<float> stack(spec, layout, "rnn.");
-        Rng rng(21);
-        std::vector<float> params(layout.total());
-        for (float& v : params) v = static_cast<float>(rng.uniform(-0.4, 0.4));
-        std::vector<float> x(static_cast<std::size_t>(S) * B * I);
-        for (float& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+        test::RandomStack r(cell, I, H, D, 21, 0.4);
+        const nn::RecurrentStack<float>& stack = *r.stack;
+        const std::vector<float>& params = r.params;
+        const std::vector<float> x = r.inputs(static_cast<std::size_t>(S) * B * I);
         std::vector<float> zeros(static_cast<std::size_t>(D) * B * H, 0.0f);
         nn::StackPacked packed;
         stack.prepare(params.data(), packed, training);
