@@ -98,5 +98,8 @@ double softmax_cross_entropy(const T* logits, const std::int32_t* labels, int B,
 // largest logit, summed in double); returns the predicted class (the first largest logit). What
 // every front end reports: recur predict, eval, Python and the report read it here.
 int softmax_probabilities(const float* z, int C, float* probs);
+// The same, and log sum_k e^(z_k) in *log_sum, as softmax_cross_entropy computes it: a row's loss
+// for class y is *log_sum - z[y], with the bits of softmax_cross_entropy's.
+int softmax_probabilities(const float* z, int C, float* probs, double* log_sum);
 
 }  // namespace recur

@@ -27,12 +27,29 @@ double shifted_exp_sum(const T* z, int C, T top) {
 
 }  // namespace
 
-int softmax_probabilities(const float* z, int C, float* probs) {
+int softmax_probabilities(const float* z, int C, float* probs, double* log_sum) {
   const int best = argmax(z, C);
-  const double sum = shifted_exp_sum(z, C, z[best]);
-  for (int k = 0; k < C; ++k)
-    probs[k] = static_cast<float>(std::exp(static_cast<double>(z[k] - z[best])) / sum);
+  const float top = z[best];
+  double sum = 0;
+  // Each e^(z_k - top) once, kept for the division (up to kKept classes; beyond, computed
+  // again): the same values and the same sum, in the same order, as shifted_exp_sum.
+  constexpr int kKept = 64;
+  double e[kKept];
+  for (int k = 0; k < C; ++k) {
+    const double v = std::exp(static_cast<double>(z[k] - top));
+    if (k < kKept) e[k] = v;
+    sum += v;
+  }
+  for (int k = 0; k < C; ++k) {
+    const double v = k < kKept ? e[k] : std::exp(static_cast<double>(z[k] - top));
+    probs[k] = static_cast<float>(v / sum);
+  }
+  if (log_sum) *log_sum = std::log(sum) + static_cast<double>(top);
   return best;
+}
+
+int softmax_probabilities(const float* z, int C, float* probs) {
+  return softmax_probabilities(z, C, probs, nullptr);
 }
 
 template <typename T>
