@@ -223,8 +223,9 @@ class RecurrentStack {
   std::vector<DirectionParams> params_;  // [layer * D + dir]
 };
 
-// The time loops' bookkeeping for rows of different lengths, on units [j0, j1) of each row (a
-// thread's share of a column-split step, or all H).
+// The time loops' bookkeeping for rows of different lengths (fp32, column-split and int8), on
+// units [j0, j1) of each row: a thread's share of a column-split step, or all H.
+
 // Inference on one step's buffers: rows [next, Bt) end at this step and keep their cell state c
 // in cn (both B x H).
 template <typename T>
