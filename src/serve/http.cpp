@@ -10,8 +10,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <chrono>
-#include <iterator>
 #include <list>
 #include <optional>
 #include <thread>
@@ -310,10 +310,18 @@ void HttpSession::write(HttpResponse response) {
   if (server_.stopping) keep_alive_ = false;
   response_ = std::move(response);
   // Written into the connection's previous head: no allocation once its capacity is reached.
-  head_.clear();
-  fmt::format_to(std::back_inserter(head_),
-                 "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", response_.status,
-                 reason_phrase(response_.status), response_.content_type, response_.body.size());
+  // (Plain appends, not fmt::format_to into the string: clang and Debian's libfmt, built by GCC,
+  // name that function's library half differently, and the sanitizer build would not link.)
+  auto number = [this](std::size_t n) {
+    char digits[24];
+    head_.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+  };
+  head_.assign("HTTP/1.1 ");
+  number(static_cast<std::size_t>(response_.status));
+  head_.append(" ").append(reason_phrase(response_.status)).append("\r\nContent-Type: ");
+  head_.append(response_.content_type).append("\r\nContent-Length: ");
+  number(response_.body.size());
+  head_.append("\r\n");
   auto header = [this](const std::string& name, const std::string& value) {
     head_.append(name).append(": ").append(value).append("\r\n");
   };
