@@ -39,7 +39,13 @@ extern const float kExpClamp[2];
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+  // 2^n: n's bits into the exponent field, taken from n + 1.5 * 2^23 (whose low mantissa bits hold
+  // n) in unsigned arithmetic, with no conversion to int: a NaN x, which has no int value, stays
+  // defined behaviour and comes out NaN.
+  const float shifted = n + 12582912.0f;
+  std::uint32_t bits;
+  std::memcpy(&bits, &shifted, sizeof(bits));
+  bits = (bits - 0x4B400000u + 127u) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
