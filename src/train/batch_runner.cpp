@@ -288,7 +288,8 @@ SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
                                                   const std::vector<std::int64_t>& idx,
                                                   std::int32_t* predictions, float* probs) {
   const int n = std::min(threads_, static_cast<int>(idx.size()));
-  // Few rows a thread against large weights: the threads split the weights' columns instead.
+  // At most column_split_rows() rows a thread (for now: any batch, once a layer's weights are large
+  // enough to split): the threads split the weights' columns instead of the rows.
   if (n > 1 && static_cast<std::int64_t>(idx.size()) <=
                    static_cast<std::int64_t>(model_.column_split_rows()) * n)
     return infer_chunks(src, idx, predictions, probs, 0, 1, 1, true);
