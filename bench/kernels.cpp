@@ -136,6 +136,13 @@ void BM_tn_weight_grad_hh_256(benchmark::State& s) {
 void BM_tn_weight_grad_hh_512(benchmark::State& s) {
   run_tn(s, 4 * 512, 512, kSteps * 32);
 }
+// dW_ih at those sizes: 28 input columns against gate gradients 1,024 or 2,048 floats apart.
+void BM_tn_weight_grad_ih_256(benchmark::State& s) {
+  run_tn(s, 4 * 256, kInput, kSteps * 64);
+}
+void BM_tn_weight_grad_ih_512(benchmark::State& s) {
+  run_tn(s, 4 * 512, kInput, kSteps * 32);
+}
 
 // Packing W_hh [4H,H]; items are matrix elements.
 void BM_pack_weights(benchmark::State& state) {
@@ -183,6 +190,21 @@ void BM_bf16_backward_dh_b64(benchmark::State& s) {
 // GRU-128's shapes (G*H = 384): the two step products, the backward step and the input gradient.
 void BM_bf16_gru_step_x_b64(benchmark::State& s) {
   run_bf16_step(s, 64, 3 * kHidden, kInput, false);
+}
+// A training step's two products per thread at hidden 256 (batch 128: 64 rows a thread) and 512
+// (batch 64: 32 rows), where the packed weights outgrow a core's L2: [x_t | h_{t-1}] x [W_ih |
+// W_hh]^T and the backward step.
+void BM_packed_step_pair_256(benchmark::State& s) {
+  run_packed(s, 64, 4 * 256, kInput + 256, false);
+}
+void BM_packed_backward_dh_256(benchmark::State& s) {
+  run_packed(s, 64, 256, 4 * 256, true);
+}
+void BM_packed_step_pair_512(benchmark::State& s) {
+  run_packed(s, 32, 4 * 512, kInput + 512, false);
+}
+void BM_packed_backward_dh_512(benchmark::State& s) {
+  run_packed(s, 32, 512, 4 * 512, true);
 }
 void BM_packed_gru_step_x_b64(benchmark::State& s) {
   run_packed(s, 64, 3 * kHidden, kInput, false);
@@ -238,7 +260,13 @@ BENCHMARK(BM_tn_weight_grad_hh);
 BENCHMARK(BM_tn_weight_grad_ih);
 BENCHMARK(BM_tn_weight_grad_hh_256);
 BENCHMARK(BM_tn_weight_grad_hh_512);
+BENCHMARK(BM_tn_weight_grad_ih_256);
+BENCHMARK(BM_tn_weight_grad_ih_512);
 BENCHMARK(BM_packed_step_pair_b64);
+BENCHMARK(BM_packed_step_pair_256);
+BENCHMARK(BM_packed_backward_dh_256);
+BENCHMARK(BM_packed_step_pair_512);
+BENCHMARK(BM_packed_backward_dh_512);
 BENCHMARK(BM_bf16_step_b64);
 BENCHMARK(BM_bf16_backward_dh_b64);
 BENCHMARK(BM_bf16_weight_grad_hh);

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <thread>
 
 #include "cli/commands.hpp"
@@ -35,6 +36,32 @@ int fail(int code, const char* kind, const char* what) {
   }
   std::fflush(stderr);
   recur::dist::abort_job(code);
+}
+
+// CLI11 reports a value it cannot convert as "Could not convert: --steps = x"; this says it the
+// way recur's own checks do, naming the option, what it takes and what it got ("--steps: must be
+// an integer, got 'x'"). Other parse errors keep CLI11's text.
+std::string parse_error_text(const CLI::App& app, const CLI::ParseError& e) {
+  const std::string what = e.what(), prefix = "Could not convert: ";
+  const std::size_t eq = what.find(" = ");
+  if (what.rfind(prefix, 0) != 0 || eq == std::string::npos) return what;
+  const std::string name = what.substr(prefix.size(), eq - prefix.size());
+  const std::string value = what.substr(eq + 3);
+  const CLI::Option* option = nullptr;
+  for (const CLI::App* sub : app.get_subcommands())
+    if (!option) option = sub->get_option_no_throw(name);
+  if (!option) option = app.get_option_no_throw(name);
+  if (!option) return what;
+  const std::string type = option->get_type_name();
+  const bool list = option->get_items_expected_max() > 1 || option->get_delimiter() != '\0';
+  std::string takes = "a valid value";
+  if (type.find("UINT") != std::string::npos)
+    takes = list ? "whole numbers >= 0 (such as 0,5,9)" : "a whole number >= 0";
+  else if (type.find("INT") != std::string::npos)
+    takes = list ? "integers (such as 0,5,9)" : "an integer";
+  else if (type.find("FLOAT") != std::string::npos)
+    takes = list ? "numbers" : "a number";
+  return name + ": must be " + takes + ", got '" + value + "'";
 }
 
 }  // namespace
@@ -73,7 +100,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // Every rank of an MPI job parses the same command line: rank 0 reports for all.
-    if (recur::dist::rank() == 0) std::fprintf(stderr, "recur: error: %s\n", e.what());
+    if (recur::dist::rank() == 0)
+      std::fprintf(stderr, "recur: error: %s\n", parse_error_text(app, e).c_str());
     return 2;
   }
   try {

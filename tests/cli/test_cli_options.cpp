@@ -154,6 +154,18 @@ int cpus() {
   return ::sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 }
 
+// Numbers the command-line parser itself cannot read (the other commands' numeric options): the
+// same one line as recur's own checks, naming the option, what it takes and what it got.
+TEST(CommandOptions, UnreadableNumbersNameTheOptionAndWhatItTakes) {
+  EXPECT_TRUE(fails_with(run_cli("bench --steps x"), "--steps: must be an integer, got 'x'"));
+  EXPECT_TRUE(fails_with(run_cli("eval model.safetensors --batch 1.5"),
+                         "--batch: must be an integer, got '1.5'"));
+  EXPECT_TRUE(fails_with(run_cli("serve m=model.safetensors --port abc"),
+                         "--port: must be an integer, got 'abc'"));
+  EXPECT_TRUE(fails_with(run_cli("serve m=model.safetensors --session-idle-s soon"),
+                         "--session-idle-s: must be a number, got 'soon'"));
+}
+
 TEST(TrainOptions, HugeThreadAndBatchCountsAreRefusedAtOnce) {
   ScratchDir tmp;
   for (const std::string bad : {"--threads 100000", "--batch 100000"}) {

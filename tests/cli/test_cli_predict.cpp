@@ -216,6 +216,10 @@ TEST(PredictCli, BadFlagValuesExitWith2) {
                          "--invert: unknown value 'maybe' (choose from auto, yes, no)"));
   EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(kTestImages) + " --index 10000"),
                          "--index: 10000 is out of range"));
+  EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(kTestImages) + " --index 1,a"),
+                         "--index: must be integers (such as 0,5,9), got '1,a'"));
+  EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(digit) + " --top x"),
+                         "--top: must be an integer, got 'x'"));
   EXPECT_TRUE(fails_with(run_cli("predict " + model), "inputs is required"));
   EXPECT_TRUE(fails_with(run_cli("predict " + quote(tmp / "none.safetensors") + " " + quote(digit)),
                          tmp / "none.safetensors"));
