@@ -156,6 +156,35 @@ void BM_pack_weights(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kLstmGates * kHidden);
 }
 
+// A training step's packings at hidden 512 (every step packs the updated weights again, into
+// the previous packing's buffers): [W_ih | W_hh] into column panels for the forward step, and
+// W_hh as [K, N] for the backward step. Items are matrix elements.
+void BM_pack_pair_512(benchmark::State& state) {
+  const int H = 512, G = 4 * H;
+  const std::vector<float> w_ih = filled(static_cast<std::size_t>(G) * kInput, 1.0f);
+  const std::vector<float> w_hh = filled(static_cast<std::size_t>(G) * H, 1.0f);
+  const std::vector<float> b = filled(G, 1.0f);
+  recur::kernels::PackedMatrix packed;
+  for (auto _ : state) {
+    recur::kernels::pack_weights_pair(G, w_ih.data(), kInput, w_hh.data(), H, b.data(), b.data(),
+                                      packed);
+    benchmark::DoNotOptimize(packed.panels.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * G * (kInput + H));
+}
+void BM_pack_backward_512(benchmark::State& state) {
+  const int H = 512, G = 4 * H;
+  const std::vector<float> w_hh = filled(static_cast<std::size_t>(G) * H, 1.0f);
+  recur::kernels::PackedMatrix packed;
+  for (auto _ : state) {
+    recur::kernels::pack_weights(w_hh.data(), H, G, true, packed);
+    benchmark::DoNotOptimize(packed.panels.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * G * H);
+}
+
 // The same products in bf16 with fp32 accumulation (--precision bf16; kernels/bf16_gemm.hpp),
 // with the kernel this CPU runs: the step as the LSTM trains it ([x_t | h_{t-1}] x [W_ih |
 // W_hh]^T), the backward step and the weight gradients. On a CPU without bf16 they report an
@@ -256,6 +285,8 @@ BENCHMARK(BM_packed_step_b64);
 BENCHMARK(BM_packed_step_b128);
 BENCHMARK(BM_packed_backward_dh_b64);
 BENCHMARK(BM_pack_weights);
+BENCHMARK(BM_pack_pair_512);
+BENCHMARK(BM_pack_backward_512);
 BENCHMARK(BM_tn_weight_grad_hh);
 BENCHMARK(BM_tn_weight_grad_ih);
 BENCHMARK(BM_tn_weight_grad_hh_256);

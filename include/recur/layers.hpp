@@ -272,11 +272,14 @@ class Layer {
   }
   // Packs again into what an earlier prepare() of this layer returned, reusing its memory (the
   // trainer packs every optimizer step: fresh buffers cost page faults, a fifth of a hidden-512
-  // LSTM's step). False when the layer cannot, and then prepare() is called instead.
-  virtual bool prepare_into(const T* params, PrepareFor use, PreparedWeights& into) const {
+  // LSTM's step). False when the layer cannot, and then prepare() is called instead. `pool`
+  // (may be null): threads the layer may share the packing with, the same bytes either way.
+  virtual bool prepare_into(const T* params, PrepareFor use, PreparedWeights& into,
+                            ThreadPool* pool) const {
     (void)params;
     (void)use;
     (void)into;
+    (void)pool;
     return false;
   }
   virtual std::unique_ptr<LayerWorkspace<T>> make_workspace() const { return nullptr; }
@@ -357,8 +360,10 @@ class Model {
 
   void init(std::uint64_t seed);
   // Packs every layer's weights from params(); forward/backward use them until the next call.
-  // Without it (or after params change without it), each call packs for itself.
-  void prepare(PrepareFor use = PrepareFor::training);
+  // Without it (or after params change without it), each call packs for itself. Repacking
+  // (an earlier prepare's buffers) may share the work with `pool`'s threads
+  // (SequenceRunner::prepare_model does), the same bytes either way.
+  void prepare(PrepareFor use = PrepareFor::training, ThreadPool* pool = nullptr);
   void drop_prepared();
   // Layer i's packed weights from the last prepare(), or null.
   const PreparedWeights* prepared(std::size_t i) const {

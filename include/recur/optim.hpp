@@ -41,6 +41,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -126,6 +127,14 @@ class Optimizer {
   // Validates cfg (check_optimizer_config) and allocates the state for n parameters.
   Optimizer(const OptimizerConfig& cfg, std::size_t n);
 
+  // Splits an update over threads: run(n, fn) calls fn(begin, end) on ranges that cover [0, n)
+  // once each, perhaps at the same time, and returns when all are done (SequenceRunner::
+  // range_runner gives one over its threads). Every update is element by element, so step()
+  // gives the same bits with or without it; with a table (rows mode) it runs on one thread.
+  using RangeRunner =
+      std::function<void(std::size_t, const std::function<void(std::size_t, std::size_t)>&)>;
+  void set_range_runner(RangeRunner run) { run_ranges_ = std::move(run); }
+
   // One update of params[0, n) from grads[0, n) at rate lr (the schedule's rate for this step).
   // Allocates nothing. Throws recur::Error("--lr", ...) for a negative or NaN lr. With `table`,
   // the table's rows come from it (TableRows): untouched rows update as with a zero gradient.
@@ -161,6 +170,10 @@ class Optimizer {
   void step_sgd(float* params, const float* grads, float lr, const TableRows* table);
   void step_adam(float* params, const float* grads, float lr, const TableRows* table);
   void step_rmsprop(float* params, const float* grads, float lr, const TableRows* table);
+  // update(begin, g, len) over the gradient's runs: [0, n) split by the range runner, or the
+  // table's runs (for_each_gradient_run) on this thread.
+  void over_runs(const float* grads, const TableRows* table,
+                 const std::function<void(std::size_t, const float*, std::size_t)>& update) const;
 
   OptimizerConfig cfg_;
   std::size_t n_;
@@ -171,7 +184,8 @@ class Optimizer {
   std::vector<float> square_avg_;
   std::vector<float> grad_avg_;
   std::vector<float> ema_;
-  bool released_ = false;  // release_update_state() was called
+  bool released_ = false;   // release_update_state() was called
+  RangeRunner run_ranges_;  // null: every update on the calling thread
 };
 
 // torch.nn.utils.clip_grad_norm_ with the 2-norm: computes the norm of all n gradients together

@@ -136,6 +136,11 @@ nlohmann::json bench_train(const BenchOptions& o) {
   SequenceRunner runner(net, resolve_threads(o.threads));
   const ImageSequences samples(set, view);
   Optimizer optimizer(OptimizerConfig{}, net.num_params());  // Adam, lr 1e-3
+  // On the training threads, as the trainer runs it.
+  optimizer.set_range_runner(
+      [&runner](std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
+        runner.parallel_for(n, fn);
+      });
   const Split split = split_train_validation(set->count, 5000);
   Batcher batcher(split.train, o.batch, 1);
   std::vector<float> grads(net.num_params());
@@ -152,7 +157,7 @@ nlohmann::json bench_train(const BenchOptions& o) {
     }
     const auto t0 = Clock::now();
     // Once per step for all threads, as the trainer does.
-    net.prepare(o.precision == "bf16" ? PrepareFor::training_bf16 : PrepareFor::training);
+    runner.prepare_model(o.precision == "bf16" ? PrepareFor::training_bf16 : PrepareFor::training);
     const auto stats =
         runner.train_batch(samples, batch, grads.data(), static_cast<std::uint64_t>(step));
     optimizer.step(net.params().data(), grads.data(), OptimizerConfig{}.lr);

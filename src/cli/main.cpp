@@ -40,9 +40,15 @@ int fail(int code, const char* kind, const char* what) {
 
 // CLI11 reports a value it cannot convert as "Could not convert: --steps = x"; this says it the
 // way recur's own checks do, naming the option, what it takes and what it got ("--steps: must be
-// an integer, got 'x'"). Other parse errors keep CLI11's text.
+// an integer, got 'x'"), and an option given twice as such. Other parse errors keep CLI11's
+// text.
 std::string parse_error_text(const CLI::App& app, const CLI::ParseError& e) {
   const std::string what = e.what(), prefix = "Could not convert: ";
+  // An option given twice: "--steps: At Most 1 required but received 2".
+  const std::string twice = ": At Most 1 required but received ";
+  if (const std::size_t at = what.find(twice); at != std::string::npos)
+    return what.substr(0, at) + ": given " + what.substr(at + twice.size()) +
+           " times; give it once";
   const std::size_t eq = what.find(" = ");
   if (what.rfind(prefix, 0) != 0 || eq == std::string::npos) return what;
   const std::string name = what.substr(prefix.size(), eq - prefix.size());

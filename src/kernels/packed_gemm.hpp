@@ -40,6 +40,16 @@ void pack_weights(const float* W, int N, int K, bool w_is_k_by_n, PackedMatrix& 
 void pack_weights_pair(int N, const float* W1, int K1, const float* W2, int K2, const float* bias1,
                        const float* bias2, PackedMatrix& out);
 
+// pack_weights_pair in parts that threads can share: pack_pair_shape sizes `out` (and `w2_kn`)
+// and writes the bias, then pack_pair_panels fills panels [p_begin, p_end) of `out`; calls on
+// disjoint ranges may run at once. With `w2_kn` (W2 given), the same pass also packs W2 as
+// pack_weights(W2, K2, N, true, *w2_kn) does (the backward step's weights), its rows [32 p_begin,
+// 32 p_end): W2 is read once for both packings. Byte for byte the packings of one whole call.
+int pack_pair_shape(int N, int K1, int K2, const float* bias1, const float* bias2,
+                    PackedMatrix& out, PackedMatrix* w2_kn);
+void pack_pair_panels(int N, const float* W1, int K1, const float* W2, int K2, PackedMatrix& out,
+                      PackedMatrix* w2_kn, int p_begin, int p_end);
+
 // C[M,N] (row stride ldc) = A[M,K] (row stride lda) * packed W (+ its bias), or += when
 // accumulate.
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,

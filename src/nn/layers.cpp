@@ -356,19 +356,22 @@ class RecurrentLayer final : public Layer<T> {
       return p;
     }
   }
-  bool prepare_into(const T* params, PrepareFor use, PreparedWeights& into) const override {
+  bool prepare_into(const T* params, PrepareFor use, PreparedWeights& into,
+                    ThreadPool* pool) const override {
     auto* p = dynamic_cast<StackPrepared*>(&into);
     if (!std::is_same_v<T, float> || !p) return false;
-    pack(params, use, p->packed);  // the stack's prepare functions reuse the buffers they find
+    pack(params, use, p->packed,
+         pool);  // the stack's prepare functions reuse the buffers they find
     return true;
   }
-  void pack(const T* params, PrepareFor use, nn::StackPacked& out) const {
+  void pack(const T* params, PrepareFor use, nn::StackPacked& out,
+            ThreadPool* pool = nullptr) const {
     if (use == PrepareFor::int8)
       stack_.prepare_int8(params, out);
     else if (use == PrepareFor::training_bf16)
       stack_.prepare_bf16(params, out);
     else
-      stack_.prepare(params, out, use == PrepareFor::training);
+      stack_.prepare(params, out, use == PrepareFor::training, pool);
   }
   std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
     return std::make_unique<StackLayerWorkspace<T>>();

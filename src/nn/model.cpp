@@ -251,10 +251,10 @@ void Model<T>::init(std::uint64_t seed) {
 }
 
 template <typename T>
-void Model<T>::prepare(PrepareFor use) {
+void Model<T>::prepare(PrepareFor use, ThreadPool* pool) {
   prepared_.resize(layers_.size());
   for (std::size_t i = 0; i < layers_.size(); ++i)
-    if (!prepared_[i] || !layers_[i]->prepare_into(params_.data(), use, *prepared_[i]))
+    if (!prepared_[i] || !layers_[i]->prepare_into(params_.data(), use, *prepared_[i], pool))
       prepared_[i] = layers_[i]->prepare(params_.data(), use);
 }
 

@@ -164,7 +164,8 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
 }
 
 template <typename T>
-void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_training) const {
+void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_training,
+                                ThreadPool* pool) const {
   // Packed again in place when `out` was packed before (the buffers keep their memory).
   out.int8.clear();
   out.bf16.clear();
@@ -183,14 +184,25 @@ void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_trai
         kernels::pack_weights_pair(GH, params + p.w_ih, p.input_size, nullptr, 0, b_ih, nullptr,
                                    d.w_in);
         kernels::pack_weights_pair(GH, params + p.w_hh, H, nullptr, 0, b_hh, nullptr, d.w_hh);
+        if (for_training) kernels::pack_weights(params + p.w_hh, H, GH, true, d.w_hh_t);
       } else {
-        kernels::pack_weights_pair(GH, params + p.w_ih, p.input_size, params + p.w_hh, H, b_ih,
-                                   b_hh, d.w_in);
+        // The backward step's W_hh packed in the same pass (training), and the panels split
+        // between the pool's threads: a training step reads the weights Adam has just written
+        // from memory, and one core's share of its bandwidth left the other core waiting.
+        kernels::PackedMatrix* w_hh_t = for_training ? &d.w_hh_t : nullptr;
+        const int panels =
+            kernels::pack_pair_shape(GH, p.input_size, H, b_ih, b_hh, d.w_in, w_hh_t);
+        auto part = [&](int i, int parts) {
+          kernels::pack_pair_panels(GH, params + p.w_ih, p.input_size, params + p.w_hh, H, d.w_in,
+                                    w_hh_t, panels * i / parts, panels * (i + 1) / parts);
+        };
+        const int parts = pool ? std::min(pool->size(), panels) : 1;
+        if (parts > 1)
+          pool->run(parts, [&](int i) { part(i, parts); });
+        else
+          part(0, 1);
       }
-      if (for_training)
-        kernels::pack_weights(params + p.w_hh, H, GH, true, d.w_hh_t);
-      else
-        d.w_hh_t = {};
+      if (!for_training) d.w_hh_t = {};
     }
   }
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/aligned.hpp"
+#include "core/thread_pool.hpp"
 #include "kernels/bf16_gemm.hpp"
 #include "kernels/int8_gemm.hpp"
 #include "kernels/packed_gemm.hpp"
@@ -179,8 +180,10 @@ class RecurrentStack {
   int column_split_rows(const StackPacked& packed) const;
 
   // Packs every direction's weights for the float fast path (does nothing for double or untied);
-  // the backward step's only `for_training`.
-  void prepare(const T* params, StackPacked& out, bool for_training = true) const;
+  // the backward step's only `for_training`. With `pool`, its threads share the packing (the
+  // same bytes).
+  void prepare(const T* params, StackPacked& out, bool for_training = true,
+               ThreadPool* pool = nullptr) const;
   // Quantizes every direction's weights for int8 inference (kernels/int8_gemm.hpp) with the
   // kernel this CPU runs; float with tied weights only. Returns false (and packs for fp32
   // inference instead) for double, untied weights or an inner dimension beyond the kernels'.

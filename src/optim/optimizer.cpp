@@ -248,19 +248,23 @@ void Optimizer::step(float* params, const float* grads, float lr, const TableRow
   }
 }
 
-namespace {
+// Updates of fewer elements than this stay on the calling thread: handing them out costs more.
+constexpr std::size_t kRangeRunnerMinimum = 1 << 16;
 
-// update(begin, g, len) over the gradient's runs (for_each_gradient_run), untouched table rows
-// included (their moments still decay): elementwise updates give the same values whichever way
-// the elements are cut.
-template <typename U>
-void over_runs(const float* grads, std::size_t n, const TableRows* table, U&& update) {
+void Optimizer::over_runs(
+    const float* grads, const TableRows* table,
+    const std::function<void(std::size_t, const float*, std::size_t)>& update) const {
+  if (run_ranges_ && !table && n_ >= kRangeRunnerMinimum) {
+    run_ranges_(
+        n_, [&](std::size_t begin, std::size_t end) { update(begin, grads + begin, end - begin); });
+    return;
+  }
+  // Untouched table rows included (their moments still decay): elementwise updates give the
+  // same values whichever way the elements are cut.
   for_each_gradient_run(
-      const_cast<float*>(grads), n, table, true,
+      const_cast<float*>(grads), n_, table, true,
       [&](std::size_t begin, const float* g, std::size_t len) { update(begin, g, len); });
 }
-
-}  // namespace
 
 void Optimizer::step_sgd(float* params, const float* grads, float lr, const TableRows* table) {
   const float wd = gradient_decay();
@@ -269,14 +273,14 @@ void Optimizer::step_sgd(float* params, const float* grads, float lr, const Tabl
   ++steps_;
   const bool decay = wd != 0;
   if (cfg_.momentum == 0) {
-    over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t len) {
+    over_runs(grads, table, [&](std::size_t b, const float* g, std::size_t len) {
       decay ? sgd_plain_update<true>(params + b, g, len, s)
             : sgd_plain_update<false>(params + b, g, len, s);
     });
     return;
   }
   float* buffer = momentum_buffer_.data();
-  over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t len) {
+  over_runs(grads, table, [&](std::size_t b, const float* g, std::size_t len) {
     float* p = params + b;
     float* m = buffer + b;
     if (decay) {
@@ -311,7 +315,7 @@ void Optimizer::step_adam(float* params, const float* grads, float lr, const Tab
   float* m = exp_avg_.data();
   float* v = exp_avg_sq_.data();
   const bool adamw = cfg_.kind == OptimizerKind::adamw;
-  over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t len) {
+  over_runs(grads, table, [&](std::size_t b, const float* g, std::size_t len) {
     if (decay == 0) {
       adam_update<false, false>(params + b, g, m + b, v + b, len, s);
     } else if (adamw) {
@@ -334,7 +338,7 @@ void Optimizer::step_rmsprop(float* params, const float* grads, float lr, const 
   const bool momentum = cfg_.momentum > 0;
   // Eight instantiations: each configuration gets a loop without branches.
   const int variant = (decay ? 4 : 0) + (cfg_.centered ? 2 : 0) + (momentum ? 1 : 0);
-  over_runs(grads, n_, table, [&](std::size_t b, const float* g, std::size_t n) {
+  over_runs(grads, table, [&](std::size_t b, const float* g, std::size_t n) {
     float* p = params + b;
     float* q = sq + b;
     // Buffers this configuration does not use are empty: never offset from null.

@@ -435,6 +435,12 @@ void Trainer::plan() {
   optimizer_ = std::make_unique<Optimizer>(opt_.optimizer, model_->num_params());
   runner_ = std::make_unique<SequenceRunner>(*model_, threads_);
   runner_->set_label_smoothing(opt_.label_smoothing);
+  // The update on the training threads, which wait for it otherwise (the same bits).
+  SequenceRunner* runner = runner_.get();
+  optimizer_->set_range_runner(
+      [runner](std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
+        runner->parallel_for(n, fn);
+      });
   grad_count_ = model_->num_params();
 }
 
@@ -558,8 +564,8 @@ void Trainer::step() {
   const auto ts = Clock::now();
   const float lr = learning_rate_at(schedule_, opt_.optimizer.lr, pos_.step);
   // Packed once for all threads, for this step's forward and backward.
-  model_->prepare(opt_.precision == TrainPrecision::bf16 ? PrepareFor::training_bf16
-                                                         : PrepareFor::training);
+  runner_->prepare_model(opt_.precision == TrainPrecision::bf16 ? PrepareFor::training_bf16
+                                                                : PrepareFor::training);
   const auto batch = parallel_->train_batch(
       *train_, b, grads_.get(), opt_.seed * 1000003ull + static_cast<std::uint64_t>(pos_.step),
       stop_signal_received());

@@ -131,7 +131,8 @@ void LanguageModel::init(std::uint64_t seed) {
 
 void LanguageModel::prepare() {
   auto& prepared = parts_->prepared;
-  if (!prepared || !parts_->rnn->prepare_into(params_.data(), PrepareFor::training, *prepared))
+  if (!prepared ||
+      !parts_->rnn->prepare_into(params_.data(), PrepareFor::training, *prepared, nullptr))
     prepared = parts_->rnn->prepare(params_.data(), PrepareFor::training);
 }
 

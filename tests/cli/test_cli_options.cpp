@@ -154,8 +154,8 @@ int cpus() {
   return ::sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 }
 
-// Numbers the command-line parser itself cannot read (the other commands' numeric options): the
-// same one line as recur's own checks, naming the option, what it takes and what it got.
+// Numbers the command-line parser itself cannot read (the other commands' numeric options), and
+// an option given twice: the same one line as recur's own checks, naming the option.
 TEST(CommandOptions, UnreadableNumbersNameTheOptionAndWhatItTakes) {
   EXPECT_TRUE(fails_with(run_cli("bench --steps x"), "--steps: must be an integer, got 'x'"));
   EXPECT_TRUE(fails_with(run_cli("eval model.safetensors --batch 1.5"),
@@ -164,6 +164,8 @@ TEST(CommandOptions, UnreadableNumbersNameTheOptionAndWhatItTakes) {
                          "--port: must be an integer, got 'abc'"));
   EXPECT_TRUE(fails_with(run_cli("serve m=model.safetensors --session-idle-s soon"),
                          "--session-idle-s: must be a number, got 'soon'"));
+  EXPECT_TRUE(fails_with(run_cli("bench --threads 1 --threads 2"),
+                         "--threads: given 2 times; give it once"));
 }
 
 TEST(TrainOptions, HugeThreadAndBatchCountsAreRefusedAtOnce) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.hpp"
 #include "recur/checkpoint.hpp"
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
@@ -671,9 +672,11 @@ namespace recur {
 namespace {
 
 // Packing again into an earlier packing (what the trainer does every step, through
-// Layer::prepare_into, so that the packed weights keep their memory) gives bit for bit what a
-// fresh packing of the same weights gives, whatever the earlier packing was for.
+// Layer::prepare_into, so that the packed weights keep their memory, its threads sharing the
+// work) gives bit for bit what a fresh packing of the same weights on one thread gives, whatever
+// the earlier packing was for.
 TEST(LayerForm, PackingAgainEqualsPackingAfresh) {
+  ThreadPool pool(2);
   for (CellKind cell : {CellKind::lstm, CellKind::gru, CellKind::rnn_tanh}) {
     ModelConfig cfg = small_config(cell, false, true);
     cfg.projection = 0;
@@ -697,7 +700,7 @@ TEST(LayerForm, PackingAgainEqualsPackingAfresh) {
     for (PrepareFor use : {PrepareFor::training, PrepareFor::inference, PrepareFor::training}) {
       SCOPED_TRACE(to_string(cell) + (use == PrepareFor::training ? " training" : " inference"));
       const bool train = use == PrepareFor::training;
-      reused.prepare(use);
+      reused.prepare(use, &pool);
       Model<float> fresh(model_spec_from_config(cfg));
       fresh.params() = reused.params();
       fresh.prepare(use);

@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <numbers>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -296,6 +299,45 @@ TEST(Optimizer, LargeArenaMatchesChunkedUpdates) {
       small.step(pieces.data() + begin, g2.data() + begin, cfg.lr);
     }
     for (std::size_t i = 0; i < n; i += 997) ASSERT_FLOAT_EQ(whole[i], pieces[i]) << i;
+  }
+}
+
+TEST(Optimizer, RangeRunnerGivesTheSameBits) {
+  // The update split into uneven ranges, run in reverse order and on two threads at once (as a
+  // SequenceRunner's pool runs it): every element the same bits as on one thread, for every
+  // optimizer and option (the weight decays, EMA).
+  const std::size_t n = 200'003;
+  const std::vector<float> start = random_values(n, 7, -1, 1);
+  const std::vector<float> g1 = random_values(n, 8, -1, 1);
+  const std::vector<float> g2 = random_values(n, 9, -1, 1);
+  int calls = 0;
+  auto split = [&calls](std::size_t count,
+                        const std::function<void(std::size_t, std::size_t)>& fn) {
+    ++calls;
+    const std::size_t cut1 = count / 7, cut2 = count / 2 + 3;
+    std::thread other([&] { fn(cut2, count); });
+    fn(cut1, cut2);
+    fn(0, cut1);
+    other.join();
+  };
+  for (OptimizerConfig cfg : every_variant()) {
+    for (const float ema : {0.0f, 0.9f}) {
+      cfg.ema = ema;
+      SCOPED_TRACE(std::string(optimizer_name(cfg.kind)) + (ema > 0 ? " ema" : ""));
+      std::vector<float> one = start, split_run = start;
+      Optimizer a(cfg, n), b(cfg, n);
+      b.set_range_runner(split);
+      const int before = calls;
+      for (const auto* g : {&g1, &g2}) {
+        a.step(one.data(), g->data(), cfg.lr);
+        b.step(split_run.data(), g->data(), cfg.lr);
+      }
+      EXPECT_GT(calls, before);
+      ASSERT_EQ(std::memcmp(one.data(), split_run.data(), n * sizeof(float)), 0);
+      if (ema > 0) {
+        ASSERT_EQ(std::memcmp(a.averaged().data(), b.averaged().data(), n * sizeof(float)), 0);
+      }
+    }
   }
 }
 

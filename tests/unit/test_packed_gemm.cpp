@@ -138,6 +138,50 @@ void check_rows_independent(int N, int K1, int K2, bool bias) {
   }
 }
 
+// pack_pair_shape + pack_pair_panels over uneven panel ranges, in reverse order, with W2 packed
+// for the backward step in the same pass: byte for byte pack_weights_pair and pack_weights(W2,
+// K2, N, true), padding included (their buffers start as another packing left them).
+TEST(PackedGemm, PackingInPartsWithTheBackwardLayoutEqualsTheWholePackings) {
+  struct Shape {
+    int N, K1, K2;
+  };
+  for (const Shape& s : {Shape{100, 7, 45}, Shape{512, 28, 128}, Shape{96, 0, 33},
+                         Shape{64, 300, 17}, Shape{31, 5, 64}}) {
+    SCOPED_TRACE(testing::Message() << s.N << " x (" << s.K1 << " + " << s.K2 << ")");
+    Rng rng(s.N + s.K1 + s.K2);
+    std::vector<float> W1(static_cast<size_t>(s.N) * s.K1), W2(static_cast<size_t>(s.N) * s.K2),
+        b1(s.N), b2(s.N);
+    for (auto* v : {&W1, &W2, &b1, &b2})
+      for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+    PackedMatrix pair, kn;
+    pack_weights_pair(s.N, W1.data(), s.K1, W2.data(), s.K2, b1.data(), b2.data(), pair);
+    pack_weights(W2.data(), s.K2, s.N, true, kn);
+    // Buffers another packing left: full of other values, as a training step finds them.
+    PackedMatrix parts, parts_kn;
+    parts.panels.assign(pair.panels.size(), 7.0f);
+    parts_kn.panels.assign(kn.panels.size(), -3.0f);
+    const int panels = pack_pair_shape(s.N, s.K1, s.K2, b1.data(), b2.data(), parts, &parts_kn);
+    const int cut = panels / 3 + 1 < panels ? panels / 3 + 1 : panels;
+    pack_pair_panels(s.N, W1.data(), s.K1, W2.data(), s.K2, parts, &parts_kn, cut, panels);
+    pack_pair_panels(s.N, W1.data(), s.K1, W2.data(), s.K2, parts, &parts_kn, 0, cut);
+    EXPECT_EQ(parts.N, pair.N);
+    EXPECT_EQ(parts.K, pair.K);
+    ASSERT_EQ(parts.panels.size(), pair.panels.size());
+    EXPECT_EQ(
+        std::memcmp(parts.panels.data(), pair.panels.data(), pair.panels.size() * sizeof(float)),
+        0);
+    ASSERT_EQ(parts.bias.size(), pair.bias.size());
+    EXPECT_EQ(std::memcmp(parts.bias.data(), pair.bias.data(), pair.bias.size() * sizeof(float)),
+              0);
+    EXPECT_EQ(parts_kn.N, kn.N);
+    EXPECT_EQ(parts_kn.K, kn.K);
+    ASSERT_EQ(parts_kn.panels.size(), kn.panels.size());
+    EXPECT_EQ(
+        std::memcmp(parts_kn.panels.data(), kn.panels.data(), kn.panels.size() * sizeof(float)), 0);
+    EXPECT_TRUE(parts_kn.bias.empty());
+  }
+}
+
 TEST(PackedGemm, RowsDoNotDependOnTheirNeighbours) {
   check_rows_independent(512, 28, 128, true);   // LSTM-128 step on MNIST rows
   check_rows_independent(384, 28, 128, false);  // GRU-128
