@@ -12,6 +12,7 @@ namespace {
 
 // 16 floats; the compiler maps it onto one zmm, two ymm or four xmm registers.
 typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
 
 [[gnu::always_inline]] inline void load16(v16& v, const float* p) {
   std::memcpy(&v, p, sizeof(v));
@@ -328,9 +329,18 @@ namespace {
 [[gnu::always_inline]] inline void gemm_tn_accumulate_impl(int M, int N, int K, const float* A,
                                                            int lda, const float* X, int ldx,
                                                            float* C, int ldc,
-                                                           AlignedVector<float>& scratch) {
+                                                           AlignedVector<float>& scratch,
+                                                           float* a_sums) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;
+  const bool pack = panels >= kTnPackPanels;
+  if (a_sums && !pack) {
+    for (int k = 0; k < K; ++k) {
+      const float* row = A + static_cast<std::size_t>(k) * lda;
+      for (int m = 0; m < M; ++m) a_sums[m] += row[m];
+    }
+    a_sums = nullptr;
+  }
   const std::size_t panel_size = static_cast<std::size_t>(kTnDepth) * kPanelWidth;
   const std::size_t x_size = panels * panel_size;
   if (scratch.size() < x_size + kTnDepth * kTnRows) scratch.resize(x_size + kTnDepth * kTnRows);
@@ -356,18 +366,28 @@ namespace {
       const int rows = std::min(kTnRows, M - m0);
       // A's columns [m0, m0 + rows) for these kb rows, 8 columns a tile, each tile's kb x 8
       // values contiguous.
-      const bool pack = panels >= kTnPackPanels;
+      // The column sums (a_sums) from the same reads: each column's rows in order.
       for (int t = 0; pack && t < rows; t += 8) {
         const int w = std::min(8, rows - t);
         float* dst = a_pack + static_cast<std::size_t>(t) * kb;
+        float* sums = a_sums ? a_sums + m0 + t : nullptr;
+        // The 8 sums in a register across the rows (the same adds in the same order).
+        v8 acc{};
+        if (sums && w == 8) std::memcpy(&acc, sums, sizeof(acc));
         for (int k = 0; k < kb; ++k) {
           const float* src = a_block + static_cast<std::size_t>(k) * lda + m0 + t;
           if (w == 8) {
-            std::memcpy(dst + k * 8, src, sizeof(float) * 8);
+            v8 v;
+            std::memcpy(&v, src, sizeof(v));
+            std::memcpy(dst + k * 8, &v, sizeof(v));
+            if (sums) acc += v;
           } else {
             for (int r = 0; r < 8; ++r) dst[k * 8 + r] = r < w ? src[r] : 0.0f;
+            if (sums)
+              for (int r = 0; r < w; ++r) sums[r] += src[r];
           }
         }
+        if (sums && w == 8) std::memcpy(sums, &acc, sizeof(acc));
       }
       for (int p = 0; p < panels; ++p) {
         const float* panel = scratch.data() + p * panel_size;
@@ -459,8 +479,8 @@ namespace {
 // Compiled per instruction set (kernels/dispatch.hpp).
 RECUR_DISPATCHED(, void, gemm_tn_accumulate, gemm_tn_accumulate_v, gemm_tn_accumulate_impl,
                  (int M, int N, int K, const float* A, int lda, const float* X, int ldx, float* C,
-                  int ldc, AlignedVector<float>& scratch),
-                 (M, N, K, A, lda, X, ldx, C, ldc, scratch))
+                  int ldc, AlignedVector<float>& scratch, float* a_sums),
+                 (M, N, K, A, lda, X, ldx, C, ldc, scratch, a_sums))
 RECUR_DISPATCHED(, void, gemm_packed, gemm_packed_v, gemm_packed_impl,
                  (int M, const float* A, int lda, const PackedMatrix& W, bool accumulate, float* C,
                   int ldc),

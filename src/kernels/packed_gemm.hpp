@@ -83,7 +83,10 @@ void gemm_packed_cols(int M, const float* A1, int lda1, int k1, const float* A2,
 // A, 8 of its columns a tile, is read in place for N < 256 and packed 64 columns at a time
 // beside X for wider products. Replaces BLAS here because BLAS packs all of A
 // (the 3.6 MB of an LSTM's dgates) first and handles a 28-column X poorly.
+// With `a_sums`, also a_sums[m] += the sum of A's column m over the K rows, row by row in order
+// (add_column_sums' bits: a layer's bias gradient), taken while A is packed (N >= 256), or in a
+// pass of its own.
 void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
-                        float* C, int ldc, AlignedVector<float>& scratch);
+                        float* C, int ldc, AlignedVector<float>& scratch, float* a_sums = nullptr);
 
 }  // namespace recur::kernels

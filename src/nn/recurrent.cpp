@@ -756,9 +756,10 @@ void add_weight_grad(int GH, int N, int K, const T* A, const T* X, int ldx, T* C
     if (bf16)
       kernels::gemm_tn_bf16(GH, N, K, A, GH, X, ldx, C, N, ws.bf16_scratch, a_sums);
     else
-      kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch);
+      kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch, a_sums);
   } else {
     gemm<T>(true, false, GH, N, K, T(1), A, GH, X, ldx, T(1), C, N);
+    if (a_sums) add_column_sums<T>(A, static_cast<std::size_t>(K), GH, a_sums);
   }
 }
 
@@ -898,26 +899,35 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* gw_ih = grads + p.w_ih;
   T* gw_hh = grads + p.w_hh;
   const std::size_t SB = static_cast<std::size_t>(S) * B;
-  const bool summed = bf16 && spec_.bias && !spec_.untied;
+  // The biases' gradients (LSTM, RNN: dgates' column sums) come from the packing of a weight
+  // gradient's product, which reads dgates anyway: bf16's dW_ih, fp32's dW_hh (packed from
+  // hidden 256 up; the rows it skips are summed in their place in the row order).
+  const bool summed = spec_.bias && !spec_.untied && (bf16 || cell != CellKind::gru);
   if (!spec_.untied) {
+    T* sums = ws.bias_sums.data();
     // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
     // double.
-    auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C) {
-      add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16 != nullptr, ws);
+    auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C, T* a_sums) {
+      add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16 != nullptr, ws, a_sums);
     };
-    // bf16: dW_ih's packing of dgates sums its columns too (the biases' gradients).
-    if (summed) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, T(0));
-    add_weight_grad<T>(GH, I, S * B, dgates, in, I, gw_ih, bf16 != nullptr, ws,
-                       summed ? ws.bias_sums.data() : nullptr);
+    if (summed) std::fill(sums, sums + GH, T(0));
+    const bool ih_sums = summed && bf16, hh_sums = summed && !bf16;
+    weight_grad(I, S * B, dgates, in, I, gw_ih, ih_sums ? sums : nullptr);
     // h_prev of each step: the neighbouring step's output, or h0 for the first processed step;
     // with recurrent dropout, every step's masked h_prev as the forward kept it.
     const int first = dir == 0 ? 0 : S - 1;
     if (mask) {
-      weight_grad(H, S * B, dgates_hid, W.h_dropped.data(), H, gw_hh);
+      weight_grad(H, S * B, dgates_hid, W.h_dropped.data(), H, gw_hh, hh_sums ? sums : nullptr);
     } else if (S > 1) {
       const T* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
       const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
-      weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh);
+      // The first processed step's rows (h_prev = h0) are not in this product: step 0's come
+      // before its rows, step S - 1's (the reverse direction) after them.
+      if (hh_sums && dir == 0) add_column_sums<T>(dgates, B, GH, sums);
+      weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh, hh_sums ? sums : nullptr);
+      if (hh_sums && dir != 0) add_column_sums<T>(dgates + (S - 1) * BG, B, GH, sums);
+    } else if (hh_sums) {
+      add_column_sums<T>(dgates, SB, GH, sums);
     }
     if (ws.h0 && !mask)
       gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);

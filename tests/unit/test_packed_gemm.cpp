@@ -8,6 +8,7 @@
 
 #include "kernels/gemm.hpp"
 #include "kernels/packed_gemm.hpp"
+#include "kernels/rows.hpp"
 #include "recur/rng.hpp"
 
 namespace recur::kernels {
@@ -257,6 +258,35 @@ TEST(PackedGemm, WeightGradientKernelMatchesReference) {
   std::vector<float> C(4, 1.0f);
   gemm_tn_accumulate(2, 2, 0, nullptr, 2, nullptr, 2, C.data(), 2, scratch);  // K = 0: no-op
   EXPECT_EQ(C, std::vector<float>(4, 1.0f));
+}
+
+// The column sums the weight-gradient kernel takes on the way (a_sums, a layer's bias gradient):
+// byte for byte add_column_sums over the same rows, where it packs A (N >= 256) and where it
+// does not, with tails in both; the product itself is unchanged by asking for them.
+TEST(PackedGemm, WeightGradientColumnSumsEqualAddColumnSums) {
+  struct Shape {
+    int M, N, K;
+  };
+  for (const Shape& s : {Shape{1024, 256, 300}, Shape{1003, 263, 261}, Shape{512, 28, 200},
+                         Shape{13, 37, 129}, Shape{2048, 512, 64}}) {
+    SCOPED_TRACE(testing::Message() << s.M << " x " << s.N << " x " << s.K);
+    Rng rng(s.M + s.N + s.K);
+    const int lda = s.M + 3;
+    std::vector<float> A(static_cast<size_t>(s.K) * lda), X(static_cast<size_t>(s.K) * s.N),
+        start(s.M);
+    for (auto* v : {&A, &X, &start})
+      for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+    std::vector<float> C(static_cast<size_t>(s.M) * s.N, 0.5f), plain = C;
+    std::vector<float> sums = start, want = start;
+    AlignedVector<float> scratch;
+    gemm_tn_accumulate(s.M, s.N, s.K, A.data(), lda, X.data(), s.N, C.data(), s.N, scratch,
+                       sums.data());
+    gemm_tn_accumulate(s.M, s.N, s.K, A.data(), lda, X.data(), s.N, plain.data(), s.N, scratch);
+    for (int k = 0; k < s.K; ++k)
+      add_column_sums<float>(A.data() + static_cast<size_t>(k) * lda, 1, s.M, want.data());
+    EXPECT_EQ(std::memcmp(sums.data(), want.data(), want.size() * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(C.data(), plain.data(), C.size() * sizeof(float)), 0);
+  }
 }
 
 }  // namespace
