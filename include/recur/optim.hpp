@@ -128,9 +128,10 @@ class Optimizer {
   Optimizer(const OptimizerConfig& cfg, std::size_t n);
 
   // Splits an update over threads: run(n, fn) calls fn(begin, end) on ranges that cover [0, n)
-  // once each, perhaps at the same time, and returns when all are done (SequenceRunner::
-  // range_runner gives one over its threads). Every update is element by element, so step()
-  // gives the same bits with or without it; with a table (rows mode) it runs on one thread.
+  // once each, perhaps at the same time, and returns when all are done (the trainer gives one
+  // over its SequenceRunner's threads). Every update (and the decoupled decay, the EMA) is
+  // element by element, so step() gives the same bits with or without it; with a table (rows
+  // mode) the update runs on one thread.
   using RangeRunner =
       std::function<void(std::size_t, const std::function<void(std::size_t, std::size_t)>&)>;
   void set_range_runner(RangeRunner run) { run_ranges_ = std::move(run); }
@@ -170,6 +171,8 @@ class Optimizer {
   void step_sgd(float* params, const float* grads, float lr, const TableRows* table);
   void step_adam(float* params, const float* grads, float lr, const TableRows* table);
   void step_rmsprop(float* params, const float* grads, float lr, const TableRows* table);
+  // fn(begin, end) over [0, n): split by the range runner, or whole on this thread.
+  void over_ranges(const std::function<void(std::size_t, std::size_t)>& fn) const;
   // update(begin, g, len) over the gradient's runs: [0, n) split by the range runner, or the
   // table's runs (for_each_gradient_run) on this thread.
   void over_runs(const float* grads, const TableRows* table,

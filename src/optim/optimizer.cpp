@@ -224,7 +224,9 @@ void Optimizer::step(float* params, const float* grads, float lr, const TableRow
     // sees no decay term (gradient_decay() is 0).
     const float scale =
         as_kernel_scalar(1.0 - decimal_value(lr) * decimal_value(cfg_.weight_decay));
-    for (std::size_t i = 0; i < n_; ++i) params[i] = params[i] * scale;
+    over_ranges([&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) params[i] = params[i] * scale;
+    });
   }
   switch (cfg_.kind) {
     case OptimizerKind::sgd:
@@ -244,12 +246,22 @@ void Optimizer::step(float* params, const float* grads, float lr, const TableRow
     const double t = static_cast<double>(steps_);
     const double decay = std::min(decimal_value(cfg_.ema), (1.0 + t) / (10.0 + t));
     const float d = as_kernel_scalar(decay), rest = as_kernel_scalar(1.0 - decay);
-    for (std::size_t i = 0; i < n_; ++i) ema_[i] = d * ema_[i] + rest * params[i];
+    float* average = ema_.data();
+    over_ranges([&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) average[i] = d * average[i] + rest * params[i];
+    });
   }
 }
 
 // Updates of fewer elements than this stay on the calling thread: handing them out costs more.
 constexpr std::size_t kRangeRunnerMinimum = 1 << 16;
+
+void Optimizer::over_ranges(const std::function<void(std::size_t, std::size_t)>& fn) const {
+  if (run_ranges_ && n_ >= kRangeRunnerMinimum)
+    run_ranges_(n_, fn);
+  else
+    fn(0, n_);
+}
 
 void Optimizer::over_runs(
     const float* grads, const TableRows* table,

@@ -305,7 +305,7 @@ TEST(Optimizer, LargeArenaMatchesChunkedUpdates) {
 TEST(Optimizer, RangeRunnerGivesTheSameBits) {
   // The update split into uneven ranges, run in reverse order and on two threads at once (as a
   // SequenceRunner's pool runs it): every element the same bits as on one thread, for every
-  // optimizer and option (the weight decays, EMA).
+  // optimizer and option (the weight decays, decoupled too, and the EMA).
   const std::size_t n = 200'003;
   const std::vector<float> start = random_values(n, 7, -1, 1);
   const std::vector<float> g1 = random_values(n, 8, -1, 1);
@@ -320,7 +320,15 @@ TEST(Optimizer, RangeRunnerGivesTheSameBits) {
     fn(0, cut1);
     other.join();
   };
-  for (OptimizerConfig cfg : every_variant()) {
+  std::vector<OptimizerConfig> variants = every_variant();
+  OptimizerConfig decoupled;  // SGDW: the decay as a pass of its own
+  decoupled.kind = OptimizerKind::sgd;
+  decoupled.lr = 0.01f;
+  decoupled.momentum = 0.9f;
+  decoupled.weight_decay = 0.01f;
+  decoupled.decoupled_weight_decay = true;
+  variants.push_back(decoupled);
+  for (OptimizerConfig cfg : variants) {
     for (const float ema : {0.0f, 0.9f}) {
       cfg.ema = ema;
       SCOPED_TRACE(std::string(optimizer_name(cfg.kind)) + (ema > 0 ? " ema" : ""));
