@@ -57,10 +57,10 @@ class SequenceRunner {
   // model.prepare(use) with this runner's threads sharing the packing (the same bytes): what a
   // training step does before train_batch.
   void prepare_model(PrepareFor use);
-  // fn(begin, end) on threads() contiguous ranges of [0, n) at once (fewer when n is smaller),
-  // returning when all are done: for work between batches, such as the optimizer's update
-  // (Optimizer::set_range_runner).
-  void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn);
+  // Runs fn(begin, end) on threads() contiguous ranges of [0, n) at once (fewer when n is
+  // smaller) and returns when all are done: the optimizer's update between batches on these
+  // threads (Optimizer::set_range_runner). Valid while this runner lives.
+  Optimizer::RangeRunner range_runner();
   // Frees what training steps keep between batches (every thread's activations sized for
   // training, gradient copies and embedding rows): after the last step, before a test pass that
   // needs less. The next call of any kind allocates again what it needs.

@@ -128,8 +128,8 @@ class Optimizer {
   Optimizer(const OptimizerConfig& cfg, std::size_t n);
 
   // Splits an update over threads: run(n, fn) calls fn(begin, end) on ranges that cover [0, n)
-  // once each, perhaps at the same time, and returns when all are done (the trainer gives one
-  // over its SequenceRunner's threads). Every update (and the decoupled decay, the EMA) is
+  // once each, perhaps at the same time, and returns when all are done (the trainer gives its
+  // SequenceRunner's range_runner()). Every update (and the decoupled decay, the EMA) is
   // element by element, so step() gives the same bits with or without it; with a table (rows
   // mode) the update runs on one thread.
   using RangeRunner =

@@ -136,11 +136,7 @@ nlohmann::json bench_train(const BenchOptions& o) {
   SequenceRunner runner(net, resolve_threads(o.threads));
   const ImageSequences samples(set, view);
   Optimizer optimizer(OptimizerConfig{}, net.num_params());  // Adam, lr 1e-3
-  // On the training threads, as the trainer runs it.
-  optimizer.set_range_runner(
-      [&runner](std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
-        runner.parallel_for(n, fn);
-      });
+  optimizer.set_range_runner(runner.range_runner());  // on the training threads, as the trainer
   const Split split = split_train_validation(set->count, 5000);
   Batcher batcher(split.train, o.batch, 1);
   std::vector<float> grads(net.num_params());

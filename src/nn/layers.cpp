@@ -360,8 +360,8 @@ class RecurrentLayer final : public Layer<T> {
                     ThreadPool* pool) const override {
     auto* p = dynamic_cast<StackPrepared*>(&into);
     if (!std::is_same_v<T, float> || !p) return false;
-    pack(params, use, p->packed,
-         pool);  // the stack's prepare functions reuse the buffers they find
+    // The stack's prepare functions reuse the buffers they find.
+    pack(params, use, p->packed, pool);
     return true;
   }
   void pack(const T* params, PrepareFor use, nn::StackPacked& out,

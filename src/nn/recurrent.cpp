@@ -192,15 +192,14 @@ void RecurrentStack<T>::prepare(const T* params, StackPacked& out, bool for_trai
         kernels::PackedMatrix* w_hh_t = for_training ? &d.w_hh_t : nullptr;
         const int panels =
             kernels::pack_pair_shape(GH, p.input_size, H, b_ih, b_hh, d.w_in, w_hh_t);
-        auto part = [&](int i, int parts) {
+        auto panels_range = [&](std::int64_t begin, std::int64_t end) {
           kernels::pack_pair_panels(GH, params + p.w_ih, p.input_size, params + p.w_hh, H, d.w_in,
-                                    w_hh_t, panels * i / parts, panels * (i + 1) / parts);
+                                    w_hh_t, static_cast<int>(begin), static_cast<int>(end));
         };
-        const int parts = pool ? std::min(pool->size(), panels) : 1;
-        if (parts > 1)
-          pool->run(parts, [&](int i) { part(i, parts); });
+        if (pool)
+          pool->parallel_for(panels, panels_range);
         else
-          part(0, 1);
+          panels_range(0, panels);
       }
       if (!for_training) d.w_hh_t = {};
     }
@@ -779,6 +778,49 @@ void input_grad(int M, int I, int GH, const T* dgates, const T* w_ih,
   gemm<T>(false, false, M, I, GH, T(1), dgates, GH, w_ih, I, accumulate ? T(1) : T(0), din, I);
 }
 
+// The weight gradients of tied weights over all timesteps at once: dW_ih += dgates^T x and
+// dW_hh += dgates_hid^T h_prev, h_prev each step's neighbour's output (the first processed step's
+// is h0, added only when ws.h0 is given), or with recurrent dropout (h_dropped) every step's
+// masked h_prev as the forward kept it. With `sums`, dgates' column sums (the biases' gradients,
+// not GRU's) into it, taken by a product's packing of dgates, which reads them anyway: bf16's
+// dW_ih, fp32's dW_hh (packed from hidden 256 up; the rows it skips are summed in their place in
+// the row order, as add_column_sums would).
+template <typename T>
+void tied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* out, const T* h0,
+                       const T* dgates, const T* dgates_hid, const T* h_dropped, T* gw_ih, T* gw_hh,
+                       bool bf16, T* sums, StackWorkspace<T>& ws) {
+  const int S = d.S, B = d.B, H = d.H, I = d.I, GH = d.GH, DH = d.DH;
+  const std::size_t BG = d.BG;
+  // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
+  // double.
+  auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C, T* a_sums) {
+    add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16, ws, a_sums);
+  };
+  if (sums) std::fill(sums, sums + GH, T(0));
+  T* ih_sums = bf16 ? sums : nullptr;
+  T* hh_sums = bf16 ? nullptr : sums;
+  weight_grad(I, S * B, dgates, in, I, gw_ih, ih_sums);
+  if (h_dropped) {
+    weight_grad(H, S * B, dgates_hid, h_dropped, H, gw_hh, hh_sums);
+    return;
+  }
+  if (S > 1) {
+    const T* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
+    const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
+    // The first processed step's rows (h_prev = h0) are not in this product: step 0's come
+    // before its rows, step S - 1's (the reverse direction) after them.
+    if (hh_sums && dir == 0) add_column_sums<T>(dgates, B, GH, hh_sums);
+    weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh, hh_sums);
+    if (hh_sums && dir != 0) add_column_sums<T>(dgates + (S - 1) * BG, B, GH, hh_sums);
+  } else if (hh_sums) {
+    add_column_sums<T>(dgates, static_cast<std::size_t>(S) * B, GH, hh_sums);
+  }
+  if (ws.h0) {
+    const int first = dir == 0 ? 0 : S - 1;
+    gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -789,10 +831,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   if (ws.int8) return forward_direction_int8(layer, dir, in, ws);
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
-  // Plain locals, not a structured binding: lambdas below capture them (clang 14 cannot
-  // capture bindings).
   const DirectionDims dims = direction_dims(p, ws);
-  const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B, I = dims.I;
+  const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B;
   const std::size_t hh_stride = dims.hh_stride, BG = dims.BG;
   auto& L = ws.layers[layer];
   auto& W = L.dir[dir];
@@ -899,38 +939,12 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* gw_ih = grads + p.w_ih;
   T* gw_hh = grads + p.w_hh;
   const std::size_t SB = static_cast<std::size_t>(S) * B;
-  // The biases' gradients (LSTM, RNN: dgates' column sums) come from the packing of a weight
-  // gradient's product, which reads dgates anyway: bf16's dW_ih, fp32's dW_hh (packed from
-  // hidden 256 up; the rows it skips are summed in their place in the row order).
+  // The biases' gradients (LSTM, RNN: dgates' column sums) come with the weight gradients'.
   const bool summed = spec_.bias && !spec_.untied && (bf16 || cell != CellKind::gru);
   if (!spec_.untied) {
-    T* sums = ws.bias_sums.data();
-    // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
-    // double.
-    auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C, T* a_sums) {
-      add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16 != nullptr, ws, a_sums);
-    };
-    if (summed) std::fill(sums, sums + GH, T(0));
-    const bool ih_sums = summed && bf16, hh_sums = summed && !bf16;
-    weight_grad(I, S * B, dgates, in, I, gw_ih, ih_sums ? sums : nullptr);
-    // h_prev of each step: the neighbouring step's output, or h0 for the first processed step;
-    // with recurrent dropout, every step's masked h_prev as the forward kept it.
-    const int first = dir == 0 ? 0 : S - 1;
-    if (mask) {
-      weight_grad(H, S * B, dgates_hid, W.h_dropped.data(), H, gw_hh, hh_sums ? sums : nullptr);
-    } else if (S > 1) {
-      const T* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
-      const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
-      // The first processed step's rows (h_prev = h0) are not in this product: step 0's come
-      // before its rows, step S - 1's (the reverse direction) after them.
-      if (hh_sums && dir == 0) add_column_sums<T>(dgates, B, GH, sums);
-      weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh, hh_sums ? sums : nullptr);
-      if (hh_sums && dir != 0) add_column_sums<T>(dgates + (S - 1) * BG, B, GH, sums);
-    } else if (hh_sums) {
-      add_column_sums<T>(dgates, SB, GH, sums);
-    }
-    if (ws.h0 && !mask)
-      gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
+    tied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid,
+                         mask ? W.h_dropped.data() : nullptr, gw_ih, gw_hh, bf16 != nullptr,
+                         summed ? ws.bias_sums.data() : nullptr, ws);
     RECUR_ASSERT(!din);  // tied weights: input_gradient, once every direction is done
   } else {
     untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, gw_ih, gw_hh, din,

@@ -185,11 +185,13 @@ void SequenceRunner::prepare_model(PrepareFor use) {
   model_.prepare(use, pool_.get());
 }
 
-void SequenceRunner::parallel_for(std::size_t n,
-                                  const std::function<void(std::size_t, std::size_t)>& fn) {
-  pool_->parallel_for(static_cast<std::int64_t>(n), [&](std::int64_t begin, std::int64_t end) {
-    fn(static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
-  });
+Optimizer::RangeRunner SequenceRunner::range_runner() {
+  ThreadPool* pool = pool_.get();
+  return [pool](std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
+    pool->parallel_for(static_cast<std::int64_t>(n), [&](std::int64_t begin, std::int64_t end) {
+      fn(static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
+    });
+  };
 }
 
 SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,

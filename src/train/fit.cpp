@@ -436,11 +436,7 @@ void Trainer::plan() {
   runner_ = std::make_unique<SequenceRunner>(*model_, threads_);
   runner_->set_label_smoothing(opt_.label_smoothing);
   // The update on the training threads, which wait for it otherwise (the same bits).
-  SequenceRunner* runner = runner_.get();
-  optimizer_->set_range_runner(
-      [runner](std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
-        runner->parallel_for(n, fn);
-      });
+  optimizer_->set_range_runner(runner_->range_runner());
   grad_count_ = model_->num_params();
 }
 
