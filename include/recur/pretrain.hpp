@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "recur/cell.hpp"
@@ -26,6 +27,8 @@
 #include "recur/text.hpp"
 
 namespace recur {
+
+class ThreadPool;
 
 // Which language models to train: both (a bidirectional layer: forward and backward LM, the
 // BiLSTM classifier's weights), forward only, or backward only (the reversed texts; its weights
@@ -79,15 +82,33 @@ class LanguageModel {
   int directions() const { return direction_ == LmDirection::both ? 2 : 1; }
   LmDirection direction() const { return direction_; }
   void init(std::uint64_t seed);
-  // Packs the recurrent weights for the next calls (after every update).
-  void prepare();
+  // Packs the recurrent weights for the next calls (after every update), on `pool`'s threads
+  // when given.
+  void prepare(ThreadPool* pool = nullptr);
+
+  // Where sampled_loss may write gradients for a batch whose pieces and candidates hold only
+  // `words`: the arena outside the tables with a row per word (the recurrent layer) and, in each
+  // table (the embedding, each head's weight and bias), the rows of `words`. [begin, end) runs.
+  std::vector<std::pair<std::size_t, std::size_t>> gradient_runs(
+      const std::vector<std::int32_t>& words) const;
+
+  // One thread's buffers for sampled_loss, kept from call to call (a step's activations, gates
+  // and their gradients: tens of MB that would otherwise be mapped and faulted in every step).
+  struct Workspace;
+  struct WorkspaceDeleter {
+    void operator()(Workspace* ws) const;
+  };
+  using WorkspacePtr = std::unique_ptr<Workspace, WorkspaceDeleter>;
+  WorkspacePtr make_workspace() const;
 
   // Text pieces (token ids, each at least 2 long) as one batch: the loss summed over every
   // predicted word of every direction, times `scale`; with grads non-null, scale * its gradient
-  // is ADDED there. cand [K] and logq [vocab] as kernels::sampled_softmax_loss takes them.
+  // is ADDED there (in the word tables, only the rows of the pieces' words and of `cand`).
+  // cand [K] and logq [vocab] as kernels::sampled_softmax_loss takes them. `ws` (from
+  // make_workspace) is used and kept when given; the result is the same either way.
   double sampled_loss(const std::vector<const std::vector<std::int32_t>*>& pieces,
                       const std::vector<std::int32_t>& cand, const std::vector<float>& logq,
-                      float scale, float* grads) const;
+                      float scale, float* grads, Workspace* ws = nullptr) const;
   // The exact (full softmax) loss summed per direction over the pieces, and the number of words
   // predicted in each direction.
   void full_loss(const std::vector<const std::vector<std::int32_t>*>& pieces, double loss[2],

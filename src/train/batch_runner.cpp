@@ -6,6 +6,7 @@
 #include "kernels/gemm.hpp"
 #include "recur/error.hpp"
 #include "recur/fit.hpp"
+#include "train/train_parts.hpp"
 
 namespace recur {
 
@@ -186,12 +187,7 @@ void SequenceRunner::prepare_model(PrepareFor use) {
 }
 
 Optimizer::RangeRunner SequenceRunner::range_runner() {
-  ThreadPool* pool = pool_.get();
-  return [pool](std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
-    pool->parallel_for(static_cast<std::int64_t>(n), [&](std::int64_t begin, std::int64_t end) {
-      fn(static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
-    });
-  };
+  return pool_range_runner(*pool_);
 }
 
 SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,

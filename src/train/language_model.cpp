@@ -34,6 +34,14 @@ struct LanguageModel::Parts {
   std::vector<Head> heads;
 };
 
+struct LanguageModel::Workspace {
+  std::unique_ptr<LayerWorkspace<float>> embed, rnn;
+  // The embedding's output and the recurrent layer's, their gradients, one head's rows.
+  std::vector<float> e, r, de, dr, h, dh, scratch;
+  std::vector<std::size_t> rows;
+  std::vector<std::int32_t> targets;
+};
+
 namespace {
 
 // A batch of pieces, longest first, time-major: ids[t * B + b].
@@ -129,32 +137,79 @@ void LanguageModel::init(std::uint64_t seed) {
   parts_->prepared.reset();
 }
 
-void LanguageModel::prepare() {
+void LanguageModel::prepare(ThreadPool* pool) {
   auto& prepared = parts_->prepared;
   if (!prepared ||
-      !parts_->rnn->prepare_into(params_.data(), PrepareFor::training, *prepared, nullptr))
+      !parts_->rnn->prepare_into(params_.data(), PrepareFor::training, *prepared, pool))
     prepared = parts_->rnn->prepare(params_.data(), PrepareFor::training);
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> LanguageModel::gradient_runs(
+    const std::vector<std::int32_t>& words) const {
+  struct Table {
+    std::size_t offset, width;
+  };
+  // The embedding's table is the arena's first tensor; the heads' tensors come after the
+  // recurrent layer's.
+  const ParamInfo& embedding = layout_.entries().front();
+  std::vector<Table> tables{{embedding.offset, embedding.size / static_cast<std::size_t>(vocab_)}};
+  for (const auto& h : parts_->heads) {
+    tables.push_back({h.weight, static_cast<std::size_t>(hidden_)});
+    tables.push_back({h.bias, 1});
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> taken, runs;
+  for (const auto& t : tables) taken.emplace_back(t.offset, t.offset + t.width * vocab_);
+  std::sort(taken.begin(), taken.end());
+  std::size_t at = 0;
+  for (const auto& [begin, end] : taken) {
+    if (begin > at) runs.emplace_back(at, begin);
+    at = std::max(at, end);
+  }
+  if (at < params_.size()) runs.emplace_back(at, params_.size());
+  for (const auto& t : tables)
+    for (const std::int32_t w : words) {
+      const std::size_t begin = t.offset + static_cast<std::size_t>(w) * t.width;
+      runs.emplace_back(begin, begin + t.width);
+    }
+  return runs;
+}
+
+void LanguageModel::WorkspaceDeleter::operator()(Workspace* ws) const {
+  delete ws;
+}
+
+LanguageModel::WorkspacePtr LanguageModel::make_workspace() const {
+  WorkspacePtr ws(new Workspace);
+  ws->embed = parts_->embed->make_workspace();
+  ws->rnn = parts_->rnn->make_workspace();
+  return ws;
 }
 
 double LanguageModel::sampled_loss(const std::vector<const std::vector<std::int32_t>*>& pieces,
                                    const std::vector<std::int32_t>& cand,
-                                   const std::vector<float>& logq, float scale,
-                                   float* grads) const {
+                                   const std::vector<float>& logq, float scale, float* grads,
+                                   Workspace* ws) const {
   if (pieces.empty()) return 0.0;
+  WorkspacePtr own;
+  if (!ws) {
+    own = make_workspace();
+    ws = own.get();
+  }
   const PieceBatch batch = make_batch(pieces, direction_ == LmDirection::backward);
   const Layer<float>& embed = *parts_->embed;
   const Layer<float>& rnn = *parts_->rnn;
   LayerContext<float> ctx{params_.data(),   batch.seq.batch,  &batch.seq,
                           batch.ids.data(), grads != nullptr, nullptr};
-  auto ews = embed.make_workspace();
-  auto rws = rnn.make_workspace();
-  std::vector<float> e(embed.output_size(ctx)), r(rnn.output_size(ctx));
+  // The layers write every element of their outputs (and the recurrent layer of its input's
+  // gradient), as a model's reused workspaces need; dr is zero but for the rows the heads
+  // predict from.
+  auto& [ews, rws, e, r, de, dr, h, dh, scratch, rows, targets] = *ws;
+  e.resize(embed.output_size(ctx));
+  r.resize(rnn.output_size(ctx));
   embed.forward(ctx, nullptr, nullptr, e.data(), ews.get());
   rnn.forward(ctx, parts_->prepared.get(), e.data(), r.data(), rws.get());
   const std::size_t width = static_cast<std::size_t>(directions()) * hidden_;
-  std::vector<float> dr(grads ? r.size() : 0, 0.f), h, dh, scratch;
-  std::vector<std::size_t> rows;
-  std::vector<std::int32_t> targets;
+  if (grads) dr.assign(r.size(), 0.f);
   double loss = 0;
   for (std::size_t half = 0; half < parts_->heads.size(); ++half) {
     const auto& head = parts_->heads[half];
@@ -174,7 +229,7 @@ double LanguageModel::sampled_loss(const std::vector<const std::vector<std::int3
       std::copy_n(dh.data() + n * hidden_, hidden_, dr.data() + rows[n] * width + half * hidden_);
   }
   if (grads) {
-    std::vector<float> de(e.size());
+    de.resize(e.size());
     rnn.backward(ctx, parts_->prepared.get(), e.data(), r.data(), dr.data(), de.data(), grads,
                  rws.get());
     embed.backward(ctx, nullptr, nullptr, e.data(), de.data(), nullptr, grads, ews.get());

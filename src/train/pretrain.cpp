@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -22,6 +23,7 @@
 #include "recur/safetensors.hpp"
 #include "recur/sources.hpp"
 #include "recur/train.hpp"
+#include "train/train_parts.hpp"
 
 namespace recur {
 
@@ -203,6 +205,33 @@ LmData prepare_lm_data(const PretrainOptions& o, const TextSet& texts) {
   return d;
 }
 
+// The words a step's gradient may touch: those of its pieces (the embedding's rows, the heads'
+// targets) and the sampled candidates, sorted, once each.
+void step_words(const std::vector<const Piece*>& batch, const std::vector<std::int32_t>& cand,
+                std::vector<std::int32_t>& out) {
+  out = cand;
+  for (const Piece* p : batch) out.insert(out.end(), p->begin(), p->end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+// fn(begin, end) over the elements of `runs`, split evenly between the pool's threads (a run
+// may be cut between two of them).
+void parallel_over_runs(ThreadPool& pool,
+                        const std::vector<std::pair<std::size_t, std::size_t>>& runs,
+                        const std::function<void(std::size_t, std::size_t)>& fn) {
+  std::vector<std::size_t> starts{0};  // each run's first element in the concatenation
+  for (const auto& [begin, end] : runs) starts.push_back(starts.back() + (end - begin));
+  pool.parallel_for(
+      static_cast<std::int64_t>(starts.back()), [&](std::int64_t lo, std::int64_t hi) {
+        const auto a = static_cast<std::size_t>(lo), b = static_cast<std::size_t>(hi);
+        for (std::size_t r = 0; r < runs.size(); ++r) {
+          const std::size_t from = std::max(a, starts[r]), to = std::min(b, starts[r + 1]);
+          if (from < to) fn(runs[r].first + (from - starts[r]), runs[r].first + (to - starts[r]));
+        }
+      });
+}
+
 }  // namespace
 
 PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
@@ -228,6 +257,7 @@ PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
   oc.kind = OptimizerKind::adam;
   oc.lr = o.lr;
   Optimizer opt(oc, lm.params().size());
+  opt.set_range_runner(pool_range_runner(pool));
   const auto per_epoch = static_cast<std::int64_t>((data.train.size() + o.batch - 1) / o.batch);
   std::int64_t total = o.epochs > 0 ? per_epoch * o.epochs : o.steps;
   if (o.steps > 0) total = std::min(total, o.steps);
@@ -238,8 +268,15 @@ PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
   fs::create_directories(o.out_dir);
   const nlohmann::json settings = settings_json(o, texts);
   std::string metrics;
+  // Each thread's gradient: zero but for what its last step wrote (`written`: the recurrent
+  // layer's part and the word tables' rows of that step's words), which it clears before the
+  // next; thread 0's holds the sum the optimizer reads.
   std::vector<std::vector<float>> grads(static_cast<std::size_t>(threads),
                                         std::vector<float>(lm.params().size()));
+  std::vector<std::vector<std::int32_t>> written(static_cast<std::size_t>(threads));
+  std::vector<LanguageModel::WorkspacePtr> spaces;
+  for (int k = 0; k < threads; ++k) spaces.push_back(lm.make_workspace());
+  std::vector<std::int32_t> words_in;
   std::vector<double> part_loss(static_cast<std::size_t>(threads));
   std::vector<std::int32_t> cand;
   Rng cand_rng(o.seed * 1000003 + 5);
@@ -259,23 +296,36 @@ PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
         words += static_cast<std::int64_t>(data.train[order[i]].size() - 1) * lm.directions();
       }
       sampler.draw(cand_rng, o.negatives, cand);
-      lm.prepare();
+      lm.prepare(&pool);
       const int parts = std::min<int>(threads, static_cast<int>(batch.size()));
       const float scale = 1.f / static_cast<float>(words);
+      step_words(batch, cand, words_in);
       pool.run(parts, [&](int k) {
         auto& g = grads[static_cast<std::size_t>(k)];
-        std::fill(g.begin(), g.end(), 0.f);
+        auto& w = written[static_cast<std::size_t>(k)];
+        for (const auto& [begin, end] : lm.gradient_runs(w))
+          std::fill(g.data() + begin, g.data() + end, 0.f);
+        w = words_in;
         const std::size_t lo = batch.size() * k / parts, hi = batch.size() * (k + 1) / parts;
         std::vector<const Piece*> part(batch.begin() + static_cast<std::ptrdiff_t>(lo),
                                        batch.begin() + static_cast<std::ptrdiff_t>(hi));
-        part_loss[static_cast<std::size_t>(k)] =
-            lm.sampled_loss(part, cand, sampler.logq, scale, g.data());
+        part_loss[static_cast<std::size_t>(k)] = lm.sampled_loss(
+            part, cand, sampler.logq, scale, g.data(), spaces[static_cast<std::size_t>(k)].get());
       });
       double loss = 0;
       for (int k = 0; k < parts; ++k) loss += part_loss[static_cast<std::size_t>(k)];
-      for (int k = 1; k < parts; ++k)
-        for (std::size_t i = 0; i < grads[0].size(); ++i)
-          grads[0][i] += grads[static_cast<std::size_t>(k)][i];
+      // The other threads' gradients added into thread 0's where they may be non-zero (each
+      // element in thread order; elsewhere every buffer holds zeros).
+      if (parts > 1) {
+        const std::vector<std::pair<std::size_t, std::size_t>> runs = lm.gradient_runs(words_in);
+        parallel_over_runs(pool, runs, [&](std::size_t begin, std::size_t end) {
+          for (int k = 1; k < parts; ++k) {
+            const float* from = grads[static_cast<std::size_t>(k)].data();
+            float* to = grads[0].data();
+            for (std::size_t i = begin; i < end; ++i) to[i] += from[i];
+          }
+        });
+      }
       RECUR_CHECK(std::isfinite(loss), "--lr",
                   fmt::format("the loss became {} at step {}; try a lower rate", loss, s.steps));
       if (o.clip_norm > 0)
@@ -304,7 +354,7 @@ PretrainSummary pretrain(const PretrainOptions& o, std::ostream& log) {
       }
     }
     // The epoch's end (or the last step): held-out perplexity, checkpoint and metrics.
-    lm.prepare();
+    lm.prepare(&pool);
     holdout_perplexity(lm, data.held, s.perplexity);
     nlohmann::json line = {{"epoch", epoch + 1}, {"step", s.steps}};
     if (o.direction != LmDirection::backward) line["holdout_perplexity_forward"] = s.perplexity[0];

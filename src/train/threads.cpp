@@ -12,6 +12,7 @@
 #include "kernels/gemm.hpp"
 #include "recur/error.hpp"
 #include "recur/train.hpp"
+#include "train/train_parts.hpp"
 
 namespace recur {
 
@@ -52,6 +53,15 @@ int resolve_threads(int requested) {
                                      : "",
                           requested));
   return requested > 0 ? requested : cpus;
+}
+
+Optimizer::RangeRunner pool_range_runner(ThreadPool& pool) {
+  ThreadPool* p = &pool;
+  return [p](std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
+    p->parallel_for(static_cast<std::int64_t>(n), [&](std::int64_t begin, std::int64_t end) {
+      fn(static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
+    });
+  };
 }
 
 }  // namespace recur

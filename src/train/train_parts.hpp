@@ -4,9 +4,15 @@
 #include <iosfwd>
 #include <string>
 
+#include "recur/optim.hpp"
 #include "recur/train.hpp"
 
 namespace recur {
+
+class ThreadPool;
+
+// Optimizer::set_range_runner's runner over `pool`'s threads (ThreadPool::parallel_for).
+Optimizer::RangeRunner pool_range_runner(ThreadPool& pool);
 
 // Text options in range (--embed, --vocab, --min-count, --max-len, the dropouts, --test-data a
 // file); Error naming the flag otherwise. Checked whatever the data, so that a bad value never

@@ -2,7 +2,9 @@
 // names and shapes match (recur/pretrain.hpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <sstream>
@@ -95,6 +97,74 @@ recur::ModelSpec classifier(int vocab) {
           " name=embed, lstm 16 bidirectional name=rnn, pool max, linear name=head",
       "test");
   return spec;
+}
+
+// recur pretrain clears and sums only the parts of each thread's gradient that gradient_runs
+// names for the step's words: sampled_loss must write nowhere else, in every direction and cell.
+TEST(LanguageModel, GradientsStayInsideTheRunsOfTheStepsWords) {
+  const int V = 40;
+  for (const auto cell : {recur::CellKind::lstm, recur::CellKind::gru}) {
+    for (const auto dir : {LmDirection::both, LmDirection::forward, LmDirection::backward}) {
+      LanguageModel lm(V, 6, 8, cell, dir);
+      lm.init(2);
+      lm.prepare();
+      // Words 2..9 in the pieces, candidates among 20..25 (and one repeat of a piece's word).
+      const auto pieces = cyclic_pieces(5, 7);
+      const std::vector<std::int32_t> cand = {20, 25, 3, 22, 20};
+      std::vector<float> logq(V, std::log(5.f / 30.f));
+      std::vector<float> grads(lm.params().size(), 0.f);
+      lm.sampled_loss(pointers(pieces), cand, logq, 0.1f, grads.data());
+      std::vector<std::int32_t> words = cand;
+      for (const auto& p : pieces) words.insert(words.end(), p.begin(), p.end());
+      std::sort(words.begin(), words.end());
+      words.erase(std::unique(words.begin(), words.end()), words.end());
+      std::vector<bool> inside(grads.size(), false);
+      for (const auto& [begin, end] : lm.gradient_runs(words)) {
+        ASSERT_LE(begin, end);
+        ASSERT_LE(end, grads.size());
+        for (std::size_t i = begin; i < end; ++i) {
+          ASSERT_FALSE(inside[i]) << "runs overlap at " << i;
+          inside[i] = true;
+        }
+      }
+      std::size_t nonzero = 0, inside_count = 0;
+      for (std::size_t i = 0; i < grads.size(); ++i) {
+        if (grads[i] != 0.f) ++nonzero;
+        if (inside[i]) ++inside_count;
+        ASSERT_TRUE(inside[i] || grads[i] == 0.f) << "element " << i << " outside the runs";
+      }
+      EXPECT_GT(nonzero, 0u);
+      EXPECT_LT(inside_count, grads.size());  // the untouched words' rows are outside
+      // No words: the recurrent layer's part only.
+      std::size_t dense = 0;
+      for (const auto& [begin, end] : lm.gradient_runs({})) dense += end - begin;
+      EXPECT_GT(dense, 0u);
+      EXPECT_LT(dense, inside_count);
+    }
+  }
+}
+
+// A workspace kept from call to call (recur pretrain keeps one a thread) gives the same bits as
+// a fresh one, whatever the batches before it were (longer, shorter, more pieces).
+TEST(LanguageModel, AKeptWorkspaceGivesTheSameBitsAsAFreshOne) {
+  const int V = 12;
+  LanguageModel lm(V, 6, 8, recur::CellKind::lstm, LmDirection::both);
+  lm.init(4);
+  lm.prepare();
+  const std::vector<std::int32_t> cand = {1, 5, 7};
+  std::vector<float> logq(V, std::log(3.f / 11.f));
+  auto kept = lm.make_workspace();
+  for (const auto& [count, length] :
+       std::vector<std::pair<int, int>>{{6, 9}, {2, 4}, {9, 12}, {3, 5}}) {
+    const auto pieces = cyclic_pieces(count, length);
+    std::vector<float> fresh(lm.params().size(), 0.f), reused(lm.params().size(), 0.f);
+    const double a = lm.sampled_loss(pointers(pieces), cand, logq, 0.05f, fresh.data());
+    const double b =
+        lm.sampled_loss(pointers(pieces), cand, logq, 0.05f, reused.data(), kept.get());
+    EXPECT_EQ(a, b) << count << " pieces of " << length;
+    ASSERT_EQ(0, std::memcmp(fresh.data(), reused.data(), sizeof(float) * fresh.size()))
+        << count << " pieces of " << length;
+  }
 }
 
 TEST(InitFrom, CopiesExactlyTheTensorsWhoseNamesAndShapesMatch) {
