@@ -763,8 +763,7 @@ void add_weight_grad(int GH, int N, int K, const T* A, const T* X, int ldx, T* C
 }
 
 // din [M, I] = dgates [M, GH] x W_ih (+= when accumulate): bf16 products when training in bf16,
-// recur's packed kernel for float (W_ih packed afresh into the thread's workspace: GH x I
-// floats, against the product's M x GH x I multiply-adds), BLAS for double.
+// else BLAS.
 template <typename T>
 void input_grad(int M, int I, int GH, const T* dgates, const T* w_ih,
                 const StackPacked::Bf16Direction* bf16, bool accumulate, T* din,
@@ -775,9 +774,6 @@ void input_grad(int M, int I, int GH, const T* dgates, const T* w_ih,
                          ws.bf16_scratch);
       return;
     }
-    kernels::pack_weights(w_ih, I, GH, true, ws.w_ih_packed);
-    kernels::gemm_packed(M, dgates, GH, ws.w_ih_packed, accumulate, din, I);
-    return;
   }
   gemm<T>(false, false, M, I, GH, T(1), dgates, GH, w_ih, I, accumulate ? T(1) : T(0), din, I);
 }

@@ -114,7 +114,6 @@ struct StackWorkspace {
   AlignedVector<T> dinput;                    // [S, B, I0] gradient on the stack's input
   AlignedVector<T> bias_sums;                 // [G*H] column sums of dgates
   AlignedVector<float> tn_scratch;            // float: packing space of the weight-gradient kernel
-  kernels::PackedMatrix w_ih_packed;          // float: W_ih packed for the input's gradient
   AlignedVector<std::uint16_t> bf16_scratch;  // bf16: operands rounded for the products
   std::vector<int> batch_sizes;               // [S] rows running at step t (packed sequences)
   std::vector<int> lengths;                   // [B] each row's length
