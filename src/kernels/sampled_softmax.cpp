@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/gemm.hpp"
 
@@ -12,19 +13,26 @@ namespace recur::kernels {
 template <typename T>
 double sampled_softmax_loss(const T* h, const std::int32_t* targets, int N, int H, const T* W,
                             const T* b, const std::int32_t* cand, int K, const T* logq, T scale,
-                            T* dh, T* dW, T* db, std::vector<T>& scratch) {
+                            T* dh, T* dW, T* db, SampledSoftmaxScratch<T>& scratch) {
   if (N <= 0) return 0.0;
   const std::size_t nh = static_cast<std::size_t>(H);
   // scratch: Wc [K, H] (the candidates' rows), S [N, K] (their logits, then gradients),
   // dWc [K, H].
   const std::size_t wc_size = static_cast<std::size_t>(K) * nh;
   const std::size_t s_size = static_cast<std::size_t>(N) * K;
-  scratch.resize(2 * wc_size + s_size);
-  T* Wc = scratch.data();
+  scratch.values.resize(2 * wc_size + s_size);
+  T* Wc = scratch.values.data();
   T* S = Wc + wc_size;
   T* dWc = S + s_size;
   for (int k = 0; k < K; ++k) std::copy(W + cand[k] * nh, W + (cand[k] + 1) * nh, Wc + k * nh);
-  if (K > 0) gemm<T>(false, true, N, K, H, T(1), h, H, Wc, H, T(0), S, K);
+  if (K > 0) {
+    if constexpr (std::is_same_v<T, float>) {
+      pack_weights(Wc, K, H, false, scratch.rows_t);
+      gemm_packed(N, h, H, scratch.rows_t, false, S, K);
+    } else {
+      gemm<T>(false, true, N, K, H, T(1), h, H, Wc, H, T(0), S, K);
+    }
+  }
   double total = 0;
   for (int n = 0; n < N; ++n) {
     const std::int32_t t = targets[n];
@@ -60,8 +68,15 @@ double sampled_softmax_loss(const T* h, const std::int32_t* targets, int N, int 
   }
   if (dh && K > 0) {
     // dh += dS [N, K] x Wc [K, H]; dWc = dS^T [K, N] x h [N, H], scattered into dW.
-    gemm<T>(false, false, N, H, K, T(1), S, K, Wc, H, T(1), dh, H);
-    gemm<T>(true, false, K, H, N, T(1), S, K, h, H, T(0), dWc, H);
+    if constexpr (std::is_same_v<T, float>) {
+      pack_weights(Wc, H, K, true, scratch.rows);
+      gemm_packed(N, S, K, scratch.rows, true, dh, H);
+      std::fill(dWc, dWc + wc_size, 0.0f);
+      gemm_tn_accumulate(K, H, N, S, K, h, H, dWc, H, scratch.tn);
+    } else {
+      gemm<T>(false, false, N, H, K, T(1), S, K, Wc, H, T(1), dh, H);
+      gemm<T>(true, false, K, H, N, T(1), S, K, h, H, T(0), dWc, H);
+    }
     for (int k = 0; k < K; ++k) {
       T* dw = dW + cand[k] * nh;
       const T* g = dWc + k * nh;
@@ -100,11 +115,11 @@ double full_softmax_loss(const T* h, const std::int32_t* targets, int N, int H, 
 template double sampled_softmax_loss<float>(const float*, const std::int32_t*, int, int,
                                             const float*, const float*, const std::int32_t*, int,
                                             const float*, float, float*, float*, float*,
-                                            std::vector<float>&);
+                                            SampledSoftmaxScratch<float>&);
 template double sampled_softmax_loss<double>(const double*, const std::int32_t*, int, int,
                                              const double*, const double*, const std::int32_t*, int,
                                              const double*, double, double*, double*, double*,
-                                             std::vector<double>&);
+                                             SampledSoftmaxScratch<double>&);
 template double full_softmax_loss<float>(const float*, const std::int32_t*, int, int, const float*,
                                          const float*, int, std::vector<float>&);
 template double full_softmax_loss<double>(const double*, const std::int32_t*, int, int,

@@ -37,7 +37,8 @@ struct LanguageModel::Parts {
 struct LanguageModel::Workspace {
   std::unique_ptr<LayerWorkspace<float>> embed, rnn;
   // The embedding's output and the recurrent layer's, their gradients, one head's rows.
-  std::vector<float> e, r, de, dr, h, dh, scratch;
+  std::vector<float> e, r, de, dr, h, dh;
+  kernels::SampledSoftmaxScratch<float> softmax;
   std::vector<std::size_t> rows;
   std::vector<std::int32_t> targets;
 };
@@ -203,7 +204,7 @@ double LanguageModel::sampled_loss(const std::vector<const std::vector<std::int3
   // The layers write every element of their outputs (and the recurrent layer of its input's
   // gradient), as a model's reused workspaces need; dr is zero but for the rows the heads
   // predict from.
-  auto& [ews, rws, e, r, de, dr, h, dh, scratch, rows, targets] = *ws;
+  auto& [ews, rws, e, r, de, dr, h, dh, softmax, rows, targets] = *ws;
   e.resize(embed.output_size(ctx));
   r.resize(rnn.output_size(ctx));
   embed.forward(ctx, nullptr, nullptr, e.data(), ews.get());
@@ -223,7 +224,7 @@ double LanguageModel::sampled_loss(const std::vector<const std::vector<std::int3
         h.data(), targets.data(), N, hidden_, params_.data() + head.weight,
         params_.data() + head.bias, cand.data(), static_cast<int>(cand.size()), logq.data(), scale,
         grads ? dh.data() : nullptr, grads ? grads + head.weight : nullptr,
-        grads ? grads + head.bias : nullptr, scratch);
+        grads ? grads + head.bias : nullptr, softmax);
     if (!grads) continue;
     for (int n = 0; n < N; ++n)
       std::copy_n(dh.data() + n * hidden_, hidden_, dr.data() + rows[n] * width + half * hidden_);

@@ -1,6 +1,7 @@
 // The sampled softmax kernel: equal to the full softmax (loss and every gradient) when the
-// candidates are the whole vocabulary, and its gradients equal to finite differences of its own
-// loss with repeated candidates, accidental hits and the logQ correction.
+// candidates are the whole vocabulary, its gradients equal to finite differences of its own loss
+// with repeated candidates, accidental hits and the logQ correction, and the float version (recur's
+// packed kernels) equal to the double one (BLAS) to float precision.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -34,7 +35,8 @@ TEST(SampledSoftmax, AllCandidatesGiveTheFullSoftmaxAndItsGradient) {
   std::vector<std::int32_t> cand(p.V);
   std::iota(cand.begin(), cand.end(), 0);
   const std::vector<double> logq(p.V, 1.7);  // a constant correction cancels
-  std::vector<double> dh(p.N * p.H), dW(p.V * p.H, 0.0), db(p.V, 0.0), scratch;
+  std::vector<double> dh(p.N * p.H), dW(p.V * p.H, 0.0), db(p.V, 0.0);
+  recur::kernels::SampledSoftmaxScratch<double> scratch;
   const double scale = 0.25;
   const double loss = sampled_softmax_loss<double>(
       p.h.data(), p.targets.data(), p.N, p.H, p.W.data(), p.b.data(), cand.data(), p.V, logq.data(),
@@ -63,7 +65,7 @@ TEST(SampledSoftmax, AllCandidatesGiveTheFullSoftmaxAndItsGradient) {
   }
   EXPECT_NEAR(loss, scale * ref, 1e-12);
   EXPECT_NEAR(full_softmax_loss<double>(p.h.data(), p.targets.data(), p.N, p.H, p.W.data(),
-                                        p.b.data(), p.V, scratch),
+                                        p.b.data(), p.V, scratch.values),
               ref, 1e-12);
   for (int i = 0; i < p.N * p.H; ++i) EXPECT_NEAR(dh[i], rdh[i], 1e-12) << i;
   for (int i = 0; i < p.V * p.H; ++i) EXPECT_NEAR(dW[i], rdW[i], 1e-12) << i;
@@ -78,7 +80,8 @@ TEST(SampledSoftmax, GradientsMatchFiniteDifferences) {
   std::vector<double> logq(p.V);
   recur::Rng rng(5);
   for (auto& q : logq) q = rng.normal();
-  std::vector<double> dh(p.N * p.H), dW(p.V * p.H, 0.0), db(p.V, 0.0), scratch;
+  std::vector<double> dh(p.N * p.H), dW(p.V * p.H, 0.0), db(p.V, 0.0);
+  recur::kernels::SampledSoftmaxScratch<double> scratch;
   const double scale = 0.5;
   sampled_softmax_loss<double>(p.h.data(), p.targets.data(), p.N, p.H, p.W.data(), p.b.data(),
                                cand.data(), K, logq.data(), scale, dh.data(), dW.data(), db.data(),
@@ -109,6 +112,49 @@ TEST(SampledSoftmax, GradientsMatchFiniteDifferences) {
     if (!used) {
       EXPECT_EQ(db[v], 0.0) << v;
     }
+  }
+}
+
+// The float kernel (its products on recur's packed kernels, as recur pretrain runs it) against
+// the double one (BLAS) on the same values, at sizes that leave partial tiles and panels
+// everywhere, with repeated candidates and accidental hits, twice through the same scratch.
+TEST(SampledSoftmax, FloatOnPackedKernelsMatchesDouble) {
+  const int N = 37, H = 45, V = 60;
+  recur::Rng rng(17);
+  std::vector<double> h, W, b, logq;
+  for (int i = 0; i < N * H; ++i) h.push_back(0.5 * rng.normal());
+  for (int i = 0; i < V * H; ++i) W.push_back(0.5 * rng.normal());
+  for (int i = 0; i < V; ++i) b.push_back(0.5 * rng.normal());
+  for (int i = 0; i < V; ++i) logq.push_back(rng.normal());
+  std::vector<std::int32_t> targets, cand;
+  for (int i = 0; i < N; ++i) targets.push_back(static_cast<std::int32_t>(rng.below(V)));
+  for (int i = 0; i < 41; ++i) cand.push_back(static_cast<std::int32_t>(rng.below(V)));
+  cand[3] = cand[7];
+  cand[5] = targets[0];
+  const int K = static_cast<int>(cand.size());
+  auto as_float = [](const std::vector<double>& v) {
+    return std::vector<float>(v.begin(), v.end());
+  };
+  const std::vector<float> hf = as_float(h), Wf = as_float(W), bf = as_float(b),
+                           qf = as_float(logq);
+  // The float inputs widened again, so that both kernels see the same values.
+  const std::vector<double> hd(hf.begin(), hf.end()), Wd(Wf.begin(), Wf.end()),
+      bd(bf.begin(), bf.end()), qd(qf.begin(), qf.end());
+  std::vector<double> dh(N * H), dW(V * H, 0.0), db(V, 0.0);
+  recur::kernels::SampledSoftmaxScratch<double> sd;
+  const double ref = sampled_softmax_loss<double>(hd.data(), targets.data(), N, H, Wd.data(),
+                                                  bd.data(), cand.data(), K, qd.data(), 0.1,
+                                                  dh.data(), dW.data(), db.data(), sd);
+  recur::kernels::SampledSoftmaxScratch<float> sf;
+  for (int round = 0; round < 2; ++round) {
+    std::vector<float> fdh(N * H, 7.f), fdW(V * H, 0.f), fdb(V, 0.f);
+    const double loss = sampled_softmax_loss<float>(hf.data(), targets.data(), N, H, Wf.data(),
+                                                    bf.data(), cand.data(), K, qf.data(), 0.1f,
+                                                    fdh.data(), fdW.data(), fdb.data(), sf);
+    EXPECT_NEAR(loss, ref, 1e-5 * std::abs(ref)) << round;
+    for (int i = 0; i < N * H; ++i) ASSERT_NEAR(fdh[i], dh[i], 1e-5) << "dh " << i;
+    for (int i = 0; i < V * H; ++i) ASSERT_NEAR(fdW[i], dW[i], 1e-5) << "dW " << i;
+    for (int i = 0; i < V; ++i) ASSERT_NEAR(fdb[i], db[i], 1e-5) << "db " << i;
   }
 }
 
