@@ -33,6 +33,8 @@ double sampled_softmax_loss(const T* h, const std::int32_t* targets, int N, int 
       gemm<T>(false, true, N, K, H, T(1), h, H, Wc, H, T(0), S, K);
     }
   }
+  scratch.expo.resize(static_cast<std::size_t>(K));
+  double* expo = scratch.expo.data();
   double total = 0;
   for (int n = 0; n < N; ++n) {
     const std::int32_t t = targets[n];
@@ -46,20 +48,22 @@ double sampled_softmax_loss(const T* h, const std::int32_t* targets, int N, int 
       if (cand[k] == t) continue;
       top = std::max(top, static_cast<double>(s[k]) + b[cand[k]] - logq[cand[k]]);
     }
-    double sum = std::exp(st - top);
+    // Each exponential once: summed for the loss, then scaled into the probabilities.
+    const double e_true = std::exp(st - top);
+    double sum = e_true;
     for (int k = 0; k < K; ++k) {
-      if (cand[k] == t) continue;
-      sum += std::exp(static_cast<double>(s[k]) + b[cand[k]] - logq[cand[k]] - top);
+      expo[k] = cand[k] == t
+                    ? 0.0
+                    : std::exp(static_cast<double>(s[k]) + b[cand[k]] - logq[cand[k]] - top);
+      sum += expo[k];
     }
     const double log_z = top + std::log(sum);
     total += log_z - st;
     if (!dh) continue;
     // d(loss)/d(logit) = p - [true]; rows of accidental hits get none.
-    for (int k = 0; k < K; ++k)
-      s[k] = cand[k] == t ? T(0)
-                          : static_cast<T>(scale * std::exp(static_cast<double>(s[k]) + b[cand[k]] -
-                                                            logq[cand[k]] - log_z));
-    const T gt = static_cast<T>(scale * (std::exp(st - log_z) - 1.0));
+    const double to_grad = static_cast<double>(scale) / sum;
+    for (int k = 0; k < K; ++k) s[k] = static_cast<T>(expo[k] * to_grad);
+    const T gt = static_cast<T>(e_true * to_grad - static_cast<double>(scale));
     T* dhn = dh + n * nh;
     for (int j = 0; j < H; ++j) dhn[j] = gt * wt[j];
     T* dwt = dW + t * nh;

@@ -28,6 +28,7 @@ struct SampledSoftmaxScratch {
   // rows), and the weight-gradient kernel's packing space.
   PackedMatrix rows_t, rows;
   AlignedVector<float> tn;
+  std::vector<double> expo;  // one row's exp(logit - max), for its sum and then its gradient
 };
 
 // h [N, H], targets [N] (word ids in [0, V)), W [V, H] (row v: word v's output vector), b [V],
