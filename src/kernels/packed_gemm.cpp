@@ -288,7 +288,7 @@ constexpr int kDepthBlock = kPackedDepth;
 // One tile of C += A^T X: rows [0, MR) of C (columns of A, A already offset to them) against one
 // packed 32-column panel of X over K inner steps. A is k-major: its MR values for step k are
 // contiguous at A + k * lda.
-template <int MR>
+template <int MR, bool kPrefetchA = true>
 [[gnu::always_inline]] inline void tile_tn(int K, const float* A, int lda, const float* panel,
                                            float* C, int ldc, int cols) {
   v16 acc[MR][2];
@@ -299,8 +299,10 @@ template <int MR>
     load16(b1, panel + k * kPanelWidth + 16);
     const float* a = A + static_cast<std::size_t>(k) * lda;
     // A's rows are lda apart (2 KB for an LSTM-128), too far for the hardware prefetcher:
-    // asking 16 rows ahead took dW_hh from 125 to 135 GFLOP/s (BM_tn_weight_grad_hh).
-    __builtin_prefetch(a + 16 * static_cast<std::size_t>(lda));
+    // asking 16 rows ahead took dW_hh from 125 to 135 GFLOP/s (BM_tn_weight_grad_hh). Packed A
+    // (lda 8) is in L1 already, and the prefetch only took a load slot: without it
+    // BM_tn_weight_grad_hh_512 went from about 188 to 193 GFLOP/s.
+    if constexpr (kPrefetchA) __builtin_prefetch(a + 16 * static_cast<std::size_t>(lda));
     for (int r = 0; r < MR; ++r) {
       acc[r][0] += a[r] * b0;
       acc[r][1] += a[r] * b1;
@@ -421,7 +423,10 @@ namespace {
           float* c = C + static_cast<std::size_t>(m0 + t) * ldc + n0;
           switch (std::min(8, rows - t)) {
             case 8:
-              tile_tn<8>(kb, a, la, panel, c, ldc, cols);
+              if (pack)
+                tile_tn<8, false>(kb, a, la, panel, c, ldc, cols);
+              else
+                tile_tn<8>(kb, a, la, panel, c, ldc, cols);
               break;
             case 7:
               tile_tn<7>(kb, a, la, panel, c, ldc, cols);
