@@ -3,12 +3,14 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "dist/comm.hpp"
@@ -42,8 +44,101 @@ int fail(int code, const char* kind, const char* what) {
 // way recur's own checks do, naming the option, what it takes and what it got ("--steps: must be
 // an integer, got 'x'"), and an option given twice as such. Other parse errors keep CLI11's
 // text.
+// The names of `app`'s subcommands, comma-separated.
+std::string command_list(const CLI::App& app) {
+  std::string names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  return names;
+}
+
+// The innermost subcommand the command line reached ("recur data fetch": fetch), or `app`.
+const CLI::App& innermost(const CLI::App& app) {
+  const CLI::App* at = &app;
+  for (;;) {
+    const auto parsed = at->get_subcommands();
+    if (parsed.empty()) return *at;
+    at = parsed.front();
+  }
+}
+
+// "recur data fetch" for fetch: the command as typed.
+std::string command_path(const CLI::App& cmd) {
+  std::string path = cmd.get_name();
+  for (const CLI::App* up = cmd.get_parent(); up; up = up->get_parent())
+    path = (up->get_parent() ? up->get_name() : std::string("recur")) + " " + path;
+  return cmd.get_parent() ? path : "recur";
+}
+
+// A help text as a clause: "Checkpoint (.safetensors)" -> "checkpoint (.safetensors)".
+std::string clause(std::string text) {
+  if (text.size() > 1 && std::isupper(static_cast<unsigned char>(text[0])) &&
+      std::islower(static_cast<unsigned char>(text[1])))
+    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+// CLI11's texts for what is missing or extra, said the way recur's own checks say it: a missing
+// command ("A subcommand is required": which ones there are, or that the word given is none of
+// them), a missing argument ("model is required": what it is), an option given without its value
+// ("--epochs: 1 required INT missing"), an unknown option ("The following arguments were not
+// expected: 3 --frob"). Anything else comes back unchanged.
+std::string missing_text(const CLI::App& app, const std::string& what) {
+  const CLI::App& cmd = innermost(app);
+  const std::string path = command_path(cmd);
+  // "data: " for recur data, nothing at the top level (the line starts "recur: error: ").
+  const std::string where = path == "recur" ? "" : path.substr(6) + ": ";
+  const std::string help = path + " --help";
+  if (what == "A subcommand is required") {
+    const std::vector<std::string> rest = cmd.remaining();
+    if (!rest.empty() && rest.front().size() > 1 && rest.front()[0] == '-')
+      return rest.front().substr(0, rest.front().find('=')) + ": no such option for " + path +
+             " (" + help + ")";
+    if (!rest.empty() && !rest.front().empty())
+      return where + "unknown command '" + rest.front() + "' (commands: " + command_list(cmd) +
+             "; " + help + ")";
+    return where + "give a command: " + command_list(cmd) + " (" + help + ")";
+  }
+  const std::string required = " is required";
+  if (what.size() > required.size() &&
+      what.compare(what.size() - required.size(), required.size(), required) == 0) {
+    const std::string name = what.substr(0, what.size() - required.size());
+    const CLI::Option* option = cmd.get_option_no_throw(name);
+    if (!option) return what;
+    const std::string about =
+        option->get_description().empty() ? "" : ": " + clause(option->get_description());
+    if (option->get_positional()) return where + "missing " + name + about + " (" + help + ")";
+    return name + ": required" + about + " (" + help + ")";
+  }
+  const std::string extras = "The following arguments were not expected: ";
+  const std::string extra = "The following argument was not expected: ";
+  const bool many = what.rfind(extras, 0) == 0;
+  if (many || what.rfind(extra, 0) == 0) {
+    std::vector<std::string> words;
+    std::size_t at = many ? extras.size() : extra.size();
+    while (at < what.size()) {
+      const std::size_t end = std::min(what.find(' ', at), what.size());
+      if (end > at) words.push_back(what.substr(at, end - at));
+      at = end + 1;
+    }
+    for (const std::string& w : words)
+      if (w.size() > 1 && w[0] == '-')
+        return w.substr(0, w.find('=')) + ": no such option for " + path + " (" + help + ")";
+    if (!words.empty()) return where + "unexpected argument '" + words.front() + "' (" + help + ")";
+    return what;
+  }
+  // "--epochs: 1 required INT missing"
+  const std::size_t colon = what.find(": ");
+  const std::size_t missing = what.rfind(" missing");
+  if (colon != std::string::npos && missing != std::string::npos && missing + 8 == what.size() &&
+      what.find(" required ", colon) != std::string::npos)
+    return what.substr(0, colon) + ": needs a value";
+  return what;
+}
+
 std::string parse_error_text(const CLI::App& app, const CLI::ParseError& e) {
   const std::string what = e.what(), prefix = "Could not convert: ";
+  if (const std::string said = missing_text(app, what); said != what) return said;
   // An option given twice: "--steps: At Most 1 required but received 2".
   const std::string twice = ": At Most 1 required but received ";
   if (const std::size_t at = what.find(twice); at != std::string::npos)

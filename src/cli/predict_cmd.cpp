@@ -176,9 +176,8 @@ void add_idx_samples(const std::string& path, const std::vector<std::int64_t>& i
 // as recur train reads x_train.npy; --lengths gives their lengths (one input only).
 int run_array_predict(const Predictor& predictor, const PredictOptions& o) {
   if (o.inputs.empty())
-    throw Error(
-        "predict",
-        "inputs is required: give .npy files of sequences [N, steps, features] to classify");
+    throw Error("predict",
+                "missing inputs: give .npy files of sequences [N, steps, features] to classify");
   RECUR_CHECK(o.lengths.empty() || o.inputs.size() == 1, "--lengths",
               "goes with one input file; classify one .npy at a time");
   const int C = predictor.num_classes();
@@ -236,7 +235,7 @@ int run_predict(const PredictOptions& o) {
   }
   if (o.inputs.empty())
     throw Error("predict",
-                "inputs is required: give the PNG or PGM files to classify (or --text "
+                "missing inputs: give the PNG or PGM files to classify (or --text "
                 "for a text model)");
   const Invert invert = parse_invert(o.invert);
   if (!images)

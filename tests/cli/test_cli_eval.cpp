@@ -99,7 +99,9 @@ TEST(EvalCli, MissingModelExitsWith2) {
   const std::string model = tmp / "nothing.safetensors";
   EXPECT_TRUE(
       fails_with(run_cli("eval " + quote(model) + " --data " + quote(kMnistDir)), model + ": "));
-  EXPECT_TRUE(fails_with(run_cli("eval --data " + quote(kMnistDir)), "model is required"));
+  EXPECT_TRUE(fails_with(
+      run_cli("eval --data " + quote(kMnistDir)),
+      "eval: missing model: checkpoint (.safetensors) written by recur train (recur eval --help)"));
   EXPECT_TRUE(fails_with(run_cli("eval " + quote(tmp.path().string())), "is a folder"));
 }
 

@@ -168,6 +168,36 @@ TEST(CommandOptions, UnreadableNumbersNameTheOptionAndWhatItTakes) {
                          "--threads: given 2 times; give it once"));
 }
 
+// What the parser itself finds missing or extra, in recur's words: the commands there are, what a
+// missing argument is, an option without its value, an option or argument a command does not
+// take. Each names the command's --help.
+TEST(CommandOptions, MissingAndUnknownWordsSayWhatTheCommandTakes) {
+  EXPECT_TRUE(fails_with(run_cli(""),
+                         "give a command: data, train, pretrain, eval, predict, "
+                         "inspect, bench, report, export, serve (recur --help)"));
+  EXPECT_TRUE(fails_with(run_cli("frobnicate"), "unknown command 'frobnicate' (commands: data, "));
+  EXPECT_TRUE(fails_with(run_cli("--frob"), "--frob: no such option for recur (recur --help)"));
+  EXPECT_TRUE(fails_with(run_cli("data"), "data: give a command: fetch, info (recur data --help)"));
+  EXPECT_TRUE(
+      fails_with(run_cli("data frob"), "data: unknown command 'frob' (commands: fetch, info"));
+  EXPECT_TRUE(fails_with(run_cli("data fetch"),
+                         "data fetch: missing dataset: data set name (mnist, imdb) "
+                         "(recur data fetch --help)"));
+  EXPECT_TRUE(fails_with(run_cli("inspect"), "inspect: missing model: checkpoint (.safetensors)"));
+  EXPECT_TRUE(fails_with(run_cli("serve"), "serve: missing models: checkpoints to serve"));
+  EXPECT_TRUE(fails_with(run_cli("export m.safetensors"),
+                         "--onnx: required: the ONNX file to write (recur export --help)"));
+  EXPECT_TRUE(fails_with(run_cli("train --epochs"), "--epochs: needs a value"));
+  EXPECT_TRUE(fails_with(run_cli("bench --steps"), "--steps: needs a value"));
+  EXPECT_TRUE(fails_with(run_cli("train --frob 3"),
+                         "--frob: no such option for recur train (recur train --help)"));
+  EXPECT_TRUE(fails_with(run_cli("train --frob=3"), "--frob: no such option for recur train"));
+  EXPECT_TRUE(fails_with(run_cli("data fetch mnist --x"),
+                         "--x: no such option for recur data fetch (recur data fetch --help)"));
+  EXPECT_TRUE(fails_with(run_cli("eval m.safetensors extra"),
+                         "eval: unexpected argument 'extra' (recur eval --help)"));
+}
+
 TEST(TrainOptions, HugeThreadAndBatchCountsAreRefusedAtOnce) {
   ScratchDir tmp;
   for (const std::string bad : {"--threads 100000", "--batch 100000"}) {

@@ -220,7 +220,7 @@ TEST(PredictCli, BadFlagValuesExitWith2) {
                          "--index: must be integers (such as 0,5,9), got '1,a'"));
   EXPECT_TRUE(fails_with(run_cli("predict " + model + " " + quote(digit) + " --top x"),
                          "--top: must be an integer, got 'x'"));
-  EXPECT_TRUE(fails_with(run_cli("predict " + model), "inputs is required"));
+  EXPECT_TRUE(fails_with(run_cli("predict " + model), "predict: missing inputs: "));
   EXPECT_TRUE(fails_with(run_cli("predict " + quote(tmp / "none.safetensors") + " " + quote(digit)),
                          tmp / "none.safetensors"));
 }
