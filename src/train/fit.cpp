@@ -748,8 +748,12 @@ TrainSummary Trainer::finish() {
     summary.tested = true;
     summary.test_accuracy = r.accuracy();
     summary.test_loss = r.loss;
-    out_ << fmt::format("test accuracy {:.2f}% ({} of {}), loss {:.4f}\n", 100 * r.accuracy(),
-                        r.correct, r.count, r.loss);
+    // The weights tested are last.safetensors' (best.safetensors, the best validation's, can
+    // test differently: recur eval runs it).
+    out_ << fmt::format(
+        "test accuracy {:.2f}% ({} of {}), loss {:.4f}, of the final weights "
+        "(last.safetensors)\n",
+        100 * r.accuracy(), r.correct, r.count, r.loss);
   });
   summary.wall_seconds = seconds_since(t0_);
   out_ << fmt::format(
