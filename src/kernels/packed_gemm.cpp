@@ -288,11 +288,21 @@ constexpr int kDepthBlock = kPackedDepth;
 // One tile of C += A^T X: rows [0, MR) of C (columns of A, A already offset to them) against one
 // packed 32-column panel of X over K inner steps. A is k-major: its MR values for step k are
 // contiguous at A + k * lda.
-template <int MR, bool kPrefetchA = true>
+// With kSums, also sums[r] += A's column r over the K steps, in order (add_column_sums' bits).
+template <int MR, bool kPrefetchA, bool kSums>
 [[gnu::always_inline]] inline void tile_tn(int K, const float* A, int lda, const float* panel,
-                                           float* C, int ldc, int cols) {
+                                           float* C, int ldc, int cols, float* sums) {
   v16 acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = v16{};
+  // The column sums: 8 in one register for a whole tile, else one by one.
+  v8 sum8{};
+  float sum[MR] = {};
+  if constexpr (kSums) {
+    if constexpr (MR == 8)
+      std::memcpy(&sum8, sums, sizeof(sum8));
+    else
+      for (int r = 0; r < MR; ++r) sum[r] = sums[r];
+  }
   for (int k = 0; k < K; ++k) {
     v16 b0, b1;
     load16(b0, panel + k * kPanelWidth);
@@ -307,9 +317,57 @@ template <int MR, bool kPrefetchA = true>
       acc[r][0] += a[r] * b0;
       acc[r][1] += a[r] * b1;
     }
+    if constexpr (kSums) {
+      if constexpr (MR == 8) {
+        v8 v;
+        std::memcpy(&v, a, sizeof(v));
+        sum8 += v;
+      } else {
+        for (int r = 0; r < MR; ++r) sum[r] += a[r];
+      }
+    }
   }
   for (int r = 0; r < MR; ++r)
     store_row(acc[r][0], acc[r][1], true, C + static_cast<std::size_t>(r) * ldc, cols);
+  if constexpr (kSums) {
+    if constexpr (MR == 8)
+      std::memcpy(sums, &sum8, sizeof(sum8));
+    else
+      for (int r = 0; r < MR; ++r) sums[r] = sum[r];
+  }
+}
+
+// tile_tn for the tile's row count mr <= 8. Spelled out as a switch: see gemm_packed_block.
+template <bool kPrefetchA, bool kSums>
+[[gnu::always_inline]] inline void tile_tn_rows(int mr, int K, const float* A, int lda,
+                                                const float* panel, float* C, int ldc, int cols,
+                                                float* sums) {
+  switch (mr) {
+    case 8:
+      tile_tn<8, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+    case 7:
+      tile_tn<7, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+    case 6:
+      tile_tn<6, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+    case 5:
+      tile_tn<5, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+    case 4:
+      tile_tn<4, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+    case 3:
+      tile_tn<3, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+    case 2:
+      tile_tn<2, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+    default:
+      tile_tn<1, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
+      break;
+  }
 }
 
 // Rows of A^T per pass of gemm_tn_accumulate: a 128 x 32 panel of X (16 KB) stays in L1 while
@@ -336,13 +394,6 @@ namespace {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int panels = (N + kPanelWidth - 1) / kPanelWidth;
   const bool pack = panels >= kTnPackPanels;
-  if (a_sums && !pack) {
-    for (int k = 0; k < K; ++k) {
-      const float* row = A + static_cast<std::size_t>(k) * lda;
-      for (int m = 0; m < M; ++m) a_sums[m] += row[m];
-    }
-    a_sums = nullptr;
-  }
   const std::size_t panel_size = static_cast<std::size_t>(kTnDepth) * kPanelWidth;
   const std::size_t x_size = panels * panel_size;
   if (scratch.size() < x_size + kTnDepth * kTnRows) scratch.resize(x_size + kTnDepth * kTnRows);
@@ -421,35 +472,13 @@ namespace {
           const float* a = pack ? a_pack + static_cast<std::size_t>(t) * kb : a_block + m0 + t;
           const int la = pack ? 8 : lda;
           float* c = C + static_cast<std::size_t>(m0 + t) * ldc + n0;
-          switch (std::min(8, rows - t)) {
-            case 8:
-              if (pack)
-                tile_tn<8, false>(kb, a, la, panel, c, ldc, cols);
-              else
-                tile_tn<8>(kb, a, la, panel, c, ldc, cols);
-              break;
-            case 7:
-              tile_tn<7>(kb, a, la, panel, c, ldc, cols);
-              break;
-            case 6:
-              tile_tn<6>(kb, a, la, panel, c, ldc, cols);
-              break;
-            case 5:
-              tile_tn<5>(kb, a, la, panel, c, ldc, cols);
-              break;
-            case 4:
-              tile_tn<4>(kb, a, la, panel, c, ldc, cols);
-              break;
-            case 3:
-              tile_tn<3>(kb, a, la, panel, c, ldc, cols);
-              break;
-            case 2:
-              tile_tn<2>(kb, a, la, panel, c, ldc, cols);
-              break;
-            default:
-              tile_tn<1>(kb, a, la, panel, c, ldc, cols);
-              break;
-          }
+          const int mr = std::min(8, rows - t);
+          if (pack)
+            tile_tn_rows<false, false>(mr, kb, a, la, panel, c, ldc, cols, nullptr);
+          else if (a_sums && p == 0)
+            tile_tn_rows<true, true>(mr, kb, a, la, panel, c, ldc, cols, a_sums + m0 + t);
+          else
+            tile_tn_rows<true, false>(mr, kb, a, la, panel, c, ldc, cols, nullptr);
         }
       }
     }

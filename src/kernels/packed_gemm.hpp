@@ -84,8 +84,8 @@ void gemm_packed_cols(int M, const float* A1, int lda1, int k1, const float* A2,
 // beside X for wider products. Replaces BLAS here because BLAS packs all of A
 // (the 3.6 MB of an LSTM's dgates) first and handles a 28-column X poorly.
 // With `a_sums`, also a_sums[m] += the sum of A's column m over the K rows, row by row in order
-// (add_column_sums' bits: a layer's bias gradient), taken while A is packed (N >= 256), or in a
-// pass of its own.
+// (add_column_sums' bits: a layer's bias gradient), taken while A is packed (N >= 256), or, read
+// in place, by the first panel's tiles.
 void gemm_tn_accumulate(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
                         float* C, int ldc, AlignedVector<float>& scratch, float* a_sums = nullptr);
 

@@ -781,14 +781,15 @@ void input_grad(int M, int I, int GH, const T* dgates, const T* w_ih,
 // The weight gradients of tied weights over all timesteps at once: dW_ih += dgates^T x and
 // dW_hh += dgates_hid^T h_prev, h_prev each step's neighbour's output (the first processed step's
 // is h0, added only when ws.h0 is given), or with recurrent dropout (h_dropped) every step's
-// masked h_prev as the forward kept it. With `sums`, dgates' column sums (the biases' gradients,
-// not GRU's) into it, taken by a product's packing of dgates, which reads them anyway: bf16's
-// dW_ih, fp32's dW_hh (packed from hidden 256 up; the rows it skips are summed in their place in
-// the row order, as add_column_sums would).
+// masked h_prev as the forward kept it. Column sums added on the way, by the product that reads
+// the rows anyway (add_column_sums' bits: each column's rows in order): with `ih_sums`, dgates'
+// over all S*B rows (dW_ih's product); with `hh_sums`, dgates_hid's (dW_hh's product; the rows
+// it skips are summed in their place in the row order). LSTM and RNN take their biases' gradient
+// from one of the two, GRU its b_ih's and b_hh's from both.
 template <typename T>
 void tied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* out, const T* h0,
                        const T* dgates, const T* dgates_hid, const T* h_dropped, T* gw_ih, T* gw_hh,
-                       bool bf16, T* sums, StackWorkspace<T>& ws) {
+                       bool bf16, T* ih_sums, T* hh_sums, StackWorkspace<T>& ws) {
   const int S = d.S, B = d.B, H = d.H, I = d.I, GH = d.GH, DH = d.DH;
   const std::size_t BG = d.BG;
   // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
@@ -796,9 +797,6 @@ void tied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* ou
   auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C, T* a_sums) {
     add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16, ws, a_sums);
   };
-  if (sums) std::fill(sums, sums + GH, T(0));
-  T* ih_sums = bf16 ? sums : nullptr;
-  T* hh_sums = bf16 ? nullptr : sums;
   weight_grad(I, S * B, dgates, in, I, gw_ih, ih_sums);
   if (h_dropped) {
     weight_grad(H, S * B, dgates_hid, h_dropped, H, gw_hh, hh_sums);
@@ -809,11 +807,11 @@ void tied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* ou
     const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
     // The first processed step's rows (h_prev = h0) are not in this product: step 0's come
     // before its rows, step S - 1's (the reverse direction) after them.
-    if (hh_sums && dir == 0) add_column_sums<T>(dgates, B, GH, hh_sums);
+    if (hh_sums && dir == 0) add_column_sums<T>(dgates_hid, B, GH, hh_sums);
     weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh, hh_sums);
-    if (hh_sums && dir != 0) add_column_sums<T>(dgates + (S - 1) * BG, B, GH, hh_sums);
+    if (hh_sums && dir != 0) add_column_sums<T>(dgates_hid + (S - 1) * BG, B, GH, hh_sums);
   } else if (hh_sums) {
-    add_column_sums<T>(dgates, static_cast<std::size_t>(S) * B, GH, hh_sums);
+    add_column_sums<T>(dgates_hid, static_cast<std::size_t>(S) * B, GH, hh_sums);
   }
   if (ws.h0) {
     const int first = dir == 0 ? 0 : S - 1;
@@ -939,20 +937,28 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* gw_ih = grads + p.w_ih;
   T* gw_hh = grads + p.w_hh;
   const std::size_t SB = static_cast<std::size_t>(S) * B;
-  // The biases' gradients (LSTM, RNN: dgates' column sums) come with the weight gradients'.
-  const bool summed = spec_.bias && !spec_.untied && (bf16 || cell != CellKind::gru);
+  // The biases' gradients come with the weight gradients': LSTM's and RNN's (dgates' column
+  // sums) into ws.bias_sums, from dW_hh's product (bf16: dW_ih's); GRU's straight into b_ih's and
+  // b_hh's gradients, from dW_ih's and dW_hh's products (bf16: b_ih's only, into ws.bias_sums).
+  const bool gru = cell == CellKind::gru;
+  const bool tied_bias = spec_.bias && !spec_.untied;
+  const bool summed = tied_bias && (bf16 || !gru);
+  const bool gru_direct = tied_bias && gru && !bf16;
+  if (summed) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, T(0));
+  T* ih_sums = gru_direct ? grads + p.b_ih : summed && bf16 ? ws.bias_sums.data() : nullptr;
+  T* hh_sums = gru_direct ? grads + p.b_hh : summed && !bf16 ? ws.bias_sums.data() : nullptr;
   if (!spec_.untied) {
     tied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid,
                          mask ? W.h_dropped.data() : nullptr, gw_ih, gw_hh, bf16 != nullptr,
-                         summed ? ws.bias_sums.data() : nullptr, ws);
+                         ih_sums, hh_sums, ws);
     RECUR_ASSERT(!din);  // tied weights: input_gradient, once every direction is done
   } else {
     untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, gw_ih, gw_hh, din,
                            din_accumulate);
   }
-  if (spec_.bias) {
-    add_bias_grads<T>(cell == CellKind::gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(),
-                      summed, grads + p.b_ih, grads + p.b_hh);
+  if (spec_.bias && !gru_direct) {
+    add_bias_grads<T>(gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(), summed, grads + p.b_ih,
+                      grads + p.b_hh);
   }
 }
 
