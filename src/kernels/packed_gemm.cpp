@@ -337,37 +337,18 @@ template <int MR, bool kPrefetchA, bool kSums>
   }
 }
 
-// tile_tn for the tile's row count mr <= 8. Spelled out as a switch: see gemm_packed_block.
-template <bool kPrefetchA, bool kSums>
+// tile_tn for the tile's row count mr <= MR: a chain of compile-time row counts, each inlined
+// into the caller's per-instruction-set copy (a generic lambda would not be; see
+// gemm_packed_block).
+template <int MR, bool kPrefetchA, bool kSums>
 [[gnu::always_inline]] inline void tile_tn_rows(int mr, int K, const float* A, int lda,
                                                 const float* panel, float* C, int ldc, int cols,
                                                 float* sums) {
-  switch (mr) {
-    case 8:
-      tile_tn<8, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
-    case 7:
-      tile_tn<7, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
-    case 6:
-      tile_tn<6, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
-    case 5:
-      tile_tn<5, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
-    case 4:
-      tile_tn<4, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
-    case 3:
-      tile_tn<3, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
-    case 2:
-      tile_tn<2, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
-    default:
-      tile_tn<1, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
-      break;
+  if constexpr (MR > 1) {
+    if (mr < MR)
+      return tile_tn_rows<MR - 1, kPrefetchA, kSums>(mr, K, A, lda, panel, C, ldc, cols, sums);
   }
+  tile_tn<MR, kPrefetchA, kSums>(K, A, lda, panel, C, ldc, cols, sums);
 }
 
 // Rows of A^T per pass of gemm_tn_accumulate: a 128 x 32 panel of X (16 KB) stays in L1 while
@@ -474,11 +455,11 @@ namespace {
           float* c = C + static_cast<std::size_t>(m0 + t) * ldc + n0;
           const int mr = std::min(8, rows - t);
           if (pack)
-            tile_tn_rows<false, false>(mr, kb, a, la, panel, c, ldc, cols, nullptr);
+            tile_tn_rows<8, false, false>(mr, kb, a, la, panel, c, ldc, cols, nullptr);
           else if (a_sums && p == 0)
-            tile_tn_rows<true, true>(mr, kb, a, la, panel, c, ldc, cols, a_sums + m0 + t);
+            tile_tn_rows<8, true, true>(mr, kb, a, la, panel, c, ldc, cols, a_sums + m0 + t);
           else
-            tile_tn_rows<true, false>(mr, kb, a, la, panel, c, ldc, cols, nullptr);
+            tile_tn_rows<8, true, false>(mr, kb, a, la, panel, c, ldc, cols, nullptr);
         }
       }
     }
