@@ -40,10 +40,6 @@ int fail(int code, const char* kind, const char* what) {
   recur::dist::abort_job(code);
 }
 
-// CLI11 reports a value it cannot convert as "Could not convert: --steps = x"; this says it the
-// way recur's own checks do, naming the option, what it takes and what it got ("--steps: must be
-// an integer, got 'x'"), and an option given twice as such. Other parse errors keep CLI11's
-// text.
 // The names of `app`'s subcommands, comma-separated.
 std::string command_list(const CLI::App& app) {
   std::string names;
@@ -62,12 +58,12 @@ const CLI::App& innermost(const CLI::App& app) {
   }
 }
 
-// "recur data fetch" for fetch: the command as typed.
-std::string command_path(const CLI::App& cmd) {
-  std::string path = cmd.get_name();
-  for (const CLI::App* up = cmd.get_parent(); up; up = up->get_parent())
-    path = (up->get_parent() ? up->get_name() : std::string("recur")) + " " + path;
-  return cmd.get_parent() ? path : "recur";
+// The subcommands from the top down to `cmd` ("data fetch" for fetch; empty for the top).
+std::string subcommand_path(const CLI::App& cmd) {
+  std::string path;
+  for (const CLI::App* at = &cmd; at->get_parent(); at = at->get_parent())
+    path = at->get_name() + (path.empty() ? "" : " " + path);
+  return path;
 }
 
 // A help text as a clause: "Checkpoint (.safetensors)" -> "checkpoint (.safetensors)".
@@ -85,19 +81,23 @@ std::string clause(std::string text) {
 // expected: 3 --frob"). Anything else comes back unchanged.
 std::string missing_text(const CLI::App& app, const std::string& what) {
   const CLI::App& cmd = innermost(app);
-  const std::string path = command_path(cmd);
+  const std::string sub = subcommand_path(cmd);
+  const std::string path = sub.empty() ? "recur" : "recur " + sub;
   // "data: " for recur data, nothing at the top level (the line starts "recur: error: ").
-  const std::string where = path == "recur" ? "" : path.substr(6) + ": ";
-  const std::string help = path + " --help";
+  const std::string where = sub.empty() ? "" : sub + ": ";
+  const std::string help = " (" + path + " --help)";
+  // "--frob" or "--frob=3": no such option.
+  const auto no_option = [&](const std::string& word) {
+    return word.substr(0, word.find('=')) + ": no such option for " + path + help;
+  };
+  const auto is_option = [](const std::string& word) { return word.size() > 1 && word[0] == '-'; };
   if (what == "A subcommand is required") {
     const std::vector<std::string> rest = cmd.remaining();
-    if (!rest.empty() && rest.front().size() > 1 && rest.front()[0] == '-')
-      return rest.front().substr(0, rest.front().find('=')) + ": no such option for " + path +
-             " (" + help + ")";
+    if (!rest.empty() && is_option(rest.front())) return no_option(rest.front());
     if (!rest.empty() && !rest.front().empty())
       return where + "unknown command '" + rest.front() + "' (commands: " + command_list(cmd) +
-             "; " + help + ")";
-    return where + "give a command: " + command_list(cmd) + " (" + help + ")";
+             "; " + path + " --help)";
+    return where + "give a command: " + command_list(cmd) + help;
   }
   const std::string required = " is required";
   if (what.size() > required.size() &&
@@ -107,8 +107,8 @@ std::string missing_text(const CLI::App& app, const std::string& what) {
     if (!option) return what;
     const std::string about =
         option->get_description().empty() ? "" : ": " + clause(option->get_description());
-    if (option->get_positional()) return where + "missing " + name + about + " (" + help + ")";
-    return name + ": required" + about + " (" + help + ")";
+    if (option->get_positional()) return where + "missing " + name + about + help;
+    return name + ": required" + about + help;
   }
   const std::string extras = "The following arguments were not expected: ";
   const std::string extra = "The following argument was not expected: ";
@@ -122,20 +122,24 @@ std::string missing_text(const CLI::App& app, const std::string& what) {
       at = end + 1;
     }
     for (const std::string& w : words)
-      if (w.size() > 1 && w[0] == '-')
-        return w.substr(0, w.find('=')) + ": no such option for " + path + " (" + help + ")";
-    if (!words.empty()) return where + "unexpected argument '" + words.front() + "' (" + help + ")";
+      if (is_option(w)) return no_option(w);
+    if (!words.empty()) return where + "unexpected argument '" + words.front() + "'" + help;
     return what;
   }
   // "--epochs: 1 required INT missing"
+  const std::string missing = " missing";
   const std::size_t colon = what.find(": ");
-  const std::size_t missing = what.rfind(" missing");
-  if (colon != std::string::npos && missing != std::string::npos && missing + 8 == what.size() &&
+  if (colon != std::string::npos && what.size() > missing.size() &&
+      what.compare(what.size() - missing.size(), missing.size(), missing) == 0 &&
       what.find(" required ", colon) != std::string::npos)
     return what.substr(0, colon) + ": needs a value";
   return what;
 }
 
+// CLI11 reports a value it cannot convert as "Could not convert: --steps = x"; this says it the
+// way recur's own checks do, naming the option, what it takes and what it got ("--steps: must be
+// an integer, got 'x'"), and an option given twice as such; what is missing or extra goes
+// through missing_text. Other parse errors keep CLI11's text.
 std::string parse_error_text(const CLI::App& app, const CLI::ParseError& e) {
   const std::string what = e.what(), prefix = "Could not convert: ";
   if (const std::string said = missing_text(app, what); said != what) return said;

@@ -191,9 +191,10 @@ template <int MR, int P>
 }
 
 // Rows [0, M) of the runs against rows [k0, k0 + sum of run lengths) of every panel. The switch
-// over the tail's row count is spelled out here and in gemm_tn_accumulate on purpose: a generic
-// lambda dispatching on it was compiled outside the per-instruction-set copies, without AVX-512,
-// and the weight-gradient kernel fell from 135 to 2.6 GFLOP/s.
+// over the tail's row count is spelled out here (gemm_tn_accumulate uses an always-inline chain
+// of templates, tile_tn_rows) on purpose: a generic lambda dispatching on it was compiled outside
+// the per-instruction-set copies, without AVX-512, and the weight-gradient kernel fell from 135
+// to 2.6 GFLOP/s.
 // Panels [p_begin, p_end) only when given (p_end >= 0): the columns one thread of a column split
 // computes (nn/recurrent.cpp), each element summed as the whole product sums it.
 [[gnu::always_inline]] inline void gemm_packed_block(int M, const Run* runs, int nruns,
