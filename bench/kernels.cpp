@@ -335,10 +335,12 @@ void BM_lstm_backward(benchmark::State& state) {
   const std::vector<float> gates = filled(static_cast<std::size_t>(kB) * 4 * kH, 1.0f);
   const std::vector<float> c_prev = filled(static_cast<std::size_t>(kB) * kH, 2.0f);
   const std::vector<float> c = filled(c_prev.size(), 2.0f), dh = filled(c_prev.size(), 0.1f);
+  const std::vector<float> dout = filled(c_prev.size(), 0.0f);
   std::vector<float> dc = filled(c_prev.size(), 0.1f), dgates(gates.size());
   for (auto _ : state) {
     recur::kernels::lstm_pointwise_backward<float>(kB, kH, gates.data(), c_prev.data(), c.data(),
-                                                   dh.data(), dc.data(), dgates.data());
+                                                   dh.data(), dout.data(), kH, dc.data(),
+                                                   dgates.data());
     benchmark::DoNotOptimize(dgates.data());
     benchmark::ClobberMemory();
   }
@@ -363,12 +365,12 @@ void BM_gru_backward(benchmark::State& state) {
   const std::vector<float> gates = filled(static_cast<std::size_t>(kB) * 3 * kH, 1.0f);
   const std::vector<float> hidden = filled(gates.size(), 4.0f);
   const std::vector<float> h_prev = filled(static_cast<std::size_t>(kB) * kH, 1.0f);
-  const std::vector<float> dh = filled(h_prev.size(), 0.1f);
+  const std::vector<float> dh = filled(h_prev.size(), 0.1f), dout = filled(h_prev.size(), 0.0f);
   std::vector<float> dgate_in(gates.size()), dgate_hid(gates.size()), dh_prev(h_prev.size());
   for (auto _ : state) {
-    recur::kernels::gru_pointwise_backward<float>(kB, kH, gates.data(), hidden.data(),
-                                                  h_prev.data(), kH, dh.data(), dgate_in.data(),
-                                                  dgate_hid.data(), dh_prev.data());
+    recur::kernels::gru_pointwise_backward<float>(
+        kB, kH, gates.data(), hidden.data(), h_prev.data(), kH, dh.data(), dout.data(), kH,
+        dgate_in.data(), dgate_hid.data(), dh_prev.data());
     benchmark::DoNotOptimize(dh_prev.data());
     benchmark::ClobberMemory();
   }
@@ -388,11 +390,11 @@ void BM_rnn_forward(benchmark::State& state) {
 
 void BM_rnn_backward(benchmark::State& state) {
   const std::vector<float> h = filled(static_cast<std::size_t>(kB) * kH, 1.5f);
-  const std::vector<float> dh = filled(h.size(), 0.1f);
+  const std::vector<float> dh = filled(h.size(), 0.1f), dout = filled(h.size(), 0.0f);
   std::vector<float> dpre(h.size());
   for (auto _ : state) {
     recur::kernels::rnn_pointwise_backward<float>(false, kB, kH, h.data(), kH, dh.data(),
-                                                  dpre.data());
+                                                  dout.data(), kH, dpre.data());
     benchmark::DoNotOptimize(dpre.data());
     benchmark::ClobberMemory();
   }

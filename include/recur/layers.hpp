@@ -224,6 +224,12 @@ struct LayerContext {
   // products between them (each reads a share of the weights for every row) instead of taking a
   // share of the rows each (see Layer::column_split_rows).
   ThreadPool* columns = nullptr;
+  // Backward only, set by the model for a sequence layer whose output gradient only the last
+  // steps carry (Layer::gradient_at_last_steps) and for the layer after it that writes that
+  // gradient: of each step's [batch, F] block, only the steps at which some row ends (its
+  // lengths[b] - 1: the forward half's last output) and step 0 (a reverse half's) are written,
+  // zero where the rows do not end there; the other steps are left as they were and not read.
+  bool last_steps_gradient = false;
 };
 
 // Weights a layer packs once per optimizer step (shared by all threads, read-only while they
@@ -311,6 +317,12 @@ class Layer {
   // it reads all of dout before it writes din. The model then holds one gradient buffer for
   // both (a recurrent layer over IMDb reviews: one [steps, batch, width] buffer less a thread).
   virtual bool backward_in_place() const { return false; }
+  // A pair the model may run with LayerContext::last_steps_gradient: this layer's input gradient
+  // is zero except at each row's last step (pooling of the last outputs), or this layer reads
+  // its output gradient only where ctx says it may be nonzero (a recurrent stack). A training
+  // step then neither clears nor reads the other steps (1.5% of an LSTM-256's step).
+  virtual bool input_gradient_at_last_steps() const { return false; }
+  virtual bool reads_last_steps_gradient() const { return false; }
 
  protected:
   LayerSpec spec_;

@@ -21,19 +21,33 @@ template <typename T>
   }
 }
 
-template <typename T>
-[[gnu::always_inline]] inline void rnn_pointwise_backward_impl(bool relu, int B, int H, const T* h,
-                                                               int ldh, const T* dh, T* dpre) {
+// The backward kernels' rows, with the step's output gradient (kOut: dout + b * ld_out, added
+// to dh) or without it (dout null: a step the layer's output gradient does not reach).
+template <typename T, bool kOut>
+[[gnu::always_inline]] inline void rnn_backward_rows(bool relu, int B, int H, const T* h, int ldh,
+                                                     const T* dh, const T* dout, int ld_out,
+                                                     T* dpre) {
   for (int b = 0; b < B; ++b) {
     const T* hb = h + b * ldh;
     const T* d = dh + b * H;
+    const T* e = kOut ? dout + b * ld_out : nullptr;
     T* o = dpre + b * H;
     if (relu) {
-      for (int j = 0; j < H; ++j) o[j] = hb[j] > T(0) ? d[j] : T(0);
+      for (int j = 0; j < H; ++j) o[j] = hb[j] > T(0) ? (kOut ? d[j] + e[j] : d[j]) : T(0);
     } else {
-      for (int j = 0; j < H; ++j) o[j] = d[j] * (T(1) - hb[j] * hb[j]);
+      for (int j = 0; j < H; ++j) o[j] = (kOut ? d[j] + e[j] : d[j]) * (T(1) - hb[j] * hb[j]);
     }
   }
+}
+
+template <typename T>
+[[gnu::always_inline]] inline void rnn_pointwise_backward_impl(bool relu, int B, int H, const T* h,
+                                                               int ldh, const T* dh, const T* dout,
+                                                               int ld_out, T* dpre) {
+  if (dout)
+    rnn_backward_rows<T, true>(relu, B, H, h, ldh, dh, dout, ld_out, dpre);
+  else
+    rnn_backward_rows<T, false>(relu, B, H, h, ldh, dh, dout, ld_out, dpre);
 }
 
 template <typename T>
@@ -65,10 +79,10 @@ template <typename T>
   }
 }
 
-template <typename T>
-[[gnu::always_inline]] inline void lstm_pointwise_backward_impl(int B, int H, const T* gates,
-                                                                const T* c_prev, const T* c,
-                                                                const T* dh, T* dc, T* dgates) {
+template <typename T, bool kOut>
+[[gnu::always_inline]] inline void lstm_backward_rows(int B, int H, const T* gates, const T* c_prev,
+                                                      const T* c, const T* dh, const T* dout,
+                                                      int ld_out, T* dc, T* dgates) {
   using namespace lstm_gate;
   for (int b = 0; b < B; ++b) {
     const T* g = gates + b * kCount * H;
@@ -76,20 +90,33 @@ template <typename T>
     const T* cp = c_prev + b * H;
     const T* cb = c + b * H;
     const T* dhb = dh + b * H;
+    const T* dob = kOut ? dout + b * ld_out : nullptr;
     T* dcb = dc + b * H;
 #pragma omp simd
     for (int j = 0; j < H; ++j) {
       const T i = g[kInput * H + j], f = g[kForget * H + j], u = g[kCell * H + j],
               o = g[kOutput * H + j];
       const T tc = tanh_act(cb[j]);
-      const T dcj = dcb[j] + dhb[j] * o * (T(1) - tc * tc);
+      const T dht = kOut ? dhb[j] + dob[j] : dhb[j];
+      const T dcj = dcb[j] + dht * o * (T(1) - tc * tc);
       dg[kInput * H + j] = dcj * u * i * (T(1) - i);
       dg[kForget * H + j] = dcj * cp[j] * f * (T(1) - f);
       dg[kCell * H + j] = dcj * i * (T(1) - u * u);
-      dg[kOutput * H + j] = dhb[j] * tc * o * (T(1) - o);
+      dg[kOutput * H + j] = dht * tc * o * (T(1) - o);
       dcb[j] = dcj * f;
     }
   }
+}
+
+template <typename T>
+[[gnu::always_inline]] inline void lstm_pointwise_backward_impl(int B, int H, const T* gates,
+                                                                const T* c_prev, const T* c,
+                                                                const T* dh, const T* dout,
+                                                                int ld_out, T* dc, T* dgates) {
+  if (dout)
+    lstm_backward_rows<T, true>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates);
+  else
+    lstm_backward_rows<T, false>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates);
 }
 
 template <typename T>
@@ -119,26 +146,27 @@ template <typename T>
   }
 }
 
-template <typename T>
-[[gnu::always_inline]] inline void gru_pointwise_backward_impl(int B, int H, const T* gates,
-                                                               const T* hidden, const T* h_prev,
-                                                               int ld_prev, const T* dh,
-                                                               T* dgate_in, T* dgate_hid,
-                                                               T* dh_prev) {
+template <typename T, bool kOut>
+[[gnu::always_inline]] inline void gru_backward_rows(int B, int H, const T* gates, const T* hidden,
+                                                     const T* h_prev, int ld_prev, const T* dh,
+                                                     const T* dout, int ld_out, T* dgate_in,
+                                                     T* dgate_hid, T* dh_prev) {
   using namespace gru_gate;
   for (int b = 0; b < B; ++b) {
     const T* g = gates + b * kCount * H;
     const T* hd = hidden + b * kCount * H;
     const T* hp = h_prev + b * ld_prev;
     const T* d = dh + b * H;
+    const T* e = kOut ? dout + b * ld_out : nullptr;
     T* gi = dgate_in + b * kCount * H;
     T* gh = dgate_hid + b * kCount * H;
     T* dp = dh_prev + b * H;
 #pragma omp simd
     for (int j = 0; j < H; ++j) {
       const T r = g[kReset * H + j], z = g[kUpdate * H + j], n = g[kNew * H + j];
-      const T dn_pre = d[j] * (T(1) - z) * (T(1) - n * n);
-      const T dz_pre = d[j] * (hp[j] - n) * z * (T(1) - z);
+      const T dt = kOut ? d[j] + e[j] : d[j];
+      const T dn_pre = dt * (T(1) - z) * (T(1) - n * n);
+      const T dz_pre = dt * (hp[j] - n) * z * (T(1) - z);
       const T dr_pre = dn_pre * hd[kNew * H + j] * r * (T(1) - r);
       gi[kReset * H + j] = dr_pre;
       gi[kUpdate * H + j] = dz_pre;
@@ -146,9 +174,21 @@ template <typename T>
       gh[kReset * H + j] = dr_pre;
       gh[kUpdate * H + j] = dz_pre;
       gh[kNew * H + j] = dn_pre * r;
-      dp[j] = d[j] * z;
+      dp[j] = dt * z;
     }
   }
+}
+
+template <typename T>
+[[gnu::always_inline]] inline void gru_pointwise_backward_impl(
+    int B, int H, const T* gates, const T* hidden, const T* h_prev, int ld_prev, const T* dh,
+    const T* dout, int ld_out, T* dgate_in, T* dgate_hid, T* dh_prev) {
+  if (dout)
+    gru_backward_rows<T, true>(B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out, dgate_in,
+                               dgate_hid, dh_prev);
+  else
+    gru_backward_rows<T, false>(B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out, dgate_in,
+                                dgate_hid, dh_prev);
 }
 
 // The entry points: float is compiled per instruction set (kernels/dispatch.hpp), double once.
@@ -160,8 +200,8 @@ template <typename T>
   }                                                                                                \
   template <>                                                                                      \
   ATTR void rnn_pointwise_backward<T>(bool relu, int B, int H, const T* h, int ldh, const T* dh,   \
-                                      T* dpre) {                                                   \
-    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dpre);                                  \
+                                      const T* dout, int ld_out, T* dpre) {                        \
+    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dout, ld_out, dpre);                    \
   }                                                                                                \
   template <>                                                                                      \
   ATTR void lstm_pointwise_forward<T>(int B, int H, T* gates, const T* c_prev, T* c, T* h,         \
@@ -170,8 +210,8 @@ template <typename T>
   }                                                                                                \
   template <>                                                                                      \
   ATTR void lstm_pointwise_backward<T>(int B, int H, const T* gates, const T* c_prev, const T* c,  \
-                                       const T* dh, T* dc, T* dgates) {                            \
-    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dc, dgates);                       \
+                                       const T* dh, const T* dout, int ld_out, T* dc, T* dgates) { \
+    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates);         \
   }                                                                                                \
   template <>                                                                                      \
   ATTR void gru_pointwise_forward<T>(int B, int H, T* gates, const T* hidden, const T* h_prev,     \
@@ -180,10 +220,10 @@ template <typename T>
   }                                                                                                \
   template <>                                                                                      \
   ATTR void gru_pointwise_backward<T>(int B, int H, const T* gates, const T* hidden,               \
-                                      const T* h_prev, int ld_prev, const T* dh, T* dgate_in,      \
-                                      T* dgate_hid, T* dh_prev) {                                  \
-    gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid,  \
-                                   dh_prev);                                                       \
+                                      const T* h_prev, int ld_prev, const T* dh, const T* dout,    \
+                                      int ld_out, T* dgate_in, T* dgate_hid, T* dh_prev) {         \
+    gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out,         \
+                                   dgate_in, dgate_hid, dh_prev);                                  \
   }
 RECUR_CELL_ENTRY(, double)
 
@@ -193,8 +233,9 @@ RECUR_DISPATCHED(template <>, void, rnn_pointwise_forward<float>, rnn_forward_f,
                  (relu, B, H, pre, h, ldh, j0, j1))
 RECUR_DISPATCHED(template <>, void, rnn_pointwise_backward<float>, rnn_backward_f,
                  rnn_pointwise_backward_impl<float>,
-                 (bool relu, int B, int H, const float* h, int ldh, const float* dh, float* dpre),
-                 (relu, B, H, h, ldh, dh, dpre))
+                 (bool relu, int B, int H, const float* h, int ldh, const float* dh,
+                  const float* dout, int ld_out, float* dpre),
+                 (relu, B, H, h, ldh, dh, dout, ld_out, dpre))
 RECUR_DISPATCHED(template <>, void, lstm_pointwise_forward<float>, lstm_forward_f,
                  lstm_pointwise_forward_impl<float>,
                  (int B, int H, float* gates, const float* c_prev, float* c, float* h, int ldh,
@@ -203,8 +244,8 @@ RECUR_DISPATCHED(template <>, void, lstm_pointwise_forward<float>, lstm_forward_
 RECUR_DISPATCHED(template <>, void, lstm_pointwise_backward<float>, lstm_backward_f,
                  lstm_pointwise_backward_impl<float>,
                  (int B, int H, const float* gates, const float* c_prev, const float* c,
-                  const float* dh, float* dc, float* dgates),
-                 (B, H, gates, c_prev, c, dh, dc, dgates))
+                  const float* dh, const float* dout, int ld_out, float* dc, float* dgates),
+                 (B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates))
 RECUR_DISPATCHED(template <>, void, gru_pointwise_forward<float>, gru_forward_f,
                  gru_pointwise_forward_impl<float>,
                  (int B, int H, float* gates, const float* hidden, const float* h_prev, int ld_prev,
@@ -213,7 +254,9 @@ RECUR_DISPATCHED(template <>, void, gru_pointwise_forward<float>, gru_forward_f,
 RECUR_DISPATCHED(template <>, void, gru_pointwise_backward<float>, gru_backward_f,
                  gru_pointwise_backward_impl<float>,
                  (int B, int H, const float* gates, const float* hidden, const float* h_prev,
-                  int ld_prev, const float* dh, float* dgate_in, float* dgate_hid, float* dh_prev),
-                 (B, H, gates, hidden, h_prev, ld_prev, dh, dgate_in, dgate_hid, dh_prev))
+                  int ld_prev, const float* dh, const float* dout, int ld_out, float* dgate_in,
+                  float* dgate_hid, float* dh_prev),
+                 (B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out, dgate_in, dgate_hid,
+                  dh_prev))
 
 }  // namespace recur::kernels

@@ -18,18 +18,6 @@ template <typename T>
 }
 
 template <typename T>
-[[gnu::always_inline]] inline void add_rows_impl(int B, int H, const T* a, const T* b, int ldb,
-                                                 T* out) {
-  for (int r = 0; r < B; ++r) {
-    const T* ar = a + static_cast<std::size_t>(r) * H;
-    const T* br = b + static_cast<std::size_t>(r) * ldb;
-    T* o = out + static_cast<std::size_t>(r) * H;
-#pragma omp simd
-    for (int j = 0; j < H; ++j) o[j] = ar[j] + br[j];
-  }
-}
-
-template <typename T>
 [[gnu::always_inline]] inline void mul_rows_impl(int B, int H, const T* a, int lda, const T* mask,
                                                  T* out) {
   for (int r = 0; r < B; ++r) {
@@ -65,9 +53,6 @@ template <typename T>
 RECUR_DISPATCHED(template <>, void, add_bias_rows<float>, add_bias_rows_f,
                  add_bias_rows_impl<float>,
                  (float* rows, std::size_t n, int cols, const float* bias), (rows, n, cols, bias))
-RECUR_DISPATCHED(template <>, void, add_rows<float>, add_rows_f, add_rows_impl<float>,
-                 (int B, int H, const float* a, const float* b, int ldb, float* out),
-                 (B, H, a, b, ldb, out))
 RECUR_DISPATCHED(template <>, void, mul_rows<float>, mul_rows_f, mul_rows_impl<float>,
                  (int B, int H, const float* a, int lda, const float* mask, float* out),
                  (B, H, a, lda, mask, out))
@@ -81,10 +66,6 @@ RECUR_DISPATCHED(template <>, void, add_column_sums<float>, add_column_sums_f,
 template <>
 void add_bias_rows<double>(double* rows, std::size_t n, int cols, const double* bias) {
   add_bias_rows_impl<double>(rows, n, cols, bias);
-}
-template <>
-void add_rows<double>(int B, int H, const double* a, const double* b, int ldb, double* out) {
-  add_rows_impl<double>(B, H, a, b, ldb, out);
 }
 template <>
 void mul_rows<double>(int B, int H, const double* a, int lda, const double* mask, double* out) {

@@ -1,5 +1,5 @@
 // Row-wise helpers of the recurrent stack's loops, vectorized (float compiled per instruction
-// set like the cell kernels): bias rows, summed and masked rows, column sums for bias gradients.
+// set like the cell kernels): bias rows, masked rows, column sums for bias gradients.
 #pragma once
 
 #include <cstddef>
@@ -9,10 +9,6 @@ namespace recur::kernels {
 // rows [n, cols] += bias [cols] on every row.
 template <typename T>
 void add_bias_rows(T* rows, std::size_t n, int cols, const T* bias);
-
-// out [B, H] = a [B, H] + b [B, H] with b's rows ldb apart.
-template <typename T>
-void add_rows(int B, int H, const T* a, const T* b, int ldb, T* out);
 
 // out [B, H] = a [B, H] (rows lda apart) * mask [B, H], elementwise; out may be a (lda = H).
 template <typename T>

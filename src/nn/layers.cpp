@@ -413,10 +413,12 @@ class RecurrentLayer final : public Layer<T> {
     auto& w = static_cast<StackLayerWorkspace<T>*>(ws)->stack;
     w.out_to = const_cast<T*>(out);  // read only in backward; the buffer forward wrote
     w.dout_from = dout;
+    w.dout_last_steps = ctx.last_steps_gradient;
     w.dinput_to = din;
     stack_.backward(ctx.params, nullptr, nullptr, w, grads, din != nullptr, nullptr, nullptr);
   }
   bool backward_in_place() const override { return stack_.backward_in_place(); }
+  bool reads_last_steps_gradient() const override { return true; }
 
  private:
   static nn::RecurrentStack<T> make_stack(const LayerSpec& spec, const ActShape& in,
@@ -478,6 +480,9 @@ class PoolLayer final : public Layer<T> {
   std::unique_ptr<LayerWorkspace<T>> make_workspace() const override {
     return std::make_unique<PoolWorkspace<T>>();
   }
+  bool input_gradient_at_last_steps() const override {
+    return this->spec_.pooling == Pooling::last;
+  }
   void forward(const LayerContext<T>& ctx, const PreparedWeights*, const T* in, T* out,
                LayerWorkspace<T>* ws) const override {
     const SeqInfo& seq = *ctx.seq;
@@ -514,11 +519,23 @@ class PoolLayer final : public Layer<T> {
     const SeqInfo& seq = *ctx.seq;
     const int B = ctx.batch, F = this->in_.features;
     const int D = this->in_.directions, H = F / D;
-    std::fill(din, din + static_cast<std::size_t>(seq.steps) * B * F, T(0));
+    if (this->spec_.pooling != Pooling::last)
+      std::fill(din, din + static_cast<std::size_t>(seq.steps) * B * F, T(0));
     auto at = [&](int t, int b) { return din + (static_cast<std::size_t>(t) * B + b) * F; };
     const auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
     switch (this->spec_.pooling) {
       case Pooling::last:
+        if (ctx.last_steps_gradient) {
+          // Only the steps the layer before reads (LayerContext::last_steps_gradient) are
+          // cleared: those where some row ends, and step 0.
+          const std::size_t block = static_cast<std::size_t>(B) * F;
+          for (int t = 0; t < seq.steps; ++t) {
+            const bool ends = t + 1 == seq.steps || seq.batch_sizes[t + 1] < seq.batch_sizes[t];
+            if (ends || t == 0) std::fill_n(din + t * block, block, T(0));
+          }
+        } else {
+          std::fill(din, din + static_cast<std::size_t>(seq.steps) * B * F, T(0));
+        }
         for (int b = 0; b < B; ++b) {
           std::memcpy(at(seq.lengths[b] - 1, b), dout + static_cast<std::size_t>(b) * F,
                       sizeof(T) * H);

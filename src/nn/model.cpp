@@ -373,6 +373,11 @@ void Model<T>::backward(const ModelInput<T>& in, ModelWorkspace<T>& ws, const T*
       din = ws.douts[i - 1].data();
     }
     const PreparedWeights* prep = i < prepared_.size() ? prepared_[i].get() : nullptr;
+    // Layer i writes, or reads, a gradient only the last steps carry.
+    ctx.last_steps_gradient = (i > 0 && layer.input_gradient_at_last_steps() &&
+                               layers_[i - 1]->reads_last_steps_gradient()) ||
+                              (i + 1 < n && layer.reads_last_steps_gradient() &&
+                               layers_[i + 1]->input_gradient_at_last_steps());
     layer.backward(ctx, prep, x, ws.outs[i].data(), dout, din, grads, ws.layer_ws[i].get());
     dout = din;
   }

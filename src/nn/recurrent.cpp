@@ -157,7 +157,7 @@ void RecurrentStack<T>::reserve(StackWorkspace<T>& ws, int S, int B) const {
   if (train) {
     grow(ws.dh, static_cast<std::size_t>(B) * H);
     grow(ws.dc, static_cast<std::size_t>(B) * H);
-    grow(ws.dh_total, static_cast<std::size_t>(B) * H);
+    grow(ws.dh_masked, static_cast<std::size_t>(B) * H);
     if (!ws.caller_buffers) grow(ws.dinput, SB * spec_.input_size);
     grow(ws.bias_sums, static_cast<std::size_t>(G) * H);
   }
@@ -841,7 +841,11 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   const T* h0 = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
   const T* c0 = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
   const T* out = ws.last_out(layer);
-  const T* dout = ws.caller_buffers && layer + 1 == spec_.layers ? ws.dout_from : L.dout.data();
+  const bool top = ws.caller_buffers && layer + 1 == spec_.layers;
+  const T* dout = top ? ws.dout_from : L.dout.data();
+  // Only the last steps carry an output gradient (the layer after the stack pools the last
+  // outputs): the forward half's at the steps where rows end, the reverse half's at step 0.
+  const bool last_steps = top && ws.dout_last_steps;
   // Gate gradients overwrite the gates (and GRU's hidden-side gradients its hidden products)
   // step by step: step t's activations are read only to make step t's gradients, element by
   // element before it is written, and nothing reads them after. Half the training memory of
@@ -850,7 +854,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   T* dgates_hid = cell == CellKind::gru ? W.hidden.data() : dgates;
   T* dh = ws.dh.data();
   T* dc = ws.dc.data();
-  T* dh_total = ws.dh_total.data();
+  T* dh_masked = ws.dh_masked.data();
   const T* mask = ws.recurrent_dropped ? W.h_mask.data() : nullptr;  // recurrent dropout
   const kernels::PackedMatrix* packed = nullptr;
   const StackPacked::Bf16Direction* bf16 = ws.bf16 ? &ws.bf16->bf16[layer * D + dir] : nullptr;
@@ -881,14 +885,15 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     const T* h_prev = s > 0 ? out + static_cast<std::size_t>(t_prev) * B * DH + dir * H : h0;
     const int ld_prev = s > 0 ? DH : H;
     const T* w_hh_t = spec_.untied ? w_hh + t * hh_stride : w_hh;
-    const T* dout_t = dout + static_cast<std::size_t>(t) * B * DH + dir * H;
     // Rows [Bt, B) are past their end at this step: their state gradients wait untouched in
     // dh / dc for the step they end at, and their gate gradients are zero here, so the weight
     // gradients over all steps below see nothing of them.
     const int Bt = ws.batch_sizes[t];
+    const bool ends_here = dir == 0 ? t + 1 == S || ws.batch_sizes[t + 1] < Bt : t == 0;
+    const T* dout_t =
+        last_steps && !ends_here ? nullptr : dout + static_cast<std::size_t>(t) * B * DH + dir * H;
     // The last step processed here (the sequence's first) passes dh on only to dh0.
     const bool want_dh = s > 0 || dh0 != nullptr;
-    kernels::add_rows<T>(Bt, H, dh, dout_t, DH, dh_total);
     T* dg = dgates + t * BG;
     if (Bt < B) {
       std::fill(dg + static_cast<std::size_t>(Bt) * GH, dg + BG, T(0));
@@ -900,7 +905,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       case CellKind::lstm: {
         const T* c = W.cell.data() + t * BH;
         const T* c_prev = s > 0 ? W.cell.data() + t_prev * BH : c0;
-        kernels::lstm_pointwise_backward<T>(Bt, H, dg, c_prev, c, dh_total, dc, dg);
+        kernels::lstm_pointwise_backward<T>(Bt, H, dg, c_prev, c, dh, dout_t, DH, dc, dg);
         if (want_dh)
           step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
         if (want_dh && mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);
@@ -908,13 +913,14 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       }
       case CellKind::gru: {
         T* dgh = dgates_hid + t * BG;
-        kernels::gru_pointwise_backward<T>(Bt, H, dg, dgh, h_prev, ld_prev, dh_total, dg, dgh, dh);
+        kernels::gru_pointwise_backward<T>(Bt, H, dg, dgh, h_prev, ld_prev, dh, dout_t, DH, dg, dgh,
+                                           dh);
         if (want_dh && mask) {
           // The product read the masked state: its gradient is masked before it joins the
-          // direct path's (dh_total is free once the pointwise pass has read it).
-          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, false, dh_total, bf16,
+          // direct path's.
+          step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, false, dh_masked, bf16,
                                 ws.bf16_scratch);
-          kernels::mul_add_rows<T>(Bt, H, dh_total, mask, dh);
+          kernels::mul_add_rows<T>(Bt, H, dh_masked, mask, dh);
         } else if (want_dh) {
           step_backward_gemm<T>(Bt, GH, H, dgh, w_hh_t, packed, true, dh, bf16, ws.bf16_scratch);
         }
@@ -922,7 +928,8 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
       }
       default: {
         const T* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
-        kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, Bt, H, h, DH, dh_total, dg);
+        kernels::rnn_pointwise_backward<T>(cell == CellKind::rnn_relu, Bt, H, h, DH, dh, dout_t, DH,
+                                           dg);
         if (want_dh)
           step_backward_gemm<T>(Bt, GH, H, dg, w_hh_t, packed, false, dh, bf16, ws.bf16_scratch);
         if (want_dh && mask) kernels::mul_rows<T>(Bt, H, dh, H, mask, dh);

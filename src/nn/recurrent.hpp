@@ -110,7 +110,8 @@ struct StackWorkspace {
   std::vector<Layer> layers;
   AlignedVector<T> hn, cn;                    // [L*D, B, H]
   AlignedVector<T> zeros;                     // [B, H]
-  AlignedVector<T> dh, dc, dh_total;          // [B, H] running state gradients
+  AlignedVector<T> dh, dc;                    // [B, H] running state gradients
+  AlignedVector<T> dh_masked;                 // [B, H] GRU, recurrent dropout: dh before its mask
   AlignedVector<T> dinput;                    // [S, B, I0] gradient on the stack's input
   AlignedVector<T> bias_sums;                 // [G*H] column sums of dgates
   AlignedVector<float> tn_scratch;            // float: packing space of the weight-gradient kernel
@@ -138,7 +139,11 @@ struct StackWorkspace {
   bool caller_buffers = false;
   T* out_to = nullptr;           // [S, B, D*H]
   const T* dout_from = nullptr;  // [S, B, D*H]
-  T* dinput_to = nullptr;        // [S, B, I0]
+  // dout_from holds only the last steps' gradients (LayerContext::last_steps_gradient): a row's
+  // at its own last step in the forward half, at step 0 in the reverse half; no other step is
+  // read.
+  bool dout_last_steps = false;
+  T* dinput_to = nullptr;  // [S, B, I0]
   T* last_out(int l) {
     return caller_buffers && l + 1 == static_cast<int>(layers.size()) ? out_to
                                                                       : layers[l].out.data();
