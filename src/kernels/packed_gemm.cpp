@@ -116,6 +116,19 @@ template <int MR>
     store_row(acc[r][0], acc[r][1], accumulate, C + static_cast<std::size_t>(r) * ldc, cols);
 }
 
+// tile<mr> for a tail of 1 <= mr <= MR rows: a chain of compile-time row counts, inlined into
+// the caller's per-instruction-set copy (as tile_tn_rows below).
+template <int MR>
+[[gnu::always_inline]] inline void tile_rows(int mr, const Run* runs, int nruns, std::size_t m,
+                                             const float* panel, Init init, bool accumulate,
+                                             float* C, int ldc, int cols) {
+  if constexpr (MR > 1) {
+    if (mr < MR)
+      return tile_rows<MR - 1>(mr, runs, nruns, m, panel, init, accumulate, C, ldc, cols);
+  }
+  tile<MR>(runs, nruns, m, panel, init, accumulate, C, ldc, cols);
+}
+
 // A few rows against P adjacent panels at once (panel q at panel + q * panel_stride): for one
 // row, one panel gives only two accumulator chains, and the step waits on the FMA latency. Each
 // output element is summed exactly as tile<MR> sums it (its bias, then k in order, one FMA per
@@ -190,11 +203,10 @@ template <int MR, int P>
   }
 }
 
-// Rows [0, M) of the runs against rows [k0, k0 + sum of run lengths) of every panel. The switch
-// over the tail's row count is spelled out here (gemm_tn_accumulate uses an always-inline chain
-// of templates, tile_tn_rows) on purpose: a generic lambda dispatching on it was compiled outside
-// the per-instruction-set copies, without AVX-512, and the weight-gradient kernel fell from 135
-// to 2.6 GFLOP/s.
+// Rows [0, M) of the runs against rows [k0, k0 + sum of run lengths) of every panel. The tail's
+// row count goes through tile_rows, a chain of always-inline templates: a generic lambda
+// dispatching on it was compiled outside the per-instruction-set copies, without AVX-512, and the
+// weight-gradient kernel fell from 135 to 2.6 GFLOP/s.
 // Panels [p_begin, p_end) only when given (p_end >= 0): the columns one thread of a column split
 // computes (nn/recurrent.cpp), each element summed as the whole product sums it.
 [[gnu::always_inline]] inline void gemm_packed_block(int M, const Run* runs, int nruns,
@@ -232,33 +244,9 @@ template <int MR, int P>
     std::size_t m = 0;
     for (; m + 8 <= static_cast<std::size_t>(M); m += 8)
       tile<8>(runs, nruns, m, panel, start.at(m, p), accumulate, C + m * ldc + n0, ldc, cols);
-    float* c = C + m * ldc + n0;
-    const Init init = start.at(m, p);
-    switch (M - static_cast<int>(m)) {
-      case 7:
-        tile<7>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
-        break;
-      case 6:
-        tile<6>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
-        break;
-      case 5:
-        tile<5>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
-        break;
-      case 4:
-        tile<4>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
-        break;
-      case 3:
-        tile<3>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
-        break;
-      case 2:
-        tile<2>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
-        break;
-      case 1:
-        tile<1>(runs, nruns, m, panel, init, accumulate, c, ldc, cols);
-        break;
-      default:
-        break;
-    }
+    if (m < static_cast<std::size_t>(M))
+      tile_rows<7>(M - static_cast<int>(m), runs, nruns, m, panel, start.at(m, p), accumulate,
+                   C + m * ldc + n0, ldc, cols);
   }
 }
 
