@@ -224,11 +224,12 @@ struct LayerContext {
   // products between them (each reads a share of the weights for every row) instead of taking a
   // share of the rows each (see Layer::column_split_rows).
   ThreadPool* columns = nullptr;
-  // Backward only, set by the model for a sequence layer whose output gradient only the last
-  // steps carry (Layer::gradient_at_last_steps) and for the layer after it that writes that
-  // gradient: of each step's [batch, F] block, only the steps at which some row ends (its
-  // lengths[b] - 1: the forward half's last output) and step 0 (a reverse half's) are written,
-  // zero where the rows do not end there; the other steps are left as they were and not read.
+  // Backward only, set by the model for both layers of an adjacent pair that agree on it
+  // (Layer::reads_last_steps_gradient, then Layer::input_gradient_at_last_steps): the gradient
+  // between them is written only at the steps where some row ends (its lengths[b] - 1: the
+  // forward half's last output) and at step 0 (a reverse half's), those steps' [batch, F] blocks
+  // whole (zero where the rows do not end there); the other steps are left as they were and the
+  // first layer does not read them.
   bool last_steps_gradient = false;
 };
 
