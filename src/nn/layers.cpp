@@ -519,23 +519,19 @@ class PoolLayer final : public Layer<T> {
     const SeqInfo& seq = *ctx.seq;
     const int B = ctx.batch, F = this->in_.features;
     const int D = this->in_.directions, H = F / D;
-    if (this->spec_.pooling != Pooling::last)
+    if (this->spec_.pooling == Pooling::last && ctx.last_steps_gradient) {
+      // Only the steps the layer before reads (LayerContext::last_steps_gradient) are cleared.
+      const std::size_t block = static_cast<std::size_t>(B) * F;
+      for (int t = 0; t < seq.steps; ++t)
+        if (t == 0 || nn::rows_end_at(seq.batch_sizes, t))
+          std::fill_n(din + t * block, block, T(0));
+    } else {
       std::fill(din, din + static_cast<std::size_t>(seq.steps) * B * F, T(0));
+    }
     auto at = [&](int t, int b) { return din + (static_cast<std::size_t>(t) * B + b) * F; };
     const auto& arg = static_cast<PoolWorkspace<T>*>(ws)->argmax;
     switch (this->spec_.pooling) {
       case Pooling::last:
-        if (ctx.last_steps_gradient) {
-          // Only the steps the layer before reads (LayerContext::last_steps_gradient) are
-          // cleared: those where some row ends, and step 0.
-          const std::size_t block = static_cast<std::size_t>(B) * F;
-          for (int t = 0; t < seq.steps; ++t) {
-            const bool ends = t + 1 == seq.steps || seq.batch_sizes[t + 1] < seq.batch_sizes[t];
-            if (ends || t == 0) std::fill_n(din + t * block, block, T(0));
-          }
-        } else {
-          std::fill(din, din + static_cast<std::size_t>(seq.steps) * B * F, T(0));
-        }
         for (int b = 0; b < B; ++b) {
           std::memcpy(at(seq.lengths[b] - 1, b), dout + static_cast<std::size_t>(b) * F,
                       sizeof(T) * H);

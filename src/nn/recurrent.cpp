@@ -889,7 +889,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
     // dh / dc for the step they end at, and their gate gradients are zero here, so the weight
     // gradients over all steps below see nothing of them.
     const int Bt = ws.batch_sizes[t];
-    const bool ends_here = dir == 0 ? t + 1 == S || ws.batch_sizes[t + 1] < Bt : t == 0;
+    const bool ends_here = dir == 0 ? rows_end_at(ws.batch_sizes, t) : t == 0;
     const T* dout_t =
         last_steps && !ends_here ? nullptr : dout + static_cast<std::size_t>(t) * B * DH + dir * H;
     // The last step processed here (the sequence's first) passes dh on only to dh0.

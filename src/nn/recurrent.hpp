@@ -29,6 +29,13 @@ class ThreadPool;  // core/thread_pool.hpp
 
 namespace recur::nn {
 
+// True when some row's last step is t, for rows sorted longest first that run at step t as
+// batch_sizes [steps] says (SeqInfo::batch_sizes). These steps and step 0 are the ones a
+// gradient that only the last outputs carry is written at (StackWorkspace::dout_last_steps).
+inline bool rows_end_at(const std::vector<int>& batch_sizes, int t) {
+  return t + 1 == static_cast<int>(batch_sizes.size()) || batch_sizes[t + 1] < batch_sizes[t];
+}
+
 struct StackSpec {
   CellKind cell = CellKind::lstm;
   int input_size = 0;
