@@ -2,6 +2,8 @@
 
 #include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +23,8 @@ std::string to_string(Bf16Kernel k) {
       return "portable";
     case Bf16Kernel::avx512_bf16:
       return "avx512_bf16";
+    case Bf16Kernel::amx_bf16:
+      return "amx_bf16";
   }
   return "none";
 }
@@ -35,7 +39,36 @@ bool cpu_has_avx512_bf16() {
   return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 5)) != 0;
 }
 
+namespace {
+
+// Linux keeps the AMX tile data out of a process's saved state until the process asks for it
+// (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, feature 18); a tile instruction before that
+// faults. Asked once; the permission then holds for every thread of the process.
+bool amx_permitted() {
+  static const bool granted = [] {
+    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+  }();
+  return granted;
+}
+
+}  // namespace
+
+bool cpu_has_amx_bf16() {
+  if (!cpu_has_avx512_bf16()) return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  // Leaf 7, subleaf 0: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+  if ((d & (1u << 22)) == 0 || (d & (1u << 24)) == 0) return false;
+  // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS manages the tile state.
+  unsigned lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & (3u << 17)) != (3u << 17)) return false;
+  return amx_permitted();
+}
+
 bool bf16_kernel_supported(Bf16Kernel k) {
+  if (k == Bf16Kernel::amx_bf16) return cpu_has_amx_bf16();
   return k != Bf16Kernel::avx512_bf16 || cpu_has_avx512_bf16();
 }
 
@@ -45,17 +78,21 @@ Bf16Kernel initial_kernel() {
   const char* env = std::getenv("RECUR_BF16_KERNEL");
   // RECUR_ISA below avx512 (kernels/dispatch.hpp) takes the bf16 kernel away as it lowers the
   // float ones: bf16 training is then refused as on a CPU without it.
-  if (!env || !*env)
-    return cpu_has_avx512_bf16() && isa() == Isa::avx512 ? Bf16Kernel::avx512_bf16
-                                                         : Bf16Kernel::none;
+  if (!env || !*env) {
+    if (isa() != Isa::avx512) return Bf16Kernel::none;
+    if (cpu_has_amx_bf16()) return Bf16Kernel::amx_bf16;
+    return cpu_has_avx512_bf16() ? Bf16Kernel::avx512_bf16 : Bf16Kernel::none;
+  }
   const std::string name = env;
-  for (Bf16Kernel k : {Bf16Kernel::none, Bf16Kernel::portable, Bf16Kernel::avx512_bf16}) {
+  for (Bf16Kernel k : {Bf16Kernel::none, Bf16Kernel::portable, Bf16Kernel::avx512_bf16,
+                       Bf16Kernel::amx_bf16}) {
     if (name != to_string(k)) continue;
     RECUR_CHECK(bf16_kernel_supported(k), "RECUR_BF16_KERNEL",
                 "this CPU lacks the instructions of the " + name + " kernel");
     return k;
   }
-  throw Error("RECUR_BF16_KERNEL", "unknown kernel '" + name + "' (avx512_bf16, portable, none)");
+  throw Error("RECUR_BF16_KERNEL",
+              "unknown kernel '" + name + "' (amx_bf16, avx512_bf16, portable, none)");
 }
 
 std::atomic<int>& kernel_choice() {
@@ -97,13 +134,24 @@ int even(int k) {
   return (k + 1) / 2 * 2;
 }
 
+// The packed depth: K rounded up to whole AMX tiles' inner values (zero padded).
+int padded_depth(int k) {
+  return (k + kBf16Depth - 1) / kBf16Depth * kBf16Depth;
+}
+
+// The kernels that pack and round with AVX-512 (the same bytes as the portable packing).
+bool simd_packing() {
+  const Bf16Kernel k = bf16_kernel();
+  return k == Bf16Kernel::avx512_bf16 || k == Bf16Kernel::amx_bf16;
+}
+
 // Packs N columns of an operand read through w(n, k) into panels [ceil(N/32)][Kp/2][32][2].
 template <class Get>
 void pack_panels(int N, int K, Get w, PackedBf16Matrix& out) {
   const int panels = (N + kBf16Panel - 1) / kBf16Panel;
   out.N = N;
   out.K = K;
-  out.Kp = even(K);
+  out.Kp = padded_depth(K);
   out.panels.assign(static_cast<std::size_t>(panels) * out.Kp * kBf16Panel, 0);
   for (int p = 0; p < panels; ++p) {
     std::uint16_t* dst = out.panels.data() + static_cast<std::size_t>(p) * out.Kp * kBf16Panel;
@@ -141,11 +189,12 @@ inline float add_pair(float acc, const std::uint16_t* a, const std::uint16_t* b)
 // Inner dimension per pass of the row products: a 512 x 32 slice of a panel (32 KB) stays in L1.
 constexpr int kDepth = 512;
 
+// A's rows are Kp apart; the sums run over the real pairs, [0, even(K)).
 void gemm_rows_portable(int M, const std::uint16_t* A, int Kp, const PackedBf16Matrix& W,
                         bool accumulate, float* C, int ldc) {
-  const int panels = (W.N + kBf16Panel - 1) / kBf16Panel;
-  for (int k0 = 0; k0 < Kp; k0 += kDepth) {
-    const int k_end = std::min(Kp, k0 + kDepth);
+  const int panels = (W.N + kBf16Panel - 1) / kBf16Panel, Kr = even(W.K);
+  for (int k0 = 0; k0 < Kr; k0 += kDepth) {
+    const int k_end = std::min(Kr, k0 + kDepth);
     for (int p = 0; p < panels; ++p) {
       const std::uint16_t* panel = W.panels.data() + static_cast<std::size_t>(p) * Kp * kBf16Panel;
       const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, W.N - n0);
@@ -198,7 +247,7 @@ RECUR_AVX512_BF16 void round_rows_avx512(int M, const float* A1, int lda1, int k
     std::uint16_t* row = out + static_cast<std::size_t>(m) * Kp;
     round_run(A1 + static_cast<std::size_t>(m) * lda1, k1, row);
     if (K > k1) round_run(A2 + static_cast<std::size_t>(m) * lda2, K - k1, row + k1);
-    if (Kp > K) row[K] = 0;
+    std::fill(row + K, row + Kp, std::uint16_t{0});
   }
 }
 
@@ -262,9 +311,9 @@ template <int MR>
 RECUR_AVX512_BF16 void gemm_rows_avx512(int M, const std::uint16_t* A, int Kp,
                                         const PackedBf16Matrix& W, bool accumulate, float* C,
                                         int ldc) {
-  const int panels = (W.N + kBf16Panel - 1) / kBf16Panel;
-  for (int k0 = 0; k0 < Kp; k0 += kDepth) {
-    const int k_end = std::min(Kp, k0 + kDepth);
+  const int panels = (W.N + kBf16Panel - 1) / kBf16Panel, Kr = even(W.K);
+  for (int k0 = 0; k0 < Kr; k0 += kDepth) {
+    const int k_end = std::min(Kr, k0 + kDepth);
     const bool from_c = accumulate || k0 > 0;
     for (int p = 0; p < panels; ++p) {
       const std::uint16_t* panel = W.panels.data() + static_cast<std::size_t>(p) * Kp * kBf16Panel;
@@ -305,6 +354,149 @@ RECUR_AVX512_BF16 void gemm_rows_avx512(int M, const std::uint16_t* A, int Kp,
   }
 }
 
+// ---- AMX ----
+//
+// Tiles: tmm0-3 the accumulators, 16 x 16 fp32 each (tmm0 + 2r + h: row block r, column half h
+// of a 32 x 32 block of C), tmm4-5 A's two row blocks (16 rows x 32 inner values), tmm6-7 the
+// panel's two column halves (16 pair rows x 16 columns x 2). Every tile is configured 16 rows x
+// 64 bytes; rows of A past M are zero rows of the scratch, columns past N zero columns of the
+// panel, and partial blocks of C go through a staging tile.
+
+#define RECUR_AMX __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+
+struct alignas(64) TileConfig {
+  std::uint8_t palette = 1;
+  std::uint8_t start_row = 0;
+  std::uint8_t reserved[14] = {};
+  std::uint16_t colsb[16] = {};
+  std::uint8_t rows[16] = {};
+};
+
+RECUR_AMX inline void configure_tiles() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  _tile_loadconfig(&cfg);
+}
+
+// The tile loads' inline assembly does not tell the compiler that it reads memory: stores to a
+// staging buffer must not move past them.
+inline void memory_fence() {
+  __asm__ volatile("" ::: "memory");
+}
+
+// One 16 x 16 fp32 accumulator tile's place in C: `rows` x `cols` of it real (cols may be <= 0:
+// a block past N, computed on zero columns and not stored).
+struct CTile {
+  float* c;
+  int ldc, rows, cols;
+  bool whole() const { return rows == 16 && cols == 16; }
+};
+
+// Accumulator start: C's values (from_c), the panel half's bias in every row, or zero.
+#define RECUR_AMX_START(T, ct, from_c, bias, stage)                                      \
+  do {                                                                                   \
+    if (from_c && (ct).whole()) {                                                        \
+      _tile_loadd(T, (ct).c, (ct).ldc * 4);                                              \
+    } else if (from_c || (bias)) {                                                       \
+      for (int r_ = 0; r_ < 16; ++r_)                                                    \
+        for (int j_ = 0; j_ < 16; ++j_)                                                  \
+          (stage)[r_ * 16 + j_] = r_ < (ct).rows && j_ < (ct).cols                       \
+                                      ? (from_c ? (ct).c[r_ * (ct).ldc + j_] : 0.0f)     \
+                                      : 0.0f;                                            \
+      if (!(from_c) && (bias))                                                           \
+        for (int r_ = 0; r_ < 16; ++r_)                                                  \
+          for (int j_ = 0; j_ < 16; ++j_) (stage)[r_ * 16 + j_] = (bias)[j_];            \
+      memory_fence();                                                                    \
+      _tile_loadd(T, (stage), 64);                                                       \
+    } else {                                                                             \
+      _tile_zero(T);                                                                     \
+    }                                                                                    \
+  } while (0)
+
+// Accumulator T into its place in C (stored, or added when `add`).
+#define RECUR_AMX_STORE(T, ct, add, stage)                                          \
+  do {                                                                              \
+    if (!(add) && (ct).whole()) {                                                   \
+      _tile_stored(T, (ct).c, (ct).ldc * 4);                                        \
+    } else if ((ct).rows > 0 && (ct).cols > 0) {                                    \
+      _tile_stored(T, (stage), 64);                                                 \
+      store_staged((stage), (ct), (add));                                           \
+    }                                                                               \
+  } while (0)
+
+// A staged 16 x 16 tile into C's real rows and columns, stored or added.
+RECUR_AMX inline void store_staged(const float* stage, const CTile& ct, bool add) {
+  const __mmask16 mask = lanes(ct.cols);
+  for (int r = 0; r < ct.rows; ++r) {
+    float* c = ct.c + static_cast<std::size_t>(r) * ct.ldc;
+    __m512 v = _mm512_loadu_ps(stage + r * 16);
+    if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, c));
+    if (ct.cols >= 16)
+      _mm512_storeu_ps(c, v);
+    else
+      _mm512_mask_storeu_ps(c, mask, v);
+  }
+}
+
+// C[M,N] = A * W (+ bias, or + C when accumulate): A's rows (Kp apart) rounded already, with zero
+// rows up to the next multiple of 16. Each 32 x 32 block of C stays in tiles over all of Kp.
+RECUR_AMX void gemm_rows_amx(int M, const std::uint16_t* A, int Kp, const PackedBf16Matrix& W,
+                             bool accumulate, float* C, int ldc) {
+  const int panels = (W.N + kBf16Panel - 1) / kBf16Panel, chunks = Kp / kBf16Depth;
+  const std::size_t a_stride = static_cast<std::size_t>(Kp) * 2;  // bytes
+  alignas(64) float stage[16 * 16];
+  configure_tiles();
+  memory_fence();
+  for (int p = 0; p < panels; ++p) {
+    const std::uint16_t* panel = W.panels.data() + static_cast<std::size_t>(p) * Kp * kBf16Panel;
+    const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, W.N - n0);
+    const float* bias = W.bias.empty() ? nullptr : W.bias.data() + n0;
+    for (int m = 0; m < M; m += 32) {
+      const int rows0 = std::min(16, M - m), rows1 = std::min(16, M - m - 16);
+      float* c0 = C + static_cast<std::size_t>(m) * ldc + n0;
+      const CTile t0{c0, ldc, rows0, cols}, t1{c0 + 16, ldc, rows0, cols - 16};
+      const CTile t2{c0 + static_cast<std::size_t>(16) * ldc, ldc, rows1, cols};
+      const CTile t3{t2.c + 16, ldc, rows1, cols - 16};
+      const float* b1 = bias ? bias + 16 : nullptr;
+      RECUR_AMX_START(0, t0, accumulate, bias, stage);
+      RECUR_AMX_START(1, t1, accumulate, b1, stage);
+      const std::uint16_t* a = A + static_cast<std::size_t>(m) * Kp;
+      if (rows1 > 0) {
+        RECUR_AMX_START(2, t2, accumulate, bias, stage);
+        RECUR_AMX_START(3, t3, accumulate, b1, stage);
+        for (int q = 0; q < chunks; ++q) {
+          const std::uint16_t* b = panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
+          _tile_loadd(4, a + q * kBf16Depth, a_stride);
+          _tile_loadd(5, a + 16 * static_cast<std::size_t>(Kp) + q * kBf16Depth, a_stride);
+          _tile_loadd(6, b, kBf16Panel * 4);
+          _tile_loadd(7, b + 32, kBf16Panel * 4);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        RECUR_AMX_STORE(2, t2, false, stage);
+        RECUR_AMX_STORE(3, t3, false, stage);
+      } else {
+        for (int q = 0; q < chunks; ++q) {
+          const std::uint16_t* b = panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
+          _tile_loadd(4, a + q * kBf16Depth, a_stride);
+          _tile_loadd(6, b, kBf16Panel * 4);
+          _tile_loadd(7, b + 32, kBf16Panel * 4);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+        }
+      }
+      RECUR_AMX_STORE(0, t0, false, stage);
+      RECUR_AMX_STORE(1, t1, false, stage);
+    }
+  }
+  _tile_release();
+}
+
 Bf16Kernel running_kernel() {
   const Bf16Kernel k = bf16_kernel();
   RECUR_CHECK(k != Bf16Kernel::none, "--precision",
@@ -320,9 +512,16 @@ void gemm_bf16(int M, const float* A1, int lda1, int k1, const float* A2, int ld
                AlignedVector<std::uint16_t>& scratch) {
   if (M <= 0 || W.N <= 0) return;
   const Bf16Kernel kernel = running_kernel();
-  const std::size_t need = static_cast<std::size_t>(M) * W.Kp;
+  // AMX reads A 16 rows at a time: rows up to the next multiple of 16, zero.
+  const int rows = kernel == Bf16Kernel::amx_bf16 ? (M + 15) / 16 * 16 : M;
+  const std::size_t need = static_cast<std::size_t>(rows) * W.Kp;
   if (scratch.size() < need) scratch.resize(need);
-  if (kernel == Bf16Kernel::avx512_bf16) {
+  if (kernel == Bf16Kernel::amx_bf16) {
+    round_rows_avx512(M, A1, lda1, k1, A2, lda2, W.K, W.Kp, scratch.data());
+    std::fill(scratch.data() + static_cast<std::size_t>(M) * W.Kp, scratch.data() + need,
+              std::uint16_t{0});
+    gemm_rows_amx(M, scratch.data(), W.Kp, W, accumulate, C, ldc);
+  } else if (kernel == Bf16Kernel::avx512_bf16) {
     round_rows_avx512(M, A1, lda1, k1, A2, lda2, W.K, W.Kp, scratch.data());
     gemm_rows_avx512(M, scratch.data(), W.Kp, W, accumulate, C, ldc);
   } else {
@@ -398,18 +597,26 @@ RECUR_AVX512_BF16 inline __m512i interleave_rows(const float* r0, const float* r
   return interleave(load_row(r0, cols), load_row(r1, cols));
 }
 
-// Rows [0, kb) of X (kb_real of them real) as panels [ceil(N/32)][kb/2][32][2].
+// Rows [0, kb) of X (kb_real of them real; the rest zeros) as panels [ceil(N/32)][kb/2][32][2],
+// each panel `stride` pair rows long (kb / 2 unless given).
 RECUR_AVX512_BF16 void pack_x_avx512(int N, int kb, int kb_real, const float* X, int ldx,
-                                     std::uint16_t* xs) {
+                                     std::uint16_t* xs, int stride = 0) {
   const int panels = (N + kBf16Panel - 1) / kBf16Panel;
+  if (stride == 0) stride = kb / 2;
   for (int q = 0; q < kb / 2; ++q) {
     const int k = 2 * q;
+    if (k >= kb_real) {
+      for (int p = 0; p < panels; ++p)
+        std::fill_n(xs + (static_cast<std::size_t>(p) * stride + q) * kBf16Panel * 2,
+                    kBf16Panel * 2, std::uint16_t{0});
+      continue;
+    }
     const float* x0 = X + static_cast<std::size_t>(k) * ldx;
     const bool second = k + 1 < kb_real;  // a missing second row reads as zeros
     const float* x1 = second ? x0 + ldx : x0;
     for (int p = 0; p < panels; ++p) {
       const int n0 = p * kBf16Panel;
-      std::uint16_t* dst = xs + (static_cast<std::size_t>(p) * kb / 2 + q) * kBf16Panel * 2;
+      std::uint16_t* dst = xs + (static_cast<std::size_t>(p) * stride + q) * kBf16Panel * 2;
       for (int h = 0; h < 2; ++h) {
         __m512i v = interleave_rows(x0 + n0 + 16 * h, x1 + n0 + 16 * h, N - n0 - 16 * h);
         if (!second) v = _mm512_maskz_mov_epi16(0x55555555u, v);
@@ -519,12 +726,142 @@ RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, int kb_real, const 
   }
 }
 
+// The weight gradient on AMX: C[M,N] += A^T X in blocks of kAmxTnDepth rows of A and X. X's
+// block is packed as panels (the B operand, as the AVX512_BF16 kernel packs it); A's columns,
+// 32 at a time, are turned into rows of inner values (the A operand) just before their tiles
+// use them. C's 32 x 32 blocks start the accumulators and take them back once a block.
+constexpr int kAmxTnDepth = 256;
+
+// A 16 x 16 block of 32-bit values transposed in registers: stage b swaps bit b of the row and
+// column indices (each stage one two-source permute per row).
+RECUR_AMX inline void transpose16(__m512i r[16]) {
+  for (int b = 1; b < 16; b *= 2) {
+    alignas(64) std::int32_t lo[16], hi[16];
+    for (int j = 0; j < 16; ++j) {
+      lo[j] = (j & b) == 0 ? j : 16 + j - b;
+      hi[j] = (j & b) == 0 ? j + b : 16 + j;
+    }
+    const __m512i idx_lo = _mm512_load_si512(lo), idx_hi = _mm512_load_si512(hi);
+    for (int i = 0; i < 16; ++i) {
+      if ((i & b) != 0) continue;
+      const __m512i a = r[i], c = r[i + b];
+      r[i] = _mm512_permutex2var_epi32(a, idx_lo, c);
+      r[i + b] = _mm512_permutex2var_epi32(a, idx_hi, c);
+    }
+  }
+}
+
+// Columns [m0, m0 + 32) of A's rows [0, kc) (kb_real real; the rest, and columns past M, zero)
+// as 32 rows of kc inner values at `at` (row i at at + i * kc). With a_sums, adds each column's
+// sum over the real rows (pair by pair, as pack_a_pair_avx512 sums).
+RECUR_AMX void pack_a_amx(int M, int m0, int kc, int kb_real, const float* A, int lda,
+                          std::uint16_t* at, float* a_sums) {
+  for (int h = 0; h < 2; ++h) {
+    const int mh = m0 + 16 * h, cols = std::min(16, M - mh);
+    std::uint16_t* rows = at + static_cast<std::size_t>(16 * h) * kc;
+    if (cols <= 0) {
+      std::fill(rows, rows + static_cast<std::size_t>(16) * kc, std::uint16_t{0});
+      continue;
+    }
+    __m512 sum = _mm512_setzero_ps();
+    for (int q0 = 0; q0 < kc / 2; q0 += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int k = 2 * (q0 + i);
+        if (k >= kb_real) {
+          r[i] = _mm512_setzero_si512();
+          continue;
+        }
+        const float* a0 = A + static_cast<std::size_t>(k) * lda + mh;
+        const bool second = k + 1 < kb_real;
+        const __m512 v0 = load_row(a0, cols);
+        const __m512 v1 = second ? load_row(a0 + lda, cols) : _mm512_setzero_ps();
+        if (a_sums) sum = _mm512_add_ps(sum, second ? _mm512_add_ps(v0, v1) : v0);
+        r[i] = interleave(v0, v1);
+      }
+      transpose16(r);
+      for (int j = 0; j < 16; ++j)
+        _mm512_storeu_si512(rows + static_cast<std::size_t>(j) * kc + 2 * q0, r[j]);
+    }
+    if (a_sums)
+      _mm512_mask_storeu_ps(a_sums + mh, lanes(cols),
+                            _mm512_add_ps(_mm512_maskz_loadu_ps(lanes(cols), a_sums + mh), sum));
+  }
+}
+
+RECUR_AMX void gemm_tn_amx(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
+                           float* C, int ldc, AlignedVector<std::uint16_t>& scratch,
+                           float* a_sums) {
+  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
+  const std::size_t x_size = static_cast<std::size_t>(panels) * kAmxTnDepth * kBf16Panel;
+  const std::size_t a_size = static_cast<std::size_t>(32) * kAmxTnDepth;
+  if (scratch.size() < x_size + a_size) scratch.resize(x_size + a_size);
+  std::uint16_t* xs = scratch.data();
+  std::uint16_t* at = scratch.data() + x_size;
+  alignas(64) float stage[16 * 16];
+  configure_tiles();
+  for (int k0 = 0; k0 < K; k0 += kAmxTnDepth) {
+    const int kb_real = std::min(kAmxTnDepth, K - k0), kc = padded_depth(kb_real);
+    const int chunks = kc / kBf16Depth;
+    const std::size_t a_stride = static_cast<std::size_t>(kc) * 2;  // bytes
+    pack_x_avx512(N, kc, kb_real, X + static_cast<std::size_t>(k0) * ldx, ldx, xs);
+    for (int m = 0; m < M; m += 32) {
+      pack_a_amx(M, m, kc, kb_real, A + static_cast<std::size_t>(k0) * lda, lda, at,
+                 a_sums);
+      memory_fence();
+      const int rows0 = std::min(16, M - m), rows1 = std::min(16, M - m - 16);
+      for (int p = 0; p < panels; ++p) {
+        const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, N - n0);
+        float* c0 = C + static_cast<std::size_t>(m) * ldc + n0;
+        const CTile t0{c0, ldc, rows0, cols}, t1{c0 + 16, ldc, rows0, cols - 16};
+        const CTile t2{c0 + static_cast<std::size_t>(16) * ldc, ldc, rows1, cols};
+        const CTile t3{t2.c + 16, ldc, rows1, cols - 16};
+        const float* none = nullptr;
+        const std::uint16_t* x = xs + static_cast<std::size_t>(p) * kc * kBf16Panel;
+        RECUR_AMX_START(0, t0, true, none, stage);
+        RECUR_AMX_START(1, t1, true, none, stage);
+        if (rows1 > 0) {
+          RECUR_AMX_START(2, t2, true, none, stage);
+          RECUR_AMX_START(3, t3, true, none, stage);
+          for (int q = 0; q < chunks; ++q) {
+            const std::uint16_t* b = x + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
+            _tile_loadd(4, at + q * kBf16Depth, a_stride);
+            _tile_loadd(5, at + static_cast<std::size_t>(16) * kc + q * kBf16Depth, a_stride);
+            _tile_loadd(6, b, kBf16Panel * 4);
+            _tile_loadd(7, b + 32, kBf16Panel * 4);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
+          RECUR_AMX_STORE(2, t2, false, stage);
+          RECUR_AMX_STORE(3, t3, false, stage);
+        } else {
+          for (int q = 0; q < chunks; ++q) {
+            const std::uint16_t* b = x + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
+            _tile_loadd(4, at + q * kBf16Depth, a_stride);
+            _tile_loadd(6, b, kBf16Panel * 4);
+            _tile_loadd(7, b + 32, kBf16Panel * 4);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+          }
+        }
+        RECUR_AMX_STORE(0, t0, false, stage);
+        RECUR_AMX_STORE(1, t1, false, stage);
+      }
+    }
+  }
+  _tile_release();
+}
+
 }  // namespace
 
 void gemm_tn_bf16(int M, int N, int K, const float* A, int lda, const float* X, int ldx, float* C,
                   int ldc, AlignedVector<std::uint16_t>& scratch, float* a_sums) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const Bf16Kernel kernel = running_kernel();
+  if (kernel == Bf16Kernel::amx_bf16)
+    return gemm_tn_amx(M, N, K, A, lda, X, ldx, C, ldc, scratch, a_sums);
   const int panels = (N + kBf16Panel - 1) / kBf16Panel, tiles = (M + kTnTile - 1) / kTnTile;
   const std::size_t x_size = static_cast<std::size_t>(panels) * kTnDepth * kBf16Panel;
   // Tiles rounded up to even: the packing writes two tiles' pair rows at once.
@@ -562,16 +899,16 @@ void set_bias(int N, const float* bias1, const float* bias2, PackedBf16Matrix& o
 RECUR_AVX512_BF16 void pack_rows_avx512(int N, const float* W1, int K1, const float* W2, int K2,
                                         PackedBf16Matrix& out) {
   static thread_local AlignedVector<std::uint16_t> row;
-  const int K = K1 + K2, Kp = even(K);
-  if (row.size() < static_cast<std::size_t>(Kp)) row.resize(Kp);
+  const int K = K1 + K2, Kr = even(K), Kp = out.Kp;
+  if (row.size() < static_cast<std::size_t>(Kr)) row.resize(Kr);
   for (int n = 0; n < N; ++n) {
     round_run(W1 + static_cast<std::size_t>(n) * K1, K1, row.data());
     if (K2 > 0) round_run(W2 + static_cast<std::size_t>(n) * K2, K2, row.data() + K1);
-    if (Kp > K) row[K] = 0;
+    if (Kr > K) row[K] = 0;
     std::uint16_t* dst = out.panels.data() +
                          static_cast<std::size_t>(n / kBf16Panel) * Kp * kBf16Panel +
                          static_cast<std::size_t>(n % kBf16Panel) * 2;
-    for (int q = 0; q < Kp / 2; ++q)
+    for (int q = 0; q < Kr / 2; ++q)
       std::memcpy(dst + static_cast<std::size_t>(q) * kBf16Panel * 2, row.data() + 2 * q,
                   2 * sizeof(std::uint16_t));
   }
@@ -580,7 +917,7 @@ RECUR_AVX512_BF16 void pack_rows_avx512(int N, const float* W1, int K1, const fl
 }  // namespace
 
 void pack_bf16(const float* W, int N, int K, bool w_is_k_by_n, PackedBf16Matrix& out) {
-  if (bf16_kernel() != Bf16Kernel::avx512_bf16) {
+  if (!simd_packing()) {
     if (w_is_k_by_n)
       pack_panels(
           N, K, [&](int n, int k) { return W[static_cast<std::size_t>(k) * N + n]; }, out);
@@ -591,10 +928,10 @@ void pack_bf16(const float* W, int N, int K, bool w_is_k_by_n, PackedBf16Matrix&
     // Rows k and k + 1 of W are a pair row of the panels already.
     out.N = N;
     out.K = K;
-    out.Kp = even(K);
-    out.panels.resize(static_cast<std::size_t>((N + kBf16Panel - 1) / kBf16Panel) * out.Kp *
-                      kBf16Panel);
-    pack_x_avx512(N, out.Kp, K, W, N, out.panels.data());
+    out.Kp = padded_depth(K);
+    out.panels.assign(
+        static_cast<std::size_t>((N + kBf16Panel - 1) / kBf16Panel) * out.Kp * kBf16Panel, 0);
+    pack_x_avx512(N, even(K), K, W, N, out.panels.data(), out.Kp / 2);
   } else {
     pack_bf16_pair(N, W, K, nullptr, 0, nullptr, nullptr, out);
   }
@@ -603,10 +940,10 @@ void pack_bf16(const float* W, int N, int K, bool w_is_k_by_n, PackedBf16Matrix&
 
 void pack_bf16_pair(int N, const float* W1, int K1, const float* W2, int K2, const float* bias1,
                     const float* bias2, PackedBf16Matrix& out) {
-  if (bf16_kernel() == Bf16Kernel::avx512_bf16) {
+  if (simd_packing()) {
     out.N = N;
     out.K = K1 + K2;
-    out.Kp = even(out.K);
+    out.Kp = padded_depth(out.K);
     // Zeros for the columns beyond N in the last panel.
     out.panels.assign(
         static_cast<std::size_t>((N + kBf16Panel - 1) / kBf16Panel) * out.Kp * kBf16Panel, 0);

@@ -6,16 +6,27 @@
 //
 // Layout: a weight matrix for C[M,N] = A[M,K] * W is packed once per optimizer step into panels
 // of 32 output columns, each inner pair (k, k+1) of a column side by side:
-// panels [ceil(N/32)][Kp/2][32][2] (Kp = K rounded up to even, zero padded), the form the
-// AVX512_BF16 instruction `vdpbf16ps` reads (16 columns x one pair per zmm). A's rows are
-// rounded to bf16 once per call into a scratch buffer, one 32-bit pair broadcast per product.
+// panels [ceil(N/32)][Kp/2][32][2] (Kp = K rounded up to a multiple of 32, zero padded), the form
+// the AVX512_BF16 instruction `vdpbf16ps` reads (16 columns x one pair per zmm) and, 16 pair rows
+// at a time, the B operand of the AMX instruction `tdpbf16ps` (16 pairs x 16 columns a tile).
+// A's rows are rounded to bf16 once per call into a scratch buffer (rows Kp apart, zero padded).
 //
-// Kernels, chosen at run time: AVX512_BF16 (zmm `vdpbf16ps`), and a portable emulation in plain
-// C++ that rounds both operands the same way and adds each pair's two products in the order the
-// instruction does (odd, then even): the unit tests run it everywhere and hold the AVX512_BF16
-// kernel to it (tests/unit/test_bf16_gemm.cpp). The environment variable RECUR_BF16_KERNEL
-// names a kernel: avx512_bf16, portable (the emulation; slow, for tests), or none (as on a CPU
-// without bf16: `recur train --precision bf16` refuses to run).
+// Kernels, chosen at run time:
+// - amx_bf16: AMX tiles (`tdpbf16ps`, 16 x 16 fp32 accumulators, 32 inner values per
+//   instruction) on CPUs with AMX-BF16 (Intel Sapphire Rapids and later), once Linux grants the
+//   process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM);
+// - avx512_bf16: zmm `vdpbf16ps` on CPUs with AVX512_BF16 (Intel Cooper Lake and later, AMD
+//   Zen 4 and later);
+// - portable: an emulation in plain C++ that rounds both operands the same way and adds each
+//   pair's two products in the order `vdpbf16ps` does (odd, then even).
+// Each kernel's sums are fp32 sums of the same exact products, in its own order: the kernels
+// agree to fp32 rounding, not bit for bit (AMX's internal order and rounding are its own, and
+// match neither order of a pair: measured on a Xeon with AMX). Within one kernel a row's bits
+// never depend on the rows beside it. The unit tests run every kernel this CPU has against a
+// double-precision product and against each other (tests/unit/test_bf16_gemm.cpp). The
+// environment variable RECUR_BF16_KERNEL names a kernel: amx_bf16, avx512_bf16, portable (the
+// emulation; slow, for tests), or none (as on a CPU without bf16: `recur train --precision bf16`
+// refuses to run).
 #pragma once
 
 #include <cstdint>
@@ -25,12 +36,17 @@
 
 namespace recur::kernels {
 
-enum class Bf16Kernel { none, portable, avx512_bf16 };
+enum class Bf16Kernel { none, portable, avx512_bf16, amx_bf16 };
 std::string to_string(Bf16Kernel k);
 
 // cpuid (leaf 7, subleaf 1, EAX bit 5) and the OS's saved zmm state: the CPU runs vdpbf16ps.
 bool cpu_has_avx512_bf16();
-// RECUR_BF16_KERNEL's kernel, else avx512_bf16 where the CPU has it, else none. Throws
+// cpuid (leaf 7: AMX-TILE and AMX-BF16), the OS's tile state (XCR0 bits 17 and 18) and
+// AVX512_BF16 (the kernel rounds and packs with it), and Linux's permission for this process to
+// use the tiles, asked for once (arch_prctl).
+bool cpu_has_amx_bf16();
+// RECUR_BF16_KERNEL's kernel, else amx_bf16 where the CPU has it, else avx512_bf16 where it has
+// that, else none. Throws
 // Error("RECUR_BF16_KERNEL", ...) for an unknown name or a kernel this CPU lacks.
 Bf16Kernel bf16_kernel();
 // Makes `k` the kernel of the products from now on (tests compare kernels); returns the previous
@@ -43,10 +59,12 @@ std::uint16_t to_bf16(float x);
 float from_bf16(std::uint16_t b);
 
 inline constexpr int kBf16Panel = 32;
+// The packed inner dimension's multiple: one AMX tile's 32 inner values.
+inline constexpr int kBf16Depth = 32;
 
 struct PackedBf16Matrix {
-  int N = 0, K = 0, Kp = 0;
-  AlignedVector<std::uint16_t> panels;  // [ceil(N/32)][Kp/2][32][2]
+  int N = 0, K = 0, Kp = 0;            // Kp: K rounded up to a multiple of kBf16Depth
+  AlignedVector<std::uint16_t> panels;  // [ceil(N/32)][Kp/2][32][2], zero beyond K and N
   AlignedVector<float> bias;            // [ceil(N/32) * 32] fp32, or empty
 };
 

@@ -41,6 +41,7 @@ struct KernelScope {
 std::vector<Bf16Kernel> kernels_here() {
   std::vector<Bf16Kernel> ks{Bf16Kernel::portable};
   if (bf16_kernel_supported(Bf16Kernel::avx512_bf16)) ks.push_back(Bf16Kernel::avx512_bf16);
+  if (bf16_kernel_supported(Bf16Kernel::amx_bf16)) ks.push_back(Bf16Kernel::amx_bf16);
   return ks;
 }
 
@@ -129,7 +130,7 @@ TEST(Bf16, PackFromKByNMatchesTheTransposed) {
   PackedBf16Matrix a, b;
   pack_bf16(W.data(), N, K, false, a);
   pack_bf16(Wt.data(), N, K, true, b);
-  EXPECT_EQ(a.Kp, 20);
+  EXPECT_EQ(a.Kp, 32);  // whole AMX tiles' depth
   EXPECT_TRUE(a.bias.empty());
   ASSERT_EQ(a.panels.size(), b.panels.size());
   for (std::size_t i = 0; i < a.panels.size(); ++i) ASSERT_EQ(a.panels[i], b.panels[i]) << i;
@@ -161,7 +162,7 @@ TEST(Bf16, EveryKernelPacksTheSameBits) {
     EXPECT_EQ(pair[i].bias, pair[0].bias);
     EXPECT_EQ(kn[i].panels, kn[0].panels);
     EXPECT_EQ(nk[i].panels, nk[0].panels);
-    EXPECT_EQ(pair[i].Kp, 68);
+    EXPECT_EQ(pair[i].Kp, 96);
   }
 }
 
@@ -224,15 +225,23 @@ TEST(Bf16, KernelFollowsCpuidAndRefusesWhatTheCpuLacks) {
   std::ifstream probe("/proc/cpuinfo");
   ASSERT_TRUE(probe.good()) << "the test reads the CPU's flags from /proc/cpuinfo";
   EXPECT_EQ(cpu_has_avx512_bf16(), cpuinfo_has("avx512_bf16") && cpuinfo_has("avx512bw"));
+  // AMX also needs the kernel's permission (granted on every Linux that lists the flags).
+  EXPECT_EQ(cpu_has_amx_bf16(),
+            cpu_has_avx512_bf16() && cpuinfo_has("amx_bf16") && cpuinfo_has("amx_tile"));
   if (!cpu_has_avx512_bf16()) {
     EXPECT_THROW(set_bf16_kernel(Bf16Kernel::avx512_bf16), Error);
   }
+  if (!cpu_has_amx_bf16()) {
+    EXPECT_THROW(set_bf16_kernel(Bf16Kernel::amx_bf16), Error);
+  }
   const char* forced = std::getenv("RECUR_BF16_KERNEL");
   if (forced == nullptr || *forced == '\0') {
-    // RECUR_ISA below avx512 takes the bf16 kernel away (kernels/dispatch.hpp).
-    const bool usable =
-        cpu_has_avx512_bf16() && recur::kernels::isa() == recur::kernels::Isa::avx512;
-    EXPECT_EQ(bf16_kernel(), usable ? Bf16Kernel::avx512_bf16 : Bf16Kernel::none);
+    // RECUR_ISA below avx512 takes the bf16 kernel away (kernels/dispatch.hpp); AMX first.
+    const bool avx512 = recur::kernels::isa() == recur::kernels::Isa::avx512;
+    EXPECT_EQ(bf16_kernel(), !avx512                 ? Bf16Kernel::none
+                             : cpu_has_amx_bf16()    ? Bf16Kernel::amx_bf16
+                             : cpu_has_avx512_bf16() ? Bf16Kernel::avx512_bf16
+                                                     : Bf16Kernel::none);
   }
   // Without a kernel the products refuse, naming --precision.
   KernelScope none(Bf16Kernel::none);

@@ -86,11 +86,12 @@ void check(CellKind cell, const std::vector<int>& lengths) {
   // bf16 operands: each product within 2^-8 relative, the sums within a few percent.
   expect_close(portable, fp32, model.layout(), 0.03, "portable against fp32");
   EXPECT_NE(portable.grads, fp32.grads) << "the bf16 pass computed the fp32 products";
-  if (kernels::bf16_kernel_supported(kernels::Bf16Kernel::avx512_bf16)) {
-    kernels::set_bf16_kernel(kernels::Bf16Kernel::avx512_bf16);
-    const Pass avx = run(model, x, seq, dl, PrepareFor::training_bf16);
+  for (kernels::Bf16Kernel k : {kernels::Bf16Kernel::avx512_bf16, kernels::Bf16Kernel::amx_bf16}) {
+    if (!kernels::bf16_kernel_supported(k)) continue;
+    kernels::set_bf16_kernel(k);
+    const Pass simd = run(model, x, seq, dl, PrepareFor::training_bf16);
     kernels::set_bf16_kernel(before);
-    expect_close(avx, portable, model.layout(), 1e-4, "avx512_bf16 against portable");
+    expect_close(simd, portable, model.layout(), 1e-4, kernels::to_string(k) + " against portable");
   }
 }
 
