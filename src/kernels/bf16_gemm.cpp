@@ -395,25 +395,21 @@ struct CTile {
   bool whole() const { return rows == 16 && cols == 16; }
 };
 
-// Accumulator start: C's values (from_c), the panel half's bias in every row, or zero.
-#define RECUR_AMX_START(T, ct, from_c, bias, stage)                                      \
-  do {                                                                                   \
-    if (from_c && (ct).whole()) {                                                        \
-      _tile_loadd(T, (ct).c, (ct).ldc * 4);                                              \
-    } else if (from_c || (bias)) {                                                       \
-      for (int r_ = 0; r_ < 16; ++r_)                                                    \
-        for (int j_ = 0; j_ < 16; ++j_)                                                  \
-          (stage)[r_ * 16 + j_] = r_ < (ct).rows && j_ < (ct).cols                       \
-                                      ? (from_c ? (ct).c[r_ * (ct).ldc + j_] : 0.0f)     \
-                                      : 0.0f;                                            \
-      if (!(from_c) && (bias))                                                           \
-        for (int r_ = 0; r_ < 16; ++r_)                                                  \
-          for (int j_ = 0; j_ < 16; ++j_) (stage)[r_ * 16 + j_] = (bias)[j_];            \
-      memory_fence();                                                                    \
-      _tile_loadd(T, (stage), 64);                                                       \
-    } else {                                                                             \
-      _tile_zero(T);                                                                     \
-    }                                                                                    \
+// Accumulator start: C's values (from_c; a partial block through the staging tile), the panel
+// half's bias in every row (one 64-byte row loaded 16 times: stride 0), or zero.
+#define RECUR_AMX_START(T, ct, from_c, bias, stage)                          \
+  do {                                                                       \
+    if (from_c && (ct).whole()) {                                            \
+      _tile_loadd(T, (ct).c, (ct).ldc * 4);                                  \
+    } else if (from_c) {                                                     \
+      stage_partial((stage), (ct));                                          \
+      memory_fence();                                                        \
+      _tile_loadd(T, (stage), 64);                                           \
+    } else if (bias) {                                                       \
+      _tile_loadd(T, (bias), 0);                                             \
+    } else {                                                                 \
+      _tile_zero(T);                                                         \
+    }                                                                        \
   } while (0)
 
 // Accumulator T into its place in C (stored, or added when `add`).
@@ -426,6 +422,16 @@ struct CTile {
       store_staged((stage), (ct), (add));                                           \
     }                                                                               \
   } while (0)
+
+// C's real rows and columns of a partial block into the staging tile, zeros around them.
+RECUR_AMX inline void stage_partial(float* stage, const CTile& ct) {
+  const __mmask16 mask = lanes(ct.cols);
+  for (int r = 0; r < 16; ++r)
+    _mm512_storeu_ps(stage + r * 16,
+                     r < ct.rows ? _mm512_maskz_loadu_ps(mask, ct.c + static_cast<std::size_t>(r) *
+                                                                          ct.ldc)
+                                 : _mm512_setzero_ps());
+}
 
 // A staged 16 x 16 tile into C's real rows and columns, stored or added.
 RECUR_AMX inline void store_staged(const float* stage, const CTile& ct, bool add) {
