@@ -732,10 +732,11 @@ RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, int kb_real, const 
   }
 }
 
-// The weight gradient on AMX: C[M,N] += A^T X in blocks of kAmxTnDepth rows of A and X. X's
-// block is packed as panels (the B operand, as the AVX512_BF16 kernel packs it); A's columns,
-// 32 at a time, are turned into rows of inner values (the A operand) just before their tiles
-// use them. C's 32 x 32 blocks start the accumulators and take them back once a block.
+// The weight gradient on AMX, turned around: C^T[N,M] += X^T A, in blocks of kAmxTnDepth rows of
+// A and X. A's block is packed as panels of 32 of its columns (the B operand: the pair rows the
+// AVX512_BF16 kernel packs X into), X's as rows of inner values (the A operand: X^T, N rows, a
+// transpose of the narrower side). C^T's 32 x 32 blocks live in an fp32 scratch, in tiles for a
+// block's depth; at the end C += (C^T)^T, one transpose of the result.
 constexpr int kAmxTnDepth = 256;
 
 // A 16 x 16 block of 32-bit values transposed in registers: stage b swaps bit b of the row and
@@ -757,19 +758,18 @@ RECUR_AMX inline void transpose16(__m512i r[16]) {
   }
 }
 
-// Columns [m0, m0 + 32) of A's rows [0, kc) (kb_real real; the rest, and columns past M, zero)
-// as 32 rows of kc inner values at `at` (row i at at + i * kc). With a_sums, adds each column's
-// sum over the real rows (pair by pair, as pack_a_pair_avx512 sums).
-RECUR_AMX void pack_a_amx(int M, int m0, int kc, int kb_real, const float* A, int lda,
-                          std::uint16_t* at, float* a_sums) {
-  for (int h = 0; h < 2; ++h) {
-    const int mh = m0 + 16 * h, cols = std::min(16, M - mh);
-    std::uint16_t* rows = at + static_cast<std::size_t>(16 * h) * kc;
+// X's rows [0, kc) (kb_real real; the rest, and columns past N, zero) turned into Np rows of kc
+// inner values at xt (row n at xt + n * kc; Np = N rounded up to 32).
+RECUR_AMX void pack_xt_amx(int N, int kc, int kb_real, const float* X, int ldx,
+                           std::uint16_t* xt) {
+  const int Np = (N + 31) / 32 * 32;
+  for (int n0 = 0; n0 < Np; n0 += 16) {
+    const int cols = std::min(16, N - n0);
+    std::uint16_t* rows = xt + static_cast<std::size_t>(n0) * kc;
     if (cols <= 0) {
       std::fill(rows, rows + static_cast<std::size_t>(16) * kc, std::uint16_t{0});
       continue;
     }
-    __m512 sum = _mm512_setzero_ps();
     for (int q0 = 0; q0 < kc / 2; q0 += 16) {
       __m512i r[16];
       for (int i = 0; i < 16; ++i) {
@@ -778,86 +778,106 @@ RECUR_AMX void pack_a_amx(int M, int m0, int kc, int kb_real, const float* A, in
           r[i] = _mm512_setzero_si512();
           continue;
         }
-        const float* a0 = A + static_cast<std::size_t>(k) * lda + mh;
-        const bool second = k + 1 < kb_real;
-        const __m512 v0 = load_row(a0, cols);
-        const __m512 v1 = second ? load_row(a0 + lda, cols) : _mm512_setzero_ps();
-        if (a_sums) sum = _mm512_add_ps(sum, second ? _mm512_add_ps(v0, v1) : v0);
+        const float* x0 = X + static_cast<std::size_t>(k) * ldx + n0;
+        const __m512 v0 = load_row(x0, cols);
+        const __m512 v1 = k + 1 < kb_real ? load_row(x0 + ldx, cols) : _mm512_setzero_ps();
         r[i] = interleave(v0, v1);
       }
       transpose16(r);
       for (int j = 0; j < 16; ++j)
         _mm512_storeu_si512(rows + static_cast<std::size_t>(j) * kc + 2 * q0, r[j]);
     }
-    if (a_sums)
-      _mm512_mask_storeu_ps(a_sums + mh, lanes(cols),
-                            _mm512_add_ps(_mm512_maskz_loadu_ps(lanes(cols), a_sums + mh), sum));
+  }
+}
+
+// Each of A's M columns summed over the block's real rows (pair by pair) and added to sums.
+RECUR_AMX void add_block_sums(int M, int kb_real, const float* A, int lda, float* sums) {
+  for (int m0 = 0; m0 < M; m0 += 16) {
+    const int cols = std::min(16, M - m0);
+    __m512 sum = _mm512_setzero_ps();
+    for (int k = 0; k < kb_real; k += 2) {
+      const float* a0 = A + static_cast<std::size_t>(k) * lda + m0;
+      const __m512 v0 = load_row(a0, cols);
+      sum = _mm512_add_ps(sum, k + 1 < kb_real ? _mm512_add_ps(v0, load_row(a0 + lda, cols)) : v0);
+    }
+    _mm512_mask_storeu_ps(sums + m0, lanes(cols),
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(lanes(cols), sums + m0), sum));
   }
 }
 
 RECUR_AMX void gemm_tn_amx(int M, int N, int K, const float* A, int lda, const float* X, int ldx,
                            float* C, int ldc, AlignedVector<std::uint16_t>& scratch,
                            float* a_sums) {
-  const int panels = (N + kBf16Panel - 1) / kBf16Panel;
-  const std::size_t x_size = static_cast<std::size_t>(panels) * kAmxTnDepth * kBf16Panel;
-  const std::size_t a_size = static_cast<std::size_t>(32) * kAmxTnDepth;
-  if (scratch.size() < x_size + a_size) scratch.resize(x_size + a_size);
-  std::uint16_t* xs = scratch.data();
-  std::uint16_t* at = scratch.data() + x_size;
-  alignas(64) float stage[16 * 16];
+  const int Np = (N + 31) / 32 * 32, Mp = (M + 31) / 32 * 32, panels = Mp / kBf16Panel;
+  const std::size_t xt_size = static_cast<std::size_t>(Np) * kAmxTnDepth;
+  const std::size_t a_size = static_cast<std::size_t>(Mp) * kAmxTnDepth;
+  if (scratch.size() < xt_size + a_size) scratch.resize(xt_size + a_size);
+  std::uint16_t* xt = scratch.data();
+  std::uint16_t* ap = scratch.data() + xt_size;
+  static thread_local AlignedVector<float> ct;  // C^T [Np][Mp]
+  if (ct.size() < static_cast<std::size_t>(Np) * Mp) ct.resize(static_cast<std::size_t>(Np) * Mp);
+  const std::size_t ct_stride = static_cast<std::size_t>(Mp) * 4;  // bytes
   configure_tiles();
   for (int k0 = 0; k0 < K; k0 += kAmxTnDepth) {
     const int kb_real = std::min(kAmxTnDepth, K - k0), kc = padded_depth(kb_real);
     const int chunks = kc / kBf16Depth;
-    const std::size_t a_stride = static_cast<std::size_t>(kc) * 2;  // bytes
-    pack_x_avx512(N, kc, kb_real, X + static_cast<std::size_t>(k0) * ldx, ldx, xs);
-    for (int m = 0; m < M; m += 32) {
-      pack_a_amx(M, m, kc, kb_real, A + static_cast<std::size_t>(k0) * lda, lda, at,
-                 a_sums);
-      memory_fence();
-      const int rows0 = std::min(16, M - m), rows1 = std::min(16, M - m - 16);
-      for (int p = 0; p < panels; ++p) {
-        const int n0 = p * kBf16Panel, cols = std::min(kBf16Panel, N - n0);
-        float* c0 = C + static_cast<std::size_t>(m) * ldc + n0;
-        const CTile t0{c0, ldc, rows0, cols}, t1{c0 + 16, ldc, rows0, cols - 16};
-        const CTile t2{c0 + static_cast<std::size_t>(16) * ldc, ldc, rows1, cols};
-        const CTile t3{t2.c + 16, ldc, rows1, cols - 16};
-        const float* none = nullptr;
-        const std::uint16_t* x = xs + static_cast<std::size_t>(p) * kc * kBf16Panel;
-        RECUR_AMX_START(0, t0, true, none, stage);
-        RECUR_AMX_START(1, t1, true, none, stage);
-        if (rows1 > 0) {
-          RECUR_AMX_START(2, t2, true, none, stage);
-          RECUR_AMX_START(3, t3, true, none, stage);
-          for (int q = 0; q < chunks; ++q) {
-            const std::uint16_t* b = x + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
-            _tile_loadd(4, at + q * kBf16Depth, a_stride);
-            _tile_loadd(5, at + static_cast<std::size_t>(16) * kc + q * kBf16Depth, a_stride);
-            _tile_loadd(6, b, kBf16Panel * 4);
-            _tile_loadd(7, b + 32, kBf16Panel * 4);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          RECUR_AMX_STORE(2, t2, false, stage);
-          RECUR_AMX_STORE(3, t3, false, stage);
+    const std::size_t xt_stride = static_cast<std::size_t>(kc) * 2;  // bytes
+    const float* a = A + static_cast<std::size_t>(k0) * lda;
+    pack_xt_amx(N, kc, kb_real, X + static_cast<std::size_t>(k0) * ldx, ldx, xt);
+    pack_x_avx512(M, kc, kb_real, a, lda, ap);
+    if (a_sums) add_block_sums(M, kb_real, a, lda, a_sums);
+    memory_fence();
+    for (int p = 0; p < panels; ++p) {
+      const std::uint16_t* panel = ap + static_cast<std::size_t>(p) * kc * kBf16Panel;
+      for (int n = 0; n < Np; n += 32) {
+        float* c = ct.data() + static_cast<std::size_t>(n) * Mp + p * kBf16Panel;
+        if (k0 == 0) {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
         } else {
-          for (int q = 0; q < chunks; ++q) {
-            const std::uint16_t* b = x + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
-            _tile_loadd(4, at + q * kBf16Depth, a_stride);
-            _tile_loadd(6, b, kBf16Panel * 4);
-            _tile_loadd(7, b + 32, kBf16Panel * 4);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-          }
+          _tile_loadd(0, c, ct_stride);
+          _tile_loadd(1, c + 16, ct_stride);
+          _tile_loadd(2, c + static_cast<std::size_t>(16) * Mp, ct_stride);
+          _tile_loadd(3, c + static_cast<std::size_t>(16) * Mp + 16, ct_stride);
         }
-        RECUR_AMX_STORE(0, t0, false, stage);
-        RECUR_AMX_STORE(1, t1, false, stage);
+        const std::uint16_t* x = xt + static_cast<std::size_t>(n) * kc;
+        for (int q = 0; q < chunks; ++q) {
+          const std::uint16_t* b = panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
+          _tile_loadd(4, x + q * kBf16Depth, xt_stride);
+          _tile_loadd(5, x + static_cast<std::size_t>(16) * kc + q * kBf16Depth, xt_stride);
+          _tile_loadd(6, b, kBf16Panel * 4);
+          _tile_loadd(7, b + 32, kBf16Panel * 4);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, c, ct_stride);
+        _tile_stored(1, c + 16, ct_stride);
+        _tile_stored(2, c + static_cast<std::size_t>(16) * Mp, ct_stride);
+        _tile_stored(3, c + static_cast<std::size_t>(16) * Mp + 16, ct_stride);
       }
     }
   }
   _tile_release();
+  // C += (C^T)^T, 16 x 16 blocks at a time.
+  for (int m0 = 0; m0 < M; m0 += 16) {
+    for (int n0 = 0; n0 < N; n0 += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = _mm512_loadu_si512(ct.data() + static_cast<std::size_t>(n0 + i) * Mp + m0);
+      transpose16(r);
+      const int cols = std::min(16, N - n0);
+      const __mmask16 mask = lanes(cols);
+      for (int j = 0; j < std::min(16, M - m0); ++j) {
+        float* row = C + static_cast<std::size_t>(m0 + j) * ldc + n0;
+        const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, row), _mm512_castsi512_ps(r[j]));
+        _mm512_mask_storeu_ps(row, mask, v);
+      }
+    }
+  }
 }
 
 }  // namespace
