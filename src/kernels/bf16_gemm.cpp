@@ -2,14 +2,13 @@
 
 #include <cpuid.h>
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/amx.hpp"
 #include "kernels/dispatch.hpp"
 #include "recur/error.hpp"
 
@@ -39,32 +38,8 @@ bool cpu_has_avx512_bf16() {
   return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 5)) != 0;
 }
 
-namespace {
-
-// Linux keeps the AMX tile data out of a process's saved state until the process asks for it
-// (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, feature 18); a tile instruction before that
-// faults. Asked once; the permission then holds for every thread of the process.
-bool amx_permitted() {
-  static const bool granted = [] {
-    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
-    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
-  }();
-  return granted;
-}
-
-}  // namespace
-
 bool cpu_has_amx_bf16() {
-  if (!cpu_has_avx512_bf16()) return false;
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  // Leaf 7, subleaf 0: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
-  if ((d & (1u << 22)) == 0 || (d & (1u << 24)) == 0) return false;
-  // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS manages the tile state.
-  unsigned lo = 0, hi = 0;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  if ((lo & (3u << 17)) != (3u << 17)) return false;
-  return amx_permitted();
+  return cpu_has_avx512_bf16() && cpu_has_amx_bf16_tiles();
 }
 
 bool bf16_kernel_supported(Bf16Kernel k) {
@@ -354,38 +329,12 @@ RECUR_AVX512_BF16 void gemm_rows_avx512(int M, const std::uint16_t* A, int Kp,
   }
 }
 
-// ---- AMX ----
+// ---- AMX (kernels/amx.hpp: the tiles' roles and configuration) ----
 //
-// Tiles: tmm0-3 the accumulators, 16 x 16 fp32 each (tmm0 + 2r + h: row block r, column half h
-// of a 32 x 32 block of C), tmm4-5 A's two row blocks (16 rows x 32 inner values), tmm6-7 the
-// panel's two column halves (16 pair rows x 16 columns x 2). Every tile is configured 16 rows x
-// 64 bytes; rows of A past M are zero rows of the scratch, columns past N zero columns of the
-// panel, and partial blocks of C go through a staging tile.
+// Rows of A past M are zero rows of the scratch, columns past N zero columns of the panel, and
+// partial blocks of C go through a staging tile.
 
 #define RECUR_AMX __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
-
-struct alignas(64) TileConfig {
-  std::uint8_t palette = 1;
-  std::uint8_t start_row = 0;
-  std::uint8_t reserved[14] = {};
-  std::uint16_t colsb[16] = {};
-  std::uint8_t rows[16] = {};
-};
-
-RECUR_AMX inline void configure_tiles() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  _tile_loadconfig(&cfg);
-}
-
-// The tile loads' inline assembly does not tell the compiler that it reads memory: stores to a
-// staging buffer must not move past them.
-inline void memory_fence() {
-  __asm__ volatile("" ::: "memory");
-}
 
 // One 16 x 16 fp32 accumulator tile's place in C: `rows` x `cols` of it real (cols may be <= 0:
 // a block past N, computed on zero columns and not stored).

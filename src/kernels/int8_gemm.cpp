@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "kernels/activations.hpp"
+#include "kernels/amx.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/int8_rows.hpp"
 #include "recur/error.hpp"
@@ -18,6 +19,8 @@ namespace recur::kernels {
 
 std::string to_string(Int8Kernel k) {
   switch (k) {
+    case Int8Kernel::amx_int8:
+      return "amx_int8";
     case Int8Kernel::avx512_vnni:
       return "avx512_vnni";
     case Int8Kernel::avx_vnni:
@@ -41,10 +44,12 @@ Int8CpuFeatures detect_int8_features() {
                (a & (1u << 4)) != 0;
   f.avx2 = __builtin_cpu_supports("avx2");
   f.fma = __builtin_cpu_supports("fma");
+  f.amx_int8 = cpu_has_amx_int8_tiles();
   return f;
 }
 
 Int8Kernel choose_int8_kernel(const Int8CpuFeatures& f) {
+  if (f.amx_int8 && f.avx512_vnni && f.avx512bw && f.fma) return Int8Kernel::amx_int8;
   if (f.avx512_vnni && f.avx512bw) return Int8Kernel::avx512_vnni;
   if (f.avx_vnni && f.avx2 && f.fma) return Int8Kernel::avx_vnni;
   return Int8Kernel::portable;
@@ -53,6 +58,8 @@ Int8Kernel choose_int8_kernel(const Int8CpuFeatures& f) {
 bool int8_kernel_supported(Int8Kernel k) {
   const Int8CpuFeatures f = detect_int8_features();
   switch (k) {
+    case Int8Kernel::amx_int8:
+      return f.amx_int8 && f.avx512_vnni && f.avx512bw && f.fma;
     case Int8Kernel::avx512_vnni:
       return f.avx512_vnni && f.avx512bw;
     case Int8Kernel::avx_vnni:
@@ -70,19 +77,20 @@ Int8Kernel initial_kernel() {
   if (!env || !*env) {
     // RECUR_ISA lowers the int8 kernels as it lowers the float ones (kernels/dispatch.hpp).
     Int8CpuFeatures f = detect_int8_features();
-    if (isa() != Isa::avx512) f.avx512_vnni = f.avx512bw = false;
+    if (isa() != Isa::avx512) f.avx512_vnni = f.avx512bw = f.amx_int8 = false;
     if (isa() == Isa::portable) f.avx_vnni = f.avx2 = f.fma = false;
     return choose_int8_kernel(f);
   }
   const std::string name = env;
-  for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni}) {
+  for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni,
+                       Int8Kernel::amx_int8}) {
     if (name != to_string(k)) continue;
     RECUR_CHECK(int8_kernel_supported(k), "RECUR_INT8_KERNEL",
                 "this CPU lacks the instructions of the " + name + " kernel");
     return k;
   }
   throw Error("RECUR_INT8_KERNEL",
-              "unknown kernel '" + name + "' (portable, avx_vnni, avx512_vnni)");
+              "unknown kernel '" + name + "' (portable, avx_vnni, avx512_vnni, amx_int8)");
 }
 
 std::atomic<int>& kernel_choice() {
@@ -452,6 +460,107 @@ RECUR_AVX512_VNNI void gemm512_s32(const Job& j) {
   gemm512_impl<false>(j);
 }
 
+// ---- AMX: 32 x 32 blocks of C in four int32 tiles (kernels/amx.hpp), tdpbusd ----
+//
+// The accumulators start at the panel's negated compensation (a 16-value row loaded 16 times:
+// stride 0), as the VNNI kernel's do, so the int32 sums are the same exact integers; each tile's
+// sums then go through a staging tile to store_sums16, the VNNI kernel's own scaling: the same
+// fp32 results, bit for bit. The weights are the VNNI kernel's panels (Kp a multiple of 4): a
+// tile reads 16 quad rows, and the last one of a panel runs into the next panel (or the slack
+// after the last), which it multiplies by zeros: A's rows are copied into a scratch whose rows
+// are whole tiles long, zero bytes past Kp, and whose row count is a multiple of 16.
+
+#define RECUR_AMX_INT8 __attribute__((target("avx512f,avx512bw,avx512vnni,fma,amx-tile,amx-int8")))
+
+inline constexpr int kAmxInt8Depth = 64;
+// Fewer rows go to the VNNI kernel.
+inline constexpr int kAmxMinRows = 16;
+
+#define RECUR_AMX_INT8_STORE(T, row0, rows, n0)                                    \
+  do {                                                                             \
+    Columns16 c_;                                                                  \
+    if ((rows) > 0 && columns16(*j.W, (n0), c_)) {                                 \
+      _tile_stored(T, stage, 64);                                                  \
+      for (int r_ = 0; r_ < (rows); ++r_)                                          \
+        store_sums16<kFloat>(j, (row0) + r_, (n0), c_, _mm512_load_si512(stage + 16 * r_)); \
+    }                                                                              \
+  } while (0)
+
+template <bool kFloat>
+[[gnu::always_inline]] RECUR_AMX_INT8 inline void gemm_amx_impl(const Job& j) {
+  const QuantizedMatrix& W = *j.W;
+  const int chunks = (W.Kp + kAmxInt8Depth - 1) / kAmxInt8Depth, panels = W.Np / kInt8Panel;
+  const int Ka = chunks * kAmxInt8Depth;  // A's scratch row
+  const int M16 = (j.M + 15) / 16 * 16;
+  static thread_local AlignedVector<std::uint8_t> a_rows;
+  const std::size_t need = static_cast<std::size_t>(M16) * Ka;
+  if (a_rows.size() < need) a_rows.resize(need);
+  // Each row's Kp bytes (what every kernel reads of a row) by 64-byte masked moves, zeros after.
+  for (int m = 0; m < M16; ++m) {
+    std::uint8_t* dst = a_rows.data() + static_cast<std::size_t>(m) * Ka;
+    const std::uint8_t* src = j.A + static_cast<std::size_t>(m) * j.lda;
+    for (int k = 0; k < Ka; k += kAmxInt8Depth) {
+      const int left = m < j.M ? W.Kp - k : 0;
+      const __mmask64 mask = left >= 64 ? ~__mmask64{0}
+                             : left <= 0 ? __mmask64{0}
+                                         : (__mmask64{1} << left) - 1;
+      _mm512_storeu_si512(dst + k, _mm512_maskz_loadu_epi8(mask, src + k));
+    }
+  }
+  alignas(64) std::int32_t negated[kInt8Panel];
+  alignas(64) std::int32_t stage[16 * 16];
+  memory_fence();
+  configure_tiles();
+  for (int p = 0; p < panels; ++p) {
+    const int n0 = p * kInt8Panel;
+    for (int i = 0; i < kInt8Panel; ++i) negated[i] = -W.compensation[n0 + i];
+    memory_fence();
+    const std::int8_t* panel = W.w.data() + static_cast<std::size_t>(p) * W.Kp * kInt8Panel;
+    for (int m = 0; m < j.M; m += 32) {
+      const int rows0 = std::min(16, j.M - m), rows1 = std::min(16, j.M - m - 16);
+      const std::uint8_t* a = a_rows.data() + static_cast<std::size_t>(m) * Ka;
+      _tile_loadd(0, negated, 0);
+      _tile_loadd(1, negated + 16, 0);
+      if (rows1 > 0) {
+        _tile_loadd(2, negated, 0);
+        _tile_loadd(3, negated + 16, 0);
+        for (int q = 0; q < chunks; ++q) {
+          const std::int8_t* b = panel + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
+          _tile_loadd(4, a + q * kAmxInt8Depth, Ka);
+          _tile_loadd(5, a + static_cast<std::size_t>(16) * Ka + q * kAmxInt8Depth, Ka);
+          _tile_loadd(6, b, kInt8Panel * 4);
+          _tile_loadd(7, b + 64, kInt8Panel * 4);
+          _tile_dpbusd(0, 4, 6);
+          _tile_dpbusd(1, 4, 7);
+          _tile_dpbusd(2, 5, 6);
+          _tile_dpbusd(3, 5, 7);
+        }
+        RECUR_AMX_INT8_STORE(2, m + 16, rows1, n0);
+        RECUR_AMX_INT8_STORE(3, m + 16, rows1, n0 + 16);
+      } else {
+        for (int q = 0; q < chunks; ++q) {
+          const std::int8_t* b = panel + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
+          _tile_loadd(4, a + q * kAmxInt8Depth, Ka);
+          _tile_loadd(6, b, kInt8Panel * 4);
+          _tile_loadd(7, b + 64, kInt8Panel * 4);
+          _tile_dpbusd(0, 4, 6);
+          _tile_dpbusd(1, 4, 7);
+        }
+      }
+      RECUR_AMX_INT8_STORE(0, m, rows0, n0);
+      RECUR_AMX_INT8_STORE(1, m, rows0, n0 + 16);
+    }
+  }
+  _tile_release();
+}
+
+RECUR_AMX_INT8 void gemm_amx_float(const Job& j) {
+  gemm_amx_impl<true>(j);
+}
+RECUR_AMX_INT8 void gemm_amx_s32(const Job& j) {
+  gemm_amx_impl<false>(j);
+}
+
 // ---- AVX-VNNI (VEX, 256-bit): tiles of MR <= 2 rows x one panel, four ymm accumulators each ----
 
 #define RECUR_AVX_VNNI __attribute__((target("avx2,fma,avxvnni")))
@@ -526,6 +635,11 @@ RECUR_AVX_VNNI void gemm256_s32(const Job& j) {
 void run(const Job& j, bool as_float) {
   if (j.M <= 0 || j.W->N <= 0) return;
   switch (j.W->kernel) {
+    case Int8Kernel::amx_int8:
+      // Few rows: the tiles' 16 rows would be mostly padding; the VNNI kernel reads the same
+      // panels and gives the same bits.
+      if (j.M < kAmxMinRows) return as_float ? gemm512_float(j) : gemm512_s32(j);
+      return as_float ? gemm_amx_float(j) : gemm_amx_s32(j);
     case Int8Kernel::avx512_vnni:
       return as_float ? gemm512_float(j) : gemm512_s32(j);
     case Int8Kernel::avx_vnni:
@@ -547,7 +661,9 @@ void quantize_weights(const float* W, int N, int K, int ldw, const float* bias1,
   out.kernel = kernel;
   out.scale.assign(out.Np, 0.0f);
   out.compensation.assign(out.Np, 0);
-  out.w.assign(static_cast<std::size_t>(out.Np) * out.Kp, 0);
+  // AMX's last tile of the last panel reads up to 15 quad rows past it (multiplied by zeros).
+  const std::size_t slack = kernel == Int8Kernel::amx_int8 ? std::size_t{16} * kInt8Panel * 4 : 0;
+  out.w.assign(static_cast<std::size_t>(out.Np) * out.Kp + slack, 0);
   std::vector<std::int8_t> row(out.Kp);
   for (int n = 0; n < N; ++n) {
     const float* w = W + static_cast<std::size_t>(n) * ldw;
@@ -610,7 +726,9 @@ void int8_gemm_pair(int M, const std::uint8_t* A1, int lda1, const float* scales
   RECUR_ASSERT(W1.N == W2.N && W1.kernel == W2.kernel);
   const Job j1{M, A1, lda1, scales1, &W1, false, C, nullptr, ldc};
   const Job j2{M, A2, lda2, scales2, &W2, true, C, nullptr, ldc};
-  if (M > 0 && W1.kernel == Int8Kernel::avx512_vnni) return gemm512_pair(j1, j2);
+  const bool vnni_rows = W1.kernel == Int8Kernel::avx512_vnni ||
+                         (W1.kernel == Int8Kernel::amx_int8 && M < kAmxMinRows);
+  if (M > 0 && vnni_rows) return gemm512_pair(j1, j2);
   run(j1, true);
   run(j2, true);
 }

@@ -12,8 +12,9 @@
 // row's compensation 128 * sum_k w_q[n][k], precomputed at quantization, which is exactly
 // sum_k a_q w_q: integer arithmetic, no saturation (|sum| < 2^31 for K <= kMaxInt8Depth).
 //
-// Kernels, chosen at run time from cpuid: AVX-512 VNNI (zmm `vpdpbusd`), AVX-VNNI (ymm, the VEX
-// form) and a portable one in plain C++ (u8 x s8 summed in int32; the compiler's AVX2 clone widens
+// Kernels, chosen at run time from cpuid: AMX (`tdpbusd`, u8 x s8 -> s32 on 16 x 16 tiles, 64
+// inner values per instruction; kernels/amx.hpp), AVX-512 VNNI (zmm `vpdpbusd`), AVX-VNNI (ymm,
+// the VEX form) and a portable one in plain C++ (u8 x s8 summed in int32; the compiler's AVX2 clone widens
 // both to int16 and multiplies there, exact since |255 * 127| < 32768, then sums in int32). No
 // `vpmaddubsw` anywhere: its int16 pair sums saturate (255 * 127 * 2 > 32767) unless weights are
 // cut to 7 bits; weights keep 8. Every kernel gives the same int32 sums bit for bit and the same
@@ -29,19 +30,21 @@
 
 namespace recur::kernels {
 
-enum class Int8Kernel { portable, avx_vnni, avx512_vnni };
+enum class Int8Kernel { portable, avx_vnni, avx512_vnni, amx_int8 };
 std::string to_string(Int8Kernel k);
 
 // What cpuid (and the OS's saved register state) says this CPU has.
 struct Int8CpuFeatures {
   bool avx512_vnni = false, avx512bw = false, avx_vnni = false, avx2 = false, fma = false;
+  bool amx_int8 = false;  // AMX-INT8 tiles the OS lets this process use (kernels/amx.hpp)
 };
 Int8CpuFeatures detect_int8_features();
-// AVX-512 VNNI (with AVX512BW) first, then AVX-VNNI (with AVX2 and FMA), else portable.
+// AMX-INT8 (with AVX-512 VNNI and AVX512BW, which quantize and scale around it) first, then
+// AVX-512 VNNI (with AVX512BW), then AVX-VNNI (with AVX2 and FMA), else portable.
 Int8Kernel choose_int8_kernel(const Int8CpuFeatures& f);
 // The kernel weights are quantized for: choose_int8_kernel(detect_int8_features()), or what
 // set_int8_kernel or the environment variable RECUR_INT8_KERNEL (portable, avx_vnni,
-// avx512_vnni) asked for.
+// avx512_vnni, amx_int8) asked for.
 Int8Kernel int8_kernel();
 bool int8_kernel_supported(Int8Kernel k);
 // Makes `k` the kernel of weights quantized from now on (tests compare kernels on one machine);
@@ -59,7 +62,8 @@ struct QuantizedMatrix {
   int Kp = 0;  // K rounded up to a multiple of 4 (zero weights beyond K)
   int Np = 0;  // N rounded up to a multiple of kInt8Panel
   Int8Kernel kernel = Int8Kernel::portable;
-  // portable: rows [N][Kp]; SIMD: panels [Np / 32][Kp / 4][32 columns][4 inner values]
+  // portable: rows [N][Kp]; SIMD: panels [Np / 32][Kp / 4][32 columns][4 inner values] (amx_int8:
+  // then 2 KB of zeros, which its last tile reads)
   AlignedVector<std::int8_t> w;
   AlignedVector<float> scale;                // [Np] s_w (0 beyond N)
   AlignedVector<std::int32_t> compensation;  // [Np] 128 * sum_k w_q[n][k]

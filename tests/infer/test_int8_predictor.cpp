@@ -87,7 +87,8 @@ TEST(Int8Predictor, EveryKernelGivesTheSameBits) {
   for (const char* layers : kModels) {
     const std::string path = write_image_model(tmp / "m.safetensors", layers, rows, cols);
     std::vector<float> first;
-    for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni}) {
+    for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni,
+                         Int8Kernel::amx_int8}) {
       if (!recur::kernels::int8_kernel_supported(k)) continue;
       UseKernel use(k);
       const recur::Predictor q(path, int8());

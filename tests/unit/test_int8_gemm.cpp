@@ -23,7 +23,8 @@ namespace {
 
 std::vector<Int8Kernel> kernels_here() {
   std::vector<Int8Kernel> ks;
-  for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni})
+  for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni,
+                       Int8Kernel::amx_int8})
     if (int8_kernel_supported(k)) ks.push_back(k);
   return ks;
 }
@@ -120,7 +121,7 @@ void check_shape(int M, int N, int K) {
 }
 
 TEST(Int8Gemm, EveryKernelMatchesTheReferenceSumsExactly) {
-  for (int M : {1, 2, 3, 5, 6, 7, 13, 40})
+  for (int M : {1, 2, 3, 5, 6, 7, 13, 17, 40})  // 17 and 40: AMX tiles with partial blocks
     for (int N : {1, 10, 31, 32, 33, 100})
       for (int K : {1, 3, 4, 28, 130}) check_shape(M, N, K);
   check_shape(9, 512, 128);  // an LSTM-128 step

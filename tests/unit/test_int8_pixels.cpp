@@ -22,7 +22,8 @@ namespace {
 using kernels::Int8Kernel;
 
 TEST(Int8Pixels, TheFirstStepIsTheExactInputTimesTheQuantizedWeights) {
-  for (Int8Kernel kernel : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni}) {
+  for (Int8Kernel kernel : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni,
+                            Int8Kernel::amx_int8}) {
     if (!kernels::int8_kernel_supported(kernel)) continue;
     const Int8Kernel before = kernels::set_int8_kernel(kernel);
     for (int I : {6, 8}) {
