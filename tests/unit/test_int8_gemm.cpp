@@ -243,6 +243,12 @@ TEST(Int8Gemm, TheSimdKernelsAreChosenOnlyWhereCpuidHasThem) {
   Int8CpuFeatures zen5 = cascade_lake;
   zen5.avx_vnni = true;
   EXPECT_EQ(choose_int8_kernel(zen5), Int8Kernel::avx512_vnni);
+  Int8CpuFeatures sapphire_rapids = zen5;
+  sapphire_rapids.amx_int8 = true;
+  EXPECT_EQ(choose_int8_kernel(sapphire_rapids), Int8Kernel::amx_int8);
+  Int8CpuFeatures amx_alone = avx2;  // tiles without AVX-512 VNNI to quantize and scale with
+  amx_alone.amx_int8 = true;
+  EXPECT_EQ(choose_int8_kernel(amx_alone), Int8Kernel::portable);
 
   const Int8CpuFeatures here = detect_int8_features();
   std::ifstream probe("/proc/cpuinfo");
@@ -251,9 +257,11 @@ TEST(Int8Gemm, TheSimdKernelsAreChosenOnlyWhereCpuidHasThem) {
   EXPECT_EQ(here.avx512bw, cpuinfo_has("avx512bw"));
   EXPECT_EQ(here.avx_vnni, cpuinfo_has("avx_vnni"));
   EXPECT_EQ(here.avx2, cpuinfo_has("avx2"));
+  // The tiles also need the kernel's permission (granted on every Linux that lists the flags).
+  EXPECT_EQ(here.amx_int8, cpuinfo_has("amx_int8") && cpuinfo_has("amx_tile"));
   EXPECT_EQ(int8_kernel_supported(Int8Kernel::avx512_vnni),
             cpuinfo_has("avx512_vnni") && cpuinfo_has("avx512bw"));
-  for (Int8Kernel k : {Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni}) {
+  for (Int8Kernel k : {Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni, Int8Kernel::amx_int8}) {
     if (!int8_kernel_supported(k)) {
       EXPECT_THROW(set_int8_kernel(k), Error);
     }
@@ -263,7 +271,7 @@ TEST(Int8Gemm, TheSimdKernelsAreChosenOnlyWhereCpuidHasThem) {
   const char* forced = std::getenv("RECUR_INT8_KERNEL");
   if (forced == nullptr || *forced == '\0') {
     Int8CpuFeatures allowed = here;
-    if (isa() != Isa::avx512) allowed.avx512_vnni = allowed.avx512bw = false;
+    if (isa() != Isa::avx512) allowed.avx512_vnni = allowed.avx512bw = allowed.amx_int8 = false;
     if (isa() == Isa::portable) allowed.avx_vnni = allowed.avx2 = allowed.fma = false;
     EXPECT_EQ(int8_kernel(), choose_int8_kernel(allowed));
     if (isa() == Isa::portable) {
