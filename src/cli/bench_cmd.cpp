@@ -21,6 +21,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_io.hpp"
+#include "kernels/bf16_gemm.hpp"
+#include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
 #include "recur/data.hpp"
 #include "recur/error.hpp"
@@ -117,13 +119,20 @@ BenchSetup bench_setup(const BenchOptions& o, bool training_file) {
   return b;
 }
 
+// The kernels the products run on: the bf16 or int8 kernel, or the float kernels' instruction set.
+std::string kernel_name(const std::string& precision) {
+  if (precision == "bf16") return kernels::to_string(kernels::bf16_kernel());
+  if (precision == "int8") return int8_kernel_name();
+  return kernels::to_string(kernels::isa());
+}
+
 nlohmann::json common_fields(const BenchOptions& o, const Model<float>& net) {
-  return {{"impl", "recur"},         {"mode", o.mode},
-          {"cell", o.cell},          {"hidden", o.hidden},
-          {"batch", o.batch},        {"threads", o.threads},
-          {"view", o.view},          {"steps", o.steps},
-          {"warmup", o.warmup},      {"params", net.num_params()},
-          {"precision", o.precision}};
+  return {{"impl", "recur"},          {"mode", o.mode},
+          {"cell", o.cell},           {"hidden", o.hidden},
+          {"batch", o.batch},         {"threads", o.threads},
+          {"view", o.view},           {"steps", o.steps},
+          {"warmup", o.warmup},       {"params", net.num_params()},
+          {"precision", o.precision}, {"kernel", kernel_name(o.precision)}};
 }
 
 // Training: median and total samples/s over `steps` timed steps after `warmup` untimed ones.
@@ -413,10 +422,11 @@ nlohmann::json bench_sgemm(const BenchOptions& o) {
 void print_text(const nlohmann::json& j) {
   const std::string mode = j["mode"];
   if (mode != "sgemm")
-    fmt::print("recur bench {}: {} hidden {}, {} view, {} threads, {} parameters, {}\n", mode,
-               j["cell"].get<std::string>(), j["hidden"].get<int>(), j["view"].get<std::string>(),
-               j["threads"].get<int>(), j["params"].get<std::size_t>(),
-               j["precision"].get<std::string>());
+    fmt::print(
+        "recur bench {}: {} hidden {}, {} view, {} threads, {} parameters, {} ({} kernels)\n", mode,
+        j["cell"].get<std::string>(), j["hidden"].get<int>(), j["view"].get<std::string>(),
+        j["threads"].get<int>(), j["params"].get<std::size_t>(), j["precision"].get<std::string>(),
+        j.value("kernel", std::string("?")));
   if (mode == "train") {
     fmt::print(
         "training   batch {}: {:.0f} samples/s (median step {:.2f} ms), {:.0f} samples/s over all "

@@ -59,8 +59,8 @@ Bf16Kernel initial_kernel() {
     return cpu_has_avx512_bf16() ? Bf16Kernel::avx512_bf16 : Bf16Kernel::none;
   }
   const std::string name = env;
-  for (Bf16Kernel k : {Bf16Kernel::none, Bf16Kernel::portable, Bf16Kernel::avx512_bf16,
-                       Bf16Kernel::amx_bf16}) {
+  for (Bf16Kernel k :
+       {Bf16Kernel::none, Bf16Kernel::portable, Bf16Kernel::avx512_bf16, Bf16Kernel::amx_bf16}) {
     if (name != to_string(k)) continue;
     RECUR_CHECK(bf16_kernel_supported(k), "RECUR_BF16_KERNEL",
                 "this CPU lacks the instructions of the " + name + " kernel");
@@ -346,30 +346,30 @@ struct CTile {
 
 // Accumulator start: C's values (from_c; a partial block through the staging tile), the panel
 // half's bias in every row (one 64-byte row loaded 16 times: stride 0), or zero.
-#define RECUR_AMX_START(T, ct, from_c, bias, stage)                          \
-  do {                                                                       \
-    if (from_c && (ct).whole()) {                                            \
-      _tile_loadd(T, (ct).c, (ct).ldc * 4);                                  \
-    } else if (from_c) {                                                     \
-      stage_partial((stage), (ct));                                          \
-      memory_fence();                                                        \
-      _tile_loadd(T, (stage), 64);                                           \
-    } else if (bias) {                                                       \
-      _tile_loadd(T, (bias), 0);                                             \
-    } else {                                                                 \
-      _tile_zero(T);                                                         \
-    }                                                                        \
+#define RECUR_AMX_START(T, ct, from_c, bias, stage) \
+  do {                                              \
+    if (from_c && (ct).whole()) {                   \
+      _tile_loadd(T, (ct).c, (ct).ldc * 4);         \
+    } else if (from_c) {                            \
+      stage_partial((stage), (ct));                 \
+      memory_fence();                               \
+      _tile_loadd(T, (stage), 64);                  \
+    } else if (bias) {                              \
+      _tile_loadd(T, (bias), 0);                    \
+    } else {                                        \
+      _tile_zero(T);                                \
+    }                                               \
   } while (0)
 
 // Accumulator T into its place in C (stored, or added when `add`).
-#define RECUR_AMX_STORE(T, ct, add, stage)                                          \
-  do {                                                                              \
-    if (!(add) && (ct).whole()) {                                                   \
-      _tile_stored(T, (ct).c, (ct).ldc * 4);                                        \
-    } else if ((ct).rows > 0 && (ct).cols > 0) {                                    \
-      _tile_stored(T, (stage), 64);                                                 \
-      store_staged((stage), (ct), (add));                                           \
-    }                                                                               \
+#define RECUR_AMX_STORE(T, ct, add, stage)       \
+  do {                                           \
+    if (!(add) && (ct).whole()) {                \
+      _tile_stored(T, (ct).c, (ct).ldc * 4);     \
+    } else if ((ct).rows > 0 && (ct).cols > 0) { \
+      _tile_stored(T, (stage), 64);              \
+      store_staged((stage), (ct), (add));        \
+    }                                            \
   } while (0)
 
 // C's real rows and columns of a partial block into the staging tile, zeros around them.
@@ -377,9 +377,9 @@ RECUR_AMX inline void stage_partial(float* stage, const CTile& ct) {
   const __mmask16 mask = lanes(ct.cols);
   for (int r = 0; r < 16; ++r)
     _mm512_storeu_ps(stage + r * 16,
-                     r < ct.rows ? _mm512_maskz_loadu_ps(mask, ct.c + static_cast<std::size_t>(r) *
-                                                                          ct.ldc)
-                                 : _mm512_setzero_ps());
+                     r < ct.rows
+                         ? _mm512_maskz_loadu_ps(mask, ct.c + static_cast<std::size_t>(r) * ct.ldc)
+                         : _mm512_setzero_ps());
 }
 
 // A staged 16 x 16 tile into C's real rows and columns, stored or added.
@@ -709,8 +709,7 @@ RECUR_AMX inline void transpose16(__m512i r[16]) {
 
 // X's rows [0, kc) (kb_real real; the rest, and columns past N, zero) turned into Np rows of kc
 // inner values at xt (row n at xt + n * kc; Np = N rounded up to 32).
-RECUR_AMX void pack_xt_amx(int N, int kc, int kb_real, const float* X, int ldx,
-                           std::uint16_t* xt) {
+RECUR_AMX void pack_xt_amx(int N, int kc, int kb_real, const float* X, int ldx, std::uint16_t* xt) {
   const int Np = (N + 31) / 32 * 32;
   for (int n0 = 0; n0 < Np; n0 += 16) {
     const int cols = std::min(16, N - n0);

@@ -63,7 +63,7 @@ inline constexpr int kBf16Panel = 32;
 inline constexpr int kBf16Depth = 32;
 
 struct PackedBf16Matrix {
-  int N = 0, K = 0, Kp = 0;            // Kp: K rounded up to a multiple of kBf16Depth
+  int N = 0, K = 0, Kp = 0;             // Kp: K rounded up to a multiple of kBf16Depth
   AlignedVector<std::uint16_t> panels;  // [ceil(N/32)][Kp/2][32][2], zero beyond K and N
   AlignedVector<float> bias;            // [ceil(N/32) * 32] fp32, or empty
 };

@@ -476,14 +476,14 @@ inline constexpr int kAmxInt8Depth = 64;
 // Fewer rows go to the VNNI kernel.
 inline constexpr int kAmxMinRows = 16;
 
-#define RECUR_AMX_INT8_STORE(T, row0, rows, n0)                                    \
-  do {                                                                             \
-    Columns16 c_;                                                                  \
-    if ((rows) > 0 && columns16(*j.W, (n0), c_)) {                                 \
-      _tile_stored(T, stage, 64);                                                  \
-      for (int r_ = 0; r_ < (rows); ++r_)                                          \
+#define RECUR_AMX_INT8_STORE(T, row0, rows, n0)                                             \
+  do {                                                                                      \
+    Columns16 c_;                                                                           \
+    if ((rows) > 0 && columns16(*j.W, (n0), c_)) {                                          \
+      _tile_stored(T, stage, 64);                                                           \
+      for (int r_ = 0; r_ < (rows); ++r_)                                                   \
         store_sums16<kFloat>(j, (row0) + r_, (n0), c_, _mm512_load_si512(stage + 16 * r_)); \
-    }                                                                              \
+    }                                                                                       \
   } while (0)
 
 template <bool kFloat>
@@ -501,7 +501,7 @@ template <bool kFloat>
     const std::uint8_t* src = j.A + static_cast<std::size_t>(m) * j.lda;
     for (int k = 0; k < Ka; k += kAmxInt8Depth) {
       const int left = m < j.M ? W.Kp - k : 0;
-      const __mmask64 mask = left >= 64 ? ~__mmask64{0}
+      const __mmask64 mask = left >= 64  ? ~__mmask64{0}
                              : left <= 0 ? __mmask64{0}
                                          : (__mmask64{1} << left) - 1;
       _mm512_storeu_si512(dst + k, _mm512_maskz_loadu_epi8(mask, src + k));

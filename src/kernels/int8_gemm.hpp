@@ -14,9 +14,9 @@
 //
 // Kernels, chosen at run time from cpuid: AMX (`tdpbusd`, u8 x s8 -> s32 on 16 x 16 tiles, 64
 // inner values per instruction; kernels/amx.hpp), AVX-512 VNNI (zmm `vpdpbusd`), AVX-VNNI (ymm,
-// the VEX form) and a portable one in plain C++ (u8 x s8 summed in int32; the compiler's AVX2 clone widens
-// both to int16 and multiplies there, exact since |255 * 127| < 32768, then sums in int32). No
-// `vpmaddubsw` anywhere: its int16 pair sums saturate (255 * 127 * 2 > 32767) unless weights are
+// the VEX form) and a portable one in plain C++ (u8 x s8 summed in int32; the compiler's AVX2 clone
+// widens both to int16 and multiplies there, exact since |255 * 127| < 32768, then sums in int32).
+// No `vpmaddubsw` anywhere: its int16 pair sums saturate (255 * 127 * 2 > 32767) unless weights are
 // cut to 7 bits; weights keep 8. Every kernel gives the same int32 sums bit for bit and the same
 // fp32 results (the scaling is the same multiply and fused multiply-add in each). The reference
 // (kernels/reference/int8_reference.hpp) dequantizes and multiplies in fp64.

@@ -23,8 +23,8 @@ namespace {
 
 std::vector<Int8Kernel> kernels_here() {
   std::vector<Int8Kernel> ks;
-  for (Int8Kernel k : {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni,
-                       Int8Kernel::amx_int8})
+  for (Int8Kernel k :
+       {Int8Kernel::portable, Int8Kernel::avx_vnni, Int8Kernel::avx512_vnni, Int8Kernel::amx_int8})
     if (int8_kernel_supported(k)) ks.push_back(k);
   return ks;
 }
