@@ -486,27 +486,34 @@ inline constexpr int kAmxMinRows = 16;
     }                                                                                       \
   } while (0)
 
-template <bool kFloat>
-[[gnu::always_inline]] RECUR_AMX_INT8 inline void gemm_amx_impl(const Job& j) {
-  const QuantizedMatrix& W = *j.W;
-  const int chunks = (W.Kp + kAmxInt8Depth - 1) / kAmxInt8Depth, panels = W.Np / kInt8Panel;
-  const int Ka = chunks * kAmxInt8Depth;  // A's scratch row
+// A job's rows copied for the tiles into `rows` (row stride returned: Kp rounded up to whole
+// tiles): each row's Kp bytes (what every kernel reads of a row) by 64-byte masked moves, zeros
+// after, and zero rows up to a multiple of 16.
+RECUR_AMX_INT8 int copy_rows_for_tiles(const Job& j, AlignedVector<std::uint8_t>& rows) {
+  const int Kp = j.W->Kp, Ka = (Kp + kAmxInt8Depth - 1) / kAmxInt8Depth * kAmxInt8Depth;
   const int M16 = (j.M + 15) / 16 * 16;
-  static thread_local AlignedVector<std::uint8_t> a_rows;
   const std::size_t need = static_cast<std::size_t>(M16) * Ka;
-  if (a_rows.size() < need) a_rows.resize(need);
-  // Each row's Kp bytes (what every kernel reads of a row) by 64-byte masked moves, zeros after.
+  if (rows.size() < need) rows.resize(need);
   for (int m = 0; m < M16; ++m) {
-    std::uint8_t* dst = a_rows.data() + static_cast<std::size_t>(m) * Ka;
+    std::uint8_t* dst = rows.data() + static_cast<std::size_t>(m) * Ka;
     const std::uint8_t* src = j.A + static_cast<std::size_t>(m) * j.lda;
     for (int k = 0; k < Ka; k += kAmxInt8Depth) {
-      const int left = m < j.M ? W.Kp - k : 0;
+      const int left = m < j.M ? Kp - k : 0;
       const __mmask64 mask = left >= 64  ? ~__mmask64{0}
                              : left <= 0 ? __mmask64{0}
                                          : (__mmask64{1} << left) - 1;
       _mm512_storeu_si512(dst + k, _mm512_maskz_loadu_epi8(mask, src + k));
     }
   }
+  return Ka;
+}
+
+template <bool kFloat>
+[[gnu::always_inline]] RECUR_AMX_INT8 inline void gemm_amx_impl(const Job& j) {
+  const QuantizedMatrix& W = *j.W;
+  static thread_local AlignedVector<std::uint8_t> a_rows;
+  const int Ka = copy_rows_for_tiles(j, a_rows);
+  const int chunks = Ka / kAmxInt8Depth, panels = W.Np / kInt8Panel;
   alignas(64) std::int32_t negated[kInt8Panel];
   alignas(64) std::int32_t stage[16 * 16];
   memory_fence();
@@ -549,6 +556,81 @@ template <bool kFloat>
       }
       RECUR_AMX_INT8_STORE(0, m, rows0, n0);
       RECUR_AMX_INT8_STORE(1, m, rows0, n0 + 16);
+    }
+  }
+  _tile_release();
+}
+
+// The pair (j1 with its bias, then j2 added) 16 rows x one panel at a time: j1's sums in tmm0-1,
+// j2's in tmm2-3, then C = (j1's result with its bias) + j2's in one pass, the operations of
+// pair_tile4 (the same bits as the two products in turn), without C's trip through memory.
+#define RECUR_AMX_INT8_PAIR_STORE(T1, T2, h)                                                      \
+  do {                                                                                            \
+    const int n0_ = p * kInt8Panel + 16 * (h);                                                    \
+    Columns16 c_;                                                                                 \
+    if (!columns16(W1, n0_, c_)) break;                                                           \
+    _tile_stored(T1, stage1, 64);                                                                 \
+    _tile_stored(T2, stage2, 64);                                                                 \
+    const __m512 ws2_ = _mm512_load_ps(W2.scale.data() + n0_);                                    \
+    for (int r_ = 0; r_ < rows; ++r_) {                                                           \
+      const __m512 v1_ = _mm512_fmadd_ps(                                                         \
+          _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(stage1 + 16 * r_)),    \
+                        c_.ws),                                                                   \
+          _mm512_set1_ps(j1.a_scales[m + r_]), c_.bias);                                          \
+      const __m512 v2_ =                                                                          \
+          _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(stage2 + 16 * r_)),    \
+                        ws2_);                                                                    \
+      _mm512_mask_storeu_ps(j1.C + static_cast<std::size_t>(m + r_) * j1.ldc + n0_, c_.mask,      \
+                            _mm512_fmadd_ps(v2_, _mm512_set1_ps(j2.a_scales[m + r_]), v1_));      \
+    }                                                                                             \
+  } while (0)
+
+RECUR_AMX_INT8 void gemm_amx_pair(const Job& j1, const Job& j2) {
+  const QuantizedMatrix& W1 = *j1.W;
+  const QuantizedMatrix& W2 = *j2.W;
+  static thread_local AlignedVector<std::uint8_t> rows1, rows2;
+  const int Ka1 = copy_rows_for_tiles(j1, rows1), Ka2 = copy_rows_for_tiles(j2, rows2);
+  const int chunks1 = Ka1 / kAmxInt8Depth, chunks2 = Ka2 / kAmxInt8Depth;
+  const int panels = W1.Np / kInt8Panel;
+  alignas(64) std::int32_t negated1[kInt8Panel], negated2[kInt8Panel];
+  alignas(64) std::int32_t stage1[16 * 16], stage2[16 * 16];
+  memory_fence();
+  configure_tiles();
+  for (int p = 0; p < panels; ++p) {
+    const int n0 = p * kInt8Panel;
+    for (int i = 0; i < kInt8Panel; ++i) {
+      negated1[i] = -W1.compensation[n0 + i];
+      negated2[i] = -W2.compensation[n0 + i];
+    }
+    memory_fence();
+    const std::int8_t* panel1 = W1.w.data() + static_cast<std::size_t>(p) * W1.Kp * kInt8Panel;
+    const std::int8_t* panel2 = W2.w.data() + static_cast<std::size_t>(p) * W2.Kp * kInt8Panel;
+    for (int m = 0; m < j1.M; m += 16) {
+      const int rows = std::min(16, j1.M - m);
+      _tile_loadd(0, negated1, 0);
+      _tile_loadd(1, negated1 + 16, 0);
+      _tile_loadd(2, negated2, 0);
+      _tile_loadd(3, negated2 + 16, 0);
+      const std::uint8_t* a1 = rows1.data() + static_cast<std::size_t>(m) * Ka1;
+      for (int q = 0; q < chunks1; ++q) {
+        const std::int8_t* b = panel1 + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
+        _tile_loadd(4, a1 + q * kAmxInt8Depth, Ka1);
+        _tile_loadd(6, b, kInt8Panel * 4);
+        _tile_loadd(7, b + 64, kInt8Panel * 4);
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+      }
+      const std::uint8_t* a2 = rows2.data() + static_cast<std::size_t>(m) * Ka2;
+      for (int q = 0; q < chunks2; ++q) {
+        const std::int8_t* b = panel2 + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
+        _tile_loadd(5, a2 + q * kAmxInt8Depth, Ka2);
+        _tile_loadd(6, b, kInt8Panel * 4);
+        _tile_loadd(7, b + 64, kInt8Panel * 4);
+        _tile_dpbusd(2, 5, 6);
+        _tile_dpbusd(3, 5, 7);
+      }
+      RECUR_AMX_INT8_PAIR_STORE(0, 2, 0);
+      RECUR_AMX_INT8_PAIR_STORE(1, 3, 1);
     }
   }
   _tile_release();
@@ -729,6 +811,7 @@ void int8_gemm_pair(int M, const std::uint8_t* A1, int lda1, const float* scales
   const bool vnni_rows = W1.kernel == Int8Kernel::avx512_vnni ||
                          (W1.kernel == Int8Kernel::amx_int8 && M < kAmxMinRows);
   if (M > 0 && vnni_rows) return gemm512_pair(j1, j2);
+  if (M > 0 && W1.kernel == Int8Kernel::amx_int8) return gemm_amx_pair(j1, j2);
   run(j1, true);
   run(j2, true);
 }

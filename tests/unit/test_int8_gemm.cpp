@@ -157,7 +157,7 @@ TEST(Int8Gemm, QuantizedRowsAreTheReferenceBytesAndPadding) {
 // products one after the other.
 TEST(Int8Gemm, APairIsTheTwoProductsInTurn) {
   // N = 100: a last panel of 4 columns (masked stores in the four-row tiles).
-  for (int M : {1, 2, 3, 7, 64})
+  for (int M : {1, 2, 3, 7, 17, 64})  // 17 and 64: AMX tiles (a partial block at 17)
     for (int N : {96, 100}) {
       const int K1 = 28, K2 = 40;
       const std::vector<float> A1 = random(static_cast<std::size_t>(M) * K1, M + 1);
