@@ -361,14 +361,14 @@ struct CTile {
     }                                               \
   } while (0)
 
-// Accumulator T into its place in C (stored, or added when `add`).
-#define RECUR_AMX_STORE(T, ct, add, stage)       \
+// Accumulator T into its place in C (a partial block through the staging tile).
+#define RECUR_AMX_STORE(T, ct, stage)            \
   do {                                           \
-    if (!(add) && (ct).whole()) {                \
+    if ((ct).whole()) {                          \
       _tile_stored(T, (ct).c, (ct).ldc * 4);     \
     } else if ((ct).rows > 0 && (ct).cols > 0) { \
       _tile_stored(T, (stage), 64);              \
-      store_staged((stage), (ct), (add));        \
+      store_staged((stage), (ct));               \
     }                                            \
   } while (0)
 
@@ -382,13 +382,12 @@ RECUR_AMX inline void stage_partial(float* stage, const CTile& ct) {
                          : _mm512_setzero_ps());
 }
 
-// A staged 16 x 16 tile into C's real rows and columns, stored or added.
-RECUR_AMX inline void store_staged(const float* stage, const CTile& ct, bool add) {
+// A staged 16 x 16 tile into C's real rows and columns.
+RECUR_AMX inline void store_staged(const float* stage, const CTile& ct) {
   const __mmask16 mask = lanes(ct.cols);
   for (int r = 0; r < ct.rows; ++r) {
     float* c = ct.c + static_cast<std::size_t>(r) * ct.ldc;
-    __m512 v = _mm512_loadu_ps(stage + r * 16);
-    if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, c));
+    const __m512 v = _mm512_loadu_ps(stage + r * 16);
     if (ct.cols >= 16)
       _mm512_storeu_ps(c, v);
     else
@@ -433,8 +432,8 @@ RECUR_AMX void gemm_rows_amx(int M, const std::uint16_t* A, int Kp, const Packed
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
         }
-        RECUR_AMX_STORE(2, t2, false, stage);
-        RECUR_AMX_STORE(3, t3, false, stage);
+        RECUR_AMX_STORE(2, t2, stage);
+        RECUR_AMX_STORE(3, t3, stage);
       } else {
         for (int q = 0; q < chunks; ++q) {
           const std::uint16_t* b = panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
@@ -445,8 +444,8 @@ RECUR_AMX void gemm_rows_amx(int M, const std::uint16_t* A, int Kp, const Packed
           _tile_dpbf16ps(1, 4, 7);
         }
       }
-      RECUR_AMX_STORE(0, t0, false, stage);
-      RECUR_AMX_STORE(1, t1, false, stage);
+      RECUR_AMX_STORE(0, t0, stage);
+      RECUR_AMX_STORE(1, t1, stage);
     }
   }
   _tile_release();
