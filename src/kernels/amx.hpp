@@ -10,6 +10,7 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace recur::kernels {
@@ -45,6 +46,51 @@ RECUR_AMX_TILES inline void configure_tiles() {
 // buffer a tile is then loaded from must not move past the load.
 inline void memory_fence() {
   __asm__ volatile("" ::: "memory");
+}
+
+#define RECUR_AMX_BF16_TILES __attribute__((target("amx-tile,amx-bf16")))
+#define RECUR_AMX_INT8_TILES __attribute__((target("amx-tile,amx-int8")))
+
+// One depth chunk into a 32 x 32 block: the left operand's two row blocks at a0 and a1 (rows
+// a_stride bytes apart) into tmm4-5, the panel's two column halves at b and b + 64 bytes (rows
+// 128 bytes apart) into tmm6-7, and the four products into tmm0-3. `two` false: a block of 16
+// rows (a1 unread, tmm2-3 untouched).
+RECUR_AMX_BF16_TILES inline void amx_bf16_chunk(const void* a0, const void* a1,
+                                                std::size_t a_stride, const void* b, bool two) {
+  _tile_loadd(4, a0, a_stride);
+  if (two) _tile_loadd(5, a1, a_stride);
+  _tile_loadd(6, b, 128);
+  _tile_loadd(7, static_cast<const char*>(b) + 64, 128);
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  if (!two) return;
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
+// amx_bf16_chunk's int8 twin (tdpbusd: unsigned bytes of a0 / a1, signed bytes of the panel).
+RECUR_AMX_INT8_TILES inline void amx_int8_chunk(const void* a0, const void* a1,
+                                                std::size_t a_stride, const void* b, bool two) {
+  _tile_loadd(4, a0, a_stride);
+  if (two) _tile_loadd(5, a1, a_stride);
+  _tile_loadd(6, b, 128);
+  _tile_loadd(7, static_cast<const char*>(b) + 64, 128);
+  _tile_dpbusd(0, 4, 6);
+  _tile_dpbusd(1, 4, 7);
+  if (!two) return;
+  _tile_dpbusd(2, 5, 6);
+  _tile_dpbusd(3, 5, 7);
+}
+
+// A second product's 16 rows (at a, into tmm5) against its own panel into tmm2-3: the two sides
+// of a pair in one block.
+RECUR_AMX_INT8_TILES inline void amx_int8_chunk_second(const void* a, std::size_t a_stride,
+                                                       const void* b) {
+  _tile_loadd(5, a, a_stride);
+  _tile_loadd(6, b, 128);
+  _tile_loadd(7, static_cast<const char*>(b) + 64, 128);
+  _tile_dpbusd(2, 5, 6);
+  _tile_dpbusd(3, 5, 7);
 }
 
 }  // namespace recur::kernels

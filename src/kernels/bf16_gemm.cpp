@@ -418,31 +418,17 @@ RECUR_AMX void gemm_rows_amx(int M, const std::uint16_t* A, int Kp, const Packed
       RECUR_AMX_START(0, t0, accumulate, bias, stage);
       RECUR_AMX_START(1, t1, accumulate, b1, stage);
       const std::uint16_t* a = A + static_cast<std::size_t>(m) * Kp;
-      if (rows1 > 0) {
+      const bool two = rows1 > 0;
+      if (two) {
         RECUR_AMX_START(2, t2, accumulate, bias, stage);
         RECUR_AMX_START(3, t3, accumulate, b1, stage);
-        for (int q = 0; q < chunks; ++q) {
-          const std::uint16_t* b = panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
-          _tile_loadd(4, a + q * kBf16Depth, a_stride);
-          _tile_loadd(5, a + 16 * static_cast<std::size_t>(Kp) + q * kBf16Depth, a_stride);
-          _tile_loadd(6, b, kBf16Panel * 4);
-          _tile_loadd(7, b + 32, kBf16Panel * 4);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
+      }
+      for (int q = 0; q < chunks; ++q)
+        amx_bf16_chunk(a + q * kBf16Depth, a + 16 * static_cast<std::size_t>(Kp) + q * kBf16Depth,
+                       a_stride, panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2, two);
+      if (two) {
         RECUR_AMX_STORE(2, t2, stage);
         RECUR_AMX_STORE(3, t3, stage);
-      } else {
-        for (int q = 0; q < chunks; ++q) {
-          const std::uint16_t* b = panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
-          _tile_loadd(4, a + q * kBf16Depth, a_stride);
-          _tile_loadd(6, b, kBf16Panel * 4);
-          _tile_loadd(7, b + 32, kBf16Panel * 4);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-        }
       }
       RECUR_AMX_STORE(0, t0, stage);
       RECUR_AMX_STORE(1, t1, stage);
@@ -790,17 +776,10 @@ RECUR_AMX void gemm_tn_amx(int M, int N, int K, const float* A, int lda, const f
           _tile_loadd(3, c + static_cast<std::size_t>(16) * Mp + 16, ct_stride);
         }
         const std::uint16_t* x = xt + static_cast<std::size_t>(n) * kc;
-        for (int q = 0; q < chunks; ++q) {
-          const std::uint16_t* b = panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2;
-          _tile_loadd(4, x + q * kBf16Depth, xt_stride);
-          _tile_loadd(5, x + static_cast<std::size_t>(16) * kc + q * kBf16Depth, xt_stride);
-          _tile_loadd(6, b, kBf16Panel * 4);
-          _tile_loadd(7, b + 32, kBf16Panel * 4);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
+        for (int q = 0; q < chunks; ++q)
+          amx_bf16_chunk(x + q * kBf16Depth, x + static_cast<std::size_t>(16) * kc + q * kBf16Depth,
+                         xt_stride, panel + static_cast<std::size_t>(q) * 16 * kBf16Panel * 2,
+                         true);
         _tile_stored(0, c, ct_stride);
         _tile_stored(1, c + 16, ct_stride);
         _tile_stored(2, c + static_cast<std::size_t>(16) * Mp, ct_stride);

@@ -526,33 +526,20 @@ template <bool kFloat>
     for (int m = 0; m < j.M; m += 32) {
       const int rows0 = std::min(16, j.M - m), rows1 = std::min(16, j.M - m - 16);
       const std::uint8_t* a = a_rows.data() + static_cast<std::size_t>(m) * Ka;
+      const bool two = rows1 > 0;
       _tile_loadd(0, negated, 0);
       _tile_loadd(1, negated + 16, 0);
-      if (rows1 > 0) {
+      if (two) {
         _tile_loadd(2, negated, 0);
         _tile_loadd(3, negated + 16, 0);
-        for (int q = 0; q < chunks; ++q) {
-          const std::int8_t* b = panel + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
-          _tile_loadd(4, a + q * kAmxInt8Depth, Ka);
-          _tile_loadd(5, a + static_cast<std::size_t>(16) * Ka + q * kAmxInt8Depth, Ka);
-          _tile_loadd(6, b, kInt8Panel * 4);
-          _tile_loadd(7, b + 64, kInt8Panel * 4);
-          _tile_dpbusd(0, 4, 6);
-          _tile_dpbusd(1, 4, 7);
-          _tile_dpbusd(2, 5, 6);
-          _tile_dpbusd(3, 5, 7);
-        }
+      }
+      for (int q = 0; q < chunks; ++q)
+        amx_int8_chunk(a + q * kAmxInt8Depth,
+                       a + static_cast<std::size_t>(16) * Ka + q * kAmxInt8Depth, Ka,
+                       panel + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4, two);
+      if (two) {
         RECUR_AMX_INT8_STORE(2, m + 16, rows1, n0);
         RECUR_AMX_INT8_STORE(3, m + 16, rows1, n0 + 16);
-      } else {
-        for (int q = 0; q < chunks; ++q) {
-          const std::int8_t* b = panel + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
-          _tile_loadd(4, a + q * kAmxInt8Depth, Ka);
-          _tile_loadd(6, b, kInt8Panel * 4);
-          _tile_loadd(7, b + 64, kInt8Panel * 4);
-          _tile_dpbusd(0, 4, 6);
-          _tile_dpbusd(1, 4, 7);
-        }
       }
       RECUR_AMX_INT8_STORE(0, m, rows0, n0);
       RECUR_AMX_INT8_STORE(1, m, rows0, n0 + 16);
@@ -564,25 +551,24 @@ template <bool kFloat>
 // The pair (j1 with its bias, then j2 added) 16 rows x one panel at a time: j1's sums in tmm0-1,
 // j2's in tmm2-3, then C = (j1's result with its bias) + j2's in one pass, the operations of
 // pair_tile4 (the same bits as the two products in turn), without C's trip through memory.
-#define RECUR_AMX_INT8_PAIR_STORE(T1, T2, h)                                                      \
-  do {                                                                                            \
-    const int n0_ = p * kInt8Panel + 16 * (h);                                                    \
-    Columns16 c_;                                                                                 \
-    if (!columns16(W1, n0_, c_)) break;                                                           \
-    _tile_stored(T1, stage1, 64);                                                                 \
-    _tile_stored(T2, stage2, 64);                                                                 \
-    const __m512 ws2_ = _mm512_load_ps(W2.scale.data() + n0_);                                    \
-    for (int r_ = 0; r_ < rows; ++r_) {                                                           \
-      const __m512 v1_ = _mm512_fmadd_ps(                                                         \
-          _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(stage1 + 16 * r_)),    \
-                        c_.ws),                                                                   \
-          _mm512_set1_ps(j1.a_scales[m + r_]), c_.bias);                                          \
-      const __m512 v2_ =                                                                          \
-          _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(stage2 + 16 * r_)),    \
-                        ws2_);                                                                    \
-      _mm512_mask_storeu_ps(j1.C + static_cast<std::size_t>(m + r_) * j1.ldc + n0_, c_.mask,      \
-                            _mm512_fmadd_ps(v2_, _mm512_set1_ps(j2.a_scales[m + r_]), v1_));      \
-    }                                                                                             \
+#define RECUR_AMX_INT8_PAIR_STORE(T1, T2, h)                                                   \
+  do {                                                                                         \
+    const int n0_ = p * kInt8Panel + 16 * (h);                                                 \
+    Columns16 c_;                                                                              \
+    if (!columns16(W1, n0_, c_)) break;                                                        \
+    _tile_stored(T1, stage1, 64);                                                              \
+    _tile_stored(T2, stage2, 64);                                                              \
+    const __m512 ws2_ = _mm512_load_ps(W2.scale.data() + n0_);                                 \
+    for (int r_ = 0; r_ < rows; ++r_) {                                                        \
+      const __m512 v1_ = _mm512_fmadd_ps(                                                      \
+          _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(stage1 + 16 * r_)), \
+                        c_.ws),                                                                \
+          _mm512_set1_ps(j1.a_scales[m + r_]), c_.bias);                                       \
+      const __m512 v2_ = _mm512_mul_ps(                                                        \
+          _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(stage2 + 16 * r_)), ws2_);        \
+      _mm512_mask_storeu_ps(j1.C + static_cast<std::size_t>(m + r_) * j1.ldc + n0_, c_.mask,   \
+                            _mm512_fmadd_ps(v2_, _mm512_set1_ps(j2.a_scales[m + r_]), v1_));   \
+    }                                                                                          \
   } while (0)
 
 RECUR_AMX_INT8 void gemm_amx_pair(const Job& j1, const Job& j2) {
@@ -612,23 +598,13 @@ RECUR_AMX_INT8 void gemm_amx_pair(const Job& j1, const Job& j2) {
       _tile_loadd(2, negated2, 0);
       _tile_loadd(3, negated2 + 16, 0);
       const std::uint8_t* a1 = rows1.data() + static_cast<std::size_t>(m) * Ka1;
-      for (int q = 0; q < chunks1; ++q) {
-        const std::int8_t* b = panel1 + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
-        _tile_loadd(4, a1 + q * kAmxInt8Depth, Ka1);
-        _tile_loadd(6, b, kInt8Panel * 4);
-        _tile_loadd(7, b + 64, kInt8Panel * 4);
-        _tile_dpbusd(0, 4, 6);
-        _tile_dpbusd(1, 4, 7);
-      }
+      for (int q = 0; q < chunks1; ++q)
+        amx_int8_chunk(a1 + q * kAmxInt8Depth, nullptr, Ka1,
+                       panel1 + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4, false);
       const std::uint8_t* a2 = rows2.data() + static_cast<std::size_t>(m) * Ka2;
-      for (int q = 0; q < chunks2; ++q) {
-        const std::int8_t* b = panel2 + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4;
-        _tile_loadd(5, a2 + q * kAmxInt8Depth, Ka2);
-        _tile_loadd(6, b, kInt8Panel * 4);
-        _tile_loadd(7, b + 64, kInt8Panel * 4);
-        _tile_dpbusd(2, 5, 6);
-        _tile_dpbusd(3, 5, 7);
-      }
+      for (int q = 0; q < chunks2; ++q)
+        amx_int8_chunk_second(a2 + q * kAmxInt8Depth, Ka2,
+                              panel2 + static_cast<std::size_t>(q) * 16 * kInt8Panel * 4);
       RECUR_AMX_INT8_PAIR_STORE(0, 2, 0);
       RECUR_AMX_INT8_PAIR_STORE(1, 3, 1);
     }
