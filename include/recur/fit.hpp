@@ -32,7 +32,10 @@ class SequenceRunner {
     int correct = 0, count = 0;
   };
   // Fills grads (model.num_params()) with the gradient of the batch's mean loss.
-  // train_batch is train_chunks(..., 0, n, n) with n = min(threads(), idx.size()).
+  // train_batch is train_chunks(..., 0, n, n) with n = min(threads(), idx.size()), or, for a
+  // model whose layers split their columns at this many rows a thread (Model::column_split_rows),
+  // train_chunks(..., 0, 1, 1, true): one chunk, every thread on each layer's columns, the bits of
+  // a one-thread run.
   Stats train_batch(const SequenceSource& src, const std::vector<std::int64_t>& idx, float* grads,
                     std::uint64_t dropout_seed);
   // Part of a batch shared by several processes (data-parallel training): chunks [first, first +
@@ -40,8 +43,10 @@ class SequenceRunner {
   // token counts, count <= threads(). Fills grads with their gradients (of the whole batch's
   // mean loss) summed in chunk order, or leaves it untouched when count is 0; chunk k's dropout
   // seed is dropout_seed + k.
+  // `split_columns`: as infer_chunks'.
   Stats train_chunks(const SequenceSource& src, const std::vector<std::int64_t>& idx, float* grads,
-                     std::uint64_t dropout_seed, int first, int count, int chunks);
+                     std::uint64_t dropout_seed, int first, int count, int chunks,
+                     bool split_columns = false);
   // predictions[k] and probs[k * C ...] for idx[k] (either may be null).
   Stats infer_batch(const SequenceSource& src, const std::vector<std::int64_t>& idx,
                     std::int32_t* predictions, float* probs);

@@ -220,9 +220,10 @@ struct LayerContext {
   // forward of the first layer only, when the model input is pixel bytes and the layer said it
   // reads them (reads_pixels): [steps, batch, F], x = p / 255; `in` is then null.
   const std::uint8_t* pixels = nullptr;
-  // Inference only, when set: the threads of this pool may split the columns of a layer's
-  // products between them (each reads a share of the weights for every row) instead of taking a
-  // share of the rows each (see Layer::column_split_rows).
+  // When set (forward; a layer keeps it for the backward of a training forward): the threads of
+  // this pool may split the columns of a layer's products between them (each reads a share of the
+  // weights for every row) instead of taking a share of the rows each (see
+  // Layer::column_split_rows).
   ThreadPool* columns = nullptr;
   // Backward only, set by the model for both layers of an adjacent pair that agree on it
   // (Layer::reads_last_steps_gradient, then Layer::input_gradient_at_last_steps): the gradient
@@ -298,9 +299,9 @@ class Layer {
     (void)prepared;
     return false;
   }
-  // For inference with these prepared weights: the most rows per thread at which threads do
-  // better splitting this layer's columns (LayerContext::columns) than its rows; 0 when never
-  // (weights that fit a core's cache, or a layer that cannot split).
+  // With these prepared weights (for inference or training): the most rows per thread at which
+  // threads do better splitting this layer's columns (LayerContext::columns) than its rows; 0
+  // when never (weights that fit a core's cache, or a layer that cannot split).
   virtual int column_split_rows(const PreparedWeights* prepared) const {
     (void)prepared;
     return 0;
@@ -383,8 +384,9 @@ class Model {
     return i < prepared_.size() ? prepared_[i].get() : nullptr;
   }
 
-  // Logits [batch, classes], valid until ws is used again. `columns` (inference): a pool whose
-  // threads split the columns of the layers that say so (column_split_rows); same bits.
+  // Logits [batch, classes], valid until ws is used again. `columns`: a pool whose threads split
+  // the columns of the layers that say so (column_split_rows), in this forward and (training)
+  // its backward; same bits.
   const T* forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool train, Rng* rng = nullptr,
                    ThreadPool* columns = nullptr) const;
   // The largest Layer::column_split_rows over the layers, as prepared (0: none splits).

@@ -26,16 +26,16 @@ template <typename T>
 template <typename T, bool kOut>
 [[gnu::always_inline]] inline void rnn_backward_rows(bool relu, int B, int H, const T* h, int ldh,
                                                      const T* dh, const T* dout, int ld_out,
-                                                     T* dpre) {
+                                                     T* dpre, int j0, int j1) {
   for (int b = 0; b < B; ++b) {
     const T* hb = h + b * ldh;
     const T* d = dh + b * H;
     const T* e = kOut ? dout + b * ld_out : nullptr;
     T* o = dpre + b * H;
     if (relu) {
-      for (int j = 0; j < H; ++j) o[j] = hb[j] > T(0) ? (kOut ? d[j] + e[j] : d[j]) : T(0);
+      for (int j = j0; j < j1; ++j) o[j] = hb[j] > T(0) ? (kOut ? d[j] + e[j] : d[j]) : T(0);
     } else {
-      for (int j = 0; j < H; ++j) o[j] = (kOut ? d[j] + e[j] : d[j]) * (T(1) - hb[j] * hb[j]);
+      for (int j = j0; j < j1; ++j) o[j] = (kOut ? d[j] + e[j] : d[j]) * (T(1) - hb[j] * hb[j]);
     }
   }
 }
@@ -43,11 +43,13 @@ template <typename T, bool kOut>
 template <typename T>
 [[gnu::always_inline]] inline void rnn_pointwise_backward_impl(bool relu, int B, int H, const T* h,
                                                                int ldh, const T* dh, const T* dout,
-                                                               int ld_out, T* dpre) {
+                                                               int ld_out, T* dpre, int j0,
+                                                               int j1) {
+  if (j1 < 0) j1 = H;
   if (dout)
-    rnn_backward_rows<T, true>(relu, B, H, h, ldh, dh, dout, ld_out, dpre);
+    rnn_backward_rows<T, true>(relu, B, H, h, ldh, dh, dout, ld_out, dpre, j0, j1);
   else
-    rnn_backward_rows<T, false>(relu, B, H, h, ldh, dh, dout, ld_out, dpre);
+    rnn_backward_rows<T, false>(relu, B, H, h, ldh, dh, dout, ld_out, dpre, j0, j1);
 }
 
 template <typename T>
@@ -82,7 +84,8 @@ template <typename T>
 template <typename T, bool kOut>
 [[gnu::always_inline]] inline void lstm_backward_rows(int B, int H, const T* gates, const T* c_prev,
                                                       const T* c, const T* dh, const T* dout,
-                                                      int ld_out, T* dc, T* dgates) {
+                                                      int ld_out, T* dc, T* dgates, int j0,
+                                                      int j1) {
   using namespace lstm_gate;
   for (int b = 0; b < B; ++b) {
     const T* g = gates + b * kCount * H;
@@ -93,7 +96,7 @@ template <typename T, bool kOut>
     const T* dob = kOut ? dout + b * ld_out : nullptr;
     T* dcb = dc + b * H;
 #pragma omp simd
-    for (int j = 0; j < H; ++j) {
+    for (int j = j0; j < j1; ++j) {
       const T i = g[kInput * H + j], f = g[kForget * H + j], u = g[kCell * H + j],
               o = g[kOutput * H + j];
       const T tc = tanh_act(cb[j]);
@@ -112,11 +115,13 @@ template <typename T>
 [[gnu::always_inline]] inline void lstm_pointwise_backward_impl(int B, int H, const T* gates,
                                                                 const T* c_prev, const T* c,
                                                                 const T* dh, const T* dout,
-                                                                int ld_out, T* dc, T* dgates) {
+                                                                int ld_out, T* dc, T* dgates,
+                                                                int j0, int j1) {
+  if (j1 < 0) j1 = H;
   if (dout)
-    lstm_backward_rows<T, true>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates);
+    lstm_backward_rows<T, true>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates, j0, j1);
   else
-    lstm_backward_rows<T, false>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates);
+    lstm_backward_rows<T, false>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates, j0, j1);
 }
 
 template <typename T>
@@ -200,8 +205,8 @@ template <typename T>
   }                                                                                                \
   template <>                                                                                      \
   ATTR void rnn_pointwise_backward<T>(bool relu, int B, int H, const T* h, int ldh, const T* dh,   \
-                                      const T* dout, int ld_out, T* dpre) {                        \
-    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dout, ld_out, dpre);                    \
+                                      const T* dout, int ld_out, T* dpre, int j0, int j1) {        \
+    rnn_pointwise_backward_impl<T>(relu, B, H, h, ldh, dh, dout, ld_out, dpre, j0, j1);            \
   }                                                                                                \
   template <>                                                                                      \
   ATTR void lstm_pointwise_forward<T>(int B, int H, T* gates, const T* c_prev, T* c, T* h,         \
@@ -210,8 +215,9 @@ template <typename T>
   }                                                                                                \
   template <>                                                                                      \
   ATTR void lstm_pointwise_backward<T>(int B, int H, const T* gates, const T* c_prev, const T* c,  \
-                                       const T* dh, const T* dout, int ld_out, T* dc, T* dgates) { \
-    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates);         \
+                                       const T* dh, const T* dout, int ld_out, T* dc, T* dgates,   \
+                                       int j0, int j1) {                                           \
+    lstm_pointwise_backward_impl<T>(B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates, j0, j1); \
   }                                                                                                \
   template <>                                                                                      \
   ATTR void gru_pointwise_forward<T>(int B, int H, T* gates, const T* hidden, const T* h_prev,     \
@@ -234,8 +240,8 @@ RECUR_DISPATCHED(template <>, void, rnn_pointwise_forward<float>, rnn_forward_f,
 RECUR_DISPATCHED(template <>, void, rnn_pointwise_backward<float>, rnn_backward_f,
                  rnn_pointwise_backward_impl<float>,
                  (bool relu, int B, int H, const float* h, int ldh, const float* dh,
-                  const float* dout, int ld_out, float* dpre),
-                 (relu, B, H, h, ldh, dh, dout, ld_out, dpre))
+                  const float* dout, int ld_out, float* dpre, int j0, int j1),
+                 (relu, B, H, h, ldh, dh, dout, ld_out, dpre, j0, j1))
 RECUR_DISPATCHED(template <>, void, lstm_pointwise_forward<float>, lstm_forward_f,
                  lstm_pointwise_forward_impl<float>,
                  (int B, int H, float* gates, const float* c_prev, float* c, float* h, int ldh,
@@ -244,8 +250,9 @@ RECUR_DISPATCHED(template <>, void, lstm_pointwise_forward<float>, lstm_forward_
 RECUR_DISPATCHED(template <>, void, lstm_pointwise_backward<float>, lstm_backward_f,
                  lstm_pointwise_backward_impl<float>,
                  (int B, int H, const float* gates, const float* c_prev, const float* c,
-                  const float* dh, const float* dout, int ld_out, float* dc, float* dgates),
-                 (B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates))
+                  const float* dh, const float* dout, int ld_out, float* dc, float* dgates, int j0,
+                  int j1),
+                 (B, H, gates, c_prev, c, dh, dout, ld_out, dc, dgates, j0, j1))
 RECUR_DISPATCHED(template <>, void, gru_pointwise_forward<float>, gru_forward_f,
                  gru_pointwise_forward_impl<float>,
                  (int B, int H, float* gates, const float* hidden, const float* h_prev, int ld_prev,

@@ -1,7 +1,8 @@
 // Fused per-step elementwise work of each cell (the part after the step's GEMM), forward and
 // backward, on raw pointers. B = batch, H = hidden size; "ld" arguments are row strides. The
-// forward kernels compute units [j0, j1) only when given (j1 >= 0; default all H): threads that
-// split a step's units between them (nn/recurrent.cpp); each unit's bits are the same.
+// forward kernels, and the LSTM's and RNN's backward, compute units [j0, j1) only when given
+// (j1 >= 0; default all H): threads that split a step's units between them (nn/recurrent.cpp);
+// each unit's bits are the same.
 // Activation gradients are assigned (=); nothing here touches parameter gradients.
 #pragma once
 
@@ -21,7 +22,7 @@ void rnn_pointwise_forward(bool relu, int B, int H, const T* pre, T* h, int ldh,
 // Writes dpre [B,H], the gradient on the pre-activation.
 template <typename T>
 void rnn_pointwise_backward(bool relu, int B, int H, const T* h, int ldh, const T* dh,
-                            const T* dout, int ld_out, T* dpre);
+                            const T* dout, int ld_out, T* dpre, int j0 = 0, int j1 = -1);
 
 // LSTM: gates [B,4H] holds the summed pre-activations (i,f,g,o) on entry and the activations on
 // return. c_prev [B,H] -> c [B,H]; h [B,H] (ldh) = o * tanh(c).
@@ -35,7 +36,7 @@ void lstm_pointwise_forward(int B, int H, T* gates, const T* c_prev, T* c, T* h,
 // element's activations are read before its gradient is written).
 template <typename T>
 void lstm_pointwise_backward(int B, int H, const T* gates, const T* c_prev, const T* c, const T* dh,
-                             const T* dout, int ld_out, T* dc, T* dgates);
+                             const T* dout, int ld_out, T* dc, T* dgates, int j0 = 0, int j1 = -1);
 
 // GRU: gates [B,3H] holds the input side W_i x + b_i (r,z,n) on entry, the activations r,z,n on
 // return. hidden [B,3H] = W_h h_prev + b_h. h_prev [B,H] (ld_prev) -> h [B,H] (ldh).

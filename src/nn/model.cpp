@@ -294,7 +294,7 @@ const T* Model<T>::forward(const ModelInput<T>& in, ModelWorkspace<T>& ws, bool 
     RECUR_ASSERT(false && "sequence input needs its lengths");
   }
   LayerContext<T> ctx{params_.data(), in.batch, seq, in.ids, train, rng};
-  ctx.columns = train ? nullptr : columns;
+  ctx.columns = columns;
   const T* x = in.x;
   if (in.pixels) {
     RECUR_ASSERT(!in.x && !train && seq && spec_.input.kind == ActKind::sequence);

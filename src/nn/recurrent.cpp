@@ -396,14 +396,29 @@ constexpr int kColumnSplitRows = 1 << 20;
 
 template <typename T>
 int RecurrentStack<T>::column_split_rows(const StackPacked& packed) const {
-  if (!std::is_same_v<T, float> || spec_.untied || packed.dirs.empty() || !packed.every_batch ||
+  if (!std::is_same_v<T, float> || spec_.untied || packed.dirs.empty() ||
       spec_.hidden % kernels::kPanelWidth != 0)
     return 0;
+  // Training splits the LSTM's and the RNN's steps (forward and backward), without recurrent
+  // dropout (backward_direction_columns).
+  if (!packed.every_batch && (spec_.cell == CellKind::gru || spec_.recurrent_dropout > 0)) return 0;
   const std::size_t G = gate_count(spec_.cell), H = spec_.hidden;
   std::size_t widest = 0;
   for (const DirectionParams& p : params_)
     widest = std::max(widest, G * H * (static_cast<std::size_t>(p.input_size) + H) * sizeof(T));
   return widest >= kColumnSplitBytes ? kColumnSplitRows : 0;
+}
+
+// Whether this forward (and its backward) splits each step's columns between ws.columns'
+// threads: float on packed weights large enough (column_split_rows), inference on more than a
+// few rows, or training without an initial state or recurrent dropout.
+template <typename T>
+bool RecurrentStack<T>::splits_columns(const StackWorkspace<T>& ws) const {
+  if (!std::is_same_v<T, float> || !ws.columns || !ws.fused || ws.bf16 || !ws.packed ||
+      ws.packed->dirs.empty() || column_split_rows(*ws.packed) == 0)
+    return false;
+  if (ws.one_step) return ws.batch > kHeadRows;
+  return ws.train && !ws.h0 && !ws.c0 && !ws.recurrent_dropped && ws.batch >= kMinPackedRows;
 }
 
 namespace {
@@ -431,10 +446,11 @@ class StepBarrier {
 
 }  // namespace
 
-// The packed inference time loop with each step's gate columns split between the threads of
-// ws.columns: thread k takes units [u0, u1) (a multiple of the panel width), computes their
-// columns in every gate block, then their cell, and waits for the others before the next step.
-// Each element is computed as forward_direction computes it: the same bits.
+// The packed time loop with each step's gate columns split between the threads of ws.columns:
+// thread k takes units [u0, u1) (a multiple of the panel width), computes their columns in every
+// gate block, then their cell, and waits for the others before the next step. Each element is
+// computed as forward_direction computes it: the same bits. Inference keeps one step's buffers;
+// training every step's gates and cell states (LSTM and RNN: column_split_rows).
 template <typename T>
 void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* in,
                                                   StackWorkspace<T>& ws) const {
@@ -451,8 +467,8 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
     const std::size_t state_off = static_cast<std::size_t>(layer * D + dir) * B * H;
     const float* h_start = ws.h0 ? ws.h0 + state_off : ws.zeros.data();
     const float* c_start = ws.c0 ? ws.c0 + state_off : ws.zeros.data();
-    float* gates = W.gates.data();
-    float* hid = cell == CellKind::gru ? W.hidden.data() : nullptr;
+    const bool keep = !ws.one_step;  // training: every step's buffers
+    const std::size_t BH = static_cast<std::size_t>(B) * H;
     const int panels = H / kernels::kPanelWidth;
     const int threads = std::min(ws.columns->size(), panels);
     StepBarrier barrier(threads);
@@ -467,8 +483,12 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
         const int Bt = ws.batch_sizes[t];
         const float* x_t = in + static_cast<std::size_t>(t) * B * I;
         float* h = ws.last_out(layer) + static_cast<std::size_t>(t) * B * DH + dir * H;
-        float* c = cell == CellKind::lstm ? W.cell.data() + static_cast<std::size_t>(s % 2) * B * H
-                                          : nullptr;
+        const std::size_t at = keep ? static_cast<std::size_t>(t) : 0;
+        float* gates = W.gates.data() + at * dims.BG;
+        float* hid = cell == CellKind::gru ? W.hidden.data() + at * dims.BG : nullptr;
+        float* c = cell == CellKind::lstm
+                       ? W.cell.data() + (keep ? at : static_cast<std::size_t>(s % 2)) * BH
+                       : nullptr;
         for (int q = 0; q < G; ++q) {
           const int n0 = q * H + u0, n1 = q * H + u1;
           if (cell == CellKind::gru) {
@@ -487,9 +507,10 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
         else
           kernels::rnn_pointwise_forward<float>(cell == CellKind::rnn_relu, Bt, H, gates, h, DH, u0,
                                                 u1);
-        // Rows whose last step this is keep their cell state; rows past their end: zero output
-        // and state (as forward_direction does, for this thread's units).
-        if (c && ws.variable && dir == 0)
+        // Rows whose last step this is keep their cell state (inference overwrites the cells);
+        // rows past their end: zero output and state (as forward_direction does, for this
+        // thread's units).
+        if (c && !keep && ws.variable && dir == 0)
           keep_ending_cells(t + 1 < S ? ws.batch_sizes[t + 1] : 0, Bt, H, c,
                             ws.cn.data() + state_off, u0, u1);
         clear_ended_rows(Bt, B, H, DH, h, c, u0, u1);
@@ -501,9 +522,8 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
     });
     const int last = dir == 0 ? S - 1 : 0;
     const float* h_last = ws.last_out(layer) + static_cast<std::size_t>(last) * B * DH + dir * H;
-    const float* c_last = cell == CellKind::lstm
-                              ? W.cell.data() + static_cast<std::size_t>((S - 1) % 2) * B * H
-                              : ws.zeros.data();
+    const std::size_t c_at = keep ? static_cast<std::size_t>(last) : (S - 1) % 2;
+    const float* c_last = cell == CellKind::lstm ? W.cell.data() + c_at * BH : ws.zeros.data();
     store_final_states(layer, dir, h_last, DH, c_last, ws);
   } else {
     RECUR_ASSERT(false && "column splits are float inference only");
@@ -522,9 +542,7 @@ void RecurrentStack<T>::forward_direction(const T* params, int layer, int dir, c
                                           StackWorkspace<T>& ws) const {
   if (ws.int8) return forward_direction_int8(layer, dir, in, ws);
   if constexpr (std::is_same_v<T, float>) {
-    if (ws.columns && ws.one_step && ws.fused && !ws.bf16 && ws.packed &&
-        !ws.packed->dirs.empty() && ws.batch > kHeadRows && column_split_rows(*ws.packed) > 0)
-      return forward_direction_columns(layer, dir, in, ws);
+    if (splits_columns(ws)) return forward_direction_columns(layer, dir, in, ws);
   }
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
@@ -821,12 +839,130 @@ void tied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* ou
 
 }  // namespace
 
+// Column sums of rows [0, n) of A (row stride ld) for columns [j0, j1), added to out[j0, j1): the
+// bits of add_column_sums (each column's rows in order) over a range of the columns.
+template <typename T>
+void add_column_sums_range(const T* A, std::size_t n, int ld, int j0, int j1, T* out) {
+  for (std::size_t r = 0; r < n; ++r) {
+    const T* row = A + r * ld;
+    for (int j = j0; j < j1; ++j) out[j] += row[j];
+  }
+}
+
+// backward_direction with each step split between ws.columns' threads as the forward was
+// (forward_direction_columns): thread k takes units [u0, u1), runs their cell backward for every
+// row, meets the others (the step's gate gradients are whole only then), and computes its units'
+// columns of dh_{t-1} = dgates W_hh; the next step's cell reads only its own units of dh. Then
+// the weight gradients over all steps, each thread a range of their rows (gate columns), and the
+// biases' sums over the same range. Each element is summed as one thread sums it: the same bits
+// as backward_direction (tests ColumnSplitTraining.*). LSTM and RNN, tied weights, no initial
+// state, no recurrent dropout (splits_columns, column_split_rows).
+template <typename T>
+void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, int dir, const T* in,
+                                                   StackWorkspace<T>& ws, T* grads) const {
+  if constexpr (std::is_same_v<T, float>) {
+    const CellKind cell = spec_.cell;
+    const DirectionParams& p = params_[layer * spec_.directions + dir];
+    const DirectionDims dims = direction_dims(p, ws);
+    const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B,
+              I = dims.I;
+    const std::size_t BG = dims.BG, BH = static_cast<std::size_t>(B) * H;
+    auto& L = ws.layers[layer];
+    auto& W = L.dir[dir];
+    const float* out = ws.last_out(layer);
+    const bool top = ws.caller_buffers && layer + 1 == spec_.layers;
+    const float* dout = top ? ws.dout_from : L.dout.data();
+    const bool last_steps = top && ws.dout_last_steps;
+    float* dgates = W.gates.data();
+    float* dh = ws.dh.data();
+    float* dc = ws.dc.data();
+    const kernels::PackedMatrix& w_hh_t = ws.packed->dirs[layer * D + dir].w_hh_t;
+    std::fill(dh, dh + BH, 0.0f);
+    if (cell == CellKind::lstm) std::fill(dc, dc + BH, 0.0f);
+    const int panels = H / kernels::kPanelWidth;
+    const int threads = std::min(ws.columns->size(), panels);
+    if (ws.tn_scratch_threads.size() < static_cast<std::size_t>(threads))
+      ws.tn_scratch_threads.resize(static_cast<std::size_t>(threads));
+    const bool bias = spec_.bias;
+    if (bias) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, 0.0f);
+    float* gw_ih = grads + p.w_ih;
+    float* gw_hh = grads + p.w_hh;
+    StepBarrier barrier(threads);
+    ws.columns->run(threads, [&](int k) {
+      const int u0 = panels * k / threads * kernels::kPanelWidth;
+      const int u1 = panels * (k + 1) / threads * kernels::kPanelWidth;
+      for (int s = S - 1; s >= 0; --s) {
+        const int t = dir == 0 ? s : S - 1 - s;
+        const int t_prev = dir == 0 ? t - 1 : t + 1;
+        const int Bt = ws.batch_sizes[t];
+        const bool ends_here = dir == 0 ? rows_end_at(ws.batch_sizes, t) : t == 0;
+        const float* dout_t = last_steps && !ends_here
+                                  ? nullptr
+                                  : dout + static_cast<std::size_t>(t) * B * DH + dir * H;
+        float* dg = dgates + t * BG;
+        // Rows past their end: zero gate gradients (this thread's columns of every gate block).
+        for (int b = Bt; b < B; ++b)
+          for (int q = 0; q < GH / H; ++q) {
+            float* row = dg + static_cast<std::size_t>(b) * GH + q * H;
+            std::fill(row + u0, row + u1, 0.0f);
+          }
+        if (cell == CellKind::lstm) {
+          const float* c = W.cell.data() + t * BH;
+          const float* c_prev = s > 0 ? W.cell.data() + t_prev * BH : ws.zeros.data();
+          kernels::lstm_pointwise_backward<float>(Bt, H, dg, c_prev, c, dh, dout_t, DH, dc, dg, u0,
+                                                  u1);
+        } else {
+          const float* h = out + static_cast<std::size_t>(t) * B * DH + dir * H;
+          kernels::rnn_pointwise_backward<float>(cell == CellKind::rnn_relu, Bt, H, h, DH, dh,
+                                                 dout_t, DH, dg, u0, u1);
+        }
+        barrier.wait();
+        if (s > 0)
+          kernels::gemm_packed_cols(Bt, dg, GH, GH, nullptr, 0, w_hh_t, false, u0, u1, dh, H);
+      }
+      barrier.wait();  // every step's gate gradients are whole
+      // This thread's rows of the weight gradients (multiples of 64 gate columns: the weight-
+      // gradient kernel packs A 64 columns at a time, so each element is summed as before).
+      const int blocks = GH / 64;
+      const int m0 = blocks * k / threads * 64, m1 = blocks * (k + 1) / threads * 64;
+      if (m1 <= m0) return;
+      AlignedVector<float>& scratch = ws.tn_scratch_threads[static_cast<std::size_t>(k)];
+      float* sums = bias ? ws.bias_sums.data() : nullptr;
+      kernels::gemm_tn_accumulate(m1 - m0, I, S * B, dgates + m0, GH, in, I,
+                                  gw_ih + static_cast<std::size_t>(m0) * I, I, scratch, nullptr);
+      if (S > 1) {
+        const float* dg_rows = dgates + (dir == 0 ? BG : 0);
+        const float* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
+        if (sums && dir == 0) add_column_sums_range<float>(dgates, B, GH, m0, m1, sums);
+        kernels::gemm_tn_accumulate(m1 - m0, H, (S - 1) * B, dg_rows + m0, GH, h_rows, DH,
+                                    gw_hh + static_cast<std::size_t>(m0) * H, H, scratch,
+                                    sums ? sums + m0 : nullptr);
+        if (sums && dir != 0)
+          add_column_sums_range<float>(dgates + (S - 1) * BG, B, GH, m0, m1, sums);
+      } else if (sums) {
+        add_column_sums_range<float>(dgates, static_cast<std::size_t>(S) * B, GH, m0, m1, sums);
+      }
+      if (!sums) return;
+      float* g_b_ih = grads + p.b_ih;
+      float* g_b_hh = grads + p.b_hh;
+      for (int j = m0; j < m1; ++j) {
+        g_b_ih[j] += sums[j];
+        g_b_hh[j] += sums[j];
+      }
+    });
+  } else {
+    RECUR_ASSERT(false && "column splits are float only");
+  }
+}
+
 template <typename T>
 void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, const T* in,
                                            const T* dhn, const T* dcn, StackWorkspace<T>& ws,
                                            T* grads, T* din, bool din_accumulate, T* dh0,
                                            T* dc0) const {
   if (ws.int8) return forward_direction_int8(layer, dir, in, ws);
+  if (!dhn && !dcn && !dh0 && !dc0 && !din && splits_columns(ws))
+    return backward_direction_columns(params, layer, dir, in, ws, grads);
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
   const DirectionDims dims = direction_dims(p, ws);

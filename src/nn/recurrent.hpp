@@ -115,18 +115,19 @@ struct StackWorkspace {
   };
   int steps = 0, batch = 0;
   std::vector<Layer> layers;
-  AlignedVector<T> hn, cn;                    // [L*D, B, H]
-  AlignedVector<T> zeros;                     // [B, H]
-  AlignedVector<T> dh, dc;                    // [B, H] running state gradients
-  AlignedVector<T> dh_masked;                 // [B, H] GRU, recurrent dropout: dh before its mask
-  AlignedVector<T> dinput;                    // [S, B, I0] gradient on the stack's input
-  AlignedVector<T> bias_sums;                 // [G*H] column sums of dgates
-  AlignedVector<float> tn_scratch;            // float: packing space of the weight-gradient kernel
-  AlignedVector<std::uint16_t> bf16_scratch;  // bf16: operands rounded for the products
-  std::vector<int> batch_sizes;               // [S] rows running at step t (packed sequences)
-  std::vector<int> lengths;                   // [B] each row's length
-  bool variable = false;                      // some row is shorter than S
-  bool recurrent_dropped = false;             // the last forward masked h_{t-1} (StackSpec)
+  AlignedVector<T> hn, cn;          // [L*D, B, H]
+  AlignedVector<T> zeros;           // [B, H]
+  AlignedVector<T> dh, dc;          // [B, H] running state gradients
+  AlignedVector<T> dh_masked;       // [B, H] GRU, recurrent dropout: dh before its mask
+  AlignedVector<T> dinput;          // [S, B, I0] gradient on the stack's input
+  AlignedVector<T> bias_sums;       // [G*H] column sums of dgates
+  AlignedVector<float> tn_scratch;  // float: packing space of the weight-gradient kernel
+  std::vector<AlignedVector<float>> tn_scratch_threads;  // the same for each column-split thread
+  AlignedVector<std::uint16_t> bf16_scratch;             // bf16: operands rounded for the products
+  std::vector<int> batch_sizes;    // [S] rows running at step t (packed sequences)
+  std::vector<int> lengths;        // [B] each row's length
+  bool variable = false;           // some row is shorter than S
+  bool recurrent_dropped = false;  // the last forward masked h_{t-1} (StackSpec)
   // The last forward ran for training: every step's gates and cell states are kept for backward
   // and the gradient buffers exist. Inference on the packed path keeps one step of them.
   bool train = false;
@@ -139,7 +140,7 @@ struct StackWorkspace {
   AlignedVector<std::uint8_t> q_h;       // int8: h_{t-1} and h_t [2, B], quantized
   AlignedVector<float> s_in, s_h;        // int8: their scales per row
   const std::uint8_t* pixels = nullptr;  // int8: the first layer's input as bytes, this forward
-  ThreadPool* columns = nullptr;         // float inference: threads splitting the columns
+  ThreadPool* columns = nullptr;         // float: threads splitting the columns (splits_columns)
   // The caller owns the last layer's out and dout and the stack's dinput (the model's own
   // activation and gradient buffers: each held once, not copied): it sets out_to before forward
   // and backward, dout_from and dinput_to (null when not wanted) before backward.
@@ -185,10 +186,11 @@ class RecurrentStack {
                const StackPacked* packed = nullptr, const std::uint8_t* pixels = nullptr) const;
   // True when forward on `packed` takes pixel bytes: int8 weights (StackPacked::Int8Direction).
   bool reads_pixels(const StackPacked& packed) const { return !packed.int8.empty(); }
-  // Float inference on `packed` with a pool in ws.columns splits each step's gate columns (and
-  // the cell's units) between the pool's threads, a barrier a step, when this returns more than
-  // the rows per thread: weights too large for a core's L2 cache, read by each thread in part
-  // for every row instead of in whole for its share of the rows. 0: this stack never splits.
+  // Float on `packed` with a pool in ws.columns splits each step's gate columns (and the cell's
+  // units) between the pool's threads, a barrier a step, when this returns more than the rows
+  // per thread: weights too large for a core's L2 cache, read by each thread in part for every
+  // row instead of in whole for its share of the rows. Inference packing: every cell; training
+  // packing: LSTM and RNN without recurrent dropout (forward and backward split). 0: never.
   int column_split_rows(const StackPacked& packed) const;
 
   // Packs every direction's weights for the float fast path (does nothing for double or untied);
@@ -223,6 +225,10 @@ class RecurrentStack {
   void forward_direction_int8(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
   // forward_direction's time loop with the columns split between ws.columns' threads.
   void forward_direction_columns(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
+  bool splits_columns(const StackWorkspace<T>& ws) const;
+  // backward_direction's time loop and weight gradients with the columns split (LSTM, RNN).
+  void backward_direction_columns(const T* params, int layer, int dir, const T* in,
+                                  StackWorkspace<T>& ws, T* grads) const;
   void store_final_states(int layer, int dir, const T* h_prev, int ld_prev, const T* c_prev,
                           StackWorkspace<T>& ws) const;
   // din (untied weights only; tied ones take input_gradient after every direction): the

@@ -179,6 +179,9 @@ SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
                                                   const std::vector<std::int64_t>& idx,
                                                   float* grads, std::uint64_t dropout_seed) {
   const int n = std::min(threads_, static_cast<int>(idx.size()));
+  if (n > 1 && static_cast<std::int64_t>(idx.size()) <=
+                   static_cast<std::int64_t>(model_.column_split_rows()) * n)
+    return train_chunks(src, idx, grads, dropout_seed, 0, 1, 1, true);
   return train_chunks(src, idx, grads, dropout_seed, 0, n, n);
 }
 
@@ -193,7 +196,8 @@ Optimizer::RangeRunner SequenceRunner::range_runner() {
 SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
                                                    const std::vector<std::int64_t>& idx,
                                                    float* grads, std::uint64_t dropout_seed,
-                                                   int first, int count, int chunks) {
+                                                   int first, int count, int chunks,
+                                                   bool split_columns) {
   table_view_ = {};
   if (count == 0) return {};
   const std::vector<int> starts = chunk_starts(src, idx, threads_, first, count, chunks);
@@ -206,7 +210,8 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
   const bool by_rows = table && table_rows_;
   const std::size_t hole_begin = table ? table->offset : 0;
   const std::size_t hole_end = table ? table->offset + table->size : 0;
-  pool_->run(count, [&](int k) {
+  ThreadPool* columns = split_columns ? pool_.get() : nullptr;
+  auto run_chunk = [&](int k) {
     Chunk& c = *chunks_[k];
     std::uint64_t stream = dropout_seed + static_cast<std::uint64_t>(first + k);
     Rng rng(splitmix64(stream));
@@ -235,7 +240,7 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
     for (std::size_t p = 0; p + 1 < pieces.size(); ++p) {
       const int begin = pieces[p], n = pieces[p + 1] - begin;
       const ModelInput<float> in = load_chunk(c, src, idx.data() + begin, n, &dropout_seed);
-      const float* logits = model_.forward(in, c.ws, true, &rng);
+      const float* logits = model_.forward(in, c.ws, true, &rng, columns);
       c.dlogits.resize(static_cast<std::size_t>(n) * C);
       int correct = 0;
       c.stats.loss_sum +=
@@ -246,7 +251,12 @@ SequenceRunner::Stats SequenceRunner::train_chunks(const SequenceSource& src,
       c.stats.count += n;
       model_.backward(in, c.ws, c.dlogits.data(), g, rows);
     }
-  });
+  };
+  if (split_columns) {
+    for (int k = 0; k < count; ++k) run_chunk(k);
+  } else {
+    pool_->run(count, run_chunk);
+  }
   // The threads' gradients summed into chunk 0's, each thread a slice of the parameters (every
   // element summed in chunk order, as one thread would). A worker's embedding rows are added
   // where they fall in the slice; the table's other elements had nothing to add (x + 0 = x).

@@ -1,7 +1,8 @@
 // Inference with the columns split between threads (RecurrentStack::forward_direction_columns,
 // SequenceRunner::infer_batch on few rows against large weights): the same bits as the rows split
 // or one thread, for every cell, both directions, sequences of different lengths and rows past
-// their end.
+// their end. Training likewise (backward_direction_columns, SequenceRunner::train_batch): the
+// outputs, gradients and input gradient of one thread, bit for bit (LSTM and RNN).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -84,6 +85,92 @@ INSTANTIATE_TEST_SUITE_P(Cells, ColumnSplit,
                                   (c.ragged ? "_ragged" : "");
                          });
 
+// Training: forward keeping every step, then backward, split and on one thread.
+class ColumnSplitTraining : public ::testing::TestWithParam<SplitCase> {};
+
+TEST_P(ColumnSplitTraining, GivesTheGradientsOfOneThread) {
+  const auto [cell, H, D, ragged] = GetParam();
+  const int S = 4, B = 13, I = 28;
+  test::RandomStack r(cell, I, H, D, 12, 0.05);
+  const nn::RecurrentStack<float>& stack = *r.stack;
+  const std::vector<float>& params = r.params;
+  const std::vector<float> x = r.inputs(static_cast<std::size_t>(S) * B * I);
+  const std::size_t out = static_cast<std::size_t>(S) * B * D * H;
+  const std::vector<float> dy = r.inputs(out);
+  std::vector<int> batch_sizes = {B, B, 9, 4};
+  nn::StackPacked packed;
+  stack.prepare(params.data(), packed, true);
+  ASSERT_GT(stack.column_split_rows(packed), 0) << "training weights this large should split";
+
+  ThreadPool pool(2);
+  nn::StackWorkspace<float> one, split;
+  split.columns = &pool;
+  std::vector<float> g_one(params.size(), 0.0f), g_split(params.size(), 0.0f);
+  const int* sizes = ragged ? batch_sizes.data() : nullptr;
+  for (auto [ws, g] : {std::pair{&one, &g_one}, std::pair{&split, &g_split}}) {
+    stack.forward(params.data(), x.data(), S, B, nullptr, nullptr, true, nullptr, *ws, sizes,
+                  &packed);
+    std::copy(dy.begin(), dy.end(), ws->layers.back().dout.begin());
+    stack.backward(params.data(), nullptr, nullptr, *ws, g->data(), true, nullptr, nullptr);
+  }
+  EXPECT_EQ(std::memcmp(one.layers.back().out.data(), split.layers.back().out.data(),
+                        out * sizeof(float)),
+            0);
+  EXPECT_EQ(g_one, g_split);
+  EXPECT_EQ(std::memcmp(one.dinput.data(), split.dinput.data(),
+                        static_cast<std::size_t>(S) * B * I * sizeof(float)),
+            0);
+  // Not all zeros: the split ran and wrote every gradient.
+  float largest = 0;
+  for (float v : g_split) largest = std::max(largest, std::fabs(v));
+  EXPECT_GT(largest, 0.01f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cells, ColumnSplitTraining,
+                         ::testing::Values(SplitCase{CellKind::lstm, 1024, 1, false},
+                                           SplitCase{CellKind::lstm, 1024, 2, true},
+                                           SplitCase{CellKind::rnn_tanh, 2048, 1, true},
+                                           SplitCase{CellKind::rnn_relu, 2048, 2, false}),
+                         [](const ::testing::TestParamInfo<SplitCase>& param) {
+                           const SplitCase& c = param.param;
+                           return to_string(c.cell) + std::to_string(c.hidden) +
+                                  (c.directions == 2 ? "_bidirectional" : "") +
+                                  (c.ragged ? "_ragged" : "");
+                         });
+
+// A training step through the runner: two threads on the columns give the one-thread gradients.
+TEST(ColumnSplitTraining, TheRunnerGivesTheGradientsOfOneThread) {
+  ModelSpec spec;
+  spec.input = ActShape{ActKind::sequence, 28};
+  spec.num_classes = 10;
+  spec.layers = parse_layer_list("lstm 1024, pool last, linear", "test");
+  Model<float> model(spec);
+  model.init(5);
+  auto set = std::make_shared<ImageSet>();
+  set->source = "images";
+  set->count = 16;
+  set->rows = set->cols = 28;
+  Rng rng(9);
+  set->pixels.resize(static_cast<std::size_t>(set->count) * 28 * 28);
+  for (auto& p : set->pixels) p = static_cast<std::uint8_t>(rng.below(256));
+  set->labels.resize(static_cast<std::size_t>(set->count));
+  for (auto& l : set->labels) l = static_cast<std::int32_t>(rng.below(10));
+  const ImageSequences source(set, SequenceView::make(ViewKind::rows, 28, 28));
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(set->count));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::vector<float> g_two(model.num_params()), g_one(model.num_params());
+  SequenceRunner two(model, 2);
+  two.prepare_model(PrepareFor::training);
+  ASSERT_GT(model.column_split_rows(), 0);
+  const SequenceRunner::Stats s2 = two.train_batch(source, idx, g_two.data(), 3);
+  SequenceRunner one(model, 1);
+  one.prepare_model(PrepareFor::training);
+  const SequenceRunner::Stats s1 = one.train_batch(source, idx, g_one.data(), 3);
+  EXPECT_EQ(g_two, g_one);
+  EXPECT_EQ(s2.loss_sum, s1.loss_sum);
+  EXPECT_EQ(s2.correct, s1.correct);
+}
+
 // The runner splits columns for a batch of few rows a thread against a model that says so, and
 // rows otherwise: the same predictions and probabilities bit for bit.
 TEST(ColumnSplit, TheRunnerGivesTheRowSplitsBits) {
@@ -133,7 +220,20 @@ TEST(ColumnSplit, SmallWeightsNeverSplit) {
   nn::RecurrentStack<float> wide(spec, wide_layout, "rnn.");
   std::vector<float> wide_params(wide_layout.total(), 0.01f);
   wide.prepare(wide_params.data(), training, true);
-  EXPECT_EQ(wide.column_split_rows(training), 0) << "training packing must not split";
+  EXPECT_GT(wide.column_split_rows(training), 0) << "a wide LSTM splits in training too";
+  // Training does not split a GRU or a stack with recurrent dropout (inference does).
+  for (bool gru : {true, false}) {
+    nn::StackSpec other = spec;
+    other.cell = gru ? CellKind::gru : CellKind::lstm;
+    other.recurrent_dropout = gru ? 0.0 : 0.25;
+    ParamLayout other_layout;
+    nn::RecurrentStack<float> stack_other(other, other_layout, "rnn.");
+    std::vector<float> other_params(other_layout.total(), 0.01f);
+    stack_other.prepare(other_params.data(), training, true);
+    EXPECT_EQ(stack_other.column_split_rows(training), 0) << (gru ? "gru" : "recurrent dropout");
+    stack_other.prepare(other_params.data(), inference, false);
+    EXPECT_GT(stack_other.column_split_rows(inference), 0);
+  }
 }
 
 }  // namespace
