@@ -155,7 +155,7 @@ template <typename T, bool kOut>
 [[gnu::always_inline]] inline void gru_backward_rows(int B, int H, const T* gates, const T* hidden,
                                                      const T* h_prev, int ld_prev, const T* dh,
                                                      const T* dout, int ld_out, T* dgate_in,
-                                                     T* dgate_hid, T* dh_prev) {
+                                                     T* dgate_hid, T* dh_prev, int j0, int j1) {
   using namespace gru_gate;
   for (int b = 0; b < B; ++b) {
     const T* g = gates + b * kCount * H;
@@ -167,7 +167,7 @@ template <typename T, bool kOut>
     T* gh = dgate_hid + b * kCount * H;
     T* dp = dh_prev + b * H;
 #pragma omp simd
-    for (int j = 0; j < H; ++j) {
+    for (int j = j0; j < j1; ++j) {
       const T r = g[kReset * H + j], z = g[kUpdate * H + j], n = g[kNew * H + j];
       const T dt = kOut ? d[j] + e[j] : d[j];
       const T dn_pre = dt * (T(1) - z) * (T(1) - n * n);
@@ -187,13 +187,14 @@ template <typename T, bool kOut>
 template <typename T>
 [[gnu::always_inline]] inline void gru_pointwise_backward_impl(
     int B, int H, const T* gates, const T* hidden, const T* h_prev, int ld_prev, const T* dh,
-    const T* dout, int ld_out, T* dgate_in, T* dgate_hid, T* dh_prev) {
+    const T* dout, int ld_out, T* dgate_in, T* dgate_hid, T* dh_prev, int j0, int j1) {
+  if (j1 < 0) j1 = H;
   if (dout)
     gru_backward_rows<T, true>(B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out, dgate_in,
-                               dgate_hid, dh_prev);
+                               dgate_hid, dh_prev, j0, j1);
   else
     gru_backward_rows<T, false>(B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out, dgate_in,
-                                dgate_hid, dh_prev);
+                                dgate_hid, dh_prev, j0, j1);
 }
 
 // The entry points: float is compiled per instruction set (kernels/dispatch.hpp), double once.
@@ -225,11 +226,11 @@ template <typename T>
     gru_pointwise_forward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, h, ldh, j0, j1);           \
   }                                                                                                \
   template <>                                                                                      \
-  ATTR void gru_pointwise_backward<T>(int B, int H, const T* gates, const T* hidden,               \
-                                      const T* h_prev, int ld_prev, const T* dh, const T* dout,    \
-                                      int ld_out, T* dgate_in, T* dgate_hid, T* dh_prev) {         \
+  ATTR void gru_pointwise_backward<T>(                                                             \
+      int B, int H, const T* gates, const T* hidden, const T* h_prev, int ld_prev, const T* dh,    \
+      const T* dout, int ld_out, T* dgate_in, T* dgate_hid, T* dh_prev, int j0, int j1) {          \
     gru_pointwise_backward_impl<T>(B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out,         \
-                                   dgate_in, dgate_hid, dh_prev);                                  \
+                                   dgate_in, dgate_hid, dh_prev, j0, j1);                          \
   }
 RECUR_CELL_ENTRY(, double)
 
@@ -262,8 +263,8 @@ RECUR_DISPATCHED(template <>, void, gru_pointwise_backward<float>, gru_backward_
                  gru_pointwise_backward_impl<float>,
                  (int B, int H, const float* gates, const float* hidden, const float* h_prev,
                   int ld_prev, const float* dh, const float* dout, int ld_out, float* dgate_in,
-                  float* dgate_hid, float* dh_prev),
+                  float* dgate_hid, float* dh_prev, int j0, int j1),
                  (B, H, gates, hidden, h_prev, ld_prev, dh, dout, ld_out, dgate_in, dgate_hid,
-                  dh_prev))
+                  dh_prev, j0, j1))
 
 }  // namespace recur::kernels

@@ -1,6 +1,6 @@
 // Fused per-step elementwise work of each cell (the part after the step's GEMM), forward and
 // backward, on raw pointers. B = batch, H = hidden size; "ld" arguments are row strides. The
-// forward kernels, and the LSTM's and RNN's backward, compute units [j0, j1) only when given
+// kernels, forward and backward, compute units [j0, j1) only when given
 // (j1 >= 0; default all H): threads that split a step's units between them (nn/recurrent.cpp);
 // each unit's bits are the same.
 // Activation gradients are assigned (=); nothing here touches parameter gradients.
@@ -52,6 +52,6 @@ void gru_pointwise_forward(int B, int H, T* gates, const T* hidden, const T* h_p
 template <typename T>
 void gru_pointwise_backward(int B, int H, const T* gates, const T* hidden, const T* h_prev,
                             int ld_prev, const T* dh, const T* dout, int ld_out, T* dgate_in,
-                            T* dgate_hid, T* dh_prev);
+                            T* dgate_hid, T* dh_prev, int j0 = 0, int j1 = -1);
 
 }  // namespace recur::kernels

@@ -399,9 +399,9 @@ int RecurrentStack<T>::column_split_rows(const StackPacked& packed) const {
   if (!std::is_same_v<T, float> || spec_.untied || packed.dirs.empty() ||
       spec_.hidden % kernels::kPanelWidth != 0)
     return 0;
-  // Training splits the LSTM's and the RNN's steps (forward and backward), without recurrent
-  // dropout (backward_direction_columns).
-  if (!packed.every_batch && (spec_.cell == CellKind::gru || spec_.recurrent_dropout > 0)) return 0;
+  // Training splits the steps (forward and backward) without recurrent dropout
+  // (backward_direction_columns).
+  if (!packed.every_batch && spec_.recurrent_dropout > 0) return 0;
   const std::size_t G = gate_count(spec_.cell), H = spec_.hidden;
   std::size_t widest = 0;
   for (const DirectionParams& p : params_)
@@ -855,8 +855,8 @@ void add_column_sums_range(const T* A, std::size_t n, int ld, int j0, int j1, T*
 // columns of dh_{t-1} = dgates W_hh; the next step's cell reads only its own units of dh. Then
 // the weight gradients over all steps, each thread a range of their rows (gate columns), and the
 // biases' sums over the same range. Each element is summed as one thread sums it: the same bits
-// as backward_direction (tests ColumnSplitTraining.*). LSTM and RNN, tied weights, no initial
-// state, no recurrent dropout (splits_columns, column_split_rows).
+// as backward_direction (tests ColumnSplitTraining.*). Tied weights, no initial state, no
+// recurrent dropout (splits_columns, column_split_rows).
 template <typename T>
 void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, int dir, const T* in,
                                                    StackWorkspace<T>& ws, T* grads) const {
@@ -873,7 +873,9 @@ void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, i
     const bool top = ws.caller_buffers && layer + 1 == spec_.layers;
     const float* dout = top ? ws.dout_from : L.dout.data();
     const bool last_steps = top && ws.dout_last_steps;
+    const bool gru = cell == CellKind::gru;
     float* dgates = W.gates.data();
+    float* dgates_hid = gru ? W.hidden.data() : dgates;
     float* dh = ws.dh.data();
     float* dc = ws.dc.data();
     const kernels::PackedMatrix& w_hh_t = ws.packed->dirs[layer * D + dir].w_hh_t;
@@ -884,7 +886,7 @@ void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, i
     if (ws.tn_scratch_threads.size() < static_cast<std::size_t>(threads))
       ws.tn_scratch_threads.resize(static_cast<std::size_t>(threads));
     const bool bias = spec_.bias;
-    if (bias) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, 0.0f);
+    if (bias && !gru) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, 0.0f);
     float* gw_ih = grads + p.w_ih;
     float* gw_hh = grads + p.w_hh;
     StepBarrier barrier(threads);
@@ -900,13 +902,23 @@ void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, i
                                   ? nullptr
                                   : dout + static_cast<std::size_t>(t) * B * DH + dir * H;
         float* dg = dgates + t * BG;
+        float* dgh = dgates_hid + t * BG;
         // Rows past their end: zero gate gradients (this thread's columns of every gate block).
         for (int b = Bt; b < B; ++b)
           for (int q = 0; q < GH / H; ++q) {
             float* row = dg + static_cast<std::size_t>(b) * GH + q * H;
             std::fill(row + u0, row + u1, 0.0f);
+            if (!gru) continue;
+            row = dgh + static_cast<std::size_t>(b) * GH + q * H;
+            std::fill(row + u0, row + u1, 0.0f);
           }
-        if (cell == CellKind::lstm) {
+        if (gru) {
+          const float* h_prev =
+              s > 0 ? out + static_cast<std::size_t>(t_prev) * B * DH + dir * H : ws.zeros.data();
+          const int ld_prev = s > 0 ? DH : H;
+          kernels::gru_pointwise_backward<float>(Bt, H, dg, dgh, h_prev, ld_prev, dh, dout_t, DH,
+                                                 dg, dgh, dh, u0, u1);
+        } else if (cell == CellKind::lstm) {
           const float* c = W.cell.data() + t * BH;
           const float* c_prev = s > 0 ? W.cell.data() + t_prev * BH : ws.zeros.data();
           kernels::lstm_pointwise_backward<float>(Bt, H, dg, c_prev, c, dh, dout_t, DH, dc, dg, u0,
@@ -917,8 +929,9 @@ void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, i
                                                  dout_t, DH, dg, u0, u1);
         }
         barrier.wait();
+        // dh_{t-1}: the product (GRU: added to the part that bypasses W_hh, which its cell wrote).
         if (s > 0)
-          kernels::gemm_packed_cols(Bt, dg, GH, GH, nullptr, 0, w_hh_t, false, u0, u1, dh, H);
+          kernels::gemm_packed_cols(Bt, dgh, GH, GH, nullptr, 0, w_hh_t, gru, u0, u1, dh, H);
       }
       barrier.wait();  // every step's gate gradients are whole
       // This thread's rows of the weight gradients (multiples of 64 gate columns: the weight-
@@ -927,22 +940,27 @@ void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, i
       const int m0 = blocks * k / threads * 64, m1 = blocks * (k + 1) / threads * 64;
       if (m1 <= m0) return;
       AlignedVector<float>& scratch = ws.tn_scratch_threads[static_cast<std::size_t>(k)];
-      float* sums = bias ? ws.bias_sums.data() : nullptr;
+      // LSTM, RNN: dgates' column sums (both biases' gradient) from dW_hh's product into
+      // ws.bias_sums; GRU: b_ih's from dW_ih's product, b_hh's from dW_hh's, straight into
+      // grads (as backward_direction sums them).
+      float* ih_sums = bias && gru ? grads + p.b_ih : nullptr;
+      float* sums = !bias ? nullptr : gru ? grads + p.b_hh : ws.bias_sums.data();
       kernels::gemm_tn_accumulate(m1 - m0, I, S * B, dgates + m0, GH, in, I,
-                                  gw_ih + static_cast<std::size_t>(m0) * I, I, scratch, nullptr);
+                                  gw_ih + static_cast<std::size_t>(m0) * I, I, scratch,
+                                  ih_sums ? ih_sums + m0 : nullptr);
       if (S > 1) {
-        const float* dg_rows = dgates + (dir == 0 ? BG : 0);
+        const float* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
         const float* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
-        if (sums && dir == 0) add_column_sums_range<float>(dgates, B, GH, m0, m1, sums);
+        if (sums && dir == 0) add_column_sums_range<float>(dgates_hid, B, GH, m0, m1, sums);
         kernels::gemm_tn_accumulate(m1 - m0, H, (S - 1) * B, dg_rows + m0, GH, h_rows, DH,
                                     gw_hh + static_cast<std::size_t>(m0) * H, H, scratch,
                                     sums ? sums + m0 : nullptr);
         if (sums && dir != 0)
-          add_column_sums_range<float>(dgates + (S - 1) * BG, B, GH, m0, m1, sums);
+          add_column_sums_range<float>(dgates_hid + (S - 1) * BG, B, GH, m0, m1, sums);
       } else if (sums) {
-        add_column_sums_range<float>(dgates, static_cast<std::size_t>(S) * B, GH, m0, m1, sums);
+        add_column_sums_range<float>(dgates_hid, static_cast<std::size_t>(S) * B, GH, m0, m1, sums);
       }
-      if (!sums) return;
+      if (!sums || gru) return;
       float* g_b_ih = grads + p.b_ih;
       float* g_b_hh = grads + p.b_hh;
       for (int j = m0; j < m1; ++j) {
