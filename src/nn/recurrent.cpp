@@ -450,7 +450,7 @@ class StepBarrier {
 // thread k takes units [u0, u1) (a multiple of the panel width), computes their columns in every
 // gate block, then their cell, and waits for the others before the next step. Each element is
 // computed as forward_direction computes it: the same bits. Inference keeps one step's buffers;
-// training every step's gates and cell states (LSTM and RNN: column_split_rows).
+// training every step's gates, GRU hidden products and cell states (column_split_rows).
 template <typename T>
 void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* in,
                                                   StackWorkspace<T>& ws) const {

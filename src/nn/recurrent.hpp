@@ -190,7 +190,7 @@ class RecurrentStack {
   // units) between the pool's threads, a barrier a step, when this returns more than the rows
   // per thread: weights too large for a core's L2 cache, read by each thread in part for every
   // row instead of in whole for its share of the rows. Inference packing: every cell; training
-  // packing: LSTM and RNN without recurrent dropout (forward and backward split). 0: never.
+  // packing: without recurrent dropout (forward and backward split). 0: never.
   int column_split_rows(const StackPacked& packed) const;
 
   // Packs every direction's weights for the float fast path (does nothing for double or untied);
@@ -226,7 +226,7 @@ class RecurrentStack {
   // forward_direction's time loop with the columns split between ws.columns' threads.
   void forward_direction_columns(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
   bool splits_columns(const StackWorkspace<T>& ws) const;
-  // backward_direction's time loop and weight gradients with the columns split (LSTM, RNN).
+  // backward_direction's time loop and weight gradients with the columns split.
   void backward_direction_columns(const T* params, int layer, int dir, const T* in,
                                   StackWorkspace<T>& ws, T* grads) const;
   void store_final_states(int layer, int dir, const T* h_prev, int ld_prev, const T* c_prev,
