@@ -673,16 +673,31 @@ RECUR_AVX512_BF16 void tn_block_avx512(int M, int N, int kb, int kb_real, const 
 // block's depth; at the end C += (C^T)^T, one transpose of the result.
 constexpr int kAmxTnDepth = 256;
 
+// transpose16's permute indices, stage by stage (b = 1, 2, 4, 8): lane j of the lower row keeps
+// its value where bit b of j is clear and takes the upper row's lane j - b where it is set; the
+// upper row takes the lower's lane j + b, or keeps its own.
+struct TransposeIndices {
+  alignas(64) std::int32_t lo[4][16] = {};
+  alignas(64) std::int32_t hi[4][16] = {};
+  constexpr TransposeIndices() {
+    for (int stage = 0; stage < 4; ++stage) {
+      const int b = 1 << stage;
+      for (int j = 0; j < 16; ++j) {
+        lo[stage][j] = (j & b) == 0 ? j : 16 + j - b;
+        hi[stage][j] = (j & b) == 0 ? j + b : 16 + j;
+      }
+    }
+  }
+};
+constexpr TransposeIndices kTransposeIndices{};
+
 // A 16 x 16 block of 32-bit values transposed in registers: stage b swaps bit b of the row and
 // column indices (each stage one two-source permute per row).
 RECUR_AMX inline void transpose16(__m512i r[16]) {
-  for (int b = 1; b < 16; b *= 2) {
-    alignas(64) std::int32_t lo[16], hi[16];
-    for (int j = 0; j < 16; ++j) {
-      lo[j] = (j & b) == 0 ? j : 16 + j - b;
-      hi[j] = (j & b) == 0 ? j + b : 16 + j;
-    }
-    const __m512i idx_lo = _mm512_load_si512(lo), idx_hi = _mm512_load_si512(hi);
+  for (int stage = 0; stage < 4; ++stage) {
+    const int b = 1 << stage;
+    const __m512i idx_lo = _mm512_load_si512(kTransposeIndices.lo[stage]);
+    const __m512i idx_hi = _mm512_load_si512(kTransposeIndices.hi[stage]);
     for (int i = 0; i < 16; ++i) {
       if ((i & b) != 0) continue;
       const __m512i a = r[i], c = r[i + b];

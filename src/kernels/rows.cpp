@@ -39,9 +39,9 @@ template <typename T>
 
 template <typename T>
 [[gnu::always_inline]] inline void add_column_sums_impl(const T* rows, std::size_t n, int cols,
-                                                        T* out) {
+                                                        int ld, T* out) {
   for (std::size_t r = 0; r < n; ++r) {
-    const T* row = rows + r * cols;
+    const T* row = rows + r * ld;
 #pragma omp simd
     for (int j = 0; j < cols; ++j) out[j] += row[j];
   }
@@ -61,7 +61,8 @@ RECUR_DISPATCHED(template <>, void, mul_add_rows<float>, mul_add_rows_f, mul_add
                  (B, H, a, mask, out))
 RECUR_DISPATCHED(template <>, void, add_column_sums<float>, add_column_sums_f,
                  add_column_sums_impl<float>,
-                 (const float* rows, std::size_t n, int cols, float* out), (rows, n, cols, out))
+                 (const float* rows, std::size_t n, int cols, int ld, float* out),
+                 (rows, n, cols, ld, out))
 
 template <>
 void add_bias_rows<double>(double* rows, std::size_t n, int cols, const double* bias) {
@@ -76,8 +77,8 @@ void mul_add_rows<double>(int B, int H, const double* a, const double* mask, dou
   mul_add_rows_impl<double>(B, H, a, mask, out);
 }
 template <>
-void add_column_sums<double>(const double* rows, std::size_t n, int cols, double* out) {
-  add_column_sums_impl<double>(rows, n, cols, out);
+void add_column_sums<double>(const double* rows, std::size_t n, int cols, int ld, double* out) {
+  add_column_sums_impl<double>(rows, n, cols, ld, out);
 }
 
 }  // namespace recur::kernels

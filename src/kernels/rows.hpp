@@ -18,8 +18,9 @@ void mul_rows(int B, int H, const T* a, int lda, const T* mask, T* out);
 template <typename T>
 void mul_add_rows(int B, int H, const T* a, const T* mask, T* out);
 
-// out [cols] += the column sums of rows [n, cols].
+// out [cols] += the column sums of rows [n, cols] (row r at rows + r * ld), each column's rows
+// in order.
 template <typename T>
-void add_column_sums(const T* rows, std::size_t n, int cols, T* out);
+void add_column_sums(const T* rows, std::size_t n, int cols, int ld, T* out);
 
 }  // namespace recur::kernels

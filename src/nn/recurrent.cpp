@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 #include "core/thread_pool.hpp"
 #include "kernels/cell.hpp"
@@ -423,6 +424,12 @@ bool RecurrentStack<T>::splits_columns(const StackWorkspace<T>& ws) const {
 
 namespace {
 
+// Thread k's units [u0, u1) of `threads` splitting `panels` panels: whole panels each.
+std::pair<int, int> split_units(int panels, int threads, int k) {
+  return {panels * k / threads * kernels::kPanelWidth,
+          panels * (k + 1) / threads * kernels::kPanelWidth};
+}
+
 // Threads of a column split meet here after every step: h_t is whole only once each has written
 // its units. Spins briefly, then yields.
 class StepBarrier {
@@ -473,8 +480,7 @@ void RecurrentStack<T>::forward_direction_columns(int layer, int dir, const T* i
     const int threads = std::min(ws.columns->size(), panels);
     StepBarrier barrier(threads);
     ws.columns->run(threads, [&](int k) {
-      const int u0 = panels * k / threads * kernels::kPanelWidth;
-      const int u1 = panels * (k + 1) / threads * kernels::kPanelWidth;
+      const auto [u0, u1] = split_units(panels, threads, k);
       const float* h_prev = h_start;
       int ld_prev = H;
       const float* c_prev = c_start;
@@ -749,14 +755,14 @@ void add_bias_grads(bool gru, const T* dgates, const T* dgates_hid, std::size_t 
     if (summed) {
       for (int j = 0; j < GH; ++j) g_b_ih[j] += sums[j];
     } else {
-      add_column_sums<T>(dgates, SB, GH, g_b_ih);
+      add_column_sums<T>(dgates, SB, GH, GH, g_b_ih);
     }
-    add_column_sums<T>(dgates_hid, SB, GH, g_b_hh);
+    add_column_sums<T>(dgates_hid, SB, GH, GH, g_b_hh);
     return;
   }
   if (!summed) {
     std::fill(sums, sums + GH, T(0));
-    add_column_sums<T>(dgates, SB, GH, sums);
+    add_column_sums<T>(dgates, SB, GH, GH, sums);
   }
   for (int j = 0; j < GH; ++j) {
     g_b_ih[j] += sums[j];
@@ -764,19 +770,20 @@ void add_bias_grads(bool gru, const T* dgates, const T* dgates_hid, std::size_t 
   }
 }
 
-// dW [GH, N] += A^T X over K rows (A: gate gradients, GH wide): recur's kernel for float (it
-// reads A in place; bf16 products when training in bf16), BLAS for double.
+// dW [M, N] += A^T X over K rows (A: M of the gate gradients' columns, rows lda apart): recur's
+// kernel for float (it reads A in place; bf16 products when training in bf16), BLAS for double.
 template <typename T>
-void add_weight_grad(int GH, int N, int K, const T* A, const T* X, int ldx, T* C, bool bf16,
-                     StackWorkspace<T>& ws, T* a_sums = nullptr) {
+void add_weight_grad(int M, int lda, int N, int K, const T* A, const T* X, int ldx, T* C, bool bf16,
+                     AlignedVector<float>& tn_scratch, StackWorkspace<T>& ws, T* a_sums = nullptr) {
   if constexpr (std::is_same_v<T, float>) {
     if (bf16)
-      kernels::gemm_tn_bf16(GH, N, K, A, GH, X, ldx, C, N, ws.bf16_scratch, a_sums);
+      kernels::gemm_tn_bf16(M, N, K, A, lda, X, ldx, C, N, ws.bf16_scratch, a_sums);
     else
-      kernels::gemm_tn_accumulate(GH, N, K, A, GH, X, ldx, C, N, ws.tn_scratch, a_sums);
+      kernels::gemm_tn_accumulate(M, N, K, A, lda, X, ldx, C, N, tn_scratch, a_sums);
   } else {
-    gemm<T>(true, false, GH, N, K, T(1), A, GH, X, ldx, T(1), C, N);
-    if (a_sums) add_column_sums<T>(A, static_cast<std::size_t>(K), GH, a_sums);
+    (void)tn_scratch;
+    gemm<T>(true, false, M, N, K, T(1), A, lda, X, ldx, T(1), C, N);
+    if (a_sums) add_column_sums<T>(A, static_cast<std::size_t>(K), M, lda, a_sums);
   }
 }
 
@@ -803,17 +810,25 @@ void input_grad(int M, int I, int GH, const T* dgates, const T* w_ih,
 // the rows anyway (add_column_sums' bits: each column's rows in order): with `ih_sums`, dgates'
 // over all S*B rows (dW_ih's product); with `hh_sums`, dgates_hid's (dW_hh's product; the rows
 // it skips are summed in their place in the row order). LSTM and RNN take their biases' gradient
-// from one of the two, GRU its b_ih's and b_hh's from both.
+// from one of the two, GRU its b_ih's and b_hh's from both. Only the rows [m0, m1) of dW (the
+// gate columns [m0, m1) and their sums): threads may share the work (tied_param_grads).
 template <typename T>
 void tied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* out, const T* h0,
                        const T* dgates, const T* dgates_hid, const T* h_dropped, T* gw_ih, T* gw_hh,
-                       bool bf16, T* ih_sums, T* hh_sums, StackWorkspace<T>& ws) {
-  const int S = d.S, B = d.B, H = d.H, I = d.I, GH = d.GH, DH = d.DH;
+                       bool bf16, T* ih_sums, T* hh_sums, int m0, int m1,
+                       AlignedVector<float>& tn_scratch, StackWorkspace<T>& ws) {
+  const int S = d.S, B = d.B, H = d.H, I = d.I, GH = d.GH, DH = d.DH, M = m1 - m0;
   const std::size_t BG = d.BG;
+  dgates += m0;
+  dgates_hid += m0;
+  gw_ih += static_cast<std::size_t>(m0) * I;
+  gw_hh += static_cast<std::size_t>(m0) * H;
+  if (ih_sums) ih_sums += m0;
+  if (hh_sums) hh_sums += m0;
   // dW += dgates^T x inputs: recur's kernel for float (it reads dgates in place), BLAS for
   // double.
   auto weight_grad = [&](int N, int K, const T* A, const T* X, int ldx, T* C, T* a_sums) {
-    add_weight_grad<T>(GH, N, K, A, X, ldx, C, bf16, ws, a_sums);
+    add_weight_grad<T>(M, GH, N, K, A, X, ldx, C, bf16, tn_scratch, ws, a_sums);
   };
   weight_grad(I, S * B, dgates, in, I, gw_ih, ih_sums);
   if (h_dropped) {
@@ -825,47 +840,75 @@ void tied_weight_grads(const DirectionDims& d, int dir, const T* in, const T* ou
     const T* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
     // The first processed step's rows (h_prev = h0) are not in this product: step 0's come
     // before its rows, step S - 1's (the reverse direction) after them.
-    if (hh_sums && dir == 0) add_column_sums<T>(dgates_hid, B, GH, hh_sums);
+    if (hh_sums && dir == 0) add_column_sums<T>(dgates_hid, B, M, GH, hh_sums);
     weight_grad(H, (S - 1) * B, dg_rows, h_rows, DH, gw_hh, hh_sums);
-    if (hh_sums && dir != 0) add_column_sums<T>(dgates_hid + (S - 1) * BG, B, GH, hh_sums);
+    if (hh_sums && dir != 0) add_column_sums<T>(dgates_hid + (S - 1) * BG, B, M, GH, hh_sums);
   } else if (hh_sums) {
-    add_column_sums<T>(dgates_hid, static_cast<std::size_t>(S) * B, GH, hh_sums);
+    add_column_sums<T>(dgates_hid, static_cast<std::size_t>(S) * B, M, GH, hh_sums);
   }
   if (ws.h0) {
     const int first = dir == 0 ? 0 : S - 1;
-    gemm<T>(true, false, GH, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
+    gemm<T>(true, false, M, H, B, T(1), dgates_hid + first * BG, GH, h0, H, T(1), gw_hh, H);
+  }
+}
+
+// The parameter gradients of tied weights over all timesteps (tied_weight_grads) and the biases'
+// (add_bias_grads). The biases' gradients come with the weight gradients': LSTM's and RNN's
+// (dgates' column sums) into ws.bias_sums, from dW_hh's product (bf16: dW_ih's); GRU's straight
+// into b_ih's and b_hh's gradients, from dW_ih's and dW_hh's products (bf16: b_ih's only, into
+// ws.bias_sums). With `pool`, its threads each compute a range of the weight gradients' rows
+// (multiples of 64 gate columns: the float weight-gradient kernel packs A 64 columns at a time,
+// so each element is summed as one thread sums it).
+template <typename T>
+void tied_param_grads(const DirectionDims& d, const DirectionParams& p, bool gru, bool bias,
+                      int dir, const T* in, const T* out, const T* h0, const T* dgates,
+                      const T* dgates_hid, const T* h_dropped, T* grads, bool bf16,
+                      StackWorkspace<T>& ws, ThreadPool* pool = nullptr) {
+  const int GH = d.GH;
+  const bool summed = bias && (bf16 || !gru);
+  const bool gru_direct = bias && gru && !bf16;
+  if (summed) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, T(0));
+  T* ih_sums = gru_direct ? grads + p.b_ih : summed && bf16 ? ws.bias_sums.data() : nullptr;
+  T* hh_sums = gru_direct ? grads + p.b_hh : summed && !bf16 ? ws.bias_sums.data() : nullptr;
+  auto rows = [&](int m0, int m1, AlignedVector<float>& scratch) {
+    tied_weight_grads<T>(d, dir, in, out, h0, dgates, dgates_hid, h_dropped, grads + p.w_ih,
+                         grads + p.w_hh, bf16, ih_sums, hh_sums, m0, m1, scratch, ws);
+  };
+  if (!pool) {
+    rows(0, GH, ws.tn_scratch);
+  } else {
+    const int blocks = GH / 64, threads = std::min(pool->size(), blocks);
+    if (ws.tn_scratch_threads.size() < static_cast<std::size_t>(threads))
+      ws.tn_scratch_threads.resize(static_cast<std::size_t>(threads));
+    pool->run(threads, [&](int k) {
+      rows(blocks * k / threads * 64, blocks * (k + 1) / threads * 64,
+           ws.tn_scratch_threads[static_cast<std::size_t>(k)]);
+    });
+  }
+  if (bias && !gru_direct) {
+    add_bias_grads<T>(gru, dgates, dgates_hid, static_cast<std::size_t>(d.S) * d.B, GH,
+                      ws.bias_sums.data(), summed, grads + p.b_ih, grads + p.b_hh);
   }
 }
 
 }  // namespace
 
-// Column sums of rows [0, n) of A (row stride ld) for columns [j0, j1), added to out[j0, j1): the
-// bits of add_column_sums (each column's rows in order) over a range of the columns.
-template <typename T>
-void add_column_sums_range(const T* A, std::size_t n, int ld, int j0, int j1, T* out) {
-  for (std::size_t r = 0; r < n; ++r) {
-    const T* row = A + r * ld;
-    for (int j = j0; j < j1; ++j) out[j] += row[j];
-  }
-}
-
 // backward_direction with each step split between ws.columns' threads as the forward was
 // (forward_direction_columns): thread k takes units [u0, u1), runs their cell backward for every
 // row, meets the others (the step's gate gradients are whole only then), and computes its units'
 // columns of dh_{t-1} = dgates W_hh; the next step's cell reads only its own units of dh. Then
-// the weight gradients over all steps, each thread a range of their rows (gate columns), and the
-// biases' sums over the same range. Each element is summed as one thread sums it: the same bits
+// the weight gradients over all steps, each thread a range of their rows (tied_param_grads).
+// Each element is summed as one thread sums it: the same bits
 // as backward_direction (tests ColumnSplitTraining.*). Tied weights, no initial state, no
 // recurrent dropout (splits_columns, column_split_rows).
 template <typename T>
-void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, int dir, const T* in,
+void RecurrentStack<T>::backward_direction_columns(int layer, int dir, const T* in,
                                                    StackWorkspace<T>& ws, T* grads) const {
   if constexpr (std::is_same_v<T, float>) {
     const CellKind cell = spec_.cell;
     const DirectionParams& p = params_[layer * spec_.directions + dir];
     const DirectionDims dims = direction_dims(p, ws);
-    const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B,
-              I = dims.I;
+    const int H = dims.H, D = dims.D, GH = dims.GH, DH = dims.DH, S = dims.S, B = dims.B;
     const std::size_t BG = dims.BG, BH = static_cast<std::size_t>(B) * H;
     auto& L = ws.layers[layer];
     auto& W = L.dir[dir];
@@ -883,16 +926,9 @@ void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, i
     if (cell == CellKind::lstm) std::fill(dc, dc + BH, 0.0f);
     const int panels = H / kernels::kPanelWidth;
     const int threads = std::min(ws.columns->size(), panels);
-    if (ws.tn_scratch_threads.size() < static_cast<std::size_t>(threads))
-      ws.tn_scratch_threads.resize(static_cast<std::size_t>(threads));
-    const bool bias = spec_.bias;
-    if (bias && !gru) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, 0.0f);
-    float* gw_ih = grads + p.w_ih;
-    float* gw_hh = grads + p.w_hh;
     StepBarrier barrier(threads);
     ws.columns->run(threads, [&](int k) {
-      const int u0 = panels * k / threads * kernels::kPanelWidth;
-      const int u1 = panels * (k + 1) / threads * kernels::kPanelWidth;
+      const auto [u0, u1] = split_units(panels, threads, k);
       for (int s = S - 1; s >= 0; --s) {
         const int t = dir == 0 ? s : S - 1 - s;
         const int t_prev = dir == 0 ? t - 1 : t + 1;
@@ -933,41 +969,10 @@ void RecurrentStack<T>::backward_direction_columns(const T* params, int layer, i
         if (s > 0)
           kernels::gemm_packed_cols(Bt, dgh, GH, GH, nullptr, 0, w_hh_t, gru, u0, u1, dh, H);
       }
-      barrier.wait();  // every step's gate gradients are whole
-      // This thread's rows of the weight gradients (multiples of 64 gate columns: the weight-
-      // gradient kernel packs A 64 columns at a time, so each element is summed as before).
-      const int blocks = GH / 64;
-      const int m0 = blocks * k / threads * 64, m1 = blocks * (k + 1) / threads * 64;
-      if (m1 <= m0) return;
-      AlignedVector<float>& scratch = ws.tn_scratch_threads[static_cast<std::size_t>(k)];
-      // LSTM, RNN: dgates' column sums (both biases' gradient) from dW_hh's product into
-      // ws.bias_sums; GRU: b_ih's from dW_ih's product, b_hh's from dW_hh's, straight into
-      // grads (as backward_direction sums them).
-      float* ih_sums = bias && gru ? grads + p.b_ih : nullptr;
-      float* sums = !bias ? nullptr : gru ? grads + p.b_hh : ws.bias_sums.data();
-      kernels::gemm_tn_accumulate(m1 - m0, I, S * B, dgates + m0, GH, in, I,
-                                  gw_ih + static_cast<std::size_t>(m0) * I, I, scratch,
-                                  ih_sums ? ih_sums + m0 : nullptr);
-      if (S > 1) {
-        const float* dg_rows = dgates_hid + (dir == 0 ? BG : 0);
-        const float* h_rows = out + (dir == 0 ? 0 : static_cast<std::size_t>(B) * DH) + dir * H;
-        if (sums && dir == 0) add_column_sums_range<float>(dgates_hid, B, GH, m0, m1, sums);
-        kernels::gemm_tn_accumulate(m1 - m0, H, (S - 1) * B, dg_rows + m0, GH, h_rows, DH,
-                                    gw_hh + static_cast<std::size_t>(m0) * H, H, scratch,
-                                    sums ? sums + m0 : nullptr);
-        if (sums && dir != 0)
-          add_column_sums_range<float>(dgates_hid + (S - 1) * BG, B, GH, m0, m1, sums);
-      } else if (sums) {
-        add_column_sums_range<float>(dgates_hid, static_cast<std::size_t>(S) * B, GH, m0, m1, sums);
-      }
-      if (!sums || gru) return;
-      float* g_b_ih = grads + p.b_ih;
-      float* g_b_hh = grads + p.b_hh;
-      for (int j = m0; j < m1; ++j) {
-        g_b_ih[j] += sums[j];
-        g_b_hh[j] += sums[j];
-      }
     });
+    // The weight gradients, each thread a range of their rows.
+    tied_param_grads<float>(dims, p, gru, spec_.bias, dir, in, out, ws.zeros.data(), dgates,
+                            dgates_hid, nullptr, grads, false, ws, ws.columns);
   } else {
     RECUR_ASSERT(false && "column splits are float only");
   }
@@ -980,7 +985,7 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
                                            T* dc0) const {
   if (ws.int8) return forward_direction_int8(layer, dir, in, ws);
   if (!dhn && !dcn && !dh0 && !dc0 && !din && splits_columns(ws))
-    return backward_direction_columns(params, layer, dir, in, ws, grads);
+    return backward_direction_columns(layer, dir, in, ws, grads);
   const CellKind cell = spec_.cell;
   const DirectionParams& p = params_[layer * spec_.directions + dir];
   const DirectionDims dims = direction_dims(p, ws);
@@ -1095,31 +1100,18 @@ void RecurrentStack<T>::backward_direction(const T* params, int layer, int dir, 
   if (dc0 && cell == CellKind::lstm) std::memcpy(dc0 + state_off, dc, sizeof(T) * BH);
 
   // Parameter gradients over all timesteps at once.
-  T* gw_ih = grads + p.w_ih;
-  T* gw_hh = grads + p.w_hh;
-  const std::size_t SB = static_cast<std::size_t>(S) * B;
-  // The biases' gradients come with the weight gradients': LSTM's and RNN's (dgates' column
-  // sums) into ws.bias_sums, from dW_hh's product (bf16: dW_ih's); GRU's straight into b_ih's and
-  // b_hh's gradients, from dW_ih's and dW_hh's products (bf16: b_ih's only, into ws.bias_sums).
   const bool gru = cell == CellKind::gru;
-  const bool tied_bias = spec_.bias && !spec_.untied;
-  const bool summed = tied_bias && (bf16 || !gru);
-  const bool gru_direct = tied_bias && gru && !bf16;
-  if (summed) std::fill(ws.bias_sums.begin(), ws.bias_sums.begin() + GH, T(0));
-  T* ih_sums = gru_direct ? grads + p.b_ih : summed && bf16 ? ws.bias_sums.data() : nullptr;
-  T* hh_sums = gru_direct ? grads + p.b_hh : summed && !bf16 ? ws.bias_sums.data() : nullptr;
   if (!spec_.untied) {
-    tied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid,
-                         mask ? W.h_dropped.data() : nullptr, gw_ih, gw_hh, bf16 != nullptr,
-                         ih_sums, hh_sums, ws);
+    tied_param_grads<T>(dims, p, gru, spec_.bias, dir, in, out, h0, dgates, dgates_hid,
+                        mask ? W.h_dropped.data() : nullptr, grads, bf16 != nullptr, ws);
     RECUR_ASSERT(!din);  // tied weights: input_gradient, once every direction is done
-  } else {
-    untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, gw_ih, gw_hh, din,
-                           din_accumulate);
+    return;
   }
-  if (spec_.bias && !gru_direct) {
-    add_bias_grads<T>(gru, dgates, dgates_hid, SB, GH, ws.bias_sums.data(), summed, grads + p.b_ih,
-                      grads + p.b_hh);
+  untied_weight_grads<T>(dims, dir, in, out, h0, dgates, dgates_hid, w_ih, grads + p.w_ih,
+                         grads + p.w_hh, din, din_accumulate);
+  if (spec_.bias) {
+    add_bias_grads<T>(gru, dgates, dgates_hid, static_cast<std::size_t>(S) * B, GH,
+                      ws.bias_sums.data(), false, grads + p.b_ih, grads + p.b_hh);
   }
 }
 

@@ -227,8 +227,8 @@ class RecurrentStack {
   void forward_direction_columns(int layer, int dir, const T* in, StackWorkspace<T>& ws) const;
   bool splits_columns(const StackWorkspace<T>& ws) const;
   // backward_direction's time loop and weight gradients with the columns split.
-  void backward_direction_columns(const T* params, int layer, int dir, const T* in,
-                                  StackWorkspace<T>& ws, T* grads) const;
+  void backward_direction_columns(int layer, int dir, const T* in, StackWorkspace<T>& ws,
+                                  T* grads) const;
   void store_final_states(int layer, int dir, const T* h_prev, int ld_prev, const T* c_prev,
                           StackWorkspace<T>& ws) const;
   // din (untied weights only; tied ones take input_gradient after every direction): the

@@ -173,14 +173,20 @@ ModelInput<float> load_chunk(SequenceRunner::Chunk& c, const SequenceSource& src
   return in;
 }
 
+// At most column_split_rows() rows a thread (for now: any batch, once a layer's weights are large
+// enough to split): the threads split the weights' columns instead of the rows.
+bool splits_columns(const Model<float>& model, std::size_t rows, int threads) {
+  return threads > 1 && static_cast<std::int64_t>(rows) <=
+                            static_cast<std::int64_t>(model.column_split_rows()) * threads;
+}
+
 }  // namespace
 
 SequenceRunner::Stats SequenceRunner::train_batch(const SequenceSource& src,
                                                   const std::vector<std::int64_t>& idx,
                                                   float* grads, std::uint64_t dropout_seed) {
   const int n = std::min(threads_, static_cast<int>(idx.size()));
-  if (n > 1 && static_cast<std::int64_t>(idx.size()) <=
-                   static_cast<std::int64_t>(model_.column_split_rows()) * n)
+  if (splits_columns(model_, idx.size(), n))
     return train_chunks(src, idx, grads, dropout_seed, 0, 1, 1, true);
   return train_chunks(src, idx, grads, dropout_seed, 0, n, n);
 }
@@ -307,10 +313,7 @@ SequenceRunner::Stats SequenceRunner::infer_batch(const SequenceSource& src,
                                                   const std::vector<std::int64_t>& idx,
                                                   std::int32_t* predictions, float* probs) {
   const int n = std::min(threads_, static_cast<int>(idx.size()));
-  // At most column_split_rows() rows a thread (for now: any batch, once a layer's weights are large
-  // enough to split): the threads split the weights' columns instead of the rows.
-  if (n > 1 && static_cast<std::int64_t>(idx.size()) <=
-                   static_cast<std::int64_t>(model_.column_split_rows()) * n)
+  if (splits_columns(model_, idx.size(), n))
     return infer_chunks(src, idx, predictions, probs, 0, 1, 1, true);
   return infer_chunks(src, idx, predictions, probs, 0, n, n);
 }

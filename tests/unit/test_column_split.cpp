@@ -32,6 +32,12 @@ struct SplitCase {
   bool ragged;
 };
 
+std::string case_name(const ::testing::TestParamInfo<SplitCase>& param) {
+  const SplitCase& c = param.param;
+  return to_string(c.cell) + std::to_string(c.hidden) +
+         (c.directions == 2 ? "_bidirectional" : "") + (c.ragged ? "_ragged" : "");
+}
+
 class ColumnSplit : public ::testing::TestWithParam<SplitCase> {};
 
 TEST_P(ColumnSplit, GivesTheBitsOfOneThread) {
@@ -78,12 +84,7 @@ INSTANTIATE_TEST_SUITE_P(Cells, ColumnSplit,
                                            SplitCase{CellKind::gru, 1024, 2, false},
                                            SplitCase{CellKind::rnn_tanh, 2048, 1, true},
                                            SplitCase{CellKind::rnn_relu, 2048, 2, true}),
-                         [](const ::testing::TestParamInfo<SplitCase>& param) {
-                           const SplitCase& c = param.param;
-                           return to_string(c.cell) + std::to_string(c.hidden) +
-                                  (c.directions == 2 ? "_bidirectional" : "") +
-                                  (c.ragged ? "_ragged" : "");
-                         });
+                         case_name);
 
 // Training: forward keeping every step, then backward, split and on one thread.
 class ColumnSplitTraining : public ::testing::TestWithParam<SplitCase> {};
@@ -133,12 +134,7 @@ INSTANTIATE_TEST_SUITE_P(Cells, ColumnSplitTraining,
                                            SplitCase{CellKind::gru, 1024, 2, false},
                                            SplitCase{CellKind::rnn_tanh, 2048, 1, true},
                                            SplitCase{CellKind::rnn_relu, 2048, 2, false}),
-                         [](const ::testing::TestParamInfo<SplitCase>& param) {
-                           const SplitCase& c = param.param;
-                           return to_string(c.cell) + std::to_string(c.hidden) +
-                                  (c.directions == 2 ? "_bidirectional" : "") +
-                                  (c.ragged ? "_ragged" : "");
-                         });
+                         case_name);
 
 // A training step through the runner: two threads on the columns give the one-thread gradients.
 TEST(ColumnSplitTraining, TheRunnerGivesTheGradientsOfOneThread) {

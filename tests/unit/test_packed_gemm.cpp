@@ -283,7 +283,7 @@ TEST(PackedGemm, WeightGradientColumnSumsEqualAddColumnSums) {
                        sums.data());
     gemm_tn_accumulate(s.M, s.N, s.K, A.data(), lda, X.data(), s.N, plain.data(), s.N, scratch);
     for (int k = 0; k < s.K; ++k)
-      add_column_sums<float>(A.data() + static_cast<size_t>(k) * lda, 1, s.M, want.data());
+      add_column_sums<float>(A.data() + static_cast<size_t>(k) * lda, 1, s.M, s.M, want.data());
     EXPECT_EQ(std::memcmp(sums.data(), want.data(), want.size() * sizeof(float)), 0);
     EXPECT_EQ(std::memcmp(C.data(), plain.data(), C.size() * sizeof(float)), 0);
   }

@@ -29,7 +29,7 @@ void check_rows(int rows, int cols) {
     for (int j = 0; j < cols; ++j) ASSERT_EQ(biased[r * cols + j], a[r * cols + j] + bias[j]);
 
   std::vector<T> sums = bias, want = bias;  // adds to what is there
-  add_column_sums<T>(a.data(), rows, cols, sums.data());
+  add_column_sums<T>(a.data(), rows, cols, cols, sums.data());
   for (int r = 0; r < rows; ++r)
     for (int j = 0; j < cols; ++j) want[j] += a[r * cols + j];
   for (int j = 0; j < cols; ++j) ASSERT_EQ(sums[j], want[j]) << j;
